@@ -1,0 +1,332 @@
+//! Configuration: defaults, overridden by the TOML file, overridden by the command line.
+//!
+//! The file is looked up at `--config PATH`, else at the platform's config directory
+//! (`$XDG_CONFIG_HOME/lingertop/config.toml` on Linux). Every key is documented in
+//! `config.example.toml`. Errors are one line naming the file, line, key and what is allowed.
+
+mod file;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::alerts::{CountRule, LingerRule, RatioRule};
+use crate::model::{Filter, Rules};
+use file::{CountFile, FileConfig, LingerFile, RatioFile};
+
+/// The validated configuration every mode runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Poll interval of the live modes (dashboard, watch, serve).
+    pub interval: Duration,
+    /// Samples of per-state history kept.
+    pub history: usize,
+    /// Filter applied when the command line gives none.
+    pub default_filter: Filter,
+    pub rules: Rules,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            interval: Duration::from_secs(2),
+            history: 300,
+            default_filter: Filter::default(),
+            rules: Rules::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message is one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Where the config file is looked for when `--config` is not given.
+pub fn default_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("lingertop").join("config.toml"))
+}
+
+/// Loads the configuration: `explicit` must exist when given; the default path may be
+/// missing. `sets` are `--set KEY=VALUE` overrides applied on top of the file.
+pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {
+    let (path, text) = match explicit {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ConfigError(format!(
+                    "cannot read config file {}: {e}; check the path given to --config",
+                    p.display()
+                ))
+            })?;
+            (Some(p.to_path_buf()), text)
+        }
+        None => match default_path() {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(&p).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", p.display()))
+                })?;
+                (Some(p), text)
+            }
+            _ => (None, String::new()),
+        },
+    };
+    let shown = path
+        .as_deref()
+        .map_or_else(|| "config".to_string(), |p| p.display().to_string());
+    parse(&text, &shown, sets)
+}
+
+/// Parses config `text` (named `shown` in errors) and applies `sets`.
+pub fn parse(text: &str, shown: &str, sets: &[String]) -> Result<Config, ConfigError> {
+    let file: FileConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        let key = line.and_then(|l| key_at(text, l));
+        ConfigError(one_line(shown, line, key.as_deref(), e.message()))
+    })?;
+    let cfg = build(file).map_err(|(key, msg)| {
+        let line = find_key(text, &key);
+        ConfigError(one_line(shown, line, Some(&key), &msg))
+    })?;
+    if sets.is_empty() {
+        return Ok(cfg);
+    }
+    // Overrides: merge each KEY=VALUE into the file's table, then validate the result again.
+    let mut table: toml::Table = toml::from_str(text).unwrap_or_default();
+    for set in sets {
+        apply_set(&mut table, set)?;
+    }
+    let file = FileConfig::deserialize(toml::Value::Table(table))
+        .map_err(|e| ConfigError(format!("bad --set: {}", e.message())))?;
+    build(file).map_err(|(key, msg)| ConfigError(format!("bad --set {key}: {msg}")))
+}
+
+fn one_line(shown: &str, line: Option<usize>, key: Option<&str>, msg: &str) -> String {
+    let msg = msg.trim().replace('\n', " ");
+    match (line, key) {
+        (Some(l), Some(k)) => format!("config error in {shown} line {l}, key {k}: {msg}"),
+        (Some(l), None) => format!("config error in {shown} line {l}: {msg}"),
+        (None, Some(k)) => format!("config error in {shown}, key {k}: {msg}"),
+        (None, None) => format!("config error in {shown}: {msg}"),
+    }
+}
+
+fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| {
+        ConfigError(format!(
+            "bad --set \"{set}\": {why}; write KEY=VALUE, e.g. --set alerts.close-wait.min-age=5s"
+        ))
+    };
+    let (key, value) = set.split_once('=').ok_or_else(|| bad("no '='"))?;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(bad("empty key"));
+    }
+    // A TOML value if it parses as one (numbers, booleans, quoted strings), else a string.
+    let value = toml::from_str::<toml::Table>(&format!("v = {}", value.trim()))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+    let (last, path) = parts.split_last().ok_or_else(|| bad("empty key"))?;
+    let mut cur = table;
+    for p in path {
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| bad(&format!("{p} is not a table")))?;
+    }
+    cur.insert(last.to_string(), value);
+    Ok(())
+}
+
+fn build(file: FileConfig) -> Result<Config, (String, String)> {
+    let d = Config::default();
+    let collector = file.collector.unwrap_or_default();
+    let alerts = file.alerts.unwrap_or_default();
+    let r = &d.rules;
+    let rules = Rules {
+        growth_window: alerts.growth_window.map_or(r.growth_window, |i| i.0),
+        close_wait: linger(alerts.close_wait, &r.close_wait, "alerts.close-wait")?,
+        time_wait_total: count(alerts.time_wait, &r.time_wait_total, "alerts.time-wait")?,
+        time_wait_per_remote: count(
+            alerts.time_wait_per_remote,
+            &r.time_wait_per_remote,
+            "alerts.time-wait-per-remote",
+        )?,
+        port_pressure: ratio(alerts.port_pressure, &r.port_pressure, "alerts.port-pressure")?,
+        fin_wait_1: linger(alerts.fin_wait_1, &r.fin_wait_1, "alerts.fin-wait-1")?,
+        fin_wait_2: linger(alerts.fin_wait_2, &r.fin_wait_2, "alerts.fin-wait-2")?,
+        last_ack: linger(alerts.last_ack, &r.last_ack, "alerts.last-ack")?,
+        closing: linger(alerts.closing, &r.closing, "alerts.closing")?,
+    };
+    Ok(Config {
+        interval: collector.interval.map_or(d.interval, |i| i.0),
+        history: collector.history.map_or(d.history, |h| h.0),
+        default_filter: file.filter.and_then(|f| f.default).map_or(d.default_filter, |f| f.0),
+        rules,
+    })
+}
+
+fn ordered<T: PartialOrd + std::fmt::Display>(
+    warning: T,
+    critical: T,
+    section: &str,
+) -> Result<(), (String, String)> {
+    if warning > critical {
+        return Err((
+            format!("{section}.critical"),
+            format!("critical ({critical}) is below warning ({warning}); critical must be at least warning"),
+        ));
+    }
+    Ok(())
+}
+
+fn linger(f: Option<LingerFile>, d: &LingerRule, section: &str) -> Result<LingerRule, (String, String)> {
+    let f = f.unwrap_or_default();
+    let rule = LingerRule {
+        enabled: f.enabled.unwrap_or(d.enabled),
+        min_age: f.min_age.map_or(d.min_age, |a| a.0),
+        warning: f.warning.unwrap_or(d.warning).max(1),
+        critical: f.critical.unwrap_or(d.critical).max(1),
+    };
+    ordered(rule.warning, rule.critical, section)?;
+    Ok(rule)
+}
+
+fn count(f: Option<CountFile>, d: &CountRule, section: &str) -> Result<CountRule, (String, String)> {
+    let f = f.unwrap_or_default();
+    let rule = CountRule {
+        enabled: f.enabled.unwrap_or(d.enabled),
+        warning: f.warning.unwrap_or(d.warning).max(1),
+        critical: f.critical.unwrap_or(d.critical).max(1),
+    };
+    ordered(rule.warning, rule.critical, section)?;
+    Ok(rule)
+}
+
+fn ratio(f: Option<RatioFile>, d: &RatioRule, section: &str) -> Result<RatioRule, (String, String)> {
+    let f = f.unwrap_or_default();
+    let rule = RatioRule {
+        enabled: f.enabled.unwrap_or(d.enabled),
+        warning: f.warning.map_or(d.warning, |r| r.0),
+        critical: f.critical.map_or(d.critical, |r| r.0),
+    };
+    ordered(rule.warning, rule.critical, section)?;
+    Ok(rule)
+}
+
+/// 1-based line of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
+
+/// The dotted key defined on 1-based `line`: the table header above it plus the line's key.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let mut section = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if i + 1 == line {
+                return Some(section);
+            }
+        } else if i + 1 == line {
+            let key = t.split('=').next()?.trim();
+            return Some(if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+    }
+    None
+}
+
+/// The 1-based line defining dotted `key`, if the file has it.
+fn find_key(text: &str, key: &str) -> Option<usize> {
+    (1..=text.lines().count()).find(|&l| key_at(text, l).as_deref() == Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_exactly_the_defaults() {
+        let text = include_str!("../../config.example.toml");
+        let cfg = parse(text, "config.example.toml", &[]).unwrap();
+        assert_eq!(cfg, Config::default());
+        // And it documents every key: uncommenting nothing still parses, and every key the
+        // file format knows appears in it.
+        for key in [
+            "interval",
+            "history",
+            "default",
+            "growth-window",
+            "min-age",
+            "warning",
+            "critical",
+            "enabled",
+            "[alerts.close-wait]",
+            "[alerts.time-wait]",
+            "[alerts.time-wait-per-remote]",
+            "[alerts.port-pressure]",
+            "[alerts.fin-wait-1]",
+            "[alerts.fin-wait-2]",
+            "[alerts.last-ack]",
+            "[alerts.closing]",
+        ] {
+            assert!(text.contains(key), "config.example.toml lacks {key}");
+        }
+    }
+
+    #[test]
+    fn file_values_override_defaults() {
+        let cfg = parse(
+            "[collector]\ninterval = \"500ms\"\n[alerts.close-wait]\nmin-age = \"1s\"\n[filter]\ndefault = \"!state:listen\"\n",
+            "t.toml",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cfg.interval, Duration::from_millis(500));
+        assert_eq!(cfg.rules.close_wait.min_age, Duration::from_secs(1));
+        assert_eq!(cfg.rules.close_wait.warning, 1);
+        assert_eq!(cfg.default_filter.to_string(), "!state:listen");
+    }
+
+    #[test]
+    fn sets_override_the_file() {
+        let cfg = parse(
+            "[alerts.close-wait]\nmin-age = \"10s\"\n",
+            "t.toml",
+            &["alerts.close-wait.min-age=2s".into(), "alerts.time-wait.warning=7".into()],
+        )
+        .unwrap();
+        assert_eq!(cfg.rules.close_wait.min_age, Duration::from_secs(2));
+        assert_eq!(cfg.rules.time_wait_total.warning, 7);
+        let e = parse("", "t", &["alerts.nope=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("close-wait"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_file_line_key_and_what_is_allowed() {
+        for (text, needles) in [
+            ("[alerts.close-wait]\nmin_age = \"3s\"\n", &["line 2", "min_age", "min-age"][..]),
+            ("[collector]\n\ninterval = \"fast\"\n", &["line 3", "collector.interval", "30s"]),
+            ("[collector]\ninterval = \"10ms\"\n", &["line 2", "100ms to 1d"]),
+            ("[alerts.port-pressure]\nwarning = 1.5\n", &["line 2", "alerts.port-pressure.warning", "0.0 to 1.0"]),
+            ("[alerts.time-wait]\nwarning = 10\ncritical = 5\n", &["line 3", "alerts.time-wait.critical", "at least warning"]),
+            ("[filter]\ndefault = \"state:nope\"\n", &["line 2", "filter.default", "close-wait"]),
+            ("[collector\n", &["line 1"]),
+        ] {
+            let e = parse(text, "my.toml", &[]).unwrap_err().to_string();
+            assert!(!e.contains('\n'), "one line: {e}");
+            assert!(e.contains("my.toml"), "{e}");
+            for n in needles {
+                assert!(e.contains(n), "{text:?}: missing {n:?} in {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! lingertop: see how the TCP connections of a machine are closing, and why they are not.
+//!
+//! Data flows one way: collector → snapshot → model (tracker, filter, alerts) → a report
+//! writer or the dashboard. This file is the mode match; `main.rs` only maps the outcome to
+//! an exit status.
+
+pub mod cli;
+pub mod collector;
+pub mod config;
+pub mod model;
+pub mod report;
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use cli::{Cli, Command, Format, SnapshotArgs};
+use collector::Collector;
+use model::alerts::{detect, port_pressure};
+use model::{Filter, Tracker};
+
+/// Exit status when an alert reaches `--fail-on`.
+pub const EXIT_ALERT: u8 = 2;
+/// Exit status on any error.
+pub const EXIT_ERROR: u8 = 1;
+
+/// Runs the mode the command line asks for.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let cfg = config::load(cli.config.as_deref(), &cli.sets)?;
+    match cli.command {
+        Some(Command::Snapshot(args)) => snapshot(&cfg, &args),
+        None => {
+            if !io::stdout().is_terminal() {
+                bail!(
+                    "the dashboard needs a terminal and stdout is not one; for scripts use `lingertop snapshot` (e.g. `lingertop snapshot --format json`)"
+                );
+            }
+            bail!(
+                "the live dashboard is not available in this build yet; use `lingertop snapshot` (see `lingertop --help`)"
+            );
+        }
+    }
+}
+
+/// The filter in force: the command line's if it gave one, else the config's default.
+fn effective_filter(cfg: &config::Config, args: &cli::FilterArgs) -> Result<Filter> {
+    let from_cli = args.to_filter().map_err(anyhow::Error::msg)?;
+    Ok(from_cli.unwrap_or_else(|| cfg.default_filter.clone()))
+}
+
+fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
+    let filter = effective_filter(cfg, &args.filter)?;
+    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Json
+    });
+
+    let mut collector = Collector::system();
+    let mut tracker = Tracker::new(cfg.history);
+    let mut snap = collector.poll().context("first poll failed")?;
+    tracker.observe(&mut snap);
+    if let Some(interval) = args.interval {
+        if !args.quiet {
+            eprintln!(
+                "lingertop: first poll saw {} sockets; polling again in {} to measure ages",
+                snap.connections.len(),
+                humantime::format_duration(interval)
+            );
+        }
+        std::thread::sleep(interval);
+        snap = collector.poll().context("second poll failed")?;
+        tracker.observe(&mut snap);
+    }
+
+    let total_connections = snap.connections.len();
+    snap.connections.retain(|c| filter.matches(c));
+    snap.connections
+        .sort_by(|a, b| (a.state, a.local, a.remote).cmp(&(b.state, b.local, b.remote)));
+    let alerts = detect(
+        &snap.connections,
+        snap.taken_at,
+        snap.ephemeral_ports,
+        tracker.history(),
+        &cfg.rules,
+    );
+    let pressure = port_pressure(&snap.connections, snap.ephemeral_ports);
+    let view = report::SnapshotView {
+        snapshot: &snap,
+        backend: collector.backend_name(),
+        polls: tracker.polls(),
+        interval: args.interval,
+        total_connections,
+        filter: filter.to_string(),
+        alerts: &alerts,
+        pressure: &pressure,
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match report::write_snapshot(format, &view, &mut out) {
+        Ok(()) => {}
+        // The reader went away (`| head`): nothing left to say to it.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e).context("cannot write the snapshot to stdout"),
+    }
+    let _ = out.flush();
+
+    let failing = args
+        .fail_on
+        .is_some_and(|f| alerts.iter().any(|a| a.severity >= f.severity()));
+    Ok(if failing {
+        ExitCode::from(EXIT_ALERT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

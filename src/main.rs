@@ -1,0 +1,36 @@
+//! Entry point: parse the command line, run the mode, map the outcome to an exit status
+//! (0 fine, 2 an alert reached --fail-on, 1 any error) with one-line error messages.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use lingertop::{EXIT_ERROR, cli::Cli};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                // clap's first line carries the error; the usage lines after it are noise here.
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("bad arguments");
+                let first = first.trim_start_matches("error: ");
+                eprintln!("lingertop: {first} (see lingertop --help)");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        },
+    };
+    match lingertop::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lingertop: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! TCP states as the Linux kernel names them, with the one-sentence meaning an operator needs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+/// A TCP state. The order is the kernel's (`include/net/tcp_states.h`), which is also the
+/// order lingertop shows states in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TcpState {
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+}
+
+/// Number of distinct states; sizes per-state count arrays.
+pub const STATE_COUNT: usize = 11;
+
+impl TcpState {
+    /// Every state, in kernel order.
+    pub const ALL: [TcpState; STATE_COUNT] = [
+        TcpState::Established,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::FinWait1,
+        TcpState::FinWait2,
+        TcpState::TimeWait,
+        TcpState::Close,
+        TcpState::CloseWait,
+        TcpState::LastAck,
+        TcpState::Listen,
+        TcpState::Closing,
+    ];
+
+    /// Dense index for per-state arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The kernel's name in upper snake case, as `ss` and the JSON output spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait1 => "FIN_WAIT_1",
+            TcpState::FinWait2 => "FIN_WAIT_2",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+        }
+    }
+
+    /// The lower kebab-case spelling used in filters (`state:close-wait`).
+    pub fn filter_name(self) -> String {
+        self.name().to_ascii_lowercase().replace('_', "-")
+    }
+
+    /// What lingering in this state means, in one sentence (from close-semantics).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            TcpState::Established => "The connection is open; data flows both ways.",
+            TcpState::SynSent => "We sent a SYN and wait for the peer to answer the handshake.",
+            TcpState::SynRecv => "The peer's SYN arrived and we answered; waiting for its final ACK.",
+            TcpState::FinWait1 => {
+                "We closed first and our FIN is not yet acknowledged, often because unsent data is queued behind it."
+            }
+            TcpState::FinWait2 => {
+                "We closed first and the peer acknowledged, but the peer has not sent its own FIN yet."
+            }
+            TcpState::TimeWait => {
+                "This host closed first; the kernel keeps the 4-tuple for 2*MSL (60 s on Linux) so a lost final ACK can be resent."
+            }
+            TcpState::Close => "The socket is closed and about to be released.",
+            TcpState::CloseWait => {
+                "The peer closed, but the local application has not called close(): lingering here is almost always a descriptor leak."
+            }
+            TcpState::LastAck => "We answered the peer's FIN with our own and wait for the last ACK.",
+            TcpState::Listen => "A server socket waiting for incoming connections.",
+            TcpState::Closing => "Both sides sent FIN at the same time; waiting for the ACK of ours.",
+        }
+    }
+
+    /// True for the states of a connection that is being torn down.
+    pub fn is_closing(self) -> bool {
+        matches!(
+            self,
+            TcpState::FinWait1
+                | TcpState::FinWait2
+                | TcpState::TimeWait
+                | TcpState::Close
+                | TcpState::CloseWait
+                | TcpState::LastAck
+                | TcpState::Closing
+        )
+    }
+}
+
+impl fmt::Display for TcpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for TcpState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A state name nobody knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown TCP state \"{given}\" (known: {known})")]
+pub struct UnknownState {
+    pub given: String,
+    pub known: String,
+}
+
+impl FromStr for TcpState {
+    type Err = UnknownState;
+
+    /// Accepts the kernel names in any case, with `-`, `_` or nothing between words
+    /// (`close-wait`, `CLOSE_WAIT`, `fin_wait1`, `FIN-WAIT-1`), and `SYN_RCVD`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let squashed: String = s
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let found = TcpState::ALL
+            .into_iter()
+            .find(|st| st.name().replace('_', "") == squashed)
+            .or(match squashed.as_str() {
+                "SYNRCVD" | "SYNRECEIVED" => Some(TcpState::SynRecv),
+                "CLOSED" => Some(TcpState::Close),
+                _ => None,
+            });
+        found.ok_or_else(|| UnknownState {
+            given: s.to_string(),
+            known: TcpState::ALL
+                .iter()
+                .map(|st| st.filter_name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+/// A count per state, indexed by [`TcpState::index`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts(pub [u32; STATE_COUNT]);
+
+impl StateCounts {
+    pub fn get(&self, s: TcpState) -> u32 {
+        self.0[s.index()]
+    }
+
+    pub fn add(&mut self, s: TcpState) {
+        self.0[s.index()] += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|&n| u64::from(n)).sum()
+    }
+
+    /// The non-zero states with their counts, in kernel order.
+    pub fn iter(&self) -> impl Iterator<Item = (TcpState, u32)> + '_ {
+        TcpState::ALL.into_iter().map(|s| (s, self.get(s)))
+    }
+}
+
+impl Serialize for StateCounts {
+    /// Serialises as `{"ESTABLISHED": n, ...}` with every state present, zeros included, so
+    /// consumers never have to treat a missing key as zero.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(STATE_COUNT))?;
+        for (state, n) in self.iter() {
+            map.serialize_entry(state.name(), &n)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_spelling_people_use() {
+        for (text, want) in [
+            ("close-wait", TcpState::CloseWait),
+            ("CLOSE_WAIT", TcpState::CloseWait),
+            ("Time_Wait", TcpState::TimeWait),
+            ("fin-wait-1", TcpState::FinWait1),
+            ("FIN_WAIT2", TcpState::FinWait2),
+            ("syn-rcvd", TcpState::SynRecv),
+            ("listen", TcpState::Listen),
+        ] {
+            assert_eq!(text.parse::<TcpState>(), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_state_names_the_known_ones() {
+        let err = "close-wiat".parse::<TcpState>().unwrap_err();
+        assert!(err.to_string().contains("close-wait"), "{err}");
+        assert!(err.to_string().contains("\"close-wiat\""), "{err}");
+    }
+
+    #[test]
+    fn every_name_round_trips() {
+        for s in TcpState::ALL {
+            assert_eq!(s.name().parse::<TcpState>(), Ok(s));
+            assert_eq!(s.filter_name().parse::<TcpState>(), Ok(s));
+            assert_eq!(TcpState::ALL[s.index()], s);
+        }
+    }
+}

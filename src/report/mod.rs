@@ -1,0 +1,262 @@
+//! Headless outputs of a snapshot: table, JSON and CSV, each written to an injected writer.
+//! The serialisable DTOs here are the documented JSON shape; no terminal code.
+
+mod table;
+
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::cli::Format;
+use crate::model::alerts::Pressure;
+use crate::model::{Alert, Connection, PortRange, Snapshot, StateCounts, TcpState};
+
+pub use table::fmt_age;
+
+/// How many connections each alert lists in JSON (the count is always complete).
+const ALERT_CONNECTIONS_LISTED: usize = 100;
+/// How many port-pressure figures the JSON carries.
+const PRESSURE_LISTED: usize = 10;
+
+/// Everything a snapshot report shows.
+pub struct SnapshotView<'a> {
+    /// The snapshot, already filtered and sorted.
+    pub snapshot: &'a Snapshot,
+    pub backend: &'static str,
+    pub polls: u64,
+    pub interval: Option<Duration>,
+    /// Connections before the filter.
+    pub total_connections: usize,
+    pub filter: String,
+    pub alerts: &'a [Alert],
+    pub pressure: &'a [Pressure],
+}
+
+#[derive(Serialize)]
+struct JsonSnapshot<'a> {
+    taken_at: String,
+    host: &'a str,
+    backend: &'static str,
+    polls: u64,
+    interval_secs: Option<f64>,
+    process_info: &'static str,
+    process_info_reason: Option<&'a str>,
+    filter: &'a str,
+    total_connections: usize,
+    counts: StateCounts,
+    ephemeral_ports: PortRangeJson,
+    port_pressure: Vec<PressureJson>,
+    alerts: Vec<AlertJson<'a>>,
+    connections: Vec<ConnectionJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct PortRangeJson {
+    low: u16,
+    high: u16,
+    size: u32,
+}
+
+#[derive(Serialize)]
+struct PressureJson {
+    local_ip: IpAddr,
+    remote: String,
+    in_use: u32,
+    time_wait: u32,
+    ratio: f64,
+}
+
+#[derive(Serialize)]
+struct AlertJson<'a> {
+    rule: &'static str,
+    severity: &'static str,
+    message: &'a str,
+    count: u32,
+    pid: Option<u32>,
+    process: Option<&'a str>,
+    local_ip: Option<IpAddr>,
+    remote: Option<String>,
+    ratio: Option<f64>,
+    growth_per_min: Option<f64>,
+    /// The first connections behind the alert (at most 100; `count` has them all).
+    connections: Vec<ConnRef>,
+}
+
+#[derive(Serialize)]
+struct ConnRef {
+    state: TcpState,
+    local: String,
+    remote: String,
+}
+
+#[derive(Serialize)]
+struct ConnectionJson<'a> {
+    state: TcpState,
+    local: String,
+    remote: String,
+    pid: Option<u32>,
+    process: Option<&'a str>,
+    /// Every process holding the socket (several after fork or fd passing).
+    pids: Vec<u32>,
+    user: Option<&'a str>,
+    uid: Option<u32>,
+    inode: u64,
+    attribution: Option<&'static str>,
+    state_age_secs: Option<f64>,
+    /// The states seen before the current one, oldest first.
+    previous_states: Vec<TcpState>,
+}
+
+/// `127.0.0.1:80`, `[::1]:80`: the address as `ss` prints it.
+pub fn addr(sa: &SocketAddr) -> String {
+    sa.to_string()
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
+    let owner = c.owner();
+    ConnectionJson {
+        state: c.state,
+        local: addr(&c.local),
+        remote: addr(&c.remote),
+        pid: owner.map(|o| o.pid),
+        process: owner.and_then(|o| o.name.as_deref()),
+        pids: c.owners.iter().map(|o| o.pid).collect(),
+        user: c.user.as_deref(),
+        uid: c.uid,
+        inode: c.inode,
+        attribution: c.attribution.map(|a| a.name()),
+        state_age_secs: c.state_age(now).map(secs),
+        previous_states: c
+            .tracking
+            .as_ref()
+            .map(|t| t.previous.iter().map(|(s, _)| *s).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
+    let s = v.snapshot;
+    let range: PortRange = s.ephemeral_ports;
+    JsonSnapshot {
+        taken_at: timestamp(s.taken_at),
+        host: &s.host,
+        backend: v.backend,
+        polls: v.polls,
+        interval_secs: v.interval.map(secs),
+        process_info: s.process_info.name(),
+        process_info_reason: match &s.process_info {
+            crate::model::ProcessInfo::Partial { reason } => Some(reason),
+            crate::model::ProcessInfo::Full => None,
+        },
+        filter: &v.filter,
+        total_connections: v.total_connections,
+        counts: s.counts(),
+        ephemeral_ports: PortRangeJson {
+            low: range.low,
+            high: range.high,
+            size: range.len(),
+        },
+        port_pressure: v
+            .pressure
+            .iter()
+            .take(PRESSURE_LISTED)
+            .map(|p| PressureJson {
+                local_ip: p.local_ip,
+                remote: addr(&p.remote),
+                in_use: p.in_use,
+                time_wait: p.time_wait,
+                ratio: p.ratio,
+            })
+            .collect(),
+        alerts: v
+            .alerts
+            .iter()
+            .map(|a| AlertJson {
+                rule: a.rule.name(),
+                severity: a.severity.name(),
+                message: &a.message,
+                count: a.count,
+                pid: a.pid,
+                process: a.process.as_deref(),
+                local_ip: a.local_ip,
+                remote: a.remote.as_ref().map(addr),
+                ratio: a.ratio,
+                growth_per_min: a.growth_per_min,
+                connections: a
+                    .connections
+                    .iter()
+                    .take(ALERT_CONNECTIONS_LISTED)
+                    .map(|&i| {
+                        let c = &s.connections[i];
+                        ConnRef {
+                            state: c.state,
+                            local: addr(&c.local),
+                            remote: addr(&c.remote),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+        connections: s
+            .connections
+            .iter()
+            .map(|c| connection_json(c, s.taken_at))
+            .collect(),
+    }
+}
+
+/// Writes the snapshot in `format`. A closed pipe is not an error of ours: the caller
+/// checks for `BrokenPipe` and exits quietly.
+pub fn write_snapshot(format: Format, v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+            writeln!(out)?;
+        }
+        Format::Csv => write_csv(v, out)?,
+        Format::Table => table::write(v, out)?,
+    }
+    out.flush()
+}
+
+fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let now = v.snapshot.taken_at;
+    w.write_record([
+        "state",
+        "local",
+        "remote",
+        "pid",
+        "process",
+        "user",
+        "attribution",
+        "state_age_secs",
+        "inode",
+    ])?;
+    for c in &v.snapshot.connections {
+        let j = connection_json(c, now);
+        w.write_record([
+            j.state.name().to_string(),
+            j.local,
+            j.remote,
+            j.pid.map(|p| p.to_string()).unwrap_or_default(),
+            j.process.unwrap_or_default().to_string(),
+            j.user.unwrap_or_default().to_string(),
+            j.attribution.unwrap_or_default().to_string(),
+            j.state_age_secs.map(|a| a.to_string()).unwrap_or_default(),
+            j.inode.to_string(),
+        ])?;
+    }
+    w.flush()
+}
