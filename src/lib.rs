@@ -77,7 +77,7 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
     let total_connections = snap.connections.len();
     snap.connections.retain(|c| filter.matches(c));
     snap.connections
-        .sort_by(|a, b| (a.state, a.local, a.remote).cmp(&(b.state, b.local, b.remote)));
+        .sort_by_key(|c| (c.state, c.local, c.remote));
     let alerts = detect(
         &snap.connections,
         snap.taken_at,

@@ -98,7 +98,10 @@ impl Collector {
         let mut hidden = 0usize;
         let mut connections = Vec::with_capacity(self.raw.len());
         for r in self.raw.drain(..) {
-            if r.pids.is_empty() && r.inode != 0 && self.euid.is_none_or(|me| me == 0 || r.uid != Some(me)) {
+            if r.pids.is_empty()
+                && r.inode != 0
+                && self.euid.is_none_or(|me| me == 0 || r.uid != Some(me))
+            {
                 hidden += 1;
             }
             let owners: Vec<Owner> = r

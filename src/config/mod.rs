@@ -155,7 +155,11 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
             &r.time_wait_per_remote,
             "alerts.time-wait-per-remote",
         )?,
-        port_pressure: ratio(alerts.port_pressure, &r.port_pressure, "alerts.port-pressure")?,
+        port_pressure: ratio(
+            alerts.port_pressure,
+            &r.port_pressure,
+            "alerts.port-pressure",
+        )?,
         fin_wait_1: linger(alerts.fin_wait_1, &r.fin_wait_1, "alerts.fin-wait-1")?,
         fin_wait_2: linger(alerts.fin_wait_2, &r.fin_wait_2, "alerts.fin-wait-2")?,
         last_ack: linger(alerts.last_ack, &r.last_ack, "alerts.last-ack")?,
@@ -164,7 +168,10 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
     Ok(Config {
         interval: collector.interval.map_or(d.interval, |i| i.0),
         history: collector.history.map_or(d.history, |h| h.0),
-        default_filter: file.filter.and_then(|f| f.default).map_or(d.default_filter, |f| f.0),
+        default_filter: file
+            .filter
+            .and_then(|f| f.default)
+            .map_or(d.default_filter, |f| f.0),
         rules,
     })
 }
@@ -177,13 +184,19 @@ fn ordered<T: PartialOrd + std::fmt::Display>(
     if warning > critical {
         return Err((
             format!("{section}.critical"),
-            format!("critical ({critical}) is below warning ({warning}); critical must be at least warning"),
+            format!(
+                "critical ({critical}) is below warning ({warning}); critical must be at least warning"
+            ),
         ));
     }
     Ok(())
 }
 
-fn linger(f: Option<LingerFile>, d: &LingerRule, section: &str) -> Result<LingerRule, (String, String)> {
+fn linger(
+    f: Option<LingerFile>,
+    d: &LingerRule,
+    section: &str,
+) -> Result<LingerRule, (String, String)> {
     let f = f.unwrap_or_default();
     let rule = LingerRule {
         enabled: f.enabled.unwrap_or(d.enabled),
@@ -195,7 +208,11 @@ fn linger(f: Option<LingerFile>, d: &LingerRule, section: &str) -> Result<Linger
     Ok(rule)
 }
 
-fn count(f: Option<CountFile>, d: &CountRule, section: &str) -> Result<CountRule, (String, String)> {
+fn count(
+    f: Option<CountFile>,
+    d: &CountRule,
+    section: &str,
+) -> Result<CountRule, (String, String)> {
     let f = f.unwrap_or_default();
     let rule = CountRule {
         enabled: f.enabled.unwrap_or(d.enabled),
@@ -206,7 +223,11 @@ fn count(f: Option<CountFile>, d: &CountRule, section: &str) -> Result<CountRule
     Ok(rule)
 }
 
-fn ratio(f: Option<RatioFile>, d: &RatioRule, section: &str) -> Result<RatioRule, (String, String)> {
+fn ratio(
+    f: Option<RatioFile>,
+    d: &RatioRule,
+    section: &str,
+) -> Result<RatioRule, (String, String)> {
     let f = f.unwrap_or_default();
     let rule = RatioRule {
         enabled: f.enabled.unwrap_or(d.enabled),
@@ -301,24 +322,47 @@ mod tests {
         let cfg = parse(
             "[alerts.close-wait]\nmin-age = \"10s\"\n",
             "t.toml",
-            &["alerts.close-wait.min-age=2s".into(), "alerts.time-wait.warning=7".into()],
+            &[
+                "alerts.close-wait.min-age=2s".into(),
+                "alerts.time-wait.warning=7".into(),
+            ],
         )
         .unwrap();
         assert_eq!(cfg.rules.close_wait.min_age, Duration::from_secs(2));
         assert_eq!(cfg.rules.time_wait_total.warning, 7);
-        let e = parse("", "t", &["alerts.nope=1".into()]).unwrap_err().to_string();
+        let e = parse("", "t", &["alerts.nope=1".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nope") && e.contains("close-wait"), "{e}");
     }
 
     #[test]
     fn errors_name_file_line_key_and_what_is_allowed() {
         for (text, needles) in [
-            ("[alerts.close-wait]\nmin_age = \"3s\"\n", &["line 2", "min_age", "min-age"][..]),
-            ("[collector]\n\ninterval = \"fast\"\n", &["line 3", "collector.interval", "30s"]),
-            ("[collector]\ninterval = \"10ms\"\n", &["line 2", "100ms to 1d"]),
-            ("[alerts.port-pressure]\nwarning = 1.5\n", &["line 2", "alerts.port-pressure.warning", "0.0 to 1.0"]),
-            ("[alerts.time-wait]\nwarning = 10\ncritical = 5\n", &["line 3", "alerts.time-wait.critical", "at least warning"]),
-            ("[filter]\ndefault = \"state:nope\"\n", &["line 2", "filter.default", "close-wait"]),
+            (
+                "[alerts.close-wait]\nmin_age = \"3s\"\n",
+                &["line 2", "min_age", "min-age"][..],
+            ),
+            (
+                "[collector]\n\ninterval = \"fast\"\n",
+                &["line 3", "collector.interval", "30s"],
+            ),
+            (
+                "[collector]\ninterval = \"10ms\"\n",
+                &["line 2", "100ms to 1d"],
+            ),
+            (
+                "[alerts.port-pressure]\nwarning = 1.5\n",
+                &["line 2", "alerts.port-pressure.warning", "0.0 to 1.0"],
+            ),
+            (
+                "[alerts.time-wait]\nwarning = 10\ncritical = 5\n",
+                &["line 3", "alerts.time-wait.critical", "at least warning"],
+            ),
+            (
+                "[filter]\ndefault = \"state:nope\"\n",
+                &["line 2", "filter.default", "close-wait"],
+            ),
             ("[collector\n", &["line 1"]),
         ] {
             let e = parse(text, "my.toml", &[]).unwrap_err().to_string();

@@ -523,8 +523,14 @@ mod tests {
     fn close_wait_fires_only_past_its_age_and_names_process_and_growth() {
         let rules = Rules::default();
         let mut tr = Tracker::new(100);
-        assert!(run(&mut tr, 0, close_waits(10), &rules).is_empty(), "ages unknown");
-        assert!(run(&mut tr, 20, close_waits(30), &rules).is_empty(), "20 s < 30 s");
+        assert!(
+            run(&mut tr, 0, close_waits(10), &rules).is_empty(),
+            "ages unknown"
+        );
+        assert!(
+            run(&mut tr, 20, close_waits(30), &rules).is_empty(),
+            "20 s < 30 s"
+        );
         let alerts = run(&mut tr, 40, close_waits(50), &rules);
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         let a = &alerts[0];
@@ -536,7 +542,8 @@ mod tests {
         // 10 -> 50 over 40 s is +60/min.
         assert_eq!(a.growth_per_min, Some(60.0));
         assert!(
-            a.message.starts_with("10 CLOSE_WAIT held by java (pid 3121) for > 30 s, +60/min"),
+            a.message
+                .starts_with("10 CLOSE_WAIT held by java (pid 3121) for > 30 s, +60/min"),
             "{}",
             a.message
         );
@@ -595,7 +602,13 @@ mod tests {
         assert_eq!(pressure.count, 90);
         assert_eq!(pressure.remote, Some("127.0.0.1:8080".parse().unwrap()));
         assert!((pressure.ratio.unwrap() - 90.0 / 28232.0).abs() < 1e-9);
-        assert!(pressure.message.contains("from 127.0.0.2 to 127.0.0.1:8080"), "{}", pressure.message);
+        assert!(
+            pressure
+                .message
+                .contains("from 127.0.0.2 to 127.0.0.1:8080"),
+            "{}",
+            pressure.message
+        );
         assert_eq!(alerts[2].remote, Some("127.0.0.1:8080".parse().unwrap()));
     }
 
@@ -625,15 +638,31 @@ mod tests {
         let alerts = run(&mut tr, 10, fw2(2), &rules);
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].rule, RuleId::FinWait2Lingering);
-        assert!(alerts[0].message.starts_with("2 FIN_WAIT_2 for > 5 s"), "{}", alerts[0].message);
+        assert!(
+            alerts[0].message.starts_with("2 FIN_WAIT_2 for > 5 s"),
+            "{}",
+            alerts[0].message
+        );
     }
 
     #[test]
     fn pressure_ignores_listeners_and_server_ports() {
         let conns = vec![
-            Connection::new("0.0.0.0:40000".parse().unwrap(), "0.0.0.0:0".parse().unwrap(), TcpState::Listen),
-            Connection::new("127.0.0.1:80".parse().unwrap(), "127.0.0.1:40001".parse().unwrap(), TcpState::TimeWait),
-            Connection::new("127.0.0.1:40001".parse().unwrap(), "127.0.0.1:80".parse().unwrap(), TcpState::Established),
+            Connection::new(
+                "0.0.0.0:40000".parse().unwrap(),
+                "0.0.0.0:0".parse().unwrap(),
+                TcpState::Listen,
+            ),
+            Connection::new(
+                "127.0.0.1:80".parse().unwrap(),
+                "127.0.0.1:40001".parse().unwrap(),
+                TcpState::TimeWait,
+            ),
+            Connection::new(
+                "127.0.0.1:40001".parse().unwrap(),
+                "127.0.0.1:80".parse().unwrap(),
+                TcpState::Established,
+            ),
         ];
         let p = port_pressure(&conns, RANGE);
         assert_eq!(p.len(), 1);

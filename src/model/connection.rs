@@ -108,7 +108,9 @@ impl Connection {
 pub enum ProcessInfo {
     Full,
     /// Some sockets show no process; `reason` says why and what to do.
-    Partial { reason: String },
+    Partial {
+        reason: String,
+    },
 }
 
 impl ProcessInfo {

@@ -70,8 +70,7 @@ pub struct FilterError {
     pub reason: String,
 }
 
-const KEYS_HELP: &str =
-    "keys are state, port, lport, rport, local, remote, pid, proc, user (e.g. state:close-wait port:443)";
+const KEYS_HELP: &str = "keys are state, port, lport, rport, local, remote, pid, proc, user (e.g. state:close-wait port:443)";
 
 impl Filter {
     /// Parses a filter expression such as `state:close-wait,time-wait port:443 !proc:sshd`.
@@ -350,11 +349,31 @@ mod tests {
 
     fn fixture() -> Vec<Connection> {
         vec![
-            c("127.0.0.1:5000", "127.0.0.1:41000", TcpState::CloseWait, Some((10, "java"))),
-            c("[::1]:443", "[::1]:50000", TcpState::Established, Some((20, "nginx"))),
+            c(
+                "127.0.0.1:5000",
+                "127.0.0.1:41000",
+                TcpState::CloseWait,
+                Some((10, "java")),
+            ),
+            c(
+                "[::1]:443",
+                "[::1]:50000",
+                TcpState::Established,
+                Some((20, "nginx")),
+            ),
             c("10.1.2.3:50001", "10.9.9.9:5432", TcpState::TimeWait, None),
-            c("[::ffff:127.0.0.1]:8080", "[::ffff:127.0.0.1]:40000", TcpState::TimeWait, None),
-            c("0.0.0.0:22", "0.0.0.0:0", TcpState::Listen, Some((1, "sshd"))),
+            c(
+                "[::ffff:127.0.0.1]:8080",
+                "[::ffff:127.0.0.1]:40000",
+                TcpState::TimeWait,
+                None,
+            ),
+            c(
+                "0.0.0.0:22",
+                "0.0.0.0:0",
+                TcpState::Listen,
+                Some((1, "sshd")),
+            ),
         ]
     }
 

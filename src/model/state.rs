@@ -73,7 +73,9 @@ impl TcpState {
         match self {
             TcpState::Established => "The connection is open; data flows both ways.",
             TcpState::SynSent => "We sent a SYN and wait for the peer to answer the handshake.",
-            TcpState::SynRecv => "The peer's SYN arrived and we answered; waiting for its final ACK.",
+            TcpState::SynRecv => {
+                "The peer's SYN arrived and we answered; waiting for its final ACK."
+            }
             TcpState::FinWait1 => {
                 "We closed first and our FIN is not yet acknowledged, often because unsent data is queued behind it."
             }
@@ -87,9 +89,13 @@ impl TcpState {
             TcpState::CloseWait => {
                 "The peer closed, but the local application has not called close(): lingering here is almost always a descriptor leak."
             }
-            TcpState::LastAck => "We answered the peer's FIN with our own and wait for the last ACK.",
+            TcpState::LastAck => {
+                "We answered the peer's FIN with our own and wait for the last ACK."
+            }
             TcpState::Listen => "A server socket waiting for incoming connections.",
-            TcpState::Closing => "Both sides sent FIN at the same time; waiting for the ACK of ours.",
+            TcpState::Closing => {
+                "Both sides sent FIN at the same time; waiting for the ACK of ours."
+            }
         }
     }
 

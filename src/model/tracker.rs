@@ -258,7 +258,13 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
     }
 
-    fn conn(local: &str, remote: &str, state: TcpState, inode: u64, pid: Option<u32>) -> Connection {
+    fn conn(
+        local: &str,
+        remote: &str,
+        state: TcpState,
+        inode: u64,
+        pid: Option<u32>,
+    ) -> Connection {
         let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
         c.inode = inode;
         if let Some(pid) = pid {
@@ -290,12 +296,24 @@ mod tests {
         let mut tr = Tracker::new(10);
         let mut s1 = snap(
             0,
-            vec![conn("10.0.0.1:40000", "10.0.0.2:80", TcpState::Established, 77, Some(42))],
+            vec![conn(
+                "10.0.0.1:40000",
+                "10.0.0.2:80",
+                TcpState::Established,
+                77,
+                Some(42),
+            )],
         );
         tr.observe(&mut s1);
         let mut s2 = snap(
             5,
-            vec![conn("10.0.0.1:40000", "10.0.0.2:80", TcpState::TimeWait, 0, None)],
+            vec![conn(
+                "10.0.0.1:40000",
+                "10.0.0.2:80",
+                TcpState::TimeWait,
+                0,
+                None,
+            )],
         );
         let tr2 = tr.observe(&mut s2);
         let c = &s2.connections[0];
@@ -316,19 +334,40 @@ mod tests {
         let mut tr = Tracker::new(10);
         let mut s1 = snap(
             0,
-            vec![conn("127.0.0.1:5000", "127.0.0.1:40000", TcpState::CloseWait, 9, Some(1))],
+            vec![conn(
+                "127.0.0.1:5000",
+                "127.0.0.1:40000",
+                TcpState::CloseWait,
+                9,
+                Some(1),
+            )],
         );
         tr.observe(&mut s1);
         assert_eq!(s1.connections[0].state_age(at(0)), None);
         let mut s2 = snap(
             7,
             vec![
-                conn("127.0.0.1:5000", "127.0.0.1:40000", TcpState::CloseWait, 9, Some(1)),
-                conn("127.0.0.1:5000", "127.0.0.1:40001", TcpState::CloseWait, 10, Some(1)),
+                conn(
+                    "127.0.0.1:5000",
+                    "127.0.0.1:40000",
+                    TcpState::CloseWait,
+                    9,
+                    Some(1),
+                ),
+                conn(
+                    "127.0.0.1:5000",
+                    "127.0.0.1:40001",
+                    TcpState::CloseWait,
+                    10,
+                    Some(1),
+                ),
             ],
         );
         tr.observe(&mut s2);
-        assert_eq!(s2.connections[0].state_age(at(7)), Some(Duration::from_secs(7)));
+        assert_eq!(
+            s2.connections[0].state_age(at(7)),
+            Some(Duration::from_secs(7))
+        );
         // Appeared between polls: it entered the state at most one interval ago.
         assert_eq!(s2.connections[1].state_age(at(7)), Some(Duration::ZERO));
     }
@@ -338,12 +377,24 @@ mod tests {
         let mut tr = Tracker::new(10);
         let mut s1 = snap(
             0,
-            vec![conn("10.0.0.1:40000", "10.0.0.2:80", TcpState::Established, 5, Some(1))],
+            vec![conn(
+                "10.0.0.1:40000",
+                "10.0.0.2:80",
+                TcpState::Established,
+                5,
+                Some(1),
+            )],
         );
         tr.observe(&mut s1);
         let mut s2 = snap(
             3,
-            vec![conn("10.0.0.1:40000", "10.0.0.2:80", TcpState::Established, 6, Some(2))],
+            vec![conn(
+                "10.0.0.1:40000",
+                "10.0.0.2:80",
+                TcpState::Established,
+                6,
+                Some(2),
+            )],
         );
         let changes = tr.observe(&mut s2);
         let t = s2.connections[0].tracking.as_ref().unwrap();
@@ -364,7 +415,13 @@ mod tests {
         tr.observe(&mut s1);
         let mut s2 = snap(
             1,
-            vec![conn("0.0.0.0:80", "0.0.0.0:0", TcpState::Listen, 2, Some(11))],
+            vec![conn(
+                "0.0.0.0:80",
+                "0.0.0.0:0",
+                TcpState::Listen,
+                2,
+                Some(11),
+            )],
         );
         let changes = tr.observe(&mut s2);
         assert_eq!(changes.len(), 1);
@@ -379,8 +436,20 @@ mod tests {
             0,
             vec![
                 conn("0.0.0.0:8080", "0.0.0.0:0", TcpState::Listen, 1, Some(99)),
-                conn("10.0.0.1:8080", "10.0.0.9:50000", TcpState::TimeWait, 0, None),
-                conn("10.0.0.1:9090", "10.0.0.9:50001", TcpState::TimeWait, 0, None),
+                conn(
+                    "10.0.0.1:8080",
+                    "10.0.0.9:50000",
+                    TcpState::TimeWait,
+                    0,
+                    None,
+                ),
+                conn(
+                    "10.0.0.1:9090",
+                    "10.0.0.9:50001",
+                    TcpState::TimeWait,
+                    0,
+                    None,
+                ),
             ],
         );
         tr.observe(&mut s);
@@ -413,6 +482,9 @@ mod tests {
             .map(|s| s.counts.get(TcpState::CloseWait))
             .collect();
         assert_eq!(h, vec![2, 3, 4]);
-        assert_eq!(tr.history().back().unwrap().close_wait_by_pid.get(&7), Some(&4));
+        assert_eq!(
+            tr.history().back().unwrap().close_wait_by_pid.get(&7),
+            Some(&4)
+        );
     }
 }

@@ -64,7 +64,13 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
     } else {
         writeln!(out, "ALERTS")?;
         for a in v.alerts {
-            writeln!(out, "  {:<8}  {:<20}  {}", a.severity.name(), a.rule.name(), a.message)?;
+            writeln!(
+                out,
+                "  {:<8}  {:<20}  {}",
+                a.severity.name(),
+                a.rule.name(),
+                a.message
+            )?;
         }
     }
     if shown == 0 {

@@ -1,0 +1,82 @@
+//! Bad input gets one line on stderr that says what to do, and exit status 1.
+
+mod common;
+
+use common::lingertop;
+
+/// Runs the binary and returns its single stderr line; fails unless it exits 1 with
+/// exactly one line and nothing on stdout.
+fn one_line_error(args: &[&str]) -> String {
+    let out = lingertop().args(args).output().expect("run lingertop");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: not one line: {stderr}");
+    assert!(lines[0].starts_with("lingertop: "), "{stderr}");
+    lines[0].to_string()
+}
+
+fn config_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn unknown_config_key_names_key_line_and_allowed_keys() {
+    let f =
+        config_file("[collector]\ninterval = \"1s\"\n\n[alerts.close-wait]\nmin_age = \"5s\"\n");
+    let path = f.path().to_str().unwrap();
+    let e = one_line_error(&["--config", path, "snapshot"]);
+    assert!(e.contains(path), "{e}");
+    assert!(e.contains("line 5"), "{e}");
+    assert!(e.contains("alerts.close-wait.min_age"), "{e}");
+    assert!(e.contains("min-age"), "names what is allowed: {e}");
+}
+
+#[test]
+fn bad_config_value_says_what_is_allowed() {
+    let f = config_file("[alerts.port-pressure]\nwarning = 2\n");
+    let e = one_line_error(&["--config", f.path().to_str().unwrap(), "snapshot"]);
+    assert!(e.contains("line 2") && e.contains("0.0 to 1.0"), "{e}");
+}
+
+#[test]
+fn missing_config_file_says_so() {
+    let e = one_line_error(&["--config", "/nonexistent/lingertop.toml", "snapshot"]);
+    assert!(
+        e.contains("/nonexistent/lingertop.toml") && e.contains("--config"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_filters_say_what_is_allowed() {
+    let e = one_line_error(&["snapshot", "--state", "close-wiat"]);
+    assert!(e.contains("--state") && e.contains("close-wait"), "{e}");
+    let e = one_line_error(&["snapshot", "--port", "http"]);
+    assert!(e.contains("--port") && e.contains("not a port"), "{e}");
+    let e = one_line_error(&["snapshot", "--remote", "nowhere:80"]);
+    assert!(e.contains("ADDR[:PORT]"), "{e}");
+    let e = one_line_error(&["snapshot", "--filter", "colour:red"]);
+    assert!(e.contains("keys are state"), "{e}");
+}
+
+#[test]
+fn bad_flags_are_one_line() {
+    let e = one_line_error(&["snapshot", "--bogus"]);
+    assert!(e.contains("--bogus") && e.contains("--help"), "{e}");
+    let e = one_line_error(&["snapshot", "--format", "xml"]);
+    assert!(e.contains("xml"), "{e}");
+    let e = one_line_error(&["snapshot", "--interval", "soon"]);
+    assert!(e.contains("not a duration"), "{e}");
+    let e = one_line_error(&["snapshot", "--set", "alerts.close-wait.min-age"]);
+    assert!(e.contains("KEY=VALUE"), "{e}");
+}
+
+#[test]
+fn dashboard_without_a_terminal_points_to_snapshot() {
+    let e = one_line_error(&[]);
+    assert!(e.contains("lingertop snapshot"), "{e}");
+}

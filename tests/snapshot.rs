@@ -1,0 +1,320 @@
+//! `lingertop snapshot` against real loopback sockets and the real kernel socket table.
+
+mod common;
+
+use std::io::Read;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+
+use common::*;
+use lingertop::model::TcpState;
+use serde_json::Value;
+
+/// LISTEN, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2 (owned and orphaned) and TIME_WAIT on one
+/// address family, each checked for state, addresses and owner.
+fn every_close_state(ip: IpAddr) {
+    let me = std::process::id();
+    let comm = my_comm();
+    let l = listener(ip);
+    let lport = l.local_addr().unwrap().port();
+
+    let (est_c, _est_s) = pair(&l);
+
+    // Client closes, server never does: server end in CLOSE_WAIT (owned by us), client end
+    // orphaned in FIN_WAIT_2.
+    let (cw_c, cw_s) = pair(&l);
+    let (cw_client, cw_server) = addr_of(&cw_c);
+    drop(cw_c);
+    wait_for_state(cw_server, cw_client, TcpState::CloseWait);
+
+    // Client half-closes and keeps its descriptor: FIN_WAIT_2 still owned.
+    let (fw_c, _fw_s) = pair(&l);
+    fw_c.shutdown(Shutdown::Write).unwrap();
+    let (fw_client, fw_server) = addr_of(&fw_c);
+    wait_for_state(fw_client, fw_server, TcpState::FinWait2);
+
+    // Client closes first, server closes after EOF: client end in TIME_WAIT.
+    let (tw_c, mut tw_s) = pair(&l);
+    let (tw_client, tw_server) = addr_of(&tw_c);
+    drop(tw_c);
+    let mut buf = [0u8; 8];
+    assert_eq!(tw_s.read(&mut buf).unwrap(), 0, "server reads EOF");
+    drop(tw_s);
+    wait_for_state(tw_client, tw_server, TcpState::TimeWait);
+
+    let (code, json) = snapshot_json(&["--port", &lport.to_string()]);
+    assert_eq!(code, 0, "{json}");
+
+    let listen = one(
+        &json,
+        l.local_addr().unwrap(),
+        SocketAddr::new(unspecified(ip), 0),
+    );
+    assert_eq!(listen["state"], "LISTEN");
+    assert_owned_by_me(listen, me, &comm);
+
+    let (est_client, est_server) = addr_of(&est_c);
+    let est = one(&json, est_client, est_server);
+    assert_eq!(est["state"], "ESTABLISHED");
+    assert_owned_by_me(est, me, &comm);
+    let est_srv = one(&json, est_server, est_client);
+    assert_eq!(est_srv["state"], "ESTABLISHED");
+    assert_owned_by_me(est_srv, me, &comm);
+
+    let cw = one(&json, cw_server, cw_client);
+    assert_eq!(cw["state"], "CLOSE_WAIT");
+    assert_owned_by_me(cw, me, &comm);
+    let orphan = one(&json, cw_client, cw_server);
+    assert_eq!(orphan["state"], "FIN_WAIT_2");
+    assert_eq!(orphan["inode"], 0, "a closed socket has no file");
+
+    let fw = one(&json, fw_client, fw_server);
+    assert_eq!(fw["state"], "FIN_WAIT_2");
+    assert_owned_by_me(fw, me, &comm);
+
+    let tw = one(&json, tw_client, tw_server);
+    assert_eq!(tw["state"], "TIME_WAIT");
+    assert_eq!(tw["inode"], 0);
+
+    // Counts agree with the rows listed.
+    let rows = json["connections"].as_array().unwrap();
+    let count_of = |s: &str| rows.iter().filter(|c| c["state"] == s).count() as u64;
+    for s in [
+        "LISTEN",
+        "ESTABLISHED",
+        "CLOSE_WAIT",
+        "FIN_WAIT_2",
+        "TIME_WAIT",
+    ] {
+        assert_eq!(json["counts"][s].as_u64(), Some(count_of(s)), "{s}");
+    }
+    drop(cw_s);
+}
+
+fn unspecified(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+        IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+    }
+}
+
+fn assert_owned_by_me(c: &Value, me: u32, comm: &str) {
+    assert_eq!(c["pid"], me, "{c}");
+    assert_eq!(c["process"], comm, "{c}");
+    assert_eq!(c["attribution"], "owner", "{c}");
+    assert!(c["pids"].as_array().unwrap().contains(&Value::from(me)));
+}
+
+#[test]
+fn every_close_state_over_ipv4() {
+    every_close_state(V4);
+}
+
+#[test]
+fn every_close_state_over_ipv6() {
+    every_close_state(V6);
+}
+
+#[test]
+fn time_wait_carries_the_owner_seen_at_an_earlier_poll() {
+    let me = std::process::id();
+    let l = listener(V4);
+    let (c, mut s) = pair(&l);
+    let (client, server) = addr_of(&c);
+
+    let child = snapshot_two_polls(
+        "2s",
+        &["--port", &l.local_addr().unwrap().port().to_string()],
+    );
+    // Between the polls: the client closes first, then the server: client end in TIME_WAIT.
+    drop(c);
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(&mut buf).unwrap(), 0);
+    drop(s);
+    wait_for_state(client, server, TcpState::TimeWait);
+    let (code, json) = finish(child);
+    assert_eq!(code, 0);
+
+    assert_eq!(json["polls"], 2);
+    let tw = one(&json, client, server);
+    assert_eq!(tw["state"], "TIME_WAIT");
+    assert_eq!(tw["pid"], me, "{tw}");
+    assert_eq!(tw["process"], my_comm());
+    assert_eq!(tw["attribution"], "last-owner");
+    assert_eq!(tw["previous_states"][0], "ESTABLISHED", "{tw}");
+    assert!(tw["state_age_secs"].as_f64().is_some());
+}
+
+#[test]
+fn close_wait_past_its_threshold_alerts_on_the_owner_and_fails_the_run() {
+    let me = std::process::id();
+    let l = listener(V4);
+    let port = l.local_addr().unwrap().port().to_string();
+    let (c, s) = pair(&l);
+    let (client, server) = addr_of(&c);
+    drop(c);
+    wait_for_state(server, client, TcpState::CloseWait);
+
+    let args = [
+        "--port",
+        port.as_str(),
+        "--state",
+        "close-wait",
+        "--set",
+        "alerts.close-wait.min-age=1s",
+        "--fail-on",
+        "warning",
+    ];
+    let (code, json) = finish(snapshot_two_polls("1500ms", &args));
+    assert_eq!(
+        code, 2,
+        "--fail-on warning with a warning alert exits 2: {json}"
+    );
+    let alerts = json["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(a["rule"], "close-wait-lingering");
+    assert_eq!(a["severity"], "warning");
+    assert_eq!(a["pid"], me);
+    assert_eq!(a["process"], my_comm());
+    assert_eq!(a["count"], 1);
+    let msg = a["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "1 CLOSE_WAIT held by {} (pid {me}) for > 1 s",
+            my_comm()
+        )),
+        "{msg}"
+    );
+    assert_eq!(a["connections"][0]["local"], server.to_string());
+
+    // The same population under the default 30 s threshold raises nothing and exits 0.
+    let (code, json) = finish(snapshot_two_polls(
+        "200ms",
+        &["--port", port.as_str(), "--fail-on", "warning"],
+    ));
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["alerts"].as_array().unwrap().len(), 0);
+    drop(s);
+}
+
+#[test]
+fn time_wait_buildup_past_a_threshold() {
+    const N: usize = 60;
+    let l = listener(V4);
+    let port = l.local_addr().unwrap().port();
+    let mut last = None;
+    for _ in 0..N {
+        let (c, mut s) = pair(&l);
+        last = Some(addr_of(&c));
+        drop(c);
+        let mut buf = [0u8; 8];
+        assert_eq!(s.read(&mut buf).unwrap(), 0);
+    }
+    let (client, server) = last.unwrap();
+    wait_for_state(client, server, TcpState::TimeWait);
+
+    let port = port.to_string();
+    let (code, json) = snapshot_json(&[
+        "--port",
+        &port,
+        "--set",
+        "alerts.time-wait.warning=50",
+        "--set",
+        "alerts.time-wait-per-remote.warning=40",
+        "--fail-on",
+        "warning",
+    ]);
+    assert_eq!(code, 2, "{json}");
+    assert_eq!(json["counts"]["TIME_WAIT"], N);
+    let alerts = json["alerts"].as_array().unwrap();
+    let total = alerts
+        .iter()
+        .find(|a| a["rule"] == "time-wait-buildup")
+        .expect("time-wait-buildup alert");
+    assert_eq!(total["count"], N);
+    assert_eq!(total["severity"], "warning");
+    let remote = alerts
+        .iter()
+        .find(|a| a["rule"] == "time-wait-remote")
+        .expect("time-wait-remote alert");
+    assert_eq!(remote["remote"], server.to_string());
+    assert_eq!(remote["count"], N);
+    // The pressure figure toward the listener counts the same sockets.
+    let p = &json["port_pressure"][0];
+    assert_eq!(p["remote"], server.to_string());
+    assert_eq!(p["time_wait"], N);
+
+    // --fail-on critical does not fail on a warning.
+    let (code, _) = snapshot_json(&[
+        "--port",
+        &port,
+        "--set",
+        "alerts.time-wait.warning=50",
+        "--fail-on",
+        "critical",
+    ]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn filters_select_states_addresses_and_processes() {
+    let l = listener(V6);
+    let port = l.local_addr().unwrap().port().to_string();
+    let (c, _s) = pair(&l);
+    let (client, server) = addr_of(&c);
+
+    let (_, json) = snapshot_json(&["--port", &port, "--state", "ESTABLISHED"]);
+    assert_eq!(json["connections"].as_array().unwrap().len(), 2);
+    let (_, json) = snapshot_json(&["--local", &client.to_string()]);
+    let rows = json["connections"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["remote"], server.to_string());
+    let (_, json) = snapshot_json(&[
+        "--remote",
+        &server.to_string(),
+        "--pid",
+        &std::process::id().to_string(),
+    ]);
+    assert_eq!(json["connections"].as_array().unwrap().len(), 1);
+    let (_, json) = snapshot_json(&["--port", &port, "--process", "no-such-process-xyz"]);
+    assert_eq!(json["connections"].as_array().unwrap().len(), 0);
+    let (_, json) = snapshot_json(&["--filter", &format!("port:{port} !state:listen")]);
+    assert_eq!(json["connections"].as_array().unwrap().len(), 2);
+    assert_eq!(json["filter"], format!("port:{port} !state:listen"));
+}
+
+#[test]
+fn csv_and_table_list_the_same_connection() {
+    let l = listener(V4);
+    let local = l.local_addr().unwrap();
+    let port = local.port().to_string();
+
+    let out = lingertop()
+        .args(["snapshot", "--format", "csv", "--port", &port])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("state,local,remote,pid,process,user,attribution,state_age_secs,inode")
+    );
+    let row = lines.next().expect("one row");
+    assert!(
+        row.starts_with(&format!("LISTEN,{local},0.0.0.0:0,{},", std::process::id())),
+        "{row}"
+    );
+
+    let out = lingertop()
+        .args(["snapshot", "--format", "table", "--port", &port])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("LISTEN 1"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("LISTEN ") && l.contains(&local.to_string()))
+        .expect("a LISTEN row");
+    assert!(row.contains(&format!("({})", std::process::id())), "{row}");
+}
