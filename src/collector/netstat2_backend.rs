@@ -56,7 +56,12 @@ impl SocketSource for Netstat2Source {
                 continue;
             };
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            let (inode, uid) = (u64::from(info.inode), Some(info.uid));
+            // A socket without a file (TIME_WAIT, orphans, not yet accepted) reports uid 0,
+            // which would read as "root": say nothing rather than something false.
+            let (inode, uid) = (
+                u64::from(info.inode),
+                (info.inode != 0).then_some(info.uid),
+            );
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
             let (inode, uid) = (0u64, None);
             let mut pids = info.associated_pids;
