@@ -96,6 +96,10 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
         alerts: &alerts,
         pressure: &pressure,
     };
+    // CSV has no place for it, so the partial-information notice goes to stderr.
+    if let (Format::Csv, model::ProcessInfo::Partial { reason }) = (format, &snap.process_info) {
+        eprintln!("lingertop: process info is partial: {reason}");
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match report::write_snapshot(format, &view, &mut out) {

@@ -318,3 +318,66 @@ fn csv_and_table_list_the_same_connection() {
         .expect("a LISTEN row");
     assert!(row.contains(&format!("({})", std::process::id())), "{row}");
 }
+
+/// Without root, sockets of other users show no process and the output says why.
+/// Runs the binary as `nobody` through `setpriv` (util-linux) when the test runs as root;
+/// as a non-root user the test checks that its own sockets still show their process.
+#[test]
+fn without_root_process_info_is_partial_and_says_why() {
+    let l = listener(V4);
+    let local = l.local_addr().unwrap();
+    let port = local.port().to_string();
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let run = |format: &str| {
+        let mut cmd = if as_root {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+            c.arg(env!("CARGO_BIN_EXE_lingertop"));
+            c
+        } else {
+            std::process::Command::new(env!("CARGO_BIN_EXE_lingertop"))
+        };
+        cmd.env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("lingertop-no-config"),
+        )
+        .args(["snapshot", "--format", format, "--port", &port])
+        .output()
+        .expect("run lingertop (through setpriv when root)")
+    };
+    let out = run("json");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = parse(&out);
+    let row = one(&json, local, "0.0.0.0:0".parse().unwrap());
+    if !as_root {
+        assert_eq!(row["pid"], std::process::id());
+        return;
+    }
+    assert_eq!(json["process_info"], "partial", "{json}");
+    let reason = json["process_info_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("not running as root") && reason.contains("sudo"),
+        "{reason}"
+    );
+    assert_eq!(row["state"], "LISTEN");
+    assert_eq!(
+        row["pid"],
+        serde_json::Value::Null,
+        "root's socket shows no process: {row}"
+    );
+
+    // The table says it on its second line; CSV, which has no place for it, on stderr.
+    let text = String::from_utf8_lossy(&run("table").stdout).to_string();
+    let second = text.lines().nth(1).unwrap_or("");
+    assert!(
+        second.starts_with("process info is partial: not running as root"),
+        "{text}"
+    );
+    let csv = run("csv");
+    assert!(String::from_utf8_lossy(&csv.stderr).contains("process info is partial"));
+}
