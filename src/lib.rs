@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod live;
 pub mod model;
 pub mod report;
 
