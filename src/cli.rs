@@ -24,6 +24,14 @@ pub struct Cli {
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
 
+    /// Dashboard: poll interval (e.g. 1s, 500ms); overrides collector.interval.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// Dashboard: start with this filter, e.g. "state:close-wait port:443".
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod live;
 pub mod model;
 pub mod report;
+pub mod tui;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -28,18 +29,26 @@ pub const EXIT_ERROR: u8 = 1;
 
 /// Runs the mode the command line asks for.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let cfg = config::load(cli.config.as_deref(), &cli.sets)?;
+    let mut cfg = config::load(cli.config.as_deref(), &cli.sets)?;
     match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cfg, &args),
         None => {
-            if !io::stdout().is_terminal() {
+            if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
                 bail!(
-                    "the dashboard needs a terminal and stdout is not one; for scripts use `lingertop snapshot` (e.g. `lingertop snapshot --format json`)"
+                    "the dashboard needs a terminal and stdin/stdout is not one; for scripts use `lingertop snapshot` (e.g. `lingertop snapshot --format json`)"
                 );
             }
-            bail!(
-                "the live dashboard is not available in this build yet; use `lingertop snapshot` (see `lingertop --help`)"
-            );
+            if let Some(i) = cli.interval {
+                cfg.interval = i;
+            }
+            let filter = match &cli.filter {
+                Some(expr) => {
+                    Filter::parse(expr).map_err(|e| anyhow::anyhow!("bad --filter: {e}"))?
+                }
+                None => cfg.default_filter.clone(),
+            };
+            tui::run(&cfg, filter, Collector::system())?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

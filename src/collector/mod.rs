@@ -124,7 +124,7 @@ impl Collector {
         let process_info = match self.euid {
             Some(0) | None if hidden > 0 => ProcessInfo::Partial {
                 reason: format!(
-                    "{hidden} sockets have no visible process: they belong to another PID namespace (a container) or closed during the poll; run lingertop in the host's PID namespace to see them"
+                    "{hidden} sockets show no process: they belong to another PID namespace (a container) or closed mid-poll; run lingertop in the host's PID namespace to see them"
                 ),
             },
             Some(0) | None => ProcessInfo::Full,

@@ -11,6 +11,121 @@ pub struct FileConfig {
     pub collector: Option<CollectorFile>,
     pub filter: Option<FilterFile>,
     pub alerts: Option<AlertsFile>,
+    pub keys: Option<KeysFile>,
+    pub theme: Option<ThemeFile>,
+}
+
+/// `[keys]`: each action's keys, as a string or a list of strings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KeysFile {
+    pub quit: Option<KeyList>,
+    pub help: Option<KeyList>,
+    pub up: Option<KeyList>,
+    pub down: Option<KeyList>,
+    pub page_up: Option<KeyList>,
+    pub page_down: Option<KeyList>,
+    pub home: Option<KeyList>,
+    pub end: Option<KeyList>,
+    pub next_view: Option<KeyList>,
+    pub prev_view: Option<KeyList>,
+    pub filter: Option<KeyList>,
+    pub clear_filter: Option<KeyList>,
+    pub sort: Option<KeyList>,
+    pub sort_direction: Option<KeyList>,
+    pub pause: Option<KeyList>,
+    pub faster: Option<KeyList>,
+    pub slower: Option<KeyList>,
+    pub detail: Option<KeyList>,
+    pub toggle_group: Option<KeyList>,
+}
+
+impl KeysFile {
+    /// The overrides given, by action name.
+    pub fn into_overrides(self) -> Vec<(&'static str, KeyList)> {
+        [
+            ("quit", self.quit),
+            ("help", self.help),
+            ("up", self.up),
+            ("down", self.down),
+            ("page-up", self.page_up),
+            ("page-down", self.page_down),
+            ("home", self.home),
+            ("end", self.end),
+            ("next-view", self.next_view),
+            ("prev-view", self.prev_view),
+            ("filter", self.filter),
+            ("clear-filter", self.clear_filter),
+            ("sort", self.sort),
+            ("sort-direction", self.sort_direction),
+            ("pause", self.pause),
+            ("faster", self.faster),
+            ("slower", self.slower),
+            ("detail", self.detail),
+            ("toggle-group", self.toggle_group),
+        ]
+        .into_iter()
+        .filter_map(|(n, k)| k.map(|k| (n, k)))
+        .collect()
+    }
+}
+
+/// One or more keys, each checked as it is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyList(pub Vec<crate::tui::keys::KeyBinding>);
+
+impl<'de> Deserialize<'de> for KeyList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let names = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        };
+        if names.is_empty() {
+            return Err(serde::de::Error::custom(
+                "no keys given; list at least one, e.g. [\"q\"]",
+            ));
+        }
+        names
+            .iter()
+            .map(|n| n.parse().map_err(serde::de::Error::custom))
+            .collect::<Result<_, _>>()
+            .map(KeyList)
+    }
+}
+
+/// `[theme]`: colours by role.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ThemeFile {
+    pub accent: Option<ColorValue>,
+    pub warning: Option<ColorValue>,
+    pub critical: Option<ColorValue>,
+    pub new: Option<ColorValue>,
+    pub changed: Option<ColorValue>,
+    pub vanished: Option<ColorValue>,
+    pub selected: Option<ColorValue>,
+    pub muted: Option<ColorValue>,
+}
+
+/// A colour: a name (red, darkgray, lightblue...), an index 0-255, or `#rrggbb`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColorValue(pub ratatui::style::Color);
+
+impl<'de> Deserialize<'de> for ColorValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<ratatui::style::Color>().map(ColorValue).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "\"{s}\" is not a colour; use a name (black, red, green, yellow, blue, magenta, cyan, gray, darkgray, lightred, ..., white), an index 0-255, or #rrggbb"
+            ))
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 use crate::model::alerts::{CountRule, LingerRule, RatioRule};
 use crate::model::{Filter, Rules};
+use crate::tui::keys::{BINDABLE, KeyBinding};
+use crate::tui::theme::ThemeColors;
 use file::{CountFile, FileConfig, LingerFile, RatioFile};
 
 /// The validated configuration every mode runs with.
@@ -25,6 +27,9 @@ pub struct Config {
     /// Filter applied when the command line gives none.
     pub default_filter: Filter,
     pub rules: Rules,
+    /// Every bindable dashboard action with its keys, in `tui::keys::BINDABLE` order.
+    pub keys: Vec<(String, Vec<KeyBinding>)>,
+    pub theme: ThemeColors,
 }
 
 impl Default for Config {
@@ -34,8 +39,20 @@ impl Default for Config {
             history: 300,
             default_filter: Filter::default(),
             rules: Rules::default(),
+            keys: default_keys(),
+            theme: ThemeColors::default(),
         }
     }
+}
+
+fn default_keys() -> Vec<(String, Vec<KeyBinding>)> {
+    BINDABLE
+        .iter()
+        .map(|(name, _, keys)| {
+            let keys = keys.iter().filter_map(|k| k.parse().ok()).collect();
+            (name.to_string(), keys)
+        })
+        .collect()
 }
 
 /// A configuration that cannot be used; the message is one line.
@@ -165,7 +182,32 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
         last_ack: linger(alerts.last_ack, &r.last_ack, "alerts.last-ack")?,
         closing: linger(alerts.closing, &r.closing, "alerts.closing")?,
     };
+    let mut keys = d.keys.clone();
+    for (name, list) in file.keys.map(|k| k.into_overrides()).unwrap_or_default() {
+        if let Some(slot) = keys.iter_mut().find(|(n, _)| n == name) {
+            slot.1 = list.0;
+        }
+    }
+    let mut theme = d.theme.clone();
+    if let Some(t) = file.theme {
+        for (role, c) in [
+            ("accent", t.accent),
+            ("warning", t.warning),
+            ("critical", t.critical),
+            ("new", t.new),
+            ("changed", t.changed),
+            ("vanished", t.vanished),
+            ("selected", t.selected),
+            ("muted", t.muted),
+        ] {
+            if let Some(c) = c {
+                theme.set(role, c.0);
+            }
+        }
+    }
     Ok(Config {
+        keys,
+        theme,
         interval: collector.interval.map_or(d.interval, |i| i.0),
         history: collector.history.map_or(d.history, |h| h.0),
         default_filter: file

@@ -189,8 +189,18 @@ pub struct Pressure {
 /// Ephemeral-port use per (local IP -> remote IP:port), highest first. Linux lets the same
 /// local port serve different destinations, so the range runs out per destination.
 pub fn port_pressure(conns: &[Connection], range: PortRange) -> Vec<Pressure> {
+    pressure_of(conns, 0..conns.len(), range)
+}
+
+/// [`port_pressure`] over only the connections at `indices` (indices into `conns`).
+pub fn pressure_of(
+    conns: &[Connection],
+    indices: impl IntoIterator<Item = usize>,
+    range: PortRange,
+) -> Vec<Pressure> {
     let mut groups: FxHashMap<(IpAddr, SocketAddr), Pressure> = FxHashMap::default();
-    for (i, c) in conns.iter().enumerate() {
+    for i in indices {
+        let c = &conns[i];
         if c.state == TcpState::Listen || !range.contains(c.local.port()) {
             continue;
         }

@@ -1,0 +1,799 @@
+//! The dashboard's state and the one `match` that applies an [`Action`] to it. Rendering
+//! reads this state and never changes it; the event loop feeds it keys and poll results.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+use super::keys::{Action, Keymap};
+use crate::live::Update;
+use crate::model::alerts::pressure_of;
+use crate::model::{
+    Attribution, Connection, Filter, Owner, RuleId, Severity, StateCounts, TcpState, Transition,
+};
+
+/// The states of the strip, in its order; keys 1..9 and 0 toggle them as quick filters.
+pub const STRIP: [TcpState; 10] = [
+    TcpState::Established,
+    TcpState::SynSent,
+    TcpState::SynRecv,
+    TcpState::FinWait1,
+    TcpState::FinWait2,
+    TcpState::TimeWait,
+    TcpState::CloseWait,
+    TcpState::LastAck,
+    TcpState::Closing,
+    TcpState::Listen,
+];
+
+/// Poll intervals `+` and `-` step through.
+const INTERVALS_MS: [u64; 9] = [250, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000];
+
+/// How many polls a vanished connection stays on screen, fading.
+const GHOST_POLLS: u8 = 2;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum View {
+    All,
+    ByState,
+    ByProcess,
+    ByRemote,
+}
+
+impl View {
+    pub const ALL: [View; 4] = [View::All, View::ByState, View::ByProcess, View::ByRemote];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::All => "All connections",
+            View::ByState => "By state",
+            View::ByProcess => "By process",
+            View::ByRemote => "By remote endpoint",
+        }
+    }
+
+    fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+
+    /// Column titles; the sort key is an index into these.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            View::All | View::ByState => &["STATE", "LOCAL", "REMOTE", "PROCESS", "IN STATE"],
+            View::ByProcess => &[
+                "PROCESS", "PID", "TOTAL", "ESTAB", "CLOSE_W", "CW/MIN", "TIME_W", "FIN_W",
+                "LAST_A",
+            ],
+            View::ByRemote => &["REMOTE", "TIME_WAIT", "TOTAL", "PORTS USED", "FROM"],
+        }
+    }
+}
+
+/// One line of the table.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Row {
+    /// A connection of the shown snapshot.
+    Conn(usize),
+    /// A connection that vanished at a recent poll.
+    Ghost(usize),
+    /// A state group header (by-state view).
+    Group(TcpState, u32),
+    Process(usize),
+    Remote(usize),
+}
+
+/// How a connection changed at the last poll.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mark {
+    New,
+    Changed,
+}
+
+/// Counts of each close state held by one process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcRow {
+    pub pid: Option<u32>,
+    pub name: String,
+    pub counts: StateCounts,
+    pub total: u32,
+    /// CLOSE_WAIT change per minute over the last polls.
+    pub close_wait_per_min: Option<f64>,
+}
+
+/// Connections toward one remote endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteRow {
+    pub remote: SocketAddr,
+    pub time_wait: u32,
+    pub total: u32,
+    /// Highest ephemeral-port use toward it from one local address, and that address.
+    pub pressure: f64,
+    pub ports_used: u32,
+    pub from: Option<IpAddr>,
+}
+
+/// A vanished connection kept on screen for a few polls.
+#[derive(Clone, Debug)]
+pub struct Ghost {
+    pub conn: Connection,
+    pub polls_left: u8,
+}
+
+/// What the event loop must do after an action.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    Quit,
+    SetInterval(Duration),
+}
+
+/// Where things were drawn last frame, for the mouse.
+#[derive(Clone, Debug, Default)]
+pub struct HitAreas {
+    /// The table's rows (header excluded): x, y, width, height.
+    pub table: (u16, u16, u16, u16),
+    /// Strip cells: (x, y, width, height, index into `STRIP`).
+    pub strip: Vec<(u16, u16, u16, u16, usize)>,
+}
+
+/// The dashboard's whole state.
+pub struct App {
+    pub keymap: Keymap,
+    pub interval: Duration,
+    /// The newest poll: header, strip and alerts show it.
+    pub latest: Option<Arc<Update>>,
+    /// The poll the table shows: the newest, or the one frozen by pause.
+    pub shown: Option<Arc<Update>>,
+    pub paused: bool,
+    /// Polls and transitions that arrived while paused.
+    pub paused_polls: u64,
+    pub paused_changes: usize,
+    pub prev_counts: Option<StateCounts>,
+    /// Per-state counts of recent polls, oldest first (sparklines).
+    pub history: VecDeque<StateCounts>,
+    history_len: usize,
+    /// CLOSE_WAIT per pid of recent polls, with their times (growth per process).
+    cw_history: VecDeque<(std::time::SystemTime, FxHashMap<u32, u32>)>,
+    pub view: View,
+    pub filter: Filter,
+    pub quick: BTreeSet<TcpState>,
+    /// The filter prompt while it is open.
+    pub input: Option<String>,
+    pub input_error: Option<String>,
+    pub sort: [usize; 4],
+    pub sort_desc: [bool; 4],
+    pub collapsed: BTreeSet<TcpState>,
+    pub help: bool,
+    pub detail: bool,
+    pub rows: Vec<Row>,
+    pub procs: Vec<ProcRow>,
+    pub remotes: Vec<RemoteRow>,
+    pub ghosts: Vec<Ghost>,
+    pub marks: FxHashMap<(SocketAddr, SocketAddr), Mark>,
+    pub selected: usize,
+    pub offset: usize,
+    /// Table rows visible in the last frame.
+    pub page: usize,
+    pub hit: HitAreas,
+    /// A one-line message for the footer (poll errors).
+    pub status: Option<String>,
+    pub errors: u64,
+}
+
+impl App {
+    pub fn new(keymap: Keymap, interval: Duration, history_len: usize, filter: Filter) -> Self {
+        App {
+            keymap,
+            interval,
+            latest: None,
+            shown: None,
+            paused: false,
+            paused_polls: 0,
+            paused_changes: 0,
+            prev_counts: None,
+            history: VecDeque::new(),
+            history_len: history_len.max(2),
+            cw_history: VecDeque::new(),
+            view: View::All,
+            filter,
+            quick: BTreeSet::new(),
+            input: None,
+            input_error: None,
+            sort: [0; 4],
+            sort_desc: [false; 4],
+            collapsed: BTreeSet::new(),
+            help: false,
+            detail: true,
+            rows: Vec::new(),
+            procs: Vec::new(),
+            remotes: Vec::new(),
+            ghosts: Vec::new(),
+            marks: FxHashMap::default(),
+            selected: 0,
+            offset: 0,
+            page: 10,
+            hit: HitAreas::default(),
+            status: None,
+            errors: 0,
+        }
+    }
+
+    /// Takes in a poll result.
+    pub fn on_update(&mut self, u: Arc<Update>) {
+        let counts = u.sample.counts;
+        if let Some(prev) = &self.latest {
+            self.prev_counts = Some(prev.sample.counts);
+        }
+        if self.history.len() == self.history_len {
+            self.history.pop_front();
+        }
+        self.history.push_back(counts);
+        if self.cw_history.len() == 64 {
+            self.cw_history.pop_front();
+        }
+        self.cw_history
+            .push_back((u.sample.at, u.sample.close_wait_by_pid.clone()));
+        self.errors = u.errors;
+        self.status = None;
+        self.latest = Some(u.clone());
+        if self.paused {
+            self.paused_polls += 1;
+            self.paused_changes += u.transitions.len();
+        } else {
+            self.show(u);
+        }
+    }
+
+    /// A poll failed; the loop retries at the next interval.
+    pub fn on_poll_failed(&mut self, msg: String) {
+        self.errors += 1;
+        self.status = Some(format!("poll failed: {msg}"));
+    }
+
+    fn show(&mut self, u: Arc<Update>) {
+        self.marks.clear();
+        for g in &mut self.ghosts {
+            g.polls_left = g.polls_left.saturating_sub(1);
+        }
+        self.ghosts.retain(|g| g.polls_left > 0);
+        for t in &u.transitions {
+            match (t.from, t.to) {
+                (None, Some(_)) => {
+                    self.marks.insert((t.local, t.remote), Mark::New);
+                }
+                (Some(_), Some(_)) => {
+                    self.marks.insert((t.local, t.remote), Mark::Changed);
+                }
+                (Some(from), None) => self.ghosts.push(ghost(t, from)),
+                (None, None) => {}
+            }
+        }
+        self.shown = Some(u);
+        self.rebuild();
+    }
+
+    /// The connection a row stands for.
+    pub fn conn(&self, row: Row) -> Option<&Connection> {
+        match row {
+            Row::Conn(i) => self.shown.as_ref()?.snapshot.connections.get(i),
+            Row::Ghost(i) => self.ghosts.get(i).map(|g| &g.conn),
+            _ => None,
+        }
+    }
+
+    pub fn selected_row(&self) -> Option<Row> {
+        self.rows.get(self.selected).copied()
+    }
+
+    fn matches(&self, c: &Connection) -> bool {
+        (self.quick.is_empty() || self.quick.contains(&c.state)) && self.filter.matches(c)
+    }
+
+    /// The effective filter as text, for the footer.
+    pub fn filter_text(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.filter.is_empty() {
+            parts.push(self.filter.to_string());
+        }
+        if !self.quick.is_empty() {
+            let names: Vec<String> = self.quick.iter().map(|s| s.filter_name()).collect();
+            parts.push(format!("state:{}", names.join(",")));
+        }
+        parts.join(" ")
+    }
+
+    /// Recomputes the rows of the current view: after a poll, a filter, a sort or a view
+    /// change; never per frame.
+    pub fn rebuild(&mut self) {
+        let key = self.selected_key();
+        let Some(u) = self.shown.clone() else {
+            self.rows.clear();
+            return;
+        };
+        let conns = &u.snapshot.connections;
+        let matching: Vec<usize> = (0..conns.len())
+            .filter(|&i| self.matches(&conns[i]))
+            .collect();
+        let col = self.sort[self.view.index()];
+        let desc = self.sort_desc[self.view.index()];
+        let now = u.snapshot.taken_at;
+        self.rows = match self.view {
+            View::All | View::ByState => {
+                let mut rows: Vec<Row> = matching.iter().map(|&i| Row::Conn(i)).collect();
+                rows.extend(
+                    (0..self.ghosts.len())
+                        .filter(|&i| self.matches(&self.ghosts[i].conn))
+                        .map(Row::Ghost),
+                );
+                let conn_of = |r: &Row| match *r {
+                    Row::Conn(i) => &conns[i],
+                    Row::Ghost(i) => &self.ghosts[i].conn,
+                    _ => unreachable!("only connection rows here"),
+                };
+                rows.sort_by(|a, b| {
+                    let (ca, cb) = (conn_of(a), conn_of(b));
+                    let primary = if self.view == View::ByState {
+                        ca.state.cmp(&cb.state)
+                    } else {
+                        std::cmp::Ordering::Equal
+                    };
+                    let by_col = match col {
+                        1 => ca.local.cmp(&cb.local),
+                        2 => ca.remote.cmp(&cb.remote),
+                        3 => owner_name(ca).cmp(owner_name(cb)),
+                        4 => ca.state_age(now).cmp(&cb.state_age(now)),
+                        _ => ca.state.cmp(&cb.state),
+                    };
+                    let by_col = if desc { by_col.reverse() } else { by_col };
+                    primary
+                        .then(by_col)
+                        .then(ca.local.cmp(&cb.local))
+                        .then(ca.remote.cmp(&cb.remote))
+                });
+                if self.view == View::ByState {
+                    self.group(rows, &conn_of)
+                } else {
+                    rows
+                }
+            }
+            View::ByProcess => {
+                self.procs = self.aggregate_processes(conns, &matching);
+                let procs = &self.procs;
+                let mut idx: Vec<usize> = (0..procs.len()).collect();
+                idx.sort_by(|&a, &b| {
+                    let (pa, pb) = (&procs[a], &procs[b]);
+                    let cw = TcpState::CloseWait;
+                    let o = match col {
+                        0 => pa.name.cmp(&pb.name),
+                        1 => pa.pid.cmp(&pb.pid),
+                        2 => pa.total.cmp(&pb.total),
+                        3 => pa
+                            .counts
+                            .get(TcpState::Established)
+                            .cmp(&pb.counts.get(TcpState::Established)),
+                        4 => pa.counts.get(cw).cmp(&pb.counts.get(cw)),
+                        5 => pa
+                            .close_wait_per_min
+                            .unwrap_or(0.0)
+                            .total_cmp(&pb.close_wait_per_min.unwrap_or(0.0)),
+                        6 => pa
+                            .counts
+                            .get(TcpState::TimeWait)
+                            .cmp(&pb.counts.get(TcpState::TimeWait)),
+                        7 => fin_waits(pa).cmp(&fin_waits(pb)),
+                        _ => pa
+                            .counts
+                            .get(TcpState::LastAck)
+                            .cmp(&pb.counts.get(TcpState::LastAck)),
+                    };
+                    // Default (column 0 ascending) lists the worst CLOSE_WAIT holders first.
+                    let o = if col == 0 && !desc {
+                        pb.counts.get(cw).cmp(&pa.counts.get(cw)).then(o)
+                    } else if desc {
+                        o.reverse()
+                    } else {
+                        o
+                    };
+                    o.then(pa.pid.cmp(&pb.pid))
+                });
+                idx.into_iter().map(Row::Process).collect()
+            }
+            View::ByRemote => {
+                self.remotes = aggregate_remotes(&u, &matching);
+                let rs = &self.remotes;
+                let mut idx: Vec<usize> = (0..rs.len()).collect();
+                idx.sort_by(|&a, &b| {
+                    let (ra, rb) = (&rs[a], &rs[b]);
+                    let o = match col {
+                        0 => ra.remote.cmp(&rb.remote),
+                        1 => ra.time_wait.cmp(&rb.time_wait),
+                        2 => ra.total.cmp(&rb.total),
+                        3 => ra.pressure.total_cmp(&rb.pressure),
+                        _ => ra.from.cmp(&rb.from),
+                    };
+                    // Default (column 0 ascending): most TIME_WAIT first.
+                    let o = if col == 0 && !desc {
+                        rb.time_wait.cmp(&ra.time_wait).then(o)
+                    } else if desc {
+                        o.reverse()
+                    } else {
+                        o
+                    };
+                    o.then(ra.remote.cmp(&rb.remote))
+                });
+                idx.into_iter().map(Row::Remote).collect()
+            }
+        };
+        self.restore_selection(key);
+    }
+
+    fn group<'a>(&self, rows: Vec<Row>, conn_of: &dyn Fn(&Row) -> &'a Connection) -> Vec<Row> {
+        let mut out = Vec::with_capacity(rows.len() + 11);
+        let mut i = 0;
+        while i < rows.len() {
+            let state = conn_of(&rows[i]).state;
+            let end = rows[i..]
+                .iter()
+                .position(|r| conn_of(r).state != state)
+                .map_or(rows.len(), |n| i + n);
+            let n = rows[i..end]
+                .iter()
+                .filter(|r| matches!(r, Row::Conn(_)))
+                .count();
+            out.push(Row::Group(state, u32::try_from(n).unwrap_or(u32::MAX)));
+            if !self.collapsed.contains(&state) {
+                out.extend_from_slice(&rows[i..end]);
+            }
+            i = end;
+        }
+        out
+    }
+
+    fn aggregate_processes(&self, conns: &[Connection], matching: &[usize]) -> Vec<ProcRow> {
+        let mut by: FxHashMap<Option<u32>, ProcRow> = FxHashMap::default();
+        for &i in matching {
+            let c = &conns[i];
+            let owner = c.owner();
+            let pid = owner.map(|o| o.pid);
+            let row = by.entry(pid).or_insert_with(|| ProcRow {
+                pid,
+                name: owner
+                    .and_then(|o| o.name.as_deref())
+                    .unwrap_or(if pid.is_some() { "?" } else { "(no process)" })
+                    .to_string(),
+                counts: StateCounts::default(),
+                total: 0,
+                close_wait_per_min: None,
+            });
+            row.counts.add(c.state);
+            row.total += 1;
+        }
+        let anchor = self.cw_history.front();
+        let current = self.cw_history.back();
+        let mut out: Vec<ProcRow> = by.into_values().collect();
+        if let (Some((t0, then)), Some((t1, now))) = (anchor, current) {
+            let span = t1.duration_since(*t0).unwrap_or_default().as_secs_f64();
+            if span > 0.0 {
+                for p in &mut out {
+                    if let Some(pid) = p.pid {
+                        let a = f64::from(then.get(&pid).copied().unwrap_or(0));
+                        let b = f64::from(now.get(&pid).copied().unwrap_or(0));
+                        p.close_wait_per_min = Some((b - a) * 60.0 / span);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A stable identity of the selected row, to keep the selection across rebuilds.
+    fn selected_key(&self) -> Option<SelKey> {
+        Some(match self.selected_row()? {
+            r @ (Row::Conn(_) | Row::Ghost(_)) => {
+                let c = self.conn(r)?;
+                SelKey::Conn(c.local, c.remote)
+            }
+            Row::Group(s, _) => SelKey::Group(s),
+            Row::Process(i) => SelKey::Process(self.procs.get(i)?.pid),
+            Row::Remote(i) => SelKey::Remote(self.remotes.get(i)?.remote),
+        })
+    }
+
+    fn restore_selection(&mut self, key: Option<SelKey>) {
+        if let Some(key) = key {
+            let found = self.rows.iter().position(|&r| match (r, &key) {
+                (Row::Conn(_) | Row::Ghost(_), SelKey::Conn(l, rm)) => self
+                    .conn(r)
+                    .is_some_and(|c| c.local == *l && c.remote == *rm),
+                (Row::Group(s, _), SelKey::Group(k)) => s == *k,
+                (Row::Process(i), SelKey::Process(pid)) => self.procs[i].pid == *pid,
+                (Row::Remote(i), SelKey::Remote(a)) => self.remotes[i].remote == *a,
+                _ => false,
+            });
+            if let Some(i) = found {
+                self.selected = i;
+            }
+        }
+        self.clamp();
+    }
+
+    fn clamp(&mut self) {
+        let n = self.rows.len();
+        if self.selected >= n {
+            self.selected = n.saturating_sub(1);
+        }
+        let page = self.page.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + page {
+            self.offset = self.selected + 1 - page;
+        }
+        self.offset = self.offset.min(n.saturating_sub(page));
+    }
+
+    /// Records where the last frame put things (the loop calls it after each draw).
+    pub fn after_draw(&mut self, hit: HitAreas) {
+        self.page = usize::from(hit.table.3).max(1);
+        self.hit = hit;
+        self.clamp();
+    }
+
+    /// The severity of the worst alert on each strip state.
+    pub fn alerted_states(&self) -> FxHashMap<TcpState, Severity> {
+        let mut out: FxHashMap<TcpState, Severity> = FxHashMap::default();
+        if let Some(u) = &self.latest {
+            for a in &u.alerts {
+                let state = match a.rule {
+                    RuleId::CloseWaitLingering => TcpState::CloseWait,
+                    RuleId::TimeWaitBuildup | RuleId::TimeWaitRemote | RuleId::PortPressure => {
+                        TcpState::TimeWait
+                    }
+                    RuleId::FinWait1Lingering => TcpState::FinWait1,
+                    RuleId::FinWait2Lingering => TcpState::FinWait2,
+                    RuleId::LastAckLingering => TcpState::LastAck,
+                    RuleId::ClosingLingering => TcpState::Closing,
+                };
+                let e = out.entry(state).or_insert(a.severity);
+                *e = (*e).max(a.severity);
+            }
+        }
+        out
+    }
+
+    /// Handles a key typed into the filter prompt. Returns false when no prompt is open.
+    pub fn on_input_key(&mut self, key: &crossterm::event::KeyEvent) -> bool {
+        use crossterm::event::{KeyCode, KeyModifiers};
+        let Some(text) = self.input.as_mut() else {
+            return false;
+        };
+        match key.code {
+            KeyCode::Esc => {
+                self.input = None;
+                self.input_error = None;
+            }
+            KeyCode::Enter => match Filter::parse(text) {
+                Ok(f) => {
+                    self.filter = f;
+                    self.input = None;
+                    self.input_error = None;
+                    self.selected = 0;
+                    self.offset = 0;
+                    self.rebuild();
+                }
+                Err(e) => self.input_error = Some(e.to_string()),
+            },
+            KeyCode::Backspace => {
+                text.pop();
+                self.input_error = None;
+            }
+            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.input = None;
+                self.input_error = None;
+            }
+            KeyCode::Char(c) => {
+                text.push(c);
+                self.input_error = None;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Applies one action. The one place state changes in answer to the user.
+    pub fn apply(&mut self, action: Action) -> Effect {
+        if self.help {
+            // Help is modal: it closes on its own keys, and quit still quits.
+            match action {
+                Action::Help | Action::ClearFilter => self.help = false,
+                Action::Quit => return Effect::Quit,
+                _ => {}
+            }
+            return Effect::None;
+        }
+        let page = self.page.max(1);
+        match action {
+            Action::Quit => return Effect::Quit,
+            Action::Help => self.help = true,
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::Down => self.selected = self.selected.saturating_add(1),
+            Action::PageUp => self.selected = self.selected.saturating_sub(page),
+            Action::PageDown => self.selected = self.selected.saturating_add(page),
+            Action::Home => self.selected = 0,
+            Action::End => self.selected = self.rows.len().saturating_sub(1),
+            Action::NextView | Action::PrevView => {
+                let i = self.view.index();
+                let n = View::ALL.len();
+                let next = if action == Action::NextView {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
+                self.view = View::ALL[next];
+                self.selected = 0;
+                self.offset = 0;
+                self.rebuild();
+            }
+            Action::Filter => {
+                self.input = Some(self.filter.to_string());
+                self.input_error = None;
+            }
+            Action::ClearFilter => {
+                self.filter = Filter::default();
+                self.quick.clear();
+                self.rebuild();
+            }
+            Action::Sort => {
+                let v = self.view.index();
+                self.sort[v] = (self.sort[v] + 1) % self.view.columns().len();
+                self.rebuild();
+            }
+            Action::SortDirection => {
+                let v = self.view.index();
+                self.sort_desc[v] = !self.sort_desc[v];
+                self.rebuild();
+            }
+            Action::Pause => {
+                self.paused = !self.paused;
+                if !self.paused {
+                    self.paused_polls = 0;
+                    self.paused_changes = 0;
+                    if let Some(u) = self.latest.clone() {
+                        if !self.shown.as_ref().is_some_and(|s| Arc::ptr_eq(s, &u)) {
+                            self.show(u);
+                        }
+                    }
+                }
+            }
+            Action::Faster | Action::Slower => {
+                let ms = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
+                let next = if action == Action::Faster {
+                    INTERVALS_MS.iter().rev().find(|&&s| s < ms).copied()
+                } else {
+                    INTERVALS_MS.iter().find(|&&s| s > ms).copied()
+                };
+                if let Some(next) = next {
+                    self.interval = Duration::from_millis(next);
+                    return Effect::SetInterval(self.interval);
+                }
+            }
+            Action::Detail => self.detail = !self.detail,
+            Action::ToggleGroup => {
+                let group = match self.selected_row() {
+                    Some(Row::Group(s, _)) => Some(s),
+                    Some(r @ (Row::Conn(_) | Row::Ghost(_))) if self.view == View::ByState => {
+                        self.conn(r).map(|c| c.state)
+                    }
+                    _ => None,
+                };
+                if let Some(s) = group {
+                    if !self.collapsed.remove(&s) {
+                        self.collapsed.insert(s);
+                    }
+                    self.rebuild();
+                    if let Some(i) = self
+                        .rows
+                        .iter()
+                        .position(|r| *r == Row::Group(s, group_count(&self.rows, s)))
+                    {
+                        self.selected = i;
+                    }
+                }
+            }
+            Action::QuickState(i) => {
+                if let Some(&s) = STRIP.get(i) {
+                    if !self.quick.remove(&s) {
+                        self.quick.insert(s);
+                    }
+                    self.selected = 0;
+                    self.offset = 0;
+                    self.rebuild();
+                }
+            }
+        }
+        self.clamp();
+        Effect::None
+    }
+
+    /// Selects the row at a table line clicked with the mouse.
+    pub fn click_table_line(&mut self, line: usize) {
+        let i = self.offset + line;
+        if i < self.rows.len() {
+            self.selected = i;
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum SelKey {
+    Conn(SocketAddr, SocketAddr),
+    Group(TcpState),
+    Process(Option<u32>),
+    Remote(SocketAddr),
+}
+
+fn group_count(rows: &[Row], s: TcpState) -> u32 {
+    rows.iter()
+        .find_map(|r| match r {
+            Row::Group(g, n) if *g == s => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+fn fin_waits(p: &ProcRow) -> u32 {
+    p.counts.get(TcpState::FinWait1) + p.counts.get(TcpState::FinWait2)
+}
+
+fn owner_name(c: &Connection) -> &str {
+    c.owner().and_then(|o| o.name.as_deref()).unwrap_or("")
+}
+
+fn ghost(t: &Transition, from: TcpState) -> Ghost {
+    let mut conn = Connection::new(t.local, t.remote, from);
+    if let Some(o) = &t.owner {
+        conn.owners = vec![Owner {
+            pid: o.pid,
+            name: o.name.clone(),
+        }];
+        conn.attribution = Some(Attribution::LastOwner);
+    }
+    Ghost {
+        conn,
+        polls_left: GHOST_POLLS + 1,
+    }
+}
+
+fn aggregate_remotes(u: &Update, matching: &[usize]) -> Vec<RemoteRow> {
+    let conns = &u.snapshot.connections;
+    let mut by: FxHashMap<SocketAddr, RemoteRow> = FxHashMap::default();
+    for &i in matching {
+        let c = &conns[i];
+        if c.state == TcpState::Listen {
+            continue;
+        }
+        let r = by.entry(c.remote).or_insert_with(|| RemoteRow {
+            remote: c.remote,
+            time_wait: 0,
+            total: 0,
+            pressure: 0.0,
+            ports_used: 0,
+            from: None,
+        });
+        r.total += 1;
+        r.time_wait += u32::from(c.state == TcpState::TimeWait);
+    }
+    for p in pressure_of(conns, matching.iter().copied(), u.snapshot.ephemeral_ports) {
+        if let Some(r) = by.get_mut(&p.remote) {
+            if p.ratio > r.pressure {
+                r.pressure = p.ratio;
+                r.ports_used = p.in_use;
+                r.from = Some(p.local_ip);
+            }
+        }
+    }
+    by.into_values().collect()
+}

@@ -1,0 +1,242 @@
+//! The live dashboard: a tokio loop over terminal events, poll results from the collector
+//! thread, a render tick and signals. The terminal is restored on every exit path: normal
+//! quit, error, Ctrl-C, SIGTERM/SIGHUP/SIGINT, and panic (the message is printed after).
+
+pub mod app;
+pub mod keys;
+pub mod theme;
+pub mod ui;
+
+use std::io::{self, Stdout};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind, MouseButton, MouseEventKind,
+};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+
+use crate::collector::Collector;
+use crate::config::Config;
+use crate::live::{self, Control, Message};
+use crate::model::Filter;
+use app::{App, Effect};
+use keys::{Action, Keymap};
+use theme::Theme;
+
+/// Opens the dashboard and runs it until the user quits.
+pub fn run(cfg: &Config, filter: Filter, collector: Collector) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(run_async(cfg, filter, collector))
+}
+
+/// Puts the terminal back as it was. Safe to call more than once.
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+/// Holds the terminal in dashboard mode; dropping it restores the terminal.
+struct TerminalGuard {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl TerminalGuard {
+    fn enter() -> Result<Self> {
+        enable_raw_mode().context("cannot switch the terminal to raw mode")?;
+        // From here on, any failure must restore what was changed.
+        let guard = (|| -> Result<Terminal<CrosstermBackend<Stdout>>> {
+            execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+            let mut t = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+            t.clear()?;
+            Ok(t)
+        })();
+        match guard {
+            Ok(terminal) => Ok(TerminalGuard { terminal }),
+            Err(e) => {
+                restore_terminal();
+                Err(e.context("cannot set up the terminal"))
+            }
+        }
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Restores the terminal before the default panic message is printed.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+}
+
+/// Reads terminal events on a thread of its own (crossterm's reads block) until stopped.
+fn spawn_event_reader(
+    tx: mpsc::Sender<Event>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("lingertop-input".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(Duration::from_millis(100)) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.blocking_send(ev).is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => return,
+                    },
+                    Ok(false) => {}
+                    Err(_) => return,
+                }
+            }
+        })
+}
+
+async fn run_async(cfg: &Config, filter: Filter, collector: Collector) -> Result<()> {
+    let keys: Vec<(String, Vec<keys::KeyBinding>)> = cfg.keys.clone();
+    let mut app = App::new(Keymap::new(&keys), cfg.interval, cfg.history, filter);
+    let theme = Theme::new(&cfg.theme, Theme::no_color_env());
+
+    let (poll_tx, mut poll_rx) = mpsc::channel(4);
+    let poller = live::spawn(collector, cfg, poll_tx).context("cannot start the poll thread")?;
+
+    #[cfg(unix)]
+    let mut signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        )
+    };
+
+    install_panic_hook();
+    let mut guard = TerminalGuard::enter()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    let reader =
+        spawn_event_reader(ev_tx, stop.clone()).context("cannot start the input thread")?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+
+    let outcome: Result<()> = async {
+        loop {
+            let mut hit = app::HitAreas::default();
+            guard
+                .terminal
+                .draw(|f| hit = ui::render(f, &app, &theme))
+                .context("cannot draw to the terminal")?;
+            app.after_draw(hit);
+
+            #[cfg(unix)]
+            let signal = async {
+                tokio::select! {
+                    _ = signals.0.recv() => {},
+                    _ = signals.1.recv() => {},
+                    _ = signals.2.recv() => {},
+                }
+            };
+            #[cfg(not(unix))]
+            let signal = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+
+            tokio::select! {
+                ev = ev_rx.recv() => {
+                    let Some(ev) = ev else { return Ok(()) };
+                    match handle_event(&mut app, ev) {
+                        Effect::Quit => return Ok(()),
+                        Effect::SetInterval(d) => poller.send(Control::SetInterval(d)),
+                        Effect::None => {}
+                    }
+                }
+                msg = poll_rx.recv() => match msg {
+                    Some(Message::Update(u)) => app.on_update(u),
+                    Some(Message::PollFailed(e)) => app.on_poll_failed(e),
+                    None => anyhow::bail!("the poll thread stopped"),
+                },
+                _ = tick.tick() => {}
+                _ = signal => return Ok(()),
+            }
+        }
+    }
+    .await;
+
+    stop.store(true, Ordering::Relaxed);
+    drop(guard);
+    drop(ev_rx);
+    let _ = reader.join();
+    drop(poll_rx);
+    drop(poller);
+    outcome
+}
+
+/// Turns one terminal event into state changes; returns what the loop must do.
+pub fn handle_event(app: &mut App, ev: Event) -> Effect {
+    match ev {
+        Event::Key(k) if k.kind != KeyEventKind::Release => {
+            if app.on_input_key(&k) {
+                return Effect::None;
+            }
+            match app.keymap.action(&k) {
+                Some(a) => app.apply(a),
+                None => Effect::None,
+            }
+        }
+        Event::Mouse(m) => {
+            let (tx, ty, tw, th) = app.hit.table;
+            let in_table = m.column >= tx && m.column < tx + tw && m.row >= ty && m.row < ty + th;
+            match m.kind {
+                MouseEventKind::ScrollDown => {
+                    for _ in 0..3 {
+                        app.apply(Action::Down);
+                    }
+                }
+                MouseEventKind::ScrollUp => {
+                    for _ in 0..3 {
+                        app.apply(Action::Up);
+                    }
+                }
+                MouseEventKind::Down(MouseButton::Left) if in_table => {
+                    app.click_table_line(usize::from(m.row - ty));
+                }
+                MouseEventKind::Down(MouseButton::Left) => {
+                    let cell = app.hit.strip.iter().find(|(x, y, w, h, _)| {
+                        m.column >= *x && m.column < x + w && m.row >= *y && m.row < y + h
+                    });
+                    if let Some(&(_, _, _, _, i)) = cell {
+                        return app.apply(Action::QuickState(i));
+                    }
+                }
+                _ => {}
+            }
+            Effect::None
+        }
+        _ => Effect::None,
+    }
+}
