@@ -73,13 +73,11 @@ pub struct KeyBinding {
 }
 
 impl KeyBinding {
-    /// The binding a terminal key event stands for. Shift is folded into the character
-    /// (`G`, `?`), as terminals report it inconsistently.
+    /// The binding a terminal key event stands for. Shift is not a modifier of its own:
+    /// it is in the character (`G`, `?`) or the key (`backtab`), as terminals report it
+    /// inconsistently.
     pub fn from_event(e: &KeyEvent) -> Self {
-        let mut mods = e.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT);
-        if !matches!(e.code, KeyCode::Char(_)) {
-            mods |= e.modifiers & KeyModifiers::SHIFT;
-        }
+        let mods = e.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT);
         KeyBinding { code: e.code, mods }
     }
 }
