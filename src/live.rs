@@ -17,7 +17,7 @@ use crate::model::tracker::Sample;
 use crate::model::{Alert, Snapshot, Tracker, Transition};
 
 /// One poll's complete result.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Update {
     /// 1 for the first poll, then increasing.
     pub seq: u64,

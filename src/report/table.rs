@@ -6,13 +6,16 @@ use std::time::Duration;
 use super::{SnapshotView, addr, timestamp};
 use crate::model::ProcessInfo;
 
-/// `850ms`, `42s`, `3m05s`, `2h04m`; `-` when unknown.
+/// `850ms`, `42s`, `3m05s`, `2h04m`; `-` when unknown; `new` when the state began at this
+/// very poll (it started within the last interval).
 pub fn fmt_age(d: Option<Duration>) -> String {
     let Some(d) = d else {
         return "-".to_string();
     };
     let s = d.as_secs();
-    if s == 0 {
+    if d.is_zero() {
+        "new".to_string()
+    } else if s == 0 {
         format!("{}ms", d.as_millis())
     } else if s < 60 {
         format!("{s}s")

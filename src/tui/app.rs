@@ -763,7 +763,7 @@ fn ghost(t: &Transition, from: TcpState) -> Ghost {
     }
     Ghost {
         conn,
-        polls_left: GHOST_POLLS + 1,
+        polls_left: GHOST_POLLS,
     }
 }
 

@@ -3,9 +3,14 @@
 //! quit, error, Ctrl-C, SIGTERM/SIGHUP/SIGINT, and panic (the message is printed after).
 
 pub mod app;
+#[doc(hidden)]
+pub mod fixture;
 pub mod keys;
 pub mod theme;
 pub mod ui;
+
+#[cfg(test)]
+mod tests;
 
 use std::io::{self, Stdout};
 use std::sync::Arc;

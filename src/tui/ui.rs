@@ -58,7 +58,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     let (table_area, detail_area) = if !app.detail {
         (main, None)
     } else if wide {
-        let [t, d] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(44)]).areas(main);
+        let [t, d] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(40)]).areas(main);
         (t, Some(d))
     } else if main.height >= 18 {
         let [t, d] = Layout::vertical([Constraint::Fill(1), Constraint::Length(8)]).areas(main);
@@ -184,13 +184,10 @@ fn render_strip(
             d => format!(" {d:+}"),
         };
         // The quick-filter key, right-aligned on the count line when it fits.
-        let used = format!("{n}{delta_text}").len() + 1;
-        let key_text = if usize::from(cell.width) > used + 1 {
-            format!(
-                "{:>w$}",
-                format!("[{key}]"),
-                w = usize::from(cell.width) - used
-            )
+        let used = format!("{n}{delta_text}").len();
+        let room = usize::from(cell.width).saturating_sub(used + 1);
+        let key_text = if room >= 4 {
+            format!("{:>room$}", format!("[{key}]"))
         } else {
             String::new()
         };
@@ -255,7 +252,7 @@ fn render_alerts(f: &mut Frame, app: &App, theme: &Theme, area: Rect, max: usize
             Span::styled(format!("ALERTS ({})", alerts.len()), theme.title),
             Span::styled(
                 if more > 0 {
-                    format!("  +{more} more below the first {max}")
+                    format!("  (+{more} more; a taller window shows up to 5)")
                 } else {
                     String::new()
                 },
@@ -274,6 +271,19 @@ fn render_alerts(f: &mut Frame, app: &App, theme: &Theme, area: Rect, max: usize
         }
     }
     f.render_widget(Paragraph::new(lines), area);
+}
+
+/// An address in at most `width` columns, keeping the port: the IP is cut with `…`.
+fn fit_addr(sa: &std::net::SocketAddr, width: usize) -> String {
+    let full = sa.to_string();
+    if full.chars().count() <= width {
+        return full;
+    }
+    let port = format!(":{}", sa.port());
+    let (open, close) = if sa.is_ipv6() { ("[", "]") } else { ("", "") };
+    let keep = width.saturating_sub(port.len() + open.len() + close.len() + 1);
+    let ip: String = sa.ip().to_string().chars().take(keep).collect();
+    format!("{open}{ip}…{close}{port}")
 }
 
 fn via(c: &Connection) -> &'static str {
@@ -335,6 +345,7 @@ fn render_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> (u16, u1
         .collect();
     let end = (app.offset + usize::from(body_h)).min(app.rows.len());
     let visible = &app.rows[app.offset.min(end)..end];
+    let mut addr_widths = (usize::MAX, usize::MAX);
     let widths: Vec<Constraint> = match view {
         View::All | View::ByState => {
             // Addresses as wide as the visible ones need, the process gets the rest.
@@ -355,6 +366,7 @@ fn render_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> (u16, u1
             } else {
                 (room * l / (l + r), room * r / (l + r))
             };
+            addr_widths = (l, r);
             vec![
                 Constraint::Length(13),
                 Constraint::Length(u16::try_from(l).unwrap_or(20)),
@@ -396,7 +408,7 @@ fn render_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> (u16, u1
         .enumerate()
         .map(|(i, &row)| {
             let selected = app.offset + i == app.selected;
-            let (cells, mut style) = row_cells(app, theme, row, now);
+            let (cells, mut style) = row_cells(app, theme, row, now, addr_widths);
             if selected {
                 style = theme.selected;
             }
@@ -429,7 +441,13 @@ fn render_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> (u16, u1
     (inner.x, inner.y + 1, inner.width, body_h)
 }
 
-fn row_cells<'a>(app: &'a App, theme: &Theme, row: Row, now: SystemTime) -> (Vec<Cell<'a>>, Style) {
+fn row_cells<'a>(
+    app: &'a App,
+    theme: &Theme,
+    row: Row,
+    now: SystemTime,
+    (lw, rw): (usize, usize),
+) -> (Vec<Cell<'a>>, Style) {
     match row {
         Row::Conn(_) | Row::Ghost(_) => {
             let Some(c) = app.conn(row) else {
@@ -452,8 +470,8 @@ fn row_cells<'a>(app: &'a App, theme: &Theme, row: Row, now: SystemTime) -> (Vec
             (
                 vec![
                     Cell::from(c.state.name()),
-                    Cell::from(c.local.to_string()),
-                    Cell::from(c.remote.to_string()),
+                    Cell::from(fit_addr(&c.local, lw)),
+                    Cell::from(fit_addr(&c.remote, rw)),
                     Cell::from(process_text(c)),
                     Cell::from(format!("{age:>8}")),
                     Cell::from(via(c)),
@@ -525,7 +543,7 @@ fn row_cells<'a>(app: &'a App, theme: &Theme, row: Row, now: SystemTime) -> (Vec
                     Cell::from(if r.ports_used == 0 {
                         "-".to_string()
                     } else {
-                        format!("{} ({:.1}%)", r.ports_used, r.pressure * 100.0)
+                        format!("{} ({:.2}%)", r.ports_used, r.pressure * 100.0)
                     }),
                     Cell::from(r.from.map_or("-".to_string(), |ip| ip.to_string())),
                 ],
@@ -735,6 +753,27 @@ const DIAGRAM: &[&str] = &[
     " CLOSED",
 ];
 
+/// The same diagram in two narrow columns, for small windows.
+const COMPACT_DIAGRAM: &[&str] = &[
+    "ACTIVE CLOSE (we close first)",
+    " ESTABLISHED",
+    "   │ close(): send FIN",
+    " FIN_WAIT_1",
+    "   │ ACK of our FIN",
+    " FIN_WAIT_2  (peer owes FIN)",
+    "   │ peer FIN, send ACK",
+    " TIME_WAIT ─ 60 s ─> CLOSED",
+    " (FIN both ways: CLOSING)",
+    "PASSIVE CLOSE (peer first)",
+    " ESTABLISHED",
+    "   │ peer FIN, send ACK",
+    " CLOSE_WAIT (app must close)",
+    "   │ close(): send FIN",
+    " LAST_ACK",
+    "   │ ACK of our FIN",
+    " CLOSED",
+];
+
 fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let w = area.width.saturating_sub(4).min(110);
     let h = area.height.saturating_sub(2).min(28);
@@ -762,7 +801,7 @@ fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         (Action::End, "last row"),
         (Action::NextView, "next view"),
         (Action::PrevView, "previous view"),
-        (Action::Filter, "filter (state: port: proc: ...)"),
+        (Action::Filter, "filter: state: port: proc:"),
         (Action::ClearFilter, "clear filter"),
         (Action::Sort, "sort by next column"),
         (Action::SortDirection, "reverse sort"),
@@ -776,8 +815,8 @@ fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     ] {
         keys.push((app.keymap.keys_of(action), what));
     }
-    keys.push(("1-9, 0".to_string(), "quick filter on strip state"));
-    keys.push(("mouse".to_string(), "click row/state, wheel scrolls"));
+    keys.push(("1-9, 0".to_string(), "quick state filter"));
+    keys.push(("mouse".to_string(), "click selects, wheel scrolls"));
     let key_line = |(k, what): &(String, &str)| {
         Line::from(vec![
             Span::styled(format!("{k:<16}"), theme.key),
@@ -824,9 +863,9 @@ fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             Layout::vertical([Constraint::Length(rows), Constraint::Fill(1)]).areas(inner);
         let [a, b] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(top);
         let compact = |(k, what): &(String, &str)| {
-            let k = k.split(", ").take(2).collect::<Vec<_>>().join(",");
+            let k = k.split(", ").next().unwrap_or("");
             Line::from(vec![
-                Span::styled(format!("{k:<11}"), theme.key),
+                Span::styled(format!("{k:<10}"), theme.key),
                 Span::raw(what.to_string()),
             ])
         };
@@ -838,8 +877,7 @@ fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             Paragraph::new(keys[half..].iter().map(compact).collect::<Vec<_>>()),
             b,
         );
-        // Two diagram columns side by side when there is room for both.
-        let (active, passive) = DIAGRAM.split_at(10);
+        let (active, passive) = COMPACT_DIAGRAM.split_at(9);
         let [c, d] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(bottom);
         let to_lines = |ls: &[&'static str]| -> Vec<Line> {
             ls.iter()

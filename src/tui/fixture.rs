@@ -1,0 +1,245 @@
+//! Fixture polls for render tests and the dashboard benchmark: fixed times, addresses and
+//! pids, run through the real tracker and alert rules so every field is what a live poll
+//! would carry.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::live::Update;
+use crate::model::alerts::detect;
+use crate::model::{
+    Attribution, Connection, Owner, PortRange, ProcessInfo, Rules, Snapshot, TcpState, Tracker,
+};
+
+/// 2026-11-21T12:00:00Z.
+pub fn epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_348_800)
+}
+
+fn conn(
+    local: &str,
+    remote: &str,
+    state: TcpState,
+    inode: u64,
+    owner: Option<(u32, &str)>,
+) -> Connection {
+    let mut c = Connection::new(
+        local.parse().expect("fixture address"),
+        remote.parse().expect("fixture address"),
+        state,
+    );
+    c.inode = inode;
+    if let Some((pid, name)) = owner {
+        c.owners = vec![Owner {
+            pid,
+            name: Some(name.into()),
+        }];
+        c.attribution = Some(Attribution::Owner);
+        c.uid = Some(1000);
+        c.user = Some("svc".into());
+    }
+    c
+}
+
+const JAVA: Option<(u32, &str)> = Some((3121, "java"));
+const NGINX: Option<(u32, &str)> = Some((812, "nginx"));
+const CURL: Option<(u32, &str)> = Some((4410, "worker"));
+
+/// The population at the first poll.
+fn first() -> Vec<Connection> {
+    let mut v = vec![
+        conn("0.0.0.0:8080", "0.0.0.0:0", TcpState::Listen, 10, JAVA),
+        conn("[::]:443", "[::]:0", TcpState::Listen, 11, NGINX),
+        conn(
+            "[2001:db8::10]:443",
+            "[2001:db8::77]:51544",
+            TcpState::Established,
+            20,
+            NGINX,
+        ),
+        conn(
+            "10.0.0.2:8080",
+            "10.0.0.9:40100",
+            TcpState::Established,
+            21,
+            JAVA,
+        ),
+        // Will close actively between polls: ESTABLISHED -> TIME_WAIT (last owner kept).
+        conn(
+            "10.0.0.2:47000",
+            "10.0.0.5:5432",
+            TcpState::Established,
+            22,
+            CURL,
+        ),
+        // Will vanish.
+        conn(
+            "10.0.0.2:47001",
+            "10.0.0.5:5432",
+            TcpState::FinWait2,
+            0,
+            None,
+        ),
+        conn(
+            "10.0.0.2:8080",
+            "10.0.0.7:39000",
+            TcpState::LastAck,
+            0,
+            None,
+        ),
+    ];
+    for i in 0..6u16 {
+        v.push(conn(
+            "10.0.0.2:8080",
+            &format!("10.0.0.{}:{}", 30 + i, 41000 + i),
+            TcpState::CloseWait,
+            100 + u64::from(i),
+            JAVA,
+        ));
+    }
+    for i in 0..8u16 {
+        v.push(conn(
+            &format!("10.0.0.2:{}", 46000 + i),
+            "10.0.0.5:5432",
+            TcpState::TimeWait,
+            0,
+            None,
+        ));
+    }
+    v
+}
+
+/// The population 40 s later.
+fn second() -> Vec<Connection> {
+    let mut v: Vec<Connection> = first()
+        .into_iter()
+        .filter(|c| c.local.port() != 47001)
+        .collect();
+    for c in &mut v {
+        if c.local.port() == 47000 {
+            c.state = TcpState::TimeWait;
+            c.inode = 0;
+            c.owners.clear();
+            c.attribution = None;
+            c.uid = None;
+            c.user = None;
+        }
+    }
+    v.push(conn(
+        "10.0.0.2:8080",
+        "10.0.0.44:41999",
+        TcpState::CloseWait,
+        140,
+        JAVA,
+    ));
+    v.push(conn(
+        "[2001:db8::10]:443",
+        "[2001:db8::78]:50001",
+        TcpState::Established,
+        141,
+        NGINX,
+    ));
+    // Server side TIME_WAIT, attributed to the listener.
+    v.push(conn(
+        "10.0.0.2:8080",
+        "10.0.0.9:40001",
+        TcpState::TimeWait,
+        0,
+        None,
+    ));
+    v
+}
+
+fn snapshot(at: SystemTime, connections: Vec<Connection>, partial: bool) -> Snapshot {
+    Snapshot {
+        taken_at: at,
+        host: "fixture-host".into(),
+        process_info: if partial {
+            ProcessInfo::Partial {
+                reason: "not running as root: 3 sockets of other users show no process; run with sudo for full process information".into(),
+            }
+        } else {
+            ProcessInfo::Full
+        },
+        ephemeral_ports: PortRange {
+            low: 32768,
+            high: 60999,
+        },
+        poll_duration: Duration::from_millis(3),
+        connections,
+    }
+}
+
+/// Rules that make the small fixture raise alerts of several kinds.
+pub fn rules() -> Rules {
+    let mut r = Rules::default();
+    r.time_wait_per_remote.warning = 5;
+    r.time_wait_total.warning = 8;
+    r.time_wait_total.critical = 9;
+    r.last_ack.warning = 1;
+    r
+}
+
+fn update(tracker: &mut Tracker, mut snap: Snapshot, rules: &Rules, errors: u64) -> Arc<Update> {
+    let transitions = tracker.observe(&mut snap);
+    let alerts = detect(
+        &snap.connections,
+        snap.taken_at,
+        snap.ephemeral_ports,
+        tracker.history(),
+        rules,
+    );
+    let sample = tracker.history().back().cloned().expect("observed");
+    Arc::new(Update {
+        seq: tracker.polls(),
+        snapshot: snap,
+        alerts,
+        transitions,
+        sample,
+        errors,
+    })
+}
+
+/// Two polls 40 s apart: appearing, vanishing and state-changing connections, CLOSE_WAIT
+/// past its threshold, TIME_WAIT buildup toward one destination.
+pub fn two_polls(partial: bool) -> (Arc<Update>, Arc<Update>) {
+    let rules = rules();
+    let mut tracker = Tracker::new(300);
+    let a = update(&mut tracker, snapshot(epoch(), first(), partial), &rules, 0);
+    let b = update(
+        &mut tracker,
+        snapshot(epoch() + Duration::from_secs(40), second(), partial),
+        &rules,
+        0,
+    );
+    (a, b)
+}
+
+/// A poll of `n` connections (mostly TIME_WAIT, as on a host under buildup), for benchmarks.
+pub fn big_poll(n: usize) -> Arc<Update> {
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        let a = (i / 250) % 250;
+        let b = i % 250;
+        let state = match i % 20 {
+            0 => TcpState::Established,
+            1 => TcpState::CloseWait,
+            _ => TcpState::TimeWait,
+        };
+        let owner = if state == TcpState::TimeWait {
+            None
+        } else {
+            JAVA
+        };
+        conns.push(conn(
+            &format!("127.{a}.{b}.1:{}", 32768 + (i % 28000)),
+            &format!("127.0.0.{}:{}", 1 + i % 4, 8080),
+            state,
+            if owner.is_some() { i as u64 + 1 } else { 0 },
+            owner,
+        ));
+    }
+    let rules = Rules::default();
+    let mut tracker = Tracker::new(300);
+    update(&mut tracker, snapshot(epoch(), conns, false), &rules, 0)
+}

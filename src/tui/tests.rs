@@ -1,0 +1,279 @@
+//! Render snapshots of every view and the help overlay at 120x40 and 80x24 (ratatui's
+//! `TestBackend` + `insta`), and key handling from key events to state, all without a
+//! terminal. Fixture polls have fixed times, addresses and pids: nothing volatile to redact.
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::app::{App, Effect, Row, View};
+use super::fixture::two_polls;
+use super::handle_event;
+use super::keys::Keymap;
+use super::theme::{Theme, ThemeColors};
+use super::ui;
+use crate::model::{Filter, TcpState};
+
+fn app_with_fixture(partial: bool) -> App {
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        Filter::default(),
+    );
+    let (a, b) = two_polls(partial);
+    app.on_update(a);
+    app.on_update(b);
+    app
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> String {
+    let theme = Theme::new(&ThemeColors::default(), false);
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    // Twice: the first frame tells the app its page size.
+    for _ in 0..2 {
+        let mut hit = Default::default();
+        t.draw(|f| hit = ui::render(f, app, &theme)).unwrap();
+        app.after_draw(hit);
+    }
+    t.backend().to_string()
+}
+
+fn key(app: &mut App, code: KeyCode) -> Effect {
+    handle_event(app, Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn type_text(app: &mut App, s: &str) {
+    for c in s.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn every_view_and_help_at_both_sizes() {
+    for (w, h) in [(120u16, 40u16), (80, 24)] {
+        let mut app = app_with_fixture(false);
+        for view in View::ALL {
+            assert_eq!(app.view, view);
+            insta::assert_snapshot!(format!("{view:?}_{w}x{h}"), draw(&mut app, w, h));
+            key(&mut app, KeyCode::Tab);
+        }
+        key(&mut app, KeyCode::Char('?'));
+        insta::assert_snapshot!(format!("help_{w}x{h}"), draw(&mut app, w, h));
+    }
+}
+
+#[test]
+fn partial_process_info_is_announced_with_what_to_do() {
+    let mut app = app_with_fixture(true);
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        screen.contains("process info is partial: not running as root"),
+        "{screen}"
+    );
+    assert!(screen.contains("sudo"));
+    insta::assert_snapshot!("partial_120x40", screen);
+}
+
+#[test]
+fn tiny_windows_say_so_instead_of_drawing() {
+    let mut app = app_with_fixture(false);
+    let screen = draw(&mut app, 20, 5);
+    assert!(screen.contains("window too"), "{screen}");
+}
+
+#[test]
+fn filter_prompt_filters_rows_and_rejects_bad_filters() {
+    let mut app = app_with_fixture(false);
+    key(&mut app, KeyCode::Char('/'));
+    assert_eq!(app.input.as_deref(), Some(""));
+    type_text(&mut app, "state:close-wait");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.input.is_none());
+    assert_eq!(app.filter.to_string(), "state:close-wait");
+    let states: Vec<TcpState> = app
+        .rows
+        .iter()
+        .map(|&r| app.conn(r).unwrap().state)
+        .collect();
+    assert_eq!(states, vec![TcpState::CloseWait; 7]);
+
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, " bogus:1");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.input.is_some(), "a bad filter keeps the prompt open");
+    assert!(app.input_error.as_deref().unwrap().contains("unknown key"));
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("unknown key \"bogus\""), "{screen}");
+    key(&mut app, KeyCode::Esc);
+    assert!(app.input.is_none());
+    assert_eq!(
+        app.filter.to_string(),
+        "state:close-wait",
+        "cancel keeps the old filter"
+    );
+    key(&mut app, KeyCode::Esc);
+    assert!(
+        app.filter.is_empty(),
+        "Esc outside the prompt clears the filter"
+    );
+}
+
+#[test]
+fn quick_state_keys_toggle_state_filters() {
+    let mut app = app_with_fixture(false);
+    key(&mut app, KeyCode::Char('6')); // TIME_WAIT
+    assert!(
+        app.rows
+            .iter()
+            .all(|&r| app.conn(r).unwrap().state == TcpState::TimeWait)
+    );
+    key(&mut app, KeyCode::Char('7')); // and CLOSE_WAIT
+    let n_tw_cw = app.rows.len();
+    assert!(n_tw_cw > 8);
+    assert_eq!(app.filter_text(), "state:time-wait,close-wait");
+    key(&mut app, KeyCode::Char('6'));
+    key(&mut app, KeyCode::Char('7'));
+    assert!(app.quick.is_empty());
+}
+
+#[test]
+fn navigation_sort_views_and_groups() {
+    let mut app = app_with_fixture(false);
+    draw(&mut app, 120, 40);
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.selected, 2);
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.selected, app.rows.len() - 1);
+    key(&mut app, KeyCode::Home);
+    assert_eq!(app.selected, 0);
+
+    // Sort by LOCAL, then reverse it.
+    key(&mut app, KeyCode::Char('s'));
+    let first_local = app.conn(app.rows[0]).unwrap().local;
+    key(&mut app, KeyCode::Char('S'));
+    let last_local = app.conn(app.rows[app.rows.len() - 1]).unwrap().local;
+    assert_eq!(first_local, last_local);
+
+    // By state: groups fold with Enter.
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.view, View::ByState);
+    let before = app.rows.len();
+    assert!(matches!(app.rows[0], Row::Group(TcpState::Established, _)));
+    key(&mut app, KeyCode::Enter);
+    assert!(app.rows.len() < before);
+    assert!(
+        matches!(app.rows[1], Row::Group(..)),
+        "{:?}",
+        &app.rows[..3]
+    );
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.rows.len(), before);
+
+    // By process: java holds the CLOSE_WAIT and comes first, with its growth.
+    key(&mut app, KeyCode::Tab);
+    let Row::Process(i) = app.rows[0] else {
+        panic!("process rows")
+    };
+    assert_eq!(app.procs[i].name, "java");
+    assert_eq!(app.procs[i].counts.get(TcpState::CloseWait), 7);
+    assert_eq!(app.procs[i].close_wait_per_min, Some(1.5));
+
+    // By remote: the TIME_WAIT destination first.
+    key(&mut app, KeyCode::Tab);
+    let Row::Remote(i) = app.rows[0] else {
+        panic!("remote rows")
+    };
+    assert_eq!(app.remotes[i].remote.to_string(), "10.0.0.5:5432");
+    assert_eq!(app.remotes[i].time_wait, 9);
+
+    handle_event(
+        &mut app,
+        Event::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+    );
+    assert_eq!(app.view, View::ByProcess);
+}
+
+#[test]
+fn pause_freezes_the_table_and_counts_what_changed() {
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        Filter::default(),
+    );
+    let (a, b) = two_polls(false);
+    app.on_update(a.clone());
+    key(&mut app, KeyCode::Char(' '));
+    assert!(app.paused);
+    app.on_update(b.clone());
+    assert!(
+        std::sync::Arc::ptr_eq(app.shown.as_ref().unwrap(), &a),
+        "table frozen"
+    );
+    assert!(
+        std::sync::Arc::ptr_eq(app.latest.as_ref().unwrap(), &b),
+        "polling goes on"
+    );
+    assert_eq!(app.paused_polls, 1);
+    assert_eq!(app.paused_changes, b.transitions.len());
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        screen.contains(&format!(
+            "PAUSED: 1 polls, {} changes since",
+            b.transitions.len()
+        )),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char(' '));
+    assert!(std::sync::Arc::ptr_eq(app.shown.as_ref().unwrap(), &b));
+}
+
+#[test]
+fn changes_are_marked_and_vanished_rows_fade() {
+    let mut app = app_with_fixture(false);
+    let ghost = app
+        .rows
+        .iter()
+        .find(|r| matches!(r, Row::Ghost(_)))
+        .copied()
+        .expect("the vanished FIN_WAIT_2 stays on screen");
+    assert_eq!(app.conn(ghost).unwrap().local.port(), 47001);
+    assert_eq!(app.marks.len(), 4, "3 new + 1 changed: {:?}", app.marks);
+    // Two more polls with nothing new: the ghost is gone.
+    let (_, b) = two_polls(false);
+    for _ in 0..2 {
+        let mut u = (*b).clone();
+        u.transitions.clear();
+        app.on_update(std::sync::Arc::new(u));
+    }
+    assert!(!app.rows.iter().any(|r| matches!(r, Row::Ghost(_))));
+    assert!(app.marks.is_empty());
+}
+
+#[test]
+fn interval_keys_change_the_poll_interval_and_q_quits() {
+    let mut app = app_with_fixture(false);
+    assert_eq!(
+        key(&mut app, KeyCode::Char('+')),
+        Effect::SetInterval(std::time::Duration::from_secs(1))
+    );
+    assert_eq!(
+        key(&mut app, KeyCode::Char('-')),
+        Effect::SetInterval(std::time::Duration::from_secs(2))
+    );
+    key(&mut app, KeyCode::Char('?'));
+    assert!(app.help);
+    assert_eq!(key(&mut app, KeyCode::Char('j')), Effect::None);
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.help);
+    assert_eq!(
+        handle_event(
+            &mut app,
+            Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL))
+        ),
+        Effect::Quit
+    );
+    assert_eq!(key(&mut app, KeyCode::Char('q')), Effect::Quit);
+}
