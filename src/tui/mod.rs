@@ -95,6 +95,9 @@ fn install_panic_hook() {
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
         previous(info);
+        eprintln!(
+            "lingertop: the dashboard crashed (message above); the terminal was restored. `lingertop snapshot` still works meanwhile."
+        );
     }));
 }
 
@@ -148,6 +151,8 @@ async fn run_async(cfg: &Config, filter: Filter, collector: Collector) -> Result
     let reader =
         spawn_event_reader(ev_tx, stop.clone()).context("cannot start the input thread")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // For the end-to-end test that a panic restores the terminal.
+    let test_panic = std::env::var_os("LINGERTOP_TEST_PANIC").is_some();
 
     let outcome: Result<()> = async {
         loop {
@@ -157,6 +162,9 @@ async fn run_async(cfg: &Config, filter: Filter, collector: Collector) -> Result
                 .draw(|f| hit = ui::render(f, &app, &theme))
                 .context("cannot draw to the terminal")?;
             app.after_draw(hit);
+            if test_panic {
+                panic!("LINGERTOP_TEST_PANIC is set: panicking on purpose after the first frame");
+            }
 
             #[cfg(unix)]
             let signal = async {

@@ -554,7 +554,12 @@ fn row_cells<'a>(
 }
 
 fn ago(now: SystemTime, t: SystemTime) -> String {
-    fmt_age(Some(now.duration_since(t).unwrap_or(Duration::ZERO)))
+    let d = now.duration_since(t).unwrap_or(Duration::ZERO);
+    if d.is_zero() {
+        "0s".to_string()
+    } else {
+        fmt_age(Some(d))
+    }
 }
 
 fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
@@ -612,20 +617,27 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                     Span::raw(format!("{user}  inode {}", c.inode)),
                 ]));
                 if let Some(t) = &c.tracking {
-                    lines.push(Line::from(vec![
-                        label("seen"),
-                        Span::raw(format!("first {} ago", ago(now, t.first_seen))),
-                    ]));
+                    let seen = if t.first_seen >= now {
+                        "at this poll".to_string()
+                    } else {
+                        format!("first {} ago", ago(now, t.first_seen))
+                    };
+                    lines.push(Line::from(vec![label("seen"), Span::raw(seen)]));
                     lines.push(Line::from(Span::styled("history", theme.label)));
                     for (s, at) in &t.previous {
                         lines.push(Line::from(format!("  -{:>7}  {}", ago(now, *at), s.name())));
                     }
-                    let since = if t.state_start_observed { "" } else { "≥" };
+                    let for_how_long = match c.state_age(now) {
+                        Some(a) if !a.is_zero() => {
+                            let at_least = if t.state_start_observed { "" } else { "≥ " };
+                            format!(", {at_least}{}", fmt_age(Some(a)))
+                        }
+                        _ => String::new(),
+                    };
                     lines.push(Line::from(format!(
-                        "  -{:>7}  {} (now, {since}{})",
+                        "  -{:>7}  {} (now{for_how_long})",
                         ago(now, t.state_since),
                         c.state.name(),
-                        fmt_age(c.state_age(now))
                     )));
                 }
                 lines.push(Line::from(vec![

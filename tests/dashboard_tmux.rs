@@ -1,0 +1,232 @@
+//! The real binary in a real terminal (tmux): open the dashboard, filter to CLOSE_WAIT,
+//! open help, switch views, quit; the pane must be back to a normal shell. Also: SIGTERM
+//! and a panic restore the terminal too.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use lingertop::model::TcpState;
+
+/// A tmux server of our own (its own socket), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str) -> Tmux {
+        let socket = format!("lingertop-test-{name}-{}", std::process::id());
+        let t = Tmux { socket };
+        let ok = t
+            .cmd(&[
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                "bash --norc --noprofile",
+            ])
+            .status()
+            .expect("tmux must be installed for this test")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        t.keys(&["export PS1='shell> ' TERM=xterm-256color", "Enter"]);
+        t.wait_for("shell> ", Duration::from_secs(5));
+        t
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]).args(args);
+        c
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        assert!(self.cmd(&args).status().unwrap().success());
+    }
+
+    fn literal(&self, text: &str) {
+        assert!(
+            self.cmd(&["send-keys", "-t", "t", "-l", text])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd(&["capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn alternate_screen_on(&self) -> bool {
+        let out = self
+            .cmd(&["display-message", "-p", "-t", "t", "#{alternate_on}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// Waits until the screen contains `needle`; fails with the screen after `limit`.
+    fn wait_for(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = self.screen();
+            if s.contains(needle) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {needle:?} on screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_until(&self, what: &str, limit: Duration, f: impl Fn(&Tmux) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !f(self) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not reached; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The shell is back and in cooked mode with echo on (not left raw by the dashboard).
+    fn assert_normal_shell(&self) {
+        self.wait_until("left the alternate screen", Duration::from_secs(5), |t| {
+            !t.alternate_screen_on()
+        });
+        self.keys(&["clear", "Enter"]);
+        // The marker is split on the command line so only the output can match it.
+        self.literal(
+            "stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo | tr '\\n' ' '; echo :sa''ne",
+        );
+        self.keys(&["Enter"]);
+        self.wait_for("icanon echo :sane", Duration::from_secs(5));
+    }
+
+    fn start_dashboard(&self, env: &str) {
+        let bin = env!("CARGO_BIN_EXE_lingertop");
+        let cfg = std::env::temp_dir().join(format!("lingertop-tmux-cfg-{}", std::process::id()));
+        self.literal(&format!(
+            "{env} XDG_CONFIG_HOME={} {bin} --interval 500ms",
+            cfg.display()
+        ));
+        self.keys(&["Enter"]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]).status();
+    }
+}
+
+fn close_wait_socket() -> (std::net::TcpListener, std::net::TcpStream, SocketAddr) {
+    let l = listener(V4);
+    let (c, s) = pair(&l);
+    let (client, server) = addr_of(&c);
+    drop(c);
+    wait_for_state(server, client, TcpState::CloseWait);
+    (l, s, server)
+}
+
+#[test]
+fn dashboard_filters_helps_switches_views_and_quits_cleanly() {
+    let (_l, _s, server) = close_wait_socket();
+    let port = server.port();
+    let t = Tmux::start("flow");
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    assert!(t.alternate_screen_on());
+
+    t.keys(&["/"]);
+    t.wait_for("filter:", Duration::from_secs(5));
+    t.literal(&format!("state:close-wait port:{port}"));
+    t.keys(&["Enter"]);
+    let s = t.wait_for(
+        &format!("filter state:close-wait port:{port}"),
+        Duration::from_secs(5),
+    );
+    let s = if s.contains(&server.to_string()) {
+        s
+    } else {
+        t.wait_for(&server.to_string(), Duration::from_secs(5))
+    };
+    let table: Vec<&str> = s
+        .lines()
+        .skip_while(|l| !l.contains("All connections"))
+        .skip(2)
+        .take_while(|l| !l.starts_with(' ') && !l.contains("? help"))
+        .collect();
+    assert!(!table.is_empty(), "{s}");
+    assert!(
+        table.iter().all(|l| l.starts_with("CLOSE_WAIT")),
+        "only CLOSE_WAIT rows after the filter:\n{s}"
+    );
+
+    t.keys(&["?"]);
+    t.wait_for("TCP close states", Duration::from_secs(5));
+    t.wait_for(
+        "CLOSE_WAIT    (app never calls close(): a leak)",
+        Duration::from_secs(5),
+    );
+    t.keys(&["Escape"]);
+    t.wait_until("help closed", Duration::from_secs(5), |t| {
+        !t.screen().contains("TCP close states")
+    });
+
+    t.keys(&["Tab"]);
+    t.wait_for("By state", Duration::from_secs(5));
+    t.wait_for("▼ CLOSE_WAIT", Duration::from_secs(5));
+    t.keys(&["Tab"]);
+    t.wait_for("By process", Duration::from_secs(5));
+    t.keys(&["Tab"]);
+    t.wait_for("By remote endpoint", Duration::from_secs(5));
+
+    t.keys(&["q"]);
+    t.assert_normal_shell();
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let t = Tmux::start("term");
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    let out = t
+        .cmd(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
+        .output()
+        .unwrap();
+    let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let killed = Command::new("pkill")
+        .args(["-TERM", "-P", &shell, "lingertop"])
+        .status()
+        .expect("pkill (procps)");
+    assert!(killed.success(), "no lingertop child of the pane's shell");
+    t.assert_normal_shell();
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_prints_its_message() {
+    let t = Tmux::start("panic");
+    t.start_dashboard("RUST_BACKTRACE=0 LINGERTOP_TEST_PANIC=1");
+    // The message is printed after the restore, so it lands on the normal screen.
+    let s = t.wait_for("panicking on purpose", Duration::from_secs(10));
+    assert!(s.contains("panicked"), "{s}");
+    t.assert_normal_shell();
+}
