@@ -360,6 +360,40 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_theme_override_defaults_and_bad_ones_name_their_line() {
+        let cfg = parse(
+            "[keys]\nquit = \"x\"\nhelp = [\"h\", \"f1\"]\n[theme]\ncritical = \"#ff8800\"\n",
+            "t.toml",
+            &[],
+        )
+        .unwrap();
+        let quit = cfg.keys.iter().find(|(n, _)| n == "quit").unwrap();
+        assert_eq!(quit.1, vec!["x".parse().unwrap()]);
+        let help = cfg.keys.iter().find(|(n, _)| n == "help").unwrap();
+        assert_eq!(help.1.len(), 2);
+        assert_eq!(
+            cfg.theme.critical,
+            ratatui::style::Color::Rgb(0xff, 0x88, 0x00)
+        );
+        for (text, needles) in [
+            (
+                "[keys]\nquit = \"hyper-q\"\n",
+                &["line 2", "keys.quit", "not a key"][..],
+            ),
+            ("[keys]\nexplode = \"x\"\n", &["line 2", "explode", "quit"]),
+            (
+                "[theme]\n\naccent = \"plaid\"\n",
+                &["line 3", "theme.accent", "not a colour"],
+            ),
+        ] {
+            let e = parse(text, "k.toml", &[]).unwrap_err().to_string();
+            for n in needles {
+                assert!(e.contains(n), "{text:?}: missing {n:?} in {e}");
+            }
+        }
+    }
+
+    #[test]
     fn sets_override_the_file() {
         let cfg = parse(
             "[alerts.close-wait]\nmin-age = \"10s\"\n",

@@ -277,3 +277,42 @@ fn interval_keys_change_the_poll_interval_and_q_quits() {
     );
     assert_eq!(key(&mut app, KeyCode::Char('q')), Effect::Quit);
 }
+
+#[test]
+fn no_color_draws_without_colours_but_keeps_emphasis() {
+    use ratatui::style::{Color, Modifier};
+    let mut app = app_with_fixture(false);
+    let theme = Theme::new(&ThemeColors::default(), true);
+    let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    for _ in 0..2 {
+        let mut hit = Default::default();
+        t.draw(|f| hit = ui::render(f, &app, &theme)).unwrap();
+        app.after_draw(hit);
+    }
+    let buf = t.backend().buffer();
+    let cells: Vec<_> = buf.content().iter().collect();
+    assert!(
+        cells
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset)
+    );
+    // The selected row and alerted states still stand out.
+    assert!(
+        cells
+            .iter()
+            .any(|c| c.modifier.contains(Modifier::REVERSED))
+    );
+    // And with colours, they are coloured.
+    let coloured = Theme::new(&ThemeColors::default(), false);
+    t.draw(|f| {
+        ui::render(f, &app, &coloured);
+    })
+    .unwrap();
+    assert!(
+        t.backend()
+            .buffer()
+            .content()
+            .iter()
+            .any(|c| c.fg == Color::Red)
+    );
+}
