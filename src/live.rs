@@ -14,7 +14,7 @@ use crate::collector::Collector;
 use crate::config::Config;
 use crate::model::alerts::detect;
 use crate::model::tracker::Sample;
-use crate::model::{Alert, Snapshot, Tracker, Transition};
+use crate::model::{Alert, Rules, Snapshot, Tracker, Transition};
 
 /// One poll's complete result.
 #[derive(Debug, Clone)]
@@ -31,6 +31,38 @@ pub struct Update {
     pub sample: Sample,
     /// Polls that failed so far.
     pub errors: u64,
+}
+
+impl Update {
+    /// Runs a fresh snapshot through the tracker and the alert rules.
+    pub fn observe(
+        tracker: &mut Tracker,
+        mut snapshot: Snapshot,
+        rules: &Rules,
+        errors: u64,
+    ) -> Update {
+        let transitions = tracker.observe(&mut snapshot);
+        let alerts = detect(
+            &snapshot.connections,
+            snapshot.taken_at,
+            snapshot.ephemeral_ports,
+            tracker.history(),
+            rules,
+        );
+        let sample = tracker
+            .history()
+            .back()
+            .cloned()
+            .expect("observe records a sample");
+        Update {
+            seq: tracker.polls(),
+            snapshot,
+            alerts,
+            transitions,
+            sample,
+            errors,
+        }
+    }
 }
 
 /// What the poll loop sends.
@@ -89,29 +121,12 @@ pub fn spawn(
             loop {
                 let started = Instant::now();
                 let msg = match collector.poll() {
-                    Ok(mut snapshot) => {
-                        let transitions = tracker.observe(&mut snapshot);
-                        let alerts = detect(
-                            &snapshot.connections,
-                            snapshot.taken_at,
-                            snapshot.ephemeral_ports,
-                            tracker.history(),
-                            &rules,
-                        );
-                        let sample = tracker
-                            .history()
-                            .back()
-                            .cloned()
-                            .expect("observe records a sample");
-                        Message::Update(Arc::new(Update {
-                            seq: tracker.polls(),
-                            snapshot,
-                            alerts,
-                            transitions,
-                            sample,
-                            errors,
-                        }))
-                    }
+                    Ok(snapshot) => Message::Update(Arc::new(Update::observe(
+                        &mut tracker,
+                        snapshot,
+                        &rules,
+                        errors,
+                    ))),
                     Err(e) => {
                         errors += 1;
                         Message::PollFailed(e.to_string())

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::live::Update;
-use crate::model::alerts::detect;
 use crate::model::{
     Attribution, Connection, Owner, PortRange, ProcessInfo, Rules, Snapshot, TcpState, Tracker,
 };
@@ -180,24 +179,8 @@ pub fn rules() -> Rules {
     r
 }
 
-fn update(tracker: &mut Tracker, mut snap: Snapshot, rules: &Rules, errors: u64) -> Arc<Update> {
-    let transitions = tracker.observe(&mut snap);
-    let alerts = detect(
-        &snap.connections,
-        snap.taken_at,
-        snap.ephemeral_ports,
-        tracker.history(),
-        rules,
-    );
-    let sample = tracker.history().back().cloned().expect("observed");
-    Arc::new(Update {
-        seq: tracker.polls(),
-        snapshot: snap,
-        alerts,
-        transitions,
-        sample,
-        errors,
-    })
+fn update(tracker: &mut Tracker, snap: Snapshot, rules: &Rules, errors: u64) -> Arc<Update> {
+    Arc::new(Update::observe(tracker, snap, rules, errors))
 }
 
 /// Two polls 40 s apart: appearing, vanishing and state-changing connections, CLOSE_WAIT
