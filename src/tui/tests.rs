@@ -316,3 +316,29 @@ fn no_color_draws_without_colours_but_keeps_emphasis() {
             .any(|c| c.fg == Color::Red)
     );
 }
+
+#[test]
+fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mut app = app_with_fixture(false);
+    draw(&mut app, 120, 40);
+    let mouse = |kind, column, row| {
+        Event::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let (x, y, _, _) = app.hit.table;
+    handle_event(&mut app, mouse(MouseEventKind::Down(MouseButton::Left), x + 2, y + 4));
+    assert_eq!(app.selected, 4);
+    handle_event(&mut app, mouse(MouseEventKind::ScrollDown, x + 2, y + 4));
+    assert_eq!(app.selected, 7);
+    handle_event(&mut app, mouse(MouseEventKind::ScrollUp, x + 2, y + 4));
+    assert_eq!(app.selected, 4);
+    // The CLOSE_WAIT cell of the strip toggles its quick filter.
+    let &(cx, cy, _, _, _) = app.hit.strip.iter().find(|c| c.4 == 6).unwrap();
+    handle_event(&mut app, mouse(MouseEventKind::Down(MouseButton::Left), cx + 1, cy + 1));
+    assert_eq!(app.filter_text(), "state:close-wait");
+}
