@@ -331,7 +331,10 @@ fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
         })
     };
     let (x, y, _, _) = app.hit.table;
-    handle_event(&mut app, mouse(MouseEventKind::Down(MouseButton::Left), x + 2, y + 4));
+    handle_event(
+        &mut app,
+        mouse(MouseEventKind::Down(MouseButton::Left), x + 2, y + 4),
+    );
     assert_eq!(app.selected, 4);
     handle_event(&mut app, mouse(MouseEventKind::ScrollDown, x + 2, y + 4));
     assert_eq!(app.selected, 7);
@@ -339,6 +342,9 @@ fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
     assert_eq!(app.selected, 4);
     // The CLOSE_WAIT cell of the strip toggles its quick filter.
     let &(cx, cy, _, _, _) = app.hit.strip.iter().find(|c| c.4 == 6).unwrap();
-    handle_event(&mut app, mouse(MouseEventKind::Down(MouseButton::Left), cx + 1, cy + 1));
+    handle_event(
+        &mut app,
+        mouse(MouseEventKind::Down(MouseButton::Left), cx + 1, cy + 1),
+    );
     assert_eq!(app.filter_text(), "state:close-wait");
 }
