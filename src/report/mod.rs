@@ -1,6 +1,7 @@
 //! Headless outputs of a snapshot: table, JSON and CSV, each written to an injected writer.
 //! The serialisable DTOs here are the documented JSON shape; no terminal code.
 
+pub mod lab;
 mod table;
 
 use std::io::{self, Write};
