@@ -38,14 +38,17 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
         print(|w| out::write_scenario(format, &report, hold, w))?;
         if let Some(hold) = hold {
             let held = report.server.counts.get(crate::model::TcpState::CloseWait);
-            eprintln!(
-                "lingertop lab: holding {held} CLOSE_WAIT sockets (pid {}, server {}) for {}; Ctrl-C ends the hold early",
-                report.pid,
-                report.listener,
-                humantime::format_duration(hold)
-            );
             let started = Instant::now();
-            wait_or_interrupt(hold)?;
+            // Said once the signal handlers are in place, so a Ctrl-C right after it still
+            // ends the hold the orderly way.
+            wait_or_interrupt(hold, || {
+                eprintln!(
+                    "lingertop lab: holding {held} CLOSE_WAIT sockets (pid {}, server {}) for {}; Ctrl-C ends the hold early",
+                    report.pid,
+                    report.listener,
+                    humantime::format_duration(hold)
+                );
+            })?;
             drop(lab);
             eprintln!(
                 "lingertop lab: closed the CLOSE_WAIT sockets after {}",
@@ -99,24 +102,33 @@ fn print(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
     }
 }
 
-/// Sleeps for `hold`, or until SIGINT or SIGTERM.
-fn wait_or_interrupt(hold: Duration) -> Result<()> {
+/// Sleeps for `hold`, or until SIGINT or SIGTERM; calls `ready` once both are caught.
+fn wait_or_interrupt(hold: Duration, ready: impl FnOnce()) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the timer for --hold")?;
     rt.block_on(async {
+        // Unix signal streams catch their signal from creation on, so `ready` comes after.
         #[cfg(unix)]
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot listen for SIGTERM")?;
-        #[cfg(unix)]
-        let terminated = term.recv();
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+            let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+            ready();
+            tokio::select! {
+                () = tokio::time::sleep(hold) => {}
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
         #[cfg(not(unix))]
-        let terminated = std::future::pending::<Option<()>>();
-        tokio::select! {
-            () = tokio::time::sleep(hold) => {}
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
+        {
+            ready();
+            tokio::select! {
+                () = tokio::time::sleep(hold) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
         }
         Ok(())
     })
