@@ -476,7 +476,7 @@ impl Inner {
     pub fn send_on(&self, id: ConnId, end: End, data: &[u8]) -> Option<io::Result<usize>> {
         let mut st = self.lock();
         let slot = st.conns.get_mut(&id)?.end(end);
-        let r = (&*slot.socket.as_ref()?).write(data);
+        let r = slot.socket.as_ref()?.write(data);
         if let Ok(n) = r {
             slot.bytes_written += n as u64;
         }
