@@ -63,12 +63,25 @@ fn main() {
         Duration::from_secs(2),
     );
 
-    println!("lab_probe: one poll of a lab connection's two 4-tuples ({sockets} TCP sockets in the table)");
-    println!("{:<34} {:>12} {:>8} {:>22}", "method", "per poll", "polls", "CPU at one poll / 5 ms");
+    println!(
+        "lab_probe: one poll of a lab connection's two 4-tuples ({sockets} TCP sockets in the table)"
+    );
+    println!(
+        "{:<34} {:>12} {:>8} {:>22}",
+        "method", "per poll", "polls", "CPU at one poll / 5 ms"
+    );
     for (what, t, n) in [
         (format!("{name} exact lookup (the lab)"), t_exact, n_exact),
-        ("netstat2 dump, no process names".to_string(), t_dump, n_dump),
-        ("full collector (dump + /proc scan)".to_string(), t_full, n_full),
+        (
+            "netstat2 dump, no process names".to_string(),
+            t_dump,
+            n_dump,
+        ),
+        (
+            "full collector (dump + /proc scan)".to_string(),
+            t_full,
+            n_full,
+        ),
     ] {
         let share = t.as_secs_f64() / 0.005 * 100.0;
         println!(
