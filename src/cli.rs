@@ -110,10 +110,10 @@ pub struct LabArgs {
     #[arg(long, value_enum, value_name = "SCENARIO")]
     pub scenario: Option<crate::lab::Scenario>,
 
-    /// How many connections the scenario makes (1 to 20000).
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 100,
+    /// How many connections the scenario makes (1 to 20000) [default: 100].
+    #[arg(short = 'n', long = "count", value_name = "N", conflicts_with_all = ["mode", "all"],
           value_parser = clap::value_parser!(u32).range(1..=20_000))]
-    pub count: u32,
+    pub count: Option<u32>,
 
     /// SO_LINGER time of the linger modes, in seconds (1 to 30).
     #[arg(long, value_name = "N", default_value_t = 2,
@@ -121,9 +121,9 @@ pub struct LabArgs {
     pub linger_secs: u64,
 
     /// How long close-wait-leak keeps its CLOSE_WAIT sockets before it closes them
-    /// (Ctrl-C ends the hold early; at most 1h).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub hold: Duration,
+    /// (Ctrl-C ends the hold early; at most 1h) [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["mode", "all"])]
+    pub hold: Option<Duration>,
 
     /// Address family of the lab connections: ipv4 (127.0.0.1) or ipv6 ([::1]).
     #[arg(long, value_enum, default_value = "ipv4")]

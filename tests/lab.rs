@@ -585,6 +585,8 @@ fn bad_lab_arguments_are_one_line_errors() {
         vec!["lab", "--mode", "linger", "--linger-secs", "0"],
         vec!["lab", "--scenario", "close-wait-leak", "-n", "0"],
         vec!["lab", "--mode", "plain", "--all"],
+        vec!["lab", "--mode", "plain", "-n", "3"],
+        vec!["lab", "--all", "--hold", "5s"],
     ] {
         let out = lingertop().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");

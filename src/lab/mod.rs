@@ -12,7 +12,21 @@
 //!
 //! Nothing here blocks for long on the caller's thread: [`Lab::open`] takes well under a
 //! millisecond per connection on loopback, and [`Lab::close`] and [`Lab::scenario`] return a
-//! [`Pending`] result at once, to be polled from a render loop.
+//! [`Pending`] result at once, to be polled from a render loop:
+//!
+//! ```no_run
+//! use lingertop::lab::{Action, Behaviour, CloseOptions, End, Family, Lab};
+//!
+//! let lab = Lab::new()?;
+//! let ids = lab.open(Behaviour::Normal, 3, Family::Ipv4)?;
+//! let pending = lab.close(ids[0], End::Client, Action::Abort, CloseOptions::default())?;
+//! // ... each frame: draw `lab.connections()`, mark rows with `lab.is_lab_tuple(..)` ...
+//! if let Some(result) = pending.try_take() {
+//!     let trace = result?;
+//!     println!("{}: peer read {}", trace.action, trace.peer_read.outcome);
+//! }
+//! # Ok::<(), lingertop::lab::LabError>(())
+//! ```
 
 mod action;
 mod engine;
@@ -547,6 +561,12 @@ impl Lab {
         Ok(Pending { rx })
     }
 }
+
+// The dashboard keeps the lab in its state and drives it from its event loop.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Lab>();
+};
 
 impl Drop for Lab {
     fn drop(&mut self) {

@@ -13,6 +13,12 @@ use super::{Action, CloseOptions, End, Family, Lab, LabError, Pending, Scenario,
 use crate::cli::{LabArgs, LabFormat};
 use crate::report::lab as out;
 
+/// Connections a scenario makes when `-n` is not given.
+const DEFAULT_COUNT: u32 = 100;
+/// How long close-wait-leak holds its sockets when `--hold` is not given: long enough for
+/// the default CLOSE_WAIT rule (30 s) to fire in a snapshot taken meanwhile.
+const DEFAULT_HOLD: Duration = Duration::from_secs(60);
+
 /// Runs `lingertop lab` as `args` says.
 pub fn run(args: &LabArgs) -> Result<ExitCode> {
     let format = args.format.unwrap_or(if io::stdout().is_terminal() {
@@ -32,9 +38,10 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
         let traces = run_all(&lab, args.family, opts)?;
         print(|w| out::write_all(format, &traces, args.family, w))?;
     } else if let Some(scenario) = args.scenario {
-        let count = args.count as usize;
+        let count = args.count.unwrap_or(DEFAULT_COUNT) as usize;
         let report = lab.scenario(scenario, count, args.family)?.wait()?;
-        let hold = (scenario == Scenario::CloseWaitLeak).then_some(args.hold);
+        let hold =
+            (scenario == Scenario::CloseWaitLeak).then_some(args.hold.unwrap_or(DEFAULT_HOLD));
         print(|w| out::write_scenario(format, &report, hold, w))?;
         if let Some(hold) = hold {
             let held = report.server.counts.get(crate::model::TcpState::CloseWait);
