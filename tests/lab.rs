@@ -595,3 +595,43 @@ fn bad_lab_arguments_are_one_line_errors() {
         assert!(err.starts_with("lingertop: "), "{err}");
     }
 }
+
+#[test]
+fn every_action_on_every_behaviour_and_either_end_yields_a_trace() {
+    let lab = Lab::new().unwrap();
+    let ports: Vec<u16> = lab.listeners().iter().map(|a| a.port()).collect();
+    let mut running = Vec::new();
+    for b in Behaviour::ALL {
+        for a in Action::ALL {
+            for end in [End::Client, End::Server] {
+                let id = lab.open(b, 1, Family::Ipv4).unwrap()[0];
+                let v = lab.connection(id).unwrap();
+                let tuple = (v.end(end).local, v.end(end).remote);
+                running.push((b, a, end, id, tuple, lab.close(id, end, a, opts()).unwrap()));
+            }
+        }
+    }
+    for (b, a, end, id, tuple, pending) in running {
+        let what = format!("{a} on the {end} end of a {b} connection");
+        let t = pending.wait().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(t.closer, tuple, "{what}");
+        assert_eq!(
+            t.closer_state_names().first(),
+            Some(&TcpState::Established),
+            "{what}: {}",
+            describe(&t)
+        );
+        let status = lab.connection(id).unwrap().end(end).status.clone();
+        if a == Action::HalfClose {
+            assert_eq!(status, EndStatus::HalfClosed, "{what}");
+        } else {
+            assert!(matches!(status, EndStatus::Closed(_)), "{what}: {status:?}");
+        }
+        // An abortive close leaves nothing of the closer in the kernel, whatever the peer.
+        if matches!(a, Action::Abort | Action::UnreadData) {
+            assert_eq!(kernel_state(tuple), None, "{what}: {}", describe(&t));
+        }
+    }
+    drop(lab);
+    assert_only_time_wait_remains(&ports);
+}

@@ -260,17 +260,20 @@ fn act(
     // The calls.
     let mut closer_read = None;
     let mut kept: Option<Socket> = None;
+    let mut unread_at_close = false;
     let (close_result, close_blocked) = match action {
         Action::Plain | Action::UnreadData | Action::PeerNeverCloses => {
             let _ = rec.call(end, "setsockopt(SO_LINGER, off)", || {
                 socket.set_linger(None)
             });
+            unread_at_close = check_unread(&socket, action, &mut rec, end);
             close(socket, &mut rec, end)
         }
         Action::Abort => {
             let _ = rec.call(end, "setsockopt(SO_LINGER, on, 0 s)", || {
                 socket.set_linger(Some(Duration::ZERO))
             });
+            unread_at_close = check_unread(&socket, action, &mut rec, end);
             close(socket, &mut rec, end)
         }
         Action::Linger | Action::LingerNonblocking => {
@@ -282,6 +285,7 @@ fn act(
             let _ = rec.call(end, format!("fcntl(O_NONBLOCK {mode})"), || {
                 socket.set_nonblocking(nonblocking)
             });
+            unread_at_close = check_unread(&socket, action, &mut rec, end);
             close(socket, &mut rec, end)
         }
         Action::Graceful => {
@@ -291,6 +295,7 @@ fn act(
             let (outcome, bytes) = read_to_end(&socket, GRACEFUL_READ, inner, &mut rec, end);
             inner.note_read(id, end, outcome.clone(), bytes);
             closer_read = Some(outcome);
+            unread_at_close = check_unread(&socket, action, &mut rec, end);
             close(socket, &mut rec, end)
         }
         Action::HalfClose => {
@@ -381,13 +386,14 @@ fn act(
         (false, true) => TimeWaitSide::Peer,
         (false, false) => TimeWaitSide::None,
     };
-    let documented = expect::documented(action, peer_closes, opts.linger);
+    let documented = expect::documented(action, peer_closes, opts.linger, unread_at_close);
     let mut deviation = expect::deviation(
         &documented,
         &Observed {
             close_result: &close_result,
             blocked: close_blocked,
             peer_read: &peer_read.outcome,
+            peer_then: peer_read.then.as_ref(),
             peer_bytes,
             bytes_queued,
             time_wait,
@@ -534,6 +540,20 @@ fn make_unread(inner: &Inner, id: ConnId, peer: End, socket: &Socket, rec: &mut 
     rec.detail(format!("{} bytes unread", n.unwrap_or(0)));
 }
 
+/// Whether the closing end holds unread bytes just before close(), which makes the close
+/// abortive; said in the calls when it does (unread-data says so in its own set-up).
+fn check_unread(socket: &Socket, action: Action, rec: &mut Recorder, end: End) -> bool {
+    let start = Instant::now();
+    let n = unread(socket).unwrap_or(0);
+    if n > 0 && action != Action::UnreadData {
+        rec.push(end, "ioctl(FIONREAD)", CallResult::Ok, start);
+        rec.detail(format!(
+            "{n} bytes unread: the close will reset the connection"
+        ));
+    }
+    n > 0
+}
+
 /// close() on the descriptor itself: the only way to see what it returns and how long it
 /// blocks (dropping a socket closes it and ignores both).
 fn close(socket: Socket, rec: &mut Recorder, end: End) -> (CallResult, Duration) {
@@ -621,22 +641,33 @@ fn wait_quiet(inner: &Inner, watch: &Watch, calls_done: Instant, max: Duration) 
 /// The first read the engine made on a self-reading peer since the calls began.
 fn wait_peer_read(inner: &Inner, id: ConnId, peer: End, since: Instant, t0: Instant) -> PeerRead {
     let until = Instant::now() + PEER_READ_WAIT;
+    let mut first_seen: Option<Instant> = None;
     loop {
-        let (event, _) = inner.read_since(id, peer, since);
-        if let Some(ev) = event {
-            return PeerRead {
-                outcome: ev.outcome,
-                at: ev.at.saturating_duration_since(t0),
-                probe: false,
-                bytes_after_close: 0,
-            };
-        }
-        if Instant::now() >= until || inner.stopping() {
+        let (first, ended) = inner.read_since(id, peer, since);
+        if let Some(ev) = first {
+            let data = matches!(ev.outcome, ReadOutcome::Data(_));
+            let seen = *first_seen.get_or_insert_with(Instant::now);
+            // After data, give the end of the stream a moment to arrive too.
+            if !data || ended.is_some() || seen.elapsed() >= READ_WAIT || inner.stopping() {
+                return PeerRead {
+                    outcome: ev.outcome,
+                    at: ev.at.saturating_duration_since(t0),
+                    probe: false,
+                    bytes_after_close: 0,
+                    then: if data {
+                        Some(ended.map_or(ReadOutcome::Timeout, |e| e.outcome))
+                    } else {
+                        None
+                    },
+                };
+            }
+        } else if Instant::now() >= until || inner.stopping() {
             return PeerRead {
                 outcome: ReadOutcome::Timeout,
                 at: t0.elapsed(),
                 probe: false,
                 bytes_after_close: 0,
+                then: None,
             };
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -659,6 +690,7 @@ fn probe_read(
             at: t0.elapsed(),
             probe: true,
             bytes_after_close: 0,
+            then: None,
         };
     };
     let was_nonblocking = peer == End::Server;
@@ -683,10 +715,12 @@ fn probe_read(
         _ => 0,
     };
     let mut last = outcome.clone();
+    let mut then = None;
     if let ReadOutcome::Data(_) = outcome {
         let (end_outcome, more) = read_to_end(&socket, READ_WAIT * 4, inner, rec, peer);
         total += more;
-        last = end_outcome;
+        last = end_outcome.clone();
+        then = Some(end_outcome);
     }
     inner.note_read(id, peer, last, total);
     let _ = socket.set_read_timeout(None);
@@ -701,5 +735,6 @@ fn probe_read(
         at,
         probe: true,
         bytes_after_close: total,
+        then,
     }
 }

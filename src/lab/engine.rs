@@ -431,15 +431,28 @@ impl Inner {
         })
     }
 
-    /// The first read on an end at or after `since`, and every byte read so far.
-    pub fn read_since(&self, id: ConnId, end: End, since: Instant) -> (Option<ReadEvent>, u64) {
+    /// The first read on an end at or after `since`, and the first one since then that
+    /// ended the reading (EOF or an error).
+    pub fn read_since(
+        &self,
+        id: ConnId,
+        end: End,
+        since: Instant,
+    ) -> (Option<ReadEvent>, Option<ReadEvent>) {
         let mut st = self.lock();
         let Some(conn) = st.conns.get_mut(&id) else {
-            return (None, 0);
+            return (None, None);
         };
         let slot = conn.end(end);
-        let first = slot.reads.iter().find(|r| r.at >= since).cloned();
-        (first, slot.bytes_read)
+        let mut after = slot.reads.iter().filter(|r| r.at >= since);
+        let first = after.next().cloned();
+        let last = slot
+            .reads
+            .iter()
+            .filter(|r| r.at >= since)
+            .find(|r| !matches!(r.outcome, ReadOutcome::Data(_)))
+            .cloned();
+        (first, last)
     }
 
     /// Whether a read on the end ever returned `outcome`.

@@ -189,6 +189,9 @@ pub struct PeerRead {
     pub probe: bool,
     /// Every byte the peer read after the close began, through EOF when it came.
     pub bytes_after_close: u64,
+    /// When the first read got data: how the peer's reading ended after it (EOF, an error,
+    /// or a timeout).
+    pub then: Option<ReadOutcome>,
 }
 
 /// The complete record of one close action.

@@ -71,6 +71,8 @@ struct TraceJson<'a> {
     peer_read_ms: f64,
     /// Whether the lab read on the peer's behalf (its behaviour never reads on its own).
     peer_read_probe: bool,
+    /// When `peer_read` is `data`: how the peer's reading ended after it.
+    peer_read_then: Option<String>,
     peer_bytes_after_close: u64,
     closer_read: Option<String>,
     bytes_queued: Option<u64>,
@@ -124,6 +126,7 @@ fn trace_json(t: &Trace) -> TraceJson<'_> {
         peer_read: t.peer_read.outcome.name(),
         peer_read_ms: ms(t.peer_read.at),
         peer_read_probe: t.peer_read.probe,
+        peer_read_then: t.peer_read.then.as_ref().map(|r| r.name()),
         peer_bytes_after_close: t.peer_read.bytes_after_close,
         closer_read: t.closer_read.as_ref().map(|r| r.name()),
         bytes_queued: t.bytes_queued,
@@ -259,8 +262,13 @@ fn trace_table(t: &Trace, out: &mut dyn Write) -> io::Result<()> {
         (
             "peer read",
             format!(
-                "{} at +{}{}; {} bytes after the close",
+                "{}{} at +{}{}; {} bytes after the close",
                 t.peer_read.outcome,
+                t.peer_read
+                    .then
+                    .as_ref()
+                    .map(|r| format!(", then {}", r.name()))
+                    .unwrap_or_default(),
                 fmt_ms(t.peer_read.at),
                 if t.peer_read.probe {
                     " (read by the lab: this behaviour never reads on its own)"
