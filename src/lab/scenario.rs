@@ -159,7 +159,7 @@ fn close_gracefully(inner: &Inner, batch: &[ConnId]) {
     for (id, s) in taken {
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         let until = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < until {
+        while Instant::now() < until && !inner.stopping() {
             match std::io::Read::read(&mut &s, &mut buf) {
                 Ok(n) if n > 0 => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
