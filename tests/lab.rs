@@ -306,8 +306,25 @@ fn handles_and_sockets_the_lab_did_not_make_are_refused() {
         .err()
         .expect("refused");
     assert!(matches!(err, LabError::EndClosed { .. }), "{err}");
-    // The other lab's connection is still as it was.
+    // The other lab's connection is still as it was, and only its own lab discards it.
     assert!(other.connection(theirs).is_some());
+    assert!(matches!(
+        lab.discard(theirs),
+        Err(LabError::UnknownConnection(_))
+    ));
+    let v = other.connection(theirs).unwrap();
+    assert_eq!(
+        kernel_state((v.client.local, v.client.remote)),
+        Some(TcpState::Established)
+    );
+    other.discard(theirs).unwrap();
+    let v = other.connection(theirs).unwrap();
+    assert!(matches!(v.client.status, EndStatus::Closed(_)));
+    assert!(matches!(v.server.status, EndStatus::Closed(_)));
+    assert_ne!(
+        kernel_state((v.client.local, v.client.remote)),
+        Some(TcpState::Established)
+    );
 }
 
 /// The lab's listener ports, and every socket the table lists on them.

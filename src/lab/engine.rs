@@ -540,6 +540,29 @@ impl Inner {
         }
     }
 
+    /// Closes both ends of one connection that the table holds.
+    pub fn discard(&self, id: ConnId) -> Result<(), LabError> {
+        let mut sockets = Vec::new();
+        {
+            let mut st = self.lock();
+            let conn = st
+                .conns
+                .get_mut(&id)
+                .ok_or(LabError::UnknownConnection(id))?;
+            for end in [End::Server, End::Client] {
+                let slot = conn.end(end);
+                self.deregister(slot);
+                if let Some(s) = slot.socket.take() {
+                    slot.status = EndStatus::Closed("discarded".into());
+                    sockets.push(s);
+                }
+            }
+            conn.note_if_closed();
+        }
+        drop(sockets);
+        Ok(())
+    }
+
     /// Stops the engine and closes every socket in the table.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);

@@ -515,6 +515,13 @@ impl Lab {
         })
     }
 
+    /// Closes what the lab holds of a connection, both ends, at once and without a trace
+    /// (to clear away, say, a scenario's CLOSE_WAIT pile). An end with an action running is
+    /// left to its action. Refuses handles this lab did not make.
+    pub fn discard(&self, id: ConnId) -> Result<(), LabError> {
+        self.inner.discard(id)
+    }
+
     /// Runs a bulk scenario of `count` connections on a worker thread (see [`Scenario`]).
     pub fn scenario(
         &self,
