@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 
 use crate::collector::Collector;
 use crate::config::Config;
-use crate::lab::LabRecogniser;
 use crate::model::alerts::detect;
 use crate::model::tracker::Sample;
 use crate::model::{Alert, Snapshot, Tracker, Transition};
@@ -83,7 +82,6 @@ pub fn spawn(
     let rules = cfg.rules.clone();
     let mut interval = cfg.interval;
     let mut tracker = Tracker::new(cfg.history);
-    let mut labs = LabRecogniser::new();
     let thread = std::thread::Builder::new()
         .name("lingertop-poll".into())
         .spawn(move || {
@@ -93,7 +91,6 @@ pub fn spawn(
                 let msg = match collector.poll() {
                     Ok(mut snapshot) => {
                         let transitions = tracker.observe(&mut snapshot);
-                        labs.mark(&mut snapshot, None);
                         let alerts = detect(
                             &snapshot.connections,
                             snapshot.taken_at,
