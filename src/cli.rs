@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::model::{Filter, Severity};
 
@@ -44,6 +44,12 @@ pub enum Command {
     /// Exit status: 0 when no alert reaches --fail-on (or --fail-on is not given), 2 when one
     /// does, 1 on error.
     Snapshot(SnapshotArgs),
+    /// The close lab: open lingertop's own connections on loopback, close them the way you
+    /// ask, and print what the kernel did beside what the documents say.
+    ///
+    /// Exit status: 0 when the lab ran (a deviation from the documents is a finding, not a
+    /// failure), 1 on error.
+    Lab(LabArgs),
 }
 
 /// Output formats of the snapshot.
@@ -94,6 +100,55 @@ pub struct SnapshotArgs {
     /// Print nothing on stderr while waiting for the second poll.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// What `lingertop lab` runs: one close mode, all of them, or a bulk scenario.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["mode", "all", "scenario"])))]
+pub struct LabArgs {
+    /// Run one close mode on a new lab connection and print its trace.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<crate::lab::Action>,
+
+    /// Run every close mode and print one row per mode: observed beside documented.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Build up a close state on purpose so the buildup alerts fire.
+    #[arg(long, value_enum, value_name = "SCENARIO")]
+    pub scenario: Option<crate::lab::Scenario>,
+
+    /// How many connections the scenario makes (1 to 20000) [default: 100].
+    #[arg(short = 'n', long = "count", value_name = "N", conflicts_with_all = ["mode", "all"],
+          value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    pub count: Option<u32>,
+
+    /// SO_LINGER time of the linger modes, in seconds (1 to 30).
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub linger_secs: u64,
+
+    /// How long close-wait-leak keeps its CLOSE_WAIT sockets before it closes them
+    /// (Ctrl-C ends the hold early; at most 1h) [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["mode", "all"])]
+    pub hold: Option<Duration>,
+
+    /// Address family of the lab connections: ipv4 (127.0.0.1) or ipv6 ([::1]).
+    #[arg(long, value_enum, default_value = "ipv4")]
+    pub family: crate::lab::Family,
+
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<LabFormat>,
+}
+
+/// Output formats of the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabFormat {
+    /// Aligned text for people.
+    Table,
+    /// JSON (shape in the README).
+    Json,
 }
 
 /// Filter flags. Each becomes a term of the filter language; together they replace the

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod lab;
 pub mod live;
 pub mod model;
 pub mod report;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let mut cfg = config::load(cli.config.as_deref(), &cli.sets)?;
     match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cfg, &args),
+        Some(Command::Lab(args)) => lab::run::run(&args),
         None => {
             if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
                 bail!(
@@ -83,6 +85,7 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
         snap = collector.poll().context("second poll failed")?;
         tracker.observe(&mut snap);
     }
+    lab::LabRecogniser::new().mark(&mut snap, None);
 
     let total_connections = snap.connections.len();
     snap.connections.retain(|c| filter.matches(c));

@@ -68,6 +68,8 @@ pub struct Connection {
     pub attribution: Option<Attribution>,
     /// Set by the tracker; `None` on a snapshot no tracker has seen.
     pub tracking: Option<Tracking>,
+    /// One of the close lab's own sockets (see `lab::LabRecogniser`).
+    pub lab: bool,
 }
 
 impl Connection {
@@ -83,6 +85,7 @@ impl Connection {
             owners: Vec::new(),
             attribution: None,
             tracking: None,
+            lab: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Headless outputs of a snapshot: table, JSON and CSV, each written to an injected writer.
 //! The serialisable DTOs here are the documented JSON shape; no terminal code.
 
+pub mod lab;
 mod table;
 
 use std::io::{self, Write};
@@ -107,6 +108,8 @@ struct ConnectionJson<'a> {
     state_age_secs: Option<f64>,
     /// The states seen before the current one, oldest first.
     previous_states: Vec<TcpState>,
+    /// One of the close lab's own sockets.
+    lab: bool,
 }
 
 /// `127.0.0.1:80`, `[::1]:80`: the address as `ss` prints it.
@@ -142,6 +145,7 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
             .as_ref()
             .map(|t| t.previous.iter().map(|(s, _)| *s).collect())
             .unwrap_or_default(),
+        lab: c.lab,
     }
 }
 
@@ -243,6 +247,7 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
         "attribution",
         "state_age_secs",
         "inode",
+        "lab",
     ])?;
     for c in &v.snapshot.connections {
         let j = connection_json(c, now);
@@ -256,6 +261,7 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
             j.attribution.unwrap_or_default().to_string(),
             j.state_age_secs.map(|a| a.to_string()).unwrap_or_default(),
             j.inode.to_string(),
+            j.lab.to_string(),
         ])?;
     }
     w.flush()

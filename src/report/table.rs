@@ -101,12 +101,18 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
                 Some(a) if a != crate::model::Attribution::Owner => a.name(),
                 _ => "",
             };
+            // The lab's own sockets say so, so nobody mistakes them for a real leak.
+            let via = match (c.lab, via) {
+                (true, "") => "lab".to_string(),
+                (true, v) => format!("{v}, lab"),
+                (false, v) => v.to_string(),
+            };
             [
                 addr(&c.local),
                 addr(&c.remote),
                 process,
                 fmt_age(c.state_age(now)),
-                via.to_string(),
+                via,
             ]
         })
         .collect();

@@ -1,0 +1,187 @@
+//! Which sockets of a snapshot are lab sockets, also when the lab runs in another process.
+//!
+//! In the process that runs a [`Lab`], the lab knows its 4-tuples ([`Lab::is_lab_tuple`]).
+//! Another process (a `lingertop snapshot` beside a `lingertop lab`) cannot ask it, so it
+//! recognises a *lab process* instead: a process named `lingertop` whose command line parses
+//! as `lingertop lab ...` or as the dashboard (no subcommand: the dashboard's only TCP
+//! sockets are its lab's). A socket is a lab socket when
+//! - a lab process holds it, or held it at an earlier poll (the tracker's last owner), or
+//! - its local or remote address is a listener of a lab process: the server ends, and the
+//!   client ends that lost their descriptor (FIN_WAIT_2 orphans, client-side TIME_WAIT).
+//!
+//! Once the lab process has exited, its leftover TIME_WAIT entries have no owner and no
+//! listener, and are no longer recognised: nothing names them as lingertop's any more.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+
+use clap::Parser;
+use rustc_hash::{FxHashMap, FxHashSet};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+
+use super::Lab;
+use crate::cli::{Cli, Command};
+use crate::model::{Snapshot, TcpState};
+
+/// The process name a lab process has.
+const LINGERTOP: &str = "lingertop";
+
+/// Marks lab sockets in snapshots; keeps what it learnt of each pid while the pid holds
+/// sockets, so a command line is read once per process, not once per poll.
+#[derive(Default)]
+pub struct LabRecogniser {
+    sys: Option<System>,
+    verdicts: FxHashMap<u32, bool>,
+}
+
+impl LabRecogniser {
+    pub fn new() -> Self {
+        LabRecogniser::default()
+    }
+
+    /// Sets `lab` on every connection of `snap` that belongs to a lab process (see the
+    /// module documentation), or to `own`, the lab running in this process. Call after the
+    /// tracker has observed the snapshot, so earlier owners count.
+    pub fn mark(&mut self, snap: &mut Snapshot, own: Option<&Lab>) {
+        let candidates: FxHashSet<u32> = snap
+            .connections
+            .iter()
+            .flat_map(|c| c.owners.iter())
+            .filter(|o| o.name.as_deref() == Some(LINGERTOP))
+            .map(|o| o.pid)
+            .collect();
+        self.verdicts.retain(|pid, _| candidates.contains(pid));
+        for &pid in &candidates {
+            if !self.verdicts.contains_key(&pid) {
+                let verdict = self.command_line(pid).is_some_and(|c| is_lab_command(&c));
+                self.verdicts.insert(pid, verdict);
+            }
+        }
+        let lab_pids: FxHashSet<u32> = self
+            .verdicts
+            .iter()
+            .filter(|(_, lab)| **lab)
+            .map(|(pid, _)| *pid)
+            .collect();
+        let is_lab_pid =
+            |c: &crate::model::Connection| c.owners.iter().any(|o| lab_pids.contains(&o.pid));
+        let listeners: FxHashSet<SocketAddr> = snap
+            .connections
+            .iter()
+            .filter(|c| c.state == TcpState::Listen && is_lab_pid(c))
+            .map(|c| c.local)
+            .collect();
+        for c in &mut snap.connections {
+            c.lab = own.is_some_and(|lab| lab.is_lab_tuple(c.local, c.remote))
+                || is_lab_pid(c)
+                || (c.state != TcpState::Listen
+                    && (listeners.contains(&c.local) || listeners.contains(&c.remote)));
+        }
+    }
+
+    fn command_line(&mut self, pid: u32) -> Option<Vec<OsString>> {
+        if self.sys.is_none() {
+            // No process information on this platform: no pid is known to run a lab.
+            self.sys = Some(System::new().ok()?);
+        }
+        let sys = self.sys.as_mut()?;
+        let p = Pid::from_u32(pid);
+        sys.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[p]),
+            true,
+            ProcessRefreshKind::nothing().with_cmd(UpdateKind::Always),
+        );
+        let cmd = sys.process(p)?.cmd().to_vec();
+        // An empty command line is a process we may not inspect (or a kernel thread).
+        (!cmd.is_empty()).then_some(cmd)
+    }
+}
+
+/// Whether a lingertop command line runs a lab: `lingertop lab ...`, or the dashboard.
+pub fn is_lab_command(args: &[OsString]) -> bool {
+    matches!(
+        Cli::try_parse_from(args).map(|c| c.command),
+        Ok(Some(Command::Lab(_)) | None)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attribution, Connection, Owner, PortRange, ProcessInfo};
+    use std::time::{Duration, SystemTime};
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn lab_and_dashboard_command_lines_are_lab_processes() {
+        assert!(is_lab_command(&args("lingertop lab --all")));
+        assert!(is_lab_command(&args(
+            "/usr/bin/lingertop --config /x.toml lab --scenario close-wait-leak -n 5"
+        )));
+        assert!(is_lab_command(&args("lingertop")));
+        assert!(!is_lab_command(&args("lingertop snapshot --interval 2s")));
+        assert!(!is_lab_command(&args("lingertop no-such-mode")));
+    }
+
+    fn conn(local: &str, remote: &str, state: TcpState, pid: Option<u32>) -> Connection {
+        let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
+        if let Some(pid) = pid {
+            c.owners = vec![Owner {
+                pid,
+                name: Some(LINGERTOP.into()),
+            }];
+            c.attribution = Some(Attribution::Owner);
+        }
+        c
+    }
+
+    #[test]
+    fn sockets_around_a_lab_listener_are_marked_and_others_are_not() {
+        let mut r = LabRecogniser::new();
+        // A pid known to run `lingertop lab`, and one known to run a snapshot.
+        r.verdicts.insert(10, true);
+        r.verdicts.insert(20, false);
+        // Pretend both are current: `mark` forgets pids no connection names.
+        let mut snap = Snapshot {
+            taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1),
+            host: "fixture".into(),
+            process_info: ProcessInfo::Full,
+            ephemeral_ports: PortRange {
+                low: 32768,
+                high: 60999,
+            },
+            poll_duration: Duration::ZERO,
+            connections: vec![
+                conn("127.0.0.1:4000", "0.0.0.0:0", TcpState::Listen, Some(10)),
+                conn(
+                    "127.0.0.1:4000",
+                    "127.0.0.1:50000",
+                    TcpState::CloseWait,
+                    Some(10),
+                ),
+                // The client end that lost its descriptor: no owner, remote is the listener.
+                conn(
+                    "127.0.0.1:50000",
+                    "127.0.0.1:4000",
+                    TcpState::FinWait2,
+                    None,
+                ),
+                // Someone else's socket on another port, and a non-lab lingertop.
+                conn(
+                    "127.0.0.1:5000",
+                    "127.0.0.1:50001",
+                    TcpState::CloseWait,
+                    None,
+                ),
+                conn("127.0.0.1:6000", "0.0.0.0:0", TcpState::Listen, Some(20)),
+            ],
+        };
+        // Keep the command line lookups out of the test: the verdicts are already known.
+        r.mark(&mut snap, None);
+        let marks: Vec<bool> = snap.connections.iter().map(|c| c.lab).collect();
+        assert_eq!(marks, vec![true, true, true, false, false]);
+    }
+}
