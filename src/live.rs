@@ -118,15 +118,16 @@ pub fn spawn(
         .name("lingertop-poll".into())
         .spawn(move || {
             let mut errors = 0u64;
+            let mut labs = crate::lab::LabRecogniser::new();
             loop {
                 let started = Instant::now();
                 let msg = match collector.poll() {
-                    Ok(snapshot) => Message::Update(Arc::new(Update::observe(
-                        &mut tracker,
-                        snapshot,
-                        &rules,
-                        errors,
-                    ))),
+                    Ok(snapshot) => {
+                        let mut update = Update::observe(&mut tracker, snapshot, &rules, errors);
+                        // Lab sockets (this process's lab, or another lingertop lab's).
+                        labs.mark(&mut update.snapshot, None);
+                        Message::Update(Arc::new(update))
+                    }
                     Err(e) => {
                         errors += 1;
                         Message::PollFailed(e.to_string())

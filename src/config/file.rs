@@ -38,6 +38,7 @@ pub struct KeysFile {
     pub slower: Option<KeyList>,
     pub detail: Option<KeyList>,
     pub toggle_group: Option<KeyList>,
+    pub lab: Option<KeyList>,
 }
 
 impl KeysFile {
@@ -63,6 +64,7 @@ impl KeysFile {
             ("slower", self.slower),
             ("detail", self.detail),
             ("toggle-group", self.toggle_group),
+            ("lab", self.lab),
         ]
         .into_iter()
         .filter_map(|(n, k)| k.map(|k| (n, k)))

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use super::keys::{Action, Keymap};
+use super::lab_panel::{LabPanel, LabRequest};
 use crate::live::Update;
 use crate::model::alerts::pressure_of;
 use crate::model::{
@@ -123,11 +124,14 @@ pub struct Ghost {
 }
 
 /// What the event loop must do after an action.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     None,
     Quit,
     SetInterval(Duration),
+    /// The lab panel opened: the loop starts the lab if it has none yet.
+    OpenLab,
+    Lab(LabRequest),
 }
 
 /// Where things were drawn last frame, for the mouse.
@@ -181,6 +185,10 @@ pub struct App {
     /// A one-line message for the footer (poll errors).
     pub status: Option<String>,
     pub errors: u64,
+    /// The close lab panel, while it is open; the table then shows lab sockets only.
+    pub lab: Option<LabPanel>,
+    /// The panel's state while hidden, so reopening it finds it as it was.
+    lab_hidden: Option<LabPanel>,
 }
 
 impl App {
@@ -218,6 +226,8 @@ impl App {
             hit: HitAreas::default(),
             status: None,
             errors: 0,
+            lab: None,
+            lab_hidden: None,
         }
     }
 
@@ -289,7 +299,9 @@ impl App {
     }
 
     fn matches(&self, c: &Connection) -> bool {
-        (self.quick.is_empty() || self.quick.contains(&c.state)) && self.filter.matches(c)
+        (self.lab.is_none() || c.lab)
+            && (self.quick.is_empty() || self.quick.contains(&c.state))
+            && self.filter.matches(c)
     }
 
     /// The effective filter as text, for the footer.
@@ -301,6 +313,9 @@ impl App {
         if !self.quick.is_empty() {
             let names: Vec<String> = self.quick.iter().map(|s| s.filter_name()).collect();
             parts.push(format!("state:{}", names.join(",")));
+        }
+        if self.lab.is_some() {
+            parts.push("lab:yes".to_string());
         }
         parts.join(" ")
     }
@@ -681,6 +696,12 @@ impl App {
                 }
             }
             Action::Detail => self.detail = !self.detail,
+            Action::Lab => {
+                self.toggle_lab();
+                if self.lab.is_some() {
+                    return Effect::OpenLab;
+                }
+            }
             Action::ToggleGroup => {
                 let group = match self.selected_row() {
                     Some(Row::Group(s, _)) => Some(s),
@@ -716,6 +737,32 @@ impl App {
         }
         self.clamp();
         Effect::None
+    }
+
+    /// Shows or hides the lab panel (its state is kept while hidden).
+    pub fn toggle_lab(&mut self) {
+        if let Some(p) = self.lab.take() {
+            self.lab_hidden = Some(p);
+        } else {
+            self.lab = Some(self.lab_hidden.take().unwrap_or_default());
+        }
+        self.selected = 0;
+        self.offset = 0;
+        self.rebuild();
+    }
+
+    /// Routes a key to the lab panel while it is open. `None`: not the panel's key.
+    pub fn on_lab_key(&mut self, k: &crossterm::event::KeyEvent) -> Option<Effect> {
+        use crossterm::event::KeyCode;
+        let panel = self.lab.as_mut()?;
+        if k.code == KeyCode::Esc {
+            self.toggle_lab();
+            return Some(Effect::None);
+        }
+        match panel.on_key(k)? {
+            Some(req) => Some(Effect::Lab(req)),
+            None => Some(Effect::None),
+        }
     }
 
     /// Selects the row at a table line clicked with the mouse.

@@ -29,6 +29,8 @@ pub enum Action {
     Slower,
     Detail,
     ToggleGroup,
+    /// Open or hide the close lab panel.
+    Lab,
     /// Toggle the quick filter on the n-th state of the strip (0-based).
     QuickState(usize),
 }
@@ -54,6 +56,7 @@ pub const BINDABLE: &[(&str, Action, &[&str])] = &[
     ("slower", Action::Slower, &["-"]),
     ("detail", Action::Detail, &["d"]),
     ("toggle-group", Action::ToggleGroup, &["enter"]),
+    ("lab", Action::Lab, &["L"]),
 ];
 
 /// The names of every bindable action, for error messages.

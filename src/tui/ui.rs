@@ -55,6 +55,19 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     render_alerts(f, app, theme, alerts, max_alerts);
 
     let wide = main.width >= 110;
+    if let Some(panel) = &app.lab {
+        // The lab panel takes the lower part; the table above shows the lab's sockets.
+        let panel_h = (main.height / 2).max(10).min(main.height.saturating_sub(4));
+        let [t, p] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
+        hit.table = render_table(f, app, theme, t);
+        super::lab_panel::render(f, panel, theme, p);
+        render_footer(f, app, theme, footer);
+        if app.help {
+            render_help(f, app, theme, area);
+        }
+        return hit;
+    }
     let (table_area, detail_area) = if !app.detail {
         (main, None)
     } else if wide {
