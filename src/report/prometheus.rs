@@ -745,4 +745,93 @@ mod tests {
             );
         }
     }
+
+    /// Every `lingertop_*` name in `text`.
+    fn metric_names(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("lingertop_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            out.push(tail[..end].to_string());
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("expr" | "definition", serde_json::Value::String(s)) => {
+                            out.push(s.clone())
+                        }
+                        _ => exprs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| exprs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_shipped_dashboard_and_rules_use_only_exported_metrics() {
+        let e = Arc::new(Exposition::from_update(
+            &update(Vec::new(), Vec::new()),
+            0,
+            10,
+        ));
+        let text = render(&e, TextFormat::Prometheus);
+        // Family names as the classic format announces them (some have no sample here).
+        let exported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+
+        let board: serde_json::Value =
+            serde_json::from_str(include_str!("../../assets/grafana-dashboard.json"))
+                .expect("the dashboard is valid JSON");
+        let mut queries = Vec::new();
+        exprs(&board, &mut queries);
+        assert!(queries.len() >= 10, "{queries:?}");
+        let rules = include_str!("../../assets/prometheus-rules.yml");
+        let mut used = metric_names(rules);
+        for q in &queries {
+            let names = metric_names(q);
+            assert!(
+                !names.is_empty(),
+                "a panel query without a lingertop metric: {q}"
+            );
+            used.extend(names);
+        }
+        for name in &used {
+            assert!(
+                exported.contains(&name.as_str()),
+                "{name} is used by the dashboard or the rules but not exported"
+            );
+        }
+        // The metrics a person watches for leaks and port pressure are on the board.
+        for name in [
+            "lingertop_connections",
+            "lingertop_close_wait_connections",
+            "lingertop_close_wait_oldest_age_seconds",
+            "lingertop_time_wait_connections",
+            "lingertop_ephemeral_port_usage_ratio",
+            "lingertop_active_alerts",
+            "lingertop_poll_duration_seconds",
+            "lingertop_poll_errors_total",
+        ] {
+            assert!(
+                queries
+                    .iter()
+                    .any(|q| metric_names(q).iter().any(|n| n == name)),
+                "the dashboard does not show {name}"
+            );
+        }
+    }
 }
