@@ -170,11 +170,14 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
 
 async fn healthz(State(s): State<AppState>) -> Response {
     let latest = Arc::clone(&s.latest.borrow());
-    let age = SystemTime::now()
-        .duration_since(latest.taken_at)
-        .unwrap_or_default();
-    if age <= s.stale_after {
-        (StatusCode::OK, "ok\n").into_response()
+    health(&latest, SystemTime::now(), s.stale_after).into_response()
+}
+
+/// Healthy while the last successful poll is at most `stale_after` old at `now`.
+fn health(latest: &Exposition, now: SystemTime, stale_after: Duration) -> (StatusCode, String) {
+    let age = now.duration_since(latest.taken_at).unwrap_or_default();
+    if age <= stale_after {
+        (StatusCode::OK, "ok\n".to_string())
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -184,7 +187,6 @@ async fn healthz(State(s): State<AppState>) -> Response {
                 latest.poll_errors
             ),
         )
-            .into_response()
     }
 }
 
@@ -202,6 +204,50 @@ async fn not_found() -> (StatusCode, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RuleId;
+    use crate::model::state::STATE_COUNT;
+    use crate::report::prometheus::Ranked;
+
+    fn exposition(taken_at: SystemTime, poll_errors: u64) -> Exposition {
+        Exposition {
+            taken_at,
+            polls: 3,
+            poll_errors,
+            poll_duration: Duration::ZERO,
+            process_info_partial: false,
+            connections: [[0; 2]; STATE_COUNT],
+            close_wait_by_process: Ranked {
+                top: Vec::new(),
+                other: 0,
+            },
+            time_wait_by_remote: Ranked {
+                top: Vec::new(),
+                other: 0,
+            },
+            ports_by_destination: Vec::new(),
+            ports_other: 0,
+            ephemeral_range_size: 1,
+            oldest_close_wait: Duration::ZERO,
+            alerts: [[0; 2]; RuleId::ALL.len()],
+        }
+    }
+
+    #[test]
+    fn health_turns_unavailable_when_polls_go_stale() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let stale_after = Duration::from_secs(10);
+        let e = exposition(t0, 4);
+        assert_eq!(
+            health(&e, t0 + Duration::from_secs(10), stale_after).0,
+            StatusCode::OK
+        );
+        let (status, body) = health(&e, t0 + Duration::from_secs(11), stale_after);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.contains("11 s ago") && body.contains("4 polls failed"),
+            "{body}"
+        );
+    }
 
     #[test]
     fn bind_errors_say_what_to_do() {

@@ -178,3 +178,19 @@ fn a_closed_pipe_ends_the_stream_quietly() {
     }
     assert!(rest.is_empty(), "{rest}");
 }
+
+#[test]
+fn a_bad_filter_is_one_line_and_status_1() {
+    let out = lingertop()
+        .args(["watch", "--events", "--state", "close-wiat"])
+        .output()
+        .expect("run lingertop");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--state") && stderr.contains("close-wait"),
+        "{stderr}"
+    );
+}
