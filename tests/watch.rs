@@ -97,9 +97,14 @@ fn events_show_each_step_of_a_close_the_test_drives() {
     // Between CLOSE_WAIT and gone, a poll may catch the brief LAST_ACK.
     assert_eq!(server_path.last().unwrap().0, "vanished");
 
-    // Every line names the owner: us, and in TIME_WAIT the owner seen before.
+    // The lines name the owner: us, and in TIME_WAIT the owner seen before. The first
+    // line may have none: a socket created while a poll runs can be in its read of the
+    // socket table but missed by its scan of process descriptors.
     let comm = my_comm();
     for v in seen.iter().filter(|v| v["local"] == client.to_string()) {
+        if v["event"] == "appeared" && v["pid"].is_null() {
+            continue;
+        }
         assert_eq!(v["pid"], me, "{v}");
         assert_eq!(v["process"], comm.as_str(), "{v}");
     }
