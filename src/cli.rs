@@ -10,7 +10,8 @@ use crate::model::{Filter, Severity};
 /// See how the TCP connections of this machine are closing, and why they are not.
 ///
 /// With no command, opens the live dashboard. `lingertop snapshot` prints one poll for
-/// scripts and CI.
+/// scripts and CI; `lingertop watch` streams JSON lines; `lingertop serve` exports
+/// Prometheus metrics.
 #[derive(Debug, Parser)]
 #[command(name = "lingertop", version, about, long_about)]
 pub struct Cli {
@@ -50,6 +51,20 @@ pub enum Command {
     /// Exit status: 0 when the lab ran (a deviation from the documents is a finding, not a
     /// failure), 1 on error.
     Lab(LabArgs),
+
+    /// Serve Prometheus metrics on /metrics and a health check on /healthz, from one
+    /// background poll per interval (a scrape never triggers a poll).
+    ///
+    /// Listens on 127.0.0.1:9797 unless --listen or the config's serve.listen says
+    /// otherwise. Runs until Ctrl-C or SIGTERM; exit status 0 then, 1 on error.
+    Serve(ServeArgs),
+
+    /// Print one JSON line per poll (counts and alerts), or with --events one line per
+    /// observed state transition, until interrupted or the reader goes away.
+    ///
+    /// Exit status 0 on Ctrl-C, SIGTERM or a closed pipe (`lingertop watch | head -1`),
+    /// 1 on error.
+    Watch(WatchArgs),
 }
 
 /// Output formats of the snapshot.
@@ -149,6 +164,51 @@ pub enum LabFormat {
     Table,
     /// JSON (shape in the README).
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to serve on: IP:PORT, [V6]:PORT or localhost:PORT; port 0 picks a free one
+    /// (printed on stderr). Overrides the config's serve.listen [default: 127.0.0.1:9797].
+    /// An address other than loopback exposes process names and addresses to the network.
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Poll the socket table this often (e.g. 5s); overrides the config's
+    /// collector.interval [default: 2s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+}
+
+/// Line formats of `watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamFormat {
+    /// One JSON document per line.
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Line format.
+    #[arg(long, value_enum, default_value = "ndjson")]
+    pub format: StreamFormat,
+
+    /// Poll the socket table this often (e.g. 500ms); overrides the config's
+    /// collector.interval [default: 2s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// Print one line per state transition (appeared, changed, vanished) instead of one
+    /// line per poll.
+    #[arg(long)]
+    pub events: bool,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Print nothing on stderr but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Filter flags. Each becomes a term of the filter language; together they replace the

@@ -11,7 +11,10 @@ pub mod lab;
 pub mod live;
 pub mod model;
 pub mod report;
+pub mod serve;
+pub mod shutdown;
 pub mod tui;
+pub mod watch;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -34,6 +37,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cfg, &args),
         Some(Command::Lab(args)) => lab::run::run(&args),
+        Some(Command::Serve(args)) => serve::run(&cfg, &args),
+        Some(Command::Watch(args)) => watch::run(&cfg, &args),
         None => {
             if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
                 bail!(
@@ -56,7 +61,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// The filter in force: the command line's if it gave one, else the config's default.
-fn effective_filter(cfg: &config::Config, args: &cli::FilterArgs) -> Result<Filter> {
+pub(crate) fn effective_filter(cfg: &config::Config, args: &cli::FilterArgs) -> Result<Filter> {
     let from_cli = args.to_filter().map_err(anyhow::Error::msg)?;
     Ok(from_cli.unwrap_or_else(|| cfg.default_filter.clone()))
 }

@@ -287,10 +287,17 @@ fn filters_select_states_addresses_and_processes() {
 fn csv_and_table_list_the_same_connection() {
     let l = listener(V4);
     let local = l.local_addr().unwrap();
-    let port = local.port().to_string();
 
     let out = lingertop()
-        .args(["snapshot", "--format", "csv", "--port", &port])
+        .args([
+            "snapshot",
+            "--format",
+            "csv",
+            "--local",
+            &local.to_string(),
+            "--state",
+            "listen",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -307,7 +314,15 @@ fn csv_and_table_list_the_same_connection() {
     );
 
     let out = lingertop()
-        .args(["snapshot", "--format", "table", "--port", &port])
+        .args([
+            "snapshot",
+            "--format",
+            "table",
+            "--local",
+            &local.to_string(),
+            "--state",
+            "listen",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();

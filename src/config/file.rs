@@ -13,6 +13,7 @@ pub struct FileConfig {
     pub alerts: Option<AlertsFile>,
     pub keys: Option<KeysFile>,
     pub theme: Option<ThemeFile>,
+    pub serve: Option<ServeFile>,
 }
 
 /// `[keys]`: each action's keys, as a string or a list of strings.
@@ -145,6 +146,13 @@ pub struct FilterFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeFile {
+    pub listen: Option<ListenAddr>,
+    pub top_n: Option<TopN>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AlertsFile {
     pub growth_window: Option<Interval>,
     pub close_wait: Option<LingerFile>,
@@ -263,5 +271,51 @@ impl<'de> Deserialize<'de> for FilterText {
         crate::model::Filter::parse(&s)
             .map(FilterText)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The address `serve` listens on: `IP:PORT`, `[V6]:PORT` or `localhost:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ListenAddr(pub std::net::SocketAddr);
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_listen(&s)
+            .map(ListenAddr)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a listen address. `localhost` means 127.0.0.1 (never a name lookup, so the
+/// default stays on loopback whatever /etc/hosts says).
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    let t = s.trim();
+    let parsed = match t.strip_prefix("localhost:") {
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p))),
+        None => t.parse().ok(),
+    };
+    parsed.ok_or_else(|| {
+        format!("\"{s}\" is not an address to listen on; write IP:PORT, e.g. 127.0.0.1:9797 or [::1]:9797")
+    })
+}
+
+/// How many labelled series a per-process, per-remote or per-destination metric keeps
+/// before summing the rest into `other`: 1 to 10 000.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopN(pub usize);
+
+impl<'de> Deserialize<'de> for TopN {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if !(1..=10_000).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range; allowed: 1 to 10000 series"
+            )));
+        }
+        Ok(TopN(v as usize))
     }
 }

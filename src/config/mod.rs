@@ -6,6 +6,7 @@
 
 mod file;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::model::alerts::{CountRule, LingerRule, RatioRule};
 use crate::model::{Filter, Rules};
 use crate::tui::keys::{BINDABLE, KeyBinding};
 use crate::tui::theme::ThemeColors;
+pub use file::parse_listen;
 use file::{CountFile, FileConfig, LingerFile, RatioFile};
 
 /// The validated configuration every mode runs with.
@@ -30,6 +32,8 @@ pub struct Config {
     /// Every bindable dashboard action with its keys, in `tui::keys::BINDABLE` order.
     pub keys: Vec<(String, Vec<KeyBinding>)>,
     pub theme: ThemeColors,
+    /// Settings of `lingertop serve`.
+    pub serve: ServeConfig,
 }
 
 impl Default for Config {
@@ -41,6 +45,26 @@ impl Default for Config {
             rules: Rules::default(),
             keys: default_keys(),
             theme: ThemeColors::default(),
+            serve: ServeConfig::default(),
+        }
+    }
+}
+
+/// Settings of the Prometheus exporter (`lingertop serve`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeConfig {
+    /// Where `/metrics` and `/healthz` are served; loopback unless the user says otherwise.
+    pub listen: SocketAddr,
+    /// Labelled series kept per per-process, per-remote and per-destination metric; the
+    /// rest are summed into one `other` series so cardinality stays bounded.
+    pub top_n: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9797)),
+            top_n: 10,
         }
     }
 }
@@ -162,6 +186,7 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
     let d = Config::default();
     let collector = file.collector.unwrap_or_default();
     let alerts = file.alerts.unwrap_or_default();
+    let serve = file.serve.unwrap_or_default();
     let r = &d.rules;
     let rules = Rules {
         growth_window: alerts.growth_window.map_or(r.growth_window, |i| i.0),
@@ -215,6 +240,10 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
             .and_then(|f| f.default)
             .map_or(d.default_filter, |f| f.0),
         rules,
+        serve: ServeConfig {
+            listen: serve.listen.map_or(d.serve.listen, |l| l.0),
+            top_n: serve.top_n.map_or(d.serve.top_n, |n| n.0),
+        },
     })
 }
 
@@ -340,6 +369,9 @@ mod tests {
             "[alerts.fin-wait-2]",
             "[alerts.last-ack]",
             "[alerts.closing]",
+            "[serve]",
+            "listen",
+            "top-n",
         ] {
             assert!(text.contains(key), "config.example.toml lacks {key}");
         }
@@ -438,6 +470,14 @@ mod tests {
             (
                 "[filter]\ndefault = \"state:nope\"\n",
                 &["line 2", "filter.default", "close-wait"],
+            ),
+            (
+                "[serve]\nlisten = \"everywhere\"\n",
+                &["line 2", "serve.listen", "127.0.0.1:9797"],
+            ),
+            (
+                "[serve]\ntop-n = 0\n",
+                &["line 2", "serve.top-n", "1 to 10000"],
             ),
             ("[collector\n", &["line 1"]),
         ] {

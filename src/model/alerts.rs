@@ -45,6 +45,18 @@ pub enum RuleId {
 }
 
 impl RuleId {
+    /// Every rule, so exporters can show a zero for the rules that are quiet.
+    pub const ALL: [RuleId; 8] = [
+        RuleId::CloseWaitLingering,
+        RuleId::TimeWaitBuildup,
+        RuleId::TimeWaitRemote,
+        RuleId::PortPressure,
+        RuleId::FinWait1Lingering,
+        RuleId::FinWait2Lingering,
+        RuleId::LastAckLingering,
+        RuleId::ClosingLingering,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             RuleId::CloseWaitLingering => "close-wait-lingering",

@@ -1,7 +1,10 @@
-//! Headless outputs of a snapshot: table, JSON and CSV, each written to an injected writer.
+//! Headless outputs of a snapshot: table, JSON and CSV, each written to an injected writer;
+//! and of the live modes: the Prometheus exposition and the NDJSON stream.
 //! The serialisable DTOs here are the documented JSON shape; no terminal code.
 
 pub mod lab;
+pub mod ndjson;
+pub mod prometheus;
 mod table;
 
 use std::io::{self, Write};

@@ -13,6 +13,8 @@ use lingertop::collector::Collector;
 use lingertop::model::TcpState;
 use serde_json::Value;
 
+pub mod live;
+
 pub const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 

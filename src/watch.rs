@@ -1,0 +1,413 @@
+//! `lingertop watch`: the live poll loop written to stdout as NDJSON, one line per poll
+//! (counts and alerts) or, with `--events`, one line per observed state transition. Each
+//! line is flushed as written; the stream ends quietly on Ctrl-C, SIGTERM or when the
+//! reader closes the pipe.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use rustc_hash::FxHashMap;
+use tokio::sync::mpsc;
+
+use crate::cli::WatchArgs;
+use crate::collector::Collector;
+use crate::config::Config;
+use crate::live::{self, Message, Update};
+use crate::model::alerts::detect;
+use crate::model::tracker::Sample;
+use crate::model::{Connection, Filter, Rules, StateCounts, Transition};
+use crate::report::ndjson::{self, PollView};
+use crate::shutdown::Shutdown;
+
+/// Runs `lingertop watch` until interrupted or until stdout is closed.
+pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
+    let filter = crate::effective_filter(cfg, &args.filter)?;
+    let mut cfg = cfg.clone();
+    if let Some(interval) = args.interval {
+        cfg.interval = interval;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
+        let (tx, mut rx) = mpsc::channel(4);
+        // Dropped on return: stops the poll thread and waits for it.
+        let _live = live::spawn(Collector::system(), &cfg, tx)
+            .context("cannot start the poll thread")?;
+        let mut stream = Stream::new(filter, args.events, &cfg);
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        loop {
+            let msg = tokio::select! {
+                () = shutdown.requested() => return Ok(ExitCode::SUCCESS),
+                msg = rx.recv() => msg,
+            };
+            let update = match msg {
+                Some(Message::Update(u)) => u,
+                Some(Message::PollFailed(e)) => {
+                    stream.poll_errors += 1;
+                    if stream.polls == 0 {
+                        // The very first read failed: a setup problem, not a passing one.
+                        bail!("{e}");
+                    }
+                    eprintln!(
+                        "lingertop: {e}; trying again in {}",
+                        humantime::format_duration(cfg.interval)
+                    );
+                    continue;
+                }
+                None => bail!("the poll thread stopped unexpectedly"),
+            };
+            match stream.write_update(&update, &mut out) {
+                Ok(()) => {}
+                // The reader went away (`| head`): nothing left to say to it.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+                Err(e) => return Err(e).context("cannot write to stdout"),
+            }
+            if stream.polls == 1 && args.events && !args.quiet {
+                eprintln!(
+                    "lingertop: first poll saw {} sockets; printing state transitions from now on (Ctrl-C to stop)",
+                    update.snapshot.connections.len()
+                );
+            }
+        }
+    })
+}
+
+/// Turns updates into lines: the state a stream keeps between polls.
+pub struct Stream {
+    filter: Filter,
+    filter_text: String,
+    events: bool,
+    rules: Rules,
+    /// The tracker's samples, replayed here so alerts over a filtered set still get growth
+    /// rates; only kept when a filter is in force (without one the loop's alerts are used).
+    history: VecDeque<Sample>,
+    history_len: usize,
+    /// Updates written so far.
+    pub polls: u64,
+    /// Polls that failed so far.
+    pub poll_errors: u64,
+}
+
+impl Stream {
+    /// A stream of poll lines, or of event lines when `events`.
+    pub fn new(filter: Filter, events: bool, cfg: &Config) -> Self {
+        Stream {
+            filter_text: filter.to_string(),
+            filter,
+            events,
+            rules: cfg.rules.clone(),
+            history: VecDeque::new(),
+            history_len: cfg.history.max(2),
+            polls: 0,
+            poll_errors: 0,
+        }
+    }
+
+    /// Writes the lines of one update, flushing after each.
+    pub fn write_update(&mut self, u: &Update, out: &mut dyn Write) -> io::Result<()> {
+        self.polls += 1;
+        if self.events {
+            self.write_events(u, out)
+        } else {
+            self.write_poll(u, out)
+        }
+    }
+
+    fn write_poll(&mut self, u: &Update, out: &mut dyn Write) -> io::Result<()> {
+        let snap = &u.snapshot;
+        let filtered_alerts;
+        let (counts, matched, alerts) = if self.filter.is_empty() {
+            (snap.counts(), snap.connections.len(), &u.alerts[..])
+        } else {
+            if self.history.len() == self.history_len {
+                self.history.pop_front();
+            }
+            self.history.push_back(u.sample.clone());
+            let matching: Vec<Connection> = snap
+                .connections
+                .iter()
+                .filter(|c| self.filter.matches(c))
+                .cloned()
+                .collect();
+            let mut counts = StateCounts::default();
+            for c in &matching {
+                counts.add(c.state);
+            }
+            filtered_alerts = detect(
+                &matching,
+                snap.taken_at,
+                snap.ephemeral_ports,
+                &self.history,
+                &self.rules,
+            );
+            (counts, matching.len(), &filtered_alerts[..])
+        };
+        let view = PollView {
+            update: u,
+            filter: &self.filter_text,
+            counts,
+            matched,
+            alerts,
+            poll_errors: self.poll_errors,
+        };
+        ndjson::write_poll(out, &view)?;
+        out.flush()
+    }
+
+    fn write_events(&mut self, u: &Update, out: &mut dyn Write) -> io::Result<()> {
+        if u.transitions.is_empty() {
+            return Ok(());
+        }
+        // The connections as this poll saw them, for owners and attribution.
+        let now: FxHashMap<(SocketAddr, SocketAddr, crate::model::TcpState), &Connection> = u
+            .snapshot
+            .connections
+            .iter()
+            .map(|c| ((c.local, c.remote, c.state), c))
+            .collect();
+        for t in &u.transitions {
+            let current =
+                t.to.and_then(|to| now.get(&(t.local, t.remote, to)).copied());
+            if self.event_matches(t, current) {
+                ndjson::write_event(out, t, current)?;
+                out.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A transition matches when the connection matches the filter in the state it left
+    /// or in the state it entered (so `--state time-wait` shows both the arrival in
+    /// TIME_WAIT and the disappearance out of it).
+    fn event_matches(&self, t: &Transition, current: Option<&Connection>) -> bool {
+        if self.filter.is_empty() {
+            return true;
+        }
+        [t.from, t.to].into_iter().flatten().any(|state| {
+            let mut c = current.cloned().unwrap_or_else(|| {
+                let mut c = Connection::new(t.local, t.remote, state);
+                c.owners.extend(t.owner.clone());
+                c
+            });
+            c.state = state;
+            self.filter.matches(&c)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::connection::{Owner, PortRange, ProcessInfo, Snapshot};
+    use crate::model::{Attribution, TcpState, Tracker};
+    use serde_json::Value;
+    use std::time::{Duration, SystemTime};
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn conn(local: &str, remote: &str, state: TcpState, inode: u64) -> Connection {
+        let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
+        c.inode = inode;
+        if inode != 0 {
+            c.owners = vec![Owner {
+                pid: 42,
+                name: Some("client".into()),
+            }];
+            c.attribution = Some(Attribution::Owner);
+        }
+        c
+    }
+
+    /// Feeds successive tables through a real tracker, as the poll loop does.
+    fn updates(tables: Vec<Vec<Connection>>) -> Vec<Update> {
+        let mut tracker = Tracker::new(10);
+        tables
+            .into_iter()
+            .enumerate()
+            .map(|(i, connections)| {
+                let mut snapshot = Snapshot {
+                    taken_at: at(i as u64),
+                    host: "fixture".into(),
+                    process_info: ProcessInfo::Full,
+                    ephemeral_ports: PortRange {
+                        low: 32768,
+                        high: 60999,
+                    },
+                    poll_duration: Duration::from_millis(3),
+                    connections,
+                };
+                let transitions = tracker.observe(&mut snapshot);
+                Update {
+                    seq: tracker.polls(),
+                    sample: tracker.history().back().unwrap().clone(),
+                    snapshot,
+                    alerts: Vec::new(),
+                    transitions,
+                    errors: 0,
+                }
+            })
+            .collect()
+    }
+
+    fn lines(stream: &mut Stream, updates: &[Update]) -> Vec<Value> {
+        let mut out = Vec::new();
+        for u in updates {
+            stream.write_update(u, &mut out).unwrap();
+        }
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn close_sequence() -> Vec<Update> {
+        let c = "127.0.0.1:40000";
+        let s = "127.0.0.1:5000";
+        let other = conn(
+            "127.0.0.1:40001",
+            "127.0.0.1:6000",
+            TcpState::Established,
+            9,
+        );
+        updates(vec![
+            vec![other.clone()],
+            vec![other.clone(), conn(c, s, TcpState::Established, 7)],
+            vec![other.clone(), conn(c, s, TcpState::FinWait2, 7)],
+            vec![conn(c, s, TcpState::TimeWait, 0)],
+            vec![],
+        ])
+    }
+
+    #[test]
+    fn events_follow_one_connection_through_its_close() {
+        let cfg = Config::default();
+        let filter = Filter::parse("port:5000").unwrap();
+        let got = lines(&mut Stream::new(filter, true, &cfg), &close_sequence());
+        let seq: Vec<(&str, Value, Value, Value)> = got
+            .iter()
+            .map(|l| {
+                (
+                    l["event"].as_str().unwrap(),
+                    l["from"].clone(),
+                    l["to"].clone(),
+                    l["pid"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seq,
+            vec![
+                ("appeared", Value::Null, "ESTABLISHED".into(), 42.into()),
+                (
+                    "changed",
+                    "ESTABLISHED".into(),
+                    "FIN_WAIT_2".into(),
+                    42.into()
+                ),
+                (
+                    "changed",
+                    "FIN_WAIT_2".into(),
+                    "TIME_WAIT".into(),
+                    42.into()
+                ),
+                ("vanished", "TIME_WAIT".into(), Value::Null, 42.into()),
+            ]
+        );
+        assert_eq!(got[2]["attribution"], "last-owner", "{}", got[2]);
+        assert_eq!(got[0]["attribution"], "owner");
+        assert_eq!(got[0]["local"], "127.0.0.1:40000");
+        assert_eq!(got[0]["time"], "2027-01-15T08:00:01.000Z");
+    }
+
+    #[test]
+    fn a_state_filter_keeps_transitions_into_and_out_of_that_state() {
+        let cfg = Config::default();
+        let filter = Filter::parse("state:time-wait").unwrap();
+        let got = lines(&mut Stream::new(filter, true, &cfg), &close_sequence());
+        let seq: Vec<(&str, &str)> = got
+            .iter()
+            .map(|l| (l["event"].as_str().unwrap(), l["local"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            seq,
+            vec![
+                ("changed", "127.0.0.1:40000"),
+                ("vanished", "127.0.0.1:40000")
+            ]
+        );
+        // Without a filter the other connection's disappearance shows too.
+        let all = lines(
+            &mut Stream::new(Filter::default(), true, &cfg),
+            &close_sequence(),
+        );
+        assert_eq!(all.len(), 5);
+    }
+
+    #[test]
+    fn poll_lines_count_the_filtered_set() {
+        let cfg = Config::default();
+        let filter = Filter::parse("port:5000").unwrap();
+        let got = lines(&mut Stream::new(filter, false, &cfg), &close_sequence());
+        assert_eq!(got.len(), 5, "one line per poll");
+        assert_eq!(got[2]["seq"], 3);
+        assert_eq!(got[2]["total_connections"], 2);
+        assert_eq!(got[2]["matched_connections"], 1);
+        assert_eq!(got[2]["counts"]["FIN_WAIT_2"], 1);
+        assert_eq!(got[2]["counts"]["ESTABLISHED"], 0);
+        assert_eq!(got[2]["filter"], "port:5000");
+        assert_eq!(got[2]["alerts"], Value::Array(Vec::new()));
+    }
+
+    #[test]
+    fn poll_lines_carry_alerts_over_the_filtered_set() {
+        let mut cfg = Config::default();
+        cfg.rules.close_wait.min_age = Duration::ZERO;
+        let cw = |port: u16, inode| {
+            conn(
+                &format!("127.0.0.1:{port}"),
+                "127.0.0.1:40000",
+                TcpState::CloseWait,
+                inode,
+            )
+        };
+        let ups = updates(vec![
+            vec![cw(5000, 1), cw(6000, 2)],
+            vec![cw(5000, 1), cw(6000, 2)],
+        ]);
+        let got = lines(
+            &mut Stream::new(Filter::parse("port:6000").unwrap(), false, &cfg),
+            &ups,
+        );
+        let alert = &got[1]["alerts"][0];
+        assert_eq!(alert["rule"], "close-wait-lingering");
+        assert_eq!(alert["count"], 1, "only the filtered connection: {alert}");
+        assert_eq!(alert["pid"], 42);
+    }
+
+    #[test]
+    fn a_closed_pipe_surfaces_as_broken_pipe() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let ups = close_sequence();
+        let mut s = Stream::new(Filter::default(), false, &Config::default());
+        let e = s.write_update(&ups[0], &mut Closed).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    }
+}
