@@ -230,3 +230,99 @@ fn a_panic_restores_the_terminal_and_prints_its_message() {
     assert!(s.contains("panicked"), "{s}");
     t.assert_normal_shell();
 }
+
+/// Issue 4's dashboard path: open the lab with `L`, create connections, abort one, read its
+/// trace; after quitting, nothing of the lab is left in the socket table but TIME_WAIT.
+#[test]
+fn lab_panel_opens_aborts_traces_and_cleans_up_on_quit() {
+    let t = Tmux::start("lab");
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    t.keys(&["L"]);
+    let s = t.wait_for("listening 127.0.0.1:", Duration::from_secs(10));
+    let listeners: Vec<SocketAddr> = s
+        .lines()
+        .find_map(|l| l.split("listening ").nth(1))
+        .expect("listener line")
+        .split_whitespace()
+        .take_while(|w| w.parse::<SocketAddr>().is_ok())
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert!(!listeners.is_empty(), "{s}");
+
+    t.keys(&["c", "o"]);
+    t.wait_for("opened 5 normal connections", Duration::from_secs(10));
+    t.keys(&["a"]);
+    let s = t.wait_for("abort on #5 client: done", Duration::from_secs(15));
+    assert!(s.contains("peer read     econnreset"), "{s}");
+    assert!(s.contains("TIME_WAIT     none"), "{s}");
+    assert!(s.contains("mode abort: the client end closes"), "{s}");
+    // The table shows the lab's sockets: the other four connections, both ends.
+    t.wait_until(
+        "the four other lab connections in the table",
+        Duration::from_secs(30),
+        |t| {
+            let s = t.screen();
+            let rows = s
+                .lines()
+                .filter(|l| l.starts_with("ESTABLISHED") && l.contains("lingertop ("));
+            rows.count() == 8
+        },
+    );
+
+    t.keys(&["q"]);
+    t.assert_normal_shell();
+
+    // The lab closed everything it held: only kernel TIME_WAIT may remain.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let snap = lingertop::collector::Collector::system().poll().unwrap();
+        let left: Vec<String> = snap
+            .connections
+            .iter()
+            .filter(|c| listeners.contains(&c.local) || listeners.contains(&c.remote))
+            .filter(|c| c.state != TcpState::TimeWait)
+            .map(|c| format!("{} {} -> {}", c.state, c.local, c.remote))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lab sockets left after quit: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Closing the terminal under the dashboard (SIGHUP, then a dead tty) ends it promptly
+/// instead of leaving it behind spinning.
+#[test]
+fn closing_the_terminal_ends_the_dashboard() {
+    let t = Tmux::start("hangup");
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    let out = t
+        .cmd(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
+        .output()
+        .unwrap();
+    let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = Command::new("pgrep")
+        .args(["-P", &shell, "lingertop"])
+        .output()
+        .expect("pgrep (procps)");
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!pid.is_empty(), "no lingertop under the pane's shell");
+    assert!(t.cmd(&["kill-server"]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Gone, or a zombie waiting for its (also gone) parent.
+    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "lingertop {pid} still runs after its terminal closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -231,7 +231,10 @@ async fn run_async(cfg: &Config, filter: Filter, collector: Collector) -> Result
     drop(pending);
     drop(lab);
     drop(ev_rx);
-    let _ = reader.join();
+    // The input thread is not joined: on a terminal that hung up, crossterm can keep
+    // re-reading an EOF inside one call and never come back to see `stop`. It holds
+    // nothing that needs cleaning up, and it ends with the process.
+    drop(reader);
     drop(poll_rx);
     drop(poller);
     outcome
