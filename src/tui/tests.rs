@@ -348,3 +348,78 @@ fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
     );
     assert_eq!(app.filter_text(), "state:close-wait");
 }
+
+#[test]
+fn lab_panel_keys_ask_for_lab_operations_on_the_selected_connection() {
+    use super::lab_panel::LabRequest;
+    use crate::lab::{Action as LabAction, Behaviour, End, Family, Lab};
+    let mut app = app_with_fixture(false);
+    assert_eq!(key(&mut app, KeyCode::Char('L')), Effect::OpenLab);
+    assert!(app.lab.is_some());
+    assert!(
+        app.rows.is_empty(),
+        "the fixture has no lab sockets: {:?}",
+        app.rows
+    );
+    assert_eq!(app.filter_text(), "lab:yes");
+
+    // Without connections, a close key says what to do.
+    assert_eq!(key(&mut app, KeyCode::Char('a')), Effect::None);
+    assert!(
+        app.lab
+            .as_ref()
+            .unwrap()
+            .status
+            .as_deref()
+            .unwrap()
+            .contains("press o")
+    );
+
+    // A real lab on loopback supplies the handles.
+    let lab = Lab::new().unwrap();
+    let ids = lab.open(Behaviour::Normal, 2, Family::Ipv4).unwrap();
+    app.lab.as_mut().unwrap().set_conns(lab.connections());
+    key(&mut app, KeyCode::Down);
+    assert_eq!(
+        key(&mut app, KeyCode::Char('a')),
+        Effect::Lab(LabRequest::Close {
+            id: ids[1],
+            end: End::Client,
+            action: LabAction::Abort
+        })
+    );
+    key(&mut app, KeyCode::Char('e'));
+    key(&mut app, KeyCode::Up);
+    assert_eq!(
+        key(&mut app, KeyCode::Char('g')),
+        Effect::Lab(LabRequest::Close {
+            id: ids[0],
+            end: End::Server,
+            action: LabAction::Graceful
+        })
+    );
+    key(&mut app, KeyCode::Char('b'));
+    key(&mut app, KeyCode::Char('c'));
+    key(&mut app, KeyCode::Char('f'));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('o')),
+        Effect::Lab(LabRequest::Open {
+            behaviour: Behaviour::NeverClose,
+            count: 5,
+            family: Family::Ipv6
+        })
+    );
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("Close lab"), "{screen}");
+    assert!(
+        screen.contains(&format!("{} normal server", ids[0])),
+        "{screen}"
+    );
+
+    // Esc hides the panel; the table shows every connection again; L brings it back as it was.
+    key(&mut app, KeyCode::Esc);
+    assert!(app.lab.is_none());
+    assert!(!app.rows.is_empty());
+    key(&mut app, KeyCode::Char('L'));
+    assert_eq!(app.lab.as_ref().unwrap().conns.len(), 2);
+}
