@@ -835,6 +835,7 @@ fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         (Action::Slower, "poll slower"),
         (Action::Detail, "show / hide detail"),
         (Action::ToggleGroup, "fold state group"),
+        (Action::Lab, "close lab panel"),
         (Action::Help, "this help"),
         (Action::Quit, "quit"),
     ] {
