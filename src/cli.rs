@@ -24,6 +24,12 @@ pub struct Cli {
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
 
+    /// Which backend reads the socket table: netlink (Linux sock_diag: timers, queues,
+    /// cached owners), netstat2 (portable), or auto (netlink where it works)
+    /// [default: the config's collector.backend, else auto].
+    #[arg(long, global = true, value_enum, value_name = "BACKEND")]
+    pub backend: Option<crate::collector::Backend>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

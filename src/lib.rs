@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use cli::{Cli, Command, Format, SnapshotArgs};
-use collector::Collector;
+use collector::{Collector, ReadOptions};
 use model::alerts::{detect, port_pressure};
 use model::{Filter, Tracker};
 
@@ -28,7 +28,10 @@ pub const EXIT_ERROR: u8 = 1;
 
 /// Runs the mode the command line asks for.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let cfg = config::load(cli.config.as_deref(), &cli.sets)?;
+    let mut cfg = config::load(cli.config.as_deref(), &cli.sets)?;
+    if let Some(b) = cli.backend {
+        cfg.backend = b;
+    }
     match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cfg, &args),
         None => {
@@ -50,6 +53,21 @@ fn effective_filter(cfg: &config::Config, args: &cli::FilterArgs) -> Result<Filt
     Ok(from_cli.unwrap_or_else(|| cfg.default_filter.clone()))
 }
 
+/// The states to ask the kernel for: only those the filter can match, plus LISTEN so
+/// server-side connections can still be attributed to their listener. A snapshot with
+/// `--interval` reads everything, because a connection's earlier state (and so its last
+/// owner) may lie outside the filter.
+fn kernel_states(filter: &Filter, two_polls: bool) -> Option<Vec<model::TcpState>> {
+    if two_polls {
+        return None;
+    }
+    let mut states = filter.states()?;
+    if !states.contains(&model::TcpState::Listen) {
+        states.push(model::TcpState::Listen);
+    }
+    Some(states)
+}
+
 fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
     let filter = effective_filter(cfg, &args.filter)?;
     let format = args.format.unwrap_or(if io::stdout().is_terminal() {
@@ -58,7 +76,15 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
         Format::Json
     });
 
-    let mut collector = Collector::system();
+    let mut collector = Collector::from_choice(cfg.backend)?;
+    if let (Some(note), false) = (collector.note(), args.quiet) {
+        eprintln!("lingertop: {note}");
+    }
+    collector.set_options(&ReadOptions {
+        states: kernel_states(&filter, args.interval.is_some()),
+        // A snapshot is read once or twice and must be complete: no deferred owners.
+        exact_owners: true,
+    });
     let mut tracker = Tracker::new(cfg.history);
     let mut snap = collector.poll().context("first poll failed")?;
     tracker.observe(&mut snap);

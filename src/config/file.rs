@@ -18,6 +18,7 @@ pub struct FileConfig {
 pub struct CollectorFile {
     pub interval: Option<Interval>,
     pub history: Option<History>,
+    pub backend: Option<crate::collector::Backend>,
 }
 
 #[derive(Debug, Default, Deserialize)]

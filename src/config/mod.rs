@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::collector::Backend;
 use crate::model::alerts::{CountRule, LingerRule, RatioRule};
 use crate::model::{Filter, Rules};
 use file::{CountFile, FileConfig, LingerFile, RatioFile};
@@ -22,6 +23,8 @@ pub struct Config {
     pub interval: Duration,
     /// Samples of per-state history kept.
     pub history: usize,
+    /// Which collector backend reads the socket table.
+    pub backend: Backend,
     /// Filter applied when the command line gives none.
     pub default_filter: Filter,
     pub rules: Rules,
@@ -32,6 +35,7 @@ impl Default for Config {
         Config {
             interval: Duration::from_secs(2),
             history: 300,
+            backend: Backend::Auto,
             default_filter: Filter::default(),
             rules: Rules::default(),
         }
@@ -168,6 +172,7 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
     Ok(Config {
         interval: collector.interval.map_or(d.interval, |i| i.0),
         history: collector.history.map_or(d.history, |h| h.0),
+        backend: collector.backend.unwrap_or(d.backend),
         default_filter: file
             .filter
             .and_then(|f| f.default)
@@ -284,6 +289,7 @@ mod tests {
         for key in [
             "interval",
             "history",
+            "backend",
             "default",
             "growth-window",
             "min-age",
@@ -315,6 +321,19 @@ mod tests {
         assert_eq!(cfg.rules.close_wait.min_age, Duration::from_secs(1));
         assert_eq!(cfg.rules.close_wait.warning, 1);
         assert_eq!(cfg.default_filter.to_string(), "!state:listen");
+    }
+
+    #[test]
+    fn the_backend_is_chosen_in_the_file_and_checked() {
+        let cfg = parse("[collector]\nbackend = \"netstat2\"\n", "t.toml", &[]).unwrap();
+        assert_eq!(cfg.backend, Backend::Netstat2);
+        let cfg = parse("", "t.toml", &["collector.backend=netlink".into()]).unwrap();
+        assert_eq!(cfg.backend, Backend::Netlink);
+        let e = parse("[collector]\nbackend = \"fast\"\n", "my.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("collector.backend"), "{e}");
+        assert!(e.contains("auto") && e.contains("netlink") && e.contains("netstat2"), "{e}");
     }
 
     #[test]

@@ -107,6 +107,20 @@ struct ConnectionJson<'a> {
     state_age_secs: Option<f64>,
     /// The states seen before the current one, oldest first.
     previous_states: Vec<TcpState>,
+    /// The kernel timer on the socket (netlink backend; null when none runs).
+    timer: Option<TimerJson>,
+    /// Receive and send queues in bytes (for LISTEN: pending accepts and the backlog);
+    /// null where the backend cannot see them.
+    recv_q: Option<u32>,
+    send_q: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct TimerJson {
+    /// `on`, `keepalive`, `timewait` or `persist`, as `ss -o` names them.
+    kind: &'static str,
+    expires_ms: u64,
+    retransmits: u8,
 }
 
 /// `127.0.0.1:80`, `[::1]:80`: the address as `ss` prints it.
@@ -142,6 +156,13 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
             .as_ref()
             .map(|t| t.previous.iter().map(|(s, _)| *s).collect())
             .unwrap_or_default(),
+        timer: c.timer.map(|t| TimerJson {
+            kind: t.kind.name(),
+            expires_ms: u64::try_from(t.expires.as_millis()).unwrap_or(u64::MAX),
+            retransmits: t.retransmits,
+        }),
+        recv_q: c.recv_q,
+        send_q: c.send_q,
     }
 }
 
@@ -230,6 +251,11 @@ pub fn write_snapshot(format: Format, v: &SnapshotView<'_>, out: &mut dyn Write)
     out.flush()
 }
 
+/// An optional CSV cell: empty when absent.
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
 fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let now = v.snapshot.taken_at;
@@ -243,6 +269,11 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
         "attribution",
         "state_age_secs",
         "inode",
+        "timer",
+        "timer_expires_ms",
+        "retransmits",
+        "recv_q",
+        "send_q",
     ])?;
     for c in &v.snapshot.connections {
         let j = connection_json(c, now);
@@ -256,6 +287,11 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
             j.attribution.unwrap_or_default().to_string(),
             j.state_age_secs.map(|a| a.to_string()).unwrap_or_default(),
             j.inode.to_string(),
+            opt(j.timer.as_ref().map(|t| t.kind)),
+            opt(j.timer.as_ref().map(|t| t.expires_ms)),
+            opt(j.timer.as_ref().map(|t| t.retransmits)),
+            opt(j.recv_q),
+            opt(j.send_q),
         ])?;
     }
     w.flush()
