@@ -519,10 +519,7 @@ mod tests {
             state_mask(Some(&[TcpState::TimeWait, TcpState::Listen])),
             (1 << 6) | (1 << 10)
         );
-        assert_eq!(
-            state_mask(Some(&[TcpState::SynRecv])),
-            (1 << 3) | (1 << 12)
-        );
+        assert_eq!(state_mask(Some(&[TcpState::SynRecv])), (1 << 3) | (1 << 12));
     }
 
     /// An `inet_diag_msg` as the kernel lays it out (x86-64 and every little- or

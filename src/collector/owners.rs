@@ -18,6 +18,9 @@ const RATE: u32 = 10;
 /// another process or inherited by a child keeps its inode, so only a rescan shows it.
 const REFRESH: Duration = Duration::from_secs(30);
 
+/// Receives each (pid, socket inode) pair a scan finds.
+pub type Found<'a> = dyn FnMut(u32, u32) + 'a;
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     /// The lowest holding pid; 0 when the last scan found no holder (another user's
@@ -77,7 +80,7 @@ impl OwnerCache {
         &mut self,
         sockets: &mut [RawSocket],
         now: Instant,
-        scan: &mut dyn FnMut(&mut dyn FnMut(u32, u32)),
+        scan: &mut dyn FnMut(&mut Found),
     ) {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
@@ -133,7 +136,7 @@ impl OwnerCache {
         }
     }
 
-    fn rescan(&mut self, now: Instant, scan: &mut dyn FnMut(&mut dyn FnMut(u32, u32))) {
+    fn rescan(&mut self, now: Instant, scan: &mut dyn FnMut(&mut Found)) {
         let started = Instant::now();
         for e in self.map.values_mut() {
             *e = Entry {
@@ -180,7 +183,7 @@ fn file_inode(s: &RawSocket) -> Option<u32> {
 
 /// Reports every (pid, socket inode) found in `/proc/*/fd`. Processes that exit during the
 /// walk and directories we may not read (other users' without root) are skipped.
-pub fn scan_proc(found: &mut dyn FnMut(u32, u32)) {
+pub fn scan_proc(found: &mut Found) {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -342,7 +345,11 @@ mod tests {
         // ... but holders are refreshed after a while, in case the socket changed hands.
         proc_.fds.push((30, 300));
         let mut socks = vec![sock(300)];
-        proc_.attach(&mut cache, &mut socks, t0 + REFRESH + Duration::from_secs(1));
+        proc_.attach(
+            &mut cache,
+            &mut socks,
+            t0 + REFRESH + Duration::from_secs(1),
+        );
         assert_eq!(proc_.walks, 2);
         assert_eq!(socks[0].pids, vec![30]);
     }
@@ -363,12 +370,21 @@ mod tests {
     fn the_rate_limit_scales_with_the_cost_of_a_scan() {
         let took = Duration::from_millis(200);
         assert!(rescan_due(1, None, Duration::ZERO, false), "first scan");
-        assert!(!rescan_due(0, None, Duration::ZERO, false), "nothing to find");
+        assert!(
+            !rescan_due(0, None, Duration::ZERO, false),
+            "nothing to find"
+        );
         assert!(!rescan_due(5, Some(Duration::from_secs(1)), took, false));
         assert!(rescan_due(5, Some(Duration::from_secs(2)), took, false));
-        assert!(rescan_due(5, Some(Duration::from_millis(1)), took, true), "exact");
+        assert!(
+            rescan_due(5, Some(Duration::from_millis(1)), took, true),
+            "exact"
+        );
         assert!(!rescan_due(0, Some(Duration::from_secs(29)), took, true));
-        assert!(rescan_due(0, Some(REFRESH), took, false), "periodic refresh");
+        assert!(
+            rescan_due(0, Some(REFRESH), took, false),
+            "periodic refresh"
+        );
         // A scan costing 5 s waits 50 s even for the periodic refresh.
         assert!(!rescan_due(0, Some(REFRESH), took * 25, false));
     }
@@ -406,7 +422,10 @@ mod tests {
                 mine.push(inode);
             }
         });
-        assert!(!mine.is_empty(), "the listener's socket is in /proc/self/fd");
+        assert!(
+            !mine.is_empty(),
+            "the listener's socket is in /proc/self/fd"
+        );
         drop(l);
     }
 }

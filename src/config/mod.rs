@@ -332,8 +332,14 @@ mod tests {
         let e = parse("[collector]\nbackend = \"fast\"\n", "my.toml", &[])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("line 2") && e.contains("collector.backend"), "{e}");
-        assert!(e.contains("auto") && e.contains("netlink") && e.contains("netstat2"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("collector.backend"),
+            "{e}"
+        );
+        assert!(
+            e.contains("auto") && e.contains("netlink") && e.contains("netstat2"),
+            "{e}"
+        );
     }
 
     #[test]
