@@ -22,6 +22,11 @@ use crate::model::{TcpState, Timer, TimerKind};
 // From include/uapi/linux/{netlink,sock_diag,inet_diag}.h.
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The older request (`struct inet_diag_req`), which the kernel answers for both address
+/// families in a single walk of its hash tables (`inet_diag_dump_compat` asks for
+/// AF_UNSPEC); the newer one needs a walk per family, each skipping the other family's
+/// sockets, which at 100k sockets is most of the kernel's time.
+const TCPDIAG_GETSOCK: u16 = 18;
 const NLMSG_NOOP: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
@@ -32,6 +37,8 @@ const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_HDRLEN: usize = 16;
 /// `struct inet_diag_req_v2`.
 const REQ_LEN: usize = 56;
+/// `struct inet_diag_req` (the older request).
+const REQ_V1_LEN: usize = 60;
 /// `struct inet_diag_msg`.
 const DIAG_MSG_LEN: usize = 72;
 /// `TCP_NEW_SYN_RECV`: a connection request not yet a full socket; shown as SYN_RECV.
@@ -40,6 +47,8 @@ const TCP_NEW_SYN_RECV: u8 = 12;
 /// Address families to dump.
 pub const AF_INET: u8 = libc::AF_INET as u8;
 pub const AF_INET6: u8 = libc::AF_INET6 as u8;
+/// Both families in one walk (the older request; see [`TCPDIAG_GETSOCK`]).
+pub const AF_BOTH: u8 = libc::AF_UNSPEC as u8;
 
 /// The kernel answers a dump in datagrams of at most 32 KiB; a larger buffer can never
 /// truncate one (truncation is still checked).
@@ -108,6 +117,8 @@ pub struct SockDiag {
     fd: Option<OwnedFd>,
     buf: Vec<u8>,
     seq: u32,
+    /// Whether the kernel answers the one-walk request (found out at the first dump).
+    one_walk: Option<bool>,
 }
 
 impl SockDiag {
@@ -118,7 +129,39 @@ impl SockDiag {
             fd: None,
             buf: vec![0; RECV_BUF],
             seq: 0,
+            one_walk: None,
         }
+    }
+
+    /// Dumps the TCP sockets of both address families whose state is in `states`: in one
+    /// walk of the kernel's tables where the kernel takes the older request, else with one
+    /// request per family (as `ss` does). One attempt, as [`SockDiag::dump`].
+    pub fn dump_tcp(
+        &mut self,
+        states: u32,
+        mut each: impl FnMut(&DiagSocket),
+    ) -> Result<(), DiagError> {
+        if self.one_walk()? {
+            return self.dump(AF_BOTH, states, each);
+        }
+        for family in [AF_INET, AF_INET6] {
+            self.dump(family, states, &mut each)?;
+        }
+        Ok(())
+    }
+
+    fn one_walk(&mut self) -> Result<bool, DiagError> {
+        if let Some(yes) = self.one_walk {
+            return Ok(yes);
+        }
+        // Listening sockets only: the cheapest question to find out whether it is answered.
+        let yes = match self.dump(AF_BOTH, state_mask(Some(&[TcpState::Listen])), |_| {}) {
+            Ok(()) => true,
+            Err(DiagError::Kernel(_)) => false,
+            Err(e) => return Err(e),
+        };
+        self.one_walk = Some(yes);
+        Ok(yes)
     }
 
     fn open() -> Result<OwnedFd, DiagError> {
@@ -155,8 +198,9 @@ impl SockDiag {
         Ok(fd)
     }
 
-    /// Dumps the TCP sockets of `family` whose state is in the kernel bit mask `states`
-    /// (bit N for state N; see [`state_mask`]), calling `each` for every socket. One attempt:
+    /// Dumps the TCP sockets of `family` ([`AF_INET`], [`AF_INET6`], or [`AF_BOTH`] for both
+    /// in one walk) whose state is in the kernel bit mask `states` (bit N for state N; see
+    /// [`state_mask`]), calling `each` for every socket. One attempt:
     /// on an error the caller may retry when [`DiagError::is_transient`], after discarding
     /// what `each` saw.
     pub fn dump(
@@ -186,16 +230,24 @@ impl SockDiag {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
 
-        let mut req = [0u8; NLMSG_HDRLEN + REQ_LEN];
-        req[0..4].copy_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
-        req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        let mut req = [0u8; NLMSG_HDRLEN + REQ_V1_LEN];
+        let (req_kind, len) = if family == AF_BOTH {
+            // inet_diag_req: family (ignored: both), address lengths, no extensions, the
+            // socket id (zero: a dump matches every socket), states, tables (unused).
+            req[NLMSG_HDRLEN + 52..NLMSG_HDRLEN + 56].copy_from_slice(&states.to_ne_bytes());
+            (TCPDIAG_GETSOCK, NLMSG_HDRLEN + REQ_V1_LEN)
+        } else {
+            // inet_diag_req_v2: family, protocol, no extensions, pad, states, socket id.
+            req[16] = family;
+            req[17] = libc::IPPROTO_TCP as u8;
+            req[20..24].copy_from_slice(&states.to_ne_bytes());
+            (SOCK_DIAG_BY_FAMILY, NLMSG_HDRLEN + REQ_LEN)
+        };
+        req[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
+        req[4..6].copy_from_slice(&req_kind.to_ne_bytes());
         req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
         req[8..12].copy_from_slice(&seq.to_ne_bytes());
-        // inet_diag_req_v2: family, protocol, no extensions, pad, states; the socket id
-        // stays zero (a dump matches every socket).
-        req[16] = family;
-        req[17] = libc::IPPROTO_TCP as u8;
-        req[20..24].copy_from_slice(&states.to_ne_bytes());
+        let req = &req[..len];
         let kernel = kernel_addr();
         // SAFETY: `req` and `kernel` are valid for the lengths passed.
         let sent = unsafe {
@@ -235,7 +287,8 @@ impl SockDiag {
                     interrupted = true;
                 }
                 match kind {
-                    SOCK_DIAG_BY_FAMILY => each(&parse_diag(body)?),
+                    // A socket: answers carry the request's type.
+                    k if k == req_kind => each(&parse_diag(body)?),
                     NLMSG_DONE => {
                         // The kernel puts the dump's final status in NLMSG_DONE.
                         if body.len() >= 4 {
@@ -419,8 +472,8 @@ impl NetlinkSource {
     /// sandboxed kernels) so the caller can fall back.
     pub fn open() -> Result<Self, DiagError> {
         let mut diag = SockDiag::new();
-        // The cheapest possible probe: listening IPv4 sockets only.
-        diag.dump(AF_INET, state_mask(Some(&[TcpState::Listen])), |_| {})?;
+        // The cheapest possible probe: listening sockets only.
+        diag.dump_tcp(state_mask(Some(&[TcpState::Listen])), |_| {})?;
         Ok(NetlinkSource {
             diag,
             states: ALL_STATES,
@@ -434,8 +487,7 @@ impl NetlinkSource {
     }
 
     fn dump_all(&mut self, out: &mut Vec<RawSocket>) -> Result<(), DiagError> {
-        for family in [AF_INET, AF_INET6] {
-            self.diag.dump(family, self.states, |d| {
+        self.diag.dump_tcp(self.states, |d| {
                 let Some(state) = state_of(d.state) else {
                     return;
                 };
@@ -452,9 +504,7 @@ impl NetlinkSource {
                     send_q: Some(d.wqueue),
                     owner_pending: false,
                 });
-            })?;
-        }
-        Ok(())
+            })
     }
 }
 

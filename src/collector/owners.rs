@@ -4,7 +4,6 @@
 //! when a socket it has not looked up appears, at most as often as the rate limit allows;
 //! sockets without a file (inode 0: TIME_WAIT, orphans) are never looked up.
 
-use std::collections::hash_map::Entry as MapEntry;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -84,54 +83,47 @@ impl OwnerCache {
     ) {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
-        for s in sockets.iter() {
+        // One lookup per socket: mark it seen and, in the steady state where no rescan
+        // follows, fill its owners at once.
+        let (mut live, mut unscanned) = (0usize, 0usize);
+        for s in sockets.iter_mut() {
             let Some(inode) = file_inode(s) else {
                 continue;
             };
-            match self.map.entry(inode) {
-                MapEntry::Occupied(mut e) => e.get_mut().seen = generation,
-                MapEntry::Vacant(v) => {
-                    v.insert(Entry {
-                        pid: 0,
-                        seen: generation,
-                        scanned: false,
-                        multi: false,
-                    });
-                }
+            let e = self.map.entry(inode).or_insert(Entry {
+                pid: 0,
+                seen: generation.wrapping_sub(1),
+                scanned: false,
+                multi: false,
+            });
+            if e.seen != generation {
+                e.seen = generation;
+                live += 1;
+                unscanned += usize::from(!e.scanned);
             }
+            fill(s, inode, e, &self.multi);
         }
-        // Forget sockets that are gone, and count those never looked up.
-        let mut unscanned = 0usize;
-        self.map.retain(|_, e| {
-            let keep = e.seen == generation;
-            unscanned += usize::from(keep && !e.scanned);
-            keep
-        });
-        if !self.multi.is_empty() {
-            let map = &self.map;
-            self.multi.retain(|inode, _| map.contains_key(inode));
+        // Forget sockets that are gone (nothing to do while the population is stable).
+        if self.map.len() > live {
+            self.map.retain(|_, e| e.seen == generation);
+            if !self.multi.is_empty() {
+                let map = &self.map;
+                self.multi.retain(|inode, _| map.contains_key(inode));
+            }
         }
 
         let since = self.last_scan.map(|t| now.saturating_duration_since(t));
         if rescan_due(unscanned, since, self.last_scan_took, self.exact) {
             self.rescan(now, scan);
-        }
-
-        for s in sockets.iter_mut() {
-            let Some(inode) = file_inode(s) else {
-                continue;
-            };
-            let Some(e) = self.map.get(&inode) else {
-                continue;
-            };
-            if !e.scanned {
-                s.owner_pending = true;
-            } else if e.multi {
-                if let Some(all) = self.multi.get(&inode) {
-                    s.pids.extend_from_slice(all);
+            for s in sockets.iter_mut() {
+                let Some(inode) = file_inode(s) else {
+                    continue;
+                };
+                s.pids.clear();
+                s.owner_pending = false;
+                if let Some(e) = self.map.get(&inode) {
+                    fill(s, inode, e, &self.multi);
                 }
-            } else if e.pid != 0 {
-                s.pids.push(e.pid);
             }
         }
     }
@@ -172,6 +164,19 @@ impl OwnerCache {
         self.last_scan = Some(now);
         self.last_scan_took = started.elapsed();
         self.scans += 1;
+    }
+}
+
+/// Gives `s` the owners `e` knows, or marks it pending when no scan has looked yet.
+fn fill(s: &mut RawSocket, inode: u32, e: &Entry, multi: &FxHashMap<u32, Vec<u32>>) {
+    if !e.scanned {
+        s.owner_pending = true;
+    } else if e.multi {
+        if let Some(all) = multi.get(&inode) {
+            s.pids.extend_from_slice(all);
+        }
+    } else if e.pid != 0 {
+        s.pids.push(e.pid);
     }
 }
 
