@@ -185,7 +185,7 @@ impl Drop for Holder {
 /// Creates `n` TIME_WAIT sockets: each client (from 127.0.k.1) connects to our listener,
 /// closes first, the server reads the EOF and closes. Returns the listener's port.
 fn time_waits(n: usize) -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let l = server_listener()?;
     let to = l.local_addr().map_err(|e| e.to_string())?;
     for i in 0..n {
         let source = Ipv4Addr::new(127, 0, (1 + i / PER_SOURCE) as u8, 1);
@@ -221,6 +221,26 @@ fn connect_from(source: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> 
     s.bind(&SockAddr::from(SocketAddrV4::new(source, 0)))?;
     s.connect(&SockAddr::from(to))?;
     Ok(s.into())
+}
+
+/// A listener on 127.0.0.1 at a port below the ephemeral range, as real servers listen
+/// (a listener on an ephemeral port would make each of its accepted sockets look like a
+/// client using up an ephemeral port to lingertop's port-pressure rule).
+fn server_listener() -> Result<TcpListener, String> {
+    let start = 20_000 + (std::process::id() % 1000) as u16 * 10;
+    for port in (start..30_000).chain(20_000..start) {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
+        if s.bind(&SockAddr::from(SocketAddrV4::new(
+            Ipv4Addr::LOCALHOST,
+            port,
+        )))
+        .is_ok()
+        {
+            s.listen(1024).map_err(|e| format!("listen: {e}"))?;
+            return Ok(s.into());
+        }
+    }
+    Err("no free port between 20000 and 29999 on 127.0.0.1".to_string())
 }
 
 /// Raises the soft descriptor limit to `need` (within the hard limit).
@@ -262,12 +282,7 @@ fn child(args: &Args, index: usize) -> Result<(), String> {
 
 fn build_and_hold(args: &Args, index: usize) -> Result<(), String> {
     raise_nofile((2 * args.established + args.close_wait + 64) as u64)?;
-    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
-    listener
-        .bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)))
-        .map_err(|e| e.to_string())?;
-    listener.listen(1024).map_err(|e| e.to_string())?;
-    let listener: TcpListener = listener.into();
+    let listener = server_listener()?;
     let to = listener.local_addr().map_err(|e| e.to_string())?;
     // Each child connects from its own source address.
     let source = Ipv4Addr::new(127, 1, (index / 250) as u8, (index % 250 + 1) as u8);

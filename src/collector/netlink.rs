@@ -488,23 +488,23 @@ impl NetlinkSource {
 
     fn dump_all(&mut self, out: &mut Vec<RawSocket>) -> Result<(), DiagError> {
         self.diag.dump_tcp(self.states, |d| {
-                let Some(state) = state_of(d.state) else {
-                    return;
-                };
-                out.push(RawSocket {
-                    local: d.local,
-                    remote: d.remote,
-                    state,
-                    inode: u64::from(d.inode),
-                    // A socket without a file reports uid 0, which would read as "root".
-                    uid: (d.inode != 0).then_some(d.uid),
-                    pids: Vec::new(),
-                    timer: timer_of(d),
-                    recv_q: Some(d.rqueue),
-                    send_q: Some(d.wqueue),
-                    owner_pending: false,
-                });
-            })
+            let Some(state) = state_of(d.state) else {
+                return;
+            };
+            out.push(RawSocket {
+                local: d.local,
+                remote: d.remote,
+                state,
+                inode: u64::from(d.inode),
+                // A socket without a file reports uid 0, which would read as "root".
+                uid: (d.inode != 0).then_some(d.uid),
+                pids: Vec::new(),
+                timer: timer_of(d),
+                recv_q: Some(d.rqueue),
+                send_q: Some(d.wqueue),
+                owner_pending: false,
+            });
+        })
     }
 }
 
