@@ -586,8 +586,15 @@ fn cpu_time() -> Duration {
     tv(r.ru_utime) + tv(r.ru_stime)
 }
 
-fn peak_rss_kib() -> i64 {
-    rusage().ru_maxrss
+/// This process's peak resident set (VmHWM). Not getrusage's ru_maxrss: Linux carries
+/// that across fork and exec, so a child would report its parent's peak.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn print_table(rows: &[Row]) {

@@ -187,18 +187,68 @@ fn file_inode(s: &RawSocket) -> Option<u32> {
 }
 
 /// Reports every (pid, socket inode) found in `/proc/*/fd`. Processes that exit during the
-/// walk and directories we may not read (other users' without root) are skipped.
+/// walk and directories we may not read (other users' without root) are skipped. The
+/// processes are shared among a few threads: at 100k descriptors the walk is the largest
+/// cost of a fresh snapshot, and it is all independent system calls.
 pub fn scan_proc(found: &mut Found) {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
+    let pids: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    if workers == 1 || pids.len() < 2 {
+        scan_pids(pids.iter().copied(), found);
+        return;
+    }
+    let shares: Vec<Vec<(u32, u32)>> = std::thread::scope(|scope| {
+        let pids = &pids;
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let share = move || {
+                    let mut pairs = Vec::new();
+                    scan_pids(
+                        pids.iter().copied().skip(w).step_by(workers),
+                        &mut |p, i| pairs.push((p, i)),
+                    );
+                    pairs
+                };
+                std::thread::Builder::new()
+                    .name("lingertop-scan".into())
+                    .spawn_scoped(scope, share)
+                    // No thread to be had: this share is walked by the next join instead.
+                    .map_err(|_| w)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h.join().unwrap_or_default(),
+                Err(w) => {
+                    let mut pairs = Vec::new();
+                    scan_pids(
+                        pids.iter().copied().skip(w).step_by(workers),
+                        &mut |p, i| pairs.push((p, i)),
+                    );
+                    pairs
+                }
+            })
+            .collect()
+    });
+    for (pid, inode) in shares.into_iter().flatten() {
+        found(pid, inode);
+    }
+}
+
+/// Walks `/proc/PID/fd` of each of `pids`.
+fn scan_pids(pids: impl Iterator<Item = u32>, found: &mut Found) {
     let mut path = Vec::with_capacity(32);
     let mut link = [0u8; 64];
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
+    for pid in pids {
         path.clear();
         path.extend_from_slice(format!("/proc/{pid}/fd\0").as_bytes());
         // SAFETY: `path` is NUL-terminated; the result is checked.
