@@ -330,3 +330,28 @@ fn backend_flag_and_config_choose_the_backend() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--backend"), "{err}");
 }
+
+#[test]
+fn a_single_poll_state_filter_still_attributes_to_the_listener() {
+    let me = std::process::id();
+    let l = listener(V4);
+    let port = l.local_addr().unwrap().port().to_string();
+    // The server closes first: its end (on the listener's port) goes to TIME_WAIT.
+    let (mut c, s) = pair(&l);
+    let (client, server) = addr_of(&c);
+    drop(s);
+    let mut buf = [0u8; 1];
+    assert_eq!(c.read(&mut buf).unwrap(), 0);
+    drop(c);
+    wait_for_state(server, client, TcpState::TimeWait);
+
+    // One poll, so the kernel is asked for TIME_WAIT (and LISTEN) only.
+    let (code, json) = snapshot_json(&["--state", "time-wait", "--port", &port]);
+    assert_eq!(code, 0);
+    let rows = json["connections"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["state"] == "TIME_WAIT"), "{rows:?}");
+    let tw = one(&json, server, client);
+    assert_eq!(tw["attribution"], "listener", "{tw}");
+    assert_eq!(tw["pid"], me, "{tw}");
+    assert!(tw["state_age_secs"].as_f64().is_some(), "exact from the timer");
+}
