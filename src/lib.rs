@@ -104,7 +104,9 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
     let total_connections = snap.connections.len();
     snap.connections.retain(|c| filter.matches(c));
     snap.connections
-        .sort_by_key(|c| (c.state, c.local, c.remote));
+        // Unstable: the keys are all but unique, and a stable sort moves each 232-byte
+        // connection far more often (a tenth of a 100k-socket snapshot's time).
+        .sort_unstable_by_key(|c| (c.state, c.local, c.remote));
     let alerts = detect(
         &snap.connections,
         snap.taken_at,
@@ -128,7 +130,8 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
         eprintln!("lingertop: process info is partial: {reason}");
     }
     let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    // A large buffer: a 100k-connection JSON is tens of megabytes.
+    let mut out = io::BufWriter::with_capacity(1 << 18, stdout.lock());
     match report::write_snapshot(format, &view, &mut out) {
         Ok(()) => {}
         // The reader went away (`| head`): nothing left to say to it.

@@ -353,5 +353,8 @@ fn a_single_poll_state_filter_still_attributes_to_the_listener() {
     let tw = one(&json, server, client);
     assert_eq!(tw["attribution"], "listener", "{tw}");
     assert_eq!(tw["pid"], me, "{tw}");
-    assert!(tw["state_age_secs"].as_f64().is_some(), "exact from the timer");
+    assert!(
+        tw["state_age_secs"].as_f64().is_some(),
+        "exact from the timer"
+    );
 }

@@ -49,7 +49,24 @@ struct JsonSnapshot<'a> {
     ephemeral_ports: PortRangeJson,
     port_pressure: Vec<PressureJson>,
     alerts: Vec<AlertJson<'a>>,
-    connections: Vec<ConnectionJson<'a>>,
+    connections: ConnectionsJson<'a>,
+}
+
+/// The connections, serialised one at a time as the JSON is written rather than gathered
+/// into a vector first (at 100k connections that vector alone is tens of megabytes).
+struct ConnectionsJson<'a> {
+    connections: &'a [Connection],
+    now: SystemTime,
+}
+
+impl Serialize for ConnectionsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.connections
+                .iter()
+                .map(|c| connection_json(c, self.now)),
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -229,11 +246,10 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
                     .collect(),
             })
             .collect(),
-        connections: s
-            .connections
-            .iter()
-            .map(|c| connection_json(c, s.taken_at))
-            .collect(),
+        connections: ConnectionsJson {
+            connections: &s.connections,
+            now: s.taken_at,
+        },
     }
 }
 
