@@ -44,10 +44,11 @@ const DIAG_MSG_LEN: usize = 72;
 /// `TCP_NEW_SYN_RECV`: a connection request not yet a full socket; shown as SYN_RECV.
 const TCP_NEW_SYN_RECV: u8 = 12;
 
-/// Address families to dump.
+/// IPv4 sockets, for [`SockDiag::dump`].
 pub const AF_INET: u8 = libc::AF_INET as u8;
+/// IPv6 sockets (IPv4-mapped ones included), for [`SockDiag::dump`].
 pub const AF_INET6: u8 = libc::AF_INET6 as u8;
-/// Both families in one walk (the older request; see [`TCPDIAG_GETSOCK`]).
+/// Both families in one walk of the kernel's tables (the older `TCPDIAG_GETSOCK` request).
 pub const AF_BOTH: u8 = libc::AF_UNSPEC as u8;
 
 /// The kernel answers a dump in datagrams of at most 32 KiB; a larger buffer can never
@@ -96,19 +97,25 @@ impl DiagError {
 /// One socket as `inet_diag_msg` describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiagSocket {
+    /// [`AF_INET`] or [`AF_INET6`].
     pub family: u8,
     /// The kernel's state number (1 ESTABLISHED … 11 CLOSING, 12 NEW_SYN_RECV).
     pub state: u8,
     /// 0 none, 1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 zero-window probe.
     pub timer: u8,
+    /// Retransmissions (retransmit timer) or unanswered probes (keepalive, zero window).
     pub retrans: u8,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// Milliseconds until the timer fires.
     pub expires_ms: u32,
+    /// Receive queue in bytes (LISTEN: connections waiting for accept()).
     pub rqueue: u32,
+    /// Send queue in bytes (LISTEN: the backlog).
     pub wqueue: u32,
+    /// Owner of the socket's file (0 for sockets without one).
     pub uid: u32,
+    /// Socket inode; 0 for TIME_WAIT, orphans and not yet accepted connections.
     pub inode: u32,
 }
 
@@ -460,7 +467,7 @@ fn timer_of(d: &DiagSocket) -> Option<Timer> {
 }
 
 /// Reads the socket table through [`SockDiag`] and finds owners through an
-/// [`OwnerCache`] that rescans `/proc` only when sockets it does not know appear.
+/// owner cache that rescans `/proc` only when sockets it does not know appear.
 pub struct NetlinkSource {
     diag: SockDiag,
     states: u32,
