@@ -32,6 +32,11 @@ pub struct Cli {
     /// Dashboard: start with this filter, e.g. "state:close-wait port:443".
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
+    /// Which backend reads the socket table: netlink (Linux sock_diag: timers, queues,
+    /// cached owners), netstat2 (portable), or auto (netlink where it works)
+    /// [default: the config's collector.backend, else auto].
+    #[arg(long, global = true, value_enum, value_name = "BACKEND")]
+    pub backend: Option<crate::collector::Backend>,
 
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -59,8 +59,8 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         .context("cannot read the address listened on")?;
 
     let (tx, mut rx) = mpsc::channel(2);
-    let live =
-        live::spawn(Collector::system(), &cfg, tx).context("cannot start the poll thread")?;
+    let live = live::spawn(Collector::chosen(cfg.backend, false)?, &cfg, tx)
+        .context("cannot start the poll thread")?;
     let top_n = cfg.serve.top_n;
 
     // Wait for the first poll, so /metrics never answers without data. Scrapers that

@@ -2,8 +2,16 @@
 //! [`Snapshot`]. The OS boundary is the small [`SocketSource`] trait: the portable netstat2
 //! backend implements it, a faster Linux backend can slot in beside it, and tests feed
 //! fixtures through it.
+//!
+//! Two backends: `netlink` (Linux: sock_diag with timers and queues, and an owner cache
+//! that rescans `/proc` only when unknown sockets appear) and the portable `netstat2`.
+//! [`Collector::from_choice`] is the one place that picks between them.
 
+#[cfg(target_os = "linux")]
+pub mod netlink;
 mod netstat2_backend;
+#[cfg(target_os = "linux")]
+mod owners;
 mod processes;
 
 use std::net::SocketAddr;
@@ -11,8 +19,12 @@ use std::time::{Instant, SystemTime};
 
 use rustc_hash::FxHashSet;
 
-use crate::model::{Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TcpState};
+use crate::model::{
+    Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
+};
 
+#[cfg(target_os = "linux")]
+pub use netlink::NetlinkSource;
 pub use netstat2_backend::Netstat2Source;
 use processes::{ProcessNames, UserNames};
 
@@ -27,6 +39,39 @@ pub struct RawSocket {
     pub uid: Option<u32>,
     /// Every process holding a descriptor for the socket.
     pub pids: Vec<u32>,
+    /// The kernel timer on the socket, where the backend sees timers.
+    pub timer: Option<Timer>,
+    /// Receive and send queues, where the backend sees them.
+    pub recv_q: Option<u32>,
+    pub send_q: Option<u32>,
+    /// The owner lookup of this new socket was deferred by the rate limit: `pids` is empty
+    /// for now, not because nobody visible holds it.
+    pub owner_pending: bool,
+}
+
+/// Which backend reads the socket table (`--backend`, `collector.backend`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// netlink where sock_diag works (Linux), else netstat2.
+    #[default]
+    Auto,
+    /// Linux sock_diag: timers, queues, kernel-side state selection, cached owners.
+    Netlink,
+    /// The portable netstat2 crate (Linux, macOS, Windows).
+    Netstat2,
+}
+
+/// How a source should read; a backend ignores what it cannot do (the caller filters
+/// anyway).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Ask the kernel for these states only; `None` for all. Callers that attribute
+    /// connections to listeners include LISTEN.
+    pub states: Option<Vec<TcpState>>,
+    /// Look up the owner of every new socket at every read (one-shot snapshots, whose
+    /// output must be complete) instead of rate-limited rescans (live modes).
+    pub exact_owners: bool,
 }
 
 /// The socket table could not be read at all. Sockets that vanish mid-read are not errors.
@@ -45,6 +90,8 @@ pub trait SocketSource: Send {
     fn name(&self) -> &'static str;
     /// Replaces `out`'s contents with the current sockets.
     fn read(&mut self, out: &mut Vec<RawSocket>) -> Result<(), CollectError>;
+    /// Applies `opts` to later reads. The default ignores them.
+    fn set_options(&mut self, _opts: &ReadOptions) {}
 }
 
 /// Polls a [`SocketSource`] and resolves owners, users and the context of a snapshot.
@@ -55,6 +102,7 @@ pub struct Collector {
     host: String,
     euid: Option<u32>,
     raw: Vec<RawSocket>,
+    note: Option<String>,
 }
 
 impl Collector {
@@ -68,16 +116,77 @@ impl Collector {
                 .unwrap_or_else(|| "unknown-host".to_string()),
             euid: effective_uid(),
             raw: Vec::new(),
+            note: None,
         }
     }
 
-    /// The collector for this platform's default backend.
+    /// The collector for this platform's default backend (`auto`).
     pub fn system() -> Self {
+        Collector::from_choice(Backend::Auto).unwrap_or_else(|_| Collector::netstat2())
+    }
+
+    fn netstat2() -> Self {
         Collector::new(Box::new(Netstat2Source))
+    }
+
+    /// The collector for `choice`. `auto` takes netlink where its first dump works and
+    /// netstat2 otherwise, saying why in [`Collector::note`]; an explicit `netlink` that
+    /// cannot work is an error.
+    pub fn from_choice(choice: Backend) -> Result<Self, CollectError> {
+        match choice {
+            Backend::Netstat2 => Ok(Collector::netstat2()),
+            #[cfg(target_os = "linux")]
+            Backend::Netlink => match NetlinkSource::open() {
+                Ok(src) => Ok(Collector::new(Box::new(src))),
+                Err(e) => Err(CollectError::Backend {
+                    backend: "netlink",
+                    detail: format!("{e}; use --backend netstat2 or auto"),
+                }),
+            },
+            #[cfg(not(target_os = "linux"))]
+            Backend::Netlink => Err(CollectError::Backend {
+                backend: "netlink",
+                detail: "sock_diag exists on Linux only; use --backend netstat2 or auto"
+                    .to_string(),
+            }),
+            #[cfg(target_os = "linux")]
+            Backend::Auto => Ok(match NetlinkSource::open() {
+                Ok(src) => Collector::new(Box::new(src)),
+                Err(e) => {
+                    let mut c = Collector::netstat2();
+                    c.note = Some(format!(
+                        "netlink sock_diag is not available ({e}); reading the socket table through netstat2, without timers and queues"
+                    ));
+                    c
+                }
+            }),
+            #[cfg(not(target_os = "linux"))]
+            Backend::Auto => Ok(Collector::netstat2()),
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {
         self.source.name()
+    }
+
+    /// Why `auto` did not get the fastest backend, when it did not.
+    /// The collector `choice` asks for, its note (a fallback, say) printed on stderr unless
+    /// `quiet`: the one call every mode makes.
+    pub fn chosen(choice: Backend, quiet: bool) -> Result<Self, CollectError> {
+        let c = Collector::from_choice(choice)?;
+        if let (Some(note), false) = (c.note(), quiet) {
+            eprintln!("lingertop: {note}");
+        }
+        Ok(c)
+    }
+
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// Applies `opts` to the source's later reads.
+    pub fn set_options(&mut self, opts: &ReadOptions) {
+        self.source.set_options(opts);
     }
 
     /// Reads the socket table once.
@@ -96,9 +205,12 @@ impl Collector {
         // Sockets with a file but no visible process: other users' (without root), or
         // processes in another PID namespace (a container), or closed during the read.
         let mut hidden = 0usize;
+        let mut pending = 0usize;
         let mut connections = Vec::with_capacity(self.raw.len());
         for r in self.raw.drain(..) {
-            if r.pids.is_empty()
+            if r.owner_pending {
+                pending += 1;
+            } else if r.pids.is_empty()
                 && r.inode != 0
                 && self.euid.is_none_or(|me| me == 0 || r.uid != Some(me))
             {
@@ -118,10 +230,13 @@ impl Collector {
             c.inode = r.inode;
             c.uid = r.uid;
             c.user = r.uid.and_then(|u| self.users.get(u));
+            c.timer = r.timer;
+            c.recv_q = r.recv_q;
+            c.send_q = r.send_q;
             connections.push(c);
         }
 
-        let process_info = match self.euid {
+        let mut process_info = match self.euid {
             Some(0) | None if hidden > 0 => ProcessInfo::Partial {
                 reason: format!(
                     "{hidden} sockets show no process: they belong to another PID namespace (a container) or closed mid-poll; run lingertop in the host's PID namespace to see them"
@@ -138,6 +253,17 @@ impl Collector {
             },
             Some(_) => ProcessInfo::Full,
         };
+        if pending > 0 {
+            let deferred = format!(
+                "{pending} new sockets are not matched to a process yet (the /proc scan that finds owners is rate-limited); a later poll shows them"
+            );
+            process_info = ProcessInfo::Partial {
+                reason: match process_info {
+                    ProcessInfo::Partial { reason } => format!("{reason}; {deferred}"),
+                    ProcessInfo::Full => deferred,
+                },
+            };
+        }
 
         Ok(Snapshot {
             taken_at,

@@ -70,6 +70,11 @@ impl SocketSource for Netstat2Source {
                 inode,
                 uid,
                 pids,
+                // netstat2 drops the timers and queues the kernel sends.
+                timer: None,
+                recv_q: None,
+                send_q: None,
+                owner_pending: false,
             });
         }
         Ok(())

@@ -136,6 +136,7 @@ impl<'de> Deserialize<'de> for ColorValue {
 pub struct CollectorFile {
     pub interval: Option<Interval>,
     pub history: Option<History>,
+    pub backend: Option<crate::collector::Backend>,
 }
 
 #[derive(Debug, Default, Deserialize)]

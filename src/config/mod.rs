@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::collector::Backend;
 use crate::model::alerts::{CountRule, LingerRule, RatioRule};
 use crate::model::{Filter, Rules};
 use crate::tui::keys::{BINDABLE, KeyBinding};
@@ -26,6 +27,8 @@ pub struct Config {
     pub interval: Duration,
     /// Samples of per-state history kept.
     pub history: usize,
+    /// Which collector backend reads the socket table.
+    pub backend: Backend,
     /// Filter applied when the command line gives none.
     pub default_filter: Filter,
     pub rules: Rules,
@@ -41,6 +44,7 @@ impl Default for Config {
         Config {
             interval: Duration::from_secs(2),
             history: 300,
+            backend: Backend::Auto,
             default_filter: Filter::default(),
             rules: Rules::default(),
             keys: default_keys(),
@@ -235,6 +239,7 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
         theme,
         interval: collector.interval.map_or(d.interval, |i| i.0),
         history: collector.history.map_or(d.history, |h| h.0),
+        backend: collector.backend.unwrap_or(d.backend),
         default_filter: file
             .filter
             .and_then(|f| f.default)
@@ -355,6 +360,7 @@ mod tests {
         for key in [
             "interval",
             "history",
+            "backend",
             "default",
             "growth-window",
             "min-age",
@@ -423,6 +429,25 @@ mod tests {
                 assert!(e.contains(n), "{text:?}: missing {n:?} in {e}");
             }
         }
+    }
+
+    #[test]
+    fn the_backend_is_chosen_in_the_file_and_checked() {
+        let cfg = parse("[collector]\nbackend = \"netstat2\"\n", "t.toml", &[]).unwrap();
+        assert_eq!(cfg.backend, Backend::Netstat2);
+        let cfg = parse("", "t.toml", &["collector.backend=netlink".into()]).unwrap();
+        assert_eq!(cfg.backend, Backend::Netlink);
+        let e = parse("[collector]\nbackend = \"fast\"\n", "my.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("collector.backend"),
+            "{e}"
+        );
+        assert!(
+            e.contains("auto") && e.contains("netlink") && e.contains("netstat2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -37,6 +37,44 @@ impl Attribution {
     }
 }
 
+/// Which kernel timer is running on a socket (`ss -o` shows the same names).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    /// Retransmission (or loss probe, or a SYN_RECV's SYN-ACK resend): `on` in `ss`.
+    Retransmit,
+    /// Keepalive, or the FIN_WAIT_2 timeout of an orphan that still has its full socket.
+    Keepalive,
+    /// The TIME_WAIT (or orphaned FIN_WAIT_2) countdown of a socket with no file.
+    TimeWait,
+    /// Zero-window probe: the peer advertises no room, so we probe it (`persist` in `ss`).
+    ZeroWindowProbe,
+}
+
+impl TimerKind {
+    /// The name `ss -o` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimerKind::Retransmit => "on",
+            TimerKind::Keepalive => "keepalive",
+            TimerKind::TimeWait => "timewait",
+            TimerKind::ZeroWindowProbe => "persist",
+        }
+    }
+}
+
+/// A kernel timer on a socket, as read at the poll that carried it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Timer {
+    pub kind: TimerKind,
+    /// Time left until it fires, as of the poll (0 when already due).
+    pub expires: Duration,
+    /// Retransmissions (for `on`) or unanswered probes (keepalive, persist) so far.
+    pub retransmits: u8,
+}
+
+/// How long Linux keeps a socket in TIME_WAIT (`TCP_TIMEWAIT_LEN`, fixed at 60 s).
+pub const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
+
 /// What the tracker learnt about a connection across polls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracking {
@@ -70,6 +108,14 @@ pub struct Connection {
     pub tracking: Option<Tracking>,
     /// One of the close lab's own sockets (see `lab::LabRecogniser`).
     pub lab: bool,
+    /// The kernel timer running on the socket; `None` when none runs or the backend cannot
+    /// see timers (netstat2).
+    pub timer: Option<Timer>,
+    /// Bytes received and not yet read by the application (for LISTEN: connections waiting
+    /// for `accept()`); `None` when the backend cannot see queues (netstat2).
+    pub recv_q: Option<u32>,
+    /// Bytes sent and not yet acknowledged by the peer (for LISTEN: the accept backlog).
+    pub send_q: Option<u32>,
 }
 
 impl Connection {
@@ -86,6 +132,9 @@ impl Connection {
             attribution: None,
             tracking: None,
             lab: false,
+            timer: None,
+            recv_q: None,
+            send_q: None,
         }
     }
 
@@ -97,12 +146,31 @@ impl Connection {
     /// How long the connection has been in its state at `now`, as a lower bound: measured
     /// from the first poll that saw the state. `None` when only one poll has seen it and that
     /// poll was lingertop's first, so nothing is known of when the state began.
+    ///
+    /// A TIME_WAIT whose kernel timer is known has an exact age from a single poll: the
+    /// kernel started a 60 s countdown when the state began, so the age is 60 s minus the time
+    /// left (as of the poll that read it; the larger of that and the tracked bound is used).
     pub fn state_age(&self, now: SystemTime) -> Option<Duration> {
-        let t = self.tracking.as_ref()?;
-        if !t.state_start_observed && t.state_since >= now {
-            return None;
+        let from_timer = self.time_wait_age();
+        let tracked = self.tracking.as_ref().and_then(|t| {
+            if !t.state_start_observed && t.state_since >= now {
+                return None;
+            }
+            Some(now.duration_since(t.state_since).unwrap_or_default())
+        });
+        match (from_timer, tracked) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
-        Some(now.duration_since(t.state_since).unwrap_or_default())
+    }
+
+    /// The age of a TIME_WAIT from its kernel countdown, at the poll that read it.
+    fn time_wait_age(&self) -> Option<Duration> {
+        let t = self.timer.filter(|t| t.kind == TimerKind::TimeWait)?;
+        // An orphaned FIN_WAIT_2 also counts down on a TIME_WAIT timer, but from
+        // tcp_fin_timeout and not from the start of its state: only TIME_WAIT is exact.
+        (self.state == TcpState::TimeWait && t.expires <= TIME_WAIT_LEN)
+            .then(|| TIME_WAIT_LEN - t.expires)
     }
 }
 
@@ -174,5 +242,55 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn time_wait(state: TcpState, left: Duration) -> Connection {
+        let mut c = Connection::new(
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:80".parse().unwrap(),
+            state,
+        );
+        c.timer = Some(Timer {
+            kind: TimerKind::TimeWait,
+            expires: left,
+            retransmits: 0,
+        });
+        c
+    }
+
+    #[test]
+    fn time_wait_age_comes_from_the_kernel_countdown_on_a_single_poll() {
+        let c = time_wait(TcpState::TimeWait, Duration::from_millis(45_500));
+        assert_eq!(c.state_age(at(0)), Some(Duration::from_millis(14_500)));
+    }
+
+    #[test]
+    fn the_tracked_bound_wins_when_it_is_larger() {
+        let mut c = time_wait(TcpState::TimeWait, Duration::from_secs(59));
+        c.tracking = Some(Tracking {
+            first_seen: at(0),
+            state_since: at(0),
+            state_start_observed: true,
+            previous: Vec::new(),
+        });
+        assert_eq!(c.state_age(at(5)), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn an_orphaned_fin_wait_2_countdown_is_no_age() {
+        let c = time_wait(TcpState::FinWait2, Duration::from_secs(30));
+        assert_eq!(c.state_age(at(0)), None);
+        let mut keepalive = time_wait(TcpState::TimeWait, Duration::from_secs(30));
+        keepalive.timer.as_mut().unwrap().kind = TimerKind::Keepalive;
+        assert_eq!(keepalive.state_age(at(0)), None);
     }
 }

@@ -8,7 +8,10 @@ pub mod state;
 pub mod tracker;
 
 pub use alerts::{Alert, RuleId, Rules, Severity};
-pub use connection::{Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, Tracking};
+pub use connection::{
+    Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,
+    TimerKind, Tracking,
+};
 pub use filter::Filter;
 pub use state::{StateCounts, TcpState};
 pub use tracker::{Tracker, Transition};

@@ -53,7 +53,24 @@ struct JsonSnapshot<'a> {
     ephemeral_ports: PortRangeJson,
     port_pressure: Vec<PressureJson>,
     alerts: Vec<AlertJson<'a>>,
-    connections: Vec<ConnectionJson<'a>>,
+    connections: ConnectionsJson<'a>,
+}
+
+/// The connections, serialised one at a time as the JSON is written rather than gathered
+/// into a vector first (at 100k connections that vector alone is tens of megabytes).
+struct ConnectionsJson<'a> {
+    connections: &'a [Connection],
+    now: SystemTime,
+}
+
+impl Serialize for ConnectionsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.connections
+                .iter()
+                .map(|c| connection_json(c, self.now)),
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -113,6 +130,20 @@ struct ConnectionJson<'a> {
     previous_states: Vec<TcpState>,
     /// One of the close lab's own sockets.
     lab: bool,
+    /// The kernel timer on the socket (netlink backend; null when none runs).
+    timer: Option<TimerJson>,
+    /// Receive and send queues in bytes (for LISTEN: pending accepts and the backlog);
+    /// null where the backend cannot see them.
+    recv_q: Option<u32>,
+    send_q: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct TimerJson {
+    /// `on`, `keepalive`, `timewait` or `persist`, as `ss -o` names them.
+    kind: &'static str,
+    expires_ms: u64,
+    retransmits: u8,
 }
 
 /// `127.0.0.1:80`, `[::1]:80`: the address as `ss` prints it.
@@ -149,6 +180,13 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
             .map(|t| t.previous.iter().map(|(s, _)| *s).collect())
             .unwrap_or_default(),
         lab: c.lab,
+        timer: c.timer.map(|t| TimerJson {
+            kind: t.kind.name(),
+            expires_ms: u64::try_from(t.expires.as_millis()).unwrap_or(u64::MAX),
+            retransmits: t.retransmits,
+        }),
+        recv_q: c.recv_q,
+        send_q: c.send_q,
     }
 }
 
@@ -215,11 +253,10 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
                     .collect(),
             })
             .collect(),
-        connections: s
-            .connections
-            .iter()
-            .map(|c| connection_json(c, s.taken_at))
-            .collect(),
+        connections: ConnectionsJson {
+            connections: &s.connections,
+            now: s.taken_at,
+        },
     }
 }
 
@@ -237,6 +274,11 @@ pub fn write_snapshot(format: Format, v: &SnapshotView<'_>, out: &mut dyn Write)
     out.flush()
 }
 
+/// An optional CSV cell: empty when absent.
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
 fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let now = v.snapshot.taken_at;
@@ -251,6 +293,11 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
         "state_age_secs",
         "inode",
         "lab",
+        "timer",
+        "timer_expires_ms",
+        "retransmits",
+        "recv_q",
+        "send_q",
     ])?;
     for c in &v.snapshot.connections {
         let j = connection_json(c, now);
@@ -265,6 +312,11 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
             j.state_age_secs.map(|a| a.to_string()).unwrap_or_default(),
             j.inode.to_string(),
             j.lab.to_string(),
+            opt(j.timer.as_ref().map(|t| t.kind)),
+            opt(j.timer.as_ref().map(|t| t.expires_ms)),
+            opt(j.timer.as_ref().map(|t| t.retransmits)),
+            opt(j.recv_q),
+            opt(j.send_q),
         ])?;
     }
     w.flush()

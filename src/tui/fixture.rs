@@ -149,6 +149,37 @@ fn second() -> Vec<Connection> {
     v
 }
 
+/// What the netlink backend adds: timers and queues.
+fn with_kernel_fields(mut conns: Vec<Connection>) -> Vec<Connection> {
+    use crate::model::connection::{Timer, TimerKind};
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.recv_q = Some(0);
+        c.send_q = Some(0);
+        c.timer = match c.state {
+            TcpState::TimeWait => Some(Timer {
+                kind: TimerKind::TimeWait,
+                expires: Duration::from_secs(20 + i as u64),
+                retransmits: 0,
+            }),
+            TcpState::LastAck => Some(Timer {
+                kind: TimerKind::Retransmit,
+                expires: Duration::from_millis(400),
+                retransmits: 3,
+            }),
+            TcpState::Established => Some(Timer {
+                kind: TimerKind::Keepalive,
+                expires: Duration::from_secs(7000),
+                retransmits: 0,
+            }),
+            _ => None,
+        };
+        if c.state == TcpState::CloseWait {
+            c.recv_q = Some(1);
+        }
+    }
+    conns
+}
+
 fn snapshot(at: SystemTime, connections: Vec<Connection>, partial: bool) -> Snapshot {
     Snapshot {
         taken_at: at,
@@ -186,12 +217,22 @@ fn update(tracker: &mut Tracker, snap: Snapshot, rules: &Rules, errors: u64) -> 
 /// Two polls 40 s apart: appearing, vanishing and state-changing connections, CLOSE_WAIT
 /// past its threshold, TIME_WAIT buildup toward one destination.
 pub fn two_polls(partial: bool) -> (Arc<Update>, Arc<Update>) {
+    two_polls_from(partial, false)
+}
+
+/// [`two_polls`], with the timers and queues the netlink backend reads when `kernel`.
+pub fn two_polls_from(partial: bool, kernel: bool) -> (Arc<Update>, Arc<Update>) {
+    let (first, second) = if kernel {
+        (with_kernel_fields(first()), with_kernel_fields(second()))
+    } else {
+        (first(), second())
+    };
     let rules = rules();
     let mut tracker = Tracker::new(300);
-    let a = update(&mut tracker, snapshot(epoch(), first(), partial), &rules, 0);
+    let a = update(&mut tracker, snapshot(epoch(), first, partial), &rules, 0);
     let b = update(
         &mut tracker,
-        snapshot(epoch() + Duration::from_secs(40), second(), partial),
+        snapshot(epoch() + Duration::from_secs(40), second, partial),
         &rules,
         0,
     );

@@ -76,6 +76,34 @@ fn partial_process_info_is_announced_with_what_to_do() {
 }
 
 #[test]
+fn kernel_timers_and_queues_show_where_the_backend_reads_them() {
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        Filter::default(),
+    );
+    let (a, b) = super::fixture::two_polls_from(false, true);
+    app.on_update(a);
+    app.on_update(b);
+    key(&mut app, KeyCode::Char('d')); // hide the detail pane: room for the columns
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        screen.contains("TIMER") && screen.contains("RECV-Q SEND-Q"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("kernel_columns_120x40", screen);
+    // The detail pane spells them out.
+    key(&mut app, KeyCode::Char('d'));
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("timer   ka 116min"), "{screen}");
+    assert!(
+        screen.contains("queues  recv-q 0 B unread, send-q 0 B"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn tiny_windows_say_so_instead_of_drawing() {
     let mut app = app_with_fixture(false);
     let screen = draw(&mut app, 20, 5);

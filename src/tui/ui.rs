@@ -299,6 +299,50 @@ fn fit_addr(sa: &std::net::SocketAddr, width: usize) -> String {
     format!("{open}{ip}…{close}{port}")
 }
 
+/// Whether the table has room for, and data in, the kernel timer and queue columns.
+fn kernel_columns(app: &App, view: View, width: u16) -> bool {
+    matches!(view, View::All | View::ByState)
+        && width >= 100
+        && app.shown.as_ref().is_some_and(|u| {
+            u.snapshot
+                .connections
+                .iter()
+                .take(64)
+                .any(|c| c.recv_q.is_some())
+        })
+}
+
+/// `timewait 58s`, `on 200ms ×2`, `keepalive 2h`; empty without a timer.
+fn timer_text(c: &Connection) -> String {
+    let Some(t) = c.timer else {
+        return String::new();
+    };
+    let left = if t.expires >= Duration::from_secs(1) {
+        human_duration(t.expires).replace(' ', "")
+    } else {
+        format!("{}ms", t.expires.as_millis())
+    };
+    let retries = if t.retransmits > 0 {
+        format!(" ×{}", t.retransmits)
+    } else {
+        String::new()
+    };
+    let kind = match t.kind.name() {
+        "timewait" => "tw",
+        "keepalive" => "ka",
+        other => other,
+    };
+    format!("{kind} {left}{retries}")
+}
+
+/// `0 0`: bytes waiting to be read, bytes not yet acknowledged.
+fn queue_text(c: &Connection) -> String {
+    match (c.recv_q, c.send_q) {
+        (Some(r), Some(s)) => format!("{r:>6} {s:>6}"),
+        _ => String::new(),
+    }
+}
+
 fn via(c: &Connection) -> &'static str {
     match c.attribution {
         Some(Attribution::LastOwner) => "last",
@@ -373,7 +417,12 @@ fn render_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> (u16, u1
             };
             let l = widest(&|c| c.local.to_string().len());
             let r = widest(&|c| c.remote.to_string().len());
-            let room = usize::from(inner.width).saturating_sub(13 + 9 + 4 + 5 + 14);
+            let kernel = if kernel_columns(app, view, inner.width) {
+                12 + 13 + 2
+            } else {
+                0
+            };
+            let room = usize::from(inner.width).saturating_sub(13 + 9 + 4 + 5 + 14 + kernel);
             let (l, r) = if l + r <= room {
                 (l, r)
             } else {
@@ -409,8 +458,16 @@ fn render_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> (u16, u1
         ],
     };
     let mut header_cells = header_cells;
+    let mut widths = widths;
+    let kernel_cols = kernel_columns(app, view, inner.width);
     if matches!(view, View::All | View::ByState) {
         header_cells.push(Cell::from("VIA"));
+        if kernel_cols {
+            header_cells.push(Cell::from("TIMER"));
+            header_cells.push(Cell::from("RECV-Q SEND-Q"));
+            widths.push(Constraint::Length(12));
+            widths.push(Constraint::Length(13));
+        }
     }
     let now = app
         .shown
@@ -421,7 +478,12 @@ fn render_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> (u16, u1
         .enumerate()
         .map(|(i, &row)| {
             let selected = app.offset + i == app.selected;
-            let (cells, mut style) = row_cells(app, theme, row, now, addr_widths);
+            let (mut cells, mut style) = row_cells(app, theme, row, now, addr_widths);
+            if kernel_cols {
+                let c = app.conn(row);
+                cells.push(Cell::from(c.map_or(String::new(), timer_text)));
+                cells.push(Cell::from(c.map_or(String::new(), queue_text)));
+            }
             if selected {
                 style = theme.selected;
             }
@@ -642,7 +704,11 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                     }
                     let for_how_long = match c.state_age(now) {
                         Some(a) if !a.is_zero() => {
-                            let at_least = if t.state_start_observed { "" } else { "≥ " };
+                            // Exact from the start of the state, or from the kernel's TIME_WAIT
+                            // countdown; else a lower bound.
+                            let exact = t.state_start_observed
+                                || (c.state == TcpState::TimeWait && c.timer.is_some());
+                            let at_least = if exact { "" } else { "≥ " };
                             format!(", {at_least}{}", fmt_age(Some(a)))
                         }
                         _ => String::new(),
@@ -653,10 +719,20 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                         c.state.name(),
                     )));
                 }
-                lines.push(Line::from(vec![
-                    label("timers"),
-                    Span::styled("not provided by this backend", theme.muted),
-                ]));
+                let timer = match (c.timer, c.recv_q) {
+                    (Some(_), _) => Span::raw(timer_text(c)),
+                    (None, Some(_)) => Span::raw("none running"),
+                    (None, None) => Span::styled("not provided by this backend", theme.muted),
+                };
+                lines.push(Line::from(vec![label("timer"), timer]));
+                if let (Some(r), Some(s)) = (c.recv_q, c.send_q) {
+                    let what = if c.state == TcpState::Listen {
+                        format!("{r} waiting for accept(), backlog {s}")
+                    } else {
+                        format!("recv-q {r} B unread, send-q {s} B unacked")
+                    };
+                    lines.push(Line::from(vec![label("queues"), Span::raw(what)]));
+                }
                 lines.push(Line::from(Span::styled(c.state.meaning(), theme.muted)));
             }
         }
