@@ -348,26 +348,48 @@ impl App {
                     Row::Ghost(i) => &self.ghosts[i].conn,
                     _ => unreachable!("only connection rows here"),
                 };
-                rows.sort_by(|a, b| {
-                    let (ca, cb) = (conn_of(a), conn_of(b));
-                    let primary = if self.view == View::ByState {
-                        ca.state.cmp(&cb.state)
-                    } else {
-                        std::cmp::Ordering::Equal
-                    };
-                    let by_col = match col {
-                        1 => ca.local.cmp(&cb.local),
-                        2 => ca.remote.cmp(&cb.remote),
-                        3 => owner_name(ca).cmp(owner_name(cb)),
-                        4 => ca.state_age(now).cmp(&cb.state_age(now)),
-                        _ => ca.state.cmp(&cb.state),
-                    };
-                    let by_col = if desc { by_col.reverse() } else { by_col };
-                    primary
-                        .then(by_col)
-                        .then(ca.local.cmp(&cb.local))
-                        .then(ca.remote.cmp(&cb.remote))
-                });
+                let by_state = self.view == View::ByState;
+                if col <= 2 {
+                    // The common sorts (state, local, remote) on precomputed integer keys:
+                    // at 100k rows, several times faster than comparing through the rows.
+                    let flip = |k: AddrKey| if desc { k.inverted() } else { k };
+                    rows.sort_by_cached_key(|r| {
+                        let c = conn_of(r);
+                        let state = c.state as u8;
+                        let (local, remote) = (AddrKey::of(&c.local), AddrKey::of(&c.remote));
+                        match col {
+                            1 => (if by_state { state } else { 0 }, flip(local), remote),
+                            2 => (if by_state { state } else { 0 }, flip(remote), local),
+                            _ => (
+                                if desc && !by_state {
+                                    u8::MAX - state
+                                } else {
+                                    state
+                                },
+                                local,
+                                remote,
+                            ),
+                        }
+                    });
+                } else {
+                    rows.sort_by(|a, b| {
+                        let (ca, cb) = (conn_of(a), conn_of(b));
+                        let primary = if by_state {
+                            ca.state.cmp(&cb.state)
+                        } else {
+                            std::cmp::Ordering::Equal
+                        };
+                        let by_col = match col {
+                            3 => owner_name(ca).cmp(owner_name(cb)),
+                            _ => ca.state_age(now).cmp(&cb.state_age(now)),
+                        };
+                        let by_col = if desc { by_col.reverse() } else { by_col };
+                        primary
+                            .then(by_col)
+                            .then(ca.local.cmp(&cb.local))
+                            .then(ca.remote.cmp(&cb.remote))
+                    });
+                }
                 if self.view == View::ByState {
                     self.group(rows, &conn_of)
                 } else {
@@ -771,6 +793,24 @@ impl App {
         if i < self.rows.len() {
             self.selected = i;
         }
+    }
+}
+
+/// A socket address as an integer key that sorts as `SocketAddr` does (IPv4 first).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct AddrKey(bool, u128, u16);
+
+impl AddrKey {
+    fn of(sa: &SocketAddr) -> Self {
+        match sa {
+            SocketAddr::V4(a) => AddrKey(false, u128::from(u32::from(*a.ip())), a.port()),
+            SocketAddr::V6(a) => AddrKey(true, u128::from(*a.ip()), a.port()),
+        }
+    }
+
+    /// The key that sorts the other way round.
+    fn inverted(self) -> Self {
+        AddrKey(!self.0, !self.1, !self.2)
     }
 }
 
