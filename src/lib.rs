@@ -31,6 +31,15 @@ pub const EXIT_ALERT: u8 = 2;
 /// Exit status on any error.
 pub const EXIT_ERROR: u8 = 1;
 
+/// The single-threaded async runtime the live modes run on (the poll itself has a thread
+/// of its own).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 /// Runs the mode the command line asks for.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let mut cfg = config::load(cli.config.as_deref(), &cli.sets)?;

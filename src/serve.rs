@@ -33,10 +33,7 @@ pub fn run(cfg: &Config, args: &ServeArgs) -> Result<ExitCode> {
     if let Some(interval) = args.interval {
         cfg.interval = interval;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::runtime()?;
     runtime.block_on(serve(cfg, listen))
 }
 

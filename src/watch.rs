@@ -29,10 +29,7 @@ pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
     if let Some(interval) = args.interval {
         cfg.interval = interval;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::runtime()?;
     runtime.block_on(async {
         let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
         let (tx, mut rx) = mpsc::channel(4);

@@ -120,6 +120,15 @@ impl Tmux {
         self.wait_for("icanon echo :sane", Duration::from_secs(5));
     }
 
+    /// The pid of the shell in the pane (the dashboard runs as its child).
+    fn shell_pid(&self) -> String {
+        let out = self
+            .cmd(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     fn start_dashboard(&self, env: &str) {
         let bin = env!("CARGO_BIN_EXE_lingertop");
         let cfg = std::env::temp_dir().join(format!("lingertop-tmux-cfg-{}", std::process::id()));
@@ -208,11 +217,7 @@ fn sigterm_restores_the_terminal() {
     let t = Tmux::start("term");
     t.start_dashboard("");
     t.wait_for("LIVE", Duration::from_secs(10));
-    let out = t
-        .cmd(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
-        .output()
-        .unwrap();
-    let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let shell = t.shell_pid();
     let killed = Command::new("pkill")
         .args(["-TERM", "-P", &shell, "lingertop"])
         .status()
@@ -302,11 +307,7 @@ fn closing_the_terminal_ends_the_dashboard() {
     let t = Tmux::start("hangup");
     t.start_dashboard("");
     t.wait_for("LIVE", Duration::from_secs(10));
-    let out = t
-        .cmd(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
-        .output()
-        .unwrap();
-    let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let shell = t.shell_pid();
     let out = Command::new("pgrep")
         .args(["-P", &shell, "lingertop"])
         .output()

@@ -89,8 +89,9 @@ struct PressureJson {
     ratio: f64,
 }
 
+/// An alert's fields as every JSON output (snapshot, watch lines) spells them.
 #[derive(Serialize)]
-struct AlertJson<'a> {
+pub(crate) struct AlertFields<'a> {
     rule: &'static str,
     severity: &'static str,
     message: &'a str,
@@ -101,6 +102,29 @@ struct AlertJson<'a> {
     remote: Option<String>,
     ratio: Option<f64>,
     growth_per_min: Option<f64>,
+}
+
+impl<'a> AlertFields<'a> {
+    pub(crate) fn of(a: &'a Alert) -> Self {
+        AlertFields {
+            rule: a.rule.name(),
+            severity: a.severity.name(),
+            message: &a.message,
+            count: a.count,
+            pid: a.pid,
+            process: a.process.as_deref(),
+            local_ip: a.local_ip,
+            remote: a.remote.as_ref().map(addr),
+            ratio: a.ratio,
+            growth_per_min: a.growth_per_min,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AlertJson<'a> {
+    #[serde(flatten)]
+    fields: AlertFields<'a>,
     /// The first connections behind the alert (at most 100; `count` has them all).
     connections: Vec<ConnRef>,
 }
@@ -228,16 +252,7 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
             .alerts
             .iter()
             .map(|a| AlertJson {
-                rule: a.rule.name(),
-                severity: a.severity.name(),
-                message: &a.message,
-                count: a.count,
-                pid: a.pid,
-                process: a.process.as_deref(),
-                local_ip: a.local_ip,
-                remote: a.remote.as_ref().map(addr),
-                ratio: a.ratio,
-                growth_per_min: a.growth_per_min,
+                fields: AlertFields::of(a),
                 connections: a
                     .connections
                     .iter()

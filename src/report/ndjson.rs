@@ -3,11 +3,10 @@
 //! consumer (`jq`, a log shipper) can start reading anywhere.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{addr, timestamp};
+use super::{AlertFields, addr, timestamp};
 use crate::live::Update;
 use crate::model::{Alert, Attribution, Connection, StateCounts, TcpState, Transition};
 
@@ -36,23 +35,9 @@ struct PollLine<'a> {
     total_connections: usize,
     matched_connections: usize,
     counts: StateCounts,
-    alerts: Vec<AlertLine<'a>>,
+    alerts: Vec<AlertFields<'a>>,
     poll_duration_secs: f64,
     poll_errors: u64,
-}
-
-#[derive(Serialize)]
-struct AlertLine<'a> {
-    rule: &'static str,
-    severity: &'static str,
-    message: &'a str,
-    count: u32,
-    pid: Option<u32>,
-    process: Option<&'a str>,
-    local_ip: Option<IpAddr>,
-    remote: Option<String>,
-    ratio: Option<f64>,
-    growth_per_min: Option<f64>,
 }
 
 /// One observed change of one connection.
@@ -85,22 +70,7 @@ pub fn write_poll(out: &mut dyn Write, v: &PollView<'_>) -> io::Result<()> {
         total_connections: s.connections.len(),
         matched_connections: v.matched,
         counts: v.counts,
-        alerts: v
-            .alerts
-            .iter()
-            .map(|a| AlertLine {
-                rule: a.rule.name(),
-                severity: a.severity.name(),
-                message: &a.message,
-                count: a.count,
-                pid: a.pid,
-                process: a.process.as_deref(),
-                local_ip: a.local_ip,
-                remote: a.remote.as_ref().map(addr),
-                ratio: a.ratio,
-                growth_per_min: a.growth_per_min,
-            })
-            .collect(),
+        alerts: v.alerts.iter().map(AlertFields::of).collect(),
         poll_duration_secs: (s.poll_duration.as_secs_f64() * 1e6).round() / 1e6,
         poll_errors: v.poll_errors,
     };

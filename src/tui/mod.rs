@@ -43,10 +43,7 @@ use theme::Theme;
 
 /// Opens the dashboard and runs it until the user quits.
 pub fn run(cfg: &Config, filter: Filter, collector: Collector) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(run_async(cfg, filter, collector))
 }
 
