@@ -14,6 +14,7 @@
 //! | `pid` | `1234` | owning pid (attributed owners included) |
 //! | `proc` (`process`) | `nginx` | process name contains the value, any case |
 //! | `user` | `www-data` | socket owner's user name, or uid |
+//! | `lab` | `yes`, `no` | one of the close lab's own sockets, or not |
 //! | bare word | `java` | process name or either address contains it |
 
 use std::fmt;
@@ -44,6 +45,7 @@ enum Test {
     Pid(Vec<u32>),
     Process(Vec<String>),
     User(Vec<String>),
+    Lab(bool),
     Text(String),
 }
 
@@ -170,6 +172,11 @@ fn parse_term(word: &str) -> Result<Term, FilterError> {
                     Test::Process(values.iter().map(|v| v.to_lowercase()).collect())
                 }
                 "user" => Test::User(values.iter().map(|v| v.to_string()).collect()),
+                "lab" => match value.to_ascii_lowercase().as_str() {
+                    "yes" | "true" | "1" => Test::Lab(true),
+                    "no" | "false" | "0" => Test::Lab(false),
+                    _ => return Err(err("lab takes yes or no".to_string())),
+                },
                 other => return Err(err(format!("unknown key \"{other}\"; {KEYS_HELP}"))),
             }
         }
@@ -309,6 +316,7 @@ impl Test {
                 c.user.as_deref() == Some(u.as_str())
                     || c.uid.is_some_and(|uid| u.parse::<u32>() == Ok(uid))
             }),
+            Test::Lab(want) => c.lab == *want,
             Test::Text(t) => {
                 c.owners.iter().any(|o| {
                     o.name
@@ -433,6 +441,20 @@ mod tests {
             assert!(e.contains(needle), "{text}: {e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
+    }
+
+    #[test]
+    fn lab_sockets_are_selected_or_left_out() {
+        let mut f = fixture();
+        f[1].lab = true;
+        assert_eq!(keeps("lab:yes", &f), vec![1]);
+        assert_eq!(keeps("lab:no state:listen", &f), vec![4]);
+        assert!(
+            Filter::parse("lab:maybe")
+                .unwrap_err()
+                .to_string()
+                .contains("yes or no")
+        );
     }
 
     #[test]
