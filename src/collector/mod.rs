@@ -94,6 +94,11 @@ pub trait SocketSource: Send {
     fn set_options(&mut self, _opts: &ReadOptions) {}
 }
 
+/// Raw sockets converted between two shrinks of the collector's buffer: large enough that
+/// shrinking costs nothing next to the conversion, small enough that little of the buffer
+/// outlives its contents.
+const SHRINK_EVERY: usize = 8192;
+
 /// Polls a [`SocketSource`] and resolves owners, users and the context of a snapshot.
 pub struct Collector {
     source: Box<dyn SocketSource>,
@@ -207,7 +212,16 @@ impl Collector {
         let mut hidden = 0usize;
         let mut pending = 0usize;
         let mut connections = Vec::with_capacity(self.raw.len());
-        for r in self.raw.drain(..) {
+        // Converted from the end, giving the buffer's memory back as it empties, so the raw
+        // sockets and the connections are never both whole (15 MiB less at the peak for
+        // 100k sockets); reversed afterwards, to keep the source's order.
+        let mut since_shrink = 0usize;
+        while let Some(r) = self.raw.pop() {
+            since_shrink += 1;
+            if since_shrink == SHRINK_EVERY {
+                since_shrink = 0;
+                self.raw.shrink_to_fit();
+            }
             if r.owner_pending {
                 pending += 1;
             } else if r.pids.is_empty()
@@ -235,6 +249,7 @@ impl Collector {
             c.send_q = r.send_q;
             connections.push(c);
         }
+        connections.reverse();
 
         let mut process_info = match self.euid {
             Some(0) | None if hidden > 0 => ProcessInfo::Partial {
