@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rustc_hash::FxHashMap;
 
@@ -36,23 +36,96 @@ pub struct Transition {
     pub owner: Option<Owner>,
 }
 
+/// One connection's history, kept compact: the tracker holds one per socket of the machine
+/// (72 bytes, stored in the hash table itself, where the plain layout took 104 bytes plus
+/// an allocation of its own).
 #[derive(Clone, Debug)]
 struct Tracked {
     inode: u64,
-    state: TcpState,
-    first_seen: SystemTime,
-    state_since: SystemTime,
-    state_start_observed: bool,
-    previous: Vec<(TcpState, SystemTime)>,
-    /// Owners at the last poll that had any.
-    last_owners: Vec<Owner>,
+    /// Times as [`Nanos`].
+    first_seen: Nanos,
+    state_since: Nanos,
     seen_in_poll: u64,
+    /// Boxed slices: no allocation while empty, as nearly always.
+    previous: Box<[(TcpState, Nanos)]>,
+    /// Owners at the last poll that had any.
+    last_owners: Box<[Owner]>,
+    state: TcpState,
+    state_start_observed: bool,
+}
+
+/// A time as nanoseconds since the Unix epoch: half the size of a `SystemTime`, and exact for
+/// every time from 1970 to 2554 (an earlier clock reads as 1970).
+type Nanos = u64;
+
+fn nanos(t: SystemTime) -> Nanos {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn time(n: Nanos) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(n)
+}
+
+/// The connections seen on one 4-tuple: nearly always one, kept inline; several for
+/// reuseport listeners, or a new socket on a tuple whose last one has not vanished yet.
+#[derive(Clone, Debug)]
+enum Slot {
+    One(Tracked),
+    Many(Vec<Tracked>),
+}
+
+impl Slot {
+    fn as_slice(&self) -> &[Tracked] {
+        match self {
+            Slot::One(t) => std::slice::from_ref(t),
+            Slot::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Tracked] {
+        match self {
+            Slot::One(t) => std::slice::from_mut(t),
+            Slot::Many(v) => v,
+        }
+    }
+
+    /// Adds `t` and returns it.
+    fn push(&mut self, t: Tracked) -> &mut Tracked {
+        match self {
+            Slot::Many(v) if v.is_empty() => *self = Slot::One(t),
+            Slot::Many(v) => v.push(t),
+            Slot::One(_) => {
+                if let Slot::One(first) = std::mem::replace(self, Slot::Many(Vec::new())) {
+                    *self = Slot::Many(vec![first, t]);
+                }
+            }
+        }
+        self.as_mut_slice().last_mut().expect("just pushed")
+    }
+
+    /// Keeps the connections `keep` says to; false when none is left.
+    fn retain(&mut self, mut keep: impl FnMut(&Tracked) -> bool) -> bool {
+        match self {
+            Slot::One(t) => keep(t),
+            Slot::Many(v) => {
+                v.retain(|t| keep(t));
+                if v.len() == 1 {
+                    if let Some(t) = v.pop() {
+                        *self = Slot::One(t);
+                    }
+                    return true;
+                }
+                !v.is_empty()
+            }
+        }
+    }
 }
 
 /// Follows connections across polls. Feed it every snapshot, unfiltered, in order.
 #[derive(Debug)]
 pub struct Tracker {
-    by_tuple: FxHashMap<(SocketAddr, SocketAddr), Vec<Tracked>>,
+    by_tuple: FxHashMap<(SocketAddr, SocketAddr), Slot>,
     history: VecDeque<Sample>,
     history_len: usize,
     polls: u64,
@@ -86,14 +159,18 @@ impl Tracker {
         let poll = self.polls;
         let first_poll = poll == 1;
         let now = snap.taken_at;
+        let now_nanos = nanos(now);
         let mut transitions = Vec::new();
 
         for conn in &mut snap.connections {
-            let entries = self.by_tuple.entry((conn.local, conn.remote)).or_default();
-            let found = find_match(entries, conn.inode, poll);
+            let entries = self
+                .by_tuple
+                .entry((conn.local, conn.remote))
+                .or_insert_with(|| Slot::Many(Vec::new()));
+            let found = find_match(entries.as_slice(), conn.inode, poll);
             let tracked = match found {
                 Some(i) => {
-                    let t = &mut entries[i];
+                    let t = &mut entries.as_mut_slice()[i];
                     if t.state != conn.state {
                         transitions.push(Transition {
                             at: now,
@@ -103,12 +180,14 @@ impl Tracker {
                             to: Some(conn.state),
                             owner: conn.owners.first().or(t.last_owners.first()).cloned(),
                         });
-                        if t.previous.len() == MAX_PREVIOUS {
-                            t.previous.remove(0);
+                        let mut previous = std::mem::take(&mut t.previous).into_vec();
+                        if previous.len() == MAX_PREVIOUS {
+                            previous.remove(0);
                         }
-                        t.previous.push((t.state, t.state_since));
+                        previous.push((t.state, t.state_since));
+                        t.previous = previous.into_boxed_slice();
                         t.state = conn.state;
-                        t.state_since = now;
+                        t.state_since = now_nanos;
                         t.state_start_observed = true;
                     }
                     t.inode = conn.inode;
@@ -125,36 +204,36 @@ impl Tracker {
                             owner: conn.owners.first().cloned(),
                         });
                     }
-                    // Nearly every 4-tuple holds one connection: a plain push would reserve
-                    // room for four (512 bytes per connection at 100k sockets).
-                    entries.reserve_exact(1);
                     entries.push(Tracked {
                         inode: conn.inode,
                         state: conn.state,
-                        first_seen: now,
-                        state_since: now,
+                        first_seen: now_nanos,
+                        state_since: now_nanos,
                         state_start_observed: !first_poll,
-                        previous: Vec::new(),
-                        last_owners: Vec::new(),
+                        previous: Box::default(),
+                        last_owners: Box::default(),
                         seen_in_poll: poll,
-                    });
-                    entries.last_mut().expect("just pushed")
+                    })
                 }
             };
             tracked.seen_in_poll = poll;
             if !conn.owners.is_empty() {
-                if tracked.last_owners != conn.owners {
-                    tracked.last_owners.clone_from(&conn.owners);
+                if *tracked.last_owners != *conn.owners {
+                    tracked.last_owners = conn.owners.as_slice().into();
                 }
             } else if !tracked.last_owners.is_empty() {
-                conn.owners.clone_from(&tracked.last_owners);
+                conn.owners = tracked.last_owners.to_vec();
                 conn.attribution = Some(Attribution::LastOwner);
             }
             conn.tracking = Some(Tracking {
-                first_seen: tracked.first_seen,
-                state_since: tracked.state_since,
+                first_seen: time(tracked.first_seen),
+                state_since: time(tracked.state_since),
                 state_start_observed: tracked.state_start_observed,
-                previous: tracked.previous.clone(),
+                previous: tracked
+                    .previous
+                    .iter()
+                    .map(|&(state, at)| (state, time(at)))
+                    .collect(),
             });
         }
 
@@ -172,8 +251,7 @@ impl Tracker {
                     });
                 }
                 alive
-            });
-            !entries.is_empty()
+            })
         });
 
         attribute_to_listeners(&mut snap.connections);
