@@ -15,9 +15,10 @@ mod owners;
 mod processes;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
     Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
@@ -216,6 +217,8 @@ impl Collector {
         // sockets and the connections are never both whole (15 MiB less at the peak for
         // 100k sockets); reversed afterwards, to keep the source's order.
         let mut since_shrink = 0usize;
+        // One owners list per set of holders, shared by all their sockets.
+        let mut shared: FxHashMap<Vec<u32>, Arc<[Owner]>> = FxHashMap::default();
         while let Some(r) = self.raw.pop() {
             since_shrink += 1;
             if since_shrink == SHRINK_EVERY {
@@ -230,14 +233,22 @@ impl Collector {
             {
                 hidden += 1;
             }
-            let owners: Vec<Owner> = r
-                .pids
-                .iter()
-                .map(|&pid| Owner {
-                    pid,
-                    name: self.names.get(pid),
-                })
-                .collect();
+            let owners = if r.pids.is_empty() {
+                Arc::default()
+            } else if let Some(o) = shared.get(r.pids.as_slice()) {
+                Arc::clone(o)
+            } else {
+                let o: Arc<[Owner]> = r
+                    .pids
+                    .iter()
+                    .map(|&pid| Owner {
+                        pid,
+                        name: self.names.get(pid),
+                    })
+                    .collect();
+                shared.insert(r.pids.clone(), Arc::clone(&o));
+                o
+            };
             let mut c = Connection::new(r.local, r.remote, r.state);
             c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
             c.owners = owners;

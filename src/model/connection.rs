@@ -101,8 +101,10 @@ pub struct Connection {
     pub uid: Option<u32>,
     /// User name for `uid`, where it resolves.
     pub user: Option<Arc<str>>,
-    /// Processes holding the socket now, or that held it (see `attribution`).
-    pub owners: Vec<Owner>,
+    /// Processes holding the socket now, or that held it (see `attribution`). Shared: the
+    /// sockets of one process hold one list between them, and the tracker keeps it across
+    /// polls, so 100k connections cost no 100k allocations.
+    pub owners: Arc<[Owner]>,
     pub attribution: Option<Attribution>,
     /// Set by the tracker; `None` on a snapshot no tracker has seen.
     pub tracking: Option<Tracking>,
@@ -128,7 +130,7 @@ impl Connection {
             inode: 0,
             uid: None,
             user: None,
-            owners: Vec::new(),
+            owners: Arc::default(),
             attribution: None,
             tracking: None,
             lab: false,

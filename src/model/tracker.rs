@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustc_hash::FxHashMap;
@@ -38,7 +39,7 @@ pub struct Transition {
 
 /// One connection's history, kept compact: the tracker holds one per socket of the machine
 /// (72 bytes, stored in the hash table itself, where the plain layout took 104 bytes plus
-/// an allocation of its own).
+/// an allocation of its own; the owners list is shared with the snapshots).
 #[derive(Clone, Debug)]
 struct Tracked {
     inode: u64,
@@ -49,7 +50,7 @@ struct Tracked {
     /// Boxed slices: no allocation while empty, as nearly always.
     previous: Box<[(TcpState, Nanos)]>,
     /// Owners at the last poll that had any.
-    last_owners: Box<[Owner]>,
+    last_owners: Arc<[Owner]>,
     state: TcpState,
     state_start_observed: bool,
 }
@@ -211,18 +212,16 @@ impl Tracker {
                         state_since: now_nanos,
                         state_start_observed: !first_poll,
                         previous: Box::default(),
-                        last_owners: Box::default(),
+                        last_owners: Arc::default(),
                         seen_in_poll: poll,
                     })
                 }
             };
             tracked.seen_in_poll = poll;
             if !conn.owners.is_empty() {
-                if *tracked.last_owners != *conn.owners {
-                    tracked.last_owners = conn.owners.as_slice().into();
-                }
+                tracked.last_owners.clone_from(&conn.owners);
             } else if !tracked.last_owners.is_empty() {
-                conn.owners = tracked.last_owners.to_vec();
+                conn.owners.clone_from(&tracked.last_owners);
                 conn.attribution = Some(Attribution::LastOwner);
             }
             conn.tracking = Some(Tracking {
@@ -298,7 +297,9 @@ fn find_match(entries: &[Tracked], inode: u64, poll: u64) -> Option<usize> {
 /// Gives each connection that has no owner the owners of the socket listening on its local
 /// port (same address, or a wildcard one), marking it as the server side of that listener.
 fn attribute_to_listeners(conns: &mut [Connection]) {
-    let mut listeners: FxHashMap<u16, Vec<(IpAddr, Vec<Owner>)>> = FxHashMap::default();
+    /// The listeners on a port: their address and owners.
+    type OnPort = Vec<(IpAddr, Arc<[Owner]>)>;
+    let mut listeners: FxHashMap<u16, OnPort> = FxHashMap::default();
     for c in conns.iter() {
         if c.state == TcpState::Listen && !c.owners.is_empty() {
             listeners
@@ -352,7 +353,8 @@ mod tests {
             c.owners = vec![Owner {
                 pid,
                 name: Some("app".into()),
-            }];
+            }]
+            .into();
             c.attribution = Some(Attribution::Owner);
         }
         c

@@ -479,7 +479,8 @@ mod tests {
             c.owners = vec![Owner {
                 pid,
                 name: Some(name.into()),
-            }];
+            }]
+            .into();
         }
         c
     }

@@ -845,7 +845,8 @@ fn ghost(t: &Transition, from: TcpState) -> Ghost {
         conn.owners = vec![Owner {
             pid: o.pid,
             name: o.name.clone(),
-        }];
+        }]
+        .into();
         conn.attribution = Some(Attribution::LastOwner);
     }
     Ghost {

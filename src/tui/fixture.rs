@@ -32,7 +32,8 @@ fn conn(
         c.owners = vec![Owner {
             pid,
             name: Some(name.into()),
-        }];
+        }]
+        .into();
         c.attribution = Some(Attribution::Owner);
         c.uid = Some(1000);
         c.user = Some("svc".into());
@@ -118,7 +119,7 @@ fn second() -> Vec<Connection> {
         if c.local.port() == 47000 {
             c.state = TcpState::TimeWait;
             c.inode = 0;
-            c.owners.clear();
+            c.owners = Default::default();
             c.attribution = None;
             c.uid = None;
             c.user = None;
