@@ -448,7 +448,7 @@ mod tests {
         let t = c.tracking.as_ref().unwrap();
         assert_eq!(t.first_seen, at(0));
         assert_eq!(t.state_since, at(5));
-        assert_eq!(t.previous, vec![(TcpState::Established, at(0))]);
+        assert_eq!(*t.previous, [(TcpState::Established, at(0))]);
         assert_eq!(
             tr2.iter().map(|t| (t.from, t.to)).collect::<Vec<_>>(),
             vec![(Some(TcpState::Established), Some(TcpState::TimeWait))]

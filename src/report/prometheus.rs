@@ -632,7 +632,7 @@ mod tests {
             first_seen: at(0),
             state_since: at(4),
             state_start_observed: true,
-            previous: Vec::new(),
+            previous: Box::default(),
         });
         let alert = Alert {
             rule: RuleId::CloseWaitLingering,
