@@ -103,6 +103,23 @@ impl Drop for LiveHandle {
     }
 }
 
+/// Makes glibc's malloc hand every large block (a poll's connection vector, the collector's
+/// buffers, the tracker's table, the dashboard's rows) straight back to the system when it
+/// is freed. By default glibc raises its mmap threshold to the size of the largest block
+/// freed so far (up to 32 MiB), after which blocks of a few MiB to 30 MiB come from the heap
+/// arenas, where the poll thread's and the consumer's freed blocks linger and fragment: at
+/// 100k sockets that kept 15-90 MiB more resident than the live data. A fixed threshold
+/// (the default's starting value) turns that adjustment off. Process-wide; called by
+/// [`spawn`], as only the live modes hold large data across polls.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter; it is thread-safe and has no
+    // preconditions. A refusal (0) leaves glibc's default, which is only slower to give back.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// Starts the poll loop on its own thread. It polls at once, then every `cfg.interval`
 /// (changed by [`Control::SetInterval`]) until stopped or until `out` is closed.
 pub fn spawn(
@@ -110,6 +127,7 @@ pub fn spawn(
     cfg: &Config,
     out: mpsc::Sender<Message>,
 ) -> std::io::Result<LiveHandle> {
+    tune_allocator();
     let (tx, rx) = std_mpsc::channel();
     let rules = cfg.rules.clone();
     let mut interval = cfg.interval;

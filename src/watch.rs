@@ -190,7 +190,7 @@ impl Stream {
         [t.from, t.to].into_iter().flatten().any(|state| {
             let mut c = current.cloned().unwrap_or_else(|| {
                 let mut c = Connection::new(t.local, t.remote, state);
-                c.owners.extend(t.owner.clone());
+                c.owners = t.owner.iter().cloned().collect();
                 c
             });
             c.state = state;
@@ -218,7 +218,8 @@ mod tests {
             c.owners = vec![Owner {
                 pid: 42,
                 name: Some("client".into()),
-            }];
+            }]
+            .into();
             c.attribution = Some(Attribution::Owner);
         }
         c

@@ -461,7 +461,7 @@ fn timer_of(d: &DiagSocket) -> Option<Timer> {
     };
     Some(Timer {
         kind,
-        expires: Duration::from_millis(u64::from(d.expires_ms)),
+        expires_ms: d.expires_ms,
         retransmits: d.retrans,
     })
 }
@@ -610,7 +610,7 @@ mod tests {
         assert_eq!((d.rqueue, d.wqueue, d.uid, d.inode), (7, 9, 1000, 4242));
         let t = timer_of(&d).unwrap();
         assert_eq!(t.kind, TimerKind::TimeWait);
-        assert_eq!(t.expires, Duration::from_secs(59));
+        assert_eq!(t.expires(), Duration::from_secs(59));
         assert_eq!(t.retransmits, 2);
     }
 

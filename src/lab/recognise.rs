@@ -132,7 +132,8 @@ mod tests {
             c.owners = vec![Owner {
                 pid,
                 name: Some(LINGERTOP.into()),
-            }];
+            }]
+            .into();
             c.attribution = Some(Attribution::Owner);
         }
         c

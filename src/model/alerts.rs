@@ -505,7 +505,8 @@ mod tests {
         c.owners = vec![Owner {
             pid,
             name: Some("java".into()),
-        }];
+        }]
+        .into();
         c
     }
 

@@ -337,10 +337,11 @@ mod tests {
     fn c(local: &str, remote: &str, state: TcpState, owner: Option<(u32, &str)>) -> Connection {
         let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
         if let Some((pid, name)) = owner {
-            c.owners.push(Owner {
+            c.owners = vec![Owner {
                 pid,
                 name: Some(name.into()),
-            });
+            }]
+            .into();
         }
         c
     }

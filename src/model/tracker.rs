@@ -3,8 +3,9 @@
 //! and a ring buffer of per-state counts for history views and rates.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
-use std::time::SystemTime;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rustc_hash::FxHashMap;
 
@@ -36,23 +37,138 @@ pub struct Transition {
     pub owner: Option<Owner>,
 }
 
+/// One connection's history, kept compact: the tracker holds one per socket of the machine
+/// (72 bytes, stored in the hash table itself, where the plain layout took 104 bytes plus
+/// an allocation of its own; the owners list is shared with the snapshots).
 #[derive(Clone, Debug)]
 struct Tracked {
     inode: u64,
-    state: TcpState,
-    first_seen: SystemTime,
-    state_since: SystemTime,
-    state_start_observed: bool,
-    previous: Vec<(TcpState, SystemTime)>,
-    /// Owners at the last poll that had any.
-    last_owners: Vec<Owner>,
+    /// Times as [`Nanos`].
+    first_seen: Nanos,
+    state_since: Nanos,
     seen_in_poll: u64,
+    /// Boxed slices: no allocation while empty, as nearly always.
+    previous: Box<[(TcpState, Nanos)]>,
+    /// Owners at the last poll that had any.
+    last_owners: Arc<[Owner]>,
+    state: TcpState,
+    state_start_observed: bool,
+}
+
+/// A time as nanoseconds since the Unix epoch: half the size of a `SystemTime`, and exact for
+/// every time from 1970 to 2554 (an earlier clock reads as 1970).
+type Nanos = u64;
+
+fn nanos(t: SystemTime) -> Nanos {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn time(n: Nanos) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(n)
+}
+
+/// The connections seen on one 4-tuple: nearly always one, kept inline; several for
+/// reuseport listeners, or a new socket on a tuple whose last one has not vanished yet.
+#[derive(Clone, Debug)]
+enum Slot {
+    One(Tracked),
+    Many(Vec<Tracked>),
+}
+
+impl Slot {
+    fn as_slice(&self) -> &[Tracked] {
+        match self {
+            Slot::One(t) => std::slice::from_ref(t),
+            Slot::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Tracked] {
+        match self {
+            Slot::One(t) => std::slice::from_mut(t),
+            Slot::Many(v) => v,
+        }
+    }
+
+    /// Adds `t` and returns it.
+    fn push(&mut self, t: Tracked) -> &mut Tracked {
+        match self {
+            Slot::Many(v) if v.is_empty() => *self = Slot::One(t),
+            Slot::Many(v) => v.push(t),
+            Slot::One(_) => {
+                if let Slot::One(first) = std::mem::replace(self, Slot::Many(Vec::new())) {
+                    *self = Slot::Many(vec![first, t]);
+                }
+            }
+        }
+        self.as_mut_slice().last_mut().expect("just pushed")
+    }
+
+    /// Keeps the connections `keep` says to; false when none is left.
+    fn retain(&mut self, mut keep: impl FnMut(&Tracked) -> bool) -> bool {
+        match self {
+            Slot::One(t) => keep(t),
+            Slot::Many(v) => {
+                v.retain(|t| keep(t));
+                if v.len() == 1 {
+                    if let Some(t) = v.pop() {
+                        *self = Slot::One(t);
+                    }
+                    return true;
+                }
+                !v.is_empty()
+            }
+        }
+    }
+}
+
+/// A 4-tuple as the tracker's key, in 16 bytes where the pair of `SocketAddr`s takes 64:
+/// two IPv4 ends (nearly every socket of a busy machine) packed inline, anything else boxed.
+/// Each tuple has exactly one form, so keys are equal exactly when the tuples are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum TupleKey {
+    /// Local address and port, then remote address and port, ports big-endian.
+    V4([u8; 12]),
+    Other(Box<(SocketAddr, SocketAddr)>),
+}
+
+impl TupleKey {
+    fn new(local: SocketAddr, remote: SocketAddr) -> Self {
+        match (local, remote) {
+            (SocketAddr::V4(l), SocketAddr::V4(r)) => {
+                let mut k = [0u8; 12];
+                k[..4].copy_from_slice(&l.ip().octets());
+                k[4..6].copy_from_slice(&l.port().to_be_bytes());
+                k[6..10].copy_from_slice(&r.ip().octets());
+                k[10..].copy_from_slice(&r.port().to_be_bytes());
+                TupleKey::V4(k)
+            }
+            _ => TupleKey::Other(Box::new((local, remote))),
+        }
+    }
+
+    /// The tuple back, exactly as given to [`TupleKey::new`].
+    fn tuple(&self) -> (SocketAddr, SocketAddr) {
+        match self {
+            TupleKey::V4(k) => {
+                let end = |b: &[u8]| {
+                    SocketAddr::V4(SocketAddrV4::new(
+                        Ipv4Addr::new(b[0], b[1], b[2], b[3]),
+                        u16::from_be_bytes([b[4], b[5]]),
+                    ))
+                };
+                (end(&k[..6]), end(&k[6..]))
+            }
+            TupleKey::Other(t) => **t,
+        }
+    }
 }
 
 /// Follows connections across polls. Feed it every snapshot, unfiltered, in order.
 #[derive(Debug)]
 pub struct Tracker {
-    by_tuple: FxHashMap<(SocketAddr, SocketAddr), Vec<Tracked>>,
+    by_tuple: FxHashMap<TupleKey, Slot>,
     history: VecDeque<Sample>,
     history_len: usize,
     polls: u64,
@@ -86,14 +202,18 @@ impl Tracker {
         let poll = self.polls;
         let first_poll = poll == 1;
         let now = snap.taken_at;
+        let now_nanos = nanos(now);
         let mut transitions = Vec::new();
 
         for conn in &mut snap.connections {
-            let entries = self.by_tuple.entry((conn.local, conn.remote)).or_default();
-            let found = find_match(entries, conn.inode, poll);
+            let entries = self
+                .by_tuple
+                .entry(TupleKey::new(conn.local, conn.remote))
+                .or_insert_with(|| Slot::Many(Vec::new()));
+            let found = find_match(entries.as_slice(), conn.inode, poll);
             let tracked = match found {
                 Some(i) => {
-                    let t = &mut entries[i];
+                    let t = &mut entries.as_mut_slice()[i];
                     if t.state != conn.state {
                         transitions.push(Transition {
                             at: now,
@@ -103,12 +223,14 @@ impl Tracker {
                             to: Some(conn.state),
                             owner: conn.owners.first().or(t.last_owners.first()).cloned(),
                         });
-                        if t.previous.len() == MAX_PREVIOUS {
-                            t.previous.remove(0);
+                        let mut previous = std::mem::take(&mut t.previous).into_vec();
+                        if previous.len() == MAX_PREVIOUS {
+                            previous.remove(0);
                         }
-                        t.previous.push((t.state, t.state_since));
+                        previous.push((t.state, t.state_since));
+                        t.previous = previous.into_boxed_slice();
                         t.state = conn.state;
-                        t.state_since = now;
+                        t.state_since = now_nanos;
                         t.state_start_observed = true;
                     }
                     t.inode = conn.inode;
@@ -125,43 +247,42 @@ impl Tracker {
                             owner: conn.owners.first().cloned(),
                         });
                     }
-                    // Nearly every 4-tuple holds one connection: a plain push would reserve
-                    // room for four (512 bytes per connection at 100k sockets).
-                    entries.reserve_exact(1);
                     entries.push(Tracked {
                         inode: conn.inode,
                         state: conn.state,
-                        first_seen: now,
-                        state_since: now,
+                        first_seen: now_nanos,
+                        state_since: now_nanos,
                         state_start_observed: !first_poll,
-                        previous: Vec::new(),
-                        last_owners: Vec::new(),
+                        previous: Box::default(),
+                        last_owners: Arc::default(),
                         seen_in_poll: poll,
-                    });
-                    entries.last_mut().expect("just pushed")
+                    })
                 }
             };
             tracked.seen_in_poll = poll;
             if !conn.owners.is_empty() {
-                if tracked.last_owners != conn.owners {
-                    tracked.last_owners.clone_from(&conn.owners);
-                }
+                tracked.last_owners.clone_from(&conn.owners);
             } else if !tracked.last_owners.is_empty() {
                 conn.owners.clone_from(&tracked.last_owners);
                 conn.attribution = Some(Attribution::LastOwner);
             }
             conn.tracking = Some(Tracking {
-                first_seen: tracked.first_seen,
-                state_since: tracked.state_since,
+                first_seen: time(tracked.first_seen),
+                state_since: time(tracked.state_since),
                 state_start_observed: tracked.state_start_observed,
-                previous: tracked.previous.clone(),
+                previous: tracked
+                    .previous
+                    .iter()
+                    .map(|&(state, at)| (state, time(at)))
+                    .collect(),
             });
         }
 
-        self.by_tuple.retain(|&(local, remote), entries| {
+        self.by_tuple.retain(|key, entries| {
             entries.retain(|t| {
                 let alive = t.seen_in_poll == poll;
                 if !alive {
+                    let (local, remote) = key.tuple();
                     transitions.push(Transition {
                         at: now,
                         local,
@@ -172,8 +293,7 @@ impl Tracker {
                     });
                 }
                 alive
-            });
-            !entries.is_empty()
+            })
         });
 
         attribute_to_listeners(&mut snap.connections);
@@ -220,7 +340,9 @@ fn find_match(entries: &[Tracked], inode: u64, poll: u64) -> Option<usize> {
 /// Gives each connection that has no owner the owners of the socket listening on its local
 /// port (same address, or a wildcard one), marking it as the server side of that listener.
 fn attribute_to_listeners(conns: &mut [Connection]) {
-    let mut listeners: FxHashMap<u16, Vec<(IpAddr, Vec<Owner>)>> = FxHashMap::default();
+    /// The listeners on a port: their address and owners.
+    type OnPort = Vec<(IpAddr, Arc<[Owner]>)>;
+    let mut listeners: FxHashMap<u16, OnPort> = FxHashMap::default();
     for c in conns.iter() {
         if c.state == TcpState::Listen && !c.owners.is_empty() {
             listeners
@@ -274,7 +396,8 @@ mod tests {
             c.owners = vec![Owner {
                 pid,
                 name: Some("app".into()),
-            }];
+            }]
+            .into();
             c.attribution = Some(Attribution::Owner);
         }
         c
@@ -325,7 +448,7 @@ mod tests {
         let t = c.tracking.as_ref().unwrap();
         assert_eq!(t.first_seen, at(0));
         assert_eq!(t.state_since, at(5));
-        assert_eq!(t.previous, vec![(TcpState::Established, at(0))]);
+        assert_eq!(*t.previous, [(TcpState::Established, at(0))]);
         assert_eq!(
             tr2.iter().map(|t| (t.from, t.to)).collect::<Vec<_>>(),
             vec![(Some(TcpState::Established), Some(TcpState::TimeWait))]
@@ -460,6 +583,24 @@ mod tests {
         assert_eq!(s.connections[1].owner().map(|o| o.pid), Some(99));
         assert_eq!(s.connections[2].attribution, None);
         assert!(s.connections[2].owners.is_empty());
+    }
+
+    #[test]
+    fn tuple_keys_give_back_their_tuple() {
+        for (l, r) in [
+            ("127.0.0.1:5000", "10.1.2.3:65535"),
+            ("0.0.0.0:80", "0.0.0.0:0"),
+            ("[::1]:80", "[::1]:40000"),
+            ("[fe80::1%3]:80", "[::ffff:10.0.0.1]:1"),
+            ("10.0.0.1:80", "[::1]:1"),
+        ] {
+            let t = (l.parse().unwrap(), r.parse().unwrap());
+            let k = TupleKey::new(t.0, t.1);
+            assert_eq!(k.tuple(), t);
+            assert_eq!(k, TupleKey::new(t.0, t.1));
+            assert_ne!(k, TupleKey::new(t.1, t.0));
+        }
+        assert_eq!(std::mem::size_of::<TupleKey>(), 16);
     }
 
     #[test]

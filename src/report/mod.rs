@@ -206,7 +206,7 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
         lab: c.lab,
         timer: c.timer.map(|t| TimerJson {
             kind: t.kind.name(),
-            expires_ms: u64::try_from(t.expires.as_millis()).unwrap_or(u64::MAX),
+            expires_ms: u64::from(t.expires_ms),
             retransmits: t.retransmits,
         }),
         recv_q: c.recv_q,

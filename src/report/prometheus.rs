@@ -479,7 +479,8 @@ mod tests {
             c.owners = vec![Owner {
                 pid,
                 name: Some(name.into()),
-            }];
+            }]
+            .into();
         }
         c
     }
@@ -631,7 +632,7 @@ mod tests {
             first_seen: at(0),
             state_since: at(4),
             state_start_observed: true,
-            previous: Vec::new(),
+            previous: Box::default(),
         });
         let alert = Alert {
             rule: RuleId::CloseWaitLingering,

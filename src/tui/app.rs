@@ -2,7 +2,7 @@
 //! reads this state and never changes it; the event loop feeds it keys and poll results.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -353,24 +353,65 @@ impl App {
                     // The common sorts (state, local, remote) on precomputed integer keys:
                     // at 100k rows, several times faster than comparing through the rows.
                     let flip = |k: AddrKey| if desc { k.inverted() } else { k };
-                    rows.sort_by_cached_key(|r| {
-                        let c = conn_of(r);
-                        let state = c.state as u8;
-                        let (local, remote) = (AddrKey::of(&c.local), AddrKey::of(&c.remote));
-                        match col {
-                            1 => (if by_state { state } else { 0 }, flip(local), remote),
-                            2 => (if by_state { state } else { 0 }, flip(remote), local),
+                    // All-IPv4 tables (the usual case) sort on one packed 128-bit key per
+                    // row: a third of the memory of the general key, and quicker to compare.
+                    let packed = |c: &Connection| {
+                        let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.local, c.remote) else {
+                            return None;
+                        };
+                        let end = |a: SocketAddrV4| {
+                            (u128::from(u32::from(*a.ip())) << 16) | u128::from(a.port())
+                        };
+                        let (l, r) = (end(l), end(r));
+                        let state = u128::from(c.state as u8);
+                        let flip = |e: u128| if desc { !e & ((1 << 48) - 1) } else { e };
+                        let (head, first, second) = match col {
+                            1 => (if by_state { state } else { 0 }, flip(l), r),
+                            2 => (if by_state { state } else { 0 }, flip(r), l),
                             _ => (
                                 if desc && !by_state {
-                                    u8::MAX - state
+                                    u128::from(u8::MAX) - state
                                 } else {
                                     state
                                 },
-                                local,
-                                remote,
+                                l,
+                                r,
                             ),
+                        };
+                        Some((head << 96) | (first << 48) | second)
+                    };
+                    let mut keyed: Vec<(u128, u32)> = Vec::with_capacity(rows.len());
+                    for (i, r) in rows.iter().enumerate() {
+                        match (packed(conn_of(r)), u32::try_from(i)) {
+                            (Some(k), Ok(i)) => keyed.push((k, i)),
+                            _ => break,
                         }
-                    });
+                    }
+                    if keyed.len() == rows.len() {
+                        // The index breaks ties: the same order as a stable sort.
+                        keyed.sort_unstable();
+                        rows = keyed.iter().map(|&(_, i)| rows[i as usize]).collect();
+                    } else {
+                        drop(keyed);
+                        rows.sort_by_cached_key(|r| {
+                            let c = conn_of(r);
+                            let state = c.state as u8;
+                            let (local, remote) = (AddrKey::of(&c.local), AddrKey::of(&c.remote));
+                            match col {
+                                1 => (if by_state { state } else { 0 }, flip(local), remote),
+                                2 => (if by_state { state } else { 0 }, flip(remote), local),
+                                _ => (
+                                    if desc && !by_state {
+                                        u8::MAX - state
+                                    } else {
+                                        state
+                                    },
+                                    local,
+                                    remote,
+                                ),
+                            }
+                        });
+                    }
                 } else {
                     rows.sort_by(|a, b| {
                         let (ca, cb) = (conn_of(a), conn_of(b));
@@ -845,7 +886,8 @@ fn ghost(t: &Transition, from: TcpState) -> Ghost {
         conn.owners = vec![Owner {
             pid: o.pid,
             name: o.name.clone(),
-        }];
+        }]
+        .into();
         conn.attribution = Some(Attribution::LastOwner);
     }
     Ghost {

@@ -32,7 +32,8 @@ fn conn(
         c.owners = vec![Owner {
             pid,
             name: Some(name.into()),
-        }];
+        }]
+        .into();
         c.attribution = Some(Attribution::Owner);
         c.uid = Some(1000);
         c.user = Some("svc".into());
@@ -118,7 +119,7 @@ fn second() -> Vec<Connection> {
         if c.local.port() == 47000 {
             c.state = TcpState::TimeWait;
             c.inode = 0;
-            c.owners.clear();
+            c.owners = Default::default();
             c.attribution = None;
             c.uid = None;
             c.user = None;
@@ -158,17 +159,17 @@ fn with_kernel_fields(mut conns: Vec<Connection>) -> Vec<Connection> {
         c.timer = match c.state {
             TcpState::TimeWait => Some(Timer {
                 kind: TimerKind::TimeWait,
-                expires: Duration::from_secs(20 + i as u64),
+                expires_ms: 20_000 + 1000 * i as u32,
                 retransmits: 0,
             }),
             TcpState::LastAck => Some(Timer {
                 kind: TimerKind::Retransmit,
-                expires: Duration::from_millis(400),
+                expires_ms: 400,
                 retransmits: 3,
             }),
             TcpState::Established => Some(Timer {
                 kind: TimerKind::Keepalive,
-                expires: Duration::from_secs(7000),
+                expires_ms: 7_000_000,
                 retransmits: 0,
             }),
             _ => None,

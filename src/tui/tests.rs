@@ -451,3 +451,62 @@ fn lab_panel_keys_ask_for_lab_operations_on_the_selected_connection() {
     key(&mut app, KeyCode::Char('L'));
     assert_eq!(app.lab.as_ref().unwrap().conns.len(), 2);
 }
+
+/// The packed all-IPv4 sort key orders rows exactly as the general key does: state, then
+/// the sorted-on address (reversed when descending), then the other one; ties stay in order.
+#[test]
+fn packed_ipv4_sort_matches_the_general_order() {
+    use std::net::SocketAddr;
+    let key = |sa: &SocketAddr, rev: bool| -> (bool, u128, u16) {
+        let k = match sa {
+            SocketAddr::V4(a) => (false, u128::from(u32::from(*a.ip())), a.port()),
+            SocketAddr::V6(a) => (true, u128::from(*a.ip()), a.port()),
+        };
+        if rev { (!k.0, !k.1, !k.2) } else { k }
+    };
+    let u = super::fixture::big_poll(3000);
+    let conns = &u.snapshot.connections;
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        Filter::default(),
+    );
+    app.on_update(u.clone());
+    for view in [View::All, View::ByState] {
+        app.view = view;
+        let v = View::ALL.iter().position(|x| *x == view).unwrap();
+        let by_state = view == View::ByState;
+        for col in 0..=2 {
+            for desc in [false, true] {
+                app.sort[v] = col;
+                app.sort_desc[v] = desc;
+                app.rebuild();
+                let got: Vec<usize> = app
+                    .rows
+                    .iter()
+                    .filter_map(|r| match r {
+                        Row::Conn(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect();
+                let mut want: Vec<usize> = (0..conns.len()).collect();
+                want.sort_by_key(|&i| {
+                    let c = &conns[i];
+                    let s = c.state as u8;
+                    let head = if by_state { s } else { 0 };
+                    match col {
+                        1 => (head, key(&c.local, desc), key(&c.remote, false)),
+                        2 => (head, key(&c.remote, desc), key(&c.local, false)),
+                        _ => (
+                            if desc && !by_state { u8::MAX - s } else { s },
+                            key(&c.local, false),
+                            key(&c.remote, false),
+                        ),
+                    }
+                });
+                assert_eq!(got, want, "{view:?} column {col} desc {desc}");
+            }
+        }
+    }
+}

@@ -317,10 +317,10 @@ fn timer_text(c: &Connection) -> String {
     let Some(t) = c.timer else {
         return String::new();
     };
-    let left = if t.expires >= Duration::from_secs(1) {
-        human_duration(t.expires).replace(' ', "")
+    let left = if t.expires() >= Duration::from_secs(1) {
+        human_duration(t.expires()).replace(' ', "")
     } else {
-        format!("{}ms", t.expires.as_millis())
+        format!("{}ms", t.expires_ms)
     };
     let retries = if t.retransmits > 0 {
         format!(" ×{}", t.retransmits)
