@@ -27,7 +27,6 @@ use lingertop::collector::{Backend, Collector, ReadOptions};
 use lingertop::config::Config;
 use lingertop::live::{self, Message};
 use lingertop::model::Filter;
-use lingertop::model::alerts::detect;
 use lingertop::model::{TcpState, Tracker};
 use lingertop::tui::app::App;
 use lingertop::tui::keys::Keymap;
@@ -420,16 +419,8 @@ fn measure(
     let cfg = Config::default();
     let mut tracker = Tracker::new(cfg.history);
     let iteration = timed(in_process, || {
-        let mut snap = c.poll().map_err(|e| e.to_string())?;
-        tracker.observe(&mut snap);
-        let alerts = detect(
-            &snap.connections,
-            snap.taken_at,
-            snap.ephemeral_ports,
-            tracker.history(),
-            &cfg.rules,
-        );
-        drop((snap, alerts));
+        let snap = c.poll().map_err(|e| e.to_string())?;
+        drop(live::Update::observe(&mut tracker, snap, &cfg.rules, 0));
         Ok(())
     })?;
     add(
@@ -518,17 +509,9 @@ fn poll_loop(n: usize) -> Result<(), String> {
     let mut iterations = Vec::new();
     for _ in 0..n {
         let t = Instant::now();
-        let mut snap = c.poll().map_err(|e| e.to_string())?;
+        let snap = c.poll().map_err(|e| e.to_string())?;
         polls.push(ms(snap.poll_duration));
-        tracker.observe(&mut snap);
-        let alerts = detect(
-            &snap.connections,
-            snap.taken_at,
-            snap.ephemeral_ports,
-            tracker.history(),
-            &cfg.rules,
-        );
-        drop((snap, alerts));
+        drop(live::Update::observe(&mut tracker, snap, &cfg.rules, 0));
         iterations.push(ms(t.elapsed()));
     }
     println!(
