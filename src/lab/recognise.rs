@@ -108,7 +108,7 @@ pub fn is_lab_command(args: &[OsString]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Attribution, Connection, Owner, PortRange, ProcessInfo};
+    use crate::model::{Attribution, Connection, Owner};
     use std::time::{Duration, SystemTime};
 
     fn args(s: &str) -> Vec<OsString> {
@@ -146,16 +146,9 @@ mod tests {
         r.verdicts.insert(10, true);
         r.verdicts.insert(20, false);
         // Pretend both are current: `mark` forgets pids no connection names.
-        let mut snap = Snapshot {
-            taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1),
-            host: "fixture".into(),
-            process_info: ProcessInfo::Full,
-            ephemeral_ports: PortRange {
-                low: 32768,
-                high: 60999,
-            },
-            poll_duration: Duration::ZERO,
-            connections: vec![
+        let mut snap = Snapshot::fixture(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1),
+            vec![
                 conn("127.0.0.1:4000", "0.0.0.0:0", TcpState::Listen, Some(10)),
                 conn(
                     "127.0.0.1:4000",
@@ -179,7 +172,7 @@ mod tests {
                 ),
                 conn("127.0.0.1:6000", "0.0.0.0:0", TcpState::Listen, Some(20)),
             ],
-        };
+        );
         // Keep the command line lookups out of the test: the verdicts are already known.
         r.mark(&mut snap, None);
         let marks: Vec<bool> = snap.connections.iter().map(|c| c.lab).collect();

@@ -487,7 +487,7 @@ fn time_wait(conns: &[Connection], rules: &Rules, alerts: &mut Vec<Alert>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::connection::{Owner, ProcessInfo, Snapshot};
+    use crate::model::connection::{Owner, Snapshot};
     use crate::model::tracker::Tracker;
 
     fn at(secs: u64) -> SystemTime {
@@ -511,14 +511,7 @@ mod tests {
     }
 
     fn snap(t: u64, connections: Vec<Connection>) -> Snapshot {
-        Snapshot {
-            taken_at: at(t),
-            host: "fixture".into(),
-            process_info: ProcessInfo::Full,
-            ephemeral_ports: RANGE,
-            poll_duration: Duration::ZERO,
-            connections,
-        }
+        Snapshot::fixture(at(t), connections)
     }
 
     /// `n` CLOSE_WAIT connections held by pid 3121.

@@ -240,6 +240,22 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of `connections` taken at `taken_at` on host `fixture`, with full process
+    /// information and Linux's default ephemeral range: the base of the fixtures.
+    pub fn fixture(taken_at: SystemTime, connections: Vec<Connection>) -> Snapshot {
+        Snapshot {
+            taken_at,
+            host: "fixture".into(),
+            process_info: ProcessInfo::Full,
+            ephemeral_ports: PortRange {
+                low: 32768,
+                high: 60999,
+            },
+            poll_duration: Duration::ZERO,
+            connections,
+        }
+    }
+
     pub fn counts(&self) -> StateCounts {
         let mut c = StateCounts::default();
         for conn in &self.connections {

@@ -376,7 +376,6 @@ fn attribute_to_listeners(conns: &mut [Connection]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::connection::{PortRange, ProcessInfo};
     use std::time::Duration;
 
     fn at(secs: u64) -> SystemTime {
@@ -404,17 +403,7 @@ mod tests {
     }
 
     fn snap(t: u64, connections: Vec<Connection>) -> Snapshot {
-        Snapshot {
-            taken_at: at(t),
-            host: "fixture".into(),
-            process_info: ProcessInfo::Full,
-            ephemeral_ports: PortRange {
-                low: 32768,
-                high: 60999,
-            },
-            poll_duration: Duration::ZERO,
-            connections,
-        }
+        Snapshot::fixture(at(t), connections)
     }
 
     #[test]

@@ -247,14 +247,18 @@ pub struct Watched {
 }
 
 impl Watched {
-    pub fn start(args: &[&str]) -> Watched {
-        let mut child = lingertop()
+    fn spawn(args: &[&str]) -> Child {
+        lingertop()
             .arg("watch")
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn lingertop watch");
+            .expect("spawn lingertop watch")
+    }
+
+    pub fn start(args: &[&str]) -> Watched {
+        let mut child = Watched::spawn(args);
         let stdout = line_reader(child.stdout.take().expect("stdout"));
         let stderr = line_reader(child.stderr.take().expect("stderr"));
         Watched {
@@ -267,13 +271,7 @@ impl Watched {
     /// Starts it with stdout as a raw pipe the test closes itself (stderr stays piped in
     /// the child, for reading after it exits).
     pub fn start_raw(args: &[&str]) -> (Child, ChildStdout) {
-        let mut child = lingertop()
-            .arg("watch")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn lingertop watch");
+        let mut child = Watched::spawn(args);
         let out = child.stdout.take().expect("stdout");
         (child, out)
     }
