@@ -25,6 +25,7 @@ use clap::Parser;
 use lingertop::collector::netlink::{AF_INET, AF_INET6, SockDiag, state_mask};
 use lingertop::collector::{Backend, Collector, ReadOptions};
 use lingertop::config::Config;
+use lingertop::lab::LabRecogniser;
 use lingertop::live::{self, Message};
 use lingertop::model::Filter;
 use lingertop::model::{TcpState, Tracker};
@@ -418,9 +419,16 @@ fn measure(
     // The whole live-loop iteration: poll, tracking across polls, alert rules.
     let cfg = Config::default();
     let mut tracker = Tracker::new(cfg.history);
+    let mut labs = LabRecogniser::new();
     let iteration = timed(in_process, || {
         let snap = c.poll().map_err(|e| e.to_string())?;
-        drop(live::Update::observe(&mut tracker, snap, &cfg.rules, 0));
+        drop(live::Update::observe(
+            &mut tracker,
+            snap,
+            &cfg.rules,
+            0,
+            &mut labs,
+        ));
         Ok(())
     })?;
     add(
@@ -505,13 +513,20 @@ fn poll_loop(n: usize) -> Result<(), String> {
     let mut c = Collector::from_choice(Backend::Netlink).map_err(|e| e.to_string())?;
     let cfg = Config::default();
     let mut tracker = Tracker::new(cfg.history);
+    let mut labs = LabRecogniser::new();
     let mut polls = Vec::new();
     let mut iterations = Vec::new();
     for _ in 0..n {
         let t = Instant::now();
         let snap = c.poll().map_err(|e| e.to_string())?;
         polls.push(ms(snap.poll_duration));
-        drop(live::Update::observe(&mut tracker, snap, &cfg.rules, 0));
+        drop(live::Update::observe(
+            &mut tracker,
+            snap,
+            &cfg.rules,
+            0,
+            &mut labs,
+        ));
         iterations.push(ms(t.elapsed()));
     }
     println!(

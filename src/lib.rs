@@ -120,6 +120,7 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
                 humantime::format_duration(interval)
             );
         }
+        tracker.keep(std::sync::Arc::new(snap));
         std::thread::sleep(interval);
         snap = collector.poll().context("second poll failed")?;
         tracker.observe(&mut snap);

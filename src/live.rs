@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::collector::Collector;
 use crate::config::Config;
+use crate::lab::LabRecogniser;
 use crate::model::alerts::detect;
 use crate::model::tracker::Sample;
 use crate::model::{Alert, Rules, Snapshot, Tracker, Transition};
@@ -21,8 +22,9 @@ use crate::model::{Alert, Rules, Snapshot, Tracker, Transition};
 pub struct Update {
     /// 1 for the first poll, then increasing.
     pub seq: u64,
-    /// Every socket of the machine, tracked (ages, history, attribution).
-    pub snapshot: Snapshot,
+    /// Every socket of the machine, tracked (ages, history, attribution). Shared with the
+    /// tracker, which joins the next poll to it.
+    pub snapshot: Arc<Snapshot>,
     /// Alerts over the whole snapshot, worst first.
     pub alerts: Vec<Alert>,
     /// What changed since the previous poll.
@@ -34,14 +36,21 @@ pub struct Update {
 }
 
 impl Update {
-    /// Runs a fresh snapshot through the tracker and the alert rules.
+    /// Runs a fresh snapshot through the tracker, the lab recogniser and the alert rules,
+    /// and keeps it in the tracker for the next poll.
     pub fn observe(
         tracker: &mut Tracker,
         mut snapshot: Snapshot,
         rules: &Rules,
         errors: u64,
+        labs: &mut LabRecogniser,
     ) -> Update {
         let transitions = tracker.observe(&mut snapshot);
+        // Lab sockets (this process's lab, or another lingertop lab's); after the tracker, so
+        // earlier owners count.
+        labs.mark(&mut snapshot, None);
+        let snapshot = Arc::new(snapshot);
+        tracker.keep(Arc::clone(&snapshot));
         let alerts = detect(
             &snapshot.connections,
             snapshot.taken_at,
@@ -136,16 +145,17 @@ pub fn spawn(
         .name("lingertop-poll".into())
         .spawn(move || {
             let mut errors = 0u64;
-            let mut labs = crate::lab::LabRecogniser::new();
+            let mut labs = LabRecogniser::new();
             loop {
                 let started = Instant::now();
                 let msg = match collector.poll() {
-                    Ok(snapshot) => {
-                        let mut update = Update::observe(&mut tracker, snapshot, &rules, errors);
-                        // Lab sockets (this process's lab, or another lingertop lab's).
-                        labs.mark(&mut update.snapshot, None);
-                        Message::Update(Arc::new(update))
-                    }
+                    Ok(snapshot) => Message::Update(Arc::new(Update::observe(
+                        &mut tracker,
+                        snapshot,
+                        &rules,
+                        errors,
+                        &mut labs,
+                    ))),
                     Err(e) => {
                         errors += 1;
                         Message::PollFailed(e.to_string())

@@ -244,6 +244,8 @@ mod tests {
                     connections,
                 };
                 let transitions = tracker.observe(&mut snapshot);
+                let snapshot = std::sync::Arc::new(snapshot);
+                tracker.keep(std::sync::Arc::clone(&snapshot));
                 Update {
                     seq: tracker.polls(),
                     sample: tracker.history().back().unwrap().clone(),

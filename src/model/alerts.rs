@@ -532,7 +532,9 @@ mod tests {
     fn run(tracker: &mut Tracker, t: u64, conns: Vec<Connection>, rules: &Rules) -> Vec<Alert> {
         let mut s = snap(t, conns);
         tracker.observe(&mut s);
-        detect(&s.connections, s.taken_at, RANGE, tracker.history(), rules)
+        let alerts = detect(&s.connections, s.taken_at, RANGE, tracker.history(), rules);
+        tracker.keep(std::sync::Arc::new(s));
+        alerts
     }
 
     #[test]

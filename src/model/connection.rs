@@ -83,20 +83,92 @@ impl Timer {
 /// How long Linux keeps a socket in TIME_WAIT (`TCP_TIMEWAIT_LEN`, fixed at 60 s).
 pub const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
 
-/// What the tracker learnt about a connection across polls.
+/// What the tracker learnt about a connection across polls: 40 bytes, carried by every
+/// connection of every snapshot (times as [`Nanos`], earlier states shared between polls).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracking {
+    first_seen: Nanos,
+    state_since: Nanos,
+    /// States seen before the current one, oldest first, with the poll that first saw each;
+    /// `None` while there are none, as nearly always. Shared: a connection that stays in its
+    /// state hands the same list to the next poll without copying it.
+    previous: Option<Arc<[(TcpState, Nanos)]>>,
+    state_start_observed: bool,
+}
+
+impl Tracking {
+    /// `first_seen`: the first poll that saw the connection; `state_since`: the first poll
+    /// that saw it in its current state; `state_start_observed`: whether that is a real
+    /// observation of the state starting (the state began after lingertop started watching)
+    /// or only the time lingertop first looked.
+    pub fn new(
+        first_seen: SystemTime,
+        state_since: SystemTime,
+        state_start_observed: bool,
+    ) -> Self {
+        Tracking {
+            first_seen: nanos(first_seen),
+            state_since: nanos(state_since),
+            previous: None,
+            state_start_observed,
+        }
+    }
+
+    /// The same connection entering `state` at `at`, after the states it went through so far
+    /// (at most `keep` of the latest are remembered) and `was`, the one it leaves.
+    pub(crate) fn entering(&self, was: TcpState, at: Nanos, keep: usize) -> Self {
+        let earlier = self.previous.as_deref().unwrap_or_default();
+        let skip = (earlier.len() + 1).saturating_sub(keep);
+        let previous: Arc<[(TcpState, Nanos)]> = earlier
+            .iter()
+            .copied()
+            .chain([(was, self.state_since)])
+            .skip(skip)
+            .collect();
+        Tracking {
+            first_seen: self.first_seen,
+            state_since: at,
+            previous: Some(previous),
+            state_start_observed: true,
+        }
+    }
+
     /// The first poll that saw this connection.
-    pub first_seen: SystemTime,
+    pub fn first_seen(&self) -> SystemTime {
+        time(self.first_seen)
+    }
+
     /// The first poll that saw it in its current state.
-    pub state_since: SystemTime,
-    /// Whether `state_since` is a real observation of the state starting (the state began
-    /// after lingertop started watching) or only the time lingertop first looked.
-    pub state_start_observed: bool,
+    pub fn state_since(&self) -> SystemTime {
+        time(self.state_since)
+    }
+
+    /// Whether [`Tracking::state_since`] saw the state begin (see [`Tracking::new`]).
+    pub fn state_start_observed(&self) -> bool {
+        self.state_start_observed
+    }
+
     /// States seen before the current one, oldest first, with the poll that first saw each.
-    /// A boxed slice: 8 bytes less per connection than a `Vec`, and still no allocation
-    /// while empty.
-    pub previous: Box<[(TcpState, SystemTime)]>,
+    pub fn previous(&self) -> impl ExactSizeIterator<Item = (TcpState, SystemTime)> + '_ {
+        self.previous
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|&(s, at)| (s, time(at)))
+    }
+}
+
+/// A time as nanoseconds since the Unix epoch: half the size of a `SystemTime`, and exact for
+/// every time from 1970 to 2554 (an earlier clock reads as 1970).
+pub(crate) type Nanos = u64;
+
+pub(crate) fn nanos(t: SystemTime) -> Nanos {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn time(n: Nanos) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(n)
 }
 
 /// One TCP socket.
@@ -165,10 +237,10 @@ impl Connection {
     pub fn state_age(&self, now: SystemTime) -> Option<Duration> {
         let from_timer = self.time_wait_age();
         let tracked = self.tracking.as_ref().and_then(|t| {
-            if !t.state_start_observed && t.state_since >= now {
+            if !t.state_start_observed && t.state_since() >= now {
                 return None;
             }
-            Some(now.duration_since(t.state_since).unwrap_or_default())
+            Some(now.duration_since(t.state_since()).unwrap_or_default())
         });
         match (from_timer, tracked) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -304,12 +376,7 @@ mod tests {
     #[test]
     fn the_tracked_bound_wins_when_it_is_larger() {
         let mut c = time_wait(TcpState::TimeWait, Duration::from_secs(59));
-        c.tracking = Some(Tracking {
-            first_seen: at(0),
-            state_since: at(0),
-            state_start_observed: true,
-            previous: Box::default(),
-        });
+        c.tracking = Some(Tracking::new(at(0), at(0), true));
         assert_eq!(c.state_age(at(5)), Some(Duration::from_secs(5)));
     }
 

@@ -201,7 +201,7 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
         previous_states: c
             .tracking
             .as_ref()
-            .map(|t| t.previous.iter().map(|(s, _)| *s).collect())
+            .map(|t| t.previous().map(|(s, _)| s).collect())
             .unwrap_or_default(),
         lab: c.lab,
         timer: c.timer.map(|t| TimerJson {

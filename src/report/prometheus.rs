@@ -504,7 +504,7 @@ mod tests {
                 counts: StateCounts::default(),
                 close_wait_by_pid: FxHashMap::default(),
             },
-            snapshot,
+            snapshot: Arc::new(snapshot),
             alerts,
             transitions: Vec::new(),
             errors: 0,
@@ -628,12 +628,7 @@ mod tests {
             TcpState::CloseWait,
             Some((9, "java")),
         );
-        cw.tracking = Some(Tracking {
-            first_seen: at(0),
-            state_since: at(4),
-            state_start_observed: true,
-            previous: Box::default(),
-        });
+        cw.tracking = Some(Tracking::new(at(0), at(4), true));
         let alert = Alert {
             rule: RuleId::CloseWaitLingering,
             severity: Severity::Critical,

@@ -212,7 +212,8 @@ pub fn rules() -> Rules {
 }
 
 fn update(tracker: &mut Tracker, snap: Snapshot, rules: &Rules, errors: u64) -> Arc<Update> {
-    Arc::new(Update::observe(tracker, snap, rules, errors))
+    let mut labs = crate::lab::LabRecogniser::new();
+    Arc::new(Update::observe(tracker, snap, rules, errors, &mut labs))
 }
 
 /// Two polls 40 s apart: appearing, vanishing and state-changing connections, CLOSE_WAIT

@@ -692,21 +692,21 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                     Span::raw(format!("{user}  inode {}", c.inode)),
                 ]));
                 if let Some(t) = &c.tracking {
-                    let seen = if t.first_seen >= now {
+                    let seen = if t.first_seen() >= now {
                         "at this poll".to_string()
                     } else {
-                        format!("first {} ago", ago(now, t.first_seen))
+                        format!("first {} ago", ago(now, t.first_seen()))
                     };
                     lines.push(Line::from(vec![label("seen"), Span::raw(seen)]));
                     lines.push(Line::from(Span::styled("history", theme.label)));
-                    for (s, at) in &t.previous {
-                        lines.push(Line::from(format!("  -{:>7}  {}", ago(now, *at), s.name())));
+                    for (s, at) in t.previous() {
+                        lines.push(Line::from(format!("  -{:>7}  {}", ago(now, at), s.name())));
                     }
                     let for_how_long = match c.state_age(now) {
                         Some(a) if !a.is_zero() => {
                             // Exact from the start of the state, or from the kernel's TIME_WAIT
                             // countdown; else a lower bound.
-                            let exact = t.state_start_observed
+                            let exact = t.state_start_observed()
                                 || (c.state == TcpState::TimeWait && c.timer.is_some());
                             let at_least = if exact { "" } else { "≥ " };
                             format!(", {at_least}{}", fmt_age(Some(a)))
@@ -715,7 +715,7 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                     };
                     lines.push(Line::from(format!(
                         "  -{:>7}  {} (now{for_how_long})",
-                        ago(now, t.state_since),
+                        ago(now, t.state_since()),
                         c.state.name(),
                     )));
                 }
