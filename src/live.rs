@@ -10,12 +10,134 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::collector::Collector;
+use serde::{Deserialize, Deserializer};
+
+use crate::collector::{Collector, ReadOptions};
 use crate::config::Config;
 use crate::lab::LabRecogniser;
 use crate::model::alerts::detect;
 use crate::model::tracker::Sample;
-use crate::model::{Alert, Rules, Snapshot, Tracker, Transition};
+use crate::model::{Alert, Rules, Snapshot, TcpState, Tracker, Transition};
+
+/// How often the live loop reads ESTABLISHED sockets. Every other state is read at every
+/// poll, so every close shows at once; ESTABLISHED is most of a busy table and changes
+/// nothing lingertop watches until it ends, when the connection shows up in its next
+/// state. Between reads, the tracker carries ESTABLISHED connections as last read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EstablishedEvery {
+    /// Every poll up to [`AUTO_PER_POLL`] ESTABLISHED sockets, then every
+    /// ceil(N / [`AUTO_PER_POLL`]) polls, at most [`AUTO_MAX_POLLS`].
+    Auto,
+    /// Every this many polls, 1 (every poll) to 60.
+    Polls(u32),
+}
+
+/// ESTABLISHED sockets `auto` reads per poll on average: about 15 ms of the kernel's dump.
+pub const AUTO_PER_POLL: usize = 20_000;
+/// The longest `auto` goes between two reads of ESTABLISHED, in polls.
+pub const AUTO_MAX_POLLS: u32 = 10;
+
+impl EstablishedEvery {
+    /// Polls from one read of ESTABLISHED to the next, when the last read found
+    /// `established` of them.
+    pub fn polls(self, established: usize) -> u32 {
+        match self {
+            EstablishedEvery::Polls(n) => n.max(1),
+            EstablishedEvery::Auto => u32::try_from(established.div_ceil(AUTO_PER_POLL))
+                .unwrap_or(u32::MAX)
+                .clamp(1, AUTO_MAX_POLLS),
+        }
+    }
+}
+
+impl std::fmt::Display for EstablishedEvery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EstablishedEvery::Auto => f.write_str("auto"),
+            EstablishedEvery::Polls(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EstablishedEvery {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        const EXPECTED: &str = "\"auto\" or a number of polls from 1 to 60";
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = EstablishedEvery;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                match s.trim() {
+                    "auto" => Ok(EstablishedEvery::Auto),
+                    n => match n.parse::<i64>() {
+                        Ok(n) => self.visit_i64(n),
+                        Err(_) => Err(E::custom(format!("\"{s}\" is not allowed; use {EXPECTED}"))),
+                    },
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                match u32::try_from(n) {
+                    Ok(n @ 1..=60) => Ok(EstablishedEvery::Polls(n)),
+                    _ => Err(E::custom(format!("{n} is out of range; use {EXPECTED}"))),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Which states the next poll reads: ESTABLISHED only every `every` polls.
+#[derive(Debug)]
+struct ReadPlan {
+    every: EstablishedEvery,
+    /// Whether asking for fewer states is cheaper (else every poll reads everything).
+    selective: bool,
+    /// Polls since ESTABLISHED was last read; `None` before the first read, or when the
+    /// next poll must read everything (the user asked for a fresh poll).
+    since_full: Option<u32>,
+    /// ESTABLISHED sockets the last full read found.
+    established: usize,
+}
+
+impl ReadPlan {
+    fn next_is_full(&self) -> bool {
+        !self.selective
+            || self
+                .since_full
+                .is_none_or(|n| n + 1 >= self.every.polls(self.established))
+    }
+
+    /// Sets the collector up for the next poll; returns whether it reads every state.
+    fn prepare(&self, collector: &mut Collector) -> bool {
+        let full = self.next_is_full();
+        if self.selective {
+            collector.set_options(&ReadOptions {
+                states: (!full).then(|| {
+                    TcpState::ALL
+                        .into_iter()
+                        .filter(|s| *s != TcpState::Established)
+                        .collect()
+                }),
+                exact_owners: false,
+            });
+        }
+        full
+    }
+
+    fn done(&mut self, full: bool, update: &Update) {
+        if full {
+            self.since_full = Some(0);
+            self.established = update.sample.counts.get(TcpState::Established) as usize;
+        } else {
+            self.since_full = self.since_full.map(|n| n + 1);
+        }
+    }
+}
 
 /// One poll's complete result.
 #[derive(Debug, Clone)]
@@ -141,6 +263,12 @@ pub fn spawn(
     let rules = cfg.rules.clone();
     let mut interval = cfg.interval;
     let mut tracker = Tracker::new(cfg.history);
+    let mut plan = ReadPlan {
+        every: cfg.established_every,
+        selective: collector.selects_states(),
+        since_full: None,
+        established: 0,
+    };
     let thread = std::thread::Builder::new()
         .name("lingertop-poll".into())
         .spawn(move || {
@@ -148,14 +276,14 @@ pub fn spawn(
             let mut labs = LabRecogniser::new();
             loop {
                 let started = Instant::now();
+                let full = plan.prepare(&mut collector);
                 let msg = match collector.poll() {
-                    Ok(snapshot) => Message::Update(Arc::new(Update::observe(
-                        &mut tracker,
-                        snapshot,
-                        &rules,
-                        errors,
-                        &mut labs,
-                    ))),
+                    Ok(snapshot) => {
+                        let update =
+                            Update::observe(&mut tracker, snapshot, &rules, errors, &mut labs);
+                        plan.done(full, &update);
+                        Message::Update(Arc::new(update))
+                    }
                     Err(e) => {
                         errors += 1;
                         Message::PollFailed(e.to_string())
@@ -190,7 +318,11 @@ pub fn spawn(
                             interval = d;
                             deadline = started + interval;
                         }
-                        Ok(Control::PollNow) => break,
+                        Ok(Control::PollNow) => {
+                            // Asked for: a complete one.
+                            plan.since_full = None;
+                            break;
+                        }
                         Ok(Control::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                             return;
                         }
@@ -203,4 +335,54 @@ pub fn spawn(
         control: tx,
         thread: Some(thread),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(every: EstablishedEvery, established: usize, polls: usize) -> String {
+        let mut plan = ReadPlan {
+            every,
+            selective: true,
+            since_full: None,
+            established: 0,
+        };
+        (0..polls)
+            .map(|_| {
+                let full = plan.next_is_full();
+                if full {
+                    plan.since_full = Some(0);
+                    plan.established = established;
+                } else {
+                    plan.since_full = plan.since_full.map(|n| n + 1);
+                }
+                if full { 'F' } else { '.' }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn auto_reads_established_every_poll_on_a_small_table_and_less_often_on_a_big_one() {
+        assert_eq!(schedule(EstablishedEvery::Auto, 5_000, 6), "FFFFFF");
+        assert_eq!(schedule(EstablishedEvery::Auto, 20_000, 4), "FFFF");
+        assert_eq!(schedule(EstablishedEvery::Auto, 100_000, 11), "F....F....F");
+        assert_eq!(
+            schedule(EstablishedEvery::Auto, 10_000_000, 12),
+            "F.........F."
+        );
+        assert_eq!(schedule(EstablishedEvery::Polls(3), 0, 7), "F..F..F");
+        assert_eq!(schedule(EstablishedEvery::Polls(1), 100_000, 3), "FFF");
+    }
+
+    #[test]
+    fn a_backend_that_cannot_select_states_reads_everything() {
+        let plan = ReadPlan {
+            every: EstablishedEvery::Polls(5),
+            selective: false,
+            since_full: Some(0),
+            established: 0,
+        };
+        assert!(plan.next_is_full());
+    }
 }

@@ -242,6 +242,7 @@ mod tests {
                     },
                     poll_duration: Duration::from_millis(3),
                     connections,
+                    unread: None,
                 };
                 let transitions = tracker.observe(&mut snapshot);
                 let snapshot = std::sync::Arc::new(snapshot);

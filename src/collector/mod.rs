@@ -21,7 +21,7 @@ use std::time::{Instant, SystemTime};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
-    Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
+    Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TcpState, Timer, Unread,
 };
 
 #[cfg(target_os = "linux")]
@@ -93,6 +93,11 @@ pub trait SocketSource: Send {
     fn read(&mut self, out: &mut Vec<RawSocket>) -> Result<(), CollectError>;
     /// Applies `opts` to later reads. The default ignores them.
     fn set_options(&mut self, _opts: &ReadOptions) {}
+    /// Whether the kernel itself leaves out the states [`ReadOptions::states`] does not ask
+    /// for, so that reading fewer states costs less.
+    fn selects_states(&self) -> bool {
+        false
+    }
 }
 
 /// Raw sockets converted between two shrinks of the collector's buffer: large enough that
@@ -109,6 +114,8 @@ pub struct Collector {
     euid: Option<u32>,
     raw: Vec<RawSocket>,
     note: Option<String>,
+    /// The states the options leave out, where the source leaves them out.
+    unread: Option<Vec<TcpState>>,
 }
 
 impl Collector {
@@ -123,6 +130,7 @@ impl Collector {
             euid: effective_uid(),
             raw: Vec::new(),
             note: None,
+            unread: None,
         }
     }
 
@@ -193,6 +201,23 @@ impl Collector {
     /// Applies `opts` to the source's later reads.
     pub fn set_options(&mut self, opts: &ReadOptions) {
         self.source.set_options(opts);
+        self.unread = opts
+            .states
+            .as_ref()
+            .filter(|_| self.source.selects_states())
+            .map(|read| {
+                TcpState::ALL
+                    .into_iter()
+                    .filter(|s| !read.contains(s))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|unread| !unread.is_empty());
+    }
+
+    /// Whether asking for fewer states makes a read cheaper (netlink: the kernel leaves
+    /// them out); where it does not, the live modes always read every state.
+    pub fn selects_states(&self) -> bool {
+        self.source.selects_states()
     }
 
     /// Reads the socket table once.
@@ -298,6 +323,10 @@ impl Collector {
             ephemeral_ports: ephemeral_ports(),
             poll_duration: started.elapsed(),
             connections,
+            unread: self.unread.clone().map(|states| Unread {
+                states,
+                last_read: None,
+            }),
         })
     }
 }

@@ -525,6 +525,10 @@ impl SocketSource for NetlinkSource {
         self.owners.set_exact(opts.exact_owners);
     }
 
+    fn selects_states(&self) -> bool {
+        true
+    }
+
     fn read(&mut self, out: &mut Vec<RawSocket>) -> Result<(), CollectError> {
         let mut attempt = 1;
         loop {

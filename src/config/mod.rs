@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::collector::Backend;
+use crate::live::EstablishedEvery;
 use crate::model::alerts::{CountRule, LingerRule, RatioRule};
 use crate::model::{Filter, Rules};
 use crate::tui::keys::{BINDABLE, KeyBinding};
@@ -29,6 +30,8 @@ pub struct Config {
     pub history: usize,
     /// Which collector backend reads the socket table.
     pub backend: Backend,
+    /// How often the live modes read ESTABLISHED sockets (the other states: every poll).
+    pub established_every: EstablishedEvery,
     /// Filter applied when the command line gives none.
     pub default_filter: Filter,
     pub rules: Rules,
@@ -45,6 +48,7 @@ impl Default for Config {
             interval: Duration::from_secs(2),
             history: 300,
             backend: Backend::Auto,
+            established_every: EstablishedEvery::Auto,
             default_filter: Filter::default(),
             rules: Rules::default(),
             keys: default_keys(),
@@ -240,6 +244,7 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
         interval: collector.interval.map_or(d.interval, |i| i.0),
         history: collector.history.map_or(d.history, |h| h.0),
         backend: collector.backend.unwrap_or(d.backend),
+        established_every: collector.established_every.unwrap_or(d.established_every),
         default_filter: file
             .filter
             .and_then(|f| f.default)
@@ -361,6 +366,7 @@ mod tests {
             "interval",
             "history",
             "backend",
+            "established-every",
             "default",
             "growth-window",
             "min-age",
@@ -428,6 +434,29 @@ mod tests {
             for n in needles {
                 assert!(e.contains(n), "{text:?}: missing {n:?} in {e}");
             }
+        }
+    }
+
+    #[test]
+    fn established_every_takes_auto_or_a_number_of_polls() {
+        let cfg = parse("[collector]\nestablished-every = 3\n", "t.toml", &[]).unwrap();
+        assert_eq!(cfg.established_every, EstablishedEvery::Polls(3));
+        let cfg = parse("", "t.toml", &["collector.established-every=1".into()]).unwrap();
+        assert_eq!(cfg.established_every, EstablishedEvery::Polls(1));
+        let cfg = parse("", "t.toml", &["collector.established-every=auto".into()]).unwrap();
+        assert_eq!(cfg.established_every, EstablishedEvery::Auto);
+        for bad in ["0", "61", "\"often\""] {
+            let e = parse(
+                &format!("[collector]\nestablished-every = {bad}\n"),
+                "t.toml",
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("collector.established-every") && e.contains("\"auto\" or a number"),
+                "{e}"
+            );
         }
     }
 

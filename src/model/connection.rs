@@ -309,6 +309,25 @@ pub struct Snapshot {
     /// How long the poll took.
     pub poll_duration: Duration,
     pub connections: Vec<Connection>,
+    /// States this poll did not read from the kernel; `None` when it read them all.
+    pub unread: Option<Unread>,
+}
+
+/// States a poll did not ask the kernel for. On a big table the live modes read ESTABLISHED
+/// only every few polls (see `live::EstablishedEvery`): the tracker then carries those
+/// connections from the previous snapshot, as they were when last read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unread {
+    pub states: Vec<TcpState>,
+    /// When these states were last read (set by the tracker; `None` before it has seen a
+    /// poll that read them).
+    pub last_read: Option<SystemTime>,
+}
+
+impl Unread {
+    pub fn contains(&self, s: TcpState) -> bool {
+        self.states.contains(&s)
+    }
 }
 
 impl Snapshot {
@@ -325,6 +344,7 @@ impl Snapshot {
             },
             poll_duration: Duration::ZERO,
             connections,
+            unread: None,
         }
     }
 

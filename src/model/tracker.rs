@@ -239,6 +239,21 @@ impl Tracker {
             });
         }
 
+        // States this poll did not read: their connections as last read, unless the poll
+        // saw them in another state (then they were claimed above).
+        if let Some(unread) = &mut snap.unread {
+            unread.last_read = match prev_snap.as_deref() {
+                Some(p) if p.unread.is_some() => p.unread.as_ref().and_then(|u| u.last_read),
+                Some(p) => Some(p.taken_at),
+                None => None,
+            };
+            for (p, claimed) in prev.iter().zip(&mut self.join.claimed) {
+                if !*claimed && unread.contains(p.state) {
+                    *claimed = true;
+                    snap.connections.push(p.clone());
+                }
+            }
+        }
         for (p, _) in prev
             .iter()
             .zip(&self.join.claimed)
@@ -531,6 +546,88 @@ mod tests {
         assert_eq!(s.connections[1].owner().map(|o| o.pid), Some(99));
         assert_eq!(s.connections[2].attribution, None);
         assert!(s.connections[2].owners.is_empty());
+    }
+
+    #[test]
+    fn unread_states_are_carried_until_read_and_moves_out_of_them_still_seen() {
+        let mut tr = Tracker::new(10);
+        let a = || {
+            conn(
+                "127.0.0.1:1000",
+                "127.0.0.1:80",
+                TcpState::Established,
+                1,
+                Some(5),
+            )
+        };
+        let b = |state| conn("127.0.0.1:1001", "127.0.0.1:80", state, 2, Some(5));
+        step(&mut tr, snap(0, vec![a(), b(TcpState::Established)]));
+        // A poll that left ESTABLISHED out: `b` moved on and is seen; `a` is carried.
+        let mut partial = snap(2, vec![b(TcpState::CloseWait)]);
+        partial.unread = Some(crate::model::Unread {
+            states: vec![TcpState::Established],
+            last_read: None,
+        });
+        let (s, changes) = step(&mut tr, partial);
+        assert_eq!(
+            changes.iter().map(|t| (t.from, t.to)).collect::<Vec<_>>(),
+            [(Some(TcpState::Established), Some(TcpState::CloseWait))],
+            "a carried connection neither vanishes nor changes"
+        );
+        let states: Vec<_> = s.connections.iter().map(|c| (c.inode, c.state)).collect();
+        assert_eq!(
+            states,
+            [(2, TcpState::CloseWait), (1, TcpState::Established)]
+        );
+        assert_eq!(
+            s.connections[1].tracking.as_ref().unwrap().first_seen(),
+            at(0)
+        );
+        assert_eq!(s.unread.as_ref().unwrap().last_read, Some(at(0)));
+        // Another such poll: still as of the last read, not of the poll that carried it.
+        let mut partial = snap(4, vec![b(TcpState::CloseWait)]);
+        partial.unread = Some(crate::model::Unread {
+            states: vec![TcpState::Established],
+            last_read: None,
+        });
+        let (s, changes) = step(&mut tr, partial);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(s.connections.len(), 2);
+        assert_eq!(s.unread.as_ref().unwrap().last_read, Some(at(0)));
+        // A full read without `a`: now it vanishes.
+        let (s, changes) = step(&mut tr, snap(6, vec![b(TcpState::CloseWait)]));
+        assert_eq!(s.connections.len(), 1);
+        assert_eq!(
+            changes.iter().map(|t| (t.from, t.to)).collect::<Vec<_>>(),
+            [(Some(TcpState::Established), None)]
+        );
+    }
+
+    #[test]
+    fn a_poll_in_a_different_order_joins_through_the_index() {
+        let mut tr = Tracker::new(10);
+        let conns: Vec<Connection> = (0..50)
+            .map(|i| {
+                conn(
+                    &format!("127.0.0.1:{}", 2000 + i),
+                    "127.0.0.1:80",
+                    TcpState::Established,
+                    i + 1,
+                    Some(5),
+                )
+            })
+            .collect();
+        step(&mut tr, snap(0, conns.clone()));
+        let mut shuffled: Vec<Connection> = conns.into_iter().rev().collect();
+        shuffled.swap(3, 40);
+        shuffled[7].state = TcpState::CloseWait;
+        let (s, changes) = step(&mut tr, snap(1, shuffled));
+        assert_eq!(changes.len(), 1, "only the one that changed: {changes:?}");
+        assert!(
+            s.connections
+                .iter()
+                .all(|c| c.tracking.as_ref().unwrap().first_seen() == at(0))
+        );
     }
 
     #[test]

@@ -496,6 +496,7 @@ mod tests {
             },
             poll_duration: Duration::from_millis(25),
             connections,
+            unread: None,
         };
         Update {
             seq: 7,

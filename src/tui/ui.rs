@@ -122,6 +122,17 @@ fn render_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         format!("poll {} ms", s.poll_duration.as_millis()),
         theme.muted,
     ));
+    // A big table's ESTABLISHED sockets are read only every few polls (live::EstablishedEvery).
+    if let Some(unread) = &s.unread {
+        let states: Vec<&str> = unread.states.iter().map(|st| st.name()).collect();
+        let when = unread.last_read.map_or("not read yet".to_string(), |t| {
+            format!("as of {} ago", ago(s.taken_at, t))
+        });
+        spans.push(Span::styled(
+            format!("  {} {when}", states.join(",")),
+            theme.muted,
+        ));
+    }
     if app.errors > 0 {
         spans.push(Span::styled(
             format!("  {} poll errors", app.errors),
