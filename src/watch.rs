@@ -167,7 +167,7 @@ impl Stream {
             .snapshot
             .connections
             .iter()
-            .map(|c| ((c.local, c.remote, c.state), c))
+            .map(|c| ((c.local(), c.remote(), c.state), c))
             .collect();
         for t in &u.transitions {
             let current =

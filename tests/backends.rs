@@ -25,11 +25,11 @@ fn rows(c: &mut Collector, ports: &[u16]) -> Vec<Row> {
     let mut out: Vec<Row> = snap
         .connections
         .iter()
-        .filter(|x| ports.contains(&x.local.port()) || ports.contains(&x.remote.port()))
+        .filter(|x| ports.contains(&x.local().port()) || ports.contains(&x.remote().port()))
         .map(|x| {
             (
-                x.local,
-                x.remote,
+                x.local(),
+                x.remote(),
                 x.state,
                 x.inode,
                 x.uid,
@@ -266,7 +266,7 @@ fn a_state_filter_asks_the_kernel_for_only_those_states() {
     assert!(
         snap.connections
             .iter()
-            .any(|c| c.local == server && c.remote == client)
+            .any(|c| c.local() == server && c.remote() == client)
     );
     drop(s);
 }
@@ -287,7 +287,7 @@ fn new_sockets_get_their_owner_at_a_later_live_poll() {
         let conn = snap
             .connections
             .iter()
-            .find(|x| x.local == client && x.remote == server)
+            .find(|x| x.local() == client && x.remote() == server)
             .expect("the new connection is in the table");
         if let Some(o) = conn.owner() {
             assert_eq!(o.pid, me);

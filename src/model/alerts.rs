@@ -213,14 +213,14 @@ pub fn pressure_of(
     let mut groups: FxHashMap<(IpAddr, SocketAddr), Pressure> = FxHashMap::default();
     for i in indices {
         let c = &conns[i];
-        if c.state == TcpState::Listen || !range.contains(c.local.port()) {
+        if c.state == TcpState::Listen || !range.contains(c.local().port()) {
             continue;
         }
         let p = groups
-            .entry((c.local.ip(), c.remote))
+            .entry((c.local().ip(), c.remote()))
             .or_insert_with(|| Pressure {
-                local_ip: c.local.ip(),
-                remote: c.remote,
+                local_ip: c.local().ip(),
+                remote: c.remote(),
                 in_use: 0,
                 time_wait: 0,
                 ratio: 0.0,
@@ -471,7 +471,7 @@ fn time_wait(conns: &[Connection], rules: &Rules, alerts: &mut Vec<Alert>) {
     }
     let mut by_remote: FxHashMap<SocketAddr, Vec<usize>> = FxHashMap::default();
     for i in tw {
-        by_remote.entry(conns[i].remote).or_default().push(i);
+        by_remote.entry(conns[i].remote()).or_default().push(i);
     }
     for (remote, idx) in by_remote {
         let n = u32::try_from(idx.len()).unwrap_or(u32::MAX);

@@ -1,6 +1,7 @@
 //! One TCP socket as lingertop sees it, and the snapshot of all of them at one poll.
 
-use std::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -99,11 +100,81 @@ pub struct Tracking {
     pub previous: Box<[(TcpState, SystemTime)]>,
 }
 
+/// The two ends of a connection, local then remote, in 16 bytes where a pair of
+/// `SocketAddr`s takes 64: two IPv4 ends (nearly every socket of a busy machine) packed
+/// inline, anything else boxed. Each pair of ends has exactly one form, so tuples are equal
+/// (and hash alike) exactly when their ends are; the ends come back exactly as given
+/// (IPv4-mapped IPv6 addresses stay IPv6).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Tuple(Ends);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Ends {
+    /// Local address and port, then remote address and port, ports big-endian.
+    V4([u8; 12]),
+    Other(Box<(SocketAddr, SocketAddr)>),
+}
+
+impl Tuple {
+    pub fn new(local: SocketAddr, remote: SocketAddr) -> Self {
+        match (local, remote) {
+            (SocketAddr::V4(l), SocketAddr::V4(r)) => {
+                let mut k = [0u8; 12];
+                k[..6].copy_from_slice(&pack_v4(l));
+                k[6..].copy_from_slice(&pack_v4(r));
+                Tuple(Ends::V4(k))
+            }
+            _ => Tuple(Ends::Other(Box::new((local, remote)))),
+        }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        match &self.0 {
+            Ends::V4(k) => unpack_v4(&k[..6]),
+            Ends::Other(t) => t.0,
+        }
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        match &self.0 {
+            Ends::V4(k) => unpack_v4(&k[6..]),
+            Ends::Other(t) => t.1,
+        }
+    }
+
+    /// Both ends, local then remote, exactly as given to [`Tuple::new`].
+    pub fn ends(&self) -> (SocketAddr, SocketAddr) {
+        (self.local(), self.remote())
+    }
+}
+
+fn pack_v4(a: SocketAddrV4) -> [u8; 6] {
+    let [a0, a1, a2, a3] = a.ip().octets();
+    let [p0, p1] = a.port().to_be_bytes();
+    [a0, a1, a2, a3, p0, p1]
+}
+
+fn unpack_v4(b: &[u8]) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(b[0], b[1], b[2], b[3]),
+        u16::from_be_bytes([b[4], b[5]]),
+    ))
+}
+
+impl fmt::Debug for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tuple")
+            .field("local", &self.local())
+            .field("remote", &self.remote())
+            .finish()
+    }
+}
+
 /// One TCP socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
+    /// The two ends: [`Connection::local`], [`Connection::remote`].
+    tuple: Tuple,
     pub state: TcpState,
     /// Socket inode; 0 when the kernel has no file for it (TIME_WAIT, orphans).
     pub inode: u64,
@@ -134,8 +205,7 @@ impl Connection {
     /// A connection with no owner information; the collector and fixtures fill in the rest.
     pub fn new(local: SocketAddr, remote: SocketAddr, state: TcpState) -> Self {
         Connection {
-            local,
-            remote,
+            tuple: Tuple::new(local, remote),
             state,
             inode: 0,
             uid: None,
@@ -148,6 +218,19 @@ impl Connection {
             recv_q: None,
             send_q: None,
         }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.tuple.local()
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.tuple.remote()
+    }
+
+    /// Both ends, as one value (the tracker's key).
+    pub fn tuple(&self) -> &Tuple {
+        &self.tuple
     }
 
     /// The first owner, the one shown where only one fits.
@@ -293,6 +376,36 @@ mod tests {
             retransmits: 0,
         });
         c
+    }
+
+    #[test]
+    fn tuples_give_back_their_ends_exactly() {
+        for (l, r) in [
+            ("127.0.0.1:5000", "10.1.2.3:65535"),
+            ("0.0.0.0:80", "0.0.0.0:0"),
+            ("[::1]:80", "[::1]:40000"),
+            ("[fe80::1%3]:80", "[::ffff:10.0.0.1]:1"),
+            ("[::ffff:10.0.0.1]:80", "[::ffff:10.0.0.2]:1"),
+            ("10.0.0.1:80", "[::1]:1"),
+        ] {
+            let ends: (SocketAddr, SocketAddr) = (l.parse().unwrap(), r.parse().unwrap());
+            let t = Tuple::new(ends.0, ends.1);
+            assert_eq!(t.ends(), ends);
+            assert_eq!(t, Tuple::new(ends.0, ends.1));
+            assert_ne!(t, Tuple::new(ends.1, ends.0));
+        }
+        // An IPv4-mapped end is not the IPv4 end it maps: the kernel reports them apart.
+        assert_ne!(
+            Tuple::new(
+                "[::ffff:10.0.0.1]:80".parse().unwrap(),
+                "[::ffff:10.0.0.2]:1".parse().unwrap()
+            ),
+            Tuple::new(
+                "10.0.0.1:80".parse().unwrap(),
+                "10.0.0.2:1".parse().unwrap()
+            )
+        );
+        assert_eq!(std::mem::size_of::<Tuple>(), 16);
     }
 
     #[test]

@@ -3,13 +3,13 @@
 //! and a ring buffer of per-state counts for history views and rates.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustc_hash::FxHashMap;
 
-use super::connection::{Attribution, Connection, Owner, Snapshot, Tracking};
+use super::connection::{Attribution, Connection, Owner, Snapshot, Tracking, Tuple};
 use super::state::{StateCounts, TcpState};
 
 /// How many earlier states a connection remembers; closes go through at most five.
@@ -123,52 +123,10 @@ impl Slot {
     }
 }
 
-/// A 4-tuple as the tracker's key, in 16 bytes where the pair of `SocketAddr`s takes 64:
-/// two IPv4 ends (nearly every socket of a busy machine) packed inline, anything else boxed.
-/// Each tuple has exactly one form, so keys are equal exactly when the tuples are.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum TupleKey {
-    /// Local address and port, then remote address and port, ports big-endian.
-    V4([u8; 12]),
-    Other(Box<(SocketAddr, SocketAddr)>),
-}
-
-impl TupleKey {
-    fn new(local: SocketAddr, remote: SocketAddr) -> Self {
-        match (local, remote) {
-            (SocketAddr::V4(l), SocketAddr::V4(r)) => {
-                let mut k = [0u8; 12];
-                k[..4].copy_from_slice(&l.ip().octets());
-                k[4..6].copy_from_slice(&l.port().to_be_bytes());
-                k[6..10].copy_from_slice(&r.ip().octets());
-                k[10..].copy_from_slice(&r.port().to_be_bytes());
-                TupleKey::V4(k)
-            }
-            _ => TupleKey::Other(Box::new((local, remote))),
-        }
-    }
-
-    /// The tuple back, exactly as given to [`TupleKey::new`].
-    fn tuple(&self) -> (SocketAddr, SocketAddr) {
-        match self {
-            TupleKey::V4(k) => {
-                let end = |b: &[u8]| {
-                    SocketAddr::V4(SocketAddrV4::new(
-                        Ipv4Addr::new(b[0], b[1], b[2], b[3]),
-                        u16::from_be_bytes([b[4], b[5]]),
-                    ))
-                };
-                (end(&k[..6]), end(&k[6..]))
-            }
-            TupleKey::Other(t) => **t,
-        }
-    }
-}
-
 /// Follows connections across polls. Feed it every snapshot, unfiltered, in order.
 #[derive(Debug)]
 pub struct Tracker {
-    by_tuple: FxHashMap<TupleKey, Slot>,
+    by_tuple: FxHashMap<Tuple, Slot>,
     history: VecDeque<Sample>,
     history_len: usize,
     polls: u64,
@@ -208,7 +166,7 @@ impl Tracker {
         for conn in &mut snap.connections {
             let entries = self
                 .by_tuple
-                .entry(TupleKey::new(conn.local, conn.remote))
+                .entry(conn.tuple().clone())
                 .or_insert_with(|| Slot::Many(Vec::new()));
             let found = find_match(entries.as_slice(), conn.inode, poll);
             let tracked = match found {
@@ -217,8 +175,8 @@ impl Tracker {
                     if t.state != conn.state {
                         transitions.push(Transition {
                             at: now,
-                            local: conn.local,
-                            remote: conn.remote,
+                            local: conn.local(),
+                            remote: conn.remote(),
                             from: Some(t.state),
                             to: Some(conn.state),
                             owner: conn.owners.first().or(t.last_owners.first()).cloned(),
@@ -240,8 +198,8 @@ impl Tracker {
                     if !first_poll {
                         transitions.push(Transition {
                             at: now,
-                            local: conn.local,
-                            remote: conn.remote,
+                            local: conn.local(),
+                            remote: conn.remote(),
                             from: None,
                             to: Some(conn.state),
                             owner: conn.owners.first().cloned(),
@@ -282,7 +240,7 @@ impl Tracker {
             entries.retain(|t| {
                 let alive = t.seen_in_poll == poll;
                 if !alive {
-                    let (local, remote) = key.tuple();
+                    let (local, remote) = key.ends();
                     transitions.push(Transition {
                         at: now,
                         local,
@@ -346,9 +304,9 @@ fn attribute_to_listeners(conns: &mut [Connection]) {
     for c in conns.iter() {
         if c.state == TcpState::Listen && !c.owners.is_empty() {
             listeners
-                .entry(c.local.port())
+                .entry(c.local().port())
                 .or_default()
-                .push((c.local.ip(), c.owners.clone()));
+                .push((c.local().ip(), c.owners.clone()));
         }
     }
     if listeners.is_empty() {
@@ -358,10 +316,10 @@ fn attribute_to_listeners(conns: &mut [Connection]) {
         if !c.owners.is_empty() || c.state == TcpState::Listen {
             continue;
         }
-        let Some(candidates) = listeners.get(&c.local.port()) else {
+        let Some(candidates) = listeners.get(&c.local().port()) else {
             continue;
         };
-        let ip = c.local.ip();
+        let ip = c.local().ip();
         let hit = candidates
             .iter()
             .find(|(lip, _)| *lip == ip)
@@ -572,24 +530,6 @@ mod tests {
         assert_eq!(s.connections[1].owner().map(|o| o.pid), Some(99));
         assert_eq!(s.connections[2].attribution, None);
         assert!(s.connections[2].owners.is_empty());
-    }
-
-    #[test]
-    fn tuple_keys_give_back_their_tuple() {
-        for (l, r) in [
-            ("127.0.0.1:5000", "10.1.2.3:65535"),
-            ("0.0.0.0:80", "0.0.0.0:0"),
-            ("[::1]:80", "[::1]:40000"),
-            ("[fe80::1%3]:80", "[::ffff:10.0.0.1]:1"),
-            ("10.0.0.1:80", "[::1]:1"),
-        ] {
-            let t = (l.parse().unwrap(), r.parse().unwrap());
-            let k = TupleKey::new(t.0, t.1);
-            assert_eq!(k.tuple(), t);
-            assert_eq!(k, TupleKey::new(t.0, t.1));
-            assert_ne!(k, TupleKey::new(t.1, t.0));
-        }
-        assert_eq!(std::mem::size_of::<TupleKey>(), 16);
     }
 
     #[test]

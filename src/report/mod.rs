@@ -188,8 +188,8 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
     let owner = c.owner();
     ConnectionJson {
         state: c.state,
-        local: addr(&c.local),
-        remote: addr(&c.remote),
+        local: addr(&c.local()),
+        remote: addr(&c.remote()),
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
         pids: c.owners.iter().map(|o| o.pid).collect(),
@@ -261,8 +261,8 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
                         let c = &s.connections[i];
                         ConnRef {
                             state: c.state,
-                            local: addr(&c.local),
-                            remote: addr(&c.remote),
+                            local: addr(&c.local()),
+                            remote: addr(&c.remote()),
                         }
                     })
                     .collect(),

@@ -113,10 +113,10 @@ fn first() -> Vec<Connection> {
 fn second() -> Vec<Connection> {
     let mut v: Vec<Connection> = first()
         .into_iter()
-        .filter(|c| c.local.port() != 47001)
+        .filter(|c| c.local().port() != 47001)
         .collect();
     for c in &mut v {
-        if c.local.port() == 47000 {
+        if c.local().port() == 47000 {
             c.state = TcpState::TimeWait;
             c.inode = 0;
             c.owners = Default::default();

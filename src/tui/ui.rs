@@ -415,8 +415,8 @@ fn render_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> (u16, u1
                     .unwrap_or(6)
                     .max(6)
             };
-            let l = widest(&|c| c.local.to_string().len());
-            let r = widest(&|c| c.remote.to_string().len());
+            let l = widest(&|c| c.local().to_string().len());
+            let r = widest(&|c| c.remote().to_string().len());
             let kernel = if kernel_columns(app, view, inner.width) {
                 12 + 13 + 2
             } else {
@@ -531,7 +531,7 @@ fn row_cells<'a>(
             let style = if matches!(row, Row::Ghost(_)) {
                 theme.vanished_row
             } else {
-                match app.marks.get(&(c.local, c.remote)) {
+                match app.marks.get(&(c.local(), c.remote())) {
                     Some(Mark::New) => theme.new_row,
                     Some(Mark::Changed) => theme.changed_row,
                     None => Style::default(),
@@ -545,8 +545,8 @@ fn row_cells<'a>(
             (
                 vec![
                     Cell::from(c.state.name()),
-                    Cell::from(fit_addr(&c.local, lw)),
-                    Cell::from(fit_addr(&c.remote, rw)),
+                    Cell::from(fit_addr(&c.local(), lw)),
+                    Cell::from(fit_addr(&c.remote(), rw)),
                     Cell::from(process_text(c)),
                     Cell::from(format!("{age:>8}")),
                     Cell::from(via(c)),
@@ -663,11 +663,11 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                 ]));
                 lines.push(Line::from(vec![
                     label("local"),
-                    Span::raw(c.local.to_string()),
+                    Span::raw(c.local().to_string()),
                 ]));
                 lines.push(Line::from(vec![
                     label("remote"),
-                    Span::raw(c.remote.to_string()),
+                    Span::raw(c.remote().to_string()),
                 ]));
                 let owner = match (c.owner(), c.attribution) {
                     (Some(_), Some(Attribution::Owner)) => {
