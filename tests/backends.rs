@@ -32,7 +32,7 @@ fn rows(c: &mut Collector, ports: &[u16]) -> Vec<Row> {
                 x.remote(),
                 x.state,
                 x.inode,
-                x.uid,
+                x.uid(),
                 x.owners.iter().map(|o| o.pid).collect(),
             )
         })

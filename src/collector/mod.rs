@@ -253,8 +253,7 @@ impl Collector {
             c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
             c.owners = owners;
             c.inode = r.inode;
-            c.uid = r.uid;
-            c.user = r.uid.and_then(|u| self.users.get(u));
+            c.user = r.uid.map(|u| self.users.get(u));
             c.timer = r.timer;
             c.recv_q = r.recv_q;
             c.send_q = r.send_q;

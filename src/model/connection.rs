@@ -15,6 +15,14 @@ pub struct Owner {
     pub name: Option<Arc<str>>,
 }
 
+/// The user a socket belongs to: one per uid, shared by all of its sockets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    /// `None` when the user database has no name for the uid.
+    pub name: Option<Box<str>>,
+}
+
 /// How the owner of a connection was found.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Attribution {
@@ -178,10 +186,9 @@ pub struct Connection {
     pub state: TcpState,
     /// Socket inode; 0 when the kernel has no file for it (TIME_WAIT, orphans).
     pub inode: u64,
-    /// Owning user id, where the backend reports one.
-    pub uid: Option<u32>,
-    /// User name for `uid`, where it resolves.
-    pub user: Option<Arc<str>>,
+    /// Owning user, where the backend reports one. Shared: one pointer per connection
+    /// where the uid and its name took 24 bytes.
+    pub user: Option<Arc<User>>,
     /// Processes holding the socket now, or that held it (see `attribution`). Shared: the
     /// sockets of one process hold one list between them, and the tracker keeps it across
     /// polls, so 100k connections cost no 100k allocations.
@@ -208,7 +215,6 @@ impl Connection {
             tuple: Tuple::new(local, remote),
             state,
             inode: 0,
-            uid: None,
             user: None,
             owners: Arc::default(),
             attribution: None,
@@ -231,6 +237,16 @@ impl Connection {
     /// Both ends, as one value (the tracker's key).
     pub fn tuple(&self) -> &Tuple {
         &self.tuple
+    }
+
+    /// Owning user id, where the backend reports one.
+    pub fn uid(&self) -> Option<u32> {
+        self.user.as_ref().map(|u| u.uid)
+    }
+
+    /// The owning user's name, where the uid resolves to one.
+    pub fn user_name(&self) -> Option<&str> {
+        self.user.as_ref()?.name.as_deref()
     }
 
     /// The first owner, the one shown where only one fits.

@@ -313,8 +313,8 @@ impl Test {
                 })
             }),
             Test::User(users) => users.iter().any(|u| {
-                c.user.as_deref() == Some(u.as_str())
-                    || c.uid.is_some_and(|uid| u.parse::<u32>() == Ok(uid))
+                c.user_name() == Some(u.as_str())
+                    || c.uid().is_some_and(|uid| u.parse::<u32>() == Ok(uid))
             }),
             Test::Lab(want) => c.lab == *want,
             Test::Text(t) => {

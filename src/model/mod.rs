@@ -10,7 +10,7 @@ pub mod tracker;
 pub use alerts::{Alert, RuleId, Rules, Severity};
 pub use connection::{
     Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,
-    TimerKind, Tracking, Tuple,
+    TimerKind, Tracking, Tuple, User,
 };
 pub use filter::Filter;
 pub use state::{StateCounts, TcpState};

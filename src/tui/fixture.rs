@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::live::Update;
 use crate::model::{
     Attribution, Connection, Owner, PortRange, ProcessInfo, Rules, Snapshot, TcpState, Tracker,
+    User,
 };
 
 /// 2026-11-21T12:00:00Z.
@@ -35,8 +36,10 @@ fn conn(
         }]
         .into();
         c.attribution = Some(Attribution::Owner);
-        c.uid = Some(1000);
-        c.user = Some("svc".into());
+        c.user = Some(Arc::new(User {
+            uid: 1000,
+            name: Some("svc".into()),
+        }));
     }
     c
 }
@@ -121,7 +124,6 @@ fn second() -> Vec<Connection> {
             c.inode = 0;
             c.owners = Default::default();
             c.attribution = None;
-            c.uid = None;
             c.user = None;
         }
     }

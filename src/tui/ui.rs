@@ -682,8 +682,8 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                     _ => "none visible".to_string(),
                 };
                 lines.push(Line::from(vec![label("owner"), Span::raw(owner)]));
-                let user = match (&c.user, c.uid) {
-                    (Some(u), Some(id)) => format!("{u} (uid {id})"),
+                let user = match (c.user_name(), c.uid()) {
+                    (Some(name), Some(id)) => format!("{name} (uid {id})"),
                     (None, Some(id)) => format!("uid {id}"),
                     _ => "-".to_string(),
                 };
