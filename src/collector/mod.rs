@@ -15,13 +15,12 @@ mod owners;
 mod processes;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
-    Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
+    Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
 };
 
 #[cfg(target_os = "linux")]
@@ -218,7 +217,7 @@ impl Collector {
         // 100k sockets); reversed afterwards, to keep the source's order.
         let mut since_shrink = 0usize;
         // One owners list per set of holders, shared by all their sockets.
-        let mut shared: FxHashMap<Vec<u32>, Arc<[Owner]>> = FxHashMap::default();
+        let mut shared: FxHashMap<Vec<u32>, Owners> = FxHashMap::default();
         while let Some(r) = self.raw.pop() {
             since_shrink += 1;
             if since_shrink == SHRINK_EVERY {
@@ -234,11 +233,11 @@ impl Collector {
                 hidden += 1;
             }
             let owners = if r.pids.is_empty() {
-                Arc::default()
+                Owners::default()
             } else if let Some(o) = shared.get(r.pids.as_slice()) {
-                Arc::clone(o)
+                o.clone()
             } else {
-                let o: Arc<[Owner]> = r
+                let o: Owners = r
                     .pids
                     .iter()
                     .map(|&pid| Owner {
@@ -246,7 +245,7 @@ impl Collector {
                         name: self.names.get(pid),
                     })
                     .collect();
-                shared.insert(r.pids.clone(), Arc::clone(&o));
+                shared.insert(r.pids.clone(), o.clone());
                 o
             };
             let mut c = Connection::new(r.local, r.remote, r.state);

@@ -9,7 +9,7 @@ pub mod tracker;
 
 pub use alerts::{Alert, RuleId, Rules, Severity};
 pub use connection::{
-    Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,
+    Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,
     TimerKind, Tracking, Tuple, User,
 };
 pub use filter::Filter;

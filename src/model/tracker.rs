@@ -4,12 +4,11 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustc_hash::FxHashMap;
 
-use super::connection::{Attribution, Connection, Owner, Snapshot, Tracking, Tuple};
+use super::connection::{Attribution, Connection, Owner, Owners, Snapshot, Tracking, Tuple};
 use super::state::{StateCounts, TcpState};
 
 /// How many earlier states a connection remembers; closes go through at most five.
@@ -38,7 +37,7 @@ pub struct Transition {
 }
 
 /// One connection's history, kept compact: the tracker holds one per socket of the machine
-/// (72 bytes, stored in the hash table itself, where the plain layout took 104 bytes plus
+/// (64 bytes, stored in the hash table itself, where the plain layout took 104 bytes plus
 /// an allocation of its own; the owners list is shared with the snapshots).
 #[derive(Clone, Debug)]
 struct Tracked {
@@ -50,7 +49,7 @@ struct Tracked {
     /// Boxed slices: no allocation while empty, as nearly always.
     previous: Box<[(TcpState, Nanos)]>,
     /// Owners at the last poll that had any.
-    last_owners: Arc<[Owner]>,
+    last_owners: Owners,
     state: TcpState,
     state_start_observed: bool,
 }
@@ -212,7 +211,7 @@ impl Tracker {
                         state_since: now_nanos,
                         state_start_observed: !first_poll,
                         previous: Box::default(),
-                        last_owners: Arc::default(),
+                        last_owners: Owners::default(),
                         seen_in_poll: poll,
                     })
                 }
@@ -299,7 +298,7 @@ fn find_match(entries: &[Tracked], inode: u64, poll: u64) -> Option<usize> {
 /// port (same address, or a wildcard one), marking it as the server side of that listener.
 fn attribute_to_listeners(conns: &mut [Connection]) {
     /// The listeners on a port: their address and owners.
-    type OnPort = Vec<(IpAddr, Arc<[Owner]>)>;
+    type OnPort = Vec<(IpAddr, Owners)>;
     let mut listeners: FxHashMap<u16, OnPort> = FxHashMap::default();
     for c in conns.iter() {
         if c.state == TcpState::Listen && !c.owners.is_empty() {
