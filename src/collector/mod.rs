@@ -254,8 +254,7 @@ impl Collector {
             c.inode = r.inode;
             c.user = r.uid.map(|u| self.users.get(u));
             c.timer = r.timer;
-            c.recv_q = r.recv_q;
-            c.send_q = r.send_q;
+            c.set_queues(r.recv_q, r.send_q);
             connections.push(c);
         }
         connections.reverse();

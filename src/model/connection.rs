@@ -243,11 +243,18 @@ pub struct Connection {
     /// The kernel timer running on the socket; `None` when none runs or the backend cannot
     /// see timers (netstat2).
     pub timer: Option<Timer>,
-    /// Bytes received and not yet read by the application (for LISTEN: connections waiting
-    /// for `accept()`); `None` when the backend cannot see queues (netstat2).
-    pub recv_q: Option<u32>,
-    /// Bytes sent and not yet acknowledged by the peer (for LISTEN: the accept backlog).
-    pub send_q: Option<u32>,
+    /// [`Connection::recv_q`], or [`UNKNOWN_QUEUE`]: 4 bytes where an `Option<u32>` takes 8.
+    recv_q: u32,
+    /// [`Connection::send_q`], or [`UNKNOWN_QUEUE`].
+    send_q: u32,
+}
+
+/// A queue the backend cannot see. The kernel never reports this size: its queues are
+/// bounded by `int`-sized buffers and backlogs (`sock_diag` clamps them to `INT_MAX`).
+const UNKNOWN_QUEUE: u32 = u32::MAX;
+
+fn queue(q: u32) -> Option<u32> {
+    (q != UNKNOWN_QUEUE).then_some(q)
 }
 
 impl Connection {
@@ -263,8 +270,8 @@ impl Connection {
             tracking: None,
             lab: false,
             timer: None,
-            recv_q: None,
-            send_q: None,
+            recv_q: UNKNOWN_QUEUE,
+            send_q: UNKNOWN_QUEUE,
         }
     }
 
@@ -279,6 +286,26 @@ impl Connection {
     /// Both ends, as one value (the tracker's key).
     pub fn tuple(&self) -> &Tuple {
         &self.tuple
+    }
+
+    /// Bytes received and not yet read by the application (for LISTEN: connections waiting
+    /// for `accept()`); `None` when the backend cannot see queues (netstat2).
+    pub fn recv_q(&self) -> Option<u32> {
+        queue(self.recv_q)
+    }
+
+    /// Bytes sent and not yet acknowledged by the peer (for LISTEN: the accept backlog);
+    /// `None` when the backend cannot see queues.
+    pub fn send_q(&self) -> Option<u32> {
+        queue(self.send_q)
+    }
+
+    /// Sets both queues; `None` where the backend cannot see one. A size the kernel cannot
+    /// report (`u32::MAX`) reads back one less.
+    pub fn set_queues(&mut self, recv: Option<u32>, send: Option<u32>) {
+        let known = |q: Option<u32>| q.map_or(UNKNOWN_QUEUE, |q| q.min(UNKNOWN_QUEUE - 1));
+        self.recv_q = known(recv);
+        self.send_q = known(send);
     }
 
     /// Owning user id, where the backend reports one.

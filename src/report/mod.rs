@@ -209,8 +209,8 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
             expires_ms: u64::from(t.expires_ms),
             retransmits: t.retransmits,
         }),
-        recv_q: c.recv_q,
-        send_q: c.send_q,
+        recv_q: c.recv_q(),
+        send_q: c.send_q(),
     }
 }
 

@@ -156,8 +156,7 @@ fn second() -> Vec<Connection> {
 fn with_kernel_fields(mut conns: Vec<Connection>) -> Vec<Connection> {
     use crate::model::connection::{Timer, TimerKind};
     for (i, c) in conns.iter_mut().enumerate() {
-        c.recv_q = Some(0);
-        c.send_q = Some(0);
+        c.set_queues(Some(0), Some(0));
         c.timer = match c.state {
             TcpState::TimeWait => Some(Timer {
                 kind: TimerKind::TimeWait,
@@ -177,7 +176,7 @@ fn with_kernel_fields(mut conns: Vec<Connection>) -> Vec<Connection> {
             _ => None,
         };
         if c.state == TcpState::CloseWait {
-            c.recv_q = Some(1);
+            c.set_queues(Some(1), Some(0));
         }
     }
     conns

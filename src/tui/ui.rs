@@ -308,7 +308,7 @@ fn kernel_columns(app: &App, view: View, width: u16) -> bool {
                 .connections
                 .iter()
                 .take(64)
-                .any(|c| c.recv_q.is_some())
+                .any(|c| c.recv_q().is_some())
         })
 }
 
@@ -337,7 +337,7 @@ fn timer_text(c: &Connection) -> String {
 
 /// `0 0`: bytes waiting to be read, bytes not yet acknowledged.
 fn queue_text(c: &Connection) -> String {
-    match (c.recv_q, c.send_q) {
+    match (c.recv_q(), c.send_q()) {
         (Some(r), Some(s)) => format!("{r:>6} {s:>6}"),
         _ => String::new(),
     }
@@ -719,13 +719,13 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                         c.state.name(),
                     )));
                 }
-                let timer = match (c.timer, c.recv_q) {
+                let timer = match (c.timer, c.recv_q()) {
                     (Some(_), _) => Span::raw(timer_text(c)),
                     (None, Some(_)) => Span::raw("none running"),
                     (None, None) => Span::styled("not provided by this backend", theme.muted),
                 };
                 lines.push(Line::from(vec![label("timer"), timer]));
-                if let (Some(r), Some(s)) = (c.recv_q, c.send_q) {
+                if let (Some(r), Some(s)) = (c.recv_q(), c.send_q()) {
                     let what = if c.state == TcpState::Listen {
                         format!("{r} waiting for accept(), backlog {s}")
                     } else {
