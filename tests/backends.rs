@@ -17,7 +17,7 @@ use common::*;
 use lingertop::collector::{Backend, Collector, ReadOptions};
 use lingertop::model::{Connection, TcpState};
 
-type Row = (SocketAddr, SocketAddr, TcpState, u64, Option<u32>, Vec<u32>);
+type Row = (SocketAddr, SocketAddr, TcpState, u32, Option<u32>, Vec<u32>);
 
 /// The connections on `ports`, in a comparable form, sorted.
 fn rows(c: &mut Collector, ports: &[u16]) -> Vec<Row> {

@@ -35,7 +35,7 @@ pub struct RawSocket {
     pub remote: SocketAddr,
     pub state: TcpState,
     /// 0 when the socket has no file (TIME_WAIT, orphans) or the OS has no inodes.
-    pub inode: u64,
+    pub inode: u32,
     pub uid: Option<u32>,
     /// Every process holding a descriptor for the socket.
     pub pids: Vec<u32>,

@@ -499,7 +499,7 @@ mod tests {
         high: 60999,
     };
 
-    fn owned(local: String, remote: &str, state: TcpState, inode: u64, pid: u32) -> Connection {
+    fn owned(local: String, remote: &str, state: TcpState, inode: u32, pid: u32) -> Connection {
         let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
         c.inode = inode;
         c.owners = vec![Owner {
@@ -515,7 +515,7 @@ mod tests {
     }
 
     /// `n` CLOSE_WAIT connections held by pid 3121.
-    fn close_waits(n: u64) -> Vec<Connection> {
+    fn close_waits(n: u32) -> Vec<Connection> {
         (0..n)
             .map(|i| {
                 owned(
@@ -633,7 +633,7 @@ mod tests {
         let mut rules = Rules::default();
         rules.fin_wait_2.warning = 2;
         rules.fin_wait_2.min_age = Duration::from_secs(5);
-        let fw2 = |n: u64| -> Vec<Connection> {
+        let fw2 = |n: u32| -> Vec<Connection> {
             (0..n)
                 .map(|i| {
                     owned(

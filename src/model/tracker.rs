@@ -41,7 +41,7 @@ pub struct Transition {
 /// an allocation of its own; the owners list is shared with the snapshots).
 #[derive(Clone, Debug)]
 struct Tracked {
-    inode: u64,
+    inode: u32,
     /// Times as [`Nanos`].
     first_seen: Nanos,
     state_since: Nanos,
@@ -280,7 +280,7 @@ impl Tracker {
 
 /// The entry for an observation with `inode`: the same inode, or, for an observation
 /// without one, the socket that held this 4-tuple with a file before its file was closed.
-fn find_match(entries: &[Tracked], inode: u64, poll: u64) -> Option<usize> {
+fn find_match(entries: &[Tracked], inode: u32, poll: u64) -> Option<usize> {
     let unclaimed = |t: &&Tracked| t.seen_in_poll != poll;
     entries
         .iter()
@@ -343,7 +343,7 @@ mod tests {
         local: &str,
         remote: &str,
         state: TcpState,
-        inode: u64,
+        inode: u32,
         pid: Option<u32>,
     ) -> Connection {
         let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
@@ -535,7 +535,7 @@ mod tests {
     fn history_is_a_bounded_ring_of_counts() {
         let mut tr = Tracker::new(3);
         for t in 0..5u64 {
-            let conns = (0..t)
+            let conns = (0..t as u32)
                 .map(|i| {
                     conn(
                         &format!("127.0.0.1:{}", 5000 + i),

@@ -147,7 +147,7 @@ struct ConnectionJson<'a> {
     pids: Vec<u32>,
     user: Option<&'a str>,
     uid: Option<u32>,
-    inode: u64,
+    inode: u32,
     attribution: Option<&'static str>,
     state_age_secs: Option<f64>,
     /// The states seen before the current one, oldest first.

@@ -20,7 +20,7 @@ fn conn(
     local: &str,
     remote: &str,
     state: TcpState,
-    inode: u64,
+    inode: u32,
     owner: Option<(u32, &str)>,
 ) -> Connection {
     let mut c = Connection::new(
@@ -96,7 +96,7 @@ fn first() -> Vec<Connection> {
             "10.0.0.2:8080",
             &format!("10.0.0.{}:{}", 30 + i, 41000 + i),
             TcpState::CloseWait,
-            100 + u64::from(i),
+            100 + u32::from(i),
             JAVA,
         ));
     }
@@ -261,7 +261,7 @@ pub fn big_poll(n: usize) -> Arc<Update> {
             &format!("127.{a}.{b}.1:{}", 32768 + (i % 28000)),
             &format!("127.0.0.{}:{}", 1 + i % 4, 8080),
             state,
-            if owner.is_some() { i as u64 + 1 } else { 0 },
+            if owner.is_some() { i as u32 + 1 } else { 0 },
             owner,
         ));
     }
