@@ -37,7 +37,7 @@ pub struct Transition {
 }
 
 /// One connection's history, kept compact: the tracker holds one per socket of the machine
-/// (64 bytes, stored in the hash table itself, where the plain layout took 104 bytes plus
+/// (56 bytes, stored in the hash table itself, where the plain layout took 104 bytes plus
 /// an allocation of its own; the owners list is shared with the snapshots).
 #[derive(Clone, Debug)]
 struct Tracked {
