@@ -132,7 +132,7 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
     snap.connections
         // Unstable: the keys are all but unique, and a stable sort moves each 232-byte
         // connection far more often (a tenth of a 100k-socket snapshot's time).
-        .sort_unstable_by_key(|c| (c.state, c.local, c.remote));
+        .sort_unstable_by_key(|c| (c.state, c.local(), c.remote()));
     let alerts = detect(
         &snap.connections,
         snap.taken_at,

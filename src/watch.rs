@@ -167,7 +167,7 @@ impl Stream {
             .snapshot
             .connections
             .iter()
-            .map(|c| ((c.local, c.remote, c.state), c))
+            .map(|c| ((c.local(), c.remote(), c.state), c))
             .collect();
         for t in &u.transitions {
             let current =
@@ -211,7 +211,7 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
     }
 
-    fn conn(local: &str, remote: &str, state: TcpState, inode: u64) -> Connection {
+    fn conn(local: &str, remote: &str, state: TcpState, inode: u32) -> Connection {
         let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
         c.inode = inode;
         if inode != 0 {

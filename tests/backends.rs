@@ -17,7 +17,7 @@ use common::*;
 use lingertop::collector::{Backend, Collector, ReadOptions};
 use lingertop::model::{Connection, TcpState};
 
-type Row = (SocketAddr, SocketAddr, TcpState, u64, Option<u32>, Vec<u32>);
+type Row = (SocketAddr, SocketAddr, TcpState, u32, Option<u32>, Vec<u32>);
 
 /// The connections on `ports`, in a comparable form, sorted.
 /// The test's sockets, owners limited to `pids`: a process other tests of this binary start
@@ -29,14 +29,14 @@ fn rows(c: &mut Collector, ports: &[u16], pids: &[u32]) -> Vec<Row> {
     let mut out: Vec<Row> = snap
         .connections
         .iter()
-        .filter(|x| ports.contains(&x.local.port()) || ports.contains(&x.remote.port()))
+        .filter(|x| ports.contains(&x.local().port()) || ports.contains(&x.remote().port()))
         .map(|x| {
             (
-                x.local,
-                x.remote,
+                x.local(),
+                x.remote(),
                 x.state,
                 x.inode,
-                x.uid,
+                x.uid(),
                 x.owners
                     .iter()
                     .map(|o| o.pid)
@@ -278,7 +278,7 @@ fn a_state_filter_asks_the_kernel_for_only_those_states() {
     assert!(
         snap.connections
             .iter()
-            .any(|c| c.local == server && c.remote == client)
+            .any(|c| c.local() == server && c.remote() == client)
     );
     drop(s);
 }
@@ -299,7 +299,7 @@ fn new_sockets_get_their_owner_at_a_later_live_poll() {
         let conn = snap
             .connections
             .iter()
-            .find(|x| x.local == client && x.remote == server)
+            .find(|x| x.local() == client && x.remote() == server)
             .expect("the new connection is in the table");
         if let Some(o) = conn.owner() {
             assert_eq!(o.pid, me);

@@ -285,9 +285,9 @@ fn lab_panel_opens_aborts_traces_and_cleans_up_on_quit() {
         let left: Vec<String> = snap
             .connections
             .iter()
-            .filter(|c| listeners.contains(&c.local) || listeners.contains(&c.remote))
+            .filter(|c| listeners.contains(&c.local()) || listeners.contains(&c.remote()))
             .filter(|c| c.state != TcpState::TimeWait)
-            .map(|c| format!("{} {} -> {}", c.state, c.local, c.remote))
+            .map(|c| format!("{} {} -> {}", c.state, c.local(), c.remote()))
             .collect();
         if left.is_empty() {
             break;

@@ -40,7 +40,7 @@ fn states_of(u: &Update, local: SocketAddr, remote: SocketAddr) -> Vec<TcpState>
     u.snapshot
         .connections
         .iter()
-        .filter(|c| c.local == local && c.remote == remote)
+        .filter(|c| c.local() == local && c.remote() == remote)
         .map(|c| c.state)
         .collect()
 }
@@ -72,7 +72,7 @@ fn established_is_carried_between_reads_and_every_close_is_seen_at_once() {
         u.snapshot
             .connections
             .iter()
-            .find(|c| c.local == c_addr && c.remote == s_addr)
+            .find(|c| c.local() == c_addr && c.remote() == s_addr)
             .and_then(|c| c.tracking.as_ref())
             .map(|t| t.first_seen())
     };

@@ -15,13 +15,13 @@ mod owners;
 mod processes;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
-    Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TcpState, Timer, Unread,
+    Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
+    Unread,
 };
 
 #[cfg(target_os = "linux")]
@@ -36,7 +36,7 @@ pub struct RawSocket {
     pub remote: SocketAddr,
     pub state: TcpState,
     /// 0 when the socket has no file (TIME_WAIT, orphans) or the OS has no inodes.
-    pub inode: u64,
+    pub inode: u32,
     pub uid: Option<u32>,
     /// Every process holding a descriptor for the socket.
     pub pids: Vec<u32>,
@@ -243,7 +243,7 @@ impl Collector {
         // 100k sockets); reversed afterwards, to keep the source's order.
         let mut since_shrink = 0usize;
         // One owners list per set of holders, shared by all their sockets.
-        let mut shared: FxHashMap<Vec<u32>, Arc<[Owner]>> = FxHashMap::default();
+        let mut shared: FxHashMap<Vec<u32>, Owners> = FxHashMap::default();
         while let Some(r) = self.raw.pop() {
             since_shrink += 1;
             if since_shrink == SHRINK_EVERY {
@@ -259,11 +259,11 @@ impl Collector {
                 hidden += 1;
             }
             let owners = if r.pids.is_empty() {
-                Arc::default()
+                Owners::default()
             } else if let Some(o) = shared.get(r.pids.as_slice()) {
-                Arc::clone(o)
+                o.clone()
             } else {
-                let o: Arc<[Owner]> = r
+                let o: Owners = r
                     .pids
                     .iter()
                     .map(|&pid| Owner {
@@ -271,18 +271,16 @@ impl Collector {
                         name: self.names.get(pid),
                     })
                     .collect();
-                shared.insert(r.pids.clone(), Arc::clone(&o));
+                shared.insert(r.pids.clone(), o.clone());
                 o
             };
             let mut c = Connection::new(r.local, r.remote, r.state);
             c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
             c.owners = owners;
             c.inode = r.inode;
-            c.uid = r.uid;
-            c.user = r.uid.and_then(|u| self.users.get(u));
+            c.user = r.uid.map(|u| self.users.get(u));
             c.timer = r.timer;
-            c.recv_q = r.recv_q;
-            c.send_q = r.send_q;
+            c.set_queues(r.recv_q, r.send_q);
             connections.push(c);
         }
         connections.reverse();

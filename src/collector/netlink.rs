@@ -502,7 +502,7 @@ impl NetlinkSource {
                 local: d.local,
                 remote: d.remote,
                 state,
-                inode: u64::from(d.inode),
+                inode: d.inode,
                 // A socket without a file reports uid 0, which would read as "root".
                 uid: (d.inode != 0).then_some(d.uid),
                 pids: Vec::new(),

@@ -58,9 +58,9 @@ impl SocketSource for Netstat2Source {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             // A socket without a file (TIME_WAIT, orphans, not yet accepted) reports uid 0,
             // which would read as "root": say nothing rather than something false.
-            let (inode, uid) = (u64::from(info.inode), (info.inode != 0).then_some(info.uid));
+            let (inode, uid) = (info.inode, (info.inode != 0).then_some(info.uid));
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            let (inode, uid) = (0u64, None);
+            let (inode, uid) = (0, None);
             let mut pids = info.associated_pids;
             pids.sort_unstable();
             out.push(RawSocket {

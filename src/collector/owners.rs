@@ -180,10 +180,9 @@ fn fill(s: &mut RawSocket, inode: u32, e: &Entry, multi: &FxHashMap<u32, Vec<u32
     }
 }
 
-/// The inode of a socket that has a file; `None` for inode 0 (and inodes too large for the
-/// kernel's 32-bit field, which cannot occur).
+/// The inode of a socket that has a file; `None` for inode 0.
 fn file_inode(s: &RawSocket) -> Option<u32> {
-    u32::try_from(s.inode).ok().filter(|&i| i != 0)
+    Some(s.inode).filter(|&i| i != 0)
 }
 
 /// Reports every (pid, socket inode) found in `/proc/*/fd`. Processes that exit during the
@@ -305,7 +304,7 @@ mod tests {
     use super::*;
     use crate::model::TcpState;
 
-    fn sock(inode: u64) -> RawSocket {
+    fn sock(inode: u32) -> RawSocket {
         RawSocket {
             local: "127.0.0.1:1000".parse().unwrap(),
             remote: "127.0.0.1:2000".parse().unwrap(),

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use rustc_hash::{FxHashMap, FxHashSet};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, Uid, Users};
 
+use crate::model::User;
+
 /// Names of the processes holding sockets, cached while they keep holding some.
 #[derive(Default)]
 pub struct ProcessNames {
@@ -61,19 +63,19 @@ impl ProcessNames {
     }
 }
 
-/// User names by uid, from the system's user database, reloaded (at most every 10 s) when
-/// an unknown uid shows up.
+/// Users by uid, with their names from the system's user database, reloaded (at most every
+/// 10 s) when an unknown uid shows up. One [`User`] per uid, shared by all its sockets.
 #[derive(Default)]
 pub struct UserNames {
     users: Option<Users>,
     loaded_at: Option<Instant>,
-    names: FxHashMap<u32, Option<Arc<str>>>,
+    known: FxHashMap<u32, Arc<User>>,
 }
 
 impl UserNames {
-    pub fn get(&mut self, uid: u32) -> Option<Arc<str>> {
-        if let Some(n) = self.names.get(&uid) {
-            return n.clone();
+    pub fn get(&mut self, uid: u32) -> Arc<User> {
+        if let Some(u) = self.known.get(&uid) {
+            return Arc::clone(u);
         }
         let due = self
             .loaded_at
@@ -85,8 +87,9 @@ impl UserNames {
         let name = Uid::try_from(uid as usize)
             .ok()
             .and_then(|u| self.users.as_ref()?.get_user_by_id(&u))
-            .map(|u| Arc::from(u.name()));
-        self.names.insert(uid, name.clone());
-        name
+            .map(|u| Box::from(u.name()));
+        let user = Arc::new(User { uid, name });
+        self.known.insert(uid, Arc::clone(&user));
+        user
     }
 }

@@ -69,13 +69,13 @@ impl LabRecogniser {
             .connections
             .iter()
             .filter(|c| c.state == TcpState::Listen && is_lab_pid(c))
-            .map(|c| c.local)
+            .map(|c| c.local())
             .collect();
         for c in &mut snap.connections {
-            c.lab = own.is_some_and(|lab| lab.is_lab_tuple(c.local, c.remote))
+            c.lab = own.is_some_and(|lab| lab.is_lab_tuple(c.local(), c.remote()))
                 || is_lab_pid(c)
                 || (c.state != TcpState::Listen
-                    && (listeners.contains(&c.local) || listeners.contains(&c.remote)));
+                    && (listeners.contains(&c.local()) || listeners.contains(&c.remote())));
         }
     }
 

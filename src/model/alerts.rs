@@ -213,14 +213,14 @@ pub fn pressure_of(
     let mut groups: FxHashMap<(IpAddr, SocketAddr), Pressure> = FxHashMap::default();
     for i in indices {
         let c = &conns[i];
-        if c.state == TcpState::Listen || !range.contains(c.local.port()) {
+        if c.state == TcpState::Listen || !range.contains(c.local().port()) {
             continue;
         }
         let p = groups
-            .entry((c.local.ip(), c.remote))
+            .entry((c.local().ip(), c.remote()))
             .or_insert_with(|| Pressure {
-                local_ip: c.local.ip(),
-                remote: c.remote,
+                local_ip: c.local().ip(),
+                remote: c.remote(),
                 in_use: 0,
                 time_wait: 0,
                 ratio: 0.0,
@@ -471,7 +471,7 @@ fn time_wait(conns: &[Connection], rules: &Rules, alerts: &mut Vec<Alert>) {
     }
     let mut by_remote: FxHashMap<SocketAddr, Vec<usize>> = FxHashMap::default();
     for i in tw {
-        by_remote.entry(conns[i].remote).or_default().push(i);
+        by_remote.entry(conns[i].remote()).or_default().push(i);
     }
     for (remote, idx) in by_remote {
         let n = u32::try_from(idx.len()).unwrap_or(u32::MAX);
@@ -499,7 +499,7 @@ mod tests {
         high: 60999,
     };
 
-    fn owned(local: String, remote: &str, state: TcpState, inode: u64, pid: u32) -> Connection {
+    fn owned(local: String, remote: &str, state: TcpState, inode: u32, pid: u32) -> Connection {
         let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
         c.inode = inode;
         c.owners = vec![Owner {
@@ -515,7 +515,7 @@ mod tests {
     }
 
     /// `n` CLOSE_WAIT connections held by pid 3121.
-    fn close_waits(n: u64) -> Vec<Connection> {
+    fn close_waits(n: u32) -> Vec<Connection> {
         (0..n)
             .map(|i| {
                 owned(
@@ -635,7 +635,7 @@ mod tests {
         let mut rules = Rules::default();
         rules.fin_wait_2.warning = 2;
         rules.fin_wait_2.min_age = Duration::from_secs(5);
-        let fw2 = |n: u64| -> Vec<Connection> {
+        let fw2 = |n: u32| -> Vec<Connection> {
             (0..n)
                 .map(|i| {
                     owned(

@@ -1,6 +1,8 @@
 //! One TCP socket as lingertop sees it, and the snapshot of all of them at one poll.
 
-use std::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +14,55 @@ pub struct Owner {
     pub pid: u32,
     /// Process name; `None` when the process vanished before its name could be read.
     pub name: Option<Arc<str>>,
+}
+
+/// The processes holding a socket, as a shared list behind one thin pointer: 8 bytes on
+/// each connection where an `Arc<[Owner]>` takes 16, and no allocation at all while empty.
+/// Reads as a slice.
+#[derive(Clone, Default)]
+pub struct Owners(Option<Arc<Box<[Owner]>>>);
+
+impl Deref for Owners {
+    type Target = [Owner];
+
+    fn deref(&self) -> &[Owner] {
+        self.0.as_deref().map_or(&[], |o| o)
+    }
+}
+
+impl From<Vec<Owner>> for Owners {
+    fn from(v: Vec<Owner>) -> Self {
+        // Never an allocated empty list: empty is `None`, the same as the default.
+        Owners((!v.is_empty()).then(|| Arc::new(v.into_boxed_slice())))
+    }
+}
+
+impl FromIterator<Owner> for Owners {
+    fn from_iter<I: IntoIterator<Item = Owner>>(iter: I) -> Self {
+        Owners::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl PartialEq for Owners {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Owners {}
+
+impl fmt::Debug for Owners {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// The user a socket belongs to: one per uid, shared by all of its sockets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    /// `None` when the user database has no name for the uid.
+    pub name: Option<Box<str>>,
 }
 
 /// How the owner of a connection was found.
@@ -171,22 +222,92 @@ pub(crate) fn time(n: Nanos) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(n)
 }
 
+/// The two ends of a connection, local then remote, in 16 bytes where a pair of
+/// `SocketAddr`s takes 64: two IPv4 ends (nearly every socket of a busy machine) packed
+/// inline, anything else boxed. Each pair of ends has exactly one form, so tuples are equal
+/// (and hash alike) exactly when their ends are; the ends come back exactly as given
+/// (IPv4-mapped IPv6 addresses stay IPv6).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Tuple(Ends);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Ends {
+    /// Local address and port, then remote address and port, ports big-endian.
+    V4([u8; 12]),
+    Other(Box<(SocketAddr, SocketAddr)>),
+}
+
+impl Tuple {
+    pub fn new(local: SocketAddr, remote: SocketAddr) -> Self {
+        match (local, remote) {
+            (SocketAddr::V4(l), SocketAddr::V4(r)) => {
+                let mut k = [0u8; 12];
+                k[..6].copy_from_slice(&pack_v4(l));
+                k[6..].copy_from_slice(&pack_v4(r));
+                Tuple(Ends::V4(k))
+            }
+            _ => Tuple(Ends::Other(Box::new((local, remote)))),
+        }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        match &self.0 {
+            Ends::V4(k) => unpack_v4(&k[..6]),
+            Ends::Other(t) => t.0,
+        }
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        match &self.0 {
+            Ends::V4(k) => unpack_v4(&k[6..]),
+            Ends::Other(t) => t.1,
+        }
+    }
+
+    /// Both ends, local then remote, exactly as given to [`Tuple::new`].
+    pub fn ends(&self) -> (SocketAddr, SocketAddr) {
+        (self.local(), self.remote())
+    }
+}
+
+fn pack_v4(a: SocketAddrV4) -> [u8; 6] {
+    let [a0, a1, a2, a3] = a.ip().octets();
+    let [p0, p1] = a.port().to_be_bytes();
+    [a0, a1, a2, a3, p0, p1]
+}
+
+fn unpack_v4(b: &[u8]) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(b[0], b[1], b[2], b[3]),
+        u16::from_be_bytes([b[4], b[5]]),
+    ))
+}
+
+impl fmt::Debug for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tuple")
+            .field("local", &self.local())
+            .field("remote", &self.remote())
+            .finish()
+    }
+}
+
 /// One TCP socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
+    /// The two ends: [`Connection::local`], [`Connection::remote`].
+    tuple: Tuple,
     pub state: TcpState,
-    /// Socket inode; 0 when the kernel has no file for it (TIME_WAIT, orphans).
-    pub inode: u64,
-    /// Owning user id, where the backend reports one.
-    pub uid: Option<u32>,
-    /// User name for `uid`, where it resolves.
-    pub user: Option<Arc<str>>,
+    /// Socket inode; 0 when the kernel has no file for it (TIME_WAIT, orphans). 32 bits, as
+    /// the kernel numbers socket inodes (`get_next_ino`) and reports them (`sock_diag`).
+    pub inode: u32,
+    /// Owning user, where the backend reports one. Shared: one pointer per connection
+    /// where the uid and its name took 24 bytes.
+    pub user: Option<Arc<User>>,
     /// Processes holding the socket now, or that held it (see `attribution`). Shared: the
     /// sockets of one process hold one list between them, and the tracker keeps it across
     /// polls, so 100k connections cost no 100k allocations.
-    pub owners: Arc<[Owner]>,
+    pub owners: Owners,
     pub attribution: Option<Attribution>,
     /// Set by the tracker; `None` on a snapshot no tracker has seen.
     pub tracking: Option<Tracking>,
@@ -195,31 +316,79 @@ pub struct Connection {
     /// The kernel timer running on the socket; `None` when none runs or the backend cannot
     /// see timers (netstat2).
     pub timer: Option<Timer>,
-    /// Bytes received and not yet read by the application (for LISTEN: connections waiting
-    /// for `accept()`); `None` when the backend cannot see queues (netstat2).
-    pub recv_q: Option<u32>,
-    /// Bytes sent and not yet acknowledged by the peer (for LISTEN: the accept backlog).
-    pub send_q: Option<u32>,
+    /// [`Connection::recv_q`], or [`UNKNOWN_QUEUE`]: 4 bytes where an `Option<u32>` takes 8.
+    recv_q: u32,
+    /// [`Connection::send_q`], or [`UNKNOWN_QUEUE`].
+    send_q: u32,
+}
+
+/// A queue the backend cannot see. The kernel never reports this size: its queues are
+/// bounded by `int`-sized buffers and backlogs (`sock_diag` clamps them to `INT_MAX`).
+const UNKNOWN_QUEUE: u32 = u32::MAX;
+
+fn queue(q: u32) -> Option<u32> {
+    (q != UNKNOWN_QUEUE).then_some(q)
 }
 
 impl Connection {
     /// A connection with no owner information; the collector and fixtures fill in the rest.
     pub fn new(local: SocketAddr, remote: SocketAddr, state: TcpState) -> Self {
         Connection {
-            local,
-            remote,
+            tuple: Tuple::new(local, remote),
             state,
             inode: 0,
-            uid: None,
             user: None,
-            owners: Arc::default(),
+            owners: Owners::default(),
             attribution: None,
             tracking: None,
             lab: false,
             timer: None,
-            recv_q: None,
-            send_q: None,
+            recv_q: UNKNOWN_QUEUE,
+            send_q: UNKNOWN_QUEUE,
         }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.tuple.local()
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.tuple.remote()
+    }
+
+    /// Both ends, as one value (the tracker's key).
+    pub fn tuple(&self) -> &Tuple {
+        &self.tuple
+    }
+
+    /// Bytes received and not yet read by the application (for LISTEN: connections waiting
+    /// for `accept()`); `None` when the backend cannot see queues (netstat2).
+    pub fn recv_q(&self) -> Option<u32> {
+        queue(self.recv_q)
+    }
+
+    /// Bytes sent and not yet acknowledged by the peer (for LISTEN: the accept backlog);
+    /// `None` when the backend cannot see queues.
+    pub fn send_q(&self) -> Option<u32> {
+        queue(self.send_q)
+    }
+
+    /// Sets both queues; `None` where the backend cannot see one. A size the kernel cannot
+    /// report (`u32::MAX`) reads back one less.
+    pub fn set_queues(&mut self, recv: Option<u32>, send: Option<u32>) {
+        let known = |q: Option<u32>| q.map_or(UNKNOWN_QUEUE, |q| q.min(UNKNOWN_QUEUE - 1));
+        self.recv_q = known(recv);
+        self.send_q = known(send);
+    }
+
+    /// Owning user id, where the backend reports one.
+    pub fn uid(&self) -> Option<u32> {
+        self.user.as_ref().map(|u| u.uid)
+    }
+
+    /// The owning user's name, where the uid resolves to one.
+    pub fn user_name(&self) -> Option<&str> {
+        self.user.as_ref()?.name.as_deref()
     }
 
     /// The first owner, the one shown where only one fits.
@@ -385,6 +554,77 @@ mod tests {
             retransmits: 0,
         });
         c
+    }
+
+    #[test]
+    fn tuples_give_back_their_ends_exactly() {
+        for (l, r) in [
+            ("127.0.0.1:5000", "10.1.2.3:65535"),
+            ("0.0.0.0:80", "0.0.0.0:0"),
+            ("[::1]:80", "[::1]:40000"),
+            ("[fe80::1%3]:80", "[::ffff:10.0.0.1]:1"),
+            ("[::ffff:10.0.0.1]:80", "[::ffff:10.0.0.2]:1"),
+            ("10.0.0.1:80", "[::1]:1"),
+        ] {
+            let ends: (SocketAddr, SocketAddr) = (l.parse().unwrap(), r.parse().unwrap());
+            let t = Tuple::new(ends.0, ends.1);
+            assert_eq!(t.ends(), ends);
+            assert_eq!(t, Tuple::new(ends.0, ends.1));
+            assert_ne!(t, Tuple::new(ends.1, ends.0));
+        }
+        // An IPv4-mapped end is not the IPv4 end it maps: the kernel reports them apart.
+        assert_ne!(
+            Tuple::new(
+                "[::ffff:10.0.0.1]:80".parse().unwrap(),
+                "[::ffff:10.0.0.2]:1".parse().unwrap()
+            ),
+            Tuple::new(
+                "10.0.0.1:80".parse().unwrap(),
+                "10.0.0.2:1".parse().unwrap()
+            )
+        );
+        assert_eq!(std::mem::size_of::<Tuple>(), 16);
+    }
+
+    #[test]
+    fn a_connection_stays_compact() {
+        use std::mem::size_of;
+        // Two snapshots of 100k connections are alive at the peak of the live modes: every
+        // 8 bytes here is 1.5 MiB there. Each part in one word or less.
+        assert_eq!(size_of::<Tuple>(), 16);
+        assert_eq!(size_of::<Option<Arc<User>>>(), 8);
+        assert_eq!(size_of::<Owners>(), 8);
+        assert_eq!(size_of::<Option<Timer>>(), 8);
+        assert!(
+            size_of::<Connection>() <= 112,
+            "Connection grew to {} bytes",
+            size_of::<Connection>()
+        );
+    }
+
+    #[test]
+    fn queues_read_back_as_set() {
+        let mut c = time_wait(TcpState::Established, Duration::ZERO);
+        assert_eq!((c.recv_q(), c.send_q()), (None, None));
+        c.set_queues(Some(0), Some(7));
+        assert_eq!((c.recv_q(), c.send_q()), (Some(0), Some(7)));
+        c.set_queues(Some(u32::MAX - 1), None);
+        assert_eq!((c.recv_q(), c.send_q()), (Some(u32::MAX - 1), None));
+    }
+
+    #[test]
+    fn empty_owners_are_the_default() {
+        assert_eq!(Owners::from(Vec::new()), Owners::default());
+        assert!(
+            Owners::from(Vec::new()).0.is_none(),
+            "no allocation while empty"
+        );
+        let o: Owners = [1, 2]
+            .into_iter()
+            .map(|pid| Owner { pid, name: None })
+            .collect();
+        assert_eq!(o.iter().map(|o| o.pid).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(o.clone(), o);
     }
 
     #[test]

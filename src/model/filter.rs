@@ -292,16 +292,16 @@ impl Test {
             Test::Port(side, ranges) => {
                 let hit = |p: u16| ranges.iter().any(|&(a, b)| (a..=b).contains(&p));
                 match side {
-                    Side::Local => hit(c.local.port()),
-                    Side::Remote => hit(c.remote.port()),
-                    Side::Either => hit(c.local.port()) || hit(c.remote.port()),
+                    Side::Local => hit(c.local().port()),
+                    Side::Remote => hit(c.remote().port()),
+                    Side::Either => hit(c.local().port()) || hit(c.remote().port()),
                 }
             }
             Test::Addr(side, pats) => {
                 let sa = if *side == Side::Remote {
-                    &c.remote
+                    &c.remote()
                 } else {
-                    &c.local
+                    &c.local()
                 };
                 pats.iter().any(|p| p.matches(sa))
             }
@@ -313,8 +313,8 @@ impl Test {
                 })
             }),
             Test::User(users) => users.iter().any(|u| {
-                c.user.as_deref() == Some(u.as_str())
-                    || c.uid.is_some_and(|uid| u.parse::<u32>() == Ok(uid))
+                c.user_name() == Some(u.as_str())
+                    || c.uid().is_some_and(|uid| u.parse::<u32>() == Ok(uid))
             }),
             Test::Lab(want) => c.lab == *want,
             Test::Text(t) => {
@@ -322,8 +322,8 @@ impl Test {
                     o.name
                         .as_deref()
                         .is_some_and(|n| n.to_lowercase().contains(t.as_str()))
-                }) || c.local.to_string().contains(t.as_str())
-                    || c.remote.to_string().contains(t.as_str())
+                }) || c.local().to_string().contains(t.as_str())
+                    || c.remote().to_string().contains(t.as_str())
             }
         }
     }

@@ -9,8 +9,8 @@ pub mod tracker;
 
 pub use alerts::{Alert, RuleId, Rules, Severity};
 pub use connection::{
-    Attribution, Connection, Owner, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,
-    TimerKind, Tracking, Unread,
+    Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,
+    TimerKind, Tracking, Tuple, Unread, User,
 };
 pub use filter::Filter;
 pub use state::{StateCounts, TcpState};

@@ -10,7 +10,7 @@
 //! through an index of positions, 5 bytes a socket.
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
-use super::connection::{Attribution, Connection, Owner, Snapshot, Tracking, nanos};
+use super::connection::{Attribution, Connection, Owner, Owners, Snapshot, Tracking, nanos};
 use super::state::{StateCounts, TcpState};
 
 /// How many earlier states a connection remembers; closes go through at most five.
@@ -64,14 +64,11 @@ struct Join {
 }
 
 fn tuple_hash(c: &Connection) -> u64 {
-    let mut h = FxBuildHasher.build_hasher();
-    c.local.hash(&mut h);
-    c.remote.hash(&mut h);
-    h.finish()
+    FxBuildHasher.hash_one(c.tuple())
 }
 
 fn same_tuple(a: &Connection, b: &Connection) -> bool {
-    a.local == b.local && a.remote == b.remote
+    a.tuple() == b.tuple()
 }
 
 impl Join {
@@ -204,8 +201,8 @@ impl Tracker {
                 if !first_poll {
                     transitions.push(Transition {
                         at: now,
-                        local: conn.local,
-                        remote: conn.remote,
+                        local: conn.local(),
+                        remote: conn.remote(),
                         from: None,
                         to: Some(conn.state),
                         owner: conn.owners.first().cloned(),
@@ -229,8 +226,8 @@ impl Tracker {
             } else {
                 transitions.push(Transition {
                     at: now,
-                    local: conn.local,
-                    remote: conn.remote,
+                    local: conn.local(),
+                    remote: conn.remote(),
                     from: Some(p.state),
                     to: Some(conn.state),
                     owner: conn.owners.first().cloned(),
@@ -261,8 +258,8 @@ impl Tracker {
         {
             transitions.push(Transition {
                 at: now,
-                local: p.local,
-                remote: p.remote,
+                local: p.local(),
+                remote: p.remote(),
                 from: Some(p.state),
                 to: None,
                 owner: held_owners(p).and_then(|o| o.first()).cloned(),
@@ -296,7 +293,7 @@ impl Tracker {
 
 /// The processes that held `c`, now or at an earlier poll (not a listener it is only
 /// attributed to); `None` when there are none.
-fn held_owners(c: &Connection) -> Option<&Arc<[Owner]>> {
+fn held_owners(c: &Connection) -> Option<&Owners> {
     (c.attribution != Some(Attribution::Listener) && !c.owners.is_empty()).then_some(&c.owners)
 }
 
@@ -304,14 +301,14 @@ fn held_owners(c: &Connection) -> Option<&Arc<[Owner]>> {
 /// port (same address, or a wildcard one), marking it as the server side of that listener.
 fn attribute_to_listeners(conns: &mut [Connection]) {
     /// The listeners on a port: their address and owners.
-    type OnPort = Vec<(IpAddr, Arc<[Owner]>)>;
+    type OnPort = Vec<(IpAddr, Owners)>;
     let mut listeners: FxHashMap<u16, OnPort> = FxHashMap::default();
     for c in conns.iter() {
         if c.state == TcpState::Listen && !c.owners.is_empty() {
             listeners
-                .entry(c.local.port())
+                .entry(c.local().port())
                 .or_default()
-                .push((c.local.ip(), c.owners.clone()));
+                .push((c.local().ip(), c.owners.clone()));
         }
     }
     if listeners.is_empty() {
@@ -321,10 +318,10 @@ fn attribute_to_listeners(conns: &mut [Connection]) {
         if !c.owners.is_empty() || c.state == TcpState::Listen {
             continue;
         }
-        let Some(candidates) = listeners.get(&c.local.port()) else {
+        let Some(candidates) = listeners.get(&c.local().port()) else {
             continue;
         };
-        let ip = c.local.ip();
+        let ip = c.local().ip();
         let hit = candidates
             .iter()
             .find(|(lip, _)| *lip == ip)
@@ -349,7 +346,7 @@ mod tests {
         local: &str,
         remote: &str,
         state: TcpState,
-        inode: u64,
+        inode: u32,
         pid: Option<u32>,
     ) -> Connection {
         let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
@@ -634,7 +631,7 @@ mod tests {
     fn history_is_a_bounded_ring_of_counts() {
         let mut tr = Tracker::new(3);
         for t in 0..5u64 {
-            let conns = (0..t)
+            let conns = (0..t as u32)
                 .map(|i| {
                     conn(
                         &format!("127.0.0.1:{}", 5000 + i),

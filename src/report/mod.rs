@@ -147,7 +147,7 @@ struct ConnectionJson<'a> {
     pids: Vec<u32>,
     user: Option<&'a str>,
     uid: Option<u32>,
-    inode: u64,
+    inode: u32,
     attribution: Option<&'static str>,
     state_age_secs: Option<f64>,
     /// The states seen before the current one, oldest first.
@@ -188,13 +188,13 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
     let owner = c.owner();
     ConnectionJson {
         state: c.state,
-        local: addr(&c.local),
-        remote: addr(&c.remote),
+        local: addr(&c.local()),
+        remote: addr(&c.remote()),
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
         pids: c.owners.iter().map(|o| o.pid).collect(),
-        user: c.user.as_deref(),
-        uid: c.uid,
+        user: c.user_name(),
+        uid: c.uid(),
         inode: c.inode,
         attribution: c.attribution.map(|a| a.name()),
         state_age_secs: c.state_age(now).map(secs),
@@ -209,8 +209,8 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
             expires_ms: u64::from(t.expires_ms),
             retransmits: t.retransmits,
         }),
-        recv_q: c.recv_q,
-        send_q: c.send_q,
+        recv_q: c.recv_q(),
+        send_q: c.send_q(),
     }
 }
 
@@ -261,8 +261,8 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
                         let c = &s.connections[i];
                         ConnRef {
                             state: c.state,
-                            local: addr(&c.local),
-                            remote: addr(&c.remote),
+                            local: addr(&c.local()),
+                            remote: addr(&c.remote()),
                         }
                     })
                     .collect(),

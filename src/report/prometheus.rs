@@ -107,7 +107,7 @@ impl Exposition {
         for c in &snap.connections {
             // The family of the socket as the kernel reports it: a dual-stack socket's
             // IPv4-mapped address counts as IPv6.
-            let family = usize::from(c.local.is_ipv6());
+            let family = usize::from(c.local().is_ipv6());
             connections[c.state.index()][family] += 1;
             match c.state {
                 TcpState::CloseWait => {
@@ -117,7 +117,7 @@ impl Exposition {
                         oldest_close_wait = oldest_close_wait.max(age);
                     }
                 }
-                TcpState::TimeWait => *time_wait.entry(c.remote).or_default() += 1,
+                TcpState::TimeWait => *time_wait.entry(c.remote()).or_default() += 1,
                 _ => {}
             }
         }

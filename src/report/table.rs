@@ -108,8 +108,8 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
                 (false, v) => v.to_string(),
             };
             [
-                addr(&c.local),
-                addr(&c.remote),
+                addr(&c.local()),
+                addr(&c.remote()),
                 process,
                 fmt_age(c.state_age(now)),
                 via,

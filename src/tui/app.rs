@@ -356,7 +356,7 @@ impl App {
                     // All-IPv4 tables (the usual case) sort on one packed 128-bit key per
                     // row: a third of the memory of the general key, and quicker to compare.
                     let packed = |c: &Connection| {
-                        let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.local, c.remote) else {
+                        let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.local(), c.remote()) else {
                             return None;
                         };
                         let end = |a: SocketAddrV4| {
@@ -396,7 +396,8 @@ impl App {
                         rows.sort_by_cached_key(|r| {
                             let c = conn_of(r);
                             let state = c.state as u8;
-                            let (local, remote) = (AddrKey::of(&c.local), AddrKey::of(&c.remote));
+                            let (local, remote) =
+                                (AddrKey::of(&c.local()), AddrKey::of(&c.remote()));
                             match col {
                                 1 => (if by_state { state } else { 0 }, flip(local), remote),
                                 2 => (if by_state { state } else { 0 }, flip(remote), local),
@@ -427,8 +428,8 @@ impl App {
                         let by_col = if desc { by_col.reverse() } else { by_col };
                         primary
                             .then(by_col)
-                            .then(ca.local.cmp(&cb.local))
-                            .then(ca.remote.cmp(&cb.remote))
+                            .then(ca.local().cmp(&cb.local()))
+                            .then(ca.remote().cmp(&cb.remote()))
                     });
                 }
                 if self.view == View::ByState {
@@ -572,7 +573,7 @@ impl App {
         Some(match self.selected_row()? {
             r @ (Row::Conn(_) | Row::Ghost(_)) => {
                 let c = self.conn(r)?;
-                SelKey::Conn(c.local, c.remote)
+                SelKey::Conn(c.local(), c.remote())
             }
             Row::Group(s, _) => SelKey::Group(s),
             Row::Process(i) => SelKey::Process(self.procs.get(i)?.pid),
@@ -585,7 +586,7 @@ impl App {
             let found = self.rows.iter().position(|&r| match (r, &key) {
                 (Row::Conn(_) | Row::Ghost(_), SelKey::Conn(l, rm)) => self
                     .conn(r)
-                    .is_some_and(|c| c.local == *l && c.remote == *rm),
+                    .is_some_and(|c| c.local() == *l && c.remote() == *rm),
                 (Row::Group(s, _), SelKey::Group(k)) => s == *k,
                 (Row::Process(i), SelKey::Process(pid)) => self.procs[i].pid == *pid,
                 (Row::Remote(i), SelKey::Remote(a)) => self.remotes[i].remote == *a,
@@ -904,8 +905,8 @@ fn aggregate_remotes(u: &Update, matching: &[usize]) -> Vec<RemoteRow> {
         if c.state == TcpState::Listen {
             continue;
         }
-        let r = by.entry(c.remote).or_insert_with(|| RemoteRow {
-            remote: c.remote,
+        let r = by.entry(c.remote()).or_insert_with(|| RemoteRow {
+            remote: c.remote(),
             time_wait: 0,
             total: 0,
             pressure: 0.0,

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::live::Update;
 use crate::model::{
     Attribution, Connection, Owner, PortRange, ProcessInfo, Rules, Snapshot, TcpState, Tracker,
+    User,
 };
 
 /// 2026-11-21T12:00:00Z.
@@ -19,7 +20,7 @@ fn conn(
     local: &str,
     remote: &str,
     state: TcpState,
-    inode: u64,
+    inode: u32,
     owner: Option<(u32, &str)>,
 ) -> Connection {
     let mut c = Connection::new(
@@ -35,8 +36,10 @@ fn conn(
         }]
         .into();
         c.attribution = Some(Attribution::Owner);
-        c.uid = Some(1000);
-        c.user = Some("svc".into());
+        c.user = Some(Arc::new(User {
+            uid: 1000,
+            name: Some("svc".into()),
+        }));
     }
     c
 }
@@ -93,7 +96,7 @@ fn first() -> Vec<Connection> {
             "10.0.0.2:8080",
             &format!("10.0.0.{}:{}", 30 + i, 41000 + i),
             TcpState::CloseWait,
-            100 + u64::from(i),
+            100 + u32::from(i),
             JAVA,
         ));
     }
@@ -113,15 +116,14 @@ fn first() -> Vec<Connection> {
 fn second() -> Vec<Connection> {
     let mut v: Vec<Connection> = first()
         .into_iter()
-        .filter(|c| c.local.port() != 47001)
+        .filter(|c| c.local().port() != 47001)
         .collect();
     for c in &mut v {
-        if c.local.port() == 47000 {
+        if c.local().port() == 47000 {
             c.state = TcpState::TimeWait;
             c.inode = 0;
             c.owners = Default::default();
             c.attribution = None;
-            c.uid = None;
             c.user = None;
         }
     }
@@ -154,8 +156,7 @@ fn second() -> Vec<Connection> {
 fn with_kernel_fields(mut conns: Vec<Connection>) -> Vec<Connection> {
     use crate::model::connection::{Timer, TimerKind};
     for (i, c) in conns.iter_mut().enumerate() {
-        c.recv_q = Some(0);
-        c.send_q = Some(0);
+        c.set_queues(Some(0), Some(0));
         c.timer = match c.state {
             TcpState::TimeWait => Some(Timer {
                 kind: TimerKind::TimeWait,
@@ -175,7 +176,7 @@ fn with_kernel_fields(mut conns: Vec<Connection>) -> Vec<Connection> {
             _ => None,
         };
         if c.state == TcpState::CloseWait {
-            c.recv_q = Some(1);
+            c.set_queues(Some(1), Some(0));
         }
     }
     conns
@@ -262,7 +263,7 @@ pub fn big_poll(n: usize) -> Arc<Update> {
             &format!("127.{a}.{b}.1:{}", 32768 + (i % 28000)),
             &format!("127.0.0.{}:{}", 1 + i % 4, 8080),
             state,
-            if owner.is_some() { i as u64 + 1 } else { 0 },
+            if owner.is_some() { i as u32 + 1 } else { 0 },
             owner,
         ));
     }

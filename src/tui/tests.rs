@@ -179,9 +179,9 @@ fn navigation_sort_views_and_groups() {
 
     // Sort by LOCAL, then reverse it.
     key(&mut app, KeyCode::Char('s'));
-    let first_local = app.conn(app.rows[0]).unwrap().local;
+    let first_local = app.conn(app.rows[0]).unwrap().local();
     key(&mut app, KeyCode::Char('S'));
-    let last_local = app.conn(app.rows[app.rows.len() - 1]).unwrap().local;
+    let last_local = app.conn(app.rows[app.rows.len() - 1]).unwrap().local();
     assert_eq!(first_local, last_local);
 
     // By state: groups fold with Enter.
@@ -267,7 +267,7 @@ fn changes_are_marked_and_vanished_rows_fade() {
         .find(|r| matches!(r, Row::Ghost(_)))
         .copied()
         .expect("the vanished FIN_WAIT_2 stays on screen");
-    assert_eq!(app.conn(ghost).unwrap().local.port(), 47001);
+    assert_eq!(app.conn(ghost).unwrap().local().port(), 47001);
     assert_eq!(app.marks.len(), 4, "3 new + 1 changed: {:?}", app.marks);
     // Two more polls with nothing new: the ghost is gone.
     let (_, b) = two_polls(false);
@@ -496,12 +496,12 @@ fn packed_ipv4_sort_matches_the_general_order() {
                     let s = c.state as u8;
                     let head = if by_state { s } else { 0 };
                     match col {
-                        1 => (head, key(&c.local, desc), key(&c.remote, false)),
-                        2 => (head, key(&c.remote, desc), key(&c.local, false)),
+                        1 => (head, key(&c.local(), desc), key(&c.remote(), false)),
+                        2 => (head, key(&c.remote(), desc), key(&c.local(), false)),
                         _ => (
                             if desc && !by_state { u8::MAX - s } else { s },
-                            key(&c.local, false),
-                            key(&c.remote, false),
+                            key(&c.local(), false),
+                            key(&c.remote(), false),
                         ),
                     }
                 });

@@ -319,7 +319,7 @@ fn kernel_columns(app: &App, view: View, width: u16) -> bool {
                 .connections
                 .iter()
                 .take(64)
-                .any(|c| c.recv_q.is_some())
+                .any(|c| c.recv_q().is_some())
         })
 }
 
@@ -348,7 +348,7 @@ fn timer_text(c: &Connection) -> String {
 
 /// `0 0`: bytes waiting to be read, bytes not yet acknowledged.
 fn queue_text(c: &Connection) -> String {
-    match (c.recv_q, c.send_q) {
+    match (c.recv_q(), c.send_q()) {
         (Some(r), Some(s)) => format!("{r:>6} {s:>6}"),
         _ => String::new(),
     }
@@ -426,8 +426,8 @@ fn render_table(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> (u16, u1
                     .unwrap_or(6)
                     .max(6)
             };
-            let l = widest(&|c| c.local.to_string().len());
-            let r = widest(&|c| c.remote.to_string().len());
+            let l = widest(&|c| c.local().to_string().len());
+            let r = widest(&|c| c.remote().to_string().len());
             let kernel = if kernel_columns(app, view, inner.width) {
                 12 + 13 + 2
             } else {
@@ -542,7 +542,7 @@ fn row_cells<'a>(
             let style = if matches!(row, Row::Ghost(_)) {
                 theme.vanished_row
             } else {
-                match app.marks.get(&(c.local, c.remote)) {
+                match app.marks.get(&(c.local(), c.remote())) {
                     Some(Mark::New) => theme.new_row,
                     Some(Mark::Changed) => theme.changed_row,
                     None => Style::default(),
@@ -556,8 +556,8 @@ fn row_cells<'a>(
             (
                 vec![
                     Cell::from(c.state.name()),
-                    Cell::from(fit_addr(&c.local, lw)),
-                    Cell::from(fit_addr(&c.remote, rw)),
+                    Cell::from(fit_addr(&c.local(), lw)),
+                    Cell::from(fit_addr(&c.remote(), rw)),
                     Cell::from(process_text(c)),
                     Cell::from(format!("{age:>8}")),
                     Cell::from(via(c)),
@@ -674,11 +674,11 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                 ]));
                 lines.push(Line::from(vec![
                     label("local"),
-                    Span::raw(c.local.to_string()),
+                    Span::raw(c.local().to_string()),
                 ]));
                 lines.push(Line::from(vec![
                     label("remote"),
-                    Span::raw(c.remote.to_string()),
+                    Span::raw(c.remote().to_string()),
                 ]));
                 let owner = match (c.owner(), c.attribution) {
                     (Some(_), Some(Attribution::Owner)) => {
@@ -693,8 +693,8 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                     _ => "none visible".to_string(),
                 };
                 lines.push(Line::from(vec![label("owner"), Span::raw(owner)]));
-                let user = match (&c.user, c.uid) {
-                    (Some(u), Some(id)) => format!("{u} (uid {id})"),
+                let user = match (c.user_name(), c.uid()) {
+                    (Some(name), Some(id)) => format!("{name} (uid {id})"),
                     (None, Some(id)) => format!("uid {id}"),
                     _ => "-".to_string(),
                 };
@@ -730,13 +730,13 @@ fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                         c.state.name(),
                     )));
                 }
-                let timer = match (c.timer, c.recv_q) {
+                let timer = match (c.timer, c.recv_q()) {
                     (Some(_), _) => Span::raw(timer_text(c)),
                     (None, Some(_)) => Span::raw("none running"),
                     (None, None) => Span::styled("not provided by this backend", theme.muted),
                 };
                 lines.push(Line::from(vec![label("timer"), timer]));
-                if let (Some(r), Some(s)) = (c.recv_q, c.send_q) {
+                if let (Some(r), Some(s)) = (c.recv_q(), c.send_q()) {
                     let what = if c.state == TcpState::Listen {
                         format!("{r} waiting for accept(), backlog {s}")
                     } else {

@@ -106,7 +106,7 @@ pub fn wait_for_state(local: SocketAddr, remote: SocketAddr, state: TcpState) {
         if snap
             .connections
             .iter()
-            .any(|x| x.local == local && x.remote == remote && x.state == state)
+            .any(|x| x.local() == local && x.remote() == remote && x.state == state)
         {
             return;
         }
