@@ -595,8 +595,9 @@ mod tests {
         assert_eq!(size_of::<Option<Arc<User>>>(), 8);
         assert_eq!(size_of::<Owners>(), 8);
         assert_eq!(size_of::<Option<Timer>>(), 8);
+        assert_eq!(size_of::<Option<Tracking>>(), 40);
         assert!(
-            size_of::<Connection>() <= 112,
+            size_of::<Connection>() <= 96,
             "Connection grew to {} bytes",
             size_of::<Connection>()
         );
