@@ -523,6 +523,7 @@ impl SocketSource for NetlinkSource {
     fn set_options(&mut self, opts: &ReadOptions) {
         self.states = state_mask(opts.states.as_deref());
         self.owners.set_exact(opts.exact_owners);
+        self.owners.set_partial_reads(self.states != ALL_STATES);
     }
 
     fn selects_states(&self) -> bool {

@@ -45,6 +45,8 @@ pub struct OwnerCache {
     last_scan_took: Duration,
     scans: u64,
     exact: bool,
+    /// The reads leave some states out: a socket missing from one may still exist.
+    partial_reads: bool,
 }
 
 /// Whether to rescan now. `unscanned` sockets await a first look; `since` is the time since
@@ -65,6 +67,13 @@ impl OwnerCache {
     /// snapshots, whose output must be complete. Live modes keep the rate limit.
     pub fn set_exact(&mut self, exact: bool) {
         self.exact = exact;
+    }
+
+    /// Whether the sockets given to [`OwnerCache::attach`] leave some states out (the live
+    /// modes read ESTABLISHED only every few polls): then a socket missing from a read is
+    /// not forgotten, or the next complete read would rescan `/proc` for all of them.
+    pub fn set_partial_reads(&mut self, partial: bool) {
+        self.partial_reads = partial;
     }
 
     /// How many scans ran so far.
@@ -103,8 +112,9 @@ impl OwnerCache {
             }
             fill(s, inode, e, &self.multi);
         }
-        // Forget sockets that are gone (nothing to do while the population is stable).
-        if self.map.len() > live {
+        // Forget sockets that are gone (nothing to do while the population is stable), once
+        // a complete read says so.
+        if self.map.len() > live && !self.partial_reads {
             self.map.retain(|_, e| e.seen == generation);
             if !self.multi.is_empty() {
                 let map = &self.map;
@@ -379,6 +389,31 @@ mod tests {
         assert_eq!(proc_.walks, 2);
         assert_eq!(socks[0].pids, vec![20]);
         assert_eq!(cache.map.len(), 1, "inode 100 vanished and is forgotten");
+    }
+
+    #[test]
+    fn reads_that_leave_states_out_forget_nothing_and_the_next_complete_one_needs_no_scan() {
+        let mut proc_ = FakeProc {
+            fds: vec![(10, 100), (10, 101)],
+            walks: 0,
+        };
+        let mut cache = OwnerCache::default();
+        let t0 = Instant::now();
+        proc_.attach(&mut cache, &mut [sock(100), sock(101)], t0);
+        // ESTABLISHED (101) left out of two reads.
+        cache.set_partial_reads(true);
+        for s in 1..3 {
+            proc_.attach(&mut cache, &mut [sock(100)], t0 + Duration::from_secs(s));
+        }
+        assert_eq!(cache.map.len(), 2, "101 is only unread, not gone");
+        cache.set_partial_reads(false);
+        let mut socks = vec![sock(100), sock(101)];
+        proc_.attach(&mut cache, &mut socks, t0 + Duration::from_secs(3));
+        assert_eq!(proc_.walks, 1, "nothing new: no rescan");
+        assert_eq!(socks[1].pids, vec![10]);
+        // A complete read without 101 forgets it.
+        proc_.attach(&mut cache, &mut [sock(100)], t0 + Duration::from_secs(4));
+        assert_eq!(cache.map.len(), 1);
     }
 
     #[test]
