@@ -44,7 +44,7 @@ fn table() -> Vec<RawSocket> {
 fn kernel_state(tuple: (SocketAddr, SocketAddr)) -> Option<TcpState> {
     table()
         .into_iter()
-        .filter(|r| (r.local, r.remote) == tuple)
+        .filter(|r| r.tuple.ends() == tuple)
         .map(|r| r.state)
         // A live socket wins over an old TIME_WAIT of the same tuple.
         .min_by_key(|s| *s == TcpState::TimeWait)
@@ -331,7 +331,9 @@ fn handles_and_sockets_the_lab_did_not_make_are_refused() {
 fn sockets_on(ports: &[u16]) -> Vec<RawSocket> {
     table()
         .into_iter()
-        .filter(|r| ports.contains(&r.local.port()) || ports.contains(&r.remote.port()))
+        .filter(|r| {
+            ports.contains(&r.tuple.local().port()) || ports.contains(&r.tuple.remote().port())
+        })
         .collect()
 }
 

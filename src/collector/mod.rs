@@ -14,14 +14,13 @@ mod netstat2_backend;
 mod owners;
 mod processes;
 
-use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
     Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
-    Unread,
+    Tuple, Unread,
 };
 
 #[cfg(target_os = "linux")]
@@ -32,8 +31,9 @@ use processes::{ProcessNames, UserNames};
 /// One socket as the OS reports it, before process names are attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawSocket {
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
+    /// Both ends, packed as the connection keeps them (16 bytes, where two `SocketAddr`s
+    /// take 64: the buffer of a 100k-socket read is 5 MB smaller).
+    pub tuple: Tuple,
     pub state: TcpState,
     /// 0 when the socket has no file (TIME_WAIT, orphans) or the OS has no inodes.
     pub inode: u32,
@@ -116,6 +116,8 @@ pub struct Collector {
     note: Option<String>,
     /// The states the options leave out, where the source leaves them out.
     unread: Option<Vec<TcpState>>,
+    /// Sockets the last read returned.
+    last_read: usize,
 }
 
 impl Collector {
@@ -131,6 +133,7 @@ impl Collector {
             raw: Vec::new(),
             note: None,
             unread: None,
+            last_read: 0,
         }
     }
 
@@ -224,7 +227,11 @@ impl Collector {
     pub fn poll(&mut self) -> Result<Snapshot, CollectError> {
         let started = Instant::now();
         let taken_at = SystemTime::now();
+        // The buffer is given back as it is converted (below): sized once per read from the
+        // last one, rather than doubled up from nothing, copying, 17 times at 100k.
+        self.raw.reserve(self.last_read + self.last_read / 16);
         self.source.read(&mut self.raw)?;
+        self.last_read = self.raw.len();
 
         let pids: FxHashSet<u32> = self
             .raw
@@ -274,7 +281,7 @@ impl Collector {
                 shared.insert(r.pids.clone(), o.clone());
                 o
             };
-            let mut c = Connection::new(r.local, r.remote, r.state);
+            let mut c = Connection::on(r.tuple, r.state);
             c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
             c.owners = owners;
             c.inode = r.inode;

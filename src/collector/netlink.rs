@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::owners::{OwnerCache, scan_proc};
 use super::{CollectError, RawSocket, ReadOptions, SocketSource};
-use crate::model::{TcpState, Timer, TimerKind};
+use crate::model::{TcpState, Timer, TimerKind, Tuple};
 
 // From include/uapi/linux/{netlink,sock_diag,inet_diag}.h.
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -499,8 +499,7 @@ impl NetlinkSource {
                 return;
             };
             out.push(RawSocket {
-                local: d.local,
-                remote: d.remote,
+                tuple: Tuple::new(d.local, d.remote),
                 state,
                 inode: d.inode,
                 // A socket without a file reports uid 0, which would read as "root".

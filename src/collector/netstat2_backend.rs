@@ -8,7 +8,7 @@ use netstat2::{
 };
 
 use super::{CollectError, RawSocket, SocketSource};
-use crate::model::TcpState;
+use crate::model::{TcpState, Tuple};
 
 /// Reads the socket table through `netstat2::get_sockets_info`.
 #[derive(Debug, Default)]
@@ -64,8 +64,10 @@ impl SocketSource for Netstat2Source {
             let mut pids = info.associated_pids;
             pids.sort_unstable();
             out.push(RawSocket {
-                local: SocketAddr::new(tcp.local_addr, tcp.local_port),
-                remote: SocketAddr::new(tcp.remote_addr, tcp.remote_port),
+                tuple: Tuple::new(
+                    SocketAddr::new(tcp.local_addr, tcp.local_port),
+                    SocketAddr::new(tcp.remote_addr, tcp.remote_port),
+                ),
                 state,
                 inode,
                 uid,

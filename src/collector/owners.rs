@@ -316,8 +316,10 @@ mod tests {
 
     fn sock(inode: u32) -> RawSocket {
         RawSocket {
-            local: "127.0.0.1:1000".parse().unwrap(),
-            remote: "127.0.0.1:2000".parse().unwrap(),
+            tuple: crate::model::Tuple::new(
+                "127.0.0.1:1000".parse().unwrap(),
+                "127.0.0.1:2000".parse().unwrap(),
+            ),
             state: if inode == 0 {
                 TcpState::TimeWait
             } else {

@@ -81,7 +81,7 @@ impl<S: SocketSource> TupleProbe for SourceProbe<S> {
             let found = self
                 .raw
                 .iter()
-                .filter(|r| r.local == *local && r.remote == *remote)
+                .filter(|r| r.tuple.local() == *local && r.tuple.remote() == *remote)
                 .min_by_key(|r| r.state == TcpState::TimeWait)
                 .map(|r| Probed {
                     state: r.state,

@@ -333,8 +333,13 @@ fn queue(q: u32) -> Option<u32> {
 impl Connection {
     /// A connection with no owner information; the collector and fixtures fill in the rest.
     pub fn new(local: SocketAddr, remote: SocketAddr, state: TcpState) -> Self {
+        Connection::on(Tuple::new(local, remote), state)
+    }
+
+    /// [`Connection::new`] on a packed 4-tuple.
+    pub fn on(tuple: Tuple, state: TcpState) -> Self {
         Connection {
-            tuple: Tuple::new(local, remote),
+            tuple,
             state,
             inode: 0,
             user: None,
