@@ -50,6 +50,25 @@ fn type_text(app: &mut App, s: &str) {
 }
 
 #[test]
+fn the_header_says_when_established_was_last_read() {
+    let mut app = app_with_fixture(false);
+    let (_, b) = two_polls(false);
+    let mut u = (*b).clone();
+    let mut snap = (*u.snapshot).clone();
+    snap.unread = Some(crate::model::Unread {
+        states: vec![TcpState::Established],
+        last_read: Some(snap.taken_at - std::time::Duration::from_secs(4)),
+    });
+    u.snapshot = std::sync::Arc::new(snap);
+    app.on_update(std::sync::Arc::new(u));
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("ESTABLISHED as of 4s ago"), "{screen}");
+    // A complete poll says nothing of it.
+    app.on_update(b);
+    assert!(!draw(&mut app, 120, 40).contains("as of"));
+}
+
+#[test]
 fn every_view_and_help_at_both_sizes() {
     for (w, h) in [(120u16, 40u16), (80, 24)] {
         let mut app = app_with_fixture(false);
