@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use super::keys::{Action, Keymap};
 use super::lab_panel::{LabPanel, LabRequest};
 use crate::live::Update;
-use crate::model::alerts::pressure_of;
+use crate::model::alerts::{endpoint_key, pair_groups};
 use crate::model::{
     Attribution, Connection, Filter, Owner, RuleId, Severity, StateCounts, TcpState, Transition,
 };
@@ -1027,31 +1027,55 @@ fn ghost(t: &Transition, from: TcpState) -> Ghost {
 
 fn aggregate_remotes(u: &Update, matching: &[usize]) -> Vec<RemoteRow> {
     let conns = &u.snapshot.connections;
-    let mut by: FxHashMap<SocketAddr, RemoteRow> = FxHashMap::default();
+    let range = u.snapshot.ephemeral_ports;
+    // Remotes keyed as integers (cheap to hash); neighbouring rows often share one.
+    let mut others = FxHashMap::default();
+    let mut ids: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut last: Option<(u64, usize)> = None;
+    let mut rows: Vec<RemoteRow> = Vec::new();
     for &i in matching {
         let c = &conns[i];
         if c.state == TcpState::Listen {
             continue;
         }
-        let r = by.entry(c.remote).or_insert_with(|| RemoteRow {
-            remote: c.remote,
-            time_wait: 0,
-            total: 0,
-            pressure: 0.0,
-            ports_used: 0,
-            from: None,
-        });
-        r.total += 1;
-        r.time_wait += u32::from(c.state == TcpState::TimeWait);
-    }
-    for p in pressure_of(conns, matching.iter().copied(), u.snapshot.ephemeral_ports) {
-        if let Some(r) = by.get_mut(&p.remote) {
-            if p.ratio > r.pressure {
-                r.pressure = p.ratio;
-                r.ports_used = p.in_use;
-                r.from = Some(p.local_ip);
+        let k = endpoint_key(&c.remote, &mut others);
+        let r = match last {
+            Some((lk, r)) if lk == k => r,
+            _ => {
+                let r = *ids.entry(k).or_insert_with(|| {
+                    rows.push(RemoteRow {
+                        remote: c.remote,
+                        time_wait: 0,
+                        total: 0,
+                        pressure: 0.0,
+                        ports_used: 0,
+                        from: None,
+                    });
+                    rows.len() - 1
+                });
+                last = Some((k, r));
+                r
             }
+        };
+        rows[r].total += 1;
+        rows[r].time_wait += u32::from(c.state == TcpState::TimeWait);
+    }
+    // Per remote, the local address using most ephemeral ports toward it (the lowest
+    // address among equals: groups come sorted by local address).
+    let size = f64::from(range.len().max(1));
+    for members in pair_groups(conns, matching.iter().copied(), range).iter() {
+        let c = &conns[members[0]];
+        let Some(&r) = ids.get(&endpoint_key(&c.remote, &mut others)) else {
+            continue;
+        };
+        let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        let ratio = f64::from(in_use) / size;
+        let row = &mut rows[r];
+        if ratio > row.pressure {
+            row.pressure = ratio;
+            row.ports_used = in_use;
+            row.from = Some(c.local.ip());
         }
     }
-    by.into_values().collect()
+    rows
 }
