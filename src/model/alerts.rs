@@ -352,34 +352,71 @@ fn frequent<K: Copy + Hash + Eq>(keys: &[K], min: usize) -> Vec<(K, Vec<usize>)>
     if slots == 0 {
         return Vec::new();
     }
-    let mut counters: FxHashMap<K, usize> = FxHashMap::default();
-    for &k in keys {
-        if let Some(n) = counters.get_mut(&k) {
-            *n += 1;
-        } else if counters.len() < slots {
-            counters.insert(k, 1);
-        } else {
-            counters.retain(|_, n| {
-                *n -= 1;
-                *n > 0
-            });
-        }
-    }
-    // The candidates, each numbered when first met.
-    let mut slot_of: FxHashMap<K, usize> = counters.into_keys().map(|k| (k, usize::MAX)).collect();
-    let mut found: Vec<(K, Vec<usize>)> = Vec::new();
-    for (pos, k) in keys.iter().enumerate() {
-        if let Some(s) = slot_of.get_mut(k) {
-            if *s == usize::MAX {
-                *s = found.len();
-                found.push((*k, Vec::new()));
+    // Few counters (the usual thresholds) live in a short list, searched faster than hashed.
+    let candidates: Vec<K> = if slots <= SHORT {
+        let mut counters: Vec<(K, usize)> = Vec::with_capacity(slots);
+        for &k in keys {
+            if let Some(c) = counters.iter_mut().find(|c| c.0 == k) {
+                c.1 += 1;
+            } else if counters.len() < slots {
+                counters.push((k, 1));
+            } else {
+                counters.retain_mut(|c| {
+                    c.1 -= 1;
+                    c.1 > 0
+                });
             }
-            found[*s].1.push(pos);
+        }
+        counters.into_iter().map(|c| c.0).collect()
+    } else {
+        let mut counters: FxHashMap<K, usize> = FxHashMap::default();
+        for &k in keys {
+            if let Some(n) = counters.get_mut(&k) {
+                *n += 1;
+            } else if counters.len() < slots {
+                counters.insert(k, 1);
+            } else {
+                counters.retain(|_, n| {
+                    *n -= 1;
+                    *n > 0
+                });
+            }
+        }
+        counters.into_keys().collect()
+    };
+    // Count the candidates exactly, each numbered when first met.
+    let mut found: Vec<(K, Vec<usize>)> = Vec::new();
+    if candidates.len() <= SHORT {
+        let mut slot_of: Vec<(K, usize)> =
+            candidates.into_iter().map(|k| (k, usize::MAX)).collect();
+        for (pos, k) in keys.iter().enumerate() {
+            if let Some(c) = slot_of.iter_mut().find(|c| c.0 == *k) {
+                if c.1 == usize::MAX {
+                    c.1 = found.len();
+                    found.push((*k, Vec::new()));
+                }
+                found[c.1].1.push(pos);
+            }
+        }
+    } else {
+        let mut slot_of: FxHashMap<K, usize> =
+            candidates.into_iter().map(|k| (k, usize::MAX)).collect();
+        for (pos, k) in keys.iter().enumerate() {
+            if let Some(s) = slot_of.get_mut(k) {
+                if *s == usize::MAX {
+                    *s = found.len();
+                    found.push((*k, Vec::new()));
+                }
+                found[*s].1.push(pos);
+            }
         }
     }
     found.retain(|(_, at)| at.len() >= min);
     found
 }
+
+/// Up to this many counters, [`frequent`] keeps them in a list rather than a map.
+const SHORT: usize = 16;
 
 fn severity_of(n: u32, warning: u32, critical: u32) -> Option<Severity> {
     if n >= critical.max(1) {
