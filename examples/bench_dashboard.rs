@@ -5,10 +5,15 @@
 //!
 //! "take in a poll" is what happens once per poll interval (filter, sort, group the rows);
 //! "frame" is what happens on every key press and tick (build the visible rows and draw).
+//! The poll loop's own per-poll work over the same snapshot follows: the alert rules
+//! (`detect`) and the lab recogniser (`LabRecogniser::mark`).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use lingertop::model::Filter;
+use lingertop::lab::LabRecogniser;
+use lingertop::model::alerts::detect;
+use lingertop::model::{Filter, Rules};
 use lingertop::tui::app::App;
 use lingertop::tui::fixture::big_poll;
 use lingertop::tui::keys::{Action, Keymap};
@@ -69,4 +74,39 @@ fn main() {
             app.apply(Action::NextView);
         }
     }
+
+    // The poll loop's per-poll work besides the tracker, over the same snapshot.
+    let snap = &poll.snapshot;
+    let history = VecDeque::from([poll.sample.clone()]);
+    let rules = Rules::default();
+    let mut times = Vec::new();
+    let mut alerts = 0;
+    for _ in 0..15 {
+        let t = Instant::now();
+        let a = detect(
+            &snap.connections,
+            snap.taken_at,
+            snap.ephemeral_ports,
+            &history,
+            &rules,
+        );
+        times.push(t.elapsed());
+        alerts = a.len();
+    }
+    println!(
+        "  alert rules (detect)                 {:>10}   ({alerts} alerts)",
+        ms(median(times))
+    );
+    let mut recogniser = LabRecogniser::new();
+    let mut times = Vec::new();
+    for _ in 0..15 {
+        let mut s = lingertop::model::Snapshot::clone(snap);
+        let t = Instant::now();
+        recogniser.mark(&mut s, None);
+        times.push(t.elapsed());
+    }
+    println!(
+        "  lab recogniser (mark)                {:>10}",
+        ms(median(times))
+    );
 }

@@ -21,7 +21,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
 use super::Lab;
 use crate::cli::{Cli, Command};
-use crate::model::{Snapshot, TcpState};
+use crate::model::{Owner, Snapshot, TcpState};
 
 /// The process name a lab process has.
 const LINGERTOP: &str = "lingertop";
@@ -43,13 +43,23 @@ impl LabRecogniser {
     /// module documentation), or to `own`, the lab running in this process. Call after the
     /// tracker has observed the snapshot, so earlier owners count.
     pub fn mark(&mut self, snap: &mut Snapshot, own: Option<&Lab>) {
-        let candidates: FxHashSet<u32> = snap
-            .connections
-            .iter()
-            .flat_map(|c| c.owners.iter())
-            .filter(|o| o.name.as_deref() == Some(LINGERTOP))
-            .map(|o| o.pid)
-            .collect();
+        // One pass clears the marks and finds the pids named lingertop. A process's sockets
+        // share one owners list, so a run of the same list is looked into once.
+        let mut candidates: FxHashSet<u32> = FxHashSet::default();
+        let mut last: *const Owner = std::ptr::null();
+        for c in &mut snap.connections {
+            c.lab = false;
+            let list = c.owners.as_ptr();
+            if list == last {
+                continue;
+            }
+            last = list;
+            for o in c.owners.iter() {
+                if o.name.as_deref() == Some(LINGERTOP) {
+                    candidates.insert(o.pid);
+                }
+            }
+        }
         self.verdicts.retain(|pid, _| candidates.contains(pid));
         for &pid in &candidates {
             if !self.verdicts.contains_key(&pid) {
@@ -63,6 +73,10 @@ impl LabRecogniser {
             .filter(|(_, lab)| **lab)
             .map(|(pid, _)| *pid)
             .collect();
+        if lab_pids.is_empty() && own.is_none() {
+            // No lab anywhere (the usual case): every mark is already cleared.
+            return;
+        }
         let is_lab_pid =
             |c: &crate::model::Connection| c.owners.iter().any(|o| lab_pids.contains(&o.pid));
         let listeners: FxHashSet<SocketAddr> = snap

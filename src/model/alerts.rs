@@ -2,6 +2,7 @@
 //! CLOSE_WAIT, TIME_WAIT or the other close states pile up or linger, in words a person acts on.
 
 use std::collections::VecDeque;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -210,37 +211,212 @@ pub fn pressure_of(
     indices: impl IntoIterator<Item = usize>,
     range: PortRange,
 ) -> Vec<Pressure> {
-    let mut groups: FxHashMap<(IpAddr, SocketAddr), Pressure> = FxHashMap::default();
-    for i in indices {
-        let c = &conns[i];
-        if c.state == TcpState::Listen || !range.contains(c.local().port()) {
-            continue;
-        }
-        let p = groups
-            .entry((c.local().ip(), c.remote()))
-            .or_insert_with(|| Pressure {
-                local_ip: c.local().ip(),
-                remote: c.remote(),
-                in_use: 0,
-                time_wait: 0,
-                ratio: 0.0,
-                connections: Vec::new(),
-            });
-        p.in_use += 1;
-        p.time_wait += u32::from(c.state == TcpState::TimeWait);
-        p.connections.push(i);
-    }
+    let groups = pair_groups(conns, indices, range);
     let size = f64::from(range.len().max(1));
     let mut out: Vec<Pressure> = groups
-        .into_values()
-        .map(|mut p| {
-            p.ratio = f64::from(p.in_use) / size;
-            p
+        .iter()
+        .map(|members| {
+            let c = &conns[members[0]];
+            let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
+            Pressure {
+                local_ip: c.local().ip(),
+                remote: c.remote(),
+                in_use,
+                time_wait: time_waits(conns, members),
+                ratio: f64::from(in_use) / size,
+                connections: members.to_vec(),
+            }
         })
         .collect();
-    out.sort_by(|a, b| b.in_use.cmp(&a.in_use).then(a.remote.cmp(&b.remote)));
+    out.sort_by(by_use);
     out
 }
+
+/// Highest use first; then by destination and local address, so ties have one order.
+fn by_use(a: &Pressure, b: &Pressure) -> std::cmp::Ordering {
+    b.in_use
+        .cmp(&a.in_use)
+        .then(a.remote.cmp(&b.remote))
+        .then(a.local_ip.cmp(&b.local_ip))
+}
+
+fn time_waits(conns: &[Connection], members: &[usize]) -> u32 {
+    let n = members
+        .iter()
+        .filter(|&&i| conns[i].state == TcpState::TimeWait)
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Whether a connection counts toward port pressure: it holds a local ephemeral port.
+fn holds_ephemeral_port(c: &Connection, range: PortRange) -> bool {
+    c.state != TcpState::Listen && range.contains(c.local().port())
+}
+
+/// The connections at `indices` that hold an ephemeral port, grouped per (local IP ->
+/// remote): one list of indices into `conns` per group, in the order of `indices`.
+///
+/// Grouped by sorting one packed integer per connection rather than through a hash map:
+/// with tens of thousands of groups (many local addresses) a map's random accesses cost
+/// several times the sort.
+pub(crate) fn pair_groups(
+    conns: &[Connection],
+    indices: impl IntoIterator<Item = usize>,
+    range: PortRange,
+) -> PairGroups {
+    let mut others = FxHashMap::default();
+    let mut members: Vec<usize> = Vec::new();
+    let mut keys: Vec<u128> = Vec::new();
+    for i in indices {
+        let c = &conns[i];
+        if holds_ephemeral_port(c, range) {
+            // The position in `members` below the key (fewer than 2^32 sockets on a host):
+            // ties sort in the order met, and the key needs no pair with a separate index.
+            keys.push((pair_key(c, &mut others) << 32) | members.len() as u128);
+            members.push(i);
+        }
+    }
+    keys.sort_unstable();
+    let mut sorted = Vec::with_capacity(members.len());
+    let mut ends = Vec::new();
+    for (n, &k) in keys.iter().enumerate() {
+        if n > 0 && k >> 32 != keys[n - 1] >> 32 {
+            ends.push(n);
+        }
+        sorted.push(members[(k & u128::from(u32::MAX)) as usize]);
+    }
+    if !sorted.is_empty() {
+        ends.push(sorted.len());
+    }
+    PairGroups {
+        members: sorted,
+        ends,
+    }
+}
+
+/// Groups of connections as one list: group `g` is `members[ends[g - 1]..ends[g]]`.
+pub(crate) struct PairGroups {
+    members: Vec<usize>,
+    ends: Vec<usize>,
+}
+
+impl PairGroups {
+    /// Each group's connections (indices into the slice grouped), none empty.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[usize]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.members[a..b])
+    }
+}
+
+/// Keys at or above bit 80 stand for pairs numbered through a map, not packed.
+const PAIR_NUMBERED: u128 = 1 << 80;
+
+/// (local IP, remote endpoint) of a connection as an integer below 2^81, equal exactly when
+/// the pairs are: IPv4 pairs packed (local IP, remote IP, remote port), other pairs
+/// numbered through `others` (IPv6 endpoints also compare flow and scope ids).
+fn pair_key(c: &Connection, others: &mut FxHashMap<(IpAddr, SocketAddr), u32>) -> u128 {
+    if let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.local(), c.remote()) {
+        (u128::from(l.ip().to_bits()) << 48)
+            | (u128::from(r.ip().to_bits()) << 16)
+            | u128::from(r.port())
+    } else {
+        let next = u32::try_from(others.len()).unwrap_or(u32::MAX);
+        PAIR_NUMBERED | u128::from(*others.entry((c.local().ip(), c.remote())).or_insert(next))
+    }
+}
+
+/// A remote endpoint as an integer, equal exactly when the endpoints are: IPv4 packed
+/// below 2^48, others numbered through `others` above it.
+pub(crate) fn endpoint_key(a: &SocketAddr, others: &mut FxHashMap<SocketAddr, u32>) -> u64 {
+    match a {
+        SocketAddr::V4(a) => (u64::from(a.ip().to_bits()) << 16) | u64::from(a.port()),
+        SocketAddr::V6(_) => {
+            let next = u32::try_from(others.len()).unwrap_or(u32::MAX);
+            (1 << 48) | u64::from(*others.entry(*a).or_insert(next))
+        }
+    }
+}
+
+/// The keys that occur at least `min` times in `keys`, each with the positions it occurs
+/// at (ascending), in the order first met.
+///
+/// Only `keys.len() / min` keys can qualify, and the Misra-Gries summary with that many
+/// counters keeps every key occurring more than `len / (counters + 1)` times; so one pass
+/// with a small map finds the candidates and a second counts them exactly, however many
+/// distinct keys there are (100k TIME_WAIT toward 100k client ports cost no 100k-entry map).
+fn frequent<K: Copy + Hash + Eq>(keys: &[K], min: usize) -> Vec<(K, Vec<usize>)> {
+    let min = min.max(1);
+    let slots = keys.len() / min;
+    if slots == 0 {
+        return Vec::new();
+    }
+    // Few counters (the usual thresholds) live in a short list, searched faster than hashed.
+    let candidates: Vec<K> = if slots <= SHORT {
+        let mut counters: Vec<(K, usize)> = Vec::with_capacity(slots);
+        for &k in keys {
+            if let Some(c) = counters.iter_mut().find(|c| c.0 == k) {
+                c.1 += 1;
+            } else if counters.len() < slots {
+                counters.push((k, 1));
+            } else {
+                counters.retain_mut(|c| {
+                    c.1 -= 1;
+                    c.1 > 0
+                });
+            }
+        }
+        counters.into_iter().map(|c| c.0).collect()
+    } else {
+        let mut counters: FxHashMap<K, usize> = FxHashMap::default();
+        for &k in keys {
+            if let Some(n) = counters.get_mut(&k) {
+                *n += 1;
+            } else if counters.len() < slots {
+                counters.insert(k, 1);
+            } else {
+                counters.retain(|_, n| {
+                    *n -= 1;
+                    *n > 0
+                });
+            }
+        }
+        counters.into_keys().collect()
+    };
+    // Count the candidates exactly, each numbered when first met.
+    let mut found: Vec<(K, Vec<usize>)> = Vec::new();
+    if candidates.len() <= SHORT {
+        let mut slot_of: Vec<(K, usize)> =
+            candidates.into_iter().map(|k| (k, usize::MAX)).collect();
+        for (pos, k) in keys.iter().enumerate() {
+            if let Some(c) = slot_of.iter_mut().find(|c| c.0 == *k) {
+                if c.1 == usize::MAX {
+                    c.1 = found.len();
+                    found.push((*k, Vec::new()));
+                }
+                found[c.1].1.push(pos);
+            }
+        }
+    } else {
+        let mut slot_of: FxHashMap<K, usize> =
+            candidates.into_iter().map(|k| (k, usize::MAX)).collect();
+        for (pos, k) in keys.iter().enumerate() {
+            if let Some(s) = slot_of.get_mut(k) {
+                if *s == usize::MAX {
+                    *s = found.len();
+                    found.push((*k, Vec::new()));
+                }
+                found[*s].1.push(pos);
+            }
+        }
+    }
+    found.retain(|(_, at)| at.len() >= min);
+    found
+}
+
+/// Up to this many counters, [`frequent`] keeps them in a list rather than a map.
+const SHORT: usize = 16;
 
 fn severity_of(n: u32, warning: u32, critical: u32) -> Option<Severity> {
     if n >= critical.max(1) {
@@ -269,6 +445,9 @@ pub fn human_duration(d: Duration) -> String {
 
 /// Runs every enabled rule over `conns` (already filtered as the user asked) at time `now`.
 /// `history` is the tracker's, for growth rates. Alerts come back worst first.
+///
+/// One pass over the connections gathers what every rule needs; the connections behind a
+/// group are listed only for groups that raise an alert.
 pub fn detect(
     conns: &[Connection],
     now: SystemTime,
@@ -276,9 +455,7 @@ pub fn detect(
     history: &VecDeque<Sample>,
     rules: &Rules,
 ) -> Vec<Alert> {
-    let mut alerts = Vec::new();
-    close_wait_lingering(conns, now, history, rules, &mut alerts);
-    for (rule, state, id, why) in [
+    let linger_rules = [
         (
             &rules.fin_wait_1,
             TcpState::FinWait1,
@@ -303,34 +480,111 @@ pub fn detect(
             RuleId::ClosingLingering,
             "both sides closed at once and the final ACK is missing",
         ),
-    ] {
-        lingering(conns, now, rule, state, id, why, &mut alerts);
+    ];
+    let cw = &rules.close_wait;
+    let (tw_total, tw_per) = (&rules.time_wait_total, &rules.time_wait_per_remote);
+    let want_tw = tw_total.enabled || tw_per.enabled;
+
+    // Per owning process; connections without an owner are grouped together.
+    let mut close_wait: FxHashMap<Option<u32>, Vec<usize>> = FxHashMap::default();
+    let mut lingering: [Vec<usize>; 4] = Default::default();
+    // TIME_WAIT connections, and beside each its remote as a key.
+    let mut tw: Vec<usize> = Vec::new();
+    let mut tw_remote: Vec<u64> = Vec::new();
+    let mut endpoints = FxHashMap::default();
+    // Connections holding an ephemeral port, and beside each its (local IP, remote) key.
+    let pressure = rules.port_pressure.enabled;
+    let mut ephemeral: Vec<usize> = Vec::new();
+    let mut pair: Vec<u128> = Vec::new();
+    let mut pairs = FxHashMap::default();
+
+    for (i, c) in conns.iter().enumerate() {
+        match c.state {
+            TcpState::CloseWait => {
+                if cw.enabled && c.state_age(now).is_some_and(|a| a >= cw.min_age) {
+                    close_wait
+                        .entry(c.owner().map(|o| o.pid))
+                        .or_default()
+                        .push(i);
+                }
+            }
+            TcpState::TimeWait => {
+                if want_tw {
+                    tw.push(i);
+                }
+                if tw_per.enabled {
+                    tw_remote.push(endpoint_key(&c.remote(), &mut endpoints));
+                }
+            }
+            state => {
+                if let Some(k) = linger_rules.iter().position(|r| r.1 == state) {
+                    let rule = linger_rules[k].0;
+                    if rule.enabled && c.state_age(now).is_some_and(|a| a >= rule.min_age) {
+                        lingering[k].push(i);
+                    }
+                }
+            }
+        }
+        if pressure && holds_ephemeral_port(c, ports) {
+            ephemeral.push(i);
+            pair.push(pair_key(c, &mut pairs));
+        }
     }
-    time_wait(conns, rules, &mut alerts);
-    if rules.port_pressure.enabled {
-        for p in port_pressure(conns, ports) {
-            let sev = if p.ratio >= rules.port_pressure.critical {
-                Severity::Critical
-            } else if p.ratio >= rules.port_pressure.warning {
-                Severity::Warning
+
+    let mut alerts = Vec::new();
+    if cw.enabled {
+        close_wait_alerts(conns, now, close_wait, history, rules, &mut alerts);
+    }
+    for ((rule, state, id, why), idx) in linger_rules.into_iter().zip(lingering) {
+        if !rule.enabled {
+            continue;
+        }
+        let n = u32::try_from(idx.len()).unwrap_or(u32::MAX);
+        if let Some(sev) = severity_of(n, rule.warning, rule.critical) {
+            let msg = format!(
+                "{n} {} for > {}: {why}",
+                state.name(),
+                human_duration(rule.min_age)
+            );
+            alerts.push(Alert::new(id, sev, msg, idx));
+        }
+    }
+
+    // TIME_WAIT toward one remote: only remotes at the lower threshold are listed.
+    let mut per_remote = Vec::new();
+    if tw_per.enabled {
+        let min = tw_per.warning.max(1).min(tw_per.critical.max(1));
+        for (_, at) in frequent(&tw_remote, min as usize) {
+            let idx: Vec<usize> = at.into_iter().map(|p| tw[p]).collect();
+            let n = u32::try_from(idx.len()).unwrap_or(u32::MAX);
+            if let Some(sev) = severity_of(n, tw_per.warning, tw_per.critical) {
+                let remote = conns[idx[0]].remote();
+                let msg = format!("{n} TIME_WAIT toward {remote}");
+                let mut a = Alert::new(RuleId::TimeWaitRemote, sev, msg, idx);
+                a.remote = Some(remote);
+                per_remote.push(a);
+            }
+        }
+    }
+    if tw_total.enabled {
+        let n = u32::try_from(tw.len()).unwrap_or(u32::MAX);
+        if let Some(sev) = severity_of(n, tw_total.warning, tw_total.critical) {
+            let limit = if sev == Severity::Critical {
+                tw_total.critical
             } else {
-                break; // sorted by use: the rest are lower
+                tw_total.warning
             };
             let msg = format!(
-                "{:.0}% of ephemeral ports in use from {} to {} ({} of {}, {} in TIME_WAIT)",
-                p.ratio * 100.0,
-                p.local_ip,
-                p.remote,
-                p.in_use,
-                ports.len(),
-                p.time_wait
+                "{n} TIME_WAIT on this host ({} at {limit}): this host closes first; many toward one destination exhaust ephemeral ports",
+                sev.name()
             );
-            let mut a = Alert::new(RuleId::PortPressure, sev, msg, p.connections);
-            a.local_ip = Some(p.local_ip);
-            a.remote = Some(p.remote);
-            a.ratio = Some(p.ratio);
-            alerts.push(a);
+            alerts.push(Alert::new(RuleId::TimeWaitBuildup, sev, msg, tw));
         }
+    }
+    alerts.extend(per_remote);
+
+    if pressure {
+        pressure_alerts(conns, &ephemeral, &pair, ports, rules, &mut alerts);
     }
     alerts.sort_by(|a, b| {
         b.severity
@@ -341,24 +595,15 @@ pub fn detect(
     alerts
 }
 
-fn close_wait_lingering(
+fn close_wait_alerts(
     conns: &[Connection],
     now: SystemTime,
+    by_pid: FxHashMap<Option<u32>, Vec<usize>>,
     history: &VecDeque<Sample>,
     rules: &Rules,
     alerts: &mut Vec<Alert>,
 ) {
     let rule = &rules.close_wait;
-    if !rule.enabled {
-        return;
-    }
-    // Per owning process; connections without an owner are grouped together.
-    let mut by_pid: FxHashMap<Option<u32>, Vec<usize>> = FxHashMap::default();
-    for (i, c) in conns.iter().enumerate() {
-        if c.state == TcpState::CloseWait && c.state_age(now).is_some_and(|a| a >= rule.min_age) {
-            by_pid.entry(c.owner().map(|o| o.pid)).or_default().push(i);
-        }
-    }
     // The oldest sample inside the window, other than the current one, anchors growth.
     let anchor = history
         .iter()
@@ -403,6 +648,68 @@ fn close_wait_lingering(
     }
 }
 
+/// Port pressure alerts: `ephemeral` are the connections holding an ephemeral port,
+/// `pair` their (local IP, remote) keys.
+fn pressure_alerts(
+    conns: &[Connection],
+    ephemeral: &[usize],
+    pair: &[u128],
+    ports: PortRange,
+    rules: &Rules,
+    alerts: &mut Vec<Alert>,
+) {
+    let rule = &rules.port_pressure;
+    let size = f64::from(ports.len().max(1));
+    // The fewest connections that can reach the lower threshold, rounded down (and one
+    // less) so float rounding drops no group; each group is then checked exactly.
+    let lower = rule.warning.min(rule.critical);
+    let min = if lower > 0.0 {
+        ((lower * size).floor() as usize).saturating_sub(1)
+    } else {
+        1
+    };
+    let mut hot: Vec<(Severity, Pressure)> = Vec::new();
+    for (_, at) in frequent(pair, min) {
+        let members: Vec<usize> = at.into_iter().map(|p| ephemeral[p]).collect();
+        let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        let ratio = f64::from(in_use) / size;
+        let sev = if ratio >= rule.critical {
+            Severity::Critical
+        } else if ratio >= rule.warning {
+            Severity::Warning
+        } else {
+            continue;
+        };
+        let c = &conns[members[0]];
+        let p = Pressure {
+            local_ip: c.local().ip(),
+            remote: c.remote(),
+            in_use,
+            time_wait: time_waits(conns, &members),
+            ratio,
+            connections: members,
+        };
+        hot.push((sev, p));
+    }
+    hot.sort_by(|a, b| by_use(&a.1, &b.1));
+    for (sev, p) in hot {
+        let msg = format!(
+            "{:.0}% of ephemeral ports in use from {} to {} ({} of {}, {} in TIME_WAIT)",
+            p.ratio * 100.0,
+            p.local_ip,
+            p.remote,
+            p.in_use,
+            ports.len(),
+            p.time_wait
+        );
+        let mut a = Alert::new(RuleId::PortPressure, sev, msg, p.connections);
+        a.local_ip = Some(p.local_ip);
+        a.remote = Some(p.remote);
+        a.ratio = Some(p.ratio);
+        alerts.push(a);
+    }
+}
+
 /// `+40/min`, `-3/min`, `steady`.
 fn rate(per_min: f64) -> String {
     let r = per_min.round();
@@ -410,77 +717,6 @@ fn rate(per_min: f64) -> String {
         "steady".to_string()
     } else {
         format!("{r:+}/min")
-    }
-}
-
-fn lingering(
-    conns: &[Connection],
-    now: SystemTime,
-    rule: &LingerRule,
-    state: TcpState,
-    id: RuleId,
-    why: &str,
-    alerts: &mut Vec<Alert>,
-) {
-    if !rule.enabled {
-        return;
-    }
-    let idx: Vec<usize> = conns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.state == state && c.state_age(now).is_some_and(|a| a >= rule.min_age))
-        .map(|(i, _)| i)
-        .collect();
-    let n = u32::try_from(idx.len()).unwrap_or(u32::MAX);
-    if let Some(sev) = severity_of(n, rule.warning, rule.critical) {
-        let msg = format!(
-            "{n} {} for > {}: {why}",
-            state.name(),
-            human_duration(rule.min_age)
-        );
-        alerts.push(Alert::new(id, sev, msg, idx));
-    }
-}
-
-fn time_wait(conns: &[Connection], rules: &Rules, alerts: &mut Vec<Alert>) {
-    let tw: Vec<usize> = conns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.state == TcpState::TimeWait)
-        .map(|(i, _)| i)
-        .collect();
-    let total = &rules.time_wait_total;
-    let n = u32::try_from(tw.len()).unwrap_or(u32::MAX);
-    if total.enabled {
-        if let Some(sev) = severity_of(n, total.warning, total.critical) {
-            let limit = if sev == Severity::Critical {
-                total.critical
-            } else {
-                total.warning
-            };
-            let msg = format!(
-                "{n} TIME_WAIT on this host ({} at {limit}): this host closes first; many toward one destination exhaust ephemeral ports",
-                sev.name()
-            );
-            alerts.push(Alert::new(RuleId::TimeWaitBuildup, sev, msg, tw.clone()));
-        }
-    }
-    let per = &rules.time_wait_per_remote;
-    if !per.enabled {
-        return;
-    }
-    let mut by_remote: FxHashMap<SocketAddr, Vec<usize>> = FxHashMap::default();
-    for i in tw {
-        by_remote.entry(conns[i].remote()).or_default().push(i);
-    }
-    for (remote, idx) in by_remote {
-        let n = u32::try_from(idx.len()).unwrap_or(u32::MAX);
-        if let Some(sev) = severity_of(n, per.warning, per.critical) {
-            let msg = format!("{n} TIME_WAIT toward {remote}");
-            let mut a = Alert::new(RuleId::TimeWaitRemote, sev, msg, idx);
-            a.remote = Some(remote);
-            alerts.push(a);
-        }
     }
 }
 

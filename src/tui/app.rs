@@ -2,7 +2,7 @@
 //! reads this state and never changes it; the event loop feeds it keys and poll results.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use super::keys::{Action, Keymap};
 use super::lab_panel::{LabPanel, LabRequest};
 use crate::live::Update;
-use crate::model::alerts::pressure_of;
+use crate::model::alerts::{endpoint_key, pair_groups};
 use crate::model::{
     Attribution, Connection, Filter, Owner, RuleId, Severity, StateCounts, TcpState, Transition,
 };
@@ -298,12 +298,6 @@ impl App {
         self.rows.get(self.selected).copied()
     }
 
-    fn matches(&self, c: &Connection) -> bool {
-        (self.lab.is_none() || c.lab)
-            && (self.quick.is_empty() || self.quick.contains(&c.state))
-            && self.filter.matches(c)
-    }
-
     /// The effective filter as text, for the footer.
     pub fn filter_text(&self) -> String {
         let mut parts = Vec::new();
@@ -329,116 +323,31 @@ impl App {
             return;
         };
         let conns = &u.snapshot.connections;
-        let matching: Vec<usize> = (0..conns.len())
-            .filter(|&i| self.matches(&conns[i]))
-            .collect();
         let col = self.sort[self.view.index()];
         let desc = self.sort_desc[self.view.index()];
-        let now = u.snapshot.taken_at;
         self.rows = match self.view {
             View::All | View::ByState => {
-                let mut rows: Vec<Row> = matching.iter().map(|&i| Row::Conn(i)).collect();
-                rows.extend(
-                    (0..self.ghosts.len())
-                        .filter(|&i| self.matches(&self.ghosts[i].conn))
-                        .map(Row::Ghost),
-                );
-                let conn_of = |r: &Row| match *r {
-                    Row::Conn(i) => &conns[i],
-                    Row::Ghost(i) => &self.ghosts[i].conn,
-                    _ => unreachable!("only connection rows here"),
+                let sel = match key {
+                    Some(SelKey::Conn(l, r)) => Some((l, r)),
+                    _ => None,
                 };
-                let by_state = self.view == View::ByState;
-                if col <= 2 {
-                    // The common sorts (state, local, remote) on precomputed integer keys:
-                    // at 100k rows, several times faster than comparing through the rows.
-                    let flip = |k: AddrKey| if desc { k.inverted() } else { k };
-                    // All-IPv4 tables (the usual case) sort on one packed 128-bit key per
-                    // row: a third of the memory of the general key, and quicker to compare.
-                    let packed = |c: &Connection| {
-                        let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.local(), c.remote()) else {
-                            return None;
-                        };
-                        let end = |a: SocketAddrV4| {
-                            (u128::from(u32::from(*a.ip())) << 16) | u128::from(a.port())
-                        };
-                        let (l, r) = (end(l), end(r));
-                        let state = u128::from(c.state as u8);
-                        let flip = |e: u128| if desc { !e & ((1 << 48) - 1) } else { e };
-                        let (head, first, second) = match col {
-                            1 => (if by_state { state } else { 0 }, flip(l), r),
-                            2 => (if by_state { state } else { 0 }, flip(r), l),
-                            _ => (
-                                if desc && !by_state {
-                                    u128::from(u8::MAX) - state
-                                } else {
-                                    state
-                                },
-                                l,
-                                r,
-                            ),
-                        };
-                        Some((head << 96) | (first << 48) | second)
-                    };
-                    let mut keyed: Vec<(u128, u32)> = Vec::with_capacity(rows.len());
-                    for (i, r) in rows.iter().enumerate() {
-                        match (packed(conn_of(r)), u32::try_from(i)) {
-                            (Some(k), Ok(i)) => keyed.push((k, i)),
-                            _ => break,
+                if let Some((rows, found)) = self.keyed_rows(conns, col, desc, sel) {
+                    self.rows = rows;
+                    if sel.is_some() {
+                        // The keyed sort found the selected connection's new row itself.
+                        if let Some(i) = found {
+                            self.selected = i;
                         }
-                    }
-                    if keyed.len() == rows.len() {
-                        // The index breaks ties: the same order as a stable sort.
-                        keyed.sort_unstable();
-                        rows = keyed.iter().map(|&(_, i)| rows[i as usize]).collect();
+                        self.clamp();
                     } else {
-                        drop(keyed);
-                        rows.sort_by_cached_key(|r| {
-                            let c = conn_of(r);
-                            let state = c.state as u8;
-                            let (local, remote) =
-                                (AddrKey::of(&c.local()), AddrKey::of(&c.remote()));
-                            match col {
-                                1 => (if by_state { state } else { 0 }, flip(local), remote),
-                                2 => (if by_state { state } else { 0 }, flip(remote), local),
-                                _ => (
-                                    if desc && !by_state {
-                                        u8::MAX - state
-                                    } else {
-                                        state
-                                    },
-                                    local,
-                                    remote,
-                                ),
-                            }
-                        });
+                        self.restore_selection(key);
                     }
-                } else {
-                    rows.sort_by(|a, b| {
-                        let (ca, cb) = (conn_of(a), conn_of(b));
-                        let primary = if by_state {
-                            ca.state.cmp(&cb.state)
-                        } else {
-                            std::cmp::Ordering::Equal
-                        };
-                        let by_col = match col {
-                            3 => owner_name(ca).cmp(owner_name(cb)),
-                            _ => ca.state_age(now).cmp(&cb.state_age(now)),
-                        };
-                        let by_col = if desc { by_col.reverse() } else { by_col };
-                        primary
-                            .then(by_col)
-                            .then(ca.local().cmp(&cb.local()))
-                            .then(ca.remote().cmp(&cb.remote()))
-                    });
+                    return;
                 }
-                if self.view == View::ByState {
-                    self.group(rows, &conn_of)
-                } else {
-                    rows
-                }
+                self.compared_rows(conns, col, desc, u.snapshot.taken_at)
             }
             View::ByProcess => {
+                let matching = self.matching(conns);
                 self.procs = self.aggregate_processes(conns, &matching);
                 let procs = &self.procs;
                 let mut idx: Vec<usize> = (0..procs.len()).collect();
@@ -481,6 +390,7 @@ impl App {
                 idx.into_iter().map(Row::Process).collect()
             }
             View::ByRemote => {
+                let matching = self.matching(conns);
                 self.remotes = aggregate_remotes(&u, &matching);
                 let rs = &self.remotes;
                 let mut idx: Vec<usize> = (0..rs.len()).collect();
@@ -507,6 +417,220 @@ impl App {
             }
         };
         self.restore_selection(key);
+    }
+
+    /// The indices of the connections the filters let through.
+    fn matching(&self, conns: &[Connection]) -> Vec<usize> {
+        let keep = self.matcher();
+        (0..conns.len()).filter(|&i| keep(&conns[i])).collect()
+    }
+
+    /// Whether a connection passes the filters (lab panel, quick states, filter prompt),
+    /// with what is the same for every connection worked out once.
+    fn matcher(&self) -> impl Fn(&Connection) -> bool + '_ {
+        let lab_only = self.lab.is_some();
+        let quick = self.quick.iter().fold(0u16, |m, s| m | (1 << s.index()));
+        let no_filter = self.filter.is_empty();
+        move |c| {
+            (!lab_only || c.lab)
+                && (quick == 0 || quick & (1 << c.state.index()) != 0)
+                && (no_filter || self.filter.matches(c))
+        }
+    }
+
+    /// The rows of the connection views for the usual sorts (state, local, remote), sorted
+    /// on one packed 128-bit key per row: at 100k rows several times faster than comparing
+    /// rows through their connections, and the rows come out of the keys without touching
+    /// a connection again. With them, the row of the connection `sel` (local, remote), if
+    /// it is still shown. `None` for the other sorts, which compare.
+    ///
+    /// A key is, high bits to low: a head (the state, where it sorts first), the address
+    /// sorted on, the other address, and the row's id (an index into the connections, then
+    /// the ghosts), which breaks ties as a stable sort over the rows would. An address is
+    /// 49 bits: IPv4 packed as address and port; IPv6 a flag above any IPv4 (as
+    /// `SocketAddr` sorts) and its rank among the IPv6 addresses shown.
+    fn keyed_rows(
+        &self,
+        conns: &[Connection],
+        col: usize,
+        desc: bool,
+        sel: Option<(SocketAddr, SocketAddr)>,
+    ) -> Option<(Vec<Row>, Option<usize>)> {
+        let n = conns.len();
+        if col > 2 || n + self.ghosts.len() > ROW_ID as usize {
+            return None;
+        }
+        let by_state = self.view == View::ByState;
+        let head = |s: TcpState| -> u128 {
+            let s = s.index() as u128;
+            match col {
+                _ if by_state => s,
+                0 if desc => 15 - s,
+                0 => s,
+                _ => 0,
+            }
+        };
+        let key = |c: &Connection, id: usize, local: u128, remote: u128| -> u128 {
+            let (first, second) = if col == 2 {
+                (remote, local)
+            } else {
+                (local, remote)
+            };
+            let first = if desc && col > 0 {
+                !first & ADDR
+            } else {
+                first
+            };
+            (head(c.state) << 124) | (first << 75) | (second << 26) | id as u128
+        };
+        let conn = |id: usize| match id.checked_sub(n) {
+            None => &conns[id],
+            Some(g) => &self.ghosts[g].conn,
+        };
+
+        let keep = self.matcher();
+        let mut keys: Vec<u128> = Vec::with_capacity(n + self.ghosts.len());
+        // Positions in `keys` of rows with an IPv6 address, keyed once the ranks are known.
+        let mut v6_rows: Vec<usize> = Vec::new();
+        // Positions in `keys` of the selected connection's rows.
+        let mut sel_rows: Vec<usize> = Vec::new();
+        let all = conns.iter().chain(self.ghosts.iter().map(|g| &g.conn));
+        for (id, c) in all.enumerate() {
+            if !keep(c) {
+                continue;
+            }
+            if sel.is_some_and(|(l, r)| c.local() == l && c.remote() == r) {
+                sel_rows.push(keys.len());
+            }
+            match (v4_field(&c.local()), v4_field(&c.remote())) {
+                (Some(l), Some(r)) => keys.push(key(c, id, l, r)),
+                _ => {
+                    v6_rows.push(keys.len());
+                    keys.push(id as u128);
+                }
+            }
+        }
+        if !v6_rows.is_empty() {
+            let mut v6: Vec<(u128, u16)> = v6_rows
+                .iter()
+                .flat_map(|&p| {
+                    let c = conn(keys[p] as usize);
+                    [v6_addr(&c.local()), v6_addr(&c.remote())]
+                })
+                .flatten()
+                .collect();
+            v6.sort_unstable();
+            v6.dedup();
+            let field = |a: &SocketAddr| {
+                v4_field(a).unwrap_or_else(|| {
+                    let rank = v6_addr(a).map_or(0, |k| v6.binary_search(&k).unwrap_or(0));
+                    V6_FLAG | rank as u128
+                })
+            };
+            for &p in &v6_rows {
+                let id = keys[p] as usize;
+                let c = conn(id);
+                keys[p] = key(c, id, field(&c.local()), field(&c.remote()));
+            }
+        }
+        // The selected connection's rows (a ghost and a live connection may share its
+        // addresses), as positions in the new order.
+        let sel_keys: Vec<u128> = sel_rows.iter().map(|&p| keys[p]).collect();
+        keys.sort_unstable();
+        let mut sel_pos: Vec<usize> = sel_keys
+            .iter()
+            .filter_map(|k| keys.binary_search(k).ok())
+            .collect();
+        sel_pos.sort_unstable();
+
+        let row = |k: &u128| {
+            let id = (k & ROW_ID) as usize;
+            match id.checked_sub(n) {
+                None => Row::Conn(id),
+                Some(g) => Row::Ghost(g),
+            }
+        };
+        if !by_state {
+            return Some((keys.iter().map(row).collect(), sel_pos.first().copied()));
+        }
+        // One group per state: a header counting its live rows, then its rows unless
+        // collapsed.
+        let mut out = Vec::with_capacity(keys.len() + TcpState::ALL.len());
+        let mut found = None;
+        let mut i = 0;
+        while i < keys.len() {
+            let h = keys[i] >> 124;
+            let end = keys[i..]
+                .iter()
+                .position(|k| k >> 124 != h)
+                .map_or(keys.len(), |len| i + len);
+            let live = keys[i..end]
+                .iter()
+                .filter(|&&k| ((k & ROW_ID) as usize) < n)
+                .count();
+            let state = TcpState::ALL[h as usize];
+            out.push(Row::Group(state, u32::try_from(live).unwrap_or(u32::MAX)));
+            if !self.collapsed.contains(&state) {
+                if let Some(p) = sel_pos.iter().find(|p| (i..end).contains(p)) {
+                    found = found.or(Some(out.len() + p - i));
+                }
+                out.extend(keys[i..end].iter().map(row));
+            }
+            i = end;
+        }
+        Some((out, found))
+    }
+
+    /// The rows of the connection views for any sort, comparing rows through their
+    /// connections (the process and age sorts).
+    fn compared_rows(
+        &self,
+        conns: &[Connection],
+        col: usize,
+        desc: bool,
+        now: std::time::SystemTime,
+    ) -> Vec<Row> {
+        let keep = self.matcher();
+        let mut rows: Vec<Row> = (0..conns.len())
+            .filter(|&i| keep(&conns[i]))
+            .map(Row::Conn)
+            .collect();
+        rows.extend(
+            (0..self.ghosts.len())
+                .filter(|&i| keep(&self.ghosts[i].conn))
+                .map(Row::Ghost),
+        );
+        let conn_of = |r: &Row| match *r {
+            Row::Conn(i) => &conns[i],
+            Row::Ghost(i) => &self.ghosts[i].conn,
+            _ => unreachable!("only connection rows here"),
+        };
+        let by_state = self.view == View::ByState;
+        rows.sort_by(|a, b| {
+            let (ca, cb) = (conn_of(a), conn_of(b));
+            let primary = if by_state {
+                ca.state.cmp(&cb.state)
+            } else {
+                std::cmp::Ordering::Equal
+            };
+            let by_col = match col {
+                0 => ca.state.cmp(&cb.state),
+                1 => ca.local().cmp(&cb.local()),
+                2 => ca.remote().cmp(&cb.remote()),
+                3 => owner_name(ca).cmp(owner_name(cb)),
+                _ => ca.state_age(now).cmp(&cb.state_age(now)),
+            };
+            let by_col = if desc { by_col.reverse() } else { by_col };
+            primary
+                .then(by_col)
+                .then(ca.local().cmp(&cb.local()))
+                .then(ca.remote().cmp(&cb.remote()))
+        });
+        if by_state {
+            self.group(rows, &conn_of)
+        } else {
+            rows
+        }
     }
 
     fn group<'a>(&self, rows: Vec<Row>, conn_of: &dyn Fn(&Row) -> &'a Connection) -> Vec<Row> {
@@ -838,21 +962,25 @@ impl App {
     }
 }
 
-/// A socket address as an integer key that sorts as `SocketAddr` does (IPv4 first).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct AddrKey(bool, u128, u16);
+/// Bits of a row key holding the row's id; ids must stay below this.
+const ROW_ID: u128 = (1 << 26) - 1;
+/// Bits of a row key's address field, and the flag of an IPv6 address in it.
+const ADDR: u128 = (1 << 49) - 1;
+const V6_FLAG: u128 = 1 << 48;
 
-impl AddrKey {
-    fn of(sa: &SocketAddr) -> Self {
-        match sa {
-            SocketAddr::V4(a) => AddrKey(false, u128::from(u32::from(*a.ip())), a.port()),
-            SocketAddr::V6(a) => AddrKey(true, u128::from(*a.ip()), a.port()),
-        }
+/// An IPv4 socket address as a row key's address field (address, then port).
+fn v4_field(sa: &SocketAddr) -> Option<u128> {
+    match sa {
+        SocketAddr::V4(a) => Some((u128::from(a.ip().to_bits()) << 16) | u128::from(a.port())),
+        SocketAddr::V6(_) => None,
     }
+}
 
-    /// The key that sorts the other way round.
-    fn inverted(self) -> Self {
-        AddrKey(!self.0, !self.1, !self.2)
+/// An IPv6 socket address as it sorts among IPv6 addresses (address, then port).
+fn v6_addr(sa: &SocketAddr) -> Option<(u128, u16)> {
+    match sa {
+        SocketAddr::V6(a) => Some((a.ip().to_bits(), a.port())),
+        SocketAddr::V4(_) => None,
     }
 }
 
@@ -899,31 +1027,55 @@ fn ghost(t: &Transition, from: TcpState) -> Ghost {
 
 fn aggregate_remotes(u: &Update, matching: &[usize]) -> Vec<RemoteRow> {
     let conns = &u.snapshot.connections;
-    let mut by: FxHashMap<SocketAddr, RemoteRow> = FxHashMap::default();
+    let range = u.snapshot.ephemeral_ports;
+    // Remotes keyed as integers (cheap to hash); neighbouring rows often share one.
+    let mut others = FxHashMap::default();
+    let mut ids: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut last: Option<(u64, usize)> = None;
+    let mut rows: Vec<RemoteRow> = Vec::new();
     for &i in matching {
         let c = &conns[i];
         if c.state == TcpState::Listen {
             continue;
         }
-        let r = by.entry(c.remote()).or_insert_with(|| RemoteRow {
-            remote: c.remote(),
-            time_wait: 0,
-            total: 0,
-            pressure: 0.0,
-            ports_used: 0,
-            from: None,
-        });
-        r.total += 1;
-        r.time_wait += u32::from(c.state == TcpState::TimeWait);
-    }
-    for p in pressure_of(conns, matching.iter().copied(), u.snapshot.ephemeral_ports) {
-        if let Some(r) = by.get_mut(&p.remote) {
-            if p.ratio > r.pressure {
-                r.pressure = p.ratio;
-                r.ports_used = p.in_use;
-                r.from = Some(p.local_ip);
+        let k = endpoint_key(&c.remote(), &mut others);
+        let r = match last {
+            Some((lk, r)) if lk == k => r,
+            _ => {
+                let r = *ids.entry(k).or_insert_with(|| {
+                    rows.push(RemoteRow {
+                        remote: c.remote(),
+                        time_wait: 0,
+                        total: 0,
+                        pressure: 0.0,
+                        ports_used: 0,
+                        from: None,
+                    });
+                    rows.len() - 1
+                });
+                last = Some((k, r));
+                r
             }
+        };
+        rows[r].total += 1;
+        rows[r].time_wait += u32::from(c.state == TcpState::TimeWait);
+    }
+    // Per remote, the local address using most ephemeral ports toward it (the lowest
+    // address among equals: groups come sorted by local address).
+    let size = f64::from(range.len().max(1));
+    for members in pair_groups(conns, matching.iter().copied(), range).iter() {
+        let c = &conns[members[0]];
+        let Some(&r) = ids.get(&endpoint_key(&c.remote(), &mut others)) else {
+            continue;
+        };
+        let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        let ratio = f64::from(in_use) / size;
+        let row = &mut rows[r];
+        if ratio > row.pressure {
+            row.pressure = ratio;
+            row.ports_used = in_use;
+            row.from = Some(c.local().ip());
         }
     }
-    by.into_values().collect()
+    rows
 }
