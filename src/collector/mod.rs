@@ -50,6 +50,19 @@ pub struct RawSocket {
     pub owner_pending: bool,
 }
 
+/// A socket with a file, as [`SocketSource::read_direct`] lists it for the owner lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// Its position in the connections read.
+    pub index: u32,
+    pub inode: u32,
+    pub uid: u32,
+    /// Every process holding a descriptor for the socket.
+    pub pids: Vec<u32>,
+    /// As [`RawSocket::owner_pending`].
+    pub owner_pending: bool,
+}
+
 /// Which backend reads the socket table (`--backend`, `collector.backend`).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -98,6 +111,17 @@ pub trait SocketSource: Send {
     fn selects_states(&self) -> bool {
         false
     }
+    /// Reads straight into `out` (ends, state, inode, timer, queues; no owners or user),
+    /// listing in `held` the sockets with a file and their holders: one pass and no
+    /// intermediate buffer, where [`SocketSource::read`] builds a `RawSocket` per socket
+    /// first. Returns false, reading nothing, where the source cannot.
+    fn read_direct(
+        &mut self,
+        _out: &mut Vec<Connection>,
+        _held: &mut Vec<Held>,
+    ) -> Result<bool, CollectError> {
+        Ok(false)
+    }
 }
 
 /// Raw sockets converted between two shrinks of the collector's buffer: large enough that
@@ -118,6 +142,8 @@ pub struct Collector {
     unread: Option<Vec<TcpState>>,
     /// Sockets the last read returned.
     last_read: usize,
+    /// The sockets with a file of the last direct read (kept for its capacity).
+    held: Vec<Held>,
 }
 
 impl Collector {
@@ -134,6 +160,7 @@ impl Collector {
             note: None,
             unread: None,
             last_read: 0,
+            held: Vec::new(),
         }
     }
 
@@ -227,12 +254,91 @@ impl Collector {
     pub fn poll(&mut self) -> Result<Snapshot, CollectError> {
         let started = Instant::now();
         let taken_at = SystemTime::now();
-        // The buffer is given back as it is converted (below): sized once per read from the
-        // last one, rather than doubled up from nothing, copying, 17 times at 100k.
-        self.raw.reserve(self.last_read + self.last_read / 16);
-        self.source.read(&mut self.raw)?;
-        self.last_read = self.raw.len();
+        // Sized once per read from the last one, rather than doubled up from nothing,
+        // copying, 17 times at 100k.
+        let expect = self.last_read + self.last_read / 16;
+        let mut connections = Vec::with_capacity(expect);
+        let (hidden, pending) = if self.source.read_direct(&mut connections, &mut self.held)? {
+            self.last_read = connections.len();
+            self.attach_held(&mut connections)
+        } else {
+            self.raw.reserve(expect);
+            self.source.read(&mut self.raw)?;
+            self.last_read = self.raw.len();
+            self.convert_raw(&mut connections)
+        };
+        let process_info = self.process_info(hidden, pending);
 
+        Ok(Snapshot {
+            taken_at,
+            host: self.host.clone(),
+            process_info,
+            ephemeral_ports: ephemeral_ports(),
+            poll_duration: started.elapsed(),
+            connections,
+            unread: self.unread.clone().map(|states| Unread {
+                states,
+                last_read: None,
+            }),
+        })
+    }
+
+    /// Whether a socket with a file and no visible holder is hidden from us: another user's
+    /// (without root), or in another PID namespace (a container), or closed during the read.
+    fn hidden(&self, pids: &[u32], uid: Option<u32>) -> bool {
+        pids.is_empty() && self.euid.is_none_or(|me| me == 0 || uid != Some(me))
+    }
+
+    /// The owners list for `pids`: one per set of holders, shared by all their sockets.
+    fn owners_of(&self, pids: &[u32], shared: &mut FxHashMap<Vec<u32>, Owners>) -> Owners {
+        if pids.is_empty() {
+            return Owners::default();
+        }
+        if let Some(o) = shared.get(pids) {
+            return o.clone();
+        }
+        let o: Owners = pids
+            .iter()
+            .map(|&pid| Owner {
+                pid,
+                name: self.names.get(pid),
+            })
+            .collect();
+        shared.insert(pids.to_vec(), o.clone());
+        o
+    }
+
+    /// Gives the connections of a direct read their owners and users; returns the counts of
+    /// hidden and pending sockets.
+    fn attach_held(&mut self, connections: &mut [Connection]) -> (usize, usize) {
+        let pids: FxHashSet<u32> = self
+            .held
+            .iter()
+            .flat_map(|h| h.pids.iter().copied())
+            .collect();
+        self.names.resolve(&pids);
+        let (mut hidden, mut pending) = (0, 0);
+        let mut shared = FxHashMap::default();
+        for h in &self.held {
+            if h.owner_pending {
+                pending += 1;
+            } else if self.hidden(&h.pids, Some(h.uid)) {
+                hidden += 1;
+            }
+            let owners = self.owners_of(&h.pids, &mut shared);
+            let Some(c) = connections.get_mut(h.index as usize) else {
+                continue;
+            };
+            c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
+            c.owners = owners;
+            c.user = Some(self.users.get(h.uid));
+        }
+        (hidden, pending)
+    }
+
+    /// Converts the raw sockets of [`SocketSource::read`] into `connections`; returns the
+    /// counts of hidden and pending sockets.
+    fn convert_raw(&mut self, connections: &mut Vec<Connection>) -> (usize, usize) {
         let pids: FxHashSet<u32> = self
             .raw
             .iter()
@@ -240,11 +346,8 @@ impl Collector {
             .collect();
         self.names.resolve(&pids);
 
-        // Sockets with a file but no visible process: other users' (without root), or
-        // processes in another PID namespace (a container), or closed during the read.
         let mut hidden = 0usize;
         let mut pending = 0usize;
-        let mut connections = Vec::with_capacity(self.raw.len());
         // Converted from the end, giving the buffer's memory back as it empties, so the raw
         // sockets and the connections are never both whole (8 MiB less at the peak for
         // 100k sockets). The snapshot is in the source's order reversed: the same from one
@@ -261,28 +364,10 @@ impl Collector {
             }
             if r.owner_pending {
                 pending += 1;
-            } else if r.pids.is_empty()
-                && r.inode != 0
-                && self.euid.is_none_or(|me| me == 0 || r.uid != Some(me))
-            {
+            } else if r.inode != 0 && self.hidden(&r.pids, r.uid) {
                 hidden += 1;
             }
-            let owners = if r.pids.is_empty() {
-                Owners::default()
-            } else if let Some(o) = shared.get(r.pids.as_slice()) {
-                o.clone()
-            } else {
-                let o: Owners = r
-                    .pids
-                    .iter()
-                    .map(|&pid| Owner {
-                        pid,
-                        name: self.names.get(pid),
-                    })
-                    .collect();
-                shared.insert(r.pids.clone(), o.clone());
-                o
-            };
+            let owners = self.owners_of(&r.pids, &mut shared);
             let mut c = Connection::on(r.tuple, r.state);
             c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
             c.owners = owners;
@@ -292,7 +377,11 @@ impl Collector {
             c.set_queues(r.recv_q, r.send_q);
             connections.push(c);
         }
+        (hidden, pending)
+    }
 
+    /// What the read says of process information, given its hidden and pending sockets.
+    fn process_info(&self, hidden: usize, pending: usize) -> ProcessInfo {
         let mut process_info = match self.euid {
             Some(0) | None if hidden > 0 => ProcessInfo::Partial {
                 reason: format!(
@@ -322,18 +411,7 @@ impl Collector {
             };
         }
 
-        Ok(Snapshot {
-            taken_at,
-            host: self.host.clone(),
-            process_info,
-            ephemeral_ports: ephemeral_ports(),
-            poll_duration: started.elapsed(),
-            connections,
-            unread: self.unread.clone().map(|states| Unread {
-                states,
-                last_read: None,
-            }),
-        })
+        process_info
     }
 }
 

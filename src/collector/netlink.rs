@@ -16,8 +16,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::owners::{OwnerCache, scan_proc};
-use super::{CollectError, RawSocket, ReadOptions, SocketSource};
-use crate::model::{TcpState, Timer, TimerKind, Tuple};
+use super::{CollectError, Held, RawSocket, ReadOptions, SocketSource};
+use crate::model::{Connection, TcpState, Timer, TimerKind, Tuple};
 
 // From include/uapi/linux/{netlink,sock_diag,inet_diag}.h.
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -514,6 +514,28 @@ impl NetlinkSource {
     }
 }
 
+/// Runs `dump` until it succeeds, retrying transient failures (an interrupted dump) up to
+/// [`ATTEMPTS`] times.
+fn retrying(mut dump: impl FnMut() -> Result<(), DiagError>) -> Result<(), CollectError> {
+    let mut attempt = 1;
+    loop {
+        match dump() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && attempt < ATTEMPTS => attempt += 1,
+            Err(e) => {
+                return Err(CollectError::Backend {
+                    backend: "netlink",
+                    detail: if e.is_transient() {
+                        format!("{e}, {ATTEMPTS} times in a row; try again")
+                    } else {
+                        format!("{e}; try --backend netstat2")
+                    },
+                });
+            }
+        }
+    }
+}
+
 impl SocketSource for NetlinkSource {
     fn name(&self) -> &'static str {
         "netlink"
@@ -530,27 +552,50 @@ impl SocketSource for NetlinkSource {
     }
 
     fn read(&mut self, out: &mut Vec<RawSocket>) -> Result<(), CollectError> {
-        let mut attempt = 1;
-        loop {
+        retrying(|| {
             out.clear();
-            match self.dump_all(out) {
-                Ok(()) => break,
-                Err(e) if e.is_transient() && attempt < ATTEMPTS => attempt += 1,
-                Err(e) => {
-                    out.clear();
-                    return Err(CollectError::Backend {
-                        backend: "netlink",
-                        detail: if e.is_transient() {
-                            format!("{e}, {ATTEMPTS} times in a row; try again")
-                        } else {
-                            format!("{e}; try --backend netstat2")
-                        },
-                    });
-                }
-            }
-        }
+            self.dump_all(out)
+        })
+        .inspect_err(|_| out.clear())?;
         self.owners.attach(out, Instant::now(), &mut scan_proc);
         Ok(())
+    }
+
+    fn read_direct(
+        &mut self,
+        out: &mut Vec<Connection>,
+        held: &mut Vec<Held>,
+    ) -> Result<bool, CollectError> {
+        let (diag, states) = (&mut self.diag, self.states);
+        retrying(|| {
+            out.clear();
+            held.clear();
+            diag.dump_tcp(states, |d| {
+                let Some(state) = state_of(d.state) else {
+                    return;
+                };
+                if d.inode != 0 {
+                    held.push(Held {
+                        index: u32::try_from(out.len()).unwrap_or(u32::MAX),
+                        inode: d.inode,
+                        uid: d.uid,
+                        pids: Vec::new(),
+                        owner_pending: false,
+                    });
+                }
+                let mut c = Connection::on(Tuple::new(d.local, d.remote), state);
+                c.inode = d.inode;
+                c.timer = timer_of(d);
+                c.set_queues(Some(d.rqueue), Some(d.wqueue));
+                out.push(c);
+            })
+        })
+        .inspect_err(|_| {
+            out.clear();
+            held.clear();
+        })?;
+        self.owners.attach(held, Instant::now(), &mut scan_proc);
+        Ok(true)
     }
 }
 

@@ -8,7 +8,39 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use super::RawSocket;
+use super::{Held, RawSocket};
+
+/// A socket the owner cache fills in: its inode (0: no file) and holders.
+pub trait Holders {
+    fn inode(&self) -> u32;
+    fn pids_mut(&mut self) -> &mut Vec<u32>;
+    /// The lookup of this new socket waits for a rate-limited rescan.
+    fn set_pending(&mut self, pending: bool);
+}
+
+impl Holders for RawSocket {
+    fn inode(&self) -> u32 {
+        self.inode
+    }
+    fn pids_mut(&mut self) -> &mut Vec<u32> {
+        &mut self.pids
+    }
+    fn set_pending(&mut self, pending: bool) {
+        self.owner_pending = pending;
+    }
+}
+
+impl Holders for Held {
+    fn inode(&self) -> u32 {
+        self.inode
+    }
+    fn pids_mut(&mut self) -> &mut Vec<u32> {
+        &mut self.pids
+    }
+    fn set_pending(&mut self, pending: bool) {
+        self.owner_pending = pending;
+    }
+}
 
 /// A rescan waits at least this many times as long as the previous one took, so scanning
 /// takes at most about a tenth of a core however fast sockets churn.
@@ -84,9 +116,9 @@ impl OwnerCache {
     /// Fills `pids` of every socket with a file, rescanning through `scan` when due.
     /// `scan` reports every (pid, socket inode) pair it finds. Sockets whose first lookup
     /// is deferred by the rate limit get `owner_pending`.
-    pub fn attach(
+    pub fn attach<S: Holders>(
         &mut self,
-        sockets: &mut [RawSocket],
+        sockets: &mut [S],
         now: Instant,
         scan: &mut dyn FnMut(&mut Found),
     ) {
@@ -129,8 +161,8 @@ impl OwnerCache {
                 let Some(inode) = file_inode(s) else {
                     continue;
                 };
-                s.pids.clear();
-                s.owner_pending = false;
+                s.pids_mut().clear();
+                s.set_pending(false);
                 if let Some(e) = self.map.get(&inode) {
                     fill(s, inode, e, &self.multi);
                 }
@@ -178,21 +210,21 @@ impl OwnerCache {
 }
 
 /// Gives `s` the owners `e` knows, or marks it pending when no scan has looked yet.
-fn fill(s: &mut RawSocket, inode: u32, e: &Entry, multi: &FxHashMap<u32, Vec<u32>>) {
+fn fill(s: &mut impl Holders, inode: u32, e: &Entry, multi: &FxHashMap<u32, Vec<u32>>) {
     if !e.scanned {
-        s.owner_pending = true;
+        s.set_pending(true);
     } else if e.multi {
         if let Some(all) = multi.get(&inode) {
-            s.pids.extend_from_slice(all);
+            s.pids_mut().extend_from_slice(all);
         }
     } else if e.pid != 0 {
-        s.pids.push(e.pid);
+        s.pids_mut().push(e.pid);
     }
 }
 
 /// The inode of a socket that has a file; `None` for inode 0.
-fn file_inode(s: &RawSocket) -> Option<u32> {
-    Some(s.inode).filter(|&i| i != 0)
+fn file_inode(s: &impl Holders) -> Option<u32> {
+    Some(s.inode()).filter(|&i| i != 0)
 }
 
 /// Reports every (pid, socket inode) found in `/proc/*/fd`. Processes that exit during the
