@@ -11,8 +11,9 @@
 //! attribution (and the whole live-loop iteration: poll, tracking, alerts), the netstat2
 //! backend's poll, a fresh-process `lingertop snapshot`, `ss -tan`, `ss -tanp` and
 //! `netstat -tanp`; each as a median and as a ratio to `ss -tanp`. Then it runs the live
-//! poll loop at 1 Hz in a process of its own and reports its CPU per second and peak RSS.
-//! Live consumers are rows of `LIVE_ROWS`: the dashboard becomes one more entry there.
+//! poll loop at 1 Hz in a process of its own and reports its CPU per second and peak RSS:
+//! alone, feeding the dashboard's state and renderer, and feeding them with ESTABLISHED
+//! read at every poll (see `LIVE_ROWS`).
 //!
 //! Needs `ss` (iproute2) and `netstat` (net-tools). Nothing is timed in `cargo test`.
 
@@ -26,7 +27,7 @@ use lingertop::collector::netlink::{AF_INET, AF_INET6, SockDiag, state_mask};
 use lingertop::collector::{Backend, Collector, ReadOptions};
 use lingertop::config::Config;
 use lingertop::lab::LabRecogniser;
-use lingertop::live::{self, Message};
+use lingertop::live::{self, EstablishedEvery, Message};
 use lingertop::model::Filter;
 use lingertop::model::{TcpState, Tracker};
 use lingertop::tui::app::App;
@@ -57,13 +58,18 @@ struct Args {
     poll_loop: Option<usize>,
 }
 
-/// The live-loop consumers measured in a process of their own, at 1 Hz. The dashboard,
-/// when it exists, is one more entry here (and one more arm in `consume`).
+/// The live-loop consumers measured in a process of their own, at 1 Hz, with the default
+/// configuration (`collector.established-every = "auto"`), and the dashboard once more
+/// reading ESTABLISHED at every poll, to show what `auto` saves.
 const LIVE_ROWS: &[(&str, &str)] = &[
     ("poll loop at 1 Hz (what the dashboard runs)", "none"),
     (
         "dashboard at 1 Hz (ms: take in a poll + draw 120x40)",
         "dashboard",
+    ),
+    (
+        "the same dashboard reading ESTABLISHED every poll (established-every = 1)",
+        "dashboard-every-poll",
     ),
 ];
 
@@ -543,8 +549,14 @@ fn live_child(consumer: &str, secs: u64) -> Result<(), String> {
     let collector = Collector::from_choice(Backend::Netlink).map_err(|e| e.to_string())?;
     let cfg = Config {
         interval: Duration::from_secs(1),
+        established_every: if consumer == "dashboard-every-poll" {
+            EstablishedEvery::Polls(1)
+        } else {
+            EstablishedEvery::Auto
+        },
         ..Config::default()
     };
+    let consumer = consumer.strip_suffix("-every-poll").unwrap_or(consumer);
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
     let handle = live::spawn(collector, &cfg, tx).map_err(|e| e.to_string())?;
     // The dashboard's own state and renderer, drawing into an off-screen 120x40 buffer:
