@@ -202,7 +202,7 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::connection::{Owner, PortRange, ProcessInfo, Snapshot};
+    use crate::model::connection::{Owner, Snapshot};
     use crate::model::{Attribution, TcpState, Tracker};
     use serde_json::Value;
     use std::time::{Duration, SystemTime};
@@ -233,16 +233,8 @@ mod tests {
             .enumerate()
             .map(|(i, connections)| {
                 let mut snapshot = Snapshot {
-                    taken_at: at(i as u64),
-                    host: "fixture".into(),
-                    process_info: ProcessInfo::Full,
-                    ephemeral_ports: PortRange {
-                        low: 32768,
-                        high: 60999,
-                    },
                     poll_duration: Duration::from_millis(3),
-                    connections,
-                    unread: None,
+                    ..Snapshot::fixture(at(i as u64), connections)
                 };
                 let transitions = tracker.observe(&mut snapshot);
                 let snapshot = std::sync::Arc::new(snapshot);
