@@ -359,6 +359,26 @@ mod tests {
         assert_eq!(got[2]["counts"]["ESTABLISHED"], 0);
         assert_eq!(got[2]["filter"], "port:5000");
         assert_eq!(got[2]["alerts"], Value::Array(Vec::new()));
+        assert_eq!(got[2]["carried_states"], serde_json::json!([]));
+        assert_eq!(got[2]["carried_as_of"], Value::Null);
+    }
+
+    #[test]
+    fn poll_lines_say_which_states_were_carried_and_as_of_when() {
+        let cfg = Config::default();
+        let mut u = close_sequence().remove(2);
+        let mut snap = (*u.snapshot).clone();
+        snap.unread = Some(crate::model::Unread {
+            states: vec![TcpState::Established],
+            last_read: Some(at(1)),
+        });
+        u.snapshot = std::sync::Arc::new(snap);
+        let got = lines(&mut Stream::new(Filter::default(), false, &cfg), &[u]);
+        assert_eq!(got[0]["carried_states"], serde_json::json!(["ESTABLISHED"]));
+        assert_eq!(
+            got[0]["carried_as_of"],
+            crate::report::timestamp(at(1)).as_str()
+        );
     }
 
     #[test]

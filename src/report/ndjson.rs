@@ -38,6 +38,10 @@ struct PollLine<'a> {
     alerts: Vec<AlertFields<'a>>,
     poll_duration_secs: f64,
     poll_errors: u64,
+    /// States this poll did not read (on a big table the live modes read ESTABLISHED only
+    /// every few polls): their connections and counts are as of `carried_as_of`.
+    carried_states: &'a [TcpState],
+    carried_as_of: Option<String>,
 }
 
 /// One observed change of one connection.
@@ -73,6 +77,8 @@ pub fn write_poll(out: &mut dyn Write, v: &PollView<'_>) -> io::Result<()> {
         alerts: v.alerts.iter().map(AlertFields::of).collect(),
         poll_duration_secs: (s.poll_duration.as_secs_f64() * 1e6).round() / 1e6,
         poll_errors: v.poll_errors,
+        carried_states: s.unread.as_ref().map_or(&[], |u| &u.states),
+        carried_as_of: s.unread.as_ref().and_then(|u| u.last_read).map(timestamp),
     };
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
     out.write_all(b"\n")
