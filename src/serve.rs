@@ -226,6 +226,7 @@ mod tests {
             ephemeral_range_size: 1,
             oldest_close_wait: Duration::ZERO,
             alerts: [[0; 2]; RuleId::ALL.len()],
+            state_read_at: [taken_at; STATE_COUNT],
         }
     }
 

@@ -11,7 +11,7 @@ use std::fmt::{self, Write as _};
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -93,6 +93,9 @@ pub struct Exposition {
     pub oldest_close_wait: Duration,
     /// Active alerts per rule ([`RuleId::ALL`] order) and severity (warning, critical).
     pub alerts: [[u64; 2]; RuleId::ALL.len()],
+    /// When each state (kernel order) was last read from the kernel: the poll's time, but
+    /// for the states a big table's live poll reads only every few polls (ESTABLISHED).
+    pub state_read_at: [SystemTime; STATE_COUNT],
 }
 
 impl Exposition {
@@ -147,7 +150,15 @@ impl Exposition {
             }
         }
 
+        let mut state_read_at = [now; STATE_COUNT];
+        if let Some(unread) = &snap.unread {
+            for s in &unread.states {
+                state_read_at[s.index()] = unread.last_read.unwrap_or(UNIX_EPOCH);
+            }
+        }
+
         Exposition {
+            state_read_at,
             taken_at: now,
             polls: update.seq,
             poll_errors,
@@ -427,6 +438,21 @@ impl Collector for ExpositionCollector {
             Some(&Unit::Seconds),
             secs(e.poll_duration),
         )?;
+        gauges(
+            enc,
+            "lingertop_state_read_timestamp",
+            "Unix time this state's sockets were last read from the kernel: the last poll's, but on a big table the live modes read ESTABLISHED only every few polls (collector.established-every) and carry it between reads; 0 before the first read.",
+            Some(&Unit::Seconds),
+            TcpState::ALL.iter().map(|s| {
+                (
+                    [("state", s.name())],
+                    e.state_read_at[s.index()]
+                        .duration_since(UNIX_EPOCH)
+                        .map(secs)
+                        .unwrap_or_default(),
+                )
+            }),
+        )?;
         gauge(
             enc,
             "lingertop_last_poll_timestamp",
@@ -690,6 +716,33 @@ mod tests {
             ),
             Some(1.0)
         );
+        for s in TcpState::ALL {
+            let series = format!(r#"lingertop_state_read_timestamp_seconds{{state="{s}"}}"#);
+            assert_eq!(value(&text, &series), Some(1_800_000_010.0), "{series}");
+        }
+    }
+
+    #[test]
+    fn a_state_carried_from_an_earlier_read_says_when_it_was_read() {
+        let mut u = update(Vec::new(), Vec::new());
+        let mut snap = (*u.snapshot).clone();
+        snap.unread = Some(crate::model::Unread {
+            states: vec![TcpState::Established],
+            last_read: Some(at(7)),
+        });
+        u.snapshot = Arc::new(snap);
+        let text = render(
+            &Arc::new(Exposition::from_update(&u, 0, 10)),
+            TextFormat::Prometheus,
+        );
+        let read = |s: &str| {
+            value(
+                &text,
+                &format!(r#"lingertop_state_read_timestamp_seconds{{state="{s}"}}"#),
+            )
+        };
+        assert_eq!(read("ESTABLISHED"), Some(1_800_000_007.0));
+        assert_eq!(read("TIME_WAIT"), Some(1_800_000_010.0));
     }
 
     #[test]
