@@ -20,9 +20,10 @@ use crate::model::tracker::Sample;
 use crate::model::{Alert, Rules, Snapshot, TcpState, Tracker, Transition};
 
 /// How often the live loop reads ESTABLISHED sockets. Every other state is read at every
-/// poll, so every close shows at once; ESTABLISHED is most of a busy table and changes
-/// nothing lingertop watches until it ends, when the connection shows up in its next
-/// state. Between reads, the tracker carries ESTABLISHED connections as last read.
+/// poll, so a close that passes through one of them shows at the next poll; ESTABLISHED is
+/// most of a busy table and changes nothing lingertop watches until it ends. Between
+/// reads, the tracker carries ESTABLISHED connections as last read (so one that ends by a
+/// reset shows as gone only at the next read of ESTABLISHED).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EstablishedEvery {
     /// Every poll up to [`AUTO_PER_POLL`] ESTABLISHED sockets, then every
@@ -304,6 +305,7 @@ pub fn spawn(
                                     return;
                                 }
                                 Ok(Control::SetInterval(d)) => interval = d,
+                                Ok(Control::PollNow) => plan.since_full = None,
                                 _ => {}
                             }
                         }

@@ -140,8 +140,8 @@ pub struct Collector {
     note: Option<String>,
     /// The states the options leave out, where the source leaves them out.
     unread: Option<Vec<TcpState>>,
-    /// Sockets the last read returned.
-    last_read: usize,
+    /// Sockets the last complete read and the last read of fewer states returned.
+    last_read: [usize; 2],
     /// The sockets with a file of the last direct read (kept for its capacity).
     held: Vec<Held>,
 }
@@ -159,7 +159,7 @@ impl Collector {
             raw: Vec::new(),
             note: None,
             unread: None,
-            last_read: 0,
+            last_read: [0; 2],
             held: Vec::new(),
         }
     }
@@ -256,15 +256,16 @@ impl Collector {
         let taken_at = SystemTime::now();
         // Sized once per read from the last one, rather than doubled up from nothing,
         // copying, 17 times at 100k.
-        let expect = self.last_read + self.last_read / 16;
+        let kind = usize::from(self.unread.is_some());
+        let expect = self.last_read[kind] + self.last_read[kind] / 16;
         let mut connections = Vec::with_capacity(expect);
         let (hidden, pending) = if self.source.read_direct(&mut connections, &mut self.held)? {
-            self.last_read = connections.len();
+            self.last_read[kind] = connections.len();
             self.attach_held(&mut connections)
         } else {
             self.raw.reserve(expect);
             self.source.read(&mut self.raw)?;
-            self.last_read = self.raw.len();
+            self.last_read[kind] = self.raw.len();
             self.convert_raw(&mut connections)
         };
         let process_info = self.process_info(hidden, pending);
@@ -316,7 +317,7 @@ impl Collector {
             .iter()
             .flat_map(|h| h.pids.iter().copied())
             .collect();
-        self.names.resolve(&pids);
+        self.names.resolve(&pids, self.unread.is_none());
         let (mut hidden, mut pending) = (0, 0);
         let mut shared = FxHashMap::default();
         for h in &self.held {
@@ -344,7 +345,7 @@ impl Collector {
             .iter()
             .flat_map(|r| r.pids.iter().copied())
             .collect();
-        self.names.resolve(&pids);
+        self.names.resolve(&pids, self.unread.is_none());
 
         let mut hidden = 0usize;
         let mut pending = 0usize;

@@ -17,9 +17,12 @@ pub struct ProcessNames {
 }
 
 impl ProcessNames {
-    /// Looks up the names of `pids` not already known and forgets pids no longer present.
-    pub fn resolve(&mut self, pids: &FxHashSet<u32>) {
-        self.names.retain(|pid, _| pids.contains(pid));
+    /// Looks up the names of `pids` not already known and, after a `complete` read (one
+    /// that left no state out), forgets the pids no longer present.
+    pub fn resolve(&mut self, pids: &FxHashSet<u32>, complete: bool) {
+        if complete {
+            self.names.retain(|pid, _| pids.contains(pid));
+        }
         let new: Vec<Pid> = pids
             .iter()
             .filter(|p| !self.names.contains_key(p))

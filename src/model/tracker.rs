@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
-use super::connection::{Attribution, Connection, Owner, Owners, Snapshot, Tracking, nanos};
+use super::connection::{Attribution, Connection, Owner, Owners, Snapshot, Tracking, Tuple, nanos};
 use super::state::{StateCounts, TcpState};
 
 /// How many earlier states a connection remembers; closes go through at most five.
@@ -52,9 +52,9 @@ const NONE: u32 = u32::MAX;
 /// The previous snapshot's connections by 4-tuple, rebuilt per poll in reused buffers.
 #[derive(Debug, Default)]
 struct Join {
-    /// Hash of a 4-tuple -> the position of its latest connection in the previous snapshot.
+    /// Hash of a 4-tuple -> the position of its first connection in the previous snapshot.
     index: HashTable<u32>,
-    /// Position -> the position of an earlier connection on the same 4-tuple, or [`NONE`]
+    /// Position -> the position of the next connection on the same 4-tuple, or [`NONE`]
     /// (reuseport listeners; a new socket on a tuple whose last one has not vanished yet).
     next: Vec<u32>,
     /// Position -> already matched to a connection of this poll.
@@ -85,7 +85,8 @@ impl Join {
             .reserve(prev.len(), |&i| tuple_hash(&prev[i as usize]));
         self.next.clear();
         self.next.resize(prev.len(), NONE);
-        for (i, c) in prev.iter().enumerate() {
+        // From the end, so each chain runs from the earliest position to the latest.
+        for (i, c) in prev.iter().enumerate().rev() {
             let h = tuple_hash(c);
             let pos = u32::try_from(i).expect("fewer than 4 billion sockets");
             match self
@@ -149,6 +150,10 @@ pub struct Tracker {
     /// The last snapshot kept: what the next one is joined to.
     prev: Option<Arc<Snapshot>>,
     join: Join,
+    /// Connections last seen opening (SYN_SENT, SYN_RECV) while ESTABLISHED goes unread:
+    /// they may be ESTABLISHED now, so they are kept out of sight, neither shown nor
+    /// reported vanished, until a poll finds them or a poll that reads ESTABLISHED does not.
+    limbo: FxHashMap<Tuple, Vec<Connection>>,
     history: VecDeque<Sample>,
     history_len: usize,
     polls: u64,
@@ -160,6 +165,7 @@ impl Tracker {
         Tracker {
             prev: None,
             join: Join::default(),
+            limbo: FxHashMap::default(),
             history: VecDeque::with_capacity(history_len.min(4096)),
             history_len: history_len.max(1),
             polls: 0,
@@ -188,16 +194,23 @@ impl Tracker {
         self.polls += 1;
         let first_poll = self.polls == 1;
         let now = snap.taken_at;
-        let now_nanos = nanos(now);
         let mut transitions = Vec::new();
         // Released at the end of this call: a snapshot not kept again is not held twice.
         let prev_snap = self.prev.take();
         let prev: &[Connection] = prev_snap.as_deref().map_or(&[], |s| &s.connections);
         self.join.start(prev);
 
+        let mut limbo = std::mem::take(&mut self.limbo);
         let mut hint = 0;
         for conn in &mut snap.connections {
             let Some(i) = self.join.claim(prev, conn, hint) else {
+                if let Some(p) = limbo.get_mut(conn.tuple()).and_then(|on_tuple| {
+                    let j = on_tuple.iter().position(|p| succeeds(conn, p))?;
+                    Some(on_tuple.swap_remove(j))
+                }) {
+                    follow(conn, &p, now, &mut transitions);
+                    continue;
+                }
                 if !first_poll {
                     transitions.push(Transition {
                         at: now,
@@ -212,38 +225,27 @@ impl Tracker {
                 continue;
             };
             hint = i + 1;
-            let p = &prev[i];
-            if let (true, Some(held)) = (conn.owners.is_empty(), held_owners(p)) {
-                conn.owners.clone_from(held);
-                conn.attribution = Some(Attribution::LastOwner);
-            }
-            let known = p
-                .tracking
-                .clone()
-                .unwrap_or_else(|| Tracking::new(now, now, false));
-            conn.tracking = Some(if p.state == conn.state {
-                known
-            } else {
-                transitions.push(Transition {
-                    at: now,
-                    local: conn.local(),
-                    remote: conn.remote(),
-                    from: Some(p.state),
-                    to: Some(conn.state),
-                    owner: conn.owners.first().cloned(),
-                });
-                known.entering(p.state, now_nanos, MAX_PREVIOUS)
-            });
+            follow(conn, &prev[i], now, &mut transitions);
         }
 
         // States this poll did not read: their connections as last read, unless the poll
         // saw them in another state (then they were claimed above).
+        let established_unread = snap
+            .unread
+            .as_ref()
+            .is_some_and(|u| u.contains(TcpState::Established));
         if let Some(unread) = &mut snap.unread {
             unread.last_read = match prev_snap.as_deref() {
                 Some(p) if p.unread.is_some() => p.unread.as_ref().and_then(|u| u.last_read),
                 Some(p) => Some(p.taken_at),
                 None => None,
             };
+            let carried = prev
+                .iter()
+                .zip(&self.join.claimed)
+                .filter(|(p, claimed)| !**claimed && unread.contains(p.state))
+                .count();
+            snap.connections.reserve(carried);
             for (p, claimed) in prev.iter().zip(&mut self.join.claimed) {
                 if !*claimed && unread.contains(p.state) {
                     *claimed = true;
@@ -251,19 +253,28 @@ impl Tracker {
                 }
             }
         }
+        // Opening connections not seen again may be ESTABLISHED, unread: out of sight until
+        // a read of ESTABLISHED settles it.
+        if established_unread {
+            for (p, claimed) in prev.iter().zip(&mut self.join.claimed) {
+                if !*claimed && matches!(p.state, TcpState::SynSent | TcpState::SynRecv) {
+                    *claimed = true;
+                    limbo.entry(p.tuple().clone()).or_default().push(p.clone());
+                }
+            }
+            limbo.retain(|_, on_tuple| !on_tuple.is_empty());
+            self.limbo = limbo;
+        } else {
+            for p in limbo.values().flatten() {
+                transitions.push(vanished(p, now));
+            }
+        }
         for (p, _) in prev
             .iter()
             .zip(&self.join.claimed)
             .filter(|(_, claimed)| !**claimed)
         {
-            transitions.push(Transition {
-                at: now,
-                local: p.local(),
-                remote: p.remote(),
-                from: Some(p.state),
-                to: None,
-                owner: held_owners(p).and_then(|o| o.first()).cloned(),
-            });
+            transitions.push(vanished(p, now));
         }
 
         attribute_to_listeners(&mut snap.connections);
@@ -288,6 +299,55 @@ impl Tracker {
             counts: snap.counts(),
             close_wait_by_pid,
         });
+    }
+}
+
+/// Carries what `p`, the same connection at an earlier poll, knew into `conn`: its owners
+/// when it has none now, its tracking, and the change of state if there is one.
+fn follow(
+    conn: &mut Connection,
+    p: &Connection,
+    now: SystemTime,
+    transitions: &mut Vec<Transition>,
+) {
+    if let (true, Some(held)) = (conn.owners.is_empty(), held_owners(p)) {
+        conn.owners.clone_from(held);
+        conn.attribution = Some(Attribution::LastOwner);
+    }
+    let known = p
+        .tracking
+        .clone()
+        .unwrap_or_else(|| Tracking::new(now, now, false));
+    conn.tracking = Some(if p.state == conn.state {
+        known
+    } else {
+        transitions.push(Transition {
+            at: now,
+            local: conn.local(),
+            remote: conn.remote(),
+            from: Some(p.state),
+            to: Some(conn.state),
+            owner: conn.owners.first().cloned(),
+        });
+        known.entering(p.state, nanos(now), MAX_PREVIOUS)
+    });
+}
+
+/// Whether `conn` can be the same connection as `p` (seen earlier): the same 4-tuple, and
+/// the same inode, or none now where it had one (its file was closed).
+fn succeeds(conn: &Connection, p: &Connection) -> bool {
+    same_tuple(conn, p) && (p.inode == conn.inode || (conn.inode == 0 && p.inode != 0))
+}
+
+/// `p` is gone.
+fn vanished(p: &Connection, now: SystemTime) -> Transition {
+    Transition {
+        at: now,
+        local: p.local(),
+        remote: p.remote(),
+        from: Some(p.state),
+        to: None,
+        owner: held_owners(p).and_then(|o| o.first()).cloned(),
     }
 }
 
@@ -598,6 +658,77 @@ mod tests {
             changes.iter().map(|t| (t.from, t.to)).collect::<Vec<_>>(),
             [(Some(TcpState::Established), None)]
         );
+    }
+
+    fn without_established(t: u64, conns: Vec<Connection>) -> Snapshot {
+        let mut s = snap(t, conns);
+        s.unread = Some(crate::model::Unread {
+            states: vec![TcpState::Established],
+            last_read: None,
+        });
+        s
+    }
+
+    fn kinds(changes: &[Transition]) -> Vec<(Option<TcpState>, Option<TcpState>)> {
+        changes.iter().map(|t| (t.from, t.to)).collect()
+    }
+
+    #[test]
+    fn an_opening_connection_is_kept_out_of_sight_while_established_goes_unread() {
+        use TcpState::{Established, SynSent, TimeWait};
+        let (l, r) = ("10.0.0.1:40000", "10.0.0.2:80");
+        let (l2, r2) = ("10.0.0.1:40001", "10.0.0.2:80");
+        let mut tr = Tracker::new(10);
+        step(&mut tr, snap(0, vec![]));
+        let (_, changes) = step(
+            &mut tr,
+            without_established(
+                1,
+                vec![
+                    conn(l, r, SynSent, 7, Some(42)),
+                    conn(l2, r2, SynSent, 8, Some(43)),
+                ],
+            ),
+        );
+        assert_eq!(
+            kinds(&changes),
+            [(None, Some(SynSent)), (None, Some(SynSent))]
+        );
+        // Both are ESTABLISHED now, or gone: nothing shown, nothing reported.
+        let (s, changes) = step(&mut tr, without_established(2, vec![]));
+        assert!(changes.is_empty(), "{changes:?}");
+        assert!(s.connections.is_empty());
+        // One closes to TIME_WAIT: the same connection, owner kept, history whole.
+        let (s, changes) = step(
+            &mut tr,
+            without_established(3, vec![conn(l, r, TimeWait, 0, None)]),
+        );
+        assert_eq!(kinds(&changes), [(Some(SynSent), Some(TimeWait))]);
+        let tw = &s.connections[0];
+        assert_eq!(tw.owner().map(|o| o.pid), Some(42));
+        assert_eq!(tw.attribution, Some(Attribution::LastOwner));
+        assert_eq!(tw.tracking.as_ref().unwrap().first_seen(), at(1));
+        // A read of ESTABLISHED finds the other one, or reports it gone.
+        let (s, changes) = step(
+            &mut tr,
+            snap(
+                4,
+                vec![
+                    conn(l, r, TimeWait, 0, None),
+                    conn(l2, r2, Established, 8, Some(43)),
+                ],
+            ),
+        );
+        assert_eq!(kinds(&changes), [(Some(SynSent), Some(Established))]);
+        assert_eq!(
+            s.connections[1].tracking.as_ref().unwrap().first_seen(),
+            at(1)
+        );
+        let mut tr = Tracker::new(10);
+        step(&mut tr, snap(0, vec![conn(l, r, SynSent, 7, Some(42))]));
+        step(&mut tr, without_established(1, vec![]));
+        let (_, changes) = step(&mut tr, snap(2, vec![]));
+        assert_eq!(kinds(&changes), [(Some(SynSent), None)]);
     }
 
     #[test]
