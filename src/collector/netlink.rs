@@ -492,26 +492,6 @@ impl NetlinkSource {
     pub fn owner_scans(&self) -> u64 {
         self.owners.scans()
     }
-
-    fn dump_all(&mut self, out: &mut Vec<RawSocket>) -> Result<(), DiagError> {
-        self.diag.dump_tcp(self.states, |d| {
-            let Some(state) = state_of(d.state) else {
-                return;
-            };
-            out.push(RawSocket {
-                tuple: Tuple::new(d.local, d.remote),
-                state,
-                inode: d.inode,
-                // A socket without a file reports uid 0, which would read as "root".
-                uid: (d.inode != 0).then_some(d.uid),
-                pids: Vec::new(),
-                timer: timer_of(d),
-                recv_q: Some(d.rqueue),
-                send_q: Some(d.wqueue),
-                owner_pending: false,
-            });
-        })
-    }
 }
 
 /// Runs `dump` until it succeeds, retrying transient failures (an interrupted dump) up to
@@ -551,13 +531,27 @@ impl SocketSource for NetlinkSource {
         true
     }
 
+    /// The trait's general read, for callers that want raw sockets: the direct read, with
+    /// each connection's holders put back beside it.
     fn read(&mut self, out: &mut Vec<RawSocket>) -> Result<(), CollectError> {
-        retrying(|| {
-            out.clear();
-            self.dump_all(out)
-        })
-        .inspect_err(|_| out.clear())?;
-        self.owners.attach(out, Instant::now(), &mut scan_proc);
+        let (mut conns, mut held) = (Vec::new(), Vec::new());
+        self.read_direct(&mut conns, &mut held)?;
+        let mut held = held.into_iter().peekable();
+        out.clear();
+        out.extend(conns.into_iter().enumerate().map(|(i, c)| {
+            let h = held.next_if(|h| h.index as usize == i);
+            RawSocket {
+                tuple: c.tuple().clone(),
+                state: c.state,
+                inode: c.inode,
+                uid: h.as_ref().map(|h| h.uid),
+                timer: c.timer,
+                recv_q: c.recv_q(),
+                send_q: c.send_q(),
+                owner_pending: h.as_ref().is_some_and(|h| h.owner_pending),
+                pids: h.map(|h| h.pids).unwrap_or_default(),
+            }
+        }));
         Ok(())
     }
 
@@ -646,6 +640,35 @@ mod tests {
         b[64..68].copy_from_slice(&1000u32.to_ne_bytes());
         b[68..72].copy_from_slice(&4242u32.to_ne_bytes());
         b
+    }
+
+    #[test]
+    fn the_raw_read_puts_each_socket_beside_its_holders() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = std::net::TcpStream::connect(addr).unwrap();
+        let Ok(mut src) = NetlinkSource::open() else {
+            return; // no sock_diag here: the netstat2 fallback is tested elsewhere
+        };
+        src.set_options(&ReadOptions {
+            states: None,
+            exact_owners: true,
+        });
+        let mut out = Vec::new();
+        src.read(&mut out).unwrap();
+        let me = std::process::id();
+        let ours = |local, remote| {
+            out.iter()
+                .find(|r| r.tuple.ends() == (local, remote))
+                .unwrap_or_else(|| panic!("{local} -> {remote} not read"))
+        };
+        let listener = ours(addr, "0.0.0.0:0".parse().unwrap());
+        assert_eq!(listener.state, TcpState::Listen);
+        assert!(listener.pids.contains(&me) && listener.inode != 0);
+        let client = ours(c.local_addr().unwrap(), addr);
+        assert_eq!(client.state, TcpState::Established);
+        assert!(client.pids.contains(&me) && client.uid.is_some());
+        assert!(out.iter().all(|r| (r.inode == 0) == r.uid.is_none()));
     }
 
     #[test]

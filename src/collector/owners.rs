@@ -8,39 +8,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use super::{Held, RawSocket};
-
-/// A socket the owner cache fills in: its inode (0: no file) and holders.
-pub trait Holders {
-    fn inode(&self) -> u32;
-    fn pids_mut(&mut self) -> &mut Vec<u32>;
-    /// The lookup of this new socket waits for a rate-limited rescan.
-    fn set_pending(&mut self, pending: bool);
-}
-
-impl Holders for RawSocket {
-    fn inode(&self) -> u32 {
-        self.inode
-    }
-    fn pids_mut(&mut self) -> &mut Vec<u32> {
-        &mut self.pids
-    }
-    fn set_pending(&mut self, pending: bool) {
-        self.owner_pending = pending;
-    }
-}
-
-impl Holders for Held {
-    fn inode(&self) -> u32 {
-        self.inode
-    }
-    fn pids_mut(&mut self) -> &mut Vec<u32> {
-        &mut self.pids
-    }
-    fn set_pending(&mut self, pending: bool) {
-        self.owner_pending = pending;
-    }
-}
+use super::Held;
 
 /// A rescan waits at least this many times as long as the previous one took, so scanning
 /// takes at most about a tenth of a core however fast sockets churn.
@@ -116,12 +84,7 @@ impl OwnerCache {
     /// Fills `pids` of every socket with a file, rescanning through `scan` when due.
     /// `scan` reports every (pid, socket inode) pair it finds. Sockets whose first lookup
     /// is deferred by the rate limit get `owner_pending`.
-    pub fn attach<S: Holders>(
-        &mut self,
-        sockets: &mut [S],
-        now: Instant,
-        scan: &mut dyn FnMut(&mut Found),
-    ) {
+    pub fn attach(&mut self, sockets: &mut [Held], now: Instant, scan: &mut dyn FnMut(&mut Found)) {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         // One lookup per socket: mark it seen and, in the steady state where no rescan
@@ -161,8 +124,8 @@ impl OwnerCache {
                 let Some(inode) = file_inode(s) else {
                     continue;
                 };
-                s.pids_mut().clear();
-                s.set_pending(false);
+                s.pids.clear();
+                s.owner_pending = false;
                 if let Some(e) = self.map.get(&inode) {
                     fill(s, inode, e, &self.multi);
                 }
@@ -210,21 +173,21 @@ impl OwnerCache {
 }
 
 /// Gives `s` the owners `e` knows, or marks it pending when no scan has looked yet.
-fn fill(s: &mut impl Holders, inode: u32, e: &Entry, multi: &FxHashMap<u32, Vec<u32>>) {
+fn fill(s: &mut Held, inode: u32, e: &Entry, multi: &FxHashMap<u32, Vec<u32>>) {
     if !e.scanned {
-        s.set_pending(true);
+        s.owner_pending = true;
     } else if e.multi {
         if let Some(all) = multi.get(&inode) {
-            s.pids_mut().extend_from_slice(all);
+            s.pids.extend_from_slice(all);
         }
     } else if e.pid != 0 {
-        s.pids_mut().push(e.pid);
+        s.pids.push(e.pid);
     }
 }
 
 /// The inode of a socket that has a file; `None` for inode 0.
-fn file_inode(s: &impl Holders) -> Option<u32> {
-    Some(s.inode()).filter(|&i| i != 0)
+fn file_inode(s: &Held) -> Option<u32> {
+    Some(s.inode).filter(|&i| i != 0)
 }
 
 /// Reports every (pid, socket inode) found in `/proc/*/fd`. Processes that exit during the
@@ -344,25 +307,13 @@ fn socket_inode(link: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::TcpState;
 
-    fn sock(inode: u32) -> RawSocket {
-        RawSocket {
-            tuple: crate::model::Tuple::new(
-                "127.0.0.1:1000".parse().unwrap(),
-                "127.0.0.1:2000".parse().unwrap(),
-            ),
-            state: if inode == 0 {
-                TcpState::TimeWait
-            } else {
-                TcpState::Established
-            },
+    fn sock(inode: u32) -> Held {
+        Held {
+            index: 0,
             inode,
-            uid: None,
+            uid: 0,
             pids: Vec::new(),
-            timer: None,
-            recv_q: None,
-            send_q: None,
             owner_pending: false,
         }
     }
@@ -374,7 +325,7 @@ mod tests {
     }
 
     impl FakeProc {
-        fn attach(&mut self, cache: &mut OwnerCache, socks: &mut [RawSocket], at: Instant) {
+        fn attach(&mut self, cache: &mut OwnerCache, socks: &mut [Held], at: Instant) {
             let fds = self.fds.clone();
             let walks = &mut self.walks;
             cache.attach(socks, at, &mut |found| {
