@@ -25,11 +25,14 @@ pub struct Cli {
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
 
-    /// Dashboard: poll interval (e.g. 1s, 500ms); overrides collector.interval.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Dashboard: poll interval (e.g. 1s, 500ms; 100ms to 1h); overrides
+    /// collector.interval. Before `snapshot`, `watch` or `serve` it is that command's
+    /// --interval.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
-    /// Dashboard: start with this filter, e.g. "state:close-wait port:443".
+    /// Dashboard: start with this filter, e.g. "state:close-wait port:443". Before
+    /// `snapshot` or `watch` it is that command's --filter.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     /// Which backend reads the socket table: netlink (Linux sock_diag: timers, queues,
@@ -102,8 +105,8 @@ impl FailOn {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// Take a second poll after this long, so states have ages and CLOSE_WAIT growth has a
-    /// rate (e.g. 2s, 500ms).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// rate (e.g. 2s, 500ms; 100ms to 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
     /// Output format [default: table on a terminal, json otherwise].
@@ -180,8 +183,8 @@ pub struct ServeArgs {
     pub listen: Option<std::net::SocketAddr>,
 
     /// Poll the socket table this often (e.g. 5s); overrides the config's
-    /// collector.interval [default: 2s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// collector.interval (100ms to 1h) [default: 2s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 }
 
@@ -199,8 +202,8 @@ pub struct WatchArgs {
     pub format: StreamFormat,
 
     /// Poll the socket table this often (e.g. 500ms); overrides the config's
-    /// collector.interval [default: 2s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// collector.interval (100ms to 1h) [default: 2s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
     /// Print one line per state transition (appeared, changed, vanished) instead of one
@@ -276,6 +279,90 @@ impl FilterArgs {
         }
         Ok(out)
     }
+}
+
+impl Cli {
+    /// Moves `--interval` and `--filter` given before the subcommand into it
+    /// (`lingertop --interval 1s snapshot` is `lingertop snapshot --interval 1s`), and
+    /// refuses them, saying why, where the subcommand has no such option or got it twice.
+    /// With no subcommand they are the dashboard's own and stay where they are.
+    pub fn lift_globals(mut self) -> Result<Cli, String> {
+        let Some(command) = &mut self.command else {
+            return Ok(self);
+        };
+        let name = command.name();
+        let twice = |flag: &str| {
+            format!(
+                "{flag} was given both before and after `{name}`; give it once (e.g. `lingertop {name} {flag} ...`)"
+            )
+        };
+        if let Some(interval) = self.interval.take() {
+            let slot = match command {
+                Command::Snapshot(a) => &mut a.interval,
+                Command::Watch(a) => &mut a.interval,
+                Command::Serve(a) => &mut a.interval,
+                Command::Lab(_) => {
+                    return Err(
+                        "--interval does not apply to `lab` (the lab polls its own sockets as fast as it needs); for how long close-wait-leak holds, use `lab --hold`".into(),
+                    );
+                }
+            };
+            if slot.replace(interval).is_some() {
+                return Err(twice("--interval"));
+            }
+        }
+        if let Some(filter) = self.filter.take() {
+            let slot = match command {
+                Command::Snapshot(a) => &mut a.filter.filter,
+                Command::Watch(a) => &mut a.filter.filter,
+                Command::Serve(_) => {
+                    return Err(
+                        "--filter does not apply to `serve`: the exporter counts every connection of the host; filter in the Prometheus query instead".into(),
+                    );
+                }
+                Command::Lab(_) => {
+                    return Err(
+                        "--filter does not apply to `lab`: the lab only shows its own connections".into(),
+                    );
+                }
+            };
+            if slot.replace(filter).is_some() {
+                return Err(twice("--filter"));
+            }
+        }
+        Ok(self)
+    }
+}
+
+impl Command {
+    /// The subcommand as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Snapshot(_) => "snapshot",
+            Command::Lab(_) => "lab",
+            Command::Serve(_) => "serve",
+            Command::Watch(_) => "watch",
+        }
+    }
+}
+
+/// The shortest poll interval, the same as the config's collector.interval allows: below
+/// it a busy table's poll costs more than the time between polls.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A poll interval: a duration from [`MIN_INTERVAL`] to 1h.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|_| format!("\"{s}\" is not a duration; write e.g. 500ms, 2s, 1m"))?;
+    if d < MIN_INTERVAL {
+        return Err(format!(
+            "{s} is too short: the shortest poll interval is 100ms (as for the config's collector.interval)"
+        ));
+    }
+    if d > Duration::from_secs(3600) {
+        return Err(format!("{s} is too long: the longest poll interval is 1h"));
+    }
+    Ok(d)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

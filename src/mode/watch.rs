@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
+use super::Overrides;
 use crate::cli::WatchArgs;
 use crate::collector::Collector;
 use crate::config::Config;
@@ -23,13 +24,15 @@ use crate::report::ndjson::{self, PollView};
 use crate::shutdown::Shutdown;
 
 /// Runs `lingertop watch` until interrupted or until stdout is closed.
-pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
-    let filter = crate::effective_filter(cfg, &args.filter)?;
-    let mut cfg = cfg.clone();
-    if let Some(interval) = args.interval {
-        cfg.interval = interval;
+pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
+    let cfg = Overrides {
+        interval: args.interval,
+        filter: args.filter.to_filter().map_err(anyhow::Error::msg)?,
+        ..over
     }
-    let runtime = crate::runtime()?;
+    .over(cfg);
+    let filter = cfg.default_filter.clone();
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
         let (tx, mut rx) = mpsc::channel(4);
@@ -41,7 +44,7 @@ pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
         let mut out = stdout.lock();
         loop {
             let msg = tokio::select! {
-                () = shutdown.requested() => return Ok(ExitCode::SUCCESS),
+                _ = shutdown.requested() => return Ok(ExitCode::SUCCESS),
                 msg = rx.recv() => msg,
             };
             let update = match msg {

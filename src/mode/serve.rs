@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::Overrides;
 use crate::cli::ServeArgs;
 use crate::collector::Collector;
 use crate::config::Config;
@@ -26,15 +27,18 @@ use crate::shutdown::Shutdown;
 /// How long open connections may take to finish once a stop is requested.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Runs `lingertop serve` until Ctrl-C or SIGTERM.
-pub fn run(cfg: &Config, args: &ServeArgs) -> Result<ExitCode> {
-    let listen = args.listen.unwrap_or(cfg.serve.listen);
-    let mut cfg = cfg.clone();
-    if let Some(interval) = args.interval {
-        cfg.interval = interval;
+/// Runs `lingertop serve` until SIGINT, SIGTERM or SIGHUP. SIGHUP ends it like the others
+/// (no reload: a supervisor that sends HUP to reload gets a clean exit and restarts it
+/// with the new config, which is simpler to reason about than a half-applied reload).
+pub fn run(cfg: Config, over: Overrides, args: &ServeArgs) -> Result<ExitCode> {
+    let cfg = Overrides {
+        interval: args.interval,
+        listen: args.listen,
+        ..over
     }
-    let runtime = crate::runtime()?;
-    runtime.block_on(serve(cfg, listen))
+    .over(cfg);
+    let listen = cfg.serve.listen;
+    super::runtime()?.block_on(serve(cfg, listen))
 }
 
 /// What the handlers read.
@@ -63,7 +67,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
     // Wait for the first poll, so /metrics never answers without data. Scrapers that
     // connect meanwhile wait in the listen queue.
     let first = tokio::select! {
-        () = shutdown.requested() => return Ok(ExitCode::SUCCESS),
+        _ = shutdown.requested() => return Ok(ExitCode::SUCCESS),
         msg = rx.recv() => msg,
     };
     let first = match first {
@@ -123,7 +127,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
     tokio::pin!(server);
     tokio::select! {
         r = &mut server => r.context("the HTTP server failed")?,
-        () = shutdown.requested() => {
+        _ = shutdown.requested() => {
             let _ = stop_tx.send(());
             // Let scrapes in flight finish, but never hang on a client that does not go.
             let _ = tokio::time::timeout(DRAIN, &mut server).await;
