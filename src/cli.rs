@@ -1,5 +1,6 @@
 //! The command line: every mode and option, documented for `--help`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -322,7 +323,8 @@ impl Cli {
                 }
                 Command::Lab(_) => {
                     return Err(
-                        "--filter does not apply to `lab`: the lab only shows its own connections".into(),
+                        "--filter does not apply to `lab`: the lab only shows its own connections"
+                            .into(),
                     );
                 }
             };
@@ -344,6 +346,15 @@ impl Command {
             Command::Watch(_) => "watch",
         }
     }
+}
+
+/// Whether a lingertop command line runs a lab: `lingertop lab ...`, or the dashboard
+/// (whose only TCP sockets are its lab's). What another lingertop's lab recogniser asks.
+pub fn is_lab_command(args: &[OsString]) -> bool {
+    matches!(
+        Cli::try_parse_from(args).map(|c| c.command),
+        Ok(Some(Command::Lab(_)) | None)
+    )
 }
 
 /// The shortest poll interval, the same as the config's collector.interval allows: below
@@ -372,4 +383,24 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s} is out of range; allowed: 10ms to 1h"));
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn lab_and_dashboard_command_lines_are_lab_processes() {
+        assert!(is_lab_command(&args("lingertop lab --all")));
+        assert!(is_lab_command(&args(
+            "/usr/bin/lingertop --config /x.toml lab --scenario close-wait-leak -n 5"
+        )));
+        assert!(is_lab_command(&args("lingertop")));
+        assert!(!is_lab_command(&args("lingertop snapshot --interval 2s")));
+        assert!(!is_lab_command(&args("lingertop no-such-mode")));
+    }
 }

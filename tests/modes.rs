@@ -103,7 +103,12 @@ fn sighup_ends_the_lab_hold_and_the_lab_closes_its_sockets() {
         .iter()
         .filter(|s| s.0 == TCP_CLOSE_WAIT && s.1 == port)
         .count();
-    assert_eq!(held, 3, "the hold's CLOSE_WAIT sockets: {:?}", proc_net_tcp(port));
+    assert_eq!(
+        held,
+        3,
+        "the hold's CLOSE_WAIT sockets: {:?}",
+        proc_net_tcp(port)
+    );
 
     let started = Instant::now();
     signal(&lab, libc::SIGHUP);
@@ -111,7 +116,10 @@ fn sighup_ends_the_lab_hold_and_the_lab_closes_its_sockets() {
     let mut rest = String::new();
     let _ = stderr.read_to_string(&mut rest);
     assert_eq!(exit.code(), Some(0), "lab on SIGHUP: {exit:?} {rest}");
-    assert!(started.elapsed() < Duration::from_secs(10), "the hold ended early");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the hold ended early"
+    );
     assert!(rest.contains("closed the CLOSE_WAIT"), "{rest}");
     // Only the TIME_WAIT of the orderly closes may outlive the lab (the kernel keeps it).
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -175,13 +183,7 @@ fn a_filter_before_snapshot_is_the_snapshots_filter() {
     );
     // Given on both sides: refused rather than one silently winning.
     refused(
-        &[
-            "--filter",
-            "state:listen",
-            "snapshot",
-            "--filter",
-            "port:1",
-        ],
+        &["--filter", "state:listen", "snapshot", "--filter", "port:1"],
         &["--filter", "both before and after `snapshot`"],
     );
 }

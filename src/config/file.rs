@@ -137,7 +137,7 @@ pub struct CollectorFile {
     pub interval: Option<Interval>,
     pub history: Option<History>,
     pub backend: Option<crate::collector::Backend>,
-    pub established_every: Option<crate::live::EstablishedEvery>,
+    pub established_every: Option<crate::config::EstablishedEvery>,
 }
 
 #[derive(Debug, Default, Deserialize)]

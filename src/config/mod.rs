@@ -4,6 +4,7 @@
 //! (`$XDG_CONFIG_HOME/lingertop/config.toml` on Linux). Every key is documented in
 //! `config.example.toml`. Errors are one line naming the file, line, key and what is allowed.
 
+pub mod established;
 mod file;
 
 use std::net::SocketAddr;
@@ -13,11 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::collector::Backend;
-use crate::live::EstablishedEvery;
 use crate::model::alerts::{CountRule, LingerRule, RatioRule};
 use crate::model::{Filter, Rules};
 use crate::tui::keys::{BINDABLE, KeyBinding};
 use crate::tui::theme::ThemeColors;
+pub use established::EstablishedEvery;
 pub use file::parse_listen;
 use file::{CountFile, FileConfig, LingerFile, RatioFile};
 

@@ -35,4 +35,3 @@ pub fn run_all(lab: &Lab, family: Family, opts: CloseOptions) -> Result<Vec<Trac
         .collect::<Result<Vec<_>, _>>()?;
     pending.into_iter().map(Pending::wait).collect()
 }
-

@@ -57,7 +57,13 @@ async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
 
     let (poll_tx, mut poll_rx) = mpsc::channel(4);
-    let poller = live::spawn(collector, cfg, poll_tx).context("cannot start the poll thread")?;
+    let poller = live::spawn(
+        collector,
+        cfg,
+        super::live_scope(Filter::default()),
+        poll_tx,
+    )
+    .context("cannot start the poll thread")?;
     let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
 
     install_panic_hook();
@@ -292,4 +298,3 @@ fn collect_lab_results(app: &mut App, pending: &mut Vec<PendingOp>) -> bool {
     }
     done
 }
-

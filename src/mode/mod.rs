@@ -16,8 +16,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::cli;
 use crate::collector::Backend;
 use crate::config::Config;
+use crate::lab::LabRecogniser;
+use crate::live;
 use crate::model::Filter;
 
 /// The command line's value when it gave one, else the config's (which is the file's,
@@ -48,6 +51,15 @@ impl Overrides {
         cfg.serve.listen = layer(self.listen, cfg.serve.listen);
         cfg.default_filter = layer(self.filter, cfg.default_filter);
         cfg
+    }
+}
+
+/// The live loop's scope for a mode: alerts over the connections `alerts_over` matches,
+/// and lab sockets of every lingertop lab recognised.
+pub(crate) fn live_scope(alerts_over: Filter) -> live::Scope {
+    live::Scope {
+        alerts_over,
+        labs: LabRecogniser::new(cli::is_lab_command),
     }
 }
 

@@ -21,6 +21,7 @@ use crate::cli::ServeArgs;
 use crate::collector::Collector;
 use crate::config::Config;
 use crate::live::{self, Message};
+use crate::model::Filter;
 use crate::report::prometheus::{Exposition, TextFormat, render};
 use crate::shutdown::Shutdown;
 
@@ -60,8 +61,13 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         .context("cannot read the address listened on")?;
 
     let (tx, mut rx) = mpsc::channel(2);
-    let live = live::spawn(Collector::chosen(cfg.backend, false)?, &cfg, tx)
-        .context("cannot start the poll thread")?;
+    let live = live::spawn(
+        Collector::chosen(cfg.backend, false)?,
+        &cfg,
+        super::live_scope(Filter::default()),
+        tx,
+    )
+    .context("cannot start the poll thread")?;
     let top_n = cfg.serve.top_n;
 
     // Wait for the first poll, so /metrics never answers without data. Scrapers that

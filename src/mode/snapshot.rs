@@ -8,14 +8,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::Overrides;
-use crate::cli::{Format, SnapshotArgs};
+use crate::EXIT_ALERT;
+use crate::cli::{self, Format, SnapshotArgs};
 use crate::collector::{Collector, ReadOptions};
 use crate::config::Config;
 use crate::lab::LabRecogniser;
 use crate::model::alerts::{detect, port_pressure};
 use crate::model::{Filter, ProcessInfo, TcpState, Tracker};
 use crate::report;
-use crate::EXIT_ALERT;
 
 /// The states to ask the kernel for: only those the filter can match, plus LISTEN so
 /// server-side connections can still be attributed to their listener. A snapshot with
@@ -68,7 +68,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         snap = collector.poll().context("second poll failed")?;
         tracker.observe(&mut snap);
     }
-    LabRecogniser::new().mark(&mut snap, None);
+    LabRecogniser::new(cli::is_lab_command).mark(&mut snap, None);
 
     let total_connections = snap.connections.len();
     snap.connections.retain(|c| filter.matches(c));

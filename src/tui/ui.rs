@@ -122,7 +122,7 @@ fn render_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         format!("poll {} ms", s.poll_duration.as_millis()),
         theme.muted,
     ));
-    // A big table's ESTABLISHED sockets are read only every few polls (live::EstablishedEvery).
+    // A big table's ESTABLISHED sockets are read only every few polls (config::EstablishedEvery).
     if let Some(unread) = &s.unread {
         let states: Vec<&str> = unread.states.iter().map(|st| st.name()).collect();
         let when = unread.last_read.map_or("not read yet".to_string(), |t| {
