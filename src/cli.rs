@@ -4,8 +4,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::PossibleValue;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
+use crate::lab::{CloseMode, Family, Scenario};
 use crate::model::{Filter, Severity};
 
 /// See how the TCP connections of this machine are closing, and why they are not.
@@ -132,7 +134,7 @@ pub struct SnapshotArgs {
 pub struct LabArgs {
     /// Run one close mode on a new lab connection and print its trace.
     #[arg(long, value_enum, value_name = "MODE")]
-    pub mode: Option<crate::lab::Action>,
+    pub mode: Option<CloseMode>,
 
     /// Run every close mode and print one row per mode: observed beside documented.
     #[arg(long)]
@@ -140,7 +142,7 @@ pub struct LabArgs {
 
     /// Build up a close state on purpose so the buildup alerts fire.
     #[arg(long, value_enum, value_name = "SCENARIO")]
-    pub scenario: Option<crate::lab::Scenario>,
+    pub scenario: Option<Scenario>,
 
     /// How many connections the scenario makes (1 to 20000) [default: 100].
     #[arg(short = 'n', long = "count", value_name = "N", conflicts_with_all = ["mode", "all"],
@@ -159,12 +161,28 @@ pub struct LabArgs {
 
     /// Address family of the lab connections: ipv4 (127.0.0.1) or ipv6 ([::1]).
     #[arg(long, value_enum, default_value = "ipv4")]
-    pub family: crate::lab::Family,
+    pub family: Family,
 
     /// Output format [default: table on a terminal, json otherwise].
     #[arg(long, value_enum)]
     pub format: Option<LabFormat>,
 }
+
+/// The lab's choices as clap values: mapped here so the lab knows nothing of clap. Each
+/// value is the type's `name()`, its help the type's `about()`.
+macro_rules! lab_value_enum {
+    ($($ty:ty),*) => {$(
+        impl ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                &<$ty>::ALL
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.name()).help(self.about()))
+            }
+        }
+    )*};
+}
+lab_value_enum!(CloseMode, Scenario, Family);
 
 /// Output formats of the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

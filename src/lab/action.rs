@@ -16,7 +16,7 @@ use super::engine::Inner;
 use super::expect::{self, Observed};
 use super::observe::{TupleProbe, system_probe};
 use super::trace::{Call, CallResult, PeerRead, ReadOutcome, Step, TimeWaitSide, Trace};
-use super::{Action, Behaviour, CloseOptions, ConnId, End, EndStatus, LabError};
+use super::{Behaviour, CloseMode, CloseOptions, ConnId, End, EndStatus, LabError};
 use crate::model::TcpState;
 
 /// Poll interval while calls are in flight and just after.
@@ -189,7 +189,7 @@ pub(super) fn run(
     inner: &Inner,
     id: ConnId,
     end: End,
-    action: Action,
+    action: CloseMode,
     opts: CloseOptions,
     socket: Socket,
 ) -> Result<Trace, LabError> {
@@ -202,25 +202,49 @@ pub(super) fn run(
         let w = &watch;
         s.spawn(move || w.observe(probe));
         let _stop = StopOnDrop(&watch);
-        act(
-            inner, id, end, action, opts, socket, &watch, closer, observer,
-        )
+        let cx = Act {
+            inner,
+            id,
+            end,
+            action,
+            opts,
+            watch: &watch,
+            closer,
+            observer,
+        };
+        act(&cx, socket)
     })
 }
 
-/// The body of an action, while the observer polls.
-#[allow(clippy::too_many_arguments)]
-fn act(
-    inner: &Inner,
+/// What one close acts on and who watches it: the arguments of [`act`].
+#[derive(Clone, Copy)]
+struct Act<'a> {
+    inner: &'a Inner,
     id: ConnId,
+    /// The end being closed.
     end: End,
-    action: Action,
+    action: CloseMode,
     opts: CloseOptions,
-    socket: Socket,
-    watch: &Watch,
+    /// The observer polling both ends' states meanwhile.
+    watch: &'a Watch,
+    /// The closing end's 4-tuple (local, peer).
     closer: (SocketAddr, SocketAddr),
+    /// The observer's name, for the trace.
     observer: &'static str,
-) -> Result<Trace, LabError> {
+}
+
+/// The body of an action on `socket`, while the observer polls.
+fn act(cx: &Act<'_>, socket: Socket) -> Result<Trace, LabError> {
+    let &Act {
+        inner,
+        id,
+        end,
+        action,
+        opts,
+        watch,
+        closer,
+        observer,
+    } = cx;
     let peer = end.other();
     let mut rec = Recorder {
         t0: watch.t0,
@@ -230,7 +254,7 @@ fn act(
 
     // The precondition each action names.
     match action {
-        Action::Linger | Action::LingerNonblocking => {
+        CloseMode::Linger | CloseMode::LingerNonblocking => {
             if peer == End::Server {
                 switch_behaviour(inner, id, Behaviour::NeverRead, &mut rec);
             }
@@ -238,10 +262,10 @@ fn act(
             inner.note_written(id, end, queued);
             bytes_queued = Some(queued);
         }
-        Action::PeerNeverCloses if peer == End::Server => {
+        CloseMode::PeerNeverCloses if peer == End::Server => {
             switch_behaviour(inner, id, Behaviour::NeverClose, &mut rec);
         }
-        Action::UnreadData => make_unread(inner, id, peer, &socket, &mut rec),
+        CloseMode::UnreadData => make_unread(inner, id, peer, &socket, &mut rec),
         _ => {}
     }
     let behaviour = inner.behaviour(id).unwrap_or(Behaviour::Normal);
@@ -262,22 +286,22 @@ fn act(
     let mut kept: Option<Socket> = None;
     let mut unread_at_close = false;
     let (close_result, close_blocked) = match action {
-        Action::Plain | Action::UnreadData | Action::PeerNeverCloses => {
+        CloseMode::Plain | CloseMode::UnreadData | CloseMode::PeerNeverCloses => {
             let _ = rec.call(end, "setsockopt(SO_LINGER, off)", || {
                 socket.set_linger(None)
             });
             unread_at_close = check_unread(&socket, action, &mut rec, end);
             close(socket, &mut rec, end)
         }
-        Action::Abort => {
+        CloseMode::Abort => {
             let _ = rec.call(end, "setsockopt(SO_LINGER, on, 0 s)", || {
                 socket.set_linger(Some(Duration::ZERO))
             });
             unread_at_close = check_unread(&socket, action, &mut rec, end);
             close(socket, &mut rec, end)
         }
-        Action::Linger | Action::LingerNonblocking => {
-            let nonblocking = action == Action::LingerNonblocking;
+        CloseMode::Linger | CloseMode::LingerNonblocking => {
+            let nonblocking = action == CloseMode::LingerNonblocking;
             let _ = rec.call(end, linger_call(opts.linger), || {
                 socket.set_linger(Some(opts.linger))
             });
@@ -288,7 +312,7 @@ fn act(
             unread_at_close = check_unread(&socket, action, &mut rec, end);
             close(socket, &mut rec, end)
         }
-        Action::Graceful => {
+        CloseMode::Graceful => {
             let _ = rec.call(end, "shutdown(SHUT_WR)", || {
                 socket.shutdown(Shutdown::Write)
             });
@@ -298,7 +322,7 @@ fn act(
             unread_at_close = check_unread(&socket, action, &mut rec, end);
             close(socket, &mut rec, end)
         }
-        Action::HalfClose => {
+        CloseMode::HalfClose => {
             let r = rec.call(end, "shutdown(SHUT_WR)", || {
                 socket.shutdown(Shutdown::Write)
             });
@@ -542,10 +566,10 @@ fn make_unread(inner: &Inner, id: ConnId, peer: End, socket: &Socket, rec: &mut 
 
 /// Whether the closing end holds unread bytes just before close(), which makes the close
 /// abortive; said in the calls when it does (unread-data says so in its own set-up).
-fn check_unread(socket: &Socket, action: Action, rec: &mut Recorder, end: End) -> bool {
+fn check_unread(socket: &Socket, action: CloseMode, rec: &mut Recorder, end: End) -> bool {
     let start = Instant::now();
     let n = unread(socket).unwrap_or(0);
-    if n > 0 && action != Action::UnreadData {
+    if n > 0 && action != CloseMode::UnreadData {
         rec.push(end, "ioctl(FIONREAD)", CallResult::Ok, start);
         rec.detail(format!(
             "{n} bytes unread: the close will reset the connection"
@@ -680,7 +704,7 @@ fn probe_read(
     inner: &Inner,
     id: ConnId,
     peer: End,
-    action: Action,
+    action: CloseMode,
     rec: &mut Recorder,
 ) -> PeerRead {
     let t0 = rec.t0;

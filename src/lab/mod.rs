@@ -3,7 +3,7 @@
 //!
 //! A [`Lab`] listens on `127.0.0.1` and `[::1]` (ephemeral ports) and opens connections to
 //! itself. The server end of each has a [`Behaviour`] run by one engine thread; either end
-//! can be closed with an [`Action`], which runs on a worker thread of its own and yields a
+//! can be closed with a [`CloseMode`], which runs on a worker thread of its own and yields a
 //! [`Trace`]: the calls made, how long they blocked, the states both ends went through in
 //! the kernel table, what the peer's next read got, and the deviation from the documented
 //! behaviour. Connections are named by [`ConnId`] handles the lab hands out; nothing reaches
@@ -15,11 +15,11 @@
 //! [`Pending`] result at once, to be polled from a render loop:
 //!
 //! ```no_run
-//! use lingertop::lab::{Action, Behaviour, CloseOptions, End, Family, Lab};
+//! use lingertop::lab::{CloseMode, Behaviour, CloseOptions, End, Family, Lab};
 //!
 //! let lab = Lab::new()?;
 //! let ids = lab.open(Behaviour::Normal, 3, Family::Ipv4)?;
-//! let pending = lab.close(ids[0], End::Client, Action::Abort, CloseOptions::default())?;
+//! let pending = lab.close(ids[0], End::Client, CloseMode::Abort, CloseOptions::default())?;
 //! // ... each frame: draw `lab.connections()`, mark rows with `lab.is_lab_tuple(..)` ...
 //! if let Some(result) = pending.try_take() {
 //!     let trace = result?;
@@ -45,7 +45,6 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use clap::ValueEnum;
 use serde::Serialize;
 
 pub use recognise::LabRecogniser;
@@ -88,7 +87,7 @@ impl FromStr for ConnId {
 }
 
 /// One end of a lab connection.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum End {
     /// The end that connected.
@@ -127,7 +126,7 @@ impl fmt::Display for End {
 }
 
 /// The address family of a lab connection.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, ValueEnum)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     /// 127.0.0.1
@@ -138,6 +137,16 @@ pub enum Family {
 }
 
 impl Family {
+    pub const ALL: [Family; 2] = [Family::Ipv4, Family::Ipv6];
+
+    /// The loopback address it uses, for help texts.
+    pub fn about(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "127.0.0.1",
+            Family::Ipv6 => "[::1]",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Family::Ipv4 => "ipv4",
@@ -147,7 +156,7 @@ impl Family {
 }
 
 /// What the server end of a lab connection does on its own.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Behaviour {
     /// Reads everything; closes on EOF or error.
@@ -192,9 +201,9 @@ impl fmt::Display for Behaviour {
 /// A way to close one end of a lab connection. Each action sets up the precondition it
 /// names before closing (queued data, unread data, a peer that never closes) and records
 /// that in the trace.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub enum CloseMode {
     /// close() with SO_LINGER off.
     Plain,
     /// shutdown(SHUT_WR), read to EOF or error (with a timeout), then close().
@@ -216,28 +225,50 @@ pub enum Action {
     PeerNeverCloses,
 }
 
-impl Action {
-    pub const ALL: [Action; 8] = [
-        Action::Plain,
-        Action::Graceful,
-        Action::Abort,
-        Action::Linger,
-        Action::LingerNonblocking,
-        Action::HalfClose,
-        Action::UnreadData,
-        Action::PeerNeverCloses,
+impl CloseMode {
+    pub const ALL: [CloseMode; 8] = [
+        CloseMode::Plain,
+        CloseMode::Graceful,
+        CloseMode::Abort,
+        CloseMode::Linger,
+        CloseMode::LingerNonblocking,
+        CloseMode::HalfClose,
+        CloseMode::UnreadData,
+        CloseMode::PeerNeverCloses,
     ];
+
+    /// What the mode does, in one line (the variant's documentation), for help texts.
+    pub fn about(self) -> &'static str {
+        match self {
+            CloseMode::Plain => "close() with SO_LINGER off",
+            CloseMode::Graceful => {
+                "shutdown(SHUT_WR), read to EOF or error (with a timeout), then close()"
+            }
+            CloseMode::Abort => "SO_LINGER on with 0 s, then close(): an abortive close",
+            CloseMode::Linger => {
+                "Queue data to a peer that stops reading, SO_LINGER on with N s, then a blocking close()"
+            }
+            CloseMode::LingerNonblocking => "The same as linger on a non-blocking socket",
+            CloseMode::HalfClose => "shutdown(SHUT_WR) only; the socket stays open and readable",
+            CloseMode::UnreadData => {
+                "close() while the receive buffer holds bytes never read (the peer sends some first when there are none)"
+            }
+            CloseMode::PeerNeverCloses => {
+                "close() while the other end reads EOF and never closes (a server end switches to `never-close`)"
+            }
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
-            Action::Plain => "plain",
-            Action::Graceful => "graceful",
-            Action::Abort => "abort",
-            Action::Linger => "linger",
-            Action::LingerNonblocking => "linger-nonblocking",
-            Action::HalfClose => "half-close",
-            Action::UnreadData => "unread-data",
-            Action::PeerNeverCloses => "peer-never-closes",
+            CloseMode::Plain => "plain",
+            CloseMode::Graceful => "graceful",
+            CloseMode::Abort => "abort",
+            CloseMode::Linger => "linger",
+            CloseMode::LingerNonblocking => "linger-nonblocking",
+            CloseMode::HalfClose => "half-close",
+            CloseMode::UnreadData => "unread-data",
+            CloseMode::PeerNeverCloses => "peer-never-closes",
         }
     }
 
@@ -245,19 +276,19 @@ impl Action {
     /// documents' scenario for it assumes.
     pub fn default_behaviour(self) -> Behaviour {
         match self {
-            Action::Plain | Action::Graceful | Action::Abort => Behaviour::Normal,
-            Action::Linger | Action::LingerNonblocking => Behaviour::NeverRead,
-            Action::HalfClose | Action::PeerNeverCloses => Behaviour::NeverClose,
-            Action::UnreadData => Behaviour::SendThenIdle,
+            CloseMode::Plain | CloseMode::Graceful | CloseMode::Abort => Behaviour::Normal,
+            CloseMode::Linger | CloseMode::LingerNonblocking => Behaviour::NeverRead,
+            CloseMode::HalfClose | CloseMode::PeerNeverCloses => Behaviour::NeverClose,
+            CloseMode::UnreadData => Behaviour::SendThenIdle,
         }
     }
 
     fn lingers(self) -> bool {
-        matches!(self, Action::Linger | Action::LingerNonblocking)
+        matches!(self, CloseMode::Linger | CloseMode::LingerNonblocking)
     }
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for CloseMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -293,7 +324,7 @@ pub enum EndStatus {
     /// The lab holds the socket.
     Open,
     /// An action is running on it.
-    Acting(Action),
+    Acting(CloseMode),
     /// `shutdown(SHUT_WR)` was called; the lab still holds the socket.
     HalfClosed,
     /// The descriptor is closed; the words say how (`abort`, `closed on EOF`).
@@ -407,15 +438,6 @@ impl<T> Pending<T> {
         }
     }
 
-    /// Waits at most `d` for the result.
-    pub fn wait_timeout(&self, d: Duration) -> Option<Result<T, LabError>> {
-        match self.rx.recv_timeout(d) {
-            Ok(r) => Some(r),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(LabError::Stopped)),
-        }
-    }
-
     /// Waits for the result.
     pub fn wait(self) -> Result<T, LabError> {
         self.rx.recv().unwrap_or(Err(LabError::Stopped))
@@ -502,7 +524,7 @@ impl Lab {
         &self,
         id: ConnId,
         end: End,
-        action: Action,
+        action: CloseMode,
         opts: CloseOptions,
     ) -> Result<Pending<Trace>, LabError> {
         if action.lingers() && !(Duration::from_secs(1)..=MAX_LINGER).contains(&opts.linger) {

@@ -2,13 +2,13 @@
 //! mode at once. What `lingertop lab --mode`/`--all` and the integration tests run; the
 //! printing is the lab mode's runner's.
 
-use super::{Action, CloseOptions, End, Family, Lab, LabError, Pending, Trace};
+use super::{CloseMode, CloseOptions, End, Family, Lab, LabError, Pending, Trace};
 
 /// Runs one close mode on a new connection whose server end has the mode's peer behaviour,
 /// closing the client end.
 pub fn run_mode(
     lab: &Lab,
-    action: Action,
+    action: CloseMode,
     family: Family,
     opts: CloseOptions,
 ) -> Result<Trace, LabError> {
@@ -17,7 +17,7 @@ pub fn run_mode(
 
 fn start_mode(
     lab: &Lab,
-    action: Action,
+    action: CloseMode,
     family: Family,
     opts: CloseOptions,
 ) -> Result<Pending<Trace>, LabError> {
@@ -27,9 +27,9 @@ fn start_mode(
 }
 
 /// Runs every close mode at once, each on its own connection (they share nothing but the
-/// listener, and each watches only its own 4-tuples), in [`Action::ALL`] order.
+/// listener, and each watches only its own 4-tuples), in [`CloseMode::ALL`] order.
 pub fn run_all(lab: &Lab, family: Family, opts: CloseOptions) -> Result<Vec<Trace>, LabError> {
-    let pending = Action::ALL
+    let pending = CloseMode::ALL
         .iter()
         .map(|&a| start_mode(lab, a, family, opts))
         .collect::<Result<Vec<_>, _>>()?;

@@ -12,21 +12,21 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::theme::Theme;
-use crate::lab::{Action, Behaviour, ConnId, ConnView, End, Family, Scenario};
+use crate::lab::{Behaviour, CloseMode, ConnId, ConnView, End, Family, Scenario};
 
 /// Counts `c` cycles through when opening connections or running a scenario.
 const COUNTS: [usize; 5] = [1, 5, 20, 100, 500];
 
 /// Close action keys, in the order the panel lists them.
-pub const ACTION_KEYS: [(char, Action); 8] = [
-    ('p', Action::Plain),
-    ('g', Action::Graceful),
-    ('a', Action::Abort),
-    ('l', Action::Linger),
-    ('n', Action::LingerNonblocking),
-    ('h', Action::HalfClose),
-    ('u', Action::UnreadData),
-    ('w', Action::PeerNeverCloses),
+pub const ACTION_KEYS: [(char, CloseMode); 8] = [
+    ('p', CloseMode::Plain),
+    ('g', CloseMode::Graceful),
+    ('a', CloseMode::Abort),
+    ('l', CloseMode::Linger),
+    ('n', CloseMode::LingerNonblocking),
+    ('h', CloseMode::HalfClose),
+    ('u', CloseMode::UnreadData),
+    ('w', CloseMode::PeerNeverCloses),
 ];
 
 /// What the panel asks the event loop to do with the lab.
@@ -40,7 +40,7 @@ pub enum LabRequest {
     Close {
         id: ConnId,
         end: End,
-        action: Action,
+        action: CloseMode,
     },
     Scenario {
         scenario: Scenario,

@@ -399,7 +399,7 @@ fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
 #[test]
 fn lab_panel_keys_ask_for_lab_operations_on_the_selected_connection() {
     use super::lab_panel::LabRequest;
-    use crate::lab::{Action as LabAction, Behaviour, End, Family, Lab};
+    use crate::lab::{Behaviour, CloseMode as LabAction, End, Family, Lab};
     let mut app = app_with_fixture(false);
     assert_eq!(key(&mut app, KeyCode::Char('L')), Effect::OpenLab);
     assert!(app.lab.is_some());
