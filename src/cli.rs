@@ -67,13 +67,14 @@ pub enum Command {
     /// background poll per interval (a scrape never triggers a poll).
     ///
     /// Listens on 127.0.0.1:9797 unless --listen or the config's serve.listen says
-    /// otherwise. Runs until Ctrl-C or SIGTERM; exit status 0 then, 1 on error.
+    /// otherwise. Runs until Ctrl-C, SIGTERM or SIGHUP (no reload: it ends); exit status 0
+    /// then, 1 on error.
     Serve(ServeArgs),
 
     /// Print one JSON line per poll (counts and alerts), or with --events one line per
     /// observed state transition, until interrupted or the reader goes away.
     ///
-    /// Exit status 0 on Ctrl-C, SIGTERM or a closed pipe (`lingertop watch | head -1`),
+    /// Exit status 0 on Ctrl-C, SIGTERM, SIGHUP or a closed pipe (`lingertop watch | head -1`),
     /// 1 on error.
     Watch(WatchArgs),
 }
@@ -155,7 +156,7 @@ pub struct LabArgs {
     pub linger_secs: u64,
 
     /// How long close-wait-leak keeps its CLOSE_WAIT sockets before it closes them
-    /// (Ctrl-C ends the hold early; at most 1h) [default: 60s].
+    /// (Ctrl-C, SIGTERM or SIGHUP ends the hold early; at most 1h) [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["mode", "all"])]
     pub hold: Option<Duration>,
 
