@@ -17,7 +17,8 @@ use crate::cli::Format;
 use crate::model::alerts::Pressure;
 use crate::model::{Alert, Connection, PortRange, Snapshot, StateCounts, TcpState};
 
-pub use table::fmt_age;
+/// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
+pub use crate::model::duration::fmt_age;
 
 /// How many connections each alert lists in JSON (the count is always complete).
 const ALERT_CONNECTIONS_LISTED: usize = 100;
