@@ -91,8 +91,6 @@ impl RuleId {
     }
 }
 
-/// Connections lingering in one state: alert when at least `warning` (or `critical`)
-
 /// One buildup a person should look at.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+/// Connections lingering in one state: alert when at least `warning` (or `critical`)
 /// connections have been in `state` for `min_age` or longer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LingerRule {
