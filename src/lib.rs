@@ -67,7 +67,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 None => cfg.default_filter.clone(),
             };
             // Said before the dashboard takes the screen, so it stays readable after.
-            let collector = Collector::chosen(cfg.backend, false)?;
+            let collector = open_collector(cfg.backend, false)?;
             tui::run(&cfg, filter, collector)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -103,7 +103,7 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
         Format::Json
     });
 
-    let mut collector = Collector::chosen(cfg.backend, args.quiet)?;
+    let mut collector = open_collector(cfg.backend, args.quiet)?;
     collector.set_options(&ReadOptions {
         states: kernel_states(&filter, args.interval.is_some()),
         // A snapshot is read once or twice and must be complete: no deferred owners.
@@ -177,4 +177,19 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The collector `backend` asks for, its notes (a fallback, say) on stderr unless `quiet`:
+/// the collector never prints, the modes do.
+pub(crate) fn open_collector(
+    backend: collector::Backend,
+    quiet: bool,
+) -> Result<Collector, collector::CollectError> {
+    let c = Collector::from_choice(backend)?;
+    if !quiet {
+        for note in c.notes() {
+            eprintln!("lingertop: {note}");
+        }
+    }
+    Ok(c)
 }

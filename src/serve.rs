@@ -17,7 +17,6 @@ use axum::routing::get;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cli::ServeArgs;
-use crate::collector::Collector;
 use crate::config::Config;
 use crate::live::{self, Message};
 use crate::report::prometheus::{Exposition, TextFormat, render};
@@ -56,7 +55,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         .context("cannot read the address listened on")?;
 
     let (tx, mut rx) = mpsc::channel(2);
-    let live = live::spawn(Collector::chosen(cfg.backend, false)?, &cfg, tx)
+    let live = live::spawn(crate::open_collector(cfg.backend, false)?, &cfg, tx)
         .context("cannot start the poll thread")?;
     let top_n = cfg.serve.top_n;
 
