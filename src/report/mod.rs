@@ -6,6 +6,8 @@ pub mod lab;
 pub mod ndjson;
 pub mod prometheus;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
