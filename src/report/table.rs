@@ -3,10 +3,20 @@
 use std::io::{self, Write};
 
 use super::{SnapshotView, addr, timestamp};
-use crate::model::ProcessInfo;
 use crate::model::duration::{fmt_age, human_duration};
+use crate::model::{ProcessInfo, Snapshot};
 
 pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
+    header(v, out)?;
+    if v.snapshot.connections.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    rows(v.snapshot, out)
+}
+
+/// What was read, how, what matched, the counts per state and the alerts.
+fn header(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     let s = v.snapshot;
     let polls = match v.interval {
         Some(i) => format!("{} polls {} apart", v.polls, human_duration(i)),
@@ -56,10 +66,11 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
             )?;
         }
     }
-    if shown == 0 {
-        return Ok(());
-    }
+    Ok(())
+}
 
+/// The connections, one aligned row each.
+fn rows(s: &Snapshot, out: &mut dyn Write) -> io::Result<()> {
     let now = s.taken_at;
     let rows: Vec<[String; 5]> = s
         .connections
@@ -109,7 +120,6 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
         width(2, "PROCESS"),
         width(3, "AGE"),
     );
-    writeln!(out)?;
     writeln!(
         out,
         "{:<11}  {:<wl$}  {:<wr$}  {:<wp$}  {:>wa$}  VIA",
