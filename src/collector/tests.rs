@@ -306,7 +306,7 @@ fn options_reach_the_source_and_name_the_unread_states() {
         let mut c = with_source(source, Some(0));
         c.set_options(&opts);
         assert_eq!(c.selects_states(), selects);
-        assert_eq!(log.lock().unwrap().options, [opts.clone()]);
+        assert_eq!(log.lock().unwrap().options, std::slice::from_ref(&opts));
         let unread = c.poll().unwrap().unread.map(|u| u.states);
         if selects {
             let want: Vec<TcpState> = TcpState::ALL

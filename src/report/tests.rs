@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::model::alerts::{detect, port_pressure};
-use crate::model::{Attribution, Owner, ProcessInfo, Rules, Timer, TimerKind, Tracker, User};
+use crate::model::{
+    Attribution, Connection, Owner, ProcessInfo, Rules, TcpState, Timer, TimerKind, Tracker, User,
+};
 
 fn at(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
