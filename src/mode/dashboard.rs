@@ -46,7 +46,7 @@ pub fn run(
     }
     .over(cfg);
     // Said before the dashboard takes the screen, so it stays readable after.
-    let collector = Collector::chosen(cfg.backend, false)?;
+    let collector = super::open_collector(cfg.backend, false)?;
     super::runtime()?.block_on(run_async(&cfg, collector))?;
     Ok(ExitCode::SUCCESS)
 }

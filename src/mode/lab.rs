@@ -55,13 +55,13 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
                     "lingertop lab: holding {held} CLOSE_WAIT sockets (pid {}, server {}) for {}; Ctrl-C ends the hold early",
                     report.pid,
                     report.listener,
-                    humantime::format_duration(hold)
+                    crate::model::duration::compact(hold)
                 );
             })?;
             drop(lab);
             eprintln!(
                 "lingertop lab: closed the CLOSE_WAIT sockets after {}",
-                humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()))
+                crate::model::duration::compact(Duration::from_secs(started.elapsed().as_secs()))
             );
         }
     }

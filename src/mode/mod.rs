@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::cli;
-use crate::collector::Backend;
+use crate::collector::{Backend, Collector};
 use crate::config::Config;
 use crate::lab::LabRecogniser;
 use crate::live;
@@ -61,6 +61,21 @@ pub(crate) fn live_scope(alerts_over: Filter) -> live::Scope {
         alerts_over,
         labs: LabRecogniser::new(cli::is_lab_command),
     }
+}
+
+/// The collector `backend` asks for, its notes (a fallback, say) on stderr unless `quiet`:
+/// the collector never prints, the modes do.
+pub(crate) fn open_collector(
+    backend: Backend,
+    quiet: bool,
+) -> Result<Collector, crate::collector::CollectError> {
+    let c = Collector::from_choice(backend)?;
+    if !quiet {
+        for note in c.notes() {
+            eprintln!("lingertop: {note}");
+        }
+    }
+    Ok(c)
 }
 
 /// The single-threaded async runtime the long-running modes run on (the live poll has a

@@ -18,7 +18,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Overrides;
 use crate::cli::ServeArgs;
-use crate::collector::Collector;
 use crate::config::Config;
 use crate::live::{self, Message};
 use crate::model::Filter;
@@ -62,7 +61,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
 
     let (tx, mut rx) = mpsc::channel(2);
     let live = live::spawn(
-        Collector::chosen(cfg.backend, false)?,
+        super::open_collector(cfg.backend, false)?,
         &cfg,
         super::live_scope(Filter::default()),
         tx,
@@ -85,7 +84,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
     let (latest_tx, latest) = watch::channel(Arc::new(Exposition::from_update(&first, 0, top_n)));
     drop(first);
 
-    let interval = humantime::format_duration(cfg.interval).to_string();
+    let interval = crate::model::duration::compact(cfg.interval);
     let feeder = tokio::spawn(async move {
         let mut errors = 0u64;
         while let Some(msg) = rx.recv().await {
@@ -104,7 +103,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
 
     eprintln!(
         "lingertop: serving http://{local}/metrics and /healthz, polling every {} (Ctrl-C to stop)",
-        humantime::format_duration(cfg.interval)
+        crate::model::duration::compact(cfg.interval)
     );
     if !local.ip().is_loopback() {
         eprintln!(

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use super::Overrides;
 use crate::EXIT_ALERT;
 use crate::cli::{self, Format, SnapshotArgs};
-use crate::collector::{Collector, ReadOptions};
+use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
 use crate::model::alerts::{detect, port_pressure};
@@ -46,7 +46,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         Format::Json
     });
 
-    let mut collector = Collector::chosen(cfg.backend, args.quiet)?;
+    let mut collector = super::open_collector(cfg.backend, args.quiet)?;
     collector.set_options(&ReadOptions {
         states: kernel_states(&filter, args.interval.is_some()),
         // A snapshot is read once or twice and must be complete: no deferred owners.
@@ -60,7 +60,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
             eprintln!(
                 "lingertop: first poll saw {} sockets; polling again in {} to measure ages",
                 snap.connections.len(),
-                humantime::format_duration(interval)
+                crate::model::duration::compact(interval)
             );
         }
         tracker.keep(std::sync::Arc::new(snap));

@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 
 use super::Overrides;
 use crate::cli::WatchArgs;
-use crate::collector::Collector;
 use crate::config::Config;
 use crate::live::{self, Message, Update};
 use crate::model::{Connection, Filter, StateCounts, Transition};
@@ -37,7 +36,7 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
         // The loop runs the alert rules over the filtered set, so a line's alerts are about
         // the connections it counts.
         let _live = live::spawn(
-            Collector::chosen(cfg.backend, args.quiet)?,
+            super::open_collector(cfg.backend, args.quiet)?,
             &cfg,
             super::live_scope(filter.clone()),
             tx,
@@ -61,7 +60,7 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
                     }
                     eprintln!(
                         "lingertop: {e}; trying again in {}",
-                        humantime::format_duration(cfg.interval)
+                        crate::model::duration::compact(cfg.interval)
                     );
                     continue;
                 }

@@ -12,6 +12,7 @@ use crate::lab::{
     Behaviour, End, Family, Scenario, ScenarioReport, SideStates, TimeWaitSide, Trace,
 };
 use crate::model::TcpState;
+use crate::model::duration::human_duration;
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
@@ -538,7 +539,7 @@ pub fn write_scenario(
                 Scenario::CloseWaitLeak => format!(
                     "CLOSE_WAIT held by lingertop (pid {}) until the lab closes them{}",
                     r.pid,
-                    hold.map(|h| format!(" in {}", humantime::format_duration(h)))
+                    hold.map(|h| format!(" in {}", human_duration(h)))
                         .unwrap_or_default()
                 ),
             };
