@@ -12,6 +12,7 @@ pub mod live;
 pub mod model;
 pub mod report;
 pub mod serve;
+mod serve_http;
 pub mod shutdown;
 pub mod tui;
 pub mod watch;

@@ -66,6 +66,9 @@ pub struct ServeConfig {
     /// Labelled series kept per per-process, per-remote and per-destination metric; the
     /// rest are summed into one `other` series so cardinality stays bounded.
     pub top_n: usize,
+    /// What an HTTP client may hold: connections at once, and how long one may stay
+    /// silent or half-way through a request.
+    pub limits: crate::serve_http::Limits,
 }
 
 impl Default for ServeConfig {
@@ -73,6 +76,11 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9797)),
             top_n: 10,
+            limits: crate::serve_http::Limits {
+                max_connections: 64,
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(90),
+            },
         }
     }
 }
@@ -253,6 +261,17 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
         serve: ServeConfig {
             listen: serve.listen.map_or(d.serve.listen, |l| l.0),
             top_n: serve.top_n.map_or(d.serve.top_n, |n| n.0),
+            limits: crate::serve_http::Limits {
+                max_connections: serve
+                    .max_connections
+                    .map_or(d.serve.limits.max_connections, |n| n.0),
+                header_timeout: serve
+                    .header_timeout
+                    .map_or(d.serve.limits.header_timeout, |i| i.0),
+                idle_timeout: serve
+                    .idle_timeout
+                    .map_or(d.serve.limits.idle_timeout, |i| i.0),
+            },
         },
     })
 }
