@@ -11,7 +11,13 @@
 //! `--rate` loopback connections a second: client-first closes, server-first closes and
 //! resets, from eight source addresses so ephemeral ports never run out. Every 10 s it samples
 //! each process's RSS, CPU time and open descriptors; at the end it prints one table.
-//! Everything it makes is on loopback and ends by itself after `--duration`.
+//! Everything it makes is on loopback and ends by itself after `--duration`. Run it in a
+//! network namespace of its own so its tens of thousands of TIME_WAIT sockets stay out of
+//! the host's table (and out of any test running beside it):
+//!
+//! ```sh
+//! unshare -n sh -c 'ip link set lo up && exec target/release/examples/soak --duration 1h'
+//! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -126,7 +132,18 @@ fn run(args: &Args) -> Result<(), String> {
     let session = format!("lingertop-soak-{}", std::process::id());
     let dashboard_cmd = format!("exec {} --interval {interval}", exe.display());
     let status = Command::new("tmux")
-        .args(["new-session", "-d", "-x", "120", "-y", "40", "-s", &session])
+        .args([
+            "-L",
+            &session,
+            "new-session",
+            "-d",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-s",
+            &session,
+        ])
         .arg(&dashboard_cmd)
         .status()
         .map_err(|e| format!("cannot start the dashboard in tmux: {e}"))?;
@@ -284,9 +301,13 @@ fn serve_address(serve: &mut Child) -> Result<SocketAddr, String> {
     Err("serve did not say where it serves within 30 s".into())
 }
 
-/// Runs tmux with `args`; its standard output on success.
+/// Runs tmux with `args` on the soak's own server (`-L`, named after the session, so a
+/// run inside a network namespace never reaches a tmux server outside it); its standard
+/// output on success.
 fn tmux(args: &[&str]) -> Result<String, String> {
+    let socket = format!("lingertop-soak-{}", std::process::id());
     let out = Command::new("tmux")
+        .args(["-L", &socket])
         .args(args)
         .output()
         .map_err(|e| format!("tmux: {e}"))?;
