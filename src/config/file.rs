@@ -151,6 +151,9 @@ pub struct FilterFile {
 pub struct ServeFile {
     pub listen: Option<ListenAddr>,
     pub top_n: Option<TopN>,
+    pub max_connections: Option<MaxConnections>,
+    pub header_timeout: Option<Interval>,
+    pub idle_timeout: Option<Interval>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -319,5 +322,21 @@ impl<'de> Deserialize<'de> for TopN {
             )));
         }
         Ok(TopN(v as usize))
+    }
+}
+
+/// How many HTTP connections `serve` keeps open at once: 1 to 10 000.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaxConnections(pub usize);
+
+impl<'de> Deserialize<'de> for MaxConnections {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if !(1..=10_000).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range; allowed: 1 to 10000 connections"
+            )));
+        }
+        Ok(MaxConnections(v as usize))
     }
 }

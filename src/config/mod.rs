@@ -59,6 +59,18 @@ impl Default for Config {
     }
 }
 
+/// What one HTTP client of `serve` may hold (the `serve` table's max-connections,
+/// header-timeout and idle-timeout).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServeLimits {
+    /// Connections open at once; the longest-silent one gives way to a new one at the cap.
+    pub max_connections: usize,
+    /// How long a request may take to arrive, from its first byte.
+    pub header_timeout: Duration,
+    /// How long a connection may stay silent with nothing in flight.
+    pub idle_timeout: Duration,
+}
+
 /// Settings of the Prometheus exporter (`lingertop serve`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServeConfig {
@@ -67,6 +79,9 @@ pub struct ServeConfig {
     /// Labelled series kept per per-process, per-remote and per-destination metric; the
     /// rest are summed into one `other` series so cardinality stays bounded.
     pub top_n: usize,
+    /// What an HTTP client may hold: connections at once, and how long one may stay
+    /// silent or half-way through a request.
+    pub limits: ServeLimits,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +89,11 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9797)),
             top_n: 10,
+            limits: ServeLimits {
+                max_connections: 64,
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(90),
+            },
         }
     }
 }
@@ -254,6 +274,17 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
         serve: ServeConfig {
             listen: serve.listen.map_or(d.serve.listen, |l| l.0),
             top_n: serve.top_n.map_or(d.serve.top_n, |n| n.0),
+            limits: ServeLimits {
+                max_connections: serve
+                    .max_connections
+                    .map_or(d.serve.limits.max_connections, |n| n.0),
+                header_timeout: serve
+                    .header_timeout
+                    .map_or(d.serve.limits.header_timeout, |i| i.0),
+                idle_timeout: serve
+                    .idle_timeout
+                    .map_or(d.serve.limits.idle_timeout, |i| i.0),
+            },
         },
     })
 }

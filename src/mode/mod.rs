@@ -6,6 +6,7 @@
 //! A new mode is a new file here, an arm in `lib.rs` and a subcommand in `cli.rs`.
 
 pub mod dashboard;
+mod http;
 pub mod lab;
 pub mod serve;
 pub mod snapshot;

@@ -14,9 +14,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::Overrides;
+use super::http;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::live::{self, Message};
@@ -113,6 +114,15 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         );
     }
 
+    let (limits, lowered) = http::fitted(cfg.serve.limits, http::open_files_limit());
+    if lowered {
+        eprintln!(
+            "lingertop: serving at most {} connections at once (serve.max-connections is {}, but the open-files limit is {}; raise it with `ulimit -n`)",
+            limits.max_connections,
+            cfg.serve.limits.max_connections,
+            http::open_files_limit().unwrap_or(0)
+        );
+    }
     let state = AppState {
         latest,
         stale_after: (cfg.interval * 3).max(Duration::from_secs(10)),
@@ -124,20 +134,17 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         .fallback(not_found)
         .with_state(state);
 
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_rx.await;
-    });
-    let server = std::future::IntoFuture::into_future(server);
-    tokio::pin!(server);
-    tokio::select! {
-        r = &mut server => r.context("the HTTP server failed")?,
-        _ = shutdown.requested() => {
-            let _ = stop_tx.send(());
-            // Let scrapes in flight finish, but never hang on a client that does not go.
-            let _ = tokio::time::timeout(DRAIN, &mut server).await;
-        }
-    }
+    // Scrapes in flight may finish on a stop, but a client that does not go is not waited for.
+    http::serve(
+        listener,
+        app,
+        limits,
+        async move {
+            shutdown.requested().await;
+        },
+        DRAIN,
+    )
+    .await;
     feeder.abort();
     drop(live);
     Ok(ExitCode::SUCCESS)
