@@ -6,10 +6,11 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::app::{App, Effect, Row, View};
+use super::app::{App, Effect, View};
 use super::fixture::two_polls;
 use super::handle_event;
 use super::keys::Keymap;
+use super::rows::Row;
 use super::theme::{Theme, ThemeColors};
 use super::ui;
 use crate::model::{Filter, TcpState};

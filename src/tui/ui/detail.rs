@@ -10,7 +10,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::text::{ago, process_text, timer_text};
 use crate::model::{Attribution, TcpState};
 use crate::report::fmt_age;
-use crate::tui::app::{App, Row};
+use crate::tui::app::App;
+use crate::tui::rows::Row;
 use crate::tui::theme::Theme;
 
 /// Draws the detail of the selected row.

@@ -11,7 +11,8 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TRow, Table};
 use super::text::{fit_addr, process_text, queue_text, timer_text, via};
 use crate::model::{Connection, TcpState};
 use crate::report::fmt_age;
-use crate::tui::app::{App, Mark, Row, View};
+use crate::tui::app::{App, Mark, View};
+use crate::tui::rows::Row;
 use crate::tui::theme::Theme;
 
 /// Whether the table has room for, and data in, the kernel timer and queue columns.

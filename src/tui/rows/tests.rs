@@ -1,0 +1,1 @@
+//! Unit tests of the row engine on fixture connections.
