@@ -324,7 +324,7 @@ impl App {
             }
             View::ByRemote => {
                 let matching = filter.matching(conns);
-                self.remotes = aggregate_remotes(&u, &matching);
+                self.remotes = aggregate_remotes(conns, u.snapshot.ephemeral_ports, &matching);
                 sort_remotes(&self.remotes, col, desc)
             }
         };

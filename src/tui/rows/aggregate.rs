@@ -8,9 +8,8 @@ use std::time::SystemTime;
 use rustc_hash::FxHashMap;
 
 use super::Row;
-use crate::live::Update;
 use crate::model::alerts::{endpoint_key, pair_groups};
-use crate::model::{Connection, StateCounts, TcpState};
+use crate::model::{Connection, PortRange, StateCounts, TcpState};
 
 /// Counts of each close state held by one process.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,12 +150,14 @@ fn fin_waits(p: &ProcRow) -> u32 {
     p.counts.get(TcpState::FinWait1) + p.counts.get(TcpState::FinWait2)
 }
 
-/// Counts the `matching` connections of `u` per remote endpoint (listeners left out); for
-/// each, the local address using most ephemeral ports toward it and that share of the
-/// ephemeral range.
-pub fn aggregate_remotes(u: &Update, matching: &[usize]) -> Vec<RemoteRow> {
-    let conns = &u.snapshot.connections;
-    let range = u.snapshot.ephemeral_ports;
+/// Counts the `matching` connections per remote endpoint (listeners left out); for each,
+/// the local address using most ports of the ephemeral `range` toward it, and that share
+/// of the range.
+pub fn aggregate_remotes(
+    conns: &[Connection],
+    range: PortRange,
+    matching: &[usize],
+) -> Vec<RemoteRow> {
     // Remotes keyed as integers (cheap to hash); neighbouring rows often share one.
     let mut others = FxHashMap::default();
     let mut ids: FxHashMap<u64, usize> = FxHashMap::default();
