@@ -7,6 +7,7 @@ mod detail;
 mod footer;
 mod header;
 mod help;
+mod lab_panel;
 mod strip;
 mod table;
 mod text;
@@ -62,7 +63,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         let [t, p] =
             Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
         hit.table = table::render_table(f, app, theme, t);
-        super::lab_panel::render(f, panel, theme, p);
+        lab_panel::render_lab_panel(f, panel, theme, p);
         footer::render_footer(f, app, theme, footer);
         if app.help {
             help::render_help(f, app, theme, area);
