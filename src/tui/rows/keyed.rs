@@ -2,6 +2,7 @@
 //! (state, local, remote): at 100k rows several times faster than comparing rows through
 //! their connections, and the rows come out of the keys without touching a connection again.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use super::{ConnRows, Row};
@@ -138,18 +139,24 @@ pub fn keyed_rows(
         .collect();
     sel_pos.sort_unstable();
 
-    let row = |k: &u128| {
-        let id = (k & ROW_ID) as usize;
-        match id.checked_sub(n) {
-            None => Row::Conn(id),
-            Some(g) => Row::Ghost(g),
-        }
-    };
+    let row = |k: &u128| row_of(k, n);
     if !by_state {
         return Some((keys.iter().map(row).collect(), sel_pos.first().copied()));
     }
-    // One group per state: a header counting its live rows, then its rows unless
-    // collapsed.
+    Some(grouped(&keys, n, collapsed, &sel_pos))
+}
+
+/// The by-state rows from sorted `keys` whose head is the state: one group per state, a
+/// header counting its live rows (ids below `n`; the rest are ghosts), then its rows unless
+/// collapsed. With them, the row of the first of the selected connection's key positions
+/// `sel_pos` that is not folded away.
+fn grouped(
+    keys: &[u128],
+    n: usize,
+    collapsed: &BTreeSet<TcpState>,
+    sel_pos: &[usize],
+) -> (Vec<Row>, Option<usize>) {
+    let row = |k: &u128| row_of(k, n);
     let mut out = Vec::with_capacity(keys.len() + TcpState::ALL.len());
     let mut found = None;
     let mut i = 0;
@@ -173,5 +180,14 @@ pub fn keyed_rows(
         }
         i = end;
     }
-    Some((out, found))
+    (out, found)
+}
+
+/// The row a key stands for: ids below `n` are connections, the rest ghosts.
+fn row_of(k: &u128, n: usize) -> Row {
+    let id = (k & ROW_ID) as usize;
+    match id.checked_sub(n) {
+        None => Row::Conn(id),
+        Some(g) => Row::Ghost(g),
+    }
 }
