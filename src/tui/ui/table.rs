@@ -70,61 +70,7 @@ pub(super) fn render_table(
         .collect();
     let end = (app.offset + usize::from(body_h)).min(app.rows.len());
     let visible = &app.rows[app.offset.min(end)..end];
-    let mut addr_widths = (usize::MAX, usize::MAX);
-    let widths: Vec<Constraint> = match view {
-        View::All | View::ByState => {
-            // Addresses as wide as the visible ones need, the process gets the rest.
-            let widest = |f: &dyn Fn(&Connection) -> usize| {
-                visible
-                    .iter()
-                    .filter_map(|&r| app.conn(r))
-                    .map(f)
-                    .max()
-                    .unwrap_or(6)
-                    .max(6)
-            };
-            let l = widest(&|c| c.local().to_string().len());
-            let r = widest(&|c| c.remote().to_string().len());
-            let kernel = if kernel_columns(app, view, inner.width) {
-                12 + 13 + 2
-            } else {
-                0
-            };
-            let room = usize::from(inner.width).saturating_sub(13 + 9 + 4 + 5 + 14 + kernel);
-            let (l, r) = if l + r <= room {
-                (l, r)
-            } else {
-                (room * l / (l + r), room * r / (l + r))
-            };
-            addr_widths = (l, r);
-            vec![
-                Constraint::Length(13),
-                Constraint::Length(u16::try_from(l).unwrap_or(20)),
-                Constraint::Length(u16::try_from(r).unwrap_or(20)),
-                Constraint::Fill(1),
-                Constraint::Length(9),
-                Constraint::Length(4),
-            ]
-        }
-        View::ByProcess => vec![
-            Constraint::Min(14),
-            Constraint::Length(7),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(8),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(6),
-            Constraint::Length(7),
-        ],
-        View::ByRemote => vec![
-            Constraint::Fill(2),
-            Constraint::Length(10),
-            Constraint::Length(7),
-            Constraint::Length(16),
-            Constraint::Fill(1),
-        ],
-    };
+    let (widths, addr_widths) = column_widths(app, view, visible, inner.width);
     let mut header_cells = header_cells;
     let mut widths = widths;
     let kernel_cols = kernel_columns(app, view, inner.width);
@@ -182,6 +128,72 @@ pub(super) fn render_table(
         );
     }
     (inner.x, inner.y + 1, inner.width, body_h)
+}
+
+/// The widths of the view's columns for the `visible` rows in `width` columns, and the
+/// address columns' widths (`usize::MAX` where the view has none).
+fn column_widths(
+    app: &App,
+    view: View,
+    visible: &[Row],
+    width: u16,
+) -> (Vec<Constraint>, (usize, usize)) {
+    let mut addr_widths = (usize::MAX, usize::MAX);
+    let widths: Vec<Constraint> = match view {
+        View::All | View::ByState => {
+            // Addresses as wide as the visible ones need, the process gets the rest.
+            let widest = |f: &dyn Fn(&Connection) -> usize| {
+                visible
+                    .iter()
+                    .filter_map(|&r| app.conn(r))
+                    .map(f)
+                    .max()
+                    .unwrap_or(6)
+                    .max(6)
+            };
+            let l = widest(&|c| c.local().to_string().len());
+            let r = widest(&|c| c.remote().to_string().len());
+            let kernel = if kernel_columns(app, view, width) {
+                12 + 13 + 2
+            } else {
+                0
+            };
+            let room = usize::from(width).saturating_sub(13 + 9 + 4 + 5 + 14 + kernel);
+            let (l, r) = if l + r <= room {
+                (l, r)
+            } else {
+                (room * l / (l + r), room * r / (l + r))
+            };
+            addr_widths = (l, r);
+            vec![
+                Constraint::Length(13),
+                Constraint::Length(u16::try_from(l).unwrap_or(20)),
+                Constraint::Length(u16::try_from(r).unwrap_or(20)),
+                Constraint::Fill(1),
+                Constraint::Length(9),
+                Constraint::Length(4),
+            ]
+        }
+        View::ByProcess => vec![
+            Constraint::Min(14),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(7),
+        ],
+        View::ByRemote => vec![
+            Constraint::Fill(2),
+            Constraint::Length(10),
+            Constraint::Length(7),
+            Constraint::Length(16),
+            Constraint::Fill(1),
+        ],
+    };
+    (widths, addr_widths)
 }
 
 /// The cells and style of one table row.
