@@ -12,7 +12,7 @@ use super::text::{fit_addr, process_text, queue_text, timer_text, via};
 use crate::model::{Connection, TcpState};
 use crate::report::fmt_age;
 use crate::tui::app::{App, Mark, View};
-use crate::tui::rows::Row;
+use crate::tui::rows::{ProcRow, RemoteRow, Row};
 use crate::tui::theme::Theme;
 
 /// Whether the table has room for, and data in, the kernel timer and queue columns.
@@ -205,106 +205,121 @@ fn row_cells<'a>(
     (lw, rw): (usize, usize),
 ) -> (Vec<Cell<'a>>, Style) {
     match row {
-        Row::Conn(_) | Row::Ghost(_) => {
-            let Some(c) = app.conn(row) else {
-                return (Vec::new(), Style::default());
-            };
-            let style = if matches!(row, Row::Ghost(_)) {
-                theme.vanished_row
-            } else {
-                match app.marks.get(&(c.local(), c.remote())) {
-                    Some(Mark::New) => theme.new_row,
-                    Some(Mark::Changed) => theme.changed_row,
-                    None => Style::default(),
-                }
-            };
-            let age = if matches!(row, Row::Ghost(_)) {
-                "gone".to_string()
-            } else {
-                fmt_age(c.state_age(now))
-            };
-            (
-                vec![
-                    Cell::from(c.state.name()),
-                    Cell::from(fit_addr(&c.local(), lw)),
-                    Cell::from(fit_addr(&c.remote(), rw)),
-                    Cell::from(process_text(c)),
-                    Cell::from(format!("{age:>8}")),
-                    Cell::from(via(c)),
-                ],
-                style,
-            )
-        }
-        Row::Group(state, n) => {
-            let arrow = if app.collapsed.contains(&state) {
-                "▶"
-            } else {
-                "▼"
-            };
-            (
-                vec![
-                    Cell::from(format!("{arrow} {}", state.name())),
-                    Cell::from(format!("{n} connections")),
-                    Cell::from(""),
-                    Cell::from(""),
-                    Cell::from(""),
-                    Cell::from(""),
-                ],
-                theme.title,
-            )
-        }
-        Row::Process(i) => {
-            let p = &app.procs[i];
-            let cw = p.counts.get(TcpState::CloseWait);
-            let growth = p
-                .close_wait_per_min
-                .map_or("-".to_string(), |g| format!("{:+.0}", g.round()));
-            let style = if cw > 0 {
-                theme.warning
-            } else {
-                Style::default()
-            };
-            (
-                vec![
-                    Cell::from(p.name.clone()),
-                    Cell::from(p.pid.map_or("-".to_string(), |x| x.to_string())),
-                    Cell::from(p.total.to_string()),
-                    Cell::from(p.counts.get(TcpState::Established).to_string()),
-                    Cell::from(cw.to_string()),
-                    Cell::from(growth),
-                    Cell::from(p.counts.get(TcpState::TimeWait).to_string()),
-                    Cell::from(
-                        (p.counts.get(TcpState::FinWait1) + p.counts.get(TcpState::FinWait2))
-                            .to_string(),
-                    ),
-                    Cell::from(p.counts.get(TcpState::LastAck).to_string()),
-                ],
-                style,
-            )
-        }
-        Row::Remote(i) => {
-            let r = &app.remotes[i];
-            let style = if r.pressure >= 0.5 {
-                theme.critical
-            } else if r.time_wait > 0 {
-                theme.warning
-            } else {
-                Style::default()
-            };
-            (
-                vec![
-                    Cell::from(r.remote.to_string()),
-                    Cell::from(r.time_wait.to_string()),
-                    Cell::from(r.total.to_string()),
-                    Cell::from(if r.ports_used == 0 {
-                        "-".to_string()
-                    } else {
-                        format!("{} ({:.2}%)", r.ports_used, r.pressure * 100.0)
-                    }),
-                    Cell::from(r.from.map_or("-".to_string(), |ip| ip.to_string())),
-                ],
-                style,
-            )
-        }
+        Row::Conn(_) | Row::Ghost(_) => conn_cells(app, theme, row, now, (lw, rw)),
+        Row::Group(state, n) => group_cells(app, theme, state, n),
+        Row::Process(i) => process_cells(&app.procs[i], theme),
+        Row::Remote(i) => remote_cells(&app.remotes[i], theme),
     }
+}
+
+/// A connection's cells, styled by how it changed at the last poll.
+fn conn_cells<'a>(
+    app: &'a App,
+    theme: &Theme,
+    row: Row,
+    now: SystemTime,
+    (lw, rw): (usize, usize),
+) -> (Vec<Cell<'a>>, Style) {
+    let Some(c) = app.conn(row) else {
+        return (Vec::new(), Style::default());
+    };
+    let style = if matches!(row, Row::Ghost(_)) {
+        theme.vanished_row
+    } else {
+        match app.marks.get(&(c.local(), c.remote())) {
+            Some(Mark::New) => theme.new_row,
+            Some(Mark::Changed) => theme.changed_row,
+            None => Style::default(),
+        }
+    };
+    let age = if matches!(row, Row::Ghost(_)) {
+        "gone".to_string()
+    } else {
+        fmt_age(c.state_age(now))
+    };
+    (
+        vec![
+            Cell::from(c.state.name()),
+            Cell::from(fit_addr(&c.local(), lw)),
+            Cell::from(fit_addr(&c.remote(), rw)),
+            Cell::from(process_text(c)),
+            Cell::from(format!("{age:>8}")),
+            Cell::from(via(c)),
+        ],
+        style,
+    )
+}
+
+/// A state group header's cells.
+fn group_cells(app: &App, theme: &Theme, state: TcpState, n: u32) -> (Vec<Cell<'static>>, Style) {
+    let arrow = if app.collapsed.contains(&state) {
+        "▶"
+    } else {
+        "▼"
+    };
+    (
+        vec![
+            Cell::from(format!("{arrow} {}", state.name())),
+            Cell::from(format!("{n} connections")),
+            Cell::from(""),
+            Cell::from(""),
+            Cell::from(""),
+            Cell::from(""),
+        ],
+        theme.title,
+    )
+}
+
+/// A process's cells; a warning while it holds CLOSE_WAIT.
+fn process_cells(p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
+    let cw = p.counts.get(TcpState::CloseWait);
+    let growth = p
+        .close_wait_per_min
+        .map_or("-".to_string(), |g| format!("{:+.0}", g.round()));
+    let style = if cw > 0 {
+        theme.warning
+    } else {
+        Style::default()
+    };
+    (
+        vec![
+            Cell::from(p.name.clone()),
+            Cell::from(p.pid.map_or("-".to_string(), |x| x.to_string())),
+            Cell::from(p.total.to_string()),
+            Cell::from(p.counts.get(TcpState::Established).to_string()),
+            Cell::from(cw.to_string()),
+            Cell::from(growth),
+            Cell::from(p.counts.get(TcpState::TimeWait).to_string()),
+            Cell::from(
+                (p.counts.get(TcpState::FinWait1) + p.counts.get(TcpState::FinWait2)).to_string(),
+            ),
+            Cell::from(p.counts.get(TcpState::LastAck).to_string()),
+        ],
+        style,
+    )
+}
+
+/// A remote endpoint's cells; critical from half the ephemeral range on.
+fn remote_cells(r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
+    let style = if r.pressure >= 0.5 {
+        theme.critical
+    } else if r.time_wait > 0 {
+        theme.warning
+    } else {
+        Style::default()
+    };
+    (
+        vec![
+            Cell::from(r.remote.to_string()),
+            Cell::from(r.time_wait.to_string()),
+            Cell::from(r.total.to_string()),
+            Cell::from(if r.ports_used == 0 {
+                "-".to_string()
+            } else {
+                format!("{} ({:.2}%)", r.ports_used, r.pressure * 100.0)
+            }),
+            Cell::from(r.from.map_or("-".to_string(), |ip| ip.to_string())),
+        ],
+        style,
+    )
 }
