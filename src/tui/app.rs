@@ -498,28 +498,10 @@ impl App {
                 self.sort_desc[v] = !self.sort_desc[v];
                 self.rebuild();
             }
-            Action::Pause => {
-                self.paused = !self.paused;
-                if !self.paused {
-                    self.paused_polls = 0;
-                    self.paused_changes = 0;
-                    if let Some(u) = self.latest.clone() {
-                        if !self.shown.as_ref().is_some_and(|s| Arc::ptr_eq(s, &u)) {
-                            self.show(u);
-                        }
-                    }
-                }
-            }
+            Action::Pause => self.toggle_pause(),
             Action::Faster | Action::Slower => {
-                let ms = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
-                let next = if action == Action::Faster {
-                    INTERVALS_MS.iter().rev().find(|&&s| s < ms).copied()
-                } else {
-                    INTERVALS_MS.iter().find(|&&s| s > ms).copied()
-                };
-                if let Some(next) = next {
-                    self.interval = Duration::from_millis(next);
-                    return Effect::SetInterval(self.interval);
+                if let Some(d) = self.step_interval(action == Action::Faster) {
+                    return Effect::SetInterval(d);
                 }
             }
             Action::Detail => self.detail = !self.detail,
@@ -529,28 +511,7 @@ impl App {
                     return Effect::OpenLab;
                 }
             }
-            Action::ToggleGroup => {
-                let group = match self.selected_row() {
-                    Some(Row::Group(s, _)) => Some(s),
-                    Some(r @ (Row::Conn(_) | Row::Ghost(_))) if self.view == View::ByState => {
-                        self.conn(r).map(|c| c.state)
-                    }
-                    _ => None,
-                };
-                if let Some(s) = group {
-                    if !self.collapsed.remove(&s) {
-                        self.collapsed.insert(s);
-                    }
-                    self.rebuild();
-                    if let Some(i) = self
-                        .rows
-                        .iter()
-                        .position(|r| *r == Row::Group(s, group_count(&self.rows, s)))
-                    {
-                        self.selected = i;
-                    }
-                }
-            }
+            Action::ToggleGroup => self.toggle_group(),
             Action::QuickState(i) => {
                 if let Some(&s) = STRIP.get(i) {
                     if !self.quick.remove(&s) {
@@ -564,6 +525,58 @@ impl App {
         }
         self.clamp();
         Effect::None
+    }
+
+    /// Pauses, or resumes and shows the newest poll.
+    fn toggle_pause(&mut self) {
+        self.paused = !self.paused;
+        if !self.paused {
+            self.paused_polls = 0;
+            self.paused_changes = 0;
+            if let Some(u) = self.latest.clone() {
+                if !self.shown.as_ref().is_some_and(|s| Arc::ptr_eq(s, &u)) {
+                    self.show(u);
+                }
+            }
+        }
+    }
+
+    /// Moves the poll interval one step faster or slower; the new interval, or `None` at
+    /// either end of the steps.
+    fn step_interval(&mut self, faster: bool) -> Option<Duration> {
+        let ms = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
+        let next = if faster {
+            INTERVALS_MS.iter().rev().find(|&&s| s < ms).copied()
+        } else {
+            INTERVALS_MS.iter().find(|&&s| s > ms).copied()
+        }?;
+        self.interval = Duration::from_millis(next);
+        Some(self.interval)
+    }
+
+    /// Folds or unfolds the selected state group (or the group of the selected connection
+    /// in the by-state view), keeping its header selected.
+    fn toggle_group(&mut self) {
+        let group = match self.selected_row() {
+            Some(Row::Group(s, _)) => Some(s),
+            Some(r @ (Row::Conn(_) | Row::Ghost(_))) if self.view == View::ByState => {
+                self.conn(r).map(|c| c.state)
+            }
+            _ => None,
+        };
+        if let Some(s) = group {
+            if !self.collapsed.remove(&s) {
+                self.collapsed.insert(s);
+            }
+            self.rebuild();
+            if let Some(i) = self
+                .rows
+                .iter()
+                .position(|r| *r == Row::Group(s, group_count(&self.rows, s)))
+            {
+                self.selected = i;
+            }
+        }
     }
 
     /// Shows or hides the lab panel (its state is kept while hidden).
