@@ -70,33 +70,7 @@ pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let inner = block.inner(rect);
     f.render_widget(block, rect);
 
-    let mut keys: Vec<(String, &str)> = vec![];
-    for (action, what) in [
-        (Action::Up, "move up"),
-        (Action::Down, "move down"),
-        (Action::PageUp, "page up"),
-        (Action::PageDown, "page down"),
-        (Action::Home, "first row"),
-        (Action::End, "last row"),
-        (Action::NextView, "next view"),
-        (Action::PrevView, "previous view"),
-        (Action::Filter, "filter: state: port: proc:"),
-        (Action::ClearFilter, "clear filter"),
-        (Action::Sort, "sort by next column"),
-        (Action::SortDirection, "reverse sort"),
-        (Action::Pause, "pause / resume"),
-        (Action::Faster, "poll faster"),
-        (Action::Slower, "poll slower"),
-        (Action::Detail, "show / hide detail"),
-        (Action::ToggleGroup, "fold state group"),
-        (Action::Lab, "close lab panel"),
-        (Action::Help, "this help"),
-        (Action::Quit, "quit"),
-    ] {
-        keys.push((app.keymap.keys_of(action), what));
-    }
-    keys.push(("1-9, 0".to_string(), "quick state filter"));
-    keys.push(("mouse".to_string(), "click selects, wheel scrolls"));
+    let keys = help_keys(app);
     let key_line = |(k, what): &(String, &str)| {
         Line::from(vec![
             Span::styled(format!("{k:<16}"), theme.key),
@@ -180,4 +154,36 @@ pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             d,
         );
     }
+}
+
+/// Every key with what it does, as the keymap binds them.
+fn help_keys(app: &App) -> Vec<(String, &'static str)> {
+    let mut keys: Vec<(String, &str)> = vec![];
+    for (action, what) in [
+        (Action::Up, "move up"),
+        (Action::Down, "move down"),
+        (Action::PageUp, "page up"),
+        (Action::PageDown, "page down"),
+        (Action::Home, "first row"),
+        (Action::End, "last row"),
+        (Action::NextView, "next view"),
+        (Action::PrevView, "previous view"),
+        (Action::Filter, "filter: state: port: proc:"),
+        (Action::ClearFilter, "clear filter"),
+        (Action::Sort, "sort by next column"),
+        (Action::SortDirection, "reverse sort"),
+        (Action::Pause, "pause / resume"),
+        (Action::Faster, "poll faster"),
+        (Action::Slower, "poll slower"),
+        (Action::Detail, "show / hide detail"),
+        (Action::ToggleGroup, "fold state group"),
+        (Action::Lab, "close lab panel"),
+        (Action::Help, "this help"),
+        (Action::Quit, "quit"),
+    ] {
+        keys.push((app.keymap.keys_of(action), what));
+    }
+    keys.push(("1-9, 0".to_string(), "quick state filter"));
+    keys.push(("mouse".to_string(), "click selects, wheel scrolls"));
+    keys
 }

@@ -105,7 +105,23 @@ pub(super) fn render_lab_panel(f: &mut Frame, p: &LabPanel, theme: &Theme, area:
     }
     f.render_widget(Paragraph::new(lines), left);
 
-    let trace: Vec<Line> = match &p.trace {
+    let trace = trace_view(p, theme);
+    let block = if wide {
+        Block::default().borders(Borders::LEFT)
+    } else {
+        Block::default()
+    };
+    f.render_widget(
+        Paragraph::new(trace)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        right,
+    );
+}
+
+/// The trace of the last close, the deviation as a warning; a hint before the first.
+fn trace_view(p: &LabPanel, theme: &Theme) -> Vec<Line<'static>> {
+    match &p.trace {
         None => vec![Line::from(Span::styled(
             "the trace of the last close appears here: the calls, how long close() blocked, the states each end went through, what the peer read, where TIME_WAIT stayed, and where Linux differs from the documented behaviour",
             theme.muted,
@@ -120,16 +136,5 @@ pub(super) fn render_lab_panel(f: &mut Frame, p: &LabPanel, theme: &Theme, area:
                 }
             })
             .collect(),
-    };
-    let block = if wide {
-        Block::default().borders(Borders::LEFT)
-    } else {
-        Block::default()
-    };
-    f.render_widget(
-        Paragraph::new(trace)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        right,
-    );
+    }
 }
