@@ -79,17 +79,6 @@ pub enum Command {
     Watch(WatchArgs),
 }
 
-/// Output formats of the snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned text for people.
-    Table,
-    /// One JSON document (shape in the README).
-    Json,
-    /// One row per connection, with a header.
-    Csv,
-}
-
 /// The alert severity that makes `snapshot` exit with status 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
@@ -183,16 +172,9 @@ macro_rules! lab_value_enum {
         }
     )*};
 }
-lab_value_enum!(CloseMode, Scenario, Family);
+lab_value_enum!(CloseMode, Scenario, Family, Format, LabFormat);
 
-/// Output formats of the lab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LabFormat {
-    /// Aligned text for people.
-    Table,
-    /// JSON (shape in the README).
-    Json,
-}
+pub use crate::report::{Format, LabFormat};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

@@ -75,7 +75,7 @@ impl KeysFile {
 
 /// One or more keys, each checked as it is read.
 #[derive(Debug, Clone, PartialEq)]
-pub struct KeyList(pub Vec<crate::tui::keys::KeyBinding>);
+pub struct KeyList(pub Vec<super::keys::Key>);
 
 impl<'de> Deserialize<'de> for KeyList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -118,12 +118,12 @@ pub struct ThemeFile {
 
 /// A colour: a name (red, darkgray, lightblue...), an index 0-255, or `#rrggbb`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ColorValue(pub ratatui::style::Color);
+pub struct ColorValue(pub super::theme::Colour);
 
 impl<'de> Deserialize<'de> for ColorValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse::<ratatui::style::Color>().map(ColorValue).map_err(|_| {
+        s.parse::<super::theme::Colour>().map(ColorValue).map_err(|_| {
             serde::de::Error::custom(format!(
                 "\"{s}\" is not a colour; use a name (black, red, green, yellow, blue, magenta, cyan, gray, darkgray, lightred, ..., white), an index 0-255, or #rrggbb"
             ))

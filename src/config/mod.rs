@@ -6,6 +6,8 @@
 
 pub mod established;
 mod file;
+pub mod keys;
+pub mod theme;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,11 +18,11 @@ use serde::Deserialize;
 use crate::collector::Backend;
 use crate::model::alerts::{CountRule, LingerRule, RatioRule};
 use crate::model::{Filter, Rules};
-use crate::tui::keys::{BINDABLE, KeyBinding};
-use crate::tui::theme::ThemeColors;
 pub use established::EstablishedEvery;
 pub use file::parse_listen;
 use file::{CountFile, FileConfig, LingerFile, RatioFile};
+use keys::{Key, default_keys};
+use theme::ThemeColors;
 
 /// The validated configuration every mode runs with.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,8 +38,8 @@ pub struct Config {
     /// Filter applied when the command line gives none.
     pub default_filter: Filter,
     pub rules: Rules,
-    /// Every bindable dashboard action with its keys, in `tui::keys::BINDABLE` order.
-    pub keys: Vec<(String, Vec<KeyBinding>)>,
+    /// Every bindable dashboard action by name with its keys, in [`keys::BINDABLE`] order.
+    pub keys: Vec<(String, Vec<Key>)>,
     pub theme: ThemeColors,
     /// Settings of `lingertop serve`.
     pub serve: ServeConfig,
@@ -96,16 +98,6 @@ impl Default for ServeConfig {
             },
         }
     }
-}
-
-fn default_keys() -> Vec<(String, Vec<KeyBinding>)> {
-    BINDABLE
-        .iter()
-        .map(|(name, _, keys)| {
-            let keys = keys.iter().filter_map(|k| k.parse().ok()).collect();
-            (name.to_string(), keys)
-        })
-        .collect()
 }
 
 /// A configuration that cannot be used; the message is one line.
@@ -447,10 +439,7 @@ mod tests {
         assert_eq!(quit.1, vec!["x".parse().unwrap()]);
         let help = cfg.keys.iter().find(|(n, _)| n == "help").unwrap();
         assert_eq!(help.1.len(), 2);
-        assert_eq!(
-            cfg.theme.critical,
-            ratatui::style::Color::Rgb(0xff, 0x88, 0x00)
-        );
+        assert_eq!(cfg.theme.critical, theme::Colour::Rgb(0xff, 0x88, 0x00));
         for (text, needles) in [
             (
                 "[keys]\nquit = \"hyper-q\"\n",

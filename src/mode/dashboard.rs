@@ -229,30 +229,6 @@ fn run_lab_request(app: &mut App, lab: &Lab, req: LabRequest, pending: &mut Vec<
     }
 }
 
-/// The trace as the panel shows it: the verdict first (what close returned, what the peer
-/// read, where TIME_WAIT stayed, the deviation), then the states, then the calls.
-fn panel_trace(table: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(table);
-    let blocks: Vec<&str> = text.split("\n\n").collect();
-    let order: Vec<&str> = match blocks.as_slice() {
-        [head, calls, states, verdict, rest @ ..] => {
-            let mut v = vec![*head, *verdict];
-            v.extend_from_slice(rest);
-            v.extend([*states, *calls]);
-            v
-        }
-        _ => blocks,
-    };
-    order
-        .iter()
-        .flat_map(|b| {
-            b.lines()
-                .map(|l| l.trim_start().to_string())
-                .chain([String::new()])
-        })
-        .collect()
-}
-
 /// Takes in the results of finished lab operations; true when any finished.
 fn collect_lab_results(app: &mut App, pending: &mut Vec<PendingOp>) -> bool {
     let mut done = false;
@@ -264,12 +240,7 @@ fn collect_lab_results(app: &mut App, pending: &mut Vec<PendingOp>) -> bool {
                     i += 1;
                     continue;
                 }
-                Some(Ok(t)) => {
-                    let mut buf = Vec::new();
-                    let _ =
-                        crate::report::lab::write_trace(crate::cli::LabFormat::Table, &t, &mut buf);
-                    (format!("{label}: done"), Some(panel_trace(&buf)))
-                }
+                Some(Ok(t)) => (format!("{label}: done"), Some(t)),
                 Some(Err(e)) => (format!("{label}: {e}"), None),
             },
             PendingOp::Scenario(p, label) => match p.try_take() {
@@ -289,7 +260,7 @@ fn collect_lab_results(app: &mut App, pending: &mut Vec<PendingOp>) -> bool {
         if let Some(p) = app.lab.as_mut() {
             p.status = Some(status);
             if let Some(t) = trace {
-                p.trace = t;
+                p.trace = Some(t);
             }
         }
     }

@@ -17,12 +17,75 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::cli::Format;
 use crate::model::alerts::Pressure;
 use crate::model::{Alert, Snapshot};
 
 /// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
 pub use crate::model::duration::fmt_age;
+
+/// Output formats of the snapshot (`--format`; the command line's values are [`Format::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned text for people.
+    Table,
+    /// One JSON document (shape in the README).
+    Json,
+    /// One row per connection, with a header.
+    Csv,
+}
+
+impl Format {
+    /// Every format, in the order `--help` lists them.
+    pub const ALL: [Format; 3] = [Format::Table, Format::Json, Format::Csv];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
+
+    /// What `--help` says of it.
+    pub fn about(self) -> &'static str {
+        match self {
+            Format::Table => "Aligned text for people",
+            Format::Json => "One JSON document (shape in the README)",
+            Format::Csv => "One row per connection, with a header",
+        }
+    }
+}
+
+/// Output formats of the lab (`lab --format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabFormat {
+    /// Aligned text for people.
+    Table,
+    /// JSON (shape in the README).
+    Json,
+}
+
+impl LabFormat {
+    /// Every format, in the order `--help` lists them.
+    pub const ALL: [LabFormat; 2] = [LabFormat::Table, LabFormat::Json];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LabFormat::Table => "table",
+            LabFormat::Json => "json",
+        }
+    }
+
+    /// What `--help` says of it.
+    pub fn about(self) -> &'static str {
+        match self {
+            LabFormat::Table => "Aligned text for people",
+            LabFormat::Json => "JSON (shape in the README)",
+        }
+    }
+}
 
 /// Everything a snapshot report shows.
 pub struct SnapshotView<'a> {

@@ -9,6 +9,7 @@ pub mod app;
 pub mod fixture;
 pub mod keys;
 pub mod lab_panel;
+pub mod rows;
 pub mod theme;
 pub mod ui;
 
