@@ -20,7 +20,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
     Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
-    Tuple, Unread,
+    Tracking, Tuple, Unread,
 };
 
 #[cfg(target_os = "linux")]
@@ -37,6 +37,11 @@ pub struct RawSocket {
     pub state: TcpState,
     /// 0 when the socket has no file (TIME_WAIT, orphans) or the OS has no inodes.
     pub inode: u32,
+    /// The kernel's socket cookie, 0 where the backend has none.
+    pub cookie: u64,
+    /// The latest time the socket's state can have begun, by the kernel's clocks
+    /// (`model::age`); `None` where they say nothing or the backend has none.
+    pub kernel_since: Option<SystemTime>,
     pub uid: Option<u32>,
     /// Every process holding a descriptor for the socket.
     pub pids: Vec<u32>,
@@ -373,6 +378,10 @@ impl Collector {
             c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
             c.owners = owners;
             c.inode = r.inode;
+            c.cookie = r.cookie;
+            c.tracking = r
+                .kernel_since
+                .map(|since| Tracking::from_kernel(since, std::time::Duration::ZERO));
             c.user = r.uid.map(|u| self.users.get(u));
             c.timer = r.timer;
             c.set_queues(r.recv_q, r.send_q);

@@ -254,7 +254,11 @@ mod tests {
         assert_eq!(kernel_age(TcpState::LastAck, &k), None, "data outstanding");
         k.send_q = 1;
         k.timer = timer(TimerKind::Retransmit, 300, 0);
-        assert_eq!(kernel_age(TcpState::LastAck, &k), None, "maybe a loss probe");
+        assert_eq!(
+            kernel_age(TcpState::LastAck, &k),
+            None,
+            "maybe a loss probe"
+        );
         assert_eq!(kernel_age(TcpState::Listen, &k), None);
         assert_eq!(kernel_age(TcpState::Closing, &k), None);
     }

@@ -148,9 +148,12 @@ pub struct Tracking {
     /// while there are none, as nearly always. Shared: a connection that stays in its state
     /// hands the same list to the next poll without copying it. Behind a thin pointer, 8
     /// bytes where an `Arc<[_]>` takes 16, for the room of the socket cookie.
-    previous: Option<Arc<Box<[(TcpState, Nanos)]>>>,
+    previous: Option<History>,
     source: AgeSource,
 }
+
+/// Earlier states with when each began, behind one thin pointer.
+type History = Arc<Box<[(TcpState, Nanos)]>>;
 
 impl Tracking {
     /// `first_seen`: the first poll that saw the connection; `state_since`: the first poll

@@ -781,13 +781,7 @@ mod tests {
         );
     }
 
-    fn cookied(
-        local: &str,
-        remote: &str,
-        state: TcpState,
-        inode: u32,
-        cookie: u64,
-    ) -> Connection {
+    fn cookied(local: &str, remote: &str, state: TcpState, inode: u32, cookie: u64) -> Connection {
         let mut c = conn(local, remote, state, inode, None);
         c.cookie = cookie;
         c
@@ -830,10 +824,7 @@ mod tests {
         let (l, r) = ("127.0.0.1:8080", "127.0.0.1:40000");
         let seeded = |t: u64, state, age_secs: u64| {
             let mut c = cookied(l, r, state, 5, 1);
-            c.tracking = Some(Tracking::from_kernel(
-                at(t),
-                Duration::from_secs(age_secs),
-            ));
+            c.tracking = Some(Tracking::from_kernel(at(t), Duration::from_secs(age_secs)));
             c
         };
         let mut tr = Tracker::new(10);
@@ -844,14 +835,24 @@ mod tests {
         assert_eq!(c.tracking.as_ref().unwrap().first_seen(), at(100));
         // Later reads carry no seed: the kernel's start stays, the age advances.
         let (s, _) = step(&mut tr, snap(110, vec![cookied(l, r, Established, 5, 1)]));
-        assert_eq!(s.connections[0].state_age(at(110)), Some(Duration::from_secs(50)));
+        assert_eq!(
+            s.connections[0].state_age(at(110)),
+            Some(Duration::from_secs(50))
+        );
         // Seen to change at 120: observed; a younger kernel bound does not override it.
         let (s, _) = step(&mut tr, snap(120, vec![seeded(120, CloseWait, 0)]));
         let c = &s.connections[0];
-        assert_eq!(c.age_source(at(125)), Some(crate::model::AgeSource::Observed));
+        assert_eq!(
+            c.age_source(at(125)),
+            Some(crate::model::AgeSource::Observed)
+        );
         assert_eq!(c.state_age(at(125)), Some(Duration::from_secs(5)));
         let history: Vec<_> = c.tracking.as_ref().unwrap().previous().collect();
-        assert_eq!(history, [(Established, at(60))], "began when the kernel said");
+        assert_eq!(
+            history,
+            [(Established, at(60))],
+            "began when the kernel said"
+        );
     }
 
     #[test]
