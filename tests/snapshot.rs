@@ -306,7 +306,7 @@ fn csv_and_table_list_the_same_connection() {
     assert_eq!(
         lines.next(),
         Some(
-            "state,local,remote,pid,process,user,attribution,state_age_secs,inode,lab,timer,timer_expires_ms,retransmits,recv_q,send_q"
+            "state,local,remote,pid,process,user,attribution,state_age_secs,state_age_from,inode,lab,timer,timer_expires_ms,retransmits,recv_q,send_q"
         )
     );
     let row = lines.next().expect("one row");

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::cli::Format;
 use crate::model::alerts::Pressure;
-use crate::model::{Alert, Connection, PortRange, Snapshot, StateCounts, TcpState};
+use crate::model::{AgeSource, Alert, Connection, PortRange, Snapshot, StateCounts, TcpState};
 
 pub use table::fmt_age;
 
@@ -150,6 +150,10 @@ struct ConnectionJson<'a> {
     inode: u32,
     attribution: Option<&'static str>,
     state_age_secs: Option<f64>,
+    /// How the age is known: `kernel` (a kernel clock: at least this), `observed`
+    /// (lingertop saw the state begin, within one interval), `first-sight` (counted from
+    /// lingertop's first poll that saw it: at least this); null with no age.
+    state_age_from: Option<&'static str>,
     /// The states seen before the current one, oldest first.
     previous_states: Vec<TcpState>,
     /// One of the close lab's own sockets.
@@ -198,6 +202,7 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
         inode: c.inode,
         attribution: c.attribution.map(|a| a.name()),
         state_age_secs: c.state_age(now).map(secs),
+        state_age_from: c.age_source(now).map(AgeSource::name),
         previous_states: c
             .tracking
             .as_ref()
@@ -306,6 +311,7 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
         "user",
         "attribution",
         "state_age_secs",
+        "state_age_from",
         "inode",
         "lab",
         "timer",
@@ -325,6 +331,7 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
             j.user.unwrap_or_default().to_string(),
             j.attribution.unwrap_or_default().to_string(),
             j.state_age_secs.map(|a| a.to_string()).unwrap_or_default(),
+            j.state_age_from.unwrap_or_default().to_string(),
             j.inode.to_string(),
             j.lab.to_string(),
             opt(j.timer.as_ref().map(|t| t.kind)),
