@@ -636,8 +636,12 @@ fn close_wait_alerts(
             "{n} CLOSE_WAIT held by {who} for > {}",
             human_duration(rule.min_age)
         );
-        if let Some(g) = growth {
-            msg.push_str(&format!(", {}", rate(g)));
+        match (growth, anchor) {
+            (Some(g), _) => msg.push_str(&format!(", {}", rate(g))),
+            // Ages can come from the kernel on one poll; a growth needs two.
+            (None, None) if history.len() <= 1 => msg.push_str(", growth unknown (one poll)"),
+            (None, None) => msg.push_str(", growth unknown (no earlier poll in the growth window)"),
+            (None, Some(_)) => {}
         }
         msg.push_str(": the peer closed and the process never called close()");
         let mut a = Alert::new(RuleId::CloseWaitLingering, sev, msg, idx);
@@ -798,6 +802,32 @@ mod tests {
         assert!(
             a.message
                 .starts_with("10 CLOSE_WAIT held by java (pid 3121) for > 30 s, +60/min"),
+            "{}",
+            a.message
+        );
+    }
+
+    #[test]
+    fn a_kernel_age_fires_on_the_first_poll_and_the_growth_says_it_needs_two() {
+        let rules = Rules::default();
+        let mut tr = Tracker::new(100);
+        let mut conns = close_waits(3);
+        // The kernel says two of them have waited 45 s (tcp_info's last ACK), one 5 s.
+        for (c, secs) in conns.iter_mut().zip([45, 45, 5]) {
+            c.tracking = Some(crate::model::Tracking::from_kernel(
+                at(0),
+                Duration::from_secs(secs),
+            ));
+        }
+        let alerts = run(&mut tr, 0, conns, &rules);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let a = &alerts[0];
+        assert_eq!((a.rule, a.count), (RuleId::CloseWaitLingering, 2));
+        assert_eq!(a.growth_per_min, None);
+        assert!(
+            a.message.starts_with(
+                "2 CLOSE_WAIT held by java (pid 3121) for > 30 s, growth unknown (one poll)"
+            ),
             "{}",
             a.message
         );
