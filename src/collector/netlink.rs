@@ -143,9 +143,10 @@ pub struct DiagSocket {
     pub cookie: u64,
     /// The times of `tcp_info`, where the dump asked for it and the socket is a full one.
     pub info: Option<TcpTimes>,
-    /// When the datagram carrying this socket arrived: no earlier than the kernel read its
-    /// clocks, so ages measured back from it are never too old.
-    pub received_at: SystemTime,
+    /// When the dump was asked for: the kernel's clocks are read back from it, so ages are
+    /// as of the start of the read (the kernel reads them during the dump, a few ms later at
+    /// most for a small table, about 0.1 s at 100k sockets).
+    pub asked_at: SystemTime,
 }
 
 /// A netlink sock_diag socket with its receive buffer, reused across dumps.
@@ -297,6 +298,7 @@ impl SockDiag {
         req[8..12].copy_from_slice(&seq.to_ne_bytes());
         let req = &req[..len];
         let kernel = kernel_addr();
+        let asked_at = SystemTime::now();
         // SAFETY: `req` and `kernel` are valid for the lengths passed.
         let sent = unsafe {
             libc::sendto(
@@ -316,7 +318,6 @@ impl SockDiag {
         let with_info = self.tcp_info;
         loop {
             let n = recv_from_kernel(fd, &mut self.buf)?;
-            let received_at = SystemTime::now();
             let data = &self.buf[..n];
             let mut off = 0;
             while off + NLMSG_HDRLEN <= n {
@@ -338,7 +339,7 @@ impl SockDiag {
                 }
                 match kind {
                     // A socket: answers carry the request's type.
-                    k if k == req_kind => each(&parse_diag(body, with_info, received_at)?),
+                    k if k == req_kind => each(&parse_diag(body, with_info, asked_at)?),
                     NLMSG_DONE => {
                         // The kernel puts the dump's final status in NLMSG_DONE.
                         if body.len() >= 4 {
@@ -460,7 +461,7 @@ fn parse_tcp_info(mut attrs: &[u8]) -> Result<Option<TcpTimes>, DiagError> {
 
 /// One socket of the answer; its attributes are read only when the dump asked for
 /// `tcp_info` (`with_info`).
-fn parse_diag(b: &[u8], with_info: bool, received_at: SystemTime) -> Result<DiagSocket, DiagError> {
+fn parse_diag(b: &[u8], with_info: bool, asked_at: SystemTime) -> Result<DiagSocket, DiagError> {
     if b.len() < DIAG_MSG_LEN {
         return Err(DiagError::Malformed("short inet_diag_msg"));
     }
@@ -497,7 +498,7 @@ fn parse_diag(b: &[u8], with_info: bool, received_at: SystemTime) -> Result<Diag
         // idiag_cookie[0] is the low half, [1] the high (`sock_diag_save_cookie`).
         cookie: u64::from(ne_u32(b, 44)) | (u64::from(ne_u32(b, 48)) << 32),
         info,
-        received_at,
+        asked_at,
     })
 }
 
@@ -687,7 +688,7 @@ impl SocketSource for NetlinkSource {
                     fin_timeout,
                 };
                 c.tracking =
-                    kernel_age(state, &clocks).map(|age| Tracking::from_kernel(d.received_at, age));
+                    kernel_age(state, &clocks).map(|age| Tracking::from_kernel(d.asked_at, age));
                 out.push(c);
             })
         })

@@ -191,15 +191,15 @@ impl Tracking {
     }
 
     /// Takes the kernel's bound in `seed` (from [`Tracking::from_kernel`]) where it is older
-    /// than what is known, or where only the first sight is known.
+    /// than what is known, or where only the first sight is known: a kernel age shorter
+    /// than the read (a state that began during it) still says more than "unknown", and
+    /// counts from the poll.
     pub(crate) fn absorb(&mut self, seed: Option<&Tracking>) {
         let Some(k) = seed.filter(|k| k.source == AgeSource::Kernel) else {
             return;
         };
-        let wins = k.state_since < self.state_since
-            || (self.source == AgeSource::FirstSight && k.state_since <= self.state_since);
-        if wins {
-            self.state_since = k.state_since;
+        if k.state_since < self.state_since || self.source == AgeSource::FirstSight {
+            self.state_since = self.state_since.min(k.state_since);
             self.source = AgeSource::Kernel;
         }
     }
@@ -697,8 +697,13 @@ mod tests {
         t.absorb(Some(&Tracking::from_kernel(at(10), Duration::from_secs(4))));
         assert_eq!((t.state_since(), t.source()), (at(6), AgeSource::Kernel));
         let mut first = Tracking::new(at(10), at(10), false);
-        first.absorb(Some(&Tracking::from_kernel(at(10), Duration::ZERO)));
+        first.absorb(Some(&Tracking::from_kernel(at(11), Duration::ZERO)));
         assert_eq!(first.source(), AgeSource::Kernel);
+        assert_eq!(
+            first.state_since(),
+            at(10),
+            "read after the poll: from the poll"
+        );
         // Not a kernel seed: nothing to take.
         first.absorb(Some(&Tracking::new(at(0), at(0), true)));
         assert_eq!(first.state_since(), at(10));
