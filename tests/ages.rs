@@ -282,6 +282,11 @@ fn watch_reports_the_old_socket_gone_and_the_new_one_appeared() {
         ];
     }
     assert_eq!(path, expected, "{seen:?}");
+    let appeared = seen
+        .iter()
+        .find(|v| ours(v) && v["event"] == "appeared")
+        .unwrap();
+    assert_eq!(appeared["state_age_from"], "observed", "{appeared}");
     drop(c);
     let mut w = w;
     signal(&w.child, libc::SIGTERM);

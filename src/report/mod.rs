@@ -17,7 +17,7 @@ use crate::cli::Format;
 use crate::model::alerts::Pressure;
 use crate::model::{AgeSource, Alert, Connection, PortRange, Snapshot, StateCounts, TcpState};
 
-pub use table::fmt_age;
+pub use table::{fmt_age, fmt_age_from, state_age_cell};
 
 /// How many connections each alert lists in JSON (the count is always complete).
 const ALERT_CONNECTIONS_LISTED: usize = 100;

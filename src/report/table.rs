@@ -1,10 +1,10 @@
 //! The human-readable snapshot: a header, counts per state, alerts, then aligned rows.
 
 use std::io::{self, Write};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::{SnapshotView, addr, timestamp};
-use crate::model::ProcessInfo;
+use crate::model::{AgeSource, Connection, ProcessInfo};
 
 /// `850ms`, `42s`, `3m05s`, `2h04m`; `-` when unknown; `new` when the state began at this
 /// very poll (it started within the last interval).
@@ -26,11 +26,33 @@ pub fn fmt_age(d: Option<Duration>) -> String {
     }
 }
 
+/// An age with how it is known, in a few characters: `40s` (observed: lingertop saw the
+/// state begin), `≥40s k` (at least, by the kernel's clocks), `≥40s f` (at least, since
+/// lingertop's first sight); `-` when unknown. See README "How ages are known".
+pub fn fmt_age_from(age: Option<Duration>, from: Option<AgeSource>) -> String {
+    match (age, from) {
+        (Some(a), Some(AgeSource::Kernel)) => format!("≥{} k", fmt_age(Some(a))),
+        (Some(a), Some(AgeSource::FirstSight)) => format!("≥{} f", fmt_age(Some(a))),
+        (a, _) => fmt_age(a),
+    }
+}
+
+/// [`fmt_age_from`] of `c`'s age in its state at `now`.
+pub fn state_age_cell(c: &Connection, now: SystemTime) -> String {
+    fmt_age_from(c.state_age(now), c.age_source(now))
+}
+
 pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     let s = v.snapshot;
     let polls = match v.interval {
         Some(i) => format!("{} polls {} apart", v.polls, humantime::format_duration(i)),
-        None => "1 poll: ages unknown, add --interval 2s to measure them".to_string(),
+        // The kernel's clocks give ages on one poll; netstat2 has none.
+        None if v.backend == "netlink" => {
+            "1 poll: ages from the kernel's clocks, ≥ at least; add --interval 2s for growth"
+                .to_string()
+        }
+        None => "1 poll: ages unknown without kernel clocks, add --interval 2s to measure them"
+            .to_string(),
     };
     writeln!(
         out,
@@ -111,14 +133,15 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
                 addr(&c.local()),
                 addr(&c.remote()),
                 process,
-                fmt_age(c.state_age(now)),
+                state_age_cell(c, now),
                 via,
             ]
         })
         .collect();
     let width = |i: usize, head: &str| {
         rows.iter()
-            .map(|r| r[i].len())
+            // Characters, as `format!` pads them (`≥` is three bytes).
+            .map(|r| r[i].chars().count())
             .max()
             .unwrap_or(0)
             .max(head.len())
