@@ -204,7 +204,7 @@ impl Collector {
                 Err(e) => {
                     let mut c = Collector::netstat2();
                     c.note = Some(format!(
-                        "netlink sock_diag is not available ({e}); reading the socket table through netstat2, without timers and queues"
+                        "netlink sock_diag is not available ({e}); reading the socket table through netstat2, without timers, queues and kernel clocks (ages count from lingertop's first sight)"
                     ));
                     c
                 }
