@@ -835,7 +835,7 @@ mod tests {
             return; // no sock_diag here
         };
         let ends = (c.local_addr().unwrap(), s.local_addr().unwrap());
-        let mut read = |src: &mut NetlinkSource| {
+        let read = |src: &mut NetlinkSource| {
             let (mut conns, mut held) = (Vec::new(), Vec::new());
             src.read_direct(&mut conns, &mut held).unwrap();
             conns

@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::connection::{Connection, PortRange};
+use super::growth::growth_span;
 use super::state::TcpState;
 use super::tracker::Sample;
 
@@ -604,29 +605,15 @@ fn close_wait_alerts(
     alerts: &mut Vec<Alert>,
 ) {
     let rule = &rules.close_wait;
-    // The oldest sample inside the window, other than the current one, anchors growth.
-    let anchor = history
-        .iter()
-        .rev()
-        .skip(1)
-        .take_while(|s| now.duration_since(s.at).unwrap_or_default() <= rules.growth_window)
-        .last();
-    let current = history.back();
+    // The one growth definition, shared with the dashboard's CW/MIN.
+    let span = growth_span(history, now, rules.growth_window);
     for (pid, idx) in by_pid {
         let n = u32::try_from(idx.len()).unwrap_or(u32::MAX);
         let Some(sev) = severity_of(n, rule.warning, rule.critical) else {
             continue;
         };
         let name = conns[idx[0]].owner().and_then(|o| o.name.clone());
-        let growth = match (pid, anchor, current) {
-            (Some(pid), Some(a), Some(c)) => {
-                let span = c.at.duration_since(a.at).unwrap_or_default().as_secs_f64();
-                let then = f64::from(a.close_wait_by_pid.get(&pid).copied().unwrap_or(0));
-                let now_n = f64::from(c.close_wait_by_pid.get(&pid).copied().unwrap_or(0));
-                (span > 0.0).then(|| (now_n - then) * 60.0 / span)
-            }
-            _ => None,
-        };
+        let growth = pid.zip(span).map(|(pid, span)| span.per_min(pid));
         let who = match (pid, &name) {
             (Some(pid), Some(name)) => format!("{name} (pid {pid})"),
             (Some(pid), None) => format!("pid {pid}"),
@@ -636,7 +623,7 @@ fn close_wait_alerts(
             "{n} CLOSE_WAIT held by {who} for > {}",
             human_duration(rule.min_age)
         );
-        match (growth, anchor) {
+        match (growth, span) {
             (Some(g), _) => msg.push_str(&format!(", {}", rate(g))),
             // Ages can come from the kernel on one poll; a growth needs two.
             (None, None) if history.len() <= 1 => msg.push_str(", growth unknown (one poll)"),

@@ -5,6 +5,7 @@ pub mod age;
 pub mod alerts;
 pub mod connection;
 pub mod filter;
+pub mod growth;
 pub mod state;
 pub mod tracker;
 
