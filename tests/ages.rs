@@ -67,16 +67,10 @@ fn states_made_before_the_first_poll_show_their_age_on_it() {
     fw_c.shutdown(Shutdown::Write).unwrap();
     let (fw_client, fw_server) = addr_of(&fw_c);
     // The client closes first, the server after EOF: client end TIME_WAIT.
-    let (tw_c, mut tw_s) = pair(&l);
-    let (tw_client, tw_server) = addr_of(&tw_c);
-    drop(tw_c);
-    let mut buf = [0u8; 8];
-    assert_eq!(tw_s.read(&mut buf).unwrap(), 0, "server reads EOF");
-    drop(tw_s);
+    let (tw_client, tw_server) = client_time_wait(&l);
     wait_for_state(cw_server, cw_client, TcpState::CloseWait);
     wait_for_state(cw_client, cw_server, TcpState::FinWait2);
     wait_for_state(fw_client, fw_server, TcpState::FinWait2);
-    wait_for_state(tw_client, tw_server, TcpState::TimeWait);
     let made = Instant::now();
     wait_until_older(made, MADE_BEFORE);
 
@@ -148,12 +142,7 @@ fn a_one_poll_snapshot_raises_the_close_wait_alert_and_exits_2() {
     wait_until_older(made, Duration::from_millis(2500));
     let (code, json) = snapshot_json(&args);
     assert_eq!(code, 2, "a CLOSE_WAIT older than min-age: {json}");
-    let alert = json["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["rule"] == "close-wait-lingering")
-        .unwrap_or_else(|| panic!("no close-wait alert: {json}"));
+    let alert = alert(&json, "close-wait-lingering");
     assert!(
         alert["connections"]
             .as_array()
