@@ -12,8 +12,11 @@ use super::keys::{Action, Keymap};
 use super::lab_panel::{LabPanel, LabRequest};
 use crate::live::Update;
 use crate::model::alerts::{endpoint_key, pair_groups};
+use crate::model::growth::growth_span;
+use crate::model::tracker::Sample;
 use crate::model::{
-    Attribution, Connection, Filter, Owner, RuleId, Severity, StateCounts, TcpState, Transition,
+    Attribution, Connection, Filter, Owner, RuleId, Rules, Severity, StateCounts, TcpState,
+    Transition,
 };
 
 /// The states of the strip, in its order; keys 1..9 and 0 toggle them as quick filters.
@@ -35,6 +38,8 @@ const INTERVALS_MS: [u64; 9] = [250, 500, 1000, 2000, 5000, 10_000, 15_000, 30_0
 
 /// How many polls a vanished connection stays on screen, fading.
 const GHOST_POLLS: u8 = 2;
+/// The most polls CW/MIN is measured over: a 60 s window at 4 Hz is 240.
+const CW_HISTORY_MAX: usize = 4096;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum View {
@@ -159,8 +164,10 @@ pub struct App {
     /// Per-state counts of recent polls, oldest first (sparklines).
     pub history: VecDeque<StateCounts>,
     history_len: usize,
-    /// CLOSE_WAIT per pid of recent polls, with their times (growth per process).
-    cw_history: VecDeque<(std::time::SystemTime, FxHashMap<u32, u32>)>,
+    /// The polls of the last `growth_window` (CLOSE_WAIT per pid: growth per process).
+    cw_history: VecDeque<Sample>,
+    /// `alerts.growth-window`: CW/MIN is measured over it, as the alert's growth is.
+    growth_window: Duration,
     pub view: View,
     pub filter: Filter,
     pub quick: BTreeSet<TcpState>,
@@ -205,6 +212,7 @@ impl App {
             history: VecDeque::new(),
             history_len: history_len.max(2),
             cw_history: VecDeque::new(),
+            growth_window: Rules::default().growth_window,
             view: View::All,
             filter,
             quick: BTreeSet::new(),
@@ -231,6 +239,11 @@ impl App {
         }
     }
 
+    /// Sets `alerts.growth-window`, over which CW/MIN is measured (default 60 s).
+    pub fn set_growth_window(&mut self, window: Duration) {
+        self.growth_window = window;
+    }
+
     /// Takes in a poll result.
     pub fn on_update(&mut self, u: Arc<Update>) {
         let counts = u.sample.counts;
@@ -241,11 +254,20 @@ impl App {
             self.history.pop_front();
         }
         self.history.push_back(counts);
-        if self.cw_history.len() == 64 {
+        // Only the polls a growth can be measured from (the last one older than the window
+        // goes once the next is older too), at most CW_HISTORY_MAX.
+        let now = u.sample.at;
+        let window = self.growth_window;
+        while self.cw_history.len() > 1
+            && self
+                .cw_history
+                .get(1)
+                .is_some_and(|s| now.duration_since(s.at).unwrap_or_default() > window)
+            || self.cw_history.len() >= CW_HISTORY_MAX
+        {
             self.cw_history.pop_front();
         }
-        self.cw_history
-            .push_back((u.sample.at, u.sample.close_wait_by_pid.clone()));
+        self.cw_history.push_back(u.sample.clone());
         self.errors = u.errors;
         self.status = None;
         self.latest = Some(u.clone());
@@ -674,19 +696,15 @@ impl App {
             row.counts.add(c.state);
             row.total += 1;
         }
-        let anchor = self.cw_history.front();
-        let current = self.cw_history.back();
         let mut out: Vec<ProcRow> = by.into_values().collect();
-        if let (Some((t0, then)), Some((t1, now))) = (anchor, current) {
-            let span = t1.duration_since(*t0).unwrap_or_default().as_secs_f64();
-            if span > 0.0 {
-                for p in &mut out {
-                    if let Some(pid) = p.pid {
-                        let a = f64::from(then.get(&pid).copied().unwrap_or(0));
-                        let b = f64::from(now.get(&pid).copied().unwrap_or(0));
-                        p.close_wait_per_min = Some((b - a) * 60.0 / span);
-                    }
-                }
+        // The alert rule's growth, over the same window (`model::growth`).
+        let span = self
+            .cw_history
+            .back()
+            .and_then(|last| growth_span(&self.cw_history, last.at, self.growth_window));
+        if let Some(span) = span {
+            for p in &mut out {
+                p.close_wait_per_min = p.pid.map(|pid| span.per_min(pid));
             }
         }
         out

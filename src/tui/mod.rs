@@ -129,6 +129,7 @@ fn spawn_event_reader(
 async fn run_async(cfg: &Config, filter: Filter, collector: Collector) -> Result<()> {
     let keys: Vec<(String, Vec<keys::KeyBinding>)> = cfg.keys.clone();
     let mut app = App::new(Keymap::new(&keys), cfg.interval, cfg.history, filter);
+    app.set_growth_window(cfg.rules.growth_window);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
 
     let (poll_tx, mut poll_rx) = mpsc::channel(4);
