@@ -25,7 +25,7 @@ fn cw_per_min_is_the_alert_growth_on_a_leak_that_grows_then_stops() {
     rules.growth_window = Duration::from_secs(8);
     let mut collector = Collector::system();
     let mut tracker = Tracker::new(300);
-    let mut labs = LabRecogniser::new();
+    let mut labs = LabRecogniser::default();
     let filter = Filter::parse(&format!("pid:{me}")).unwrap();
     let mut app = App::new(Keymap::default(), Duration::from_millis(200), 300, filter);
     app.set_growth_window(rules.growth_window);

@@ -4,6 +4,7 @@
 pub mod age;
 pub mod alerts;
 pub mod connection;
+pub mod duration;
 pub mod filter;
 pub mod growth;
 pub mod state;
