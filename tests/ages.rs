@@ -281,3 +281,38 @@ fn watch_reports_the_old_socket_gone_and_the_new_one_appeared() {
     signal(&w.child, libc::SIGTERM);
     wait_exit(&mut w.child, Duration::from_secs(10));
 }
+
+#[test]
+fn serve_reads_an_old_leak_at_its_age_right_after_it_starts() {
+    use common::live::Served;
+    if !have_netlink() {
+        return;
+    }
+    let l = listener(V4);
+    let (c, _s) = pair(&l);
+    let (client, server) = addr_of(&c);
+    drop(c);
+    wait_for_state(server, client, TcpState::CloseWait);
+    let made = Instant::now();
+    wait_until_older(made, MADE_BEFORE);
+    let asked = Instant::now();
+    // A long interval: the first scrape is of the first poll.
+    let served = Served::start(&["--interval", "1h"]);
+    let s = served.scrape();
+    assert_eq!(s.get("lingertop_polls_total", &[]), Some(1.0), "{}", s.text);
+    let oldest = s
+        .get("lingertop_close_wait_oldest_age_seconds", &[])
+        .expect("the oldest CLOSE_WAIT age");
+    let at_least = asked.duration_since(made).saturating_sub(SLACK);
+    assert!(
+        oldest >= at_least.as_secs_f64(),
+        "a CLOSE_WAIT {at_least:?} old reads {oldest} s: {}",
+        s.text
+    );
+    let from = |f: &str| s.get("lingertop_close_wait_oldest_age_source", &[("from", f)]);
+    assert_eq!(from("kernel"), Some(1.0), "{}", s.text);
+    assert_eq!(
+        (from("observed"), from("first-sight")),
+        (Some(0.0), Some(0.0))
+    );
+}
