@@ -537,12 +537,7 @@ fn close_wait_leak_makes_another_lingertop_alert_on_lingertop() {
     let _ = stderr.read_to_string(&mut rest);
 
     assert_eq!(code, 2, "the alert fails the run: {json}");
-    let alert = json["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["rule"] == "close-wait-lingering")
-        .unwrap_or_else(|| panic!("no close-wait alert: {json}"));
+    let alert = alert(&json, "close-wait-lingering");
     assert_eq!(alert["process"], "lingertop", "{alert}");
     assert_eq!(alert["pid"], pid, "{alert}");
     assert_eq!(alert["count"], 5, "{alert}");

@@ -54,6 +54,7 @@ pub fn run(
 async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
     let filter = cfg.default_filter.clone();
     let mut app = App::new(Keymap::new(&cfg.keys), cfg.interval, cfg.history, filter);
+    app.set_growth_window(cfg.rules.growth_window);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
 
     let (poll_tx, mut poll_rx) = mpsc::channel(4);

@@ -16,8 +16,11 @@ use super::rows::aggregate::{
 use super::rows::keyed::keyed_rows;
 use super::rows::{ConnRows, Ghost, ProcRow, RemoteRow, Row, RowFilter, compared_rows};
 use crate::live::Update;
+use crate::model::growth::growth_span;
+use crate::model::tracker::Sample;
 use crate::model::{
-    Attribution, Connection, Filter, Owner, RuleId, Severity, StateCounts, TcpState, Transition,
+    Attribution, Connection, Filter, Owner, RuleId, Rules, Severity, StateCounts, TcpState,
+    Transition,
 };
 
 /// The states of the strip, in its order; keys 1..9 and 0 toggle them as quick filters.
@@ -39,6 +42,8 @@ const INTERVALS_MS: [u64; 9] = [250, 500, 1000, 2000, 5000, 10_000, 15_000, 30_0
 
 /// How many polls a vanished connection stays on screen, fading.
 const GHOST_POLLS: u8 = 2;
+/// The most polls CW/MIN is measured over: a 60 s window at 4 Hz is 240.
+const CW_HISTORY_MAX: usize = 4096;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum View {
@@ -120,8 +125,10 @@ pub struct App {
     /// Per-state counts of recent polls, oldest first (sparklines).
     pub history: VecDeque<StateCounts>,
     history_len: usize,
-    /// CLOSE_WAIT per pid of recent polls, with their times (growth per process).
-    cw_history: VecDeque<(std::time::SystemTime, FxHashMap<u32, u32>)>,
+    /// The polls of the last `growth_window` (CLOSE_WAIT per pid: growth per process).
+    cw_history: VecDeque<Sample>,
+    /// `alerts.growth-window`: CW/MIN is measured over it, as the alert's growth is.
+    growth_window: Duration,
     pub view: View,
     pub filter: Filter,
     pub quick: BTreeSet<TcpState>,
@@ -166,6 +173,7 @@ impl App {
             history: VecDeque::new(),
             history_len: history_len.max(2),
             cw_history: VecDeque::new(),
+            growth_window: Rules::default().growth_window,
             view: View::All,
             filter,
             quick: BTreeSet::new(),
@@ -192,6 +200,11 @@ impl App {
         }
     }
 
+    /// Sets `alerts.growth-window`, over which CW/MIN is measured (default 60 s).
+    pub fn set_growth_window(&mut self, window: Duration) {
+        self.growth_window = window;
+    }
+
     /// Takes in a poll result.
     pub fn on_update(&mut self, u: Arc<Update>) {
         let counts = u.sample.counts;
@@ -202,11 +215,20 @@ impl App {
             self.history.pop_front();
         }
         self.history.push_back(counts);
-        if self.cw_history.len() == 64 {
+        // Only the polls a growth can be measured from (the last one older than the window
+        // goes once the next is older too), at most CW_HISTORY_MAX.
+        let now = u.sample.at;
+        let window = self.growth_window;
+        while self.cw_history.len() > 1
+            && self
+                .cw_history
+                .get(1)
+                .is_some_and(|s| now.duration_since(s.at).unwrap_or_default() > window)
+            || self.cw_history.len() >= CW_HISTORY_MAX
+        {
             self.cw_history.pop_front();
         }
-        self.cw_history
-            .push_back((u.sample.at, u.sample.close_wait_by_pid.clone()));
+        self.cw_history.push_back(u.sample.clone());
         self.errors = u.errors;
         self.status = None;
         self.latest = Some(u.clone());
@@ -319,7 +341,12 @@ impl App {
             }
             View::ByProcess => {
                 let matching = filter.matching(conns);
-                self.procs = aggregate_processes(conns, &matching, &self.cw_history);
+                // The alert rule's growth, over the same window (`model::growth`).
+                let growth = self
+                    .cw_history
+                    .back()
+                    .and_then(|last| growth_span(&self.cw_history, last.at, self.growth_window));
+                self.procs = aggregate_processes(conns, &matching, growth);
                 sort_processes(&self.procs, col, desc)
             }
             View::ByRemote => {
