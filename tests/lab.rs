@@ -3,6 +3,9 @@
 //! lab's own sock_diag lookups) and against the peer's real read; handles the lab did not
 //! make are refused; nothing but kernel TIME_WAIT outlives a lab; the scenarios make the
 //! buildup alerts fire in another process.
+//!
+//! Unix only, as the lab's machinery is.
+#![cfg(unix)]
 
 mod common;
 

@@ -397,6 +397,8 @@ fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
     assert_eq!(app.filter_text(), "state:close-wait");
 }
 
+// It starts a real lab for the handles it acts on: unix only, as the lab is.
+#[cfg(unix)]
 #[test]
 fn lab_panel_keys_ask_for_lab_operations_on_the_selected_connection() {
     use super::lab_panel::LabRequest;
