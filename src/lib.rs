@@ -46,6 +46,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(b) = cli.backend {
         cfg.backend = b;
     }
+    if let Some(n) = cli.netns {
+        cfg.netns = n;
+    }
     match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cfg, &args),
         Some(Command::Lab(args)) => lab::run::run(&args),
@@ -67,7 +70,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 None => cfg.default_filter.clone(),
             };
             // Said before the dashboard takes the screen, so it stays readable after.
-            let collector = Collector::chosen(cfg.backend, false)?;
+            let collector = Collector::chosen(cfg.backend, &cfg.netns, false)?;
             tui::run(&cfg, filter, collector)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -103,7 +106,7 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
         Format::Json
     });
 
-    let mut collector = Collector::chosen(cfg.backend, args.quiet)?;
+    let mut collector = Collector::chosen(cfg.backend, &cfg.netns, args.quiet)?;
     collector.set_options(&ReadOptions {
         states: kernel_states(&filter, args.interval.is_some()),
         // A snapshot is read once or twice and must be complete: no deferred owners.

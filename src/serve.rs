@@ -56,7 +56,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         .context("cannot read the address listened on")?;
 
     let (tx, mut rx) = mpsc::channel(2);
-    let live = live::spawn(Collector::chosen(cfg.backend, false)?, &cfg, tx)
+    let live = live::spawn(Collector::chosen(cfg.backend, &cfg.netns, false)?, &cfg, tx)
         .context("cannot start the poll thread")?;
     let top_n = cfg.serve.top_n;
 

@@ -34,7 +34,7 @@ pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
         let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
         let (tx, mut rx) = mpsc::channel(4);
         // Dropped on return: stops the poll thread and waits for it.
-        let _live = live::spawn(Collector::chosen(cfg.backend, args.quiet)?, &cfg, tx)
+        let _live = live::spawn(Collector::chosen(cfg.backend, &cfg.netns, args.quiet)?, &cfg, tx)
             .context("cannot start the poll thread")?;
         let mut stream = Stream::new(filter, args.events, &cfg);
         let stdout = io::stdout();

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod connection;
 pub mod filter;
+pub mod netns;
 pub mod state;
 pub mod tracker;
 
@@ -13,5 +14,6 @@ pub use connection::{
     TimerKind, Tracking, Tuple, Unread, User,
 };
 pub use filter::Filter;
+pub use netns::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS};
 pub use state::{StateCounts, TcpState};
 pub use tracker::{Tracker, Transition};

@@ -523,6 +523,7 @@ mod tests {
             poll_duration: Duration::from_millis(25),
             connections,
             unread: None,
+            netns: Default::default(),
         };
         Update {
             seq: 7,
