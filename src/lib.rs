@@ -131,7 +131,8 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
     lab::LabRecogniser::new().mark(&mut snap, None);
 
     let total_connections = snap.connections.len();
-    snap.connections.retain(|c| filter.matches(c));
+    let netns = std::sync::Arc::clone(&snap.netns);
+    snap.connections.retain(|c| filter.matches_in(c, &netns));
     snap.connections
         // Unstable: the keys are all but unique, and a stable sort moves each 232-byte
         // connection far more often (a tenth of a 100k-socket snapshot's time).

@@ -15,7 +15,9 @@ use serde::Serialize;
 
 use crate::cli::Format;
 use crate::model::alerts::Pressure;
-use crate::model::{Alert, Connection, PortRange, Snapshot, StateCounts, TcpState};
+use crate::model::{
+    Alert, Connection, NetnsTable, OWN_NETNS, PortRange, Snapshot, StateCounts, TcpState,
+};
 
 pub use table::fmt_age;
 
@@ -53,7 +55,18 @@ struct JsonSnapshot<'a> {
     ephemeral_ports: PortRangeJson,
     port_pressure: Vec<PressureJson>,
     alerts: Vec<AlertJson<'a>>,
+    /// The network namespaces read, with the connections shown in each.
+    netns: Vec<NetnsJson<'a>>,
     connections: ConnectionsJson<'a>,
+}
+
+#[derive(Serialize)]
+struct NetnsJson<'a> {
+    name: &'a str,
+    kind: &'static str,
+    inode: u64,
+    pid: Option<u32>,
+    connections: usize,
 }
 
 /// The connections, serialised one at a time as the JSON is written rather than gathered
@@ -61,6 +74,7 @@ struct JsonSnapshot<'a> {
 struct ConnectionsJson<'a> {
     connections: &'a [Connection],
     now: SystemTime,
+    netns: &'a NetnsTable,
 }
 
 impl Serialize for ConnectionsJson<'_> {
@@ -68,7 +82,7 @@ impl Serialize for ConnectionsJson<'_> {
         s.collect_seq(
             self.connections
                 .iter()
-                .map(|c| connection_json(c, self.now)),
+                .map(|c| connection_json(c, self.now, self.netns)),
         )
     }
 }
@@ -126,14 +140,15 @@ struct AlertJson<'a> {
     #[serde(flatten)]
     fields: AlertFields<'a>,
     /// The first connections behind the alert (at most 100; `count` has them all).
-    connections: Vec<ConnRef>,
+    connections: Vec<ConnRef<'a>>,
 }
 
 #[derive(Serialize)]
-struct ConnRef {
+struct ConnRef<'a> {
     state: TcpState,
     local: String,
     remote: String,
+    netns: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -141,6 +156,9 @@ struct ConnectionJson<'a> {
     state: TcpState,
     local: String,
     remote: String,
+    /// The network namespace's name (`host`, a container's); null where the backend reads
+    /// only its own.
+    netns: Option<&'a str>,
     pid: Option<u32>,
     process: Option<&'a str>,
     /// Every process holding the socket (several after fork or fd passing).
@@ -184,12 +202,17 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
+fn connection_json<'a>(
+    c: &'a Connection,
+    now: SystemTime,
+    netns: &'a NetnsTable,
+) -> ConnectionJson<'a> {
     let owner = c.owner();
     ConnectionJson {
         state: c.state,
         local: addr(&c.local()),
         remote: addr(&c.remote()),
+        netns: netns.name(c.netns()),
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
         pids: c.owners.iter().map(|o| o.pid).collect(),
@@ -263,14 +286,27 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
                             state: c.state,
                             local: addr(&c.local()),
                             remote: addr(&c.remote()),
+                            netns: s.netns.name(c.netns()),
                         }
                     })
                     .collect(),
             })
             .collect(),
+        netns: s
+            .netns
+            .iter()
+            .map(|n| NetnsJson {
+                name: &n.name,
+                kind: n.kind.key(),
+                inode: n.inode,
+                pid: n.pid,
+                connections: s.connections.iter().filter(|c| c.netns() == n.id).count(),
+            })
+            .collect(),
         connections: ConnectionsJson {
             connections: &s.connections,
             now: s.taken_at,
+            netns: &s.netns,
         },
     }
 }
@@ -294,10 +330,18 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// Whether the connections shown live in more than lingertop's own network namespace: the
+/// table and CSV add a namespace column only then, so a host without containers (and every
+/// script reading it) sees the columns it always did.
+pub(crate) fn shows_netns(connections: &[Connection]) -> bool {
+    connections.iter().any(|c| c.netns() != OWN_NETNS)
+}
+
 fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let now = v.snapshot.taken_at;
-    w.write_record([
+    let with_netns = shows_netns(&v.snapshot.connections);
+    let mut head = vec![
         "state",
         "local",
         "remote",
@@ -313,10 +357,14 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
         "retransmits",
         "recv_q",
         "send_q",
-    ])?;
+    ];
+    if with_netns {
+        head.push("netns");
+    }
+    w.write_record(&head)?;
     for c in &v.snapshot.connections {
-        let j = connection_json(c, now);
-        w.write_record([
+        let j = connection_json(c, now, &v.snapshot.netns);
+        let mut row = vec![
             j.state.name().to_string(),
             j.local,
             j.remote,
@@ -332,7 +380,11 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
             opt(j.timer.as_ref().map(|t| t.retransmits)),
             opt(j.recv_q),
             opt(j.send_q),
-        ])?;
+        ];
+        if with_netns {
+            row.push(j.netns.unwrap_or_default().to_string());
+        }
+        w.write_record(&row)?;
     }
     w.flush()
 }
