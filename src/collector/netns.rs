@@ -119,6 +119,47 @@ fn scan(named_dir: &Path, nsfs_dev: u64) -> Scan {
 struct Reader {
     diag: SockDiag,
     netns: Netns,
+    /// The namespace's `/proc/net/sockstat`, opened inside it: says in a few microseconds
+    /// whether it holds any TCP socket at all (see [`tcp_sockets`]).
+    sockstat: Option<File>,
+    /// Whether the last look found no TCP socket in it: its dump is skipped.
+    empty: bool,
+}
+
+impl Reader {
+    fn new(diag: SockDiag, netns: Netns, sockstat: Option<File>) -> Self {
+        Reader {
+            diag,
+            netns,
+            sockstat,
+            empty: false,
+        }
+    }
+}
+
+/// How many TCP sockets the namespace of `sockstat` holds (hashed ones and TIME_WAIT), from
+/// its `TCP: inuse N orphan O tw T ...` line; `None` when it cannot be read.
+///
+/// Why: unless the namespace was made with a table of its own
+/// (`net.ipv4.tcp_child_ehash_entries`), every namespace's TCP sockets live in one hash
+/// table of the whole machine, and each namespace's dump walks all of it, skipping the
+/// others' sockets: a dump of an empty namespace costs as much as a walk of the host's table.
+/// `inuse` and `tw` are counted per namespace (`orphan` is not, but an orphan is still
+/// hashed and so in `inuse`).
+fn tcp_sockets(sockstat: &File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 512];
+    let n = sockstat.read_at(&mut buf, 0).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    let mut field = |name: &str| -> Option<u64> {
+        words.find(|w| *w == name)?;
+        words.next()?.parse().ok()
+    };
+    let inuse = field("inuse")?;
+    let tw = field("tw")?;
+    Some(inuse + tw)
 }
 
 /// How a namespace could not be read.
@@ -246,8 +287,12 @@ impl Namespaces {
     }
 
     /// The readers, each with the id its connections carry.
+    /// Namespaces found to hold no TCP socket at all are left out.
     pub fn readers_mut(&mut self) -> impl Iterator<Item = (NetnsId, &mut SockDiag)> {
-        self.readers.values_mut().map(|r| (r.netns.id, &mut r.diag))
+        self.readers
+            .values_mut()
+            .filter(|r| !r.empty)
+            .map(|r| (r.netns.id, &mut r.diag))
     }
 
     /// Whether `id` is lingertop's own namespace (whose failure fails the poll).
@@ -285,13 +330,8 @@ impl Namespaces {
         if self.choice == NetnsChoice::Host {
             if self.readers.is_empty() {
                 let netns = self.ident_own(&[]);
-                self.readers.insert(
-                    self.own,
-                    Reader {
-                        diag: SockDiag::new(),
-                        netns,
-                    },
-                );
+                self.readers
+                    .insert(self.own, Reader::new(SockDiag::new(), netns, None));
                 self.rebuild_table();
             }
             return Unseen::default();
@@ -348,14 +388,8 @@ impl Namespaces {
                 pid,
             };
             if ino == self.own {
-                let diag = SockDiag::new();
-                self.readers.insert(
-                    ino,
-                    Reader {
-                        diag,
-                        netns: netns(OWN_NETNS),
-                    },
-                );
+                self.readers
+                    .insert(ino, Reader::new(SockDiag::new(), netns(OWN_NETNS), None));
                 changed = true;
                 continue;
             }
@@ -364,14 +398,9 @@ impl Namespaces {
                 continue;
             };
             match self.open(ino, found) {
-                Ok(diag) => {
-                    self.readers.insert(
-                        ino,
-                        Reader {
-                            diag,
-                            netns: netns(id),
-                        },
-                    );
+                Ok((diag, sockstat)) => {
+                    self.readers
+                        .insert(ino, Reader::new(diag, netns(id), sockstat));
                     changed = true;
                 }
                 Err(_) => {
@@ -380,6 +409,9 @@ impl Namespaces {
                     unseen.namespaces += 1;
                 }
             }
+        }
+        for r in self.readers.values_mut() {
+            r.empty = r.sockstat.as_ref().and_then(tcp_sockets) == Some(0);
         }
         if changed {
             self.rebuild_table();
@@ -409,7 +441,7 @@ impl Namespaces {
 
     /// Opens a reader inside namespace `ino` through its `/run/netns` mount or one of its
     /// processes, checking that the file still is that namespace (a pid can be reused).
-    fn open(&self, ino: u64, found: &Found) -> Result<SockDiag, DiagError> {
+    fn open(&self, ino: u64, found: &Found) -> Result<(SockDiag, Option<File>), DiagError> {
         let named = found.named.iter().map(|n| self.named_dir.join(n));
         let procs = found
             .pids
@@ -429,10 +461,15 @@ impl Namespaces {
                 continue;
             }
             let ns: OwnedFd = file.into();
+            // The thread's own view of /proc/net: the namespace it entered.
+            let sockstat = open_inside(&ns, || {
+                File::open("/proc/thread-self/net/sockstat").map_err(DiagError::Enter)
+            })
+            .ok();
             let mut diag = SockDiag::inside(ns);
             // Open now: a namespace that cannot be entered is known at once.
             match diag.connect() {
-                Ok(()) => return Ok(diag),
+                Ok(()) => return Ok((diag, sockstat)),
                 Err(e) => last = e,
             }
         }
@@ -541,6 +578,25 @@ pub fn open_inside<T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sockstat_counts_a_namespaces_tcp_sockets() {
+        let Ok(f) = File::open("/proc/self/net/sockstat") else {
+            return;
+        };
+        let _l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(tcp_sockets(&f).is_some_and(|n| n >= 1));
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("sockstat");
+        std::fs::write(
+            &fake,
+            "sockets: used 9\nTCP: inuse 0 orphan 3 tw 0 alloc 4 mem 1\nUDP: inuse 2\n",
+        )
+        .unwrap();
+        assert_eq!(tcp_sockets(&File::open(&fake).unwrap()), Some(0));
+        std::fs::write(&fake, "TCP: inuse 2 orphan 3 tw 5 alloc 4 mem 1\n").unwrap();
+        assert_eq!(tcp_sockets(&File::open(&fake).unwrap()), Some(7));
+    }
 
     #[test]
     fn namespace_links_parse() {
