@@ -431,10 +431,16 @@ impl App {
         let lab_only = self.lab.is_some();
         let quick = self.quick.iter().fold(0u16, |m, s| m | (1 << s.index()));
         let no_filter = self.filter.is_empty();
+        // The shown poll's namespace names, for `netns:` terms.
+        let netns = self
+            .shown
+            .as_ref()
+            .map(|u| std::sync::Arc::clone(&u.snapshot.netns))
+            .unwrap_or_default();
         move |c| {
             (!lab_only || c.lab)
                 && (quick == 0 || quick & (1 << c.state.index()) != 0)
-                && (no_filter || self.filter.matches(c))
+                && (no_filter || self.filter.matches_in(c, &netns))
         }
     }
 
