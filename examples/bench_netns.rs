@@ -147,8 +147,27 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// CPU time this process has used so far (every thread, user and system).
+fn cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given; all-zero is a valid start.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is valid for writing.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// One case's figures: the median wall time of a poll, its mean CPU time, the namespaces
+/// read and the sockets read.
+struct Polled {
+    wall: Duration,
+    cpu: Duration,
+    read: usize,
+    sockets: usize,
+}
+
 /// lingertop's steady poll (every state, rate-limited owners: the live modes' poll).
-fn poll_median(polls: usize) -> (Duration, usize, usize) {
+fn poll_median(polls: usize) -> Polled {
     let mut c = Collector::from_choice(Backend::Netlink).expect("netlink");
     c.set_options(&ReadOptions {
         states: None,
@@ -156,12 +175,18 @@ fn poll_median(polls: usize) -> (Duration, usize, usize) {
     });
     let mut last = c.poll().expect("poll");
     let mut times = Vec::new();
+    let started = cpu();
     for _ in 0..polls {
         let t = Instant::now();
         last = c.poll().expect("poll");
         times.push(t.elapsed());
     }
-    (median(times), last.netns.len(), last.connections.len())
+    Polled {
+        wall: median(times),
+        cpu: (cpu() - started) / polls.max(1) as u32,
+        read: last.netns.len(),
+        sockets: last.connections.len(),
+    }
 }
 
 /// `ip netns exec NS ss -tan` for every namespace, one after the other (the host's `ss -tan`
@@ -217,21 +242,23 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> ExitCode {
-    let (base, _, host_sockets) = poll_median(args.polls);
+    let base = poll_median(args.polls);
     println!(
-        "baseline: the host alone ({host_sockets} sockets, every other namespace already on this machine included): {}",
-        ms(base)
+        "baseline: the host alone ({} sockets, {} namespaces already on this machine included): {} wall, {} CPU",
+        base.sockets,
+        base.read,
+        ms(base.wall),
+        ms(base.cpu)
     );
     println!(
-        "{:>10}  {:>8}  {:>12}  {:>14}  {:>12}  {:>16}  {:>8}  {:>8}",
+        "{:>14}  {:>8}  {:>21}  {:>21}  {:>11}  {:>16}  {:>10}",
         "namespaces",
         "sockets",
-        "lingertop",
+        "lingertop wall / CPU",
         "one namespace",
-        "ratio",
+        "ratio wall/CPU",
         "ip netns exec ss",
-        "ratio",
-        "per ns"
+        "ratio"
     );
     for &n in &args.counts {
         let spaces: Vec<Ns> = (0..n).map(Ns::new).collect();
@@ -239,7 +266,7 @@ fn run(args: &Args) -> ExitCode {
             .iter()
             .map(|ns| ns.enter(|| small(args.each, 30_000)))
             .collect();
-        let (many, read, sockets) = poll_median(args.polls);
+        let many = poll_median(args.polls);
         let names: Vec<String> = spaces.iter().map(|s| s.0.clone()).collect();
         let ss = ss_loop(&names, 3.min(args.polls));
         drop(held);
@@ -251,22 +278,23 @@ fn run(args: &Args) -> ExitCode {
                 .map(|i| small(args.each, 30_000 + (i * args.each) as u16))
                 .collect::<Vec<_>>()
         });
-        let (single, _, _) = poll_median(args.polls);
+        let single = poll_median(args.polls);
         drop(held);
         drop(one);
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
         println!(
-            "{:>10}  {:>8}  {:>12}  {:>14}  {:>11.2}x  {:>16}  {:>7.3}x  {:>8}",
-            format!("{n} ({read} read)"),
-            sockets,
-            ms(many),
-            ms(single),
-            many.as_secs_f64() / single.as_secs_f64(),
-            ms(ss),
-            many.as_secs_f64() / ss.as_secs_f64(),
+            "{:>14}  {:>8}  {:>21}  {:>21}  {:>11}  {:>16}  {:>9.3}x",
+            format!("{n} ({} read)", many.read),
+            many.sockets,
+            format!("{} / {}", ms(many.wall), ms(many.cpu)),
+            format!("{} / {}", ms(single.wall), ms(single.cpu)),
             format!(
-                "{:.0} us",
-                (many.saturating_sub(single)).as_secs_f64() * 1e6 / n.max(1) as f64
+                "{:.2}x/{:.2}x",
+                ratio(many.wall, single.wall),
+                ratio(many.cpu, single.cpu)
             ),
+            ms(ss),
+            ratio(many.wall, ss),
         );
     }
     if args.big > 0 {
@@ -277,7 +305,8 @@ fn run(args: &Args) -> ExitCode {
             .iter()
             .map(|ns| ns.enter(|| small(args.each, 30_000)))
             .collect();
-        let (t, read, sockets) = poll_median(args.polls);
+        let p = poll_median(args.polls);
+        let (t, read, sockets) = (p.wall, p.read, p.sockets);
         let mut names: Vec<String> = spaces.iter().map(|s| s.0.clone()).collect();
         names.push(big.0.clone());
         let ss = ss_loop(&names, 3);
