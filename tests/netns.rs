@@ -376,8 +376,14 @@ fn every_namespace_agrees_with_ss_inside_it() {
         assert_eq!(c.get("ESTABLISHED"), Some(&2), "{place}: {rows:?}");
     }
 
-    let (code, json) =
-        snapshot_json(&["--local", &ours().to_string(), "--port", &port.to_string()]);
+    let (code, json) = snapshot_json(&[
+        "--netns",
+        "all",
+        "--local",
+        &ours().to_string(),
+        "--port",
+        &port.to_string(),
+    ]);
     assert_eq!(code, 0);
     for (name, want) in [
         ("host", &want_host),
@@ -431,6 +437,8 @@ fn every_namespace_agrees_with_ss_inside_it() {
 
     // The filter key picks one namespace, and --netns reads one.
     let (_, only_a) = snapshot_json(&[
+        "--netns",
+        "all",
         "--port",
         &port.to_string(),
         "--filter",
@@ -503,7 +511,7 @@ fn a_deleted_namespace_is_let_go_within_a_poll() {
     assert!(ip(&[
         "link", "add", &host_end, "type", "veth", "peer", "name", "eth9", "netns", &d.name,
     ]));
-    let mut watch = Watched::start(&["--interval", "200ms"]);
+    let mut watch = Watched::start(&["--netns", "all", "--interval", "200ms"]);
     let pid = watch.child.id();
     wait_until("lingertop reads the namespace", || {
         holds_namespace(pid, inode)

@@ -533,11 +533,6 @@ impl NetlinkSource {
     pub fn note(&self) -> Option<String> {
         self.netns.note()
     }
-
-    /// How many times the `/proc` owner scan has run.
-    pub fn owner_scans(&self) -> u64 {
-        self.owners.scans()
-    }
 }
 
 /// Runs `dump` until it succeeds, retrying transient failures (an interrupted dump) up to
