@@ -420,6 +420,50 @@ fn every_namespace_agrees_with_ss_inside_it() {
         .map(|rows| counts(rows)["ESTABLISHED"])
         .sum();
     assert_eq!(json["counts"]["ESTABLISHED"], established);
+    // An alert names the namespace: A's two CLOSE_WAITs pass a threshold of 2, the host's and
+    // B's one each do not.
+    let mut child = lingertop()
+        .args([
+            "--netns",
+            "all",
+            "snapshot",
+            "--format",
+            "json",
+            "--interval",
+            "1s",
+        ])
+        .args(["--local", &ours().to_string(), "--port", &port.to_string()])
+        .args(["--set", "alerts.close-wait.min-age=500ms"])
+        .args(["--set", "alerts.close-wait.warning=2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let _ = child.wait();
+    let polled: Value = serde_json::from_str(&text).expect("JSON");
+    let cw: Vec<&Value> = polled["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "close-wait-lingering")
+        .collect();
+    assert_eq!(cw.len(), 1, "{cw:?}");
+    assert_eq!(cw[0]["netns"], a.name.as_str());
+    assert_eq!(cw[0]["count"], 2);
+    assert_eq!(cw[0]["pid"], me);
+    let msg = cw[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("(pid {me}) in netns {} for > ", a.name)),
+        "{msg}"
+    );
+
     // The namespace table says what each is.
     let table = json["netns"].as_array().unwrap();
     let kind_of = |name: &str| {

@@ -13,7 +13,7 @@ use crate::cli::{self, Format, SnapshotArgs};
 use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
-use crate::model::alerts::{detect, port_pressure};
+use crate::model::alerts::{detect_in, port_pressure};
 use crate::model::{Filter, ProcessInfo, TcpState, Tracker};
 use crate::report;
 
@@ -77,8 +77,9 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         // Unstable: the keys are all but unique, and a stable sort moves each 232-byte
         // connection far more often (a tenth of a 100k-socket snapshot's time).
         .sort_unstable_by_key(|c| (c.state, c.local(), c.remote()));
-    let alerts = detect(
+    let alerts = detect_in(
         &snap.connections,
+        &snap.netns,
         snap.taken_at,
         snap.ephemeral_ports,
         tracker.history(),

@@ -114,6 +114,8 @@ pub(crate) struct AlertFields<'a> {
     remote: Option<String>,
     ratio: Option<f64>,
     growth_per_min: Option<f64>,
+    /// The container or namespace it is about, when not the host.
+    netns: Option<&'a str>,
 }
 
 impl<'a> AlertFields<'a> {
@@ -129,6 +131,7 @@ impl<'a> AlertFields<'a> {
             remote: a.remote.as_ref().map(addr),
             ratio: a.ratio,
             growth_per_min: a.growth_per_min,
+            netns: a.netns.as_deref(),
         }
     }
 }

@@ -188,6 +188,7 @@ fn every_state_family_and_rule_is_present_even_at_zero() {
         ratio: None,
         growth_per_min: None,
         connections: vec![0],
+        netns: None,
     };
     let e = Exposition::from_update(&update(vec![cw], vec![alert]), 3, 10);
     assert_eq!(e.oldest_close_wait, Duration::from_secs(6));
