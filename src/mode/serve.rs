@@ -237,6 +237,8 @@ mod tests {
                 top: Vec::new(),
                 other: 0,
             },
+            netns: Vec::new(),
+            netns_other: [0; STATE_COUNT],
             ports_by_destination: Vec::new(),
             ports_other: 0,
             ephemeral_range_size: 1,
