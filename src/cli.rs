@@ -44,6 +44,13 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, value_name = "BACKEND")]
     pub backend: Option<crate::collector::Backend>,
 
+    /// Which network namespaces to read: all (every container's, as root; without root
+    /// only lingertop's own, said once), host (lingertop's own only), a NAME (from
+    /// `ip netns list`, or a container's or pod's name) or the PID of a process in one
+    /// [default: the config's collector.netns, else all].
+    #[arg(long, global = true, value_name = "all|host|NAME|PID")]
+    pub netns: Option<crate::model::NetnsChoice>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -34,6 +34,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let cfg = config::load(cli.config.as_deref(), &cli.sets)?;
     let over = Overrides {
         backend: cli.backend,
+        netns: cli.netns,
         ..Overrides::default()
     };
     match cli.command {

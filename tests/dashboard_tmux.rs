@@ -133,7 +133,8 @@ impl Tmux {
         let bin = env!("CARGO_BIN_EXE_lingertop");
         let cfg = std::env::temp_dir().join(format!("lingertop-tmux-cfg-{}", std::process::id()));
         self.literal(&format!(
-            "{env} XDG_CONFIG_HOME={} {bin} --interval 500ms",
+            // The host's namespace only, as every test of host sockets (tests/common).
+            "{env} XDG_CONFIG_HOME={} {bin} --netns host --interval 500ms",
             cfg.display()
         ));
         self.keys(&["Enter"]);

@@ -14,24 +14,31 @@
 mod host;
 #[cfg(target_os = "linux")]
 pub mod netlink;
+#[cfg(target_os = "linux")]
+pub mod netns;
 mod netstat2_backend;
 #[cfg(target_os = "linux")]
 mod owners;
 mod processes;
 #[cfg(test)]
 mod tests;
+#[cfg(target_os = "linux")]
+pub mod workload;
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
-    Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
-    Tracking, Tuple, Unread,
+    Attribution, Connection, NetnsChoice, NetnsTable, Owner, Owners, PortRange, ProcessInfo,
+    Snapshot, TcpState, Timer, Tracking, Tuple, Unread,
 };
 
 pub use host::{Host, ephemeral_ports, parse_port_range};
 
+#[cfg(target_os = "linux")]
+use netlink::DiagError;
 #[cfg(target_os = "linux")]
 pub use netlink::NetlinkSource;
 pub use netstat2_backend::Netstat2Source;
@@ -152,6 +159,12 @@ pub trait SocketSource: Send {
     ) -> Result<bool, CollectError> {
         Ok(false)
     }
+    /// The network namespaces the last read covered, by the id its connections carry;
+    /// `None` where the source reads only lingertop's own (every connection in
+    /// [`crate::model::OWN_NETNS`]).
+    fn netns(&self) -> Option<Arc<NetnsTable>> {
+        None
+    }
 }
 
 /// Raw sockets converted between two shrinks of the collector's buffer: large enough that
@@ -209,15 +222,29 @@ impl Collector {
         Collector::new(Box::new(Netstat2Source))
     }
 
-    /// The collector for `choice`. `auto` takes netlink where its first dump works and
-    /// netstat2 otherwise, saying why in [`Collector::notes`]; an explicit `netlink` that
-    /// cannot work is an error.
+    /// The collector for `choice`, reading every network namespace it may. `auto` takes
+    /// netlink where its first dump works and netstat2 otherwise, saying why in
+    /// [`Collector::notes`]; an explicit `netlink` that cannot work is an error.
     pub fn from_choice(choice: Backend) -> Result<Self, CollectError> {
+        Collector::in_netns(choice, &NetnsChoice::default())
+    }
+
+    /// The collector for `choice` reading the network namespaces `netns` asks for (netlink
+    /// only: netstat2 reads lingertop's own namespace, and asking it for another is an
+    /// error).
+    pub fn in_netns(choice: Backend, netns: &NetnsChoice) -> Result<Self, CollectError> {
+        let own_only = matches!(netns, NetnsChoice::All | NetnsChoice::Host);
         match choice {
+            Backend::Netstat2 if !own_only => Err(CollectError::Backend {
+                backend: "netstat2",
+                detail: format!(
+                    "it reads only lingertop's own network namespace, not {netns}; use --backend netlink (Linux) or run lingertop inside that namespace"
+                ),
+            }),
             Backend::Netstat2 => Ok(Collector::netstat2()),
             #[cfg(target_os = "linux")]
-            Backend::Netlink => match NetlinkSource::open() {
-                Ok(src) => Ok(Collector::new(Box::new(src))),
+            Backend::Netlink => match NetlinkSource::open_in(netns.clone()) {
+                Ok(src) => Ok(Collector::with_note(src)),
                 Err(e) => Err(CollectError::Backend {
                     backend: "netlink",
                     detail: format!("{e}; use --backend netstat2 or auto"),
@@ -230,13 +257,28 @@ impl Collector {
                     .to_string(),
             }),
             #[cfg(target_os = "linux")]
-            Backend::Auto => Ok(match NetlinkSource::open() {
-                Ok(src) => Collector::new(Box::new(src)),
+            Backend::Auto => Ok(match NetlinkSource::open_in(netns.clone()) {
+                Ok(src) => Collector::with_note(src),
+                Err(e @ DiagError::Enter(_)) if !own_only => {
+                    return Err(CollectError::Backend {
+                        backend: "netlink",
+                        detail: e.to_string(),
+                    });
+                }
                 Err(e) => Collector::netstat2().noting(netlink_fallback(&e)),
             }),
             #[cfg(not(target_os = "linux"))]
             Backend::Auto => Ok(Collector::netstat2()),
         }
+    }
+
+    /// A netlink collector, with what its first look at the namespaces could not see.
+    #[cfg(target_os = "linux")]
+    fn with_note(src: NetlinkSource) -> Self {
+        let note = src.note();
+        let mut c = Collector::new(Box::new(src));
+        c.notes.extend(note.map(|message| Note { message }));
+        c
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -307,6 +349,7 @@ impl Collector {
                 states,
                 last_read: None,
             }),
+            netns: self.source.netns().unwrap_or_default(),
         })
     }
 

@@ -22,10 +22,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime};
 
+use std::sync::Arc;
+
+use super::netns::Namespaces;
 use super::owners::{OwnerCache, scan_proc};
 use super::{CollectError, Held, RawSocket, ReadOptions, SocketSource};
 use crate::model::age::{KernelClocks, TcpTimes, kernel_age};
-use crate::model::{Connection, TcpState, Timer, TimerKind, Tracking, Tuple};
+use crate::model::{
+    Connection, NetnsChoice, NetnsId, NetnsTable, OWN_NETNS, TcpState, Timer, TimerKind, Tracking,
+    Tuple,
+};
 
 // From include/uapi/linux/{netlink,sock_diag,inet_diag}.h.
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -90,6 +96,8 @@ pub const ALL_STATES: u32 = u32::MAX;
 pub enum DiagError {
     #[error("cannot open a netlink sock_diag socket: {0}")]
     Open(io::Error),
+    #[error("cannot enter the network namespace: {0}")]
+    Enter(io::Error),
     #[error("cannot send the sock_diag request: {0}")]
     Send(io::Error),
     #[error("cannot receive the sock_diag answer: {0}")]
@@ -152,12 +160,18 @@ pub struct DiagSocket {
 /// A netlink sock_diag socket with its receive buffer, reused across dumps.
 pub struct SockDiag {
     fd: Option<OwnedFd>,
+    /// The network namespace the socket is opened in, where it is not lingertop's own (see
+    /// `collector::netns`): kept to open it again there after an error.
+    netns: Option<OwnedFd>,
     buf: Vec<u8>,
     seq: u32,
     /// Whether the kernel answers the one-walk request (found out at the first dump).
     one_walk: Option<bool>,
     /// Whether dumps ask for `tcp_info`.
     tcp_info: bool,
+    /// The states this reader has already read with `tcp_info`: a namespace's later reads
+    /// ask for it only for a state it has not read yet.
+    info_read: u32,
 }
 
 impl SockDiag {
@@ -166,10 +180,12 @@ impl SockDiag {
     pub fn new() -> Self {
         SockDiag {
             fd: None,
+            netns: None,
             buf: vec![0; RECV_BUF],
             seq: 0,
             one_walk: None,
             tcp_info: false,
+            info_read: 0,
         }
     }
 
@@ -177,6 +193,26 @@ impl SockDiag {
     /// ([`DiagSocket::info`]); off by default.
     pub fn set_tcp_info(&mut self, yes: bool) {
         self.tcp_info = yes;
+    }
+
+    /// A reader of the network namespace `ns` (an open `/proc/PID/ns/net` or `/run/netns`
+    /// file), whose socket is opened inside it.
+    pub fn inside(ns: OwnedFd) -> Self {
+        SockDiag {
+            netns: Some(ns),
+            ..SockDiag::new()
+        }
+    }
+
+    /// Opens the socket now rather than at the first dump.
+    pub fn connect(&mut self) -> Result<(), DiagError> {
+        if self.fd.is_none() {
+            self.fd = Some(match &self.netns {
+                Some(ns) => super::netns::open_inside(ns, Self::open)?,
+                None => Self::open()?,
+            });
+        }
+        Ok(())
     }
 
     /// Dumps the TCP sockets of both address families whose state is in `states`: in one
@@ -269,9 +305,7 @@ impl SockDiag {
         states: u32,
         each: &mut dyn FnMut(&DiagSocket),
     ) -> Result<(), DiagError> {
-        if self.fd.is_none() {
-            self.fd = Some(Self::open()?);
-        }
+        self.connect()?;
         let fd = self.fd.as_ref().map_or(-1, |f| f.as_raw_fd());
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
@@ -556,30 +590,43 @@ fn fin_timeout() -> Duration {
         .map_or(Duration::from_secs(60), Duration::from_secs)
 }
 
-/// Reads the socket table through [`SockDiag`] and finds owners through an
-/// owner cache that rescans `/proc` only when sockets it does not know appear.
+/// Reads the socket table of every network namespace asked for through a [`SockDiag`]
+/// inside each, and finds owners through an owner cache that rescans `/proc` only when
+/// sockets it does not know appear (one cache for all namespaces: socket inodes are unique
+/// across them).
 pub struct NetlinkSource {
-    diag: SockDiag,
+    netns: Namespaces,
     states: u32,
-    /// The states already read with `tcp_info`: a read asks for it only while one of its
-    /// states is not among them, so in practice only the first poll pays for it.
-    info_read: u32,
     owners: OwnerCache,
+    /// Readers whose dump failed this poll (kept for its capacity).
+    failed: Vec<NetnsId>,
 }
 
 impl NetlinkSource {
-    /// A source whose first dump already worked: fails where sock_diag is missing (old or
-    /// sandboxed kernels) so the caller can fall back.
+    /// A source of every namespace it may read, whose first dump already worked: fails
+    /// where sock_diag is missing (old or sandboxed kernels) so the caller can fall back.
     pub fn open() -> Result<Self, DiagError> {
-        let mut diag = SockDiag::new();
-        // The cheapest possible probe: listening sockets only.
-        diag.dump_tcp(state_mask(Some(&[TcpState::Listen])), |_| {})?;
+        NetlinkSource::open_in(NetnsChoice::default())
+    }
+
+    /// A source of the namespaces `choice` asks for.
+    pub fn open_in(choice: NetnsChoice) -> Result<Self, DiagError> {
+        let mut netns = Namespaces::new(choice)?;
+        for (_, diag) in netns.readers_mut() {
+            // The cheapest possible probe: listening sockets only.
+            diag.dump_tcp(state_mask(Some(&[TcpState::Listen])), |_| {})?;
+        }
         Ok(NetlinkSource {
-            diag,
+            netns,
             states: ALL_STATES,
-            info_read: 0,
             owners: OwnerCache::default(),
+            failed: Vec::new(),
         })
+    }
+
+    /// What the first look at the namespaces could not see, and how to see it.
+    pub fn note(&self) -> Option<String> {
+        self.netns.note()
     }
 }
 
@@ -620,6 +667,10 @@ impl SocketSource for NetlinkSource {
         true
     }
 
+    fn netns(&self) -> Option<Arc<NetnsTable>> {
+        Some(self.netns.table())
+    }
+
     /// The trait's general read, for callers that want raw sockets: the direct read, with
     /// each connection's holders put back beside it.
     fn read(&mut self, out: &mut Vec<RawSocket>) -> Result<(), CollectError> {
@@ -651,49 +702,70 @@ impl SocketSource for NetlinkSource {
         out: &mut Vec<Connection>,
         held: &mut Vec<Held>,
     ) -> Result<bool, CollectError> {
-        let (diag, states) = (&mut self.diag, self.states);
-        let with_info = states & !self.info_read != 0;
-        diag.set_tcp_info(with_info);
+        self.netns.refresh();
+        let states = self.states;
+        // Every namespace is read at lingertop's own tcp_fin_timeout (another namespace's
+        // would need entering it for a /proc/sys read; the default 60 s is the usual value).
         let fin_timeout = fin_timeout();
-        retrying(|| {
-            out.clear();
-            held.clear();
-            diag.dump_tcp(states, |d| {
-                let Some(state) = state_of(d.state) else {
-                    return;
-                };
-                if d.inode != 0 {
-                    held.push(Held {
-                        index: u32::try_from(out.len()).unwrap_or(u32::MAX),
-                        inode: d.inode,
-                        uid: d.uid,
-                        pids: Vec::new(),
-                        owner_pending: false,
-                    });
+        out.clear();
+        held.clear();
+        self.failed.clear();
+        for (netns, diag) in self.netns.readers_mut() {
+            let (o, h) = (out.len(), held.len());
+            // tcp_info only at a namespace's first read of each state (see the module doc).
+            let with_info = states & !diag.info_read != 0;
+            diag.set_tcp_info(with_info);
+            let read = retrying(|| {
+                out.truncate(o);
+                held.truncate(h);
+                diag.dump_tcp(states, |d| {
+                    let Some(state) = state_of(d.state) else {
+                        return;
+                    };
+                    if d.inode != 0 {
+                        held.push(Held {
+                            index: u32::try_from(out.len()).unwrap_or(u32::MAX),
+                            inode: d.inode,
+                            uid: d.uid,
+                            pids: Vec::new(),
+                            owner_pending: false,
+                        });
+                    }
+                    let mut c = Connection::on(Tuple::in_netns(d.local, d.remote, netns), state);
+                    c.inode = d.inode;
+                    c.cookie = d.cookie;
+                    c.timer = timer_of(d);
+                    c.set_queues(Some(d.rqueue), Some(d.wqueue));
+                    let clocks = KernelClocks {
+                        timer: c.timer,
+                        info: d.info,
+                        send_q: d.wqueue,
+                        fin_timeout,
+                    };
+                    c.tracking = kernel_age(state, &clocks)
+                        .map(|age| Tracking::from_kernel(d.asked_at, age));
+                    out.push(c);
+                })
+            });
+            if with_info && read.is_ok() {
+                diag.info_read |= states;
+            }
+            diag.set_tcp_info(false);
+            if let Err(e) = read {
+                out.truncate(o);
+                held.truncate(h);
+                if netns == OWN_NETNS {
+                    out.clear();
+                    held.clear();
+                    return Err(e);
                 }
-                let mut c = Connection::on(Tuple::new(d.local, d.remote), state);
-                c.inode = d.inode;
-                c.cookie = d.cookie;
-                c.timer = timer_of(d);
-                c.set_queues(Some(d.rqueue), Some(d.wqueue));
-                let clocks = KernelClocks {
-                    timer: c.timer,
-                    info: d.info,
-                    send_q: d.wqueue,
-                    fin_timeout,
-                };
-                c.tracking =
-                    kernel_age(state, &clocks).map(|age| Tracking::from_kernel(d.asked_at, age));
-                out.push(c);
-            })
-        })
-        .inspect_err(|_| {
-            out.clear();
-            held.clear();
-        })?;
-        if with_info {
-            self.info_read |= states;
-            self.diag.set_tcp_info(false);
+                // Another namespace's reader: dropped and opened afresh at the next poll,
+                // if the namespace is still there; this poll goes on without it.
+                self.failed.push(netns);
+            }
+        }
+        for &id in &self.failed {
+            self.netns.drop_reader(id);
         }
         self.owners.attach(held, Instant::now(), &mut scan_proc);
         Ok(true)

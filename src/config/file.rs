@@ -138,6 +138,7 @@ pub struct CollectorFile {
     pub history: Option<History>,
     pub backend: Option<crate::collector::Backend>,
     pub established_every: Option<crate::config::EstablishedEvery>,
+    pub netns: Option<crate::model::NetnsChoice>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -35,6 +35,8 @@ pub struct Config {
     pub backend: Backend,
     /// How often the live modes read ESTABLISHED sockets (the other states: every poll).
     pub established_every: EstablishedEvery,
+    /// Which network namespaces to read.
+    pub netns: crate::model::NetnsChoice,
     /// Filter applied when the command line gives none.
     pub default_filter: Filter,
     pub rules: Rules,
@@ -52,6 +54,7 @@ impl Default for Config {
             history: 300,
             backend: Backend::Auto,
             established_every: EstablishedEvery::Auto,
+            netns: crate::model::NetnsChoice::All,
             default_filter: Filter::default(),
             rules: Rules::default(),
             keys: default_keys(),
@@ -258,6 +261,7 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
         history: collector.history.map_or(d.history, |h| h.0),
         backend: collector.backend.unwrap_or(d.backend),
         established_every: collector.established_every.unwrap_or(d.established_every),
+        netns: collector.netns.unwrap_or(d.netns),
         default_filter: file
             .filter
             .and_then(|f| f.default)
@@ -391,6 +395,7 @@ mod tests {
             "history",
             "backend",
             "established-every",
+            "netns",
             "default",
             "growth-window",
             "min-age",

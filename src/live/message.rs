@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::lab::LabRecogniser;
-use crate::model::alerts::detect;
+use crate::model::alerts::detect_in;
 use crate::model::tracker::Sample;
 use crate::model::{Alert, Connection, Filter, Rules, Snapshot, Tracker, Transition};
 
@@ -65,13 +65,14 @@ impl Update {
             scoped = snapshot
                 .connections
                 .iter()
-                .filter(|c| scope.matches(c))
+                .filter(|c| scope.matches_in(c, &snapshot.netns))
                 .cloned()
                 .collect();
             &scoped[..]
         };
-        let alerts = detect(
+        let alerts = detect_in(
             over,
+            &snapshot.netns,
             snapshot.taken_at,
             snapshot.ephemeral_ports,
             tracker.history(),

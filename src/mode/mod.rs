@@ -22,7 +22,7 @@ use crate::collector::{Backend, Collector};
 use crate::config::Config;
 use crate::lab::LabRecogniser;
 use crate::live;
-use crate::model::Filter;
+use crate::model::{Filter, NetnsChoice};
 
 /// The command line's value when it gave one, else the config's (which is the file's,
 /// else the default): the one precedence rule of every setting.
@@ -36,6 +36,8 @@ pub fn layer<T>(cli: Option<T>, config: T) -> T {
 pub struct Overrides {
     /// `--backend`.
     pub backend: Option<Backend>,
+    /// `--netns`.
+    pub netns: Option<NetnsChoice>,
     /// The live modes' `--interval`: how often the live loop polls.
     pub interval: Option<Duration>,
     /// `serve --listen`.
@@ -48,6 +50,7 @@ impl Overrides {
     /// The config this run uses: every override laid over `cfg`.
     pub fn over(self, mut cfg: Config) -> Config {
         cfg.backend = layer(self.backend, cfg.backend);
+        cfg.netns = layer(self.netns, cfg.netns);
         cfg.interval = layer(self.interval, cfg.interval);
         cfg.serve.listen = layer(self.listen, cfg.serve.listen);
         cfg.default_filter = layer(self.filter, cfg.default_filter);
@@ -64,13 +67,15 @@ pub(crate) fn live_scope(alerts_over: Filter) -> live::Scope {
     }
 }
 
-/// The collector `backend` asks for, its notes (a fallback, say) on stderr unless `quiet`:
-/// the collector never prints, the modes do.
+/// The collector `backend` asks for, reading the network namespaces `netns` asks for, its
+/// notes (a fallback, namespaces it could not enter) on stderr unless `quiet`: the
+/// collector never prints, the modes do.
 pub(crate) fn open_collector(
     backend: Backend,
+    netns: &NetnsChoice,
     quiet: bool,
 ) -> Result<Collector, crate::collector::CollectError> {
-    let c = Collector::from_choice(backend)?;
+    let c = Collector::in_netns(backend, netns)?;
     if !quiet {
         for note in c.notes() {
             eprintln!("lingertop: {note}");
@@ -111,6 +116,7 @@ mod tests {
             listen: Some(listen),
             filter: Some(Filter::parse("port:443").unwrap()),
             backend: None,
+            netns: None,
         }
         .over(file);
         assert_eq!(over.interval, Duration::from_millis(500));

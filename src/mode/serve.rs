@@ -62,7 +62,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
 
     let (tx, mut rx) = mpsc::channel(2);
     let live = live::spawn(
-        super::open_collector(cfg.backend, false)?,
+        super::open_collector(cfg.backend, &cfg.netns, false)?,
         &cfg,
         super::live_scope(Filter::default()),
         tx,
@@ -238,6 +238,8 @@ mod tests {
                 top: Vec::new(),
                 other: 0,
             },
+            netns: Vec::new(),
+            netns_other: [0; STATE_COUNT],
             ports_by_destination: Vec::new(),
             ports_other: 0,
             ephemeral_range_size: 1,

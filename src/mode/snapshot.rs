@@ -13,7 +13,7 @@ use crate::cli::{self, Format, SnapshotArgs};
 use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
-use crate::model::alerts::{detect, port_pressure};
+use crate::model::alerts::{detect_in, port_pressure};
 use crate::model::{Filter, ProcessInfo, TcpState, Tracker};
 use crate::report;
 
@@ -46,7 +46,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         Format::Json
     });
 
-    let mut collector = super::open_collector(cfg.backend, args.quiet)?;
+    let mut collector = super::open_collector(cfg.backend, &cfg.netns, args.quiet)?;
     collector.set_options(&ReadOptions {
         states: kernel_states(&filter, args.interval.is_some()),
         // A snapshot is read once or twice and must be complete: no deferred owners.
@@ -71,13 +71,15 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     LabRecogniser::new(cli::is_lab_command).mark(&mut snap);
 
     let total_connections = snap.connections.len();
-    snap.connections.retain(|c| filter.matches(c));
+    let netns = std::sync::Arc::clone(&snap.netns);
+    snap.connections.retain(|c| filter.matches_in(c, &netns));
     snap.connections
         // Unstable: the keys are all but unique, and a stable sort moves each 232-byte
         // connection far more often (a tenth of a 100k-socket snapshot's time).
         .sort_unstable_by_key(|c| (c.state, c.local(), c.remote()));
-    let alerts = detect(
+    let alerts = detect_in(
         &snap.connections,
+        &snap.netns,
         snap.taken_at,
         snap.ephemeral_ports,
         tracker.history(),

@@ -15,7 +15,7 @@ use super::Overrides;
 use crate::cli::WatchArgs;
 use crate::config::Config;
 use crate::live::{self, Message, Update};
-use crate::model::{Connection, Filter, StateCounts, Transition};
+use crate::model::{Connection, Filter, NetnsId, NetnsTable, StateCounts, Transition, Tuple};
 use crate::report::ndjson::{self, PollView};
 use crate::shutdown::Shutdown;
 
@@ -36,7 +36,7 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
         // The loop runs the alert rules over the filtered set, so a line's alerts are about
         // the connections it counts.
         let _live = live::spawn(
-            super::open_collector(cfg.backend, args.quiet)?,
+            super::open_collector(cfg.backend, &cfg.netns, args.quiet)?,
             &cfg,
             super::live_scope(filter.clone()),
             tx,
@@ -123,7 +123,11 @@ impl Stream {
         } else {
             let mut counts = StateCounts::default();
             let mut matched = 0;
-            for c in snap.connections.iter().filter(|c| self.filter.matches(c)) {
+            for c in snap
+                .connections
+                .iter()
+                .filter(|c| self.filter.matches_in(c, &snap.netns))
+            {
                 counts.add(c.state);
                 matched += 1;
             }
@@ -146,17 +150,19 @@ impl Stream {
             return Ok(());
         }
         // The connections as this poll saw them, for owners and attribution.
-        let now: FxHashMap<(SocketAddr, SocketAddr, crate::model::TcpState), &Connection> = u
+        type Key = (SocketAddr, SocketAddr, NetnsId, crate::model::TcpState);
+        let now: FxHashMap<Key, &Connection> = u
             .snapshot
             .connections
             .iter()
-            .map(|c| ((c.local(), c.remote(), c.state), c))
+            .map(|c| ((c.local(), c.remote(), c.netns(), c.state), c))
             .collect();
+        let netns = &u.snapshot.netns;
         for t in &u.transitions {
             let current =
-                t.to.and_then(|to| now.get(&(t.local, t.remote, to)).copied());
-            if self.event_matches(t, current) {
-                ndjson::write_event(out, t, current)?;
+                t.to.and_then(|to| now.get(&(t.local, t.remote, t.netns, to)).copied());
+            if self.event_matches(t, current, netns) {
+                ndjson::write_event(out, t, current, netns)?;
                 out.flush()?;
             }
         }
@@ -166,18 +172,23 @@ impl Stream {
     /// A transition matches when the connection matches the filter in the state it left
     /// or in the state it entered (so `--state time-wait` shows both the arrival in
     /// TIME_WAIT and the disappearance out of it).
-    fn event_matches(&self, t: &Transition, current: Option<&Connection>) -> bool {
+    fn event_matches(
+        &self,
+        t: &Transition,
+        current: Option<&Connection>,
+        netns: &NetnsTable,
+    ) -> bool {
         if self.filter.is_empty() {
             return true;
         }
         [t.from, t.to].into_iter().flatten().any(|state| {
             let mut c = current.cloned().unwrap_or_else(|| {
-                let mut c = Connection::new(t.local, t.remote, state);
+                let mut c = Connection::on(Tuple::in_netns(t.local, t.remote, t.netns), state);
                 c.owners = t.owner.iter().cloned().collect();
                 c
             });
             c.state = state;
-            self.filter.matches(&c)
+            self.filter.matches_in(&c, netns)
         })
     }
 }

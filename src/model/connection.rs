@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::age::AgeSource;
+use super::netns::{NetnsId, NetnsTable, OWN_NETNS};
 use super::state::{StateCounts, TcpState};
 
 /// A process holding (or having held) a socket.
@@ -267,45 +268,63 @@ pub(crate) fn time(n: Nanos) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(n)
 }
 
-/// The two ends of a connection, local then remote, in 16 bytes where a pair of
-/// `SocketAddr`s takes 64: two IPv4 ends (nearly every socket of a busy machine) packed
-/// inline, anything else boxed. Each pair of ends has exactly one form, so tuples are equal
-/// (and hash alike) exactly when their ends are; the ends come back exactly as given
-/// (IPv4-mapped IPv6 addresses stay IPv6).
+/// The two ends of a connection, local then remote, and the network namespace they are
+/// ends in, in 16 bytes where a pair of `SocketAddr`s takes 64: two IPv4 ends (nearly every
+/// socket of a busy machine) packed inline, anything else boxed. Each pair of ends has
+/// exactly one form, so tuples are equal (and hash alike) exactly when their ends and
+/// namespaces are; the ends come back exactly as given (IPv4-mapped IPv6 addresses stay
+/// IPv6).
+///
+/// The namespace is part of the identity because `127.0.0.1:80` in two containers is two
+/// endpoints: the same four numbers in two namespaces are two connections. It lives in the
+/// bytes the enum's tag leaves free in either form, so it costs no space at all.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Tuple(Ends);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Ends {
     /// Local address and port, then remote address and port, ports big-endian.
-    V4([u8; 12]),
-    Other(Box<(SocketAddr, SocketAddr)>),
+    V4(NetnsId, [u8; 12]),
+    Other(NetnsId, Box<(SocketAddr, SocketAddr)>),
 }
 
 impl Tuple {
+    /// Both ends in lingertop's own network namespace ([`OWN_NETNS`]).
     pub fn new(local: SocketAddr, remote: SocketAddr) -> Self {
+        Tuple::in_netns(local, remote, OWN_NETNS)
+    }
+
+    /// Both ends in the network namespace `netns` (an id of the snapshot's [`NetnsTable`]).
+    pub fn in_netns(local: SocketAddr, remote: SocketAddr, netns: NetnsId) -> Self {
         match (local, remote) {
             (SocketAddr::V4(l), SocketAddr::V4(r)) => {
                 let mut k = [0u8; 12];
                 k[..6].copy_from_slice(&pack_v4(l));
                 k[6..].copy_from_slice(&pack_v4(r));
-                Tuple(Ends::V4(k))
+                Tuple(Ends::V4(netns, k))
             }
-            _ => Tuple(Ends::Other(Box::new((local, remote)))),
+            _ => Tuple(Ends::Other(netns, Box::new((local, remote)))),
+        }
+    }
+
+    /// The network namespace of both ends.
+    pub fn netns(&self) -> NetnsId {
+        match &self.0 {
+            Ends::V4(ns, _) | Ends::Other(ns, _) => *ns,
         }
     }
 
     pub fn local(&self) -> SocketAddr {
         match &self.0 {
-            Ends::V4(k) => unpack_v4(&k[..6]),
-            Ends::Other(t) => t.0,
+            Ends::V4(_, k) => unpack_v4(&k[..6]),
+            Ends::Other(_, t) => t.0,
         }
     }
 
     pub fn remote(&self) -> SocketAddr {
         match &self.0 {
-            Ends::V4(k) => unpack_v4(&k[6..]),
-            Ends::Other(t) => t.1,
+            Ends::V4(_, k) => unpack_v4(&k[6..]),
+            Ends::Other(_, t) => t.1,
         }
     }
 
@@ -333,6 +352,7 @@ impl fmt::Debug for Tuple {
         f.debug_struct("Tuple")
             .field("local", &self.local())
             .field("remote", &self.remote())
+            .field("netns", &self.netns())
             .finish()
     }
 }
@@ -411,9 +431,14 @@ impl Connection {
         self.tuple.remote()
     }
 
-    /// Both ends, as one value (the tracker's key).
+    /// Both ends and their namespace, as one value (the tracker's key).
     pub fn tuple(&self) -> &Tuple {
         &self.tuple
+    }
+
+    /// The network namespace the connection lives in (an id of [`Snapshot::netns`]).
+    pub fn netns(&self) -> NetnsId {
+        self.tuple.netns()
     }
 
     /// Bytes received and not yet read by the application (for LISTEN: connections waiting
@@ -523,6 +548,9 @@ pub struct Snapshot {
     pub connections: Vec<Connection>,
     /// States this poll did not read from the kernel; `None` when it read them all.
     pub unread: Option<Unread>,
+    /// The network namespaces read, by the id each connection carries; empty where the
+    /// backend reads only its own (netstat2).
+    pub netns: Arc<NetnsTable>,
 }
 
 /// States a poll did not ask the kernel for. On a big table the live modes read ESTABLISHED
@@ -557,6 +585,7 @@ impl Snapshot {
             poll_duration: Duration::ZERO,
             connections,
             unread: None,
+            netns: Arc::default(),
         }
     }
 
@@ -627,6 +656,20 @@ mod tests {
             )
         );
         assert_eq!(std::mem::size_of::<Tuple>(), 16);
+    }
+
+    #[test]
+    fn the_same_ends_in_two_namespaces_are_two_tuples() {
+        for (l, r) in [("127.0.0.1:80", "127.0.0.1:40000"), ("[::1]:80", "[::1]:1")] {
+            let (l, r) = (l.parse().unwrap(), r.parse().unwrap());
+            let (a, b) = (Tuple::in_netns(l, r, 3), Tuple::in_netns(l, r, 4));
+            assert_ne!(a, b);
+            assert_eq!((a.ends(), a.netns()), ((l, r), 3));
+            assert_eq!(Tuple::new(l, r).netns(), OWN_NETNS);
+            use std::hash::BuildHasher;
+            let h = rustc_hash::FxBuildHasher;
+            assert_ne!(h.hash_one(&a), h.hash_one(&b));
+        }
     }
 
     #[test]

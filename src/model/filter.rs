@@ -15,12 +15,14 @@
 //! | `proc` (`process`) | `nginx` | process name contains the value, any case |
 //! | `user` | `www-data` | socket owner's user name, or uid |
 //! | `lab` | `yes`, `no` | one of the close lab's own sockets, or not |
-//! | bare word | `java` | process name or either address contains it |
+//! | `netns` (`ns`, `container`) | `orders-api`, `host`, `docker`, `pod` | network namespace's name contains it, any case, or its kind is it |
+//! | bare word | `java` | process name, either address or the namespace's name contains it |
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use super::connection::{Connection, canonical_ip};
+use super::netns::{NetnsTable, OWN_NETNS};
 use super::state::TcpState;
 
 /// A parsed filter. The empty filter matches everything.
@@ -46,6 +48,7 @@ enum Test {
     Process(Vec<String>),
     User(Vec<String>),
     Lab(bool),
+    Netns(Vec<String>),
     Text(String),
 }
 
@@ -72,7 +75,7 @@ pub struct FilterError {
     pub reason: String,
 }
 
-const KEYS_HELP: &str = "keys are state, port, lport, rport, local, remote, pid, proc, user (e.g. state:close-wait port:443)";
+const KEYS_HELP: &str = "keys are state, port, lport, rport, local, remote, pid, proc, user, lab, netns (e.g. state:close-wait port:443)";
 
 impl Filter {
     /// Parses a filter expression such as `state:close-wait,time-wait port:443 !proc:sshd`.
@@ -94,8 +97,17 @@ impl Filter {
         self.terms.is_empty()
     }
 
+    /// Whether `c` matches, its namespace unnamed: a `netns:` term then knows only `host`
+    /// (lingertop's own). Outputs of a snapshot use [`Filter::matches_in`].
     pub fn matches(&self, c: &Connection) -> bool {
-        self.terms.iter().all(|t| t.test.matches(c) != t.negated)
+        self.matches_in(c, &NetnsTable::default())
+    }
+
+    /// Whether `c` matches, its namespace named by `netns` (the snapshot's table).
+    pub fn matches_in(&self, c: &Connection, netns: &NetnsTable) -> bool {
+        self.terms
+            .iter()
+            .all(|t| t.test.matches(c, netns) != t.negated)
     }
 
     /// Only the states this filter can match, when it restricts them (lets a backend ask
@@ -172,6 +184,9 @@ fn parse_term(word: &str) -> Result<Term, FilterError> {
                     Test::Process(values.iter().map(|v| v.to_lowercase()).collect())
                 }
                 "user" => Test::User(values.iter().map(|v| v.to_string()).collect()),
+                "netns" | "ns" | "container" => {
+                    Test::Netns(values.iter().map(|v| v.to_lowercase()).collect())
+                }
                 "lab" => match value.to_ascii_lowercase().as_str() {
                     "yes" | "true" | "1" => Test::Lab(true),
                     "no" | "false" | "0" => Test::Lab(false),
@@ -285,8 +300,17 @@ impl AddrPattern {
     }
 }
 
+/// The name of `c`'s namespace, lowercased, and its kind's key (`host` for lingertop's own
+/// where the table does not know it).
+fn netns_of(c: &Connection, netns: &NetnsTable) -> Option<(String, &'static str)> {
+    match netns.get(c.netns()) {
+        Some(n) => Some((n.name.to_lowercase(), n.kind.key())),
+        None => (c.netns() == OWN_NETNS).then(|| ("host".to_string(), "host")),
+    }
+}
+
 impl Test {
-    fn matches(&self, c: &Connection) -> bool {
+    fn matches(&self, c: &Connection, netns: &NetnsTable) -> bool {
         match self {
             Test::State(states) => states.contains(&c.state),
             Test::Port(side, ranges) => {
@@ -317,6 +341,9 @@ impl Test {
                     || c.uid().is_some_and(|uid| u.parse::<u32>() == Ok(uid))
             }),
             Test::Lab(want) => c.lab == *want,
+            Test::Netns(wants) => netns_of(c, netns).is_some_and(|(name, kind)| {
+                wants.iter().any(|w| name.contains(w.as_str()) || kind == w)
+            }),
             Test::Text(t) => {
                 c.owners.iter().any(|o| {
                     o.name
@@ -324,6 +351,9 @@ impl Test {
                         .is_some_and(|n| n.to_lowercase().contains(t.as_str()))
                 }) || c.local().to_string().contains(t.as_str())
                     || c.remote().to_string().contains(t.as_str())
+                    || netns
+                        .get(c.netns())
+                        .is_some_and(|n| n.name.to_lowercase().contains(t.as_str()))
             }
         }
     }
@@ -471,5 +501,57 @@ mod tests {
             .unwrap()
             .and(Filter::parse("port:80").unwrap());
         assert_eq!(f.to_string(), "state:close-wait !proc:sshd port:80");
+    }
+
+    #[test]
+    fn netns_terms_match_the_namespace_by_name_or_kind() {
+        use crate::model::Tuple;
+        use crate::model::netns::{Netns, NetnsKind};
+        let ends = (
+            "127.0.0.1:80".parse().unwrap(),
+            "127.0.0.1:4000".parse().unwrap(),
+        );
+        let conns: Vec<Connection> = [0, 1, 2]
+            .map(|ns| Connection::on(Tuple::in_netns(ends.0, ends.1, ns), TcpState::CloseWait))
+            .into();
+        let table = NetnsTable::new(vec![
+            Netns {
+                id: 0,
+                inode: 1,
+                kind: NetnsKind::Host,
+                name: "host".into(),
+                pid: Some(1),
+            },
+            Netns {
+                id: 1,
+                inode: 2,
+                kind: NetnsKind::Container { runtime: "docker" },
+                name: "Orders-API".into(),
+                pid: Some(812),
+            },
+            Netns {
+                id: 2,
+                inode: 3,
+                kind: NetnsKind::Named,
+                name: "blue".into(),
+                pid: None,
+            },
+        ]);
+        let keep = |f: &str| -> Vec<usize> {
+            let f = Filter::parse(f).unwrap();
+            (0..conns.len())
+                .filter(|&i| f.matches_in(&conns[i], &table))
+                .collect()
+        };
+        assert_eq!(keep("netns:orders"), [1]);
+        assert_eq!(keep("container:docker"), [1]);
+        assert_eq!(keep("ns:host"), [0]);
+        assert_eq!(keep("!netns:host"), [1, 2]);
+        assert_eq!(keep("netns:blue,orders-api"), [1, 2]);
+        assert_eq!(keep("orders"), [1]);
+        assert_eq!(keep("netns:green"), Vec::<usize>::new());
+        // Without a table only lingertop's own namespace has a name.
+        let f = Filter::parse("netns:host").unwrap();
+        assert!(f.matches(&conns[0]) && !f.matches(&conns[1]));
     }
 }

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod duration;
 pub mod filter;
 pub mod growth;
+pub mod netns;
 pub mod state;
 pub mod tracker;
 
@@ -17,5 +18,6 @@ pub use connection::{
     TimerKind, Tracking, Tuple, Unread, User,
 };
 pub use filter::Filter;
+pub use netns::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS};
 pub use state::{StateCounts, TcpState};
 pub use tracker::{Tracker, Transition};

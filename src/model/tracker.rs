@@ -19,6 +19,7 @@ use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::connection::{Attribution, Connection, Owner, Owners, Snapshot, Tracking, Tuple, nanos};
+use super::netns::NetnsId;
 use super::state::{StateCounts, TcpState};
 
 /// How many earlier states a connection remembers; closes go through at most five.
@@ -39,6 +40,8 @@ pub struct Transition {
     pub at: SystemTime,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// The network namespace of both ends (an id of the snapshot's table).
+    pub netns: NetnsId,
     /// `None`: the connection appeared.
     pub from: Option<TcpState>,
     /// `None`: the connection vanished.
@@ -231,6 +234,7 @@ impl Tracker {
                         at: now,
                         local: conn.local(),
                         remote: conn.remote(),
+                        netns: conn.netns(),
                         from: None,
                         to: Some(conn.state),
                         owner: conn.owners.first().cloned(),
@@ -346,6 +350,7 @@ fn follow(
             at: now,
             local: conn.local(),
             remote: conn.remote(),
+            netns: conn.netns(),
             from: Some(p.state),
             to: Some(conn.state),
             owner: conn.owners.first().cloned(),
@@ -368,6 +373,7 @@ fn vanished(p: &Connection, now: SystemTime) -> Transition {
         at: now,
         local: p.local(),
         remote: p.remote(),
+        netns: p.netns(),
         from: Some(p.state),
         to: None,
         owner: held_owners(p).and_then(|o| o.first()).cloned(),
@@ -455,6 +461,60 @@ mod tests {
         let s = Arc::new(s);
         tr.keep(s.clone());
         (s, changes)
+    }
+
+    #[test]
+    fn one_four_tuple_in_two_namespaces_is_two_connections() {
+        use crate::model::Tuple;
+        let ends = (
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:80".parse().unwrap(),
+        );
+        let in_ns = |ns, state| Connection::on(Tuple::in_netns(ends.0, ends.1, ns), state);
+        let mut tr = Tracker::new(10);
+        step(
+            &mut tr,
+            snap(
+                0,
+                vec![
+                    in_ns(1, TcpState::Established),
+                    in_ns(2, TcpState::Established),
+                ],
+            ),
+        );
+        // Namespace 1's closes; namespace 2's goes on: neither is taken for the other.
+        let (s, changes) = step(
+            &mut tr,
+            snap(
+                5,
+                vec![
+                    in_ns(2, TcpState::Established),
+                    in_ns(1, TcpState::CloseWait),
+                ],
+            ),
+        );
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(
+            (changes[0].netns, changes[0].from, changes[0].to),
+            (1, Some(TcpState::Established), Some(TcpState::CloseWait))
+        );
+        let since = |ns| {
+            s.connections
+                .iter()
+                .find(|c| c.netns() == ns)
+                .and_then(|c| c.tracking.as_ref())
+                .map(|t| t.state_since())
+        };
+        assert_eq!((since(1), since(2)), (Some(at(5)), Some(at(0))));
+        // It vanishes from namespace 2 only.
+        let (_, changes) = step(&mut tr, snap(10, vec![in_ns(1, TcpState::CloseWait)]));
+        assert_eq!(
+            changes
+                .iter()
+                .map(|t| (t.netns, t.from, t.to))
+                .collect::<Vec<_>>(),
+            [(2, Some(TcpState::Established), None)]
+        );
     }
 
     #[test]

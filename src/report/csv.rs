@@ -13,7 +13,8 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let now = v.snapshot.taken_at;
-    w.write_record([
+    let with_netns = super::shows_netns(&v.snapshot.connections);
+    let mut head = vec![
         "state",
         "local",
         "remote",
@@ -30,10 +31,16 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
         "retransmits",
         "recv_q",
         "send_q",
-    ])?;
+    ];
+    // Appended, and only where other namespaces are shown: the columns scripts read stay.
+    if with_netns {
+        head.push("netns");
+    }
+    w.write_record(&head)?;
     for c in &v.snapshot.connections {
-        let j = connection_json(c, now);
-        w.write_record([
+        let j = connection_json(c, now, &v.snapshot.netns);
+        let netns = j.netns.unwrap_or_default().to_string();
+        let mut row = vec![
             j.state.name().to_string(),
             j.local,
             j.remote,
@@ -50,7 +57,11 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
             opt(j.timer.as_ref().map(|t| t.retransmits)),
             opt(j.recv_q),
             opt(j.send_q),
-        ])?;
+        ];
+        if with_netns {
+            row.push(netns);
+        }
+        w.write_record(&row)?;
     }
     w.flush()
 }

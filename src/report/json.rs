@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::{AlertFields, SnapshotView, addr, timestamp};
-use crate::model::{AgeSource, Connection, PortRange, StateCounts, TcpState};
+use crate::model::{AgeSource, Connection, NetnsTable, PortRange, StateCounts, TcpState};
 
 /// How many connections each alert lists in JSON (the count is always complete).
 const ALERT_CONNECTIONS_LISTED: usize = 100;
@@ -30,7 +30,18 @@ struct JsonSnapshot<'a> {
     ephemeral_ports: PortRangeJson,
     port_pressure: Vec<PressureJson>,
     alerts: Vec<AlertJson<'a>>,
+    /// The network namespaces read, with the connections shown in each.
+    netns: Vec<NetnsJson<'a>>,
     connections: ConnectionsJson<'a>,
+}
+
+#[derive(Serialize)]
+struct NetnsJson<'a> {
+    name: &'a str,
+    kind: &'static str,
+    inode: u64,
+    pid: Option<u32>,
+    connections: usize,
 }
 
 /// The connections, serialised one at a time as the JSON is written rather than gathered
@@ -38,6 +49,7 @@ struct JsonSnapshot<'a> {
 struct ConnectionsJson<'a> {
     connections: &'a [Connection],
     now: SystemTime,
+    netns: &'a NetnsTable,
 }
 
 impl Serialize for ConnectionsJson<'_> {
@@ -45,7 +57,7 @@ impl Serialize for ConnectionsJson<'_> {
         s.collect_seq(
             self.connections
                 .iter()
-                .map(|c| connection_json(c, self.now)),
+                .map(|c| connection_json(c, self.now, self.netns)),
         )
     }
 }
@@ -71,14 +83,15 @@ struct AlertJson<'a> {
     #[serde(flatten)]
     fields: AlertFields<'a>,
     /// The first connections behind the alert (at most 100; `count` has them all).
-    connections: Vec<ConnRef>,
+    connections: Vec<ConnRef<'a>>,
 }
 
 #[derive(Serialize)]
-struct ConnRef {
+struct ConnRef<'a> {
     state: TcpState,
     local: String,
     remote: String,
+    netns: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -86,6 +99,9 @@ pub(super) struct ConnectionJson<'a> {
     pub(super) state: TcpState,
     pub(super) local: String,
     pub(super) remote: String,
+    /// The network namespace's name (`host`, a container's); null where the backend reads
+    /// only its own.
+    pub(super) netns: Option<&'a str>,
     pub(super) pid: Option<u32>,
     pub(super) process: Option<&'a str>,
     /// Every process holding the socket (several after fork or fd passing).
@@ -123,12 +139,17 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-pub(super) fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
+pub(super) fn connection_json<'a>(
+    c: &'a Connection,
+    now: SystemTime,
+    netns: &'a NetnsTable,
+) -> ConnectionJson<'a> {
     let owner = c.owner();
     ConnectionJson {
         state: c.state,
         local: addr(&c.local()),
         remote: addr(&c.remote()),
+        netns: netns.name(c.netns()),
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
         pids: c.owners.iter().map(|o| o.pid).collect(),
@@ -203,14 +224,27 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
                             state: c.state,
                             local: addr(&c.local()),
                             remote: addr(&c.remote()),
+                            netns: s.netns.name(c.netns()),
                         }
                     })
                     .collect(),
             })
             .collect(),
+        netns: s
+            .netns
+            .iter()
+            .map(|n| NetnsJson {
+                name: &n.name,
+                kind: n.kind.key(),
+                inode: n.inode,
+                pid: n.pid,
+                connections: s.connections.iter().filter(|c| c.netns() == n.id).count(),
+            })
+            .collect(),
         connections: ConnectionsJson {
             connections: &s.connections,
             now: s.taken_at,
+            netns: &s.netns,
         },
     }
 }

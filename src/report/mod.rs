@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::model::alerts::Pressure;
-use crate::model::{Alert, Snapshot};
+use crate::model::{Alert, Connection, OWN_NETNS, Snapshot};
 
 /// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
 pub use crate::model::duration::{fmt_age, fmt_age_from, state_age_cell};
@@ -114,6 +114,8 @@ pub(crate) struct AlertFields<'a> {
     remote: Option<String>,
     ratio: Option<f64>,
     growth_per_min: Option<f64>,
+    /// The container or namespace it is about, when not the host.
+    netns: Option<&'a str>,
 }
 
 impl<'a> AlertFields<'a> {
@@ -129,6 +131,7 @@ impl<'a> AlertFields<'a> {
             remote: a.remote.as_ref().map(addr),
             ratio: a.ratio,
             growth_per_min: a.growth_per_min,
+            netns: a.netns.as_deref(),
         }
     }
 }
@@ -152,4 +155,11 @@ pub fn write_snapshot(format: Format, v: &SnapshotView<'_>, out: &mut dyn Write)
         Format::Table => table::write(v, out)?,
     }
     out.flush()
+}
+
+/// Whether the connections shown live in more than lingertop's own network namespace: the
+/// table and CSV add a namespace column only then, so a host without containers (and every
+/// script reading it) sees the columns it always did.
+pub(crate) fn shows_netns(connections: &[Connection]) -> bool {
+    connections.iter().any(|c| c.netns() != OWN_NETNS)
 }

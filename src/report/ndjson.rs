@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use super::{AlertFields, addr, timestamp};
 use crate::live::Update;
-use crate::model::{AgeSource, Alert, Attribution, Connection, StateCounts, TcpState, Transition};
+use crate::model::{
+    AgeSource, Alert, Attribution, Connection, NetnsTable, StateCounts, TcpState, Transition,
+};
 
 /// What one per-poll line reports.
 pub struct PollView<'a> {
@@ -53,6 +55,8 @@ struct EventLine<'a> {
     event: &'static str,
     local: String,
     remote: String,
+    /// The network namespace's name (`host`, a container's); null where only one is read.
+    netns: Option<&'a str>,
     /// `null` when the connection appeared.
     from: Option<TcpState>,
     /// `null` when the connection vanished.
@@ -95,6 +99,7 @@ pub fn write_event(
     out: &mut dyn Write,
     t: &Transition,
     now: Option<&Connection>,
+    netns: &NetnsTable,
 ) -> io::Result<()> {
     let owner = now.and_then(|c| c.owner()).or(t.owner.as_ref());
     let line = EventLine {
@@ -106,6 +111,7 @@ pub fn write_event(
         },
         local: addr(&t.local),
         remote: addr(&t.remote),
+        netns: netns.name(t.netns),
         from: t.from,
         to: t.to,
         pid: owner.map(|o| o.pid),

@@ -77,7 +77,8 @@ fn header(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
 /// The connections, one aligned row each.
 fn rows(s: &Snapshot, out: &mut dyn Write) -> io::Result<()> {
     let now = s.taken_at;
-    let rows: Vec<[String; 5]> = s
+    let with_netns = super::shows_netns(&s.connections);
+    let rows: Vec<[String; 6]> = s
         .connections
         .iter()
         .map(|c| {
@@ -109,6 +110,7 @@ fn rows(s: &Snapshot, out: &mut dyn Write) -> io::Result<()> {
                 process,
                 state_age_cell(c, now),
                 via,
+                s.netns.name(c.netns()).unwrap_or("-").to_string(),
             ]
         })
         .collect();
@@ -126,14 +128,30 @@ fn rows(s: &Snapshot, out: &mut dyn Write) -> io::Result<()> {
         width(2, "PROCESS"),
         width(3, "AGE"),
     );
+    // The namespace leads the row where several are shown: it is what tells two equal
+    // loopback 4-tuples apart.
+    let wn = width(5, "NETNS");
+    let ns_cell = |cell: &str| {
+        if with_netns {
+            format!("{cell:<wn$}  ")
+        } else {
+            String::new()
+        }
+    };
     writeln!(
         out,
-        "{:<11}  {:<wl$}  {:<wr$}  {:<wp$}  {:>wa$}  VIA",
-        "STATE", "LOCAL", "REMOTE", "PROCESS", "AGE"
+        "{}{:<11}  {:<wl$}  {:<wr$}  {:<wp$}  {:>wa$}  VIA",
+        ns_cell("NETNS"),
+        "STATE",
+        "LOCAL",
+        "REMOTE",
+        "PROCESS",
+        "AGE"
     )?;
     for (c, r) in s.connections.iter().zip(&rows) {
         let line = format!(
-            "{:<11}  {:<wl$}  {:<wr$}  {:<wp$}  {:>wa$}  {}",
+            "{}{:<11}  {:<wl$}  {:<wr$}  {:<wp$}  {:>wa$}  {}",
+            ns_cell(&r[5]),
             c.state.name(),
             r[0],
             r[1],

@@ -218,6 +218,7 @@ fn snapshot(at: SystemTime, connections: Vec<Connection>, partial: bool) -> Snap
         poll_duration: Duration::from_millis(3),
         connections,
         unread: None,
+        netns: Default::default(),
     }
 }
 

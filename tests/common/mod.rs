@@ -18,9 +18,13 @@ pub mod live;
 pub const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
-/// The real binary with an empty config directory, so a user's config never leaks in.
+/// The real binary with an empty config directory, so a user's config never leaks in,
+/// reading the host's network namespace only: these tests hold their sockets on the host
+/// and check them against the host's `ss`, and other namespaces of the machine (other
+/// tests', containers') may hold the same ports. `tests/netns.rs` asks for `--netns all`.
 pub fn lingertop() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lingertop"));
+    cmd.args(["--set", "collector.netns=host"]);
     cmd.env("XDG_CONFIG_HOME", empty_config_home());
     cmd.env_remove("NO_COLOR");
     cmd

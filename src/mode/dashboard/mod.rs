@@ -48,7 +48,7 @@ pub fn run(
     }
     .over(cfg);
     // Said before the dashboard takes the screen, so it stays readable after.
-    let collector = super::open_collector(cfg.backend, false)?;
+    let collector = super::open_collector(cfg.backend, &cfg.netns, false)?;
     super::runtime()?.block_on(run_async(&cfg, collector))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,13 +10,14 @@ use rustc_hash::FxHashMap;
 use super::{Alert, LingerRule, RuleId, Rules, human_duration, severity_of};
 use crate::model::connection::Connection;
 use crate::model::growth::growth_span;
+use crate::model::netns::{NetnsId, NetnsKind, NetnsTable};
 use crate::model::tracker::Sample;
 
-/// The CLOSE_WAIT connections past the rule's age, per owning process (connections without
-/// an owner are grouped together).
+/// The CLOSE_WAIT connections past the rule's age, per network namespace and owning
+/// process (connections without an owner are grouped together, per namespace).
 pub(super) struct CloseWaits<'r> {
     rule: &'r LingerRule,
-    by_pid: FxHashMap<Option<u32>, Vec<usize>>,
+    by_pid: FxHashMap<(NetnsId, Option<u32>), Vec<usize>>,
 }
 
 impl<'r> CloseWaits<'r> {
@@ -32,16 +33,18 @@ impl<'r> CloseWaits<'r> {
         let rule = self.rule;
         if rule.enabled && c.state_age(now).is_some_and(|a| a >= rule.min_age) {
             self.by_pid
-                .entry(c.owner().map(|o| o.pid))
+                .entry((c.netns(), c.owner().map(|o| o.pid)))
                 .or_default()
                 .push(i);
         }
     }
 
-    /// One alert per process at a threshold; `history` gives the growth over `window`.
+    /// One alert per process at a threshold; `history` gives the growth over `window`;
+    /// `netns` names the namespace where it is not the host's ("in container orders-api").
     pub(super) fn alerts(
         self,
         conns: &[Connection],
+        netns: &NetnsTable,
         now: SystemTime,
         history: &VecDeque<Sample>,
         window: Duration,
@@ -53,7 +56,7 @@ impl<'r> CloseWaits<'r> {
         }
         // The one growth definition, shared with the dashboard's CW/MIN.
         let span = growth_span(history, now, window);
-        for (pid, idx) in self.by_pid {
+        for ((ns, pid), idx) in self.by_pid {
             let n = u32::try_from(idx.len()).unwrap_or(u32::MAX);
             let Some(sev) = severity_of(n, rule.warning, rule.critical) else {
                 continue;
@@ -65,8 +68,10 @@ impl<'r> CloseWaits<'r> {
                 (Some(pid), None) => format!("pid {pid}"),
                 (None, _) => "an unknown process (no owner visible; run as root)".to_string(),
             };
+            let place = netns.get(ns).filter(|n| n.kind != NetnsKind::Host);
+            let in_place = place.map_or(String::new(), |n| format!(" in {}", n.place()));
             let mut msg = format!(
-                "{n} CLOSE_WAIT held by {who} for > {}",
+                "{n} CLOSE_WAIT held by {who}{in_place} for > {}",
                 human_duration(rule.min_age)
             );
             match (growth, span) {
@@ -83,6 +88,7 @@ impl<'r> CloseWaits<'r> {
             a.pid = pid;
             a.process = name;
             a.growth_per_min = growth;
+            a.netns = place.map(|n| n.name.clone());
             alerts.push(a);
         }
     }

@@ -23,6 +23,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::connection::{Connection, PortRange};
+use super::netns::NetnsTable;
 use super::state::TcpState;
 use super::tracker::Sample;
 
@@ -110,6 +111,9 @@ pub struct Alert {
     pub growth_per_min: Option<f64>,
     /// Indices, into the slice given to [`detect`], of the connections behind the alert.
     pub connections: Vec<usize>,
+    /// The network namespace (container, pod, `ip netns`) the alert is about, where it is
+    /// one namespace and not the host's.
+    pub netns: Option<Arc<str>>,
 }
 
 impl Alert {
@@ -126,6 +130,7 @@ impl Alert {
             ratio: None,
             growth_per_min: None,
             connections,
+            netns: None,
         }
     }
 }
@@ -137,6 +142,19 @@ impl Alert {
 /// group are listed only for groups that raise an alert.
 pub fn detect(
     conns: &[Connection],
+    now: SystemTime,
+    ports: PortRange,
+    history: &VecDeque<Sample>,
+    rules: &Rules,
+) -> Vec<Alert> {
+    detect_in(conns, &NetnsTable::default(), now, ports, history, rules)
+}
+
+/// [`detect`], naming the network namespace of per-process alerts from `netns` (the
+/// snapshot's table): "CLOSE_WAIT held by orders-api (pid 812) in container orders-7f9c".
+pub fn detect_in(
+    conns: &[Connection],
+    netns: &NetnsTable,
     now: SystemTime,
     ports: PortRange,
     history: &VecDeque<Sample>,
@@ -156,7 +174,7 @@ pub fn detect(
     }
 
     let mut alerts = Vec::new();
-    close_wait.alerts(conns, now, history, rules.growth_window, &mut alerts);
+    close_wait.alerts(conns, netns, now, history, rules.growth_window, &mut alerts);
     lingering.alerts(&mut alerts);
     time_wait.alerts(conns, &mut alerts);
     ephemeral.alerts(conns, &mut alerts);

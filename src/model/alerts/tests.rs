@@ -228,3 +228,72 @@ fn pressure_ignores_listeners_and_server_ports() {
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].connections, vec![2]);
 }
+
+#[test]
+fn close_wait_alerts_name_the_container_and_keep_namespaces_apart() {
+    use crate::model::netns::{Netns, NetnsKind, NetnsTable};
+    use crate::model::{Tracking, Tuple};
+    let table = NetnsTable::new(vec![
+        Netns {
+            id: 0,
+            inode: 1,
+            kind: NetnsKind::Host,
+            name: "host".into(),
+            pid: Some(1),
+        },
+        Netns {
+            id: 4,
+            inode: 2,
+            kind: NetnsKind::Container { runtime: "docker" },
+            name: "orders-7f9c".into(),
+            pid: Some(812),
+        },
+    ]);
+    let old = |ns, i: u16| {
+        let mut c = Connection::on(
+            Tuple::in_netns(
+                "127.0.0.1:8000".parse().unwrap(),
+                format!("127.0.0.1:{}", 40000 + i).parse().unwrap(),
+                ns,
+            ),
+            TcpState::CloseWait,
+        );
+        c.owners = vec![Owner {
+            pid: 812,
+            name: Some("orders-api".into()),
+        }]
+        .into();
+        c.tracking = Some(Tracking::new(at(0), at(0), true));
+        c
+    };
+    // The same process holds 12 in the container and 11 on the host: two alerts.
+    let conns: Vec<Connection> = (0..12)
+        .map(|i| old(4, i))
+        .chain((0..11).map(|i| old(0, i)))
+        .collect();
+    let history = std::collections::VecDeque::new();
+    let alerts = detect_in(&conns, &table, at(600), RANGE, &history, &Rules::default());
+    let mut cw: Vec<(&str, u32, Option<&str>)> = alerts
+        .iter()
+        .filter(|a| a.rule == RuleId::CloseWaitLingering)
+        .map(|a| (a.message.as_str(), a.count, a.netns.as_deref()))
+        .collect();
+    cw.sort_by_key(|a| a.1);
+    assert_eq!(cw.len(), 2, "{alerts:?}");
+    assert!(
+        cw[1].0.starts_with(
+            "12 CLOSE_WAIT held by orders-api (pid 812) in container orders-7f9c for > "
+        ),
+        "{}",
+        cw[1].0
+    );
+    assert_eq!(cw[1].2, Some("orders-7f9c"));
+    assert!(
+        cw[0]
+            .0
+            .starts_with("11 CLOSE_WAIT held by orders-api (pid 812) for > "),
+        "{}",
+        cw[0].0
+    );
+    assert_eq!(cw[0].2, None);
+}

@@ -237,6 +237,24 @@ fn sockets(e: &Exposition, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
             .map(|(r, n)| ([("remote", r.to_string())], *n))
             .chain(std::iter::once(([("remote", OTHER.to_string())], tw.other))),
     )?;
+    gauges(
+        enc,
+        "lingertop_netns_connections",
+        "TCP sockets per network namespace (host, container, pod, ip netns) and state: the top N namespaces by sockets, the rest summed into netns=\"other\".",
+        None,
+        e.netns
+            .iter()
+            .map(|(name, states)| (name.to_string(), states))
+            .chain(std::iter::once((OTHER.to_string(), &e.netns_other)))
+            .flat_map(|(name, states)| {
+                TcpState::ALL.into_iter().map(move |s| {
+                    (
+                        [("netns", name.clone()), ("state", s.name().to_string())],
+                        states[s.index()],
+                    )
+                })
+            }),
+    )?;
     Ok(())
 }
 

@@ -64,6 +64,10 @@ pub struct Exposition {
     pub connections: [[u64; 2]; STATE_COUNT],
     pub close_wait_by_process: Ranked<ProcessKey>,
     pub time_wait_by_remote: Ranked<SocketAddr>,
+    /// Sockets per state (kernel order) of the top N network namespaces by sockets, by
+    /// name; the rest summed in `netns_other`.
+    pub netns: Vec<(Arc<str>, [u64; STATE_COUNT])>,
+    pub netns_other: [u64; STATE_COUNT],
     /// The top N destinations by ephemeral ports in use.
     pub ports_by_destination: Vec<PortUse>,
     /// Ephemeral ports in use toward every other destination.
@@ -91,7 +95,9 @@ impl Exposition {
         let mut time_wait: FxHashMap<SocketAddr, u64> = FxHashMap::default();
         let mut oldest_close_wait = Duration::ZERO;
         let mut oldest_close_wait_from = None;
+        let mut by_netns: FxHashMap<u16, [u64; STATE_COUNT]> = FxHashMap::default();
         for c in &snap.connections {
+            by_netns.entry(c.netns()).or_insert([0; STATE_COUNT])[c.state.index()] += 1;
             // The family of the socket as the kernel reports it: a dual-stack socket's
             // IPv4-mapped address counts as IPv6.
             let family = usize::from(c.local().is_ipv6());
@@ -144,6 +150,33 @@ impl Exposition {
             }
         }
 
+        // Namespaces ranked by sockets, cut to the top N like every breakdown: a host with
+        // hundreds of containers still exports a bounded number of series.
+        let named = |id: u16| -> Arc<str> {
+            snap.netns
+                .get(id)
+                .map_or_else(|| "host".into(), |n| Arc::clone(&n.name))
+        };
+        let ranked = rank(
+            by_netns
+                .iter()
+                .map(|(&id, states)| ((named(id), id), states.iter().sum::<u64>()))
+                .collect(),
+            top_n,
+        );
+        let netns_top: Vec<(Arc<str>, [u64; STATE_COUNT])> = ranked
+            .top
+            .iter()
+            .map(|((name, id), _)| (Arc::clone(name), by_netns[id]))
+            .collect();
+        let mut netns_other = [0u64; STATE_COUNT];
+        for (id, states) in &by_netns {
+            if !ranked.top.iter().any(|((_, top), _)| top == id) {
+                for (o, n) in netns_other.iter_mut().zip(states) {
+                    *o += n;
+                }
+            }
+        }
         Exposition {
             state_read_at,
             taken_at: now,
@@ -153,6 +186,8 @@ impl Exposition {
             process_info_partial: matches!(snap.process_info, ProcessInfo::Partial { .. }),
             connections,
             close_wait_by_process: rank(close_wait, top_n),
+            netns: netns_top,
+            netns_other,
             time_wait_by_remote: rank(time_wait, top_n),
             ports_by_destination,
             ports_other,

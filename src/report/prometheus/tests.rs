@@ -42,6 +42,7 @@ fn update(connections: Vec<Connection>, alerts: Vec<Alert>) -> Update {
         poll_duration: Duration::from_millis(25),
         connections,
         unread: None,
+        netns: Default::default(),
     };
     Update {
         seq: 7,
@@ -187,6 +188,7 @@ fn every_state_family_and_rule_is_present_even_at_zero() {
         ratio: None,
         growth_per_min: None,
         connections: vec![0],
+        netns: None,
     };
     let e = Exposition::from_update(&update(vec![cw], vec![alert]), 3, 10);
     assert_eq!(e.oldest_close_wait, Duration::from_secs(6));
@@ -405,4 +407,52 @@ fn the_shipped_dashboard_and_rules_use_only_exported_metrics() {
             "the dashboard does not show {name}"
         );
     }
+}
+
+#[test]
+fn namespaces_are_cut_to_top_n_plus_other() {
+    use crate::model::{Netns, NetnsKind, NetnsTable, Tuple};
+    let ends = |i: u16| {
+        (
+            "127.0.0.1:80".parse().unwrap(),
+            format!("127.0.0.1:{}", 40000 + i).parse().unwrap(),
+        )
+    };
+    // 5 sockets in namespace 2, 3 in 1, 1 on the host.
+    let conns: Vec<Connection> = [(2, 5), (1, 3), (0, 1)]
+        .into_iter()
+        .flat_map(|(ns, n)| {
+            (0..n).map(move |i| {
+                let (l, r) = ends(i);
+                Connection::on(Tuple::in_netns(l, r, ns), TcpState::CloseWait)
+            })
+        })
+        .collect();
+    let mut u = update(conns, Vec::new());
+    let named = |id, name: &str| Netns {
+        id,
+        inode: u64::from(id) + 1,
+        kind: NetnsKind::Named,
+        name: name.into(),
+        pid: None,
+    };
+    let mut snap = (*u.snapshot).clone();
+    snap.netns = Arc::new(NetnsTable::new(vec![
+        named(0, "host"),
+        named(1, "blue"),
+        named(2, "green"),
+    ]));
+    u.snapshot = Arc::new(snap);
+    let e = Exposition::from_update(&u, 0, 1);
+    let text = render(&Arc::new(e), TextFormat::Prometheus);
+    let cw = |ns: &str| {
+        value(
+            &text,
+            &format!(r#"lingertop_netns_connections{{netns="{ns}",state="CLOSE_WAIT"}}"#),
+        )
+    };
+    assert_eq!(cw("green"), Some(5.0));
+    assert_eq!(cw("other"), Some(4.0));
+    assert_eq!(cw("blue"), None);
+    assert_eq!(cw("host"), None);
 }

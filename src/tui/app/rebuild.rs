@@ -24,7 +24,8 @@ impl App {
         let conns = &u.snapshot.connections;
         let col = self.sort[self.view.index()];
         let desc = self.sort_desc[self.view.index()];
-        let filter = RowFilter::new(&self.filter, &self.quick, self.lab.is_some());
+        let filter = RowFilter::new(&self.filter, &self.quick, self.lab.is_some())
+            .in_netns(&u.snapshot.netns);
         self.rows = match self.view {
             View::All | View::ByState => {
                 let q = ConnRows {

@@ -16,7 +16,7 @@ mod tests;
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
-use crate::model::{Connection, Filter, TcpState};
+use crate::model::{Connection, Filter, NetnsTable, TcpState};
 pub use aggregate::{ProcRow, RemoteRow};
 
 /// One line of the table.
@@ -47,6 +47,8 @@ pub struct RowFilter<'a> {
     quick: u16,
     /// `None` when the filter is empty.
     filter: Option<&'a Filter>,
+    /// The shown poll's namespace names, for `netns:` terms.
+    netns: Option<&'a NetnsTable>,
 }
 
 impl<'a> RowFilter<'a> {
@@ -57,6 +59,15 @@ impl<'a> RowFilter<'a> {
             lab_only,
             quick: quick.iter().fold(0u16, |m, s| m | (1 << s.index())),
             filter: (!filter.is_empty()).then_some(filter),
+            netns: None,
+        }
+    }
+
+    /// The same, naming namespaces from `netns` (the shown snapshot's table).
+    pub fn in_netns(self, netns: &'a NetnsTable) -> Self {
+        RowFilter {
+            netns: Some(netns),
+            ..self
         }
     }
 
@@ -65,7 +76,10 @@ impl<'a> RowFilter<'a> {
     pub fn keep(&self, c: &Connection) -> bool {
         (!self.lab_only || c.lab)
             && (self.quick == 0 || self.quick & (1 << c.state.index()) != 0)
-            && self.filter.is_none_or(|f| f.matches(c))
+            && self.filter.is_none_or(|f| match self.netns {
+                Some(t) => f.matches_in(c, t),
+                None => f.matches(c),
+            })
     }
 
     /// The indices of the connections shown.

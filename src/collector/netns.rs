@@ -1,0 +1,621 @@
+//! Every network namespace of the machine, each read through a sock_diag socket of its own.
+//!
+//! sock_diag answers only for the namespace of the socket that asks, so a container's
+//! connections are invisible to a socket opened on the host. A netlink socket belongs for
+//! its whole life to the namespace of the thread that created it (the kernel records it in
+//! the socket at `socket()`), so for each namespace lingertop opens one socket *inside* it,
+//! once, on a short-lived thread that enters the namespace (`setns`), opens the socket and
+//! exits, and keeps the socket: every later dump on it, from any thread, reads that
+//! namespace. A thread of its own because `setns` moves the calling thread: on the poll
+//! thread, every socket opened afterwards (a re-opened reader, the lab's sockets) would land
+//! in the container, and getting back needs a second `setns` that can itself fail.
+//!
+//! The namespaces are found at every poll: the distinct `/proc/PID/ns/net` of running
+//! processes (by inode) and the bind mounts in `/run/netns` (`ip netns add`). A kept socket
+//! (and the namespace file it was opened through) pins its namespace, so a namespace that is
+//! no longer found is let go at the same poll: otherwise a deleted container's namespace,
+//! with its veth and its sockets, would live on as long as lingertop does.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::netlink::{DiagError, SockDiag};
+use super::workload::{self, StateDirs, Workload};
+use crate::model::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS};
+
+/// Where `ip netns add` mounts its named namespaces.
+const NAMED_DIR: &str = "/run/netns";
+
+/// The inode of a namespace file (`/proc/PID/ns/net` or a `/run/netns` mount).
+fn inode_of(path: &Path) -> io::Result<u64> {
+    std::fs::metadata(path).map(|m| m.ino())
+}
+
+/// The namespace inode `/proc/PID/ns/net` links to (`net:[4026531840]`), read without
+/// allocating: this runs for every process at every poll.
+fn netns_of_pid(pid: u32, path: &mut Vec<u8>) -> io::Result<u64> {
+    use std::io::Write;
+    path.clear();
+    let _ = write!(path, "/proc/{pid}/ns/net\0");
+    let mut link = [0u8; 64];
+    // SAFETY: `path` is NUL-terminated and `link` is valid for its length.
+    let n = unsafe { libc::readlink(path.as_ptr().cast(), link.as_mut_ptr().cast(), link.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    parse_link(&link[..n as usize]).ok_or_else(|| io::Error::other("not a namespace link"))
+}
+
+fn parse_link(link: &[u8]) -> Option<u64> {
+    let digits = link.strip_prefix(b"net:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// One namespace as a scan found it.
+#[derive(Debug, Default)]
+struct Found {
+    /// The processes in it, lowest first.
+    pids: Vec<u32>,
+    /// Its name in `/run/netns`, when mounted there.
+    named: Option<String>,
+}
+
+/// The namespaces of the machine at one scan, by inode.
+#[derive(Debug, Default)]
+struct Scan {
+    found: FxHashMap<u64, Found>,
+    /// Processes whose namespace could not be read (another user's, without root).
+    unreadable: usize,
+}
+
+fn scan(named_dir: &Path, nsfs_dev: u64) -> Scan {
+    let mut s = Scan::default();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        let mut path = Vec::with_capacity(32);
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            match netns_of_pid(pid, &mut path) {
+                Ok(ino) => s.found.entry(ino).or_default().pids.push(pid),
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => s.unreadable += 1,
+                // Exited meanwhile, or a kernel thread: nothing to read.
+                Err(_) => {}
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(named_dir) {
+        for e in dir.flatten() {
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            // A file left by a failed `ip netns add` is no mount of a namespace.
+            let Ok(m) = std::fs::metadata(e.path()) else {
+                continue;
+            };
+            if m.dev() == nsfs_dev {
+                s.found
+                    .entry(m.ino())
+                    .or_default()
+                    .named
+                    .get_or_insert(name);
+            }
+        }
+    }
+    for f in s.found.values_mut() {
+        f.pids.sort_unstable();
+    }
+    s
+}
+
+/// A sock_diag socket inside one namespace, and what the namespace is.
+struct Reader {
+    diag: SockDiag,
+    netns: Netns,
+    /// The namespace's `/proc/net/sockstat`, opened inside it: says in a few microseconds
+    /// whether it holds any TCP socket at all (see [`tcp_sockets`]).
+    sockstat: Option<File>,
+    /// Whether the last look found no TCP socket in it: its dump is skipped.
+    empty: bool,
+}
+
+impl Reader {
+    fn new(diag: SockDiag, netns: Netns, sockstat: Option<File>) -> Self {
+        Reader {
+            diag,
+            netns,
+            sockstat,
+            empty: false,
+        }
+    }
+}
+
+/// How many TCP sockets the namespace of `sockstat` holds (hashed ones and TIME_WAIT), from
+/// its `TCP: inuse N orphan O tw T ...` line; `None` when it cannot be read.
+///
+/// Why: unless the namespace was made with a table of its own
+/// (`net.ipv4.tcp_child_ehash_entries`), every namespace's TCP sockets live in one hash
+/// table of the whole machine, and each namespace's dump walks all of it, skipping the
+/// others' sockets: a dump of an empty namespace costs as much as a walk of the host's table.
+/// `inuse` and `tw` are counted per namespace (`orphan` is not, but an orphan is still
+/// hashed and so in `inuse`).
+fn tcp_sockets(sockstat: &File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 512];
+    let n = sockstat.read_at(&mut buf, 0).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    let mut field = |name: &str| -> Option<u64> {
+        words.find(|w| *w == name)?;
+        words.next()?.parse().ok()
+    };
+    let inuse = field("inuse")?;
+    let tw = field("tw")?;
+    Some(inuse + tw)
+}
+
+/// How a namespace could not be read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unseen {
+    /// Namespaces found but not entered (no privilege).
+    pub namespaces: usize,
+    /// Processes whose namespace could not even be looked at.
+    pub processes: usize,
+}
+
+/// The namespaces being read, each with its reader, kept across polls by inode.
+pub struct Namespaces {
+    choice: NetnsChoice,
+    own: u64,
+    host: Option<u64>,
+    /// The device of namespace files (nsfs), to tell a `/run/netns` mount from a stray file.
+    nsfs_dev: u64,
+    /// lingertop's own cgroup: a namespace whose processes share it was made by whoever
+    /// started lingertop (`ip netns exec`, a test), not by a container runtime.
+    own_cgroup: String,
+    named_dir: PathBuf,
+    dirs: StateDirs,
+    readers: FxHashMap<u64, Reader>,
+    /// Namespaces that could not be entered, not tried again while they exist.
+    refused: FxHashSet<u64>,
+    /// Names found for namespaces not read (for `--netns NAME`), by inode.
+    idents: FxHashMap<u64, (NetnsKind, Arc<str>, Option<u32>)>,
+    next_id: NetnsId,
+    free: VecDeque<NetnsId>,
+    table: Arc<NetnsTable>,
+    /// The first scan's reckoning of what could not be seen.
+    first_unseen: Option<Unseen>,
+}
+
+impl Namespaces {
+    /// Starts reading `choice`, the first scan included: fails when `choice` names a
+    /// namespace that is not there or cannot be entered, or lingertop's own cannot be read.
+    pub fn new(choice: NetnsChoice) -> Result<Self, DiagError> {
+        let own = inode_of(Path::new("/proc/self/ns/net")).map_err(DiagError::Enter)?;
+        let nsfs_dev = std::fs::metadata("/proc/self/ns/net")
+            .map_err(DiagError::Enter)?
+            .dev();
+        let mut n = Namespaces {
+            choice,
+            own,
+            host: inode_of(Path::new("/proc/1/ns/net")).ok(),
+            nsfs_dev,
+            own_cgroup: std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+            named_dir: PathBuf::from(NAMED_DIR),
+            dirs: StateDirs::default(),
+            readers: FxHashMap::default(),
+            refused: FxHashSet::default(),
+            idents: FxHashMap::default(),
+            next_id: OWN_NETNS + 1,
+            free: VecDeque::new(),
+            table: Arc::default(),
+            first_unseen: None,
+        };
+        let unseen = n.refresh();
+        n.first_unseen = Some(unseen);
+        if n.readers.is_empty() {
+            return Err(match &n.choice {
+                NetnsChoice::All | NetnsChoice::Host => DiagError::Enter(io::Error::other(
+                    "lingertop's own network namespace cannot be read",
+                )),
+                choice if unseen.namespaces > 0 => DiagError::Enter(io::Error::other(format!(
+                    "network namespace {choice} exists but cannot be entered without root; run with sudo"
+                ))),
+                choice => DiagError::Enter(io::Error::other(format!(
+                    "no network namespace {choice}: give a name from `ip netns list`, a container's name or the pid of a process in it"
+                ))),
+            });
+        }
+        Ok(n)
+    }
+
+    /// The namespaces read, by id.
+    pub fn table(&self) -> Arc<NetnsTable> {
+        Arc::clone(&self.table)
+    }
+
+    /// What lingertop could not see at its start and how to see it, when it could not see
+    /// everything asked for: said once, by the caller, at the start.
+    pub fn note(&self) -> Option<String> {
+        let u = self.first_unseen?;
+        if self.choice != NetnsChoice::All {
+            return None;
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            // Root sees every process's namespace link but pid 1's in some sandboxes:
+            // only namespaces found and not entered are worth a word.
+            return (u.namespaces > 0).then(|| {
+                format!(
+                    "{} network namespace{} could not be entered (lingertop lacks CAP_SYS_ADMIN there, e.g. it runs in a container of its own); their connections are not shown: run lingertop on the host with full privileges to see them",
+                    u.namespaces,
+                    plural(u.namespaces)
+                )
+            });
+        }
+        if u == Unseen::default() {
+            return None;
+        }
+        let mut what = Vec::new();
+        if u.namespaces > 0 {
+            what.push(format!(
+                "{} other network namespace{} (containers, `ip netns`) could not be entered",
+                u.namespaces,
+                plural(u.namespaces)
+            ));
+        }
+        if u.processes > 0 {
+            what.push(format!(
+                "the network namespace of {} process{} of other users could not be looked at",
+                u.processes,
+                if u.processes == 1 { "" } else { "es" }
+            ));
+        }
+        Some(format!(
+            "without root, only lingertop's own network namespace is read: {}; run with sudo to see the connections of every container, or pass --netns host to read only this namespace",
+            what.join(", and ")
+        ))
+    }
+
+    /// The readers, each with the id its connections carry.
+    /// Namespaces found to hold no TCP socket at all are left out.
+    pub fn readers_mut(&mut self) -> impl Iterator<Item = (NetnsId, &mut SockDiag)> {
+        self.readers
+            .values_mut()
+            .filter(|r| !r.empty)
+            .map(|r| (r.netns.id, &mut r.diag))
+    }
+
+    /// Whether `id` is lingertop's own namespace (whose failure fails the poll).
+    pub fn is_own(&self, id: NetnsId) -> bool {
+        id == OWN_NETNS
+    }
+
+    /// Lets go of the reader of `id` after its dump failed: the next poll opens it again if
+    /// the namespace is still there.
+    pub fn drop_reader(&mut self, id: NetnsId) {
+        let gone: Vec<u64> = self
+            .readers
+            .iter()
+            .filter(|(_, r)| r.netns.id == id)
+            .map(|(&ino, _)| ino)
+            .collect();
+        for ino in gone {
+            self.remove(ino);
+        }
+        self.rebuild_table();
+    }
+
+    fn remove(&mut self, ino: u64) {
+        if let Some(r) = self.readers.remove(&ino) {
+            if r.netns.id != OWN_NETNS {
+                self.free.push_back(r.netns.id);
+            }
+        }
+    }
+
+    /// Finds the namespaces now, opens a reader in each new one and drops the readers of
+    /// those gone (the same poll: a kept reader pins its namespace). Returns what could not
+    /// be seen.
+    pub fn refresh(&mut self) -> Unseen {
+        if self.choice == NetnsChoice::Host {
+            if self.readers.is_empty() {
+                let netns = self.ident_own(&[]);
+                self.readers
+                    .insert(self.own, Reader::new(SockDiag::new(), netns, None));
+                self.rebuild_table();
+            }
+            return Unseen::default();
+        }
+        let scan = scan(&self.named_dir, self.nsfs_dev);
+        let mut changed = false;
+        // Gone: let go at once.
+        let gone: Vec<u64> = self
+            .readers
+            .keys()
+            .copied()
+            .filter(|ino| !scan.found.contains_key(ino))
+            .collect();
+        for ino in gone {
+            self.remove(ino);
+            changed = true;
+        }
+        self.refused.retain(|ino| scan.found.contains_key(ino));
+        self.idents.retain(|ino, _| scan.found.contains_key(ino));
+
+        let mut unseen = Unseen {
+            namespaces: 0,
+            processes: scan.unreadable,
+        };
+        for (&ino, found) in &scan.found {
+            if self.readers.contains_key(&ino) {
+                continue;
+            }
+            if self.refused.contains(&ino) {
+                unseen.namespaces += 1;
+                continue;
+            }
+            let (kind, name, pid) = match self.idents.get(&ino) {
+                Some(i) => i.clone(),
+                None => {
+                    let i = if ino == self.own {
+                        let n = self.ident_own(&found.pids);
+                        (n.kind, n.name, n.pid)
+                    } else {
+                        self.ident(found)
+                    };
+                    self.idents.insert(ino, i.clone());
+                    i
+                }
+            };
+            if !self.wanted(ino, found, &name) {
+                continue;
+            }
+            let netns = |id| Netns {
+                id,
+                inode: ino,
+                kind: kind.clone(),
+                name: Arc::clone(&name),
+                pid,
+            };
+            if ino == self.own {
+                self.readers
+                    .insert(ino, Reader::new(SockDiag::new(), netns(OWN_NETNS), None));
+                changed = true;
+                continue;
+            }
+            let Some(id) = self.take_id() else {
+                unseen.namespaces += 1;
+                continue;
+            };
+            match self.open(ino, found) {
+                Ok((diag, sockstat)) => {
+                    self.readers
+                        .insert(ino, Reader::new(diag, netns(id), sockstat));
+                    changed = true;
+                }
+                Err(_) => {
+                    self.free.push_front(id);
+                    self.refused.insert(ino);
+                    unseen.namespaces += 1;
+                }
+            }
+        }
+        for r in self.readers.values_mut() {
+            r.empty = r.sockstat.as_ref().and_then(tcp_sockets) == Some(0);
+        }
+        if changed {
+            self.rebuild_table();
+        }
+        unseen
+    }
+
+    fn wanted(&self, ino: u64, found: &Found, name: &str) -> bool {
+        match &self.choice {
+            NetnsChoice::All => true,
+            NetnsChoice::Host => ino == self.own,
+            NetnsChoice::Named(n) => found.named.as_deref() == Some(n) || name == n,
+            NetnsChoice::Pid(p) => found.pids.binary_search(p).is_ok(),
+        }
+    }
+
+    fn take_id(&mut self) -> Option<NetnsId> {
+        // Fresh ids first, recycled ones only once all 65535 were used: an id is not
+        // given to a new namespace while a snapshot that used it for another may still be
+        // around.
+        if self.next_id < NetnsId::MAX {
+            self.next_id += 1;
+            return Some(self.next_id - 1);
+        }
+        self.free.pop_front()
+    }
+
+    /// Opens a reader inside namespace `ino` through its `/run/netns` mount or one of its
+    /// processes, checking that the file still is that namespace (a pid can be reused).
+    fn open(&self, ino: u64, found: &Found) -> Result<(SockDiag, Option<File>), DiagError> {
+        let named = found.named.iter().map(|n| self.named_dir.join(n));
+        let procs = found
+            .pids
+            .iter()
+            .take(8)
+            .map(|p| PathBuf::from(format!("/proc/{p}/ns/net")));
+        let mut last = DiagError::Enter(io::Error::other("no process holds it any more"));
+        for path in named.chain(procs) {
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    last = DiagError::Enter(e);
+                    continue;
+                }
+            };
+            if file.metadata().map(|m| m.ino()).ok() != Some(ino) {
+                continue;
+            }
+            let ns: OwnedFd = file.into();
+            // The thread's own view of /proc/net: the namespace it entered.
+            let sockstat = open_inside(&ns, || {
+                File::open("/proc/thread-self/net/sockstat").map_err(DiagError::Enter)
+            })
+            .ok();
+            let mut diag = SockDiag::inside(ns);
+            // Open now: a namespace that cannot be entered is known at once.
+            match diag.connect() {
+                Ok(()) => return Ok((diag, sockstat)),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn ident_own(&self, pids: &[u32]) -> Netns {
+        let host = self.host.is_none_or(|h| h == self.own);
+        Netns {
+            id: OWN_NETNS,
+            inode: self.own,
+            kind: if host {
+                NetnsKind::Host
+            } else {
+                NetnsKind::Own
+            },
+            name: if host { "host".into() } else { "self".into() },
+            pid: pids.first().copied(),
+        }
+    }
+
+    /// Names a namespace for a person: the container or pod its processes' cgroups name
+    /// (by the runtime's own name where readable), else its `ip netns` name, else its first
+    /// process.
+    fn ident(&self, found: &Found) -> (NetnsKind, Arc<str>, Option<u32>) {
+        let pid = found.pids.first().copied();
+        for &p in found.pids.iter().take(8) {
+            let Ok(text) = std::fs::read_to_string(format!("/proc/{p}/cgroup")) else {
+                continue;
+            };
+            if text == self.own_cgroup {
+                continue;
+            }
+            if let Some(w) = workload::from_proc_cgroup(&text) {
+                let kind = match &w {
+                    Workload::Container { runtime, .. } => NetnsKind::Container { runtime },
+                    Workload::Pod { .. } => NetnsKind::Pod,
+                    Workload::Machine { .. } => NetnsKind::Machine,
+                };
+                return (kind, w.name(&self.dirs).into(), pid);
+            }
+        }
+        if let Some(n) = &found.named {
+            return (NetnsKind::Named, n.as_str().into(), pid);
+        }
+        let name = match pid {
+            Some(p) => {
+                let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                format!("{}[{p}]", comm.trim())
+            }
+            None => "unnamed".to_string(),
+        };
+        (NetnsKind::Process, name.into(), pid)
+    }
+
+    fn rebuild_table(&mut self) {
+        self.table = Arc::new(NetnsTable::new(
+            self.readers.values().map(|r| r.netns.clone()).collect(),
+        ));
+    }
+
+    /// How many readers are open (one per namespace read).
+    pub fn len(&self) -> usize {
+        self.readers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.readers.is_empty()
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Runs `open` on a new thread inside the namespace `ns` and hands back what it opened:
+/// the thread does nothing else and exits, so no thread of lingertop stays in the other
+/// namespace (see the module doc).
+pub fn open_inside<T: Send>(
+    ns: &OwnedFd,
+    open: impl FnOnce() -> Result<T, DiagError> + Send,
+) -> Result<T, DiagError> {
+    let ns = ns.as_raw_fd();
+    std::thread::scope(|scope| {
+        let enter_and_open = move || {
+            // SAFETY: `ns` is an open namespace file kept alive by the caller's borrow for
+            // the whole scope; setns only changes this thread, which exits after `open`.
+            if unsafe { libc::setns(ns, libc::CLONE_NEWNET) } != 0 {
+                return Err(DiagError::Enter(io::Error::last_os_error()));
+            }
+            open()
+        };
+        std::thread::Builder::new()
+            .name("lingertop-netns".into())
+            .spawn_scoped(scope, enter_and_open)
+            .map_err(DiagError::Enter)?
+            .join()
+            .unwrap_or_else(|_| {
+                Err(DiagError::Enter(io::Error::other(
+                    "the thread entering the namespace panicked",
+                )))
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockstat_counts_a_namespaces_tcp_sockets() {
+        let Ok(f) = File::open("/proc/self/net/sockstat") else {
+            return;
+        };
+        let _l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(tcp_sockets(&f).is_some_and(|n| n >= 1));
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("sockstat");
+        std::fs::write(
+            &fake,
+            "sockets: used 9\nTCP: inuse 0 orphan 3 tw 0 alloc 4 mem 1\nUDP: inuse 2\n",
+        )
+        .unwrap();
+        assert_eq!(tcp_sockets(&File::open(&fake).unwrap()), Some(0));
+        std::fs::write(&fake, "TCP: inuse 2 orphan 3 tw 5 alloc 4 mem 1\n").unwrap();
+        assert_eq!(tcp_sockets(&File::open(&fake).unwrap()), Some(7));
+    }
+
+    #[test]
+    fn namespace_links_parse() {
+        assert_eq!(parse_link(b"net:[4026531840]"), Some(4026531840));
+        assert_eq!(parse_link(b"mnt:[4026531840]"), None);
+        assert_eq!(parse_link(b"net:[]"), None);
+    }
+
+    #[test]
+    fn our_own_namespace_is_found_and_read() {
+        let Ok(mut n) = Namespaces::new(NetnsChoice::Host) else {
+            return; // no sock_diag here
+        };
+        assert_eq!(n.len(), 1);
+        let table = n.table();
+        let own = table.get(OWN_NETNS).unwrap();
+        assert_eq!(own.inode, inode_of(Path::new("/proc/self/ns/net")).unwrap());
+        assert_eq!(n.refresh(), Unseen::default());
+        let all = Namespaces::new(NetnsChoice::All).unwrap();
+        assert!(all.table().get(OWN_NETNS).is_some());
+    }
+}

@@ -1,0 +1,624 @@
+//! Every network namespace, against `ss` run inside each as the oracle. These tests create
+//! their own namespaces (`ip netns add`, loopback up, removed on every exit path by a
+//! guard), hold CLOSE_WAIT / TIME_WAIT / ESTABLISHED in two of them and on the host, and
+//! check what lingertop shows. They need root and skip, saying so, without it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::live::{Watched, next_line};
+use common::*;
+use serde_json::Value;
+
+/// Whether the test can run; says why not, once, when it cannot.
+fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED {test}: needs root to create network namespaces (CI runs it as root)");
+        return false;
+    }
+    let probe = Netns::new("probe");
+    if probe.is_none() {
+        eprintln!(
+            "SKIPPED {test}: `ip netns add` does not work here (needs iproute2 and CAP_SYS_ADMIN)"
+        );
+        return false;
+    }
+    true
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace this test made, deleted when dropped (a panic included), with
+/// every process still in it killed first.
+struct Netns {
+    name: String,
+    sleepers: Vec<Child>,
+    cgroups: Vec<std::path::PathBuf>,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Netns {
+    fn new(tag: &str) -> Option<Netns> {
+        let name = format!(
+            "lt{}-{}-{tag}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        if !ip(&["netns", "add", &name]) {
+            return None;
+        }
+        let ns = Netns {
+            name,
+            sleepers: Vec::new(),
+            cgroups: Vec::new(),
+        };
+        assert!(ip(&["-n", &ns.name, "link", "set", "lo", "up"]));
+        Some(ns)
+    }
+
+    /// Runs `f` on a thread inside the namespace: sockets it opens stay in it.
+    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let file = File::open(format!("/run/netns/{}", self.name)).expect("open the netns");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: the file is open for the whole scope; only this thread moves.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("the thread in the namespace")
+        })
+    }
+
+    fn inode(&self) -> u64 {
+        std::fs::metadata(format!("/run/netns/{}", self.name))
+            .unwrap()
+            .ino()
+    }
+
+    /// A process sleeping in the namespace, so that a process holds it.
+    fn sleeper(&mut self) -> u32 {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sleep", "120"])
+            .spawn()
+            .expect("ip netns exec sleep");
+        let pid = child.id();
+        self.sleepers.push(child);
+        // ip execs sleep in place: wait until it is in the namespace.
+        wait_until("the sleeper enters the namespace", || {
+            std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|l| l.to_string_lossy() == format!("net:[{}]", self.inode()))
+        });
+        pid
+    }
+
+    /// `ss -tanpH` inside the namespace for the sockets on `port`.
+    fn ss(&self, port: u16) -> Vec<SsRow> {
+        ss(&["netns", "exec", &self.name], port)
+    }
+
+    fn delete(&mut self) {
+        for mut c in self.sleepers.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for cg in self.cgroups.drain(..).rev() {
+            let _ = std::fs::remove_dir(cg);
+        }
+        if !self.name.is_empty() {
+            ip(&["netns", "del", &self.name]);
+            self.name.clear();
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One line of `ss -tanpH`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct SsRow {
+    state: String,
+    local: String,
+    remote: String,
+    pids: Vec<u32>,
+}
+
+fn ss_state(s: &str) -> &str {
+    match s {
+        "ESTAB" => "ESTABLISHED",
+        "FIN-WAIT-2" => "FIN_WAIT_2",
+        "FIN-WAIT-1" => "FIN_WAIT_1",
+        "TIME-WAIT" => "TIME_WAIT",
+        "CLOSE-WAIT" => "CLOSE_WAIT",
+        "LAST-ACK" => "LAST_ACK",
+        "SYN-SENT" => "SYN_SENT",
+        "SYN-RECV" => "SYN_RECV",
+        other => other,
+    }
+}
+
+/// `ss -tanpH` for `port`, run as `ip PREFIX ss` (`ip netns exec NS ss`) or plain `ss`.
+fn ss(prefix: &[&str], port: u16) -> Vec<SsRow> {
+    let filter = format!("( sport = :{port} or dport = :{port} ) and src {}", ours());
+    let out = if prefix.is_empty() {
+        Command::new("ss").args(["-tanpH", &filter]).output()
+    } else {
+        Command::new("ip")
+            .args(prefix)
+            .args(["ss", "-tanpH", &filter])
+            .output()
+    }
+    .expect("ss (iproute2) must be installed for this test");
+    assert!(out.status.success());
+    let mut rows: Vec<SsRow> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let state = ss_state(f.first()?).to_string();
+            let remote = match f.get(4)? {
+                r if r.ends_with(":*") => r.replace(":*", ":0").replace("*:", "0.0.0.0:"),
+                r => r.to_string(),
+            };
+            let mut pids: Vec<u32> = l
+                .split("pid=")
+                .skip(1)
+                .filter_map(|p| p.split(',').next()?.parse().ok())
+                .collect();
+            pids.sort_unstable();
+            pids.dedup();
+            Some(SsRow {
+                state,
+                local: f.get(3)?.to_string(),
+                remote,
+                pids,
+            })
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// lingertop's rows for one namespace, in the oracle's shape.
+fn rows_of(json: &Value, netns: &str) -> Vec<SsRow> {
+    let mut rows: Vec<SsRow> = json["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .filter(|c| c["netns"] == netns)
+        .map(|c| {
+            let mut pids: Vec<u32> = c["pids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_u64().unwrap() as u32)
+                .collect();
+            pids.sort_unstable();
+            SsRow {
+                state: c["state"].as_str().unwrap().to_string(),
+                local: c["local"].as_str().unwrap().to_string(),
+                remote: c["remote"].as_str().unwrap().to_string(),
+                pids,
+            }
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn counts(rows: &[SsRow]) -> BTreeMap<&str, usize> {
+    let mut m = BTreeMap::new();
+    for r in rows {
+        *m.entry(r.state.as_str()).or_default() += 1;
+    }
+    m
+}
+
+/// The sockets one place holds on `port`: a listener, one ESTABLISHED pair from the fixed
+/// client port `client`, `close_waits` connections the peer closed and `time_waits` this
+/// end closed first.
+struct Held {
+    _listener: TcpListener,
+    _established: (TcpStream, TcpStream),
+    _close_waits: Vec<TcpStream>,
+}
+
+fn hold(port: u16, client: u16, n_close_waits: usize, time_waits: usize) -> Held {
+    let at: SocketAddr = (ours(), port).into();
+    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    l.set_reuse_address(true).unwrap();
+    l.bind(&at.into()).unwrap();
+    l.listen(64).unwrap();
+    let listener: TcpListener = l.into();
+    // The fixed client end: the same four numbers wherever this runs.
+    let c = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    c.set_reuse_address(true).unwrap();
+    c.bind(&SocketAddr::from((ours(), client)).into()).unwrap();
+    c.connect(&at.into()).unwrap();
+    let established = (c.into(), listener.accept().unwrap().0);
+    let mut close_waits = Vec::new();
+    for _ in 0..n_close_waits {
+        let c = connect(at, 0);
+        let s = listener.accept().unwrap().0;
+        drop(c);
+        close_waits.push(s);
+    }
+    for _ in 0..time_waits {
+        let c = connect(at, 0);
+        let mut s = listener.accept().unwrap().0;
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(s.read(&mut buf).unwrap(), 0);
+        drop(s);
+        // The client's read of the server's FIN completes its close into TIME_WAIT.
+        let mut c = c;
+        assert_eq!(c.read(&mut buf).unwrap(), 0);
+        drop(c);
+    }
+    Held {
+        _listener: listener,
+        _established: established,
+        _close_waits: close_waits,
+    }
+}
+
+/// This test run's own loopback address, so that the host's other loopback traffic (other
+/// tests on the same ports) never mixes in.
+fn ours() -> std::net::Ipv4Addr {
+    let pid = std::process::id();
+    std::net::Ipv4Addr::new(127, 201, (pid >> 8) as u8, (pid as u8).max(1))
+}
+
+/// A connection to `at` from our address, port `from` (0: any).
+fn connect(at: SocketAddr, from: u16) -> TcpStream {
+    let c = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    c.set_reuse_address(true).unwrap();
+    c.bind(&SocketAddr::from((ours(), from)).into()).unwrap();
+    c.connect(&at.into()).unwrap();
+    c.into()
+}
+
+/// A free port on the host's loopback (fresh namespaces have every port free).
+fn free_port() -> u16 {
+    TcpListener::bind((ours(), 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A cgroup v2 directory that names a Docker container, made under the unified hierarchy
+/// when it is writable; the process `pid` is moved into it.
+fn docker_cgroup(ns: &mut Netns, pid: u32, id: &str) -> bool {
+    let roots = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"];
+    for root in roots {
+        let root = std::path::Path::new(root);
+        if !root.join("cgroup.procs").exists() || !root.join("cgroup.subtree_control").exists() {
+            continue;
+        }
+        let parent = root.join(format!("lt-test-{}", std::process::id()));
+        let dir = parent.join(format!("docker-{id}.scope"));
+        if std::fs::create_dir_all(&dir).is_err() {
+            continue;
+        }
+        ns.cgroups.push(parent.clone());
+        ns.cgroups.push(dir.clone());
+        if std::fs::write(dir.join("cgroup.procs"), pid.to_string()).is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn every_namespace_agrees_with_ss_inside_it() {
+    if !privileged("every_namespace_agrees_with_ss_inside_it") {
+        return;
+    }
+    let (port, client) = (free_port(), free_port());
+    let a = Netns::new("a").unwrap();
+    let mut b = Netns::new("b").unwrap();
+    // B is held by a process in a Docker container's cgroup: named for the container.
+    let id = format!("{:x}{:056x}", 0xfeed_beefu32, std::process::id());
+    let sleeper = b.sleeper();
+    let in_docker = docker_cgroup(&mut b, sleeper, &id);
+    let b_name = if in_docker {
+        id[..12].to_string()
+    } else {
+        eprintln!("no writable cgroup v2 here: B is named by its netns name");
+        b.name.clone()
+    };
+
+    let _host = hold(port, client, 1, 1);
+    let _in_a = a.enter(|| hold(port, client, 2, 1));
+    let _in_b = b.enter(|| hold(port, client, 1, 3));
+
+    let want_host = ss(&[], port);
+    let want_a = a.ss(port);
+    let want_b = b.ss(port);
+    for (place, rows, cw, tw) in [
+        ("host", &want_host, 1, 1),
+        ("a", &want_a, 2, 1),
+        ("b", &want_b, 1, 3),
+    ] {
+        let c = counts(rows);
+        assert_eq!(c.get("CLOSE_WAIT"), Some(&cw), "{place}: {rows:?}");
+        assert_eq!(c.get("TIME_WAIT"), Some(&tw), "{place}: {rows:?}");
+        assert_eq!(c.get("ESTABLISHED"), Some(&2), "{place}: {rows:?}");
+    }
+
+    let (code, json) = snapshot_json(&[
+        "--netns",
+        "all",
+        "--local",
+        &ours().to_string(),
+        "--port",
+        &port.to_string(),
+    ]);
+    assert_eq!(code, 0);
+    for (name, want) in [
+        ("host", &want_host),
+        (a.name.as_str(), &want_a),
+        (b_name.as_str(), &want_b),
+    ] {
+        assert_eq!(&rows_of(&json, name), want, "namespace {name}");
+    }
+    // Owners: the test holds every socket with a file, in every namespace.
+    let me = std::process::id();
+    assert!(
+        want_a
+            .iter()
+            .filter(|r| r.state == "CLOSE_WAIT")
+            .all(|r| r.pids == [me])
+    );
+    // The same four numbers in three namespaces are three connections.
+    let tuple = |c: &&Value| {
+        c["local"] == format!("{}:{client}", ours()) && c["remote"] == format!("{}:{port}", ours())
+    };
+    let same: Vec<&Value> = json["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(tuple)
+        .collect();
+    let mut where_: Vec<&str> = same.iter().map(|c| c["netns"].as_str().unwrap()).collect();
+    where_.sort_unstable();
+    let mut want_where = vec!["host", a.name.as_str(), b_name.as_str()];
+    want_where.sort_unstable();
+    assert_eq!(where_, want_where);
+    let established: usize = [&want_host, &want_a, &want_b]
+        .iter()
+        .map(|rows| counts(rows)["ESTABLISHED"])
+        .sum();
+    assert_eq!(json["counts"]["ESTABLISHED"], established);
+    // An alert names the namespace: A's two CLOSE_WAITs pass a threshold of 2, the host's and
+    // B's one each do not.
+    let mut child = lingertop()
+        .args([
+            "--netns",
+            "all",
+            "snapshot",
+            "--format",
+            "json",
+            "--interval",
+            "1s",
+        ])
+        .args(["--local", &ours().to_string(), "--port", &port.to_string()])
+        .args(["--set", "alerts.close-wait.min-age=500ms"])
+        .args(["--set", "alerts.close-wait.warning=2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let _ = child.wait();
+    let polled: Value = serde_json::from_str(&text).expect("JSON");
+    let cw: Vec<&Value> = polled["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "close-wait-lingering")
+        .collect();
+    assert_eq!(cw.len(), 1, "{cw:?}");
+    assert_eq!(cw[0]["netns"], a.name.as_str());
+    assert_eq!(cw[0]["count"], 2);
+    assert_eq!(cw[0]["pid"], me);
+    let msg = cw[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("(pid {me}) in netns {} for > ", a.name)),
+        "{msg}"
+    );
+
+    // The namespace table says what each is.
+    let table = json["netns"].as_array().unwrap();
+    let kind_of = |name: &str| {
+        table
+            .iter()
+            .find(|n| n["name"] == name)
+            .map(|n| n["kind"].as_str().unwrap().to_string())
+    };
+    assert_eq!(kind_of(&a.name).as_deref(), Some("netns"));
+    assert_eq!(
+        kind_of(&b_name).as_deref(),
+        Some(if in_docker { "docker" } else { "netns" })
+    );
+    assert_eq!(kind_of("host").as_deref(), Some("host"));
+
+    // The filter key picks one namespace, and --netns reads one.
+    let (_, only_a) = snapshot_json(&[
+        "--netns",
+        "all",
+        "--port",
+        &port.to_string(),
+        "--filter",
+        &format!("netns:{}", a.name),
+    ]);
+    assert_eq!(rows_of(&only_a, &a.name), want_a);
+    assert_eq!(
+        only_a["connections"].as_array().unwrap().len(),
+        want_a.len()
+    );
+    let (_, read_b) = snapshot_json(&[
+        "--local",
+        &ours().to_string(),
+        "--port",
+        &port.to_string(),
+        "--netns",
+        &b_name,
+    ]);
+    assert_eq!(rows_of(&read_b, &b_name), want_b);
+    assert_eq!(
+        read_b["connections"].as_array().unwrap().len(),
+        want_b.len()
+    );
+    let (_, read_pid) = snapshot_json(&[
+        "--local",
+        &ours().to_string(),
+        "--port",
+        &port.to_string(),
+        "--netns",
+        &sleeper.to_string(),
+    ]);
+    assert_eq!(rows_of(&read_pid, &b_name), want_b);
+    let (_, host_only) = snapshot_json(&[
+        "--local",
+        &ours().to_string(),
+        "--port",
+        &port.to_string(),
+        "--netns",
+        "host",
+    ]);
+    assert_eq!(rows_of(&host_only, "host"), want_host);
+    assert_eq!(
+        host_only["connections"].as_array().unwrap().len(),
+        want_host.len()
+    );
+}
+
+/// Whether one of `pid`'s descriptors is the namespace `inode`: a namespace file (on the
+/// nsfs device) of that inode, whatever path its link shows.
+fn holds_namespace(pid: u32, inode: u64) -> bool {
+    let nsfs = std::fs::metadata("/proc/self/ns/net").unwrap().dev();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten().any(|e| {
+                std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == nsfs && m.ino() == inode)
+            })
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_deleted_namespace_is_let_go_within_a_poll() {
+    if !privileged("a_deleted_namespace_is_let_go_within_a_poll") {
+        return;
+    }
+    let mut d = Netns::new("gone").unwrap();
+    let inode = d.inode();
+    // A veth with one end inside: the host end lives exactly as long as the namespace.
+    let host_end = format!("ltv{}", std::process::id() % 100_000);
+    assert!(ip(&[
+        "link", "add", &host_end, "type", "veth", "peer", "name", "eth9", "netns", &d.name,
+    ]));
+    let mut watch = Watched::start(&["--netns", "all", "--interval", "200ms"]);
+    let pid = watch.child.id();
+    wait_until("lingertop reads the namespace", || {
+        holds_namespace(pid, inode)
+    });
+    let _ = next_line(&watch.stdout, Duration::from_secs(10), "a watch line");
+
+    d.delete();
+    wait_until("lingertop lets the deleted namespace go", || {
+        !holds_namespace(pid, inode)
+    });
+    // And so the kernel frees it: the veth pair goes with it.
+    wait_until("the deleted namespace's veth disappears", || {
+        !std::path::Path::new(&format!("/sys/class/net/{host_end}")).exists()
+    });
+    assert!(
+        watch.child.try_wait().unwrap().is_none(),
+        "watch still runs"
+    );
+    let _ = watch.child.kill();
+}
+
+#[test]
+fn without_privilege_it_says_once_what_it_cannot_see() {
+    if !privileged("without_privilege_it_says_once_what_it_cannot_see") {
+        return;
+    }
+    let a = Netns::new("unpriv").unwrap();
+    let port = free_port();
+    let _in_a = a.enter(|| hold(port, free_port(), 1, 0));
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+            env!("CARGO_BIN_EXE_lingertop"),
+            "watch",
+            "--interval",
+            "100ms",
+            "--port",
+            &port.to_string(),
+        ])
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv (util-linux) must be installed for this test");
+    let stdout = common::live::line_reader(child.stdout.take().unwrap());
+    // Several polls, each free to repeat the message.
+    for _ in 0..4 {
+        let _ = next_line(&stdout, Duration::from_secs(10), "a watch line as nobody");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let said = "without root, only lingertop's own network namespace is read";
+    assert_eq!(err.matches(said).count(), 1, "stderr: {err}");
+    assert!(err.contains("run with sudo"), "stderr: {err}");
+    assert!(err.contains("could not be entered"), "stderr: {err}");
+}
