@@ -11,6 +11,7 @@ pub mod lab;
 pub mod live;
 pub mod model;
 pub mod report;
+pub mod sanitize;
 pub mod serve;
 pub mod shutdown;
 pub mod tui;

@@ -21,6 +21,8 @@ fn main() -> ExitCode {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or("bad arguments");
                 let first = first.trim_start_matches("error: ");
+                // It may quote an argument: whatever the user pasted, shown escaped.
+                let first = lingertop::sanitize::terminal(first);
                 eprintln!("lingertop: {first} (see lingertop --help)");
                 return ExitCode::from(EXIT_ERROR);
             }
@@ -29,7 +31,10 @@ fn main() -> ExitCode {
     match lingertop::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lingertop: {}", format!("{e:#}").replace('\n', " "));
+            // The one place every error is printed: paths, filter and config text quoted in
+            // it reach the terminal escaped (a newline shown as \n keeps the message one line).
+            let text = format!("{e:#}");
+            eprintln!("lingertop: {}", lingertop::sanitize::terminal(&text));
             ExitCode::from(EXIT_ERROR)
         }
     }

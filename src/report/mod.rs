@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::model::alerts::Pressure;
 use crate::model::{Alert, Connection, PortRange, Snapshot, StateCounts, TcpState};
+use crate::sanitize::csv_cell;
 
 pub use table::fmt_age;
 
@@ -280,7 +281,8 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
 pub fn write_snapshot(format: Format, v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+            crate::sanitize::json_to_writer_pretty(&mut *out, &to_json(v))
+                .map_err(io::Error::from)?;
             writeln!(out)?;
         }
         Format::Csv => write_csv(v, out)?,
@@ -321,8 +323,8 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
             j.local,
             j.remote,
             j.pid.map(|p| p.to_string()).unwrap_or_default(),
-            j.process.unwrap_or_default().to_string(),
-            j.user.unwrap_or_default().to_string(),
+            csv_cell(j.process.unwrap_or_default()).into_owned(),
+            csv_cell(j.user.unwrap_or_default()).into_owned(),
             j.attribution.unwrap_or_default().to_string(),
             j.state_age_secs.map(|a| a.to_string()).unwrap_or_default(),
             j.inode.to_string(),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{SnapshotView, addr, timestamp};
 use crate::model::ProcessInfo;
+use crate::sanitize::terminal;
 
 /// `850ms`, `42s`, `3m05s`, `2h04m`; `-` when unknown; `new` when the state began at this
 /// very poll (it started within the last interval).
@@ -35,11 +36,11 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
     writeln!(
         out,
         "lingertop snapshot of {} at {} ({polls})",
-        s.host,
+        terminal(&s.host),
         timestamp(s.taken_at)
     )?;
     if let ProcessInfo::Partial { reason } = &s.process_info {
-        writeln!(out, "process info is partial: {reason}")?;
+        writeln!(out, "process info is partial: {}", terminal(reason))?;
     }
     let shown = s.connections.len();
     if v.filter.is_empty() {
@@ -48,7 +49,8 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
         writeln!(
             out,
             "{shown} of {} TCP connections match \"{}\"",
-            v.total_connections, v.filter
+            v.total_connections,
+            terminal(&v.filter)
         )?;
     }
     let counts: Vec<String> = s
@@ -72,7 +74,7 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
                 "  {:<8}  {:<20}  {}",
                 a.severity.name(),
                 a.rule.name(),
-                a.message
+                terminal(&a.message)
             )?;
         }
     }
@@ -87,7 +89,7 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
         .map(|c| {
             let process = match c.owner() {
                 Some(o) => {
-                    let name = o.name.as_deref().unwrap_or("?");
+                    let name = terminal(o.name.as_deref().unwrap_or("?"));
                     let more = if c.owners.len() > 1 {
                         format!(" +{}", c.owners.len() - 1)
                     } else {
