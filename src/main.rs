@@ -22,7 +22,7 @@ fn main() -> ExitCode {
                 let first = text.lines().next().unwrap_or("bad arguments");
                 let first = first.trim_start_matches("error: ");
                 // It may quote an argument: whatever the user pasted, shown escaped.
-                let first = lingertop::sanitize::terminal(first);
+                let first = lingertop::sanitize::message(first);
                 eprintln!("lingertop: {first} (see lingertop --help)");
                 return ExitCode::from(EXIT_ERROR);
             }
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             // The one place every error is printed: paths, filter and config text quoted in
             // it reach the terminal escaped (a newline shown as \n keeps the message one line).
             let text = format!("{e:#}");
-            eprintln!("lingertop: {}", lingertop::sanitize::terminal(&text));
+            eprintln!("lingertop: {}", lingertop::sanitize::message(&text));
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -7,7 +7,8 @@
 //!
 //! | output | function | what happens to a control character |
 //! |---|---|---|
-//! | terminal text: table rows, alert lines, messages on stderr | [`terminal`] | shown escaped: `\x1b`, `\n`, `\u{202e}`; `\` becomes `\\` |
+//! | terminal text: table cells, alert lines | [`terminal`] | shown escaped: `\x1b`, `\n`, `\u{202e}`; `\` becomes `\\` |
+//! | a message on stderr, whole | [`message`] | as the terminal, but `\` stays (the message may quote an escape already) |
 //! | CSV cells | [`csv_cell`] | as the terminal (one connection per line, safe to `cat`), plus a `'` before a leading `=`, `+`, `-`, `@` or `'` so a spreadsheet never runs a formula |
 //! | Prometheus label values | [`prometheus_label`] | as the terminal; the encoder then escapes `\`, `"` and newline as the format asks |
 //! | JSON strings | [`JsonFormatter`] | serde already writes C0 as `\u001b`; DEL, C1 and the bidi and invisible characters are written as `\u` escapes too: the decoded string is exactly the original, and the document is safe to `cat` |
@@ -43,16 +44,16 @@ pub fn is_unsafe(c: char) -> bool {
         | '\u{feff}')
 }
 
-/// `s` with every unsafe character and the backslash escaped visibly; borrowed when there
-/// is nothing to escape (the common case costs one scan).
-fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| c == '\\' || is_unsafe(c)) {
+/// `s` with every unsafe character (and the backslash, when `backslash`) escaped visibly;
+/// borrowed when there is nothing to escape (the common case costs one scan).
+fn escape(s: &str, backslash: bool) -> Cow<'_, str> {
+    if !s.chars().any(|c| (backslash && c == '\\') || is_unsafe(c)) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
+            '\\' if backslash => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -70,14 +71,22 @@ fn escape(s: &str) -> Cow<'_, str> {
 
 /// Outside text for a terminal: a table cell, an alert line, a message on stderr.
 pub fn terminal(s: &str) -> Cow<'_, str> {
-    escape(s)
+    escape(s, true)
+}
+
+/// A whole message for stderr, as composed with outside text in it (a path, a filter, a
+/// config value): its unsafe characters escaped as [`terminal`] does, its backslashes left
+/// as they are, since the message's own text may already show an escape (`\x1b`) and a
+/// backslash in a message is no danger.
+pub fn message(s: &str) -> Cow<'_, str> {
+    escape(s, false)
 }
 
 /// Outside text for a CSV cell (the CSV writer still does the quoting): escaped as for the
 /// terminal, and a leading `=`, `+`, `-`, `@` or `'` gets a `'` before it so a spreadsheet
 /// shows the text instead of evaluating it.
 pub fn csv_cell(s: &str) -> Cow<'_, str> {
-    let escaped = escape(s);
+    let escaped = escape(s, true);
     if escaped.starts_with(['=', '+', '-', '@', '\'']) {
         return Cow::Owned(format!("'{escaped}"));
     }
@@ -87,7 +96,7 @@ pub fn csv_cell(s: &str) -> Cow<'_, str> {
 /// Outside text for a Prometheus label value: escaped as for the terminal; the exposition
 /// encoder adds the format's own escapes (`\\`, `\"`, `\n`) on top.
 pub fn prometheus_label(s: &str) -> Cow<'_, str> {
-    escape(s)
+    escape(s, true)
 }
 
 /// Undoes [`terminal`] and [`prometheus_label`] (and [`csv_cell`] once its leading `'` is
@@ -236,6 +245,7 @@ mod tests {
         assert_eq!(terminal("a\nb\r\tc\u{7f}\u{9b}"), "a\\nb\\r\\tc\\x7f\\x9b");
         assert_eq!(terminal("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
         assert_eq!(terminal("C:\\x1b"), "C:\\\\x1b");
+        assert_eq!(message("bad \"\x1b\" (\\x1b)"), "bad \"\\x1b\" (\\x1b)");
         assert!(matches!(terminal("nginx: worker"), Cow::Borrowed(_)));
         assert_eq!(terminal("café 日本 λ"), "café 日本 λ");
     }
@@ -299,7 +309,8 @@ mod tests {
             prop_assert_eq!(unescape(&t), Some(s.clone()));
             let p = prometheus_label(&s);
             prop_assert!(!p.chars().any(is_unsafe));
-            prop_assert_eq!(unescape(&p), Some(s));
+            prop_assert_eq!(unescape(&p), Some(s.clone()));
+            prop_assert!(!message(&s).chars().any(is_unsafe));
         }
 
         #[test]
