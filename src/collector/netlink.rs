@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::owners::{OwnerCache, scan_proc};
 use super::{CollectError, Held, RawSocket, ReadOptions, SocketSource};
-use crate::model::{Connection, TcpState, Timer, TimerKind, Tuple};
+use crate::model::{Connection, StateCounts, TcpState, Timer, TimerKind, Tuple};
 
 // From include/uapi/linux/{netlink,sock_diag,inet_diag}.h.
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -553,6 +553,20 @@ impl SocketSource for NetlinkSource {
             }
         }));
         Ok(())
+    }
+
+    fn count_states(&mut self, states: &[TcpState]) -> Result<Option<StateCounts>, CollectError> {
+        let mut counts = StateCounts::default();
+        let diag = &mut self.diag;
+        retrying(|| {
+            counts = StateCounts::default();
+            diag.dump_tcp(state_mask(Some(states)), |d| {
+                if let Some(s) = state_of(d.state) {
+                    counts.add(s);
+                }
+            })
+        })?;
+        Ok(Some(counts))
     }
 
     fn read_direct(
