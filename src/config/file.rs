@@ -246,7 +246,7 @@ impl<'de> Deserialize<'de> for Threshold {
             .map(Threshold)
             .ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "{v} is out of range; allowed: 1 to 4294967295 connections (to turn the rule off, set enabled = false)"
+                    "{v} is out of range; allowed: 1 or more connections (to turn the rule off, set enabled = false)"
                 ))
             })
     }

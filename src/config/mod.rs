@@ -591,7 +591,7 @@ mod tests {
         let e = parse("", "t", &["alerts.time-wait.warning=0".into()])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("1 to"), "{e}");
+        assert!(e.contains("1 or more"), "{e}");
     }
 
     use proptest::prelude::*;
