@@ -53,6 +53,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Serve(args)) => serve::run(&cfg, &args),
         Some(Command::Watch(args)) => watch::run(&cfg, &args),
         None => {
+            // A dumb terminal (an editor's shell buffer, some CI consoles) cannot position
+            // the cursor: the full-screen dashboard would be a stream of escape codes.
+            if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+                bail!(
+                    "the dashboard needs a full-screen terminal and TERM=dumb cannot draw one; use `lingertop snapshot` for one table or `lingertop watch` for a line per poll"
+                );
+            }
             if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
                 bail!(
                     "the dashboard needs a terminal and stdin/stdout is not one; for scripts use `lingertop snapshot` (e.g. `lingertop snapshot --format json`)"

@@ -96,7 +96,8 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         "lingertop: serving http://{local}/metrics and /healthz, polling every {} (Ctrl-C to stop)",
         humantime::format_duration(cfg.interval)
     );
-    if !local.ip().is_loopback() {
+    // `[::ffff:127.0.0.1]` is loopback too: IPv4-mapped addresses are judged as IPv4.
+    if !local.ip().to_canonical().is_loopback() {
         eprintln!(
             "lingertop: {} is not a loopback address: anyone who can reach port {} sees this host's process names and addresses",
             local.ip(),

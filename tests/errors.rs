@@ -76,6 +76,19 @@ fn bad_flags_are_one_line() {
 }
 
 #[test]
+fn dashboard_on_a_dumb_terminal_points_to_snapshot_and_watch() {
+    let out = lingertop().env("TERM", "dumb").output().expect("run");
+    let e = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("TERM=dumb")
+            && e.contains("lingertop snapshot")
+            && e.contains("lingertop watch"),
+        "{e}"
+    );
+}
+
+#[test]
 fn dashboard_without_a_terminal_points_to_snapshot() {
     let e = one_line_error(&[]);
     assert!(e.contains("lingertop snapshot"), "{e}");

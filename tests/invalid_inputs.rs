@@ -49,7 +49,9 @@ fn every_invalid_config_fixture_gives_its_message() {
         let expected = std::fs::read_to_string(path.with_extension("stderr"))
             .unwrap_or_else(|_| format!("(no {})", path.with_extension("stderr").display()));
         if got != expected.trim_end_matches('\n') {
-            mismatches.push(format!("{shown}\n  expected: {expected}\n  got:      {got}"));
+            mismatches.push(format!(
+                "{shown}\n  expected: {expected}\n  got:      {got}"
+            ));
         }
         seen += 1;
     }
@@ -62,7 +64,10 @@ fn every_invalid_filter_gives_its_message() {
     let table = std::fs::read_to_string(fixtures().join("filters.tsv")).unwrap();
     let mut mismatches = Vec::new();
     let mut seen = 0;
-    for line in table.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (written, expected) = line.split_once('\t').expect("FILTER<tab>MESSAGE");
         let filter = lingertop::sanitize::unescape(written)
             .unwrap_or_else(|| panic!("bad escape in the fixture {written:?}"));
@@ -72,7 +77,9 @@ fn every_invalid_filter_gives_its_message() {
             .unwrap();
         let got = failure(&out, written);
         if got != expected {
-            mismatches.push(format!("{written}\n  expected: {expected}\n  got:      {got}"));
+            mismatches.push(format!(
+                "{written}\n  expected: {expected}\n  got:      {got}"
+            ));
         }
         seen += 1;
     }
@@ -95,7 +102,8 @@ fn configs_too_big_or_endless_are_refused_and_pipes_are_read() {
     );
 
     let mut big = tempfile::NamedTempFile::new().unwrap();
-    big.write_all("# padding\n".repeat(110_000).as_bytes()).unwrap();
+    big.write_all("# padding\n".repeat(110_000).as_bytes())
+        .unwrap();
     let e = failure(
         &lingertop()
             .args(["--config", big.path().to_str().unwrap(), "snapshot"])
