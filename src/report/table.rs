@@ -50,7 +50,9 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
             out,
             "{shown} of {} TCP connections match \"{}\"",
             v.total_connections,
-            terminal(&v.filter)
+            // A filter holds no raw control (the parser refuses them) but may hold the
+            // escapes typed inside quotes, shown as typed.
+            crate::sanitize::message(&v.filter)
         )?;
     }
     let counts: Vec<String> = s
