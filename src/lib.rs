@@ -14,6 +14,7 @@ pub mod report;
 pub mod sanitize;
 pub mod serve;
 pub mod shutdown;
+pub mod stderr;
 pub mod tui;
 pub mod watch;
 
@@ -122,7 +123,7 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
     tracker.observe(&mut snap);
     if let Some(interval) = args.interval {
         if !args.quiet {
-            eprintln!(
+            crate::say!(
                 "lingertop: first poll saw {} sockets; polling again in {} to measure ages",
                 snap.connections.len(),
                 humantime::format_duration(interval)
@@ -166,7 +167,7 @@ fn snapshot(cfg: &config::Config, args: &SnapshotArgs) -> Result<ExitCode> {
     };
     // CSV has no place for it, so the partial-information notice goes to stderr.
     if let (Format::Csv, model::ProcessInfo::Partial { reason }) = (format, &snap.process_info) {
-        eprintln!("lingertop: process info is partial: {reason}");
+        crate::say!("lingertop: process info is partial: {reason}");
     }
     let stdout = io::stdout();
     // A large buffer: a 100k-connection JSON is tens of megabytes.

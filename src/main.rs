@@ -21,9 +21,8 @@ fn main() -> ExitCode {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or("bad arguments");
                 let first = first.trim_start_matches("error: ");
-                // It may quote an argument: whatever the user pasted, shown escaped.
-                let first = lingertop::sanitize::message(first);
-                eprintln!("lingertop: {first} (see lingertop --help)");
+                // It may quote an argument: say! shows whatever the user pasted escaped.
+                lingertop::say!("lingertop: {first} (see lingertop --help)");
                 return ExitCode::from(EXIT_ERROR);
             }
         },
@@ -31,10 +30,10 @@ fn main() -> ExitCode {
     match lingertop::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // The one place every error is printed: paths, filter and config text quoted in
-            // it reach the terminal escaped (a newline shown as \n keeps the message one line).
-            let text = format!("{e:#}");
-            eprintln!("lingertop: {}", lingertop::sanitize::message(&text));
+            // The one place every error is printed: say! escapes the paths, filter and config
+            // text quoted in it (a newline shown as \n keeps the message one line), and a
+            // stderr that cannot be written leaves the exit status alone.
+            lingertop::say!("lingertop: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -85,20 +85,20 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
                 }
                 Message::PollFailed(e) => {
                     errors += 1;
-                    eprintln!("lingertop: {e}; trying again in {interval}");
+                    crate::say!("lingertop: {e}; trying again in {interval}");
                     latest_tx.send_modify(|x| Arc::make_mut(x).poll_errors = errors);
                 }
             }
         }
     });
 
-    eprintln!(
+    crate::say!(
         "lingertop: serving http://{local}/metrics and /healthz, polling every {} (Ctrl-C to stop)",
         humantime::format_duration(cfg.interval)
     );
     // `[::ffff:127.0.0.1]` is loopback too: IPv4-mapped addresses are judged as IPv4.
     if !local.ip().to_canonical().is_loopback() {
-        eprintln!(
+        crate::say!(
             "lingertop: {} is not a loopback address: anyone who can reach port {} sees this host's process names and addresses",
             local.ip(),
             local.port()

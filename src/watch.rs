@@ -52,7 +52,7 @@ pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
                         // The very first read failed: a setup problem, not a passing one.
                         bail!("{e}");
                     }
-                    eprintln!(
+                    crate::say!(
                         "lingertop: {e}; trying again in {}",
                         humantime::format_duration(cfg.interval)
                     );
@@ -67,7 +67,7 @@ pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
                 Err(e) => return Err(e).context("cannot write to stdout"),
             }
             if stream.polls == 1 && args.events && !args.quiet {
-                eprintln!(
+                crate::say!(
                     "lingertop: first poll saw {} sockets; printing state transitions from now on (Ctrl-C to stop)",
                     update.snapshot.connections.len()
                 );

@@ -225,7 +225,7 @@ impl Collector {
     pub fn chosen(choice: Backend, quiet: bool) -> Result<Self, CollectError> {
         let c = Collector::from_choice(choice)?;
         if let (Some(note), false) = (c.note(), quiet) {
-            eprintln!("lingertop: {note}");
+            crate::say!("lingertop: {note}");
         }
         Ok(c)
     }

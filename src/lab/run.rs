@@ -49,7 +49,7 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
             // Said once the signal handlers are in place, so a Ctrl-C right after it still
             // ends the hold the orderly way.
             wait_or_interrupt(hold, || {
-                eprintln!(
+                crate::say!(
                     "lingertop lab: holding {held} CLOSE_WAIT sockets (pid {}, server {}) for {}; Ctrl-C ends the hold early",
                     report.pid,
                     report.listener,
@@ -57,7 +57,7 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
                 );
             })?;
             drop(lab);
-            eprintln!(
+            crate::say!(
                 "lingertop lab: closed the CLOSE_WAIT sockets after {}",
                 humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()))
             );

@@ -95,7 +95,7 @@ fn install_panic_hook() {
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
         previous(info);
-        eprintln!(
+        crate::say!(
             "lingertop: the dashboard crashed (message above); the terminal was restored. `lingertop snapshot` still works meanwhile."
         );
     }));
