@@ -21,8 +21,8 @@ fn main() -> ExitCode {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or("bad arguments");
                 let first = first.trim_start_matches("error: ");
-                // It may quote an argument: say! shows whatever the user pasted escaped.
-                lingertop::say!("lingertop: {first} (see lingertop --help)");
+                // It may quote an argument: say shows whatever the user pasted escaped.
+                lingertop::stderr::line(format_args!("lingertop: {first} (see lingertop --help)"));
                 return ExitCode::from(EXIT_ERROR);
             }
         },
@@ -30,10 +30,10 @@ fn main() -> ExitCode {
     match lingertop::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // The one place every error is printed: say! escapes the paths, filter and config
+            // The one place every error is printed: say escapes the paths, filter and config
             // text quoted in it (a newline shown as \n keeps the message one line), and a
             // stderr that cannot be written leaves the exit status alone.
-            lingertop::say!("lingertop: {e:#}");
+            lingertop::stderr::line(format_args!("lingertop: {e:#}"));
             ExitCode::from(EXIT_ERROR)
         }
     }
