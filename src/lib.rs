@@ -12,7 +12,9 @@ pub mod live;
 pub mod mode;
 pub mod model;
 pub mod report;
+pub mod sanitize;
 pub mod shutdown;
+pub mod stderr;
 pub mod tui;
 
 use std::process::ExitCode;

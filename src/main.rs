@@ -21,7 +21,8 @@ fn main() -> ExitCode {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or("bad arguments");
                 let first = first.trim_start_matches("error: ");
-                eprintln!("lingertop: {first} (see lingertop --help)");
+                // It may quote an argument: say shows whatever the user pasted escaped.
+                lingertop::stderr::line(format_args!("lingertop: {first} (see lingertop --help)"));
                 return ExitCode::from(EXIT_ERROR);
             }
         },
@@ -29,7 +30,10 @@ fn main() -> ExitCode {
     match lingertop::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lingertop: {}", format!("{e:#}").replace('\n', " "));
+            // The one place every error is printed: say escapes the paths, filter and config
+            // text quoted in it (a newline shown as \n keeps the message one line), and a
+            // stderr that cannot be written leaves the exit status alone.
+            lingertop::stderr::line(format_args!("lingertop: {e:#}"));
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -76,7 +76,64 @@ fn bad_flags_are_one_line() {
 }
 
 #[test]
+fn dashboard_on_a_dumb_terminal_points_to_snapshot_and_watch() {
+    let out = lingertop().env("TERM", "dumb").output().expect("run");
+    let e = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("TERM=dumb")
+            && e.contains("lingertop snapshot")
+            && e.contains("lingertop watch"),
+        "{e}"
+    );
+}
+
+#[test]
 fn dashboard_without_a_terminal_points_to_snapshot() {
     let e = one_line_error(&[]);
     assert!(e.contains("lingertop snapshot"), "{e}");
+}
+
+/// stderr on /dev/full: every write to it fails.
+fn full() -> std::process::Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full")
+        .into()
+}
+
+#[test]
+fn an_unwritable_stderr_leaves_the_exit_status_alone() {
+    // It used to panic (exit 101) at the first message.
+    for (args, code) in [
+        (&["snapshot", "--filter", "!!state:listen"][..], 1),
+        (&["--bogus"], 1),
+        (&["snapshot", "--interval", "100ms", "--state", "listen"], 0),
+    ] {
+        let out = lingertop()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(full())
+            .status()
+            .expect("run");
+        assert_eq!(out.code(), Some(code), "{args:?}");
+    }
+    // The live modes speak at start and stop cleanly on SIGINT.
+    for args in [
+        &["watch", "--events", "--interval", "100ms"][..],
+        &["serve", "--listen", "127.0.0.1:0", "--interval", "100ms"],
+    ] {
+        let mut child = lingertop()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(full())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert_eq!(child.try_wait().unwrap(), None, "{args:?} ended early");
+        common::live::signal(&child, libc::SIGINT);
+        let status = common::live::wait_exit(&mut child, std::time::Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{args:?}");
+    }
 }

@@ -214,6 +214,37 @@ fn the_config_sets_the_listen_address_and_the_flag_wins() {
 }
 
 #[test]
+fn an_ipv4_mapped_loopback_address_is_loopback() {
+    // `[::ffff:127.0.0.1]` is 127.0.0.1 seen through an IPv6 socket: no exposure warning.
+    let mut child = lingertop()
+        .args([
+            "serve",
+            "--listen",
+            "[::ffff:127.0.0.1]:0",
+            "--interval",
+            "200ms",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = common::live::line_reader(child.stderr.take().unwrap());
+    let line = common::live::next_line(&stderr, Duration::from_secs(20), "serving");
+    assert!(
+        line.contains("serving http://[::ffff:127.0.0.1]:"),
+        "{line}"
+    );
+    common::live::signal(&child, libc::SIGTERM);
+    assert!(common::live::wait_exit(&mut child, Duration::from_secs(10)).success());
+    // The warning, when given, follows the serving line at once.
+    // The child has exited, so its stderr ends and the reader stops.
+    let rest: Vec<String> = stderr.iter().collect();
+    assert!(
+        !rest.iter().any(|l| l.contains("not a loopback")),
+        "{rest:?}"
+    );
+}
+
+#[test]
 fn scrape_parser_reads_what_it_is_given() {
     // The tests above lean on this parser; make sure it is not fooled.
     let s = Scrape::parse("# HELP a b\na{x=\"1\",y=\"\"} 2.5\nb 3\n");

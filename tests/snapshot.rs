@@ -392,3 +392,38 @@ fn without_root_process_info_is_partial_and_says_why() {
     let csv = run("csv");
     assert!(String::from_utf8_lossy(&csv.stderr).contains("process info is partial"));
 }
+
+#[test]
+fn total_connections_counts_the_states_a_filter_leaves_unread() {
+    // 20 ESTABLISHED pairs of our own: a LISTEN-only read leaves all 40 sockets out, and
+    // the total must still count them (it used to count the LISTEN sockets alone).
+    const PAIRS: usize = 20;
+    let l = listener(V4);
+    let pairs: Vec<_> = (0..PAIRS).map(|_| pair(&l)).collect();
+    let (c, s) = addr_of(&pairs[PAIRS - 1].0);
+    wait_for_state(c, s, TcpState::Established);
+    for args in [&["--state", "listen"][..], &["--filter", "s:listen"]] {
+        let (code, json) = snapshot_json(args);
+        assert_eq!(code, 0, "{json}");
+        let listening = json["counts"]["LISTEN"].as_u64().unwrap();
+        let total = json["total_connections"].as_u64().unwrap();
+        assert!(
+            total > listening + 2 * PAIRS as u64,
+            "{args:?}: total {total} with {listening} LISTEN shown and {PAIRS} pairs held"
+        );
+    }
+    // The table says the same.
+    let out = common::lingertop()
+        .args(["snapshot", "--format", "table", "--state", "listen"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let line = table
+        .lines()
+        .find(|l| l.contains("TCP connections match"))
+        .unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (shown, of): (u64, u64) = (words[0].parse().unwrap(), words[2].parse().unwrap());
+    assert!(of >= shown + 2 * PAIRS as u64, "{line}");
+    drop(pairs);
+}

@@ -32,7 +32,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
     Attribution, Connection, NetnsChoice, NetnsTable, Owner, Owners, PortRange, ProcessInfo,
-    Snapshot, TcpState, Timer, Tracking, Tuple, Unread,
+    Snapshot, StateCounts, TcpState, Timer, Tracking, Tuple, Unread,
 };
 
 pub use host::{Host, ephemeral_ports, parse_port_range};
@@ -147,6 +147,12 @@ pub trait SocketSource: Send {
     /// for, so that reading fewer states costs less.
     fn selects_states(&self) -> bool {
         false
+    }
+    /// How many sockets are in each of `states`, without reading them into connections
+    /// (what a read of fewer states leaves out still counts in a total). `None` where the
+    /// source cannot count apart from a read; such a source reads every state anyway.
+    fn count_states(&mut self, _states: &[TcpState]) -> Result<Option<StateCounts>, CollectError> {
+        Ok(None)
     }
     /// Reads straight into `out` (ends, state, inode, timer, queues; no owners or user),
     /// listing in `held` the sockets with a file and their holders: one pass and no
@@ -316,6 +322,16 @@ impl Collector {
     /// them out); where it does not, the live modes always read every state.
     pub fn selects_states(&self) -> bool {
         self.source.selects_states()
+    }
+
+    /// The sockets in the states the options leave unread, counted per state by the
+    /// kernel (one dump of those states, parsed no further than each socket's state);
+    /// `None` when every state is read.
+    pub fn count_unread(&mut self) -> Result<Option<StateCounts>, CollectError> {
+        match &self.unread {
+            Some(states) => self.source.count_states(states),
+            None => Ok(None),
+        }
     }
 
     /// Reads the socket table once.

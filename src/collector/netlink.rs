@@ -29,8 +29,8 @@ use super::owners::{OwnerCache, scan_proc};
 use super::{CollectError, Held, RawSocket, ReadOptions, SocketSource};
 use crate::model::age::{KernelClocks, TcpTimes, kernel_age};
 use crate::model::{
-    Connection, NetnsChoice, NetnsId, NetnsTable, OWN_NETNS, TcpState, Timer, TimerKind, Tracking,
-    Tuple,
+    Connection, NetnsChoice, NetnsId, NetnsTable, OWN_NETNS, StateCounts, TcpState, Timer,
+    TimerKind, Tracking, Tuple,
 };
 
 // From include/uapi/linux/{netlink,sock_diag,inet_diag}.h.
@@ -695,6 +695,29 @@ impl SocketSource for NetlinkSource {
             }
         }));
         Ok(())
+    }
+
+    fn count_states(&mut self, states: &[TcpState]) -> Result<Option<StateCounts>, CollectError> {
+        // Every namespace the reads cover, as the read's own total does.
+        let mut total = StateCounts::default();
+        for (netns, diag) in self.netns.readers_mut() {
+            let before = total;
+            let read = retrying(|| {
+                total = before;
+                diag.dump_tcp(state_mask(Some(states)), |d| {
+                    if let Some(s) = state_of(d.state) {
+                        total.add(s);
+                    }
+                })
+            });
+            match read {
+                Ok(()) => {}
+                // Another namespace's failure leaves it out, as its read does.
+                Err(_) if netns != OWN_NETNS => total = before,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(total))
     }
 
     fn read_direct(

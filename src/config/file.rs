@@ -176,16 +176,16 @@ pub struct AlertsFile {
 pub struct LingerFile {
     pub enabled: Option<bool>,
     pub min_age: Option<Age>,
-    pub warning: Option<u32>,
-    pub critical: Option<u32>,
+    pub warning: Option<Threshold>,
+    pub critical: Option<Threshold>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CountFile {
     pub enabled: Option<bool>,
-    pub warning: Option<u32>,
-    pub critical: Option<u32>,
+    pub warning: Option<Threshold>,
+    pub critical: Option<Threshold>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +232,27 @@ impl<'de> Deserialize<'de> for Age {
             )));
         }
         Ok(Age(v))
+    }
+}
+
+/// A count an alert fires at: 1 or more. Zero is refused rather than raised to 1: "alert
+/// at 0 connections" would fire on every host, and `enabled = false` is how a rule is
+/// turned off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold(pub u32);
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        u32::try_from(v)
+            .ok()
+            .filter(|&v| v >= 1)
+            .map(Threshold)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{v} is out of range; allowed: 1 or more connections (to turn the rule off, set enabled = false)"
+                ))
+            })
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod established;
 mod file;
 pub mod keys;
+mod read;
 pub mod theme;
 
 use std::net::SocketAddr;
@@ -116,21 +117,18 @@ pub fn default_path() -> Option<PathBuf> {
 /// Loads the configuration: `explicit` must exist when given; the default path may be
 /// missing. `sets` are `--set KEY=VALUE` overrides applied on top of the file.
 pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {
+    let read = |p: &Path, hint: &str| {
+        read::read_text(p, read::MAX_BYTES, read::WAIT)
+            .map_err(|why| ConfigError(format!("config file {} {why}{hint}", p.display())))
+    };
     let (path, text) = match explicit {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| {
-                ConfigError(format!(
-                    "cannot read config file {}: {e}; check the path given to --config",
-                    p.display()
-                ))
-            })?;
+            let text = read(p, "; check the path given to --config")?;
             (Some(p.to_path_buf()), text)
         }
         None => match default_path() {
             Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(&p).map_err(|e| {
-                    ConfigError(format!("cannot read config file {}: {e}", p.display()))
-                })?;
+                let text = read(&p, "")?;
                 (Some(p), text)
             }
             _ => (None, String::new()),
@@ -310,8 +308,8 @@ fn linger(
     let rule = LingerRule {
         enabled: f.enabled.unwrap_or(d.enabled),
         min_age: f.min_age.map_or(d.min_age, |a| a.0),
-        warning: f.warning.unwrap_or(d.warning).max(1),
-        critical: f.critical.unwrap_or(d.critical).max(1),
+        warning: f.warning.map_or(d.warning, |t| t.0),
+        critical: f.critical.map_or(d.critical, |t| t.0),
     };
     ordered(rule.warning, rule.critical, section)?;
     Ok(rule)
@@ -325,8 +323,8 @@ fn count(
     let f = f.unwrap_or_default();
     let rule = CountRule {
         enabled: f.enabled.unwrap_or(d.enabled),
-        warning: f.warning.unwrap_or(d.warning).max(1),
-        critical: f.critical.unwrap_or(d.critical).max(1),
+        warning: f.warning.map_or(d.warning, |t| t.0),
+        critical: f.critical.map_or(d.critical, |t| t.0),
     };
     ordered(rule.warning, rule.critical, section)?;
     Ok(rule)
@@ -352,31 +350,35 @@ fn line_of(text: &str, at: usize) -> usize {
     text[..at.min(text.len())].matches('\n').count() + 1
 }
 
-/// The dotted key defined on 1-based `line`: the table header above it plus the line's key.
-fn key_at(text: &str, line: usize) -> Option<String> {
+/// The dotted key each line defines, in order: the table header for a `[table]` line, the
+/// table plus the line's key otherwise. One pass over the text (a lookup per line made a
+/// bad value after 60 000 comment lines take minutes).
+fn line_keys(text: &str) -> impl Iterator<Item = String> + '_ {
     let mut section = String::new();
-    for (i, l) in text.lines().enumerate() {
+    text.lines().map(move |l| {
         let t = l.trim();
         if t.starts_with('[') {
             section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-            if i + 1 == line {
-                return Some(section);
-            }
-        } else if i + 1 == line {
-            let key = t.split('=').next()?.trim();
-            return Some(if section.is_empty() {
+            section.clone()
+        } else {
+            let key = t.split('=').next().unwrap_or_default().trim();
+            if section.is_empty() {
                 key.to_string()
             } else {
                 format!("{section}.{key}")
-            });
+            }
         }
-    }
-    None
+    })
+}
+
+/// The dotted key defined on 1-based `line`: the table header above it plus the line's key.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    line_keys(text).nth(line.checked_sub(1)?)
 }
 
 /// The 1-based line defining dotted `key`, if the file has it.
 fn find_key(text: &str, key: &str) -> Option<usize> {
-    (1..=text.lines().count()).find(|&l| key_at(text, l).as_deref() == Some(key))
+    line_keys(text).position(|k| k == key).map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -566,6 +568,107 @@ mod tests {
             assert!(e.contains("my.toml"), "{e}");
             for n in needles {
                 assert!(e.contains(n), "{text:?}: missing {n:?} in {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_value_after_60000_comment_lines_is_reported_at_once() {
+        // Before the one-pass key lookup this took minutes (quadratic in the line count);
+        // the bound is 50 times what it takes now, in a debug build.
+        let comments = "# a comment\n".repeat(60_000);
+        for tail in [
+            "[alerts.time-wait]\nwarning = 10\ncritical = 5\n",
+            "[collector]\ninterval = \"fast\"\n",
+        ] {
+            let started = std::time::Instant::now();
+            let e = parse(&format!("{comments}{tail}"), "big.toml", &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("line 6000"), "{e}");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn a_zero_threshold_is_refused_not_raised_to_one() {
+        for (text, key) in [
+            (
+                "[alerts.close-wait]\nwarning = 0\n",
+                "alerts.close-wait.warning",
+            ),
+            (
+                "[alerts.time-wait]\ncritical = 0\n",
+                "alerts.time-wait.critical",
+            ),
+            (
+                "[alerts.last-ack]\nwarning = -1\n",
+                "alerts.last-ack.warning",
+            ),
+        ] {
+            let e = parse(text, "t.toml", &[]).unwrap_err().to_string();
+            assert!(e.contains("line 2") && e.contains(key), "{e}");
+            assert!(e.contains("enabled = false"), "{e}");
+        }
+        let e = parse("", "t", &["alerts.time-wait.warning=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1 or more"), "{e}");
+    }
+
+    use proptest::prelude::*;
+
+    /// Text near the config's shape: headers, keys, values and junk.
+    fn configish() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            prop::sample::select(vec![
+                "[collector]",
+                "[alerts.close-wait]",
+                "[alerts.port-pressure]",
+                "[serve]",
+                "[filter]",
+                "[keys]",
+                "[theme]",
+                "[[x]]",
+                "[collector",
+                "# c",
+            ])
+            .prop_map(String::from),
+            (
+                prop::sample::select(vec![
+                    "interval", "history", "backend", "warning", "critical", "min-age", "listen",
+                    "top-n", "default", "quit", "accent", "enabled", "a.b",
+                ]),
+                prop_oneof![
+                    any::<i64>().prop_map(|v| v.to_string()),
+                    any::<f64>().prop_map(|v| v.to_string()),
+                    any::<String>().prop_map(|v| format!("{v:?}")),
+                    "\"[a-z0-9:!,. ]{0,12}\"",
+                    Just("[\"q\", 1]".to_string()),
+                    Just("{ a = 1 }".to_string()),
+                ],
+            )
+                .prop_map(|(k, v)| format!("{k} = {v}")),
+            any::<String>(),
+        ];
+        prop::collection::vec(line, 0..8).prop_map(|v| v.join("\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// No text panics the loader; every error is one line naming the file.
+        #[test]
+        fn any_config_loads_or_fails_in_one_line(text in configish(), set in prop::option::of("[a-z.-]{1,20}=[a-z0-9\"]{0,6}")) {
+            let sets: Vec<String> = set.into_iter().collect();
+            if let Err(e) = parse(&text, "p.toml", &sets) {
+                let e = e.to_string();
+                prop_assert!(!e.contains('\n'), "{}", e);
+                prop_assert!(e.contains("p.toml") || e.starts_with("bad --set"), "{}", e);
             }
         }
     }

@@ -65,7 +65,7 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
             // Said once the signal handlers are in place, so a Ctrl-C right after it still
             // ends the hold the orderly way.
             wait_or_interrupt(hold, || {
-                eprintln!(
+                crate::stderr::say!(
                     "lingertop lab: holding {held} CLOSE_WAIT sockets (pid {}, server {}) for {}; Ctrl-C ends the hold early",
                     report.pid,
                     report.listener,
@@ -73,7 +73,7 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
                 );
             })?;
             drop(lab);
-            eprintln!(
+            crate::stderr::say!(
                 "lingertop lab: closed the CLOSE_WAIT sockets after {}",
                 crate::model::duration::compact(Duration::from_secs(started.elapsed().as_secs()))
             );

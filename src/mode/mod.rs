@@ -78,7 +78,7 @@ pub(crate) fn open_collector(
     let c = Collector::in_netns(backend, netns)?;
     if !quiet {
         for note in c.notes() {
-            eprintln!("lingertop: {note}");
+            crate::stderr::say!("lingertop: {note}");
         }
     }
     Ok(c)

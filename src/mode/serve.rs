@@ -95,19 +95,20 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
                 }
                 Message::PollFailed(e) => {
                     errors += 1;
-                    eprintln!("lingertop: {e}; trying again in {interval}");
+                    crate::stderr::say!("lingertop: {e}; trying again in {interval}");
                     latest_tx.send_modify(|x| Arc::make_mut(x).poll_errors = errors);
                 }
             }
         }
     });
 
-    eprintln!(
+    crate::stderr::say!(
         "lingertop: serving http://{local}/metrics and /healthz, polling every {} (Ctrl-C to stop)",
         crate::model::duration::compact(cfg.interval)
     );
-    if !local.ip().is_loopback() {
-        eprintln!(
+    // `[::ffff:127.0.0.1]` is loopback too: IPv4-mapped addresses are judged as IPv4.
+    if !local.ip().to_canonical().is_loopback() {
+        crate::stderr::say!(
             "lingertop: {} is not a loopback address: anyone who can reach port {} sees this host's process names and addresses",
             local.ip(),
             local.port()
@@ -116,7 +117,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
 
     let (limits, lowered) = http::fitted(cfg.serve.limits, http::open_files_limit());
     if lowered {
-        eprintln!(
+        crate::stderr::say!(
             "lingertop: serving at most {} connections at once (serve.max-connections is {}, but the open-files limit is {}; raise it with `ulimit -n`)",
             limits.max_connections,
             cfg.serve.limits.max_connections,

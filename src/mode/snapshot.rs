@@ -57,7 +57,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     tracker.observe(&mut snap);
     if let Some(interval) = args.interval {
         if !args.quiet {
-            eprintln!(
+            crate::stderr::say!(
                 "lingertop: first poll saw {} sockets; polling again in {} to measure ages",
                 snap.connections.len(),
                 crate::model::duration::compact(interval)
@@ -70,7 +70,12 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     }
     LabRecogniser::new(cli::is_lab_command).mark(&mut snap);
 
-    let total_connections = snap.connections.len();
+    // The states the filter let the read skip still count in the total: the kernel counts
+    // them in a dump of those states alone (a few ms at 10k sockets; see README).
+    let unread = collector
+        .count_unread()
+        .context("cannot count the sockets outside the filter")?;
+    let total_connections = snap.connections.len() + unread.map_or(0, |c| c.total() as usize);
     let netns = std::sync::Arc::clone(&snap.netns);
     snap.connections.retain(|c| filter.matches_in(c, &netns));
     snap.connections
@@ -98,7 +103,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     };
     // CSV has no place for it, so the partial-information notice goes to stderr.
     if let (Format::Csv, ProcessInfo::Partial { reason }) = (format, &snap.process_info) {
-        eprintln!("lingertop: process info is partial: {reason}");
+        crate::stderr::say!("lingertop: process info is partial: {reason}");
     }
     let stdout = io::stdout();
     // A large buffer: a 100k-connection JSON is tens of megabytes.

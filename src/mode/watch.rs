@@ -58,7 +58,7 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
                         // The very first read failed: a setup problem, not a passing one.
                         bail!("{e}");
                     }
-                    eprintln!(
+                    crate::stderr::say!(
                         "lingertop: {e}; trying again in {}",
                         crate::model::duration::compact(cfg.interval)
                     );
@@ -73,7 +73,7 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
                 Err(e) => return Err(e).context("cannot write to stdout"),
             }
             if stream.polls == 1 && args.events && !args.quiet {
-                eprintln!(
+                crate::stderr::say!(
                     "lingertop: first poll saw {} sockets; printing state transitions from now on (Ctrl-C to stop)",
                     update.snapshot.connections.len()
                 );

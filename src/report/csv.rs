@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use super::SnapshotView;
 use super::json::connection_json;
+use crate::sanitize::csv_cell;
 
 /// An optional CSV cell: empty when absent.
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -45,8 +46,8 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
             j.local,
             j.remote,
             j.pid.map(|p| p.to_string()).unwrap_or_default(),
-            j.process.unwrap_or_default().to_string(),
-            j.user.unwrap_or_default().to_string(),
+            csv_cell(j.process.unwrap_or_default()).into_owned(),
+            csv_cell(j.user.unwrap_or_default()).into_owned(),
             j.attribution.unwrap_or_default().to_string(),
             j.state_age_secs.map(|a| a.to_string()).unwrap_or_default(),
             j.state_age_from.unwrap_or_default().to_string(),

@@ -251,6 +251,6 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
 
 /// Writes the snapshot as pretty JSON and a newline.
 pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+    crate::sanitize::json_to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
     writeln!(out)
 }

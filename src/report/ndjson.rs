@@ -88,7 +88,7 @@ pub fn write_poll(out: &mut dyn Write, v: &PollView<'_>) -> io::Result<()> {
         carried_states: s.unread.as_ref().map_or(&[], |u| &u.states),
         carried_as_of: s.unread.as_ref().and_then(|u| u.last_read).map(timestamp),
     };
-    serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
+    crate::sanitize::json_to_writer(&mut *out, &line).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }
 
@@ -126,6 +126,6 @@ pub fn write_event(
             .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
         state_age_from: now.and_then(|c| c.age_source(t.at)).map(AgeSource::name),
     };
-    serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
+    crate::sanitize::json_to_writer(&mut *out, &line).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use super::{SnapshotView, addr, timestamp};
 use crate::model::duration::{human_duration, state_age_cell};
 use crate::model::{ProcessInfo, Snapshot};
+use crate::sanitize::terminal;
 
 pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     header(v, out)?;
@@ -30,11 +31,11 @@ fn header(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "lingertop snapshot of {} at {} ({polls})",
-        s.host,
+        terminal(&s.host),
         timestamp(s.taken_at)
     )?;
     if let ProcessInfo::Partial { reason } = &s.process_info {
-        writeln!(out, "process info is partial: {reason}")?;
+        writeln!(out, "process info is partial: {}", terminal(reason))?;
     }
     let shown = s.connections.len();
     if v.filter.is_empty() {
@@ -43,7 +44,10 @@ fn header(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
             "{shown} of {} TCP connections match \"{}\"",
-            v.total_connections, v.filter
+            v.total_connections,
+            // A filter holds no raw control (the parser refuses them) but may hold the
+            // escapes typed inside quotes, shown as typed.
+            crate::sanitize::message(&v.filter)
         )?;
     }
     let counts: Vec<String> = s
@@ -67,7 +71,7 @@ fn header(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
                 "  {:<8}  {:<20}  {}",
                 a.severity.name(),
                 a.rule.name(),
-                a.message
+                terminal(&a.message)
             )?;
         }
     }
@@ -84,7 +88,7 @@ fn rows(s: &Snapshot, out: &mut dyn Write) -> io::Result<()> {
         .map(|c| {
             let process = match c.owner() {
                 Some(o) => {
-                    let name = o.name.as_deref().unwrap_or("?");
+                    let name = terminal(o.name.as_deref().unwrap_or("?"));
                     let more = if c.owners.len() > 1 {
                         format!(" +{}", c.owners.len() - 1)
                     } else {

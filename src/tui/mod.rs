@@ -98,7 +98,7 @@ pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
         previous(info);
-        eprintln!(
+        crate::stderr::say!(
             "lingertop: the dashboard crashed (message above); the terminal was restored. `lingertop snapshot` still works meanwhile."
         );
     }));

@@ -33,6 +33,13 @@ pub fn run(
     interval: Option<Duration>,
     filter: Option<&str>,
 ) -> Result<ExitCode> {
+    // A dumb terminal (an editor's shell buffer, some CI consoles) cannot position the
+    // cursor: the full-screen dashboard would be a stream of escape codes.
+    if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        bail!(
+            "the dashboard needs a full-screen terminal and TERM=dumb cannot draw one; use `lingertop snapshot` for one table or `lingertop watch` for a line per poll"
+        );
+    }
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         bail!(
             "the dashboard needs a terminal and stdin/stdout is not one; for scripts use `lingertop snapshot` (e.g. `lingertop snapshot --format json`)"

@@ -182,7 +182,7 @@ fn states_line(steps: &[Step]) -> String {
 }
 
 fn json<T: Serialize>(v: &T, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, v).map_err(io::Error::from)?;
+    crate::sanitize::json_to_writer_pretty(&mut *out, v).map_err(io::Error::from)?;
     writeln!(out)
 }
 

@@ -189,7 +189,9 @@ fn sockets(e: &Exposition, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
                 let (pid, name) = match &k.0 {
                     Some((pid, name)) => (
                         pid.to_string(),
-                        name.as_deref().unwrap_or(UNKNOWN_PROCESS).to_string(),
+                        name.as_deref().map_or(UNKNOWN_PROCESS.to_string(), |n| {
+                            crate::sanitize::prometheus_label(n).into_owned()
+                        }),
                     ),
                     None => (String::new(), UNKNOWN_PROCESS.to_string()),
                 };

@@ -309,7 +309,10 @@ impl App {
                     self.offset = 0;
                     self.rebuild();
                 }
-                Err(e) => self.input_error = Some(e.to_string()),
+                // Pasted text may hold control characters: shown escaped, like any message.
+                Err(e) => {
+                    self.input_error = Some(crate::sanitize::message(&e.to_string()).into_owned())
+                }
             },
             KeyCode::Backspace => {
                 text.pop();
