@@ -55,11 +55,12 @@ struct close_event {
 	__u8 flags;        /* F_* */
 	__u16 sport;       /* host order */
 	__u16 dport;       /* host order */
-	__u16 pad;
+	__u16 pad[3];
 	__u8 saddr[16];    /* IPv4 in the first 4 bytes */
 	__u8 daddr[16];
 	char comm[16];     /* the current task's name */
 };
+_Static_assert(sizeof(struct close_event) == 104, "decode.rs reads 104-byte records");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -2,12 +2,16 @@
 //! buildup detection. No I/O and no terminal code: everything here is tested with fixtures.
 
 pub mod alerts;
+pub mod close;
 pub mod connection;
 pub mod filter;
 pub mod state;
 pub mod tracker;
 
 pub use alerts::{Alert, RuleId, Rules, Severity};
+pub use close::{
+    Close, CloseKind, CloseOwner, CloseSource, CloseTally, CounterCloses, KindCounts, ResetReason,
+};
 pub use connection::{
     Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,
     TimerKind, Tracking, Tuple, Unread, User,
