@@ -49,7 +49,8 @@ pub struct RawEvent {
     /// The current task is a kernel thread (ksoftirqd, a worker): never an owner.
     pub kthread: bool,
     pub netns: u32,
-    /// Both ends; `None` while the kernel has them zeroed (before bind, after a linger-0 close).
+    /// Both ends; `None` while the kernel has the port zeroed (before bind or connect, once
+    /// closed).
     pub local: Option<SocketAddr>,
     pub remote: Option<SocketAddr>,
     /// SO_LINGER's deadline in kernel ticks, when SO_LINGER is on.
@@ -93,7 +94,9 @@ fn addr(family: u8, raw: &[u8], port: u16) -> Option<SocketAddr> {
         }
         _ => return None,
     };
-    if ip.is_unspecified() && port == 0 {
+    // Port 0: not bound or connected yet, or already unhashed (the kernel zeroes the local
+    // port when a closed socket leaves its bind bucket, and both ends on a linger-0 close).
+    if port == 0 {
         return None;
     }
     Some(SocketAddr::new(ip, port))

@@ -46,6 +46,11 @@ struct Track {
     reset: Option<Option<ResetReason>>,
     states: Vec<TcpState>,
     owner: Option<CloseOwner>,
+    /// The owner is the listener's (an accepted socket nobody acted on yet in process
+    /// context).
+    owner_from_listener: bool,
+    /// A listening socket: accepted sockets on its port inherit its owner.
+    listening: bool,
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
     linger_ticks: Option<u64>,
@@ -64,6 +69,8 @@ impl Track {
             reset: None,
             states: Vec::new(),
             owner: None,
+            owner_from_listener: false,
+            listening: false,
             local: None,
             remote: None,
             linger_ticks: None,
@@ -92,6 +99,8 @@ pub struct Joiner {
     netns: Option<u32>,
     max_tracked: usize,
     names: FxHashMap<u32, Arc<str>>,
+    /// Listening sockets by (namespace, port), for the owner of what they accept.
+    listeners: FxHashMap<(u32, u16), u64>,
     pub stats: JoinStats,
 }
 
@@ -106,6 +115,7 @@ impl Joiner {
             netns,
             max_tracked: MAX_TRACKED,
             names: FxHashMap::default(),
+            listeners: FxHashMap::default(),
             stats: JoinStats::default(),
         }
     }
@@ -142,6 +152,12 @@ impl Joiner {
         }
         if let EventKind::Destroy = e.kind {
             let t = self.sockets.remove(&e.sk)?;
+            if t.listening
+                && let Some(port) = t.local.map(|a| a.port())
+                && self.listeners.get(&(t.netns, port)) == Some(&e.sk)
+            {
+                self.listeners.remove(&(t.netns, port));
+            }
             if t.cookie != e.cookie {
                 self.stats.missed_destroys += 1;
                 return None;
@@ -168,6 +184,7 @@ impl Joiner {
         }
         if owner.is_some() {
             t.owner = owner;
+            t.owner_from_listener = false;
         }
         if e.local.is_some() {
             t.local = e.local;
@@ -192,7 +209,26 @@ impl Joiner {
                 }
                 match new {
                     TCP_SYN_SENT => t.born_seen = true,
-                    TCP_SYN_RECV if old == TCP_LISTEN => t.born_seen = true,
+                    TCP_LISTEN => {
+                        t.listening = true;
+                        if let Some(port) = e.local.map(|a| a.port()) {
+                            self.listeners.insert((e.netns, port), e.sk);
+                        }
+                    }
+                    TCP_SYN_RECV if old == TCP_LISTEN => {
+                        t.born_seen = true;
+                        // Accepted: until its owner acts on it, the listener's owner is
+                        // the best guess (one process per listening port, the usual case).
+                        if t.owner.is_none()
+                            && let Some(port) = e.local.map(|a| a.port())
+                            && let Some(l) = self.listeners.get(&(e.netns, port))
+                        {
+                            let inherited = self.sockets.get(l).and_then(|l| l.owner.clone());
+                            let t = self.sockets.get_mut(&e.sk).expect("inserted above");
+                            t.owner = inherited;
+                            t.owner_from_listener = t.owner.is_some();
+                        }
+                    }
                     TCP_ESTABLISHED => t.connected = true,
                     TCP_FIN_WAIT1 | TCP_CLOSING => {
                         t.connected = true;
@@ -273,6 +309,7 @@ fn finish(t: Track, e: &RawEvent) -> Option<Close> {
         kind,
         reason,
         owner: t.owner,
+        owner_via_listener: t.owner_from_listener,
         local: t.local,
         remote: t.remote,
         cookie: t.cookie,

@@ -298,3 +298,18 @@ impl Closes {
         }
     }
 }
+
+/// The wall-clock time of a CLOCK_MONOTONIC instant (as the eBPF side stamps records).
+pub fn wall_time(mono_ns: u64) -> std::time::SystemTime {
+    let now_wall = std::time::SystemTime::now();
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid, owned `ts`.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return now_wall;
+    }
+    let now_mono = (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64;
+    now_wall - Duration::from_nanos(now_mono.saturating_sub(mono_ns))
+}

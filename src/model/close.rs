@@ -125,6 +125,9 @@ pub struct Close {
     pub reason: Option<ResetReason>,
     /// `None` when no process-context event was seen for the socket.
     pub owner: Option<CloseOwner>,
+    /// The owner is the listener's: an accepted socket its process never acted on in
+    /// process context before it ended (a reset received, say).
+    pub owner_via_listener: bool,
     /// The connection's last known ends (the kernel zeroes them on a linger-0 close, so they
     /// are kept from earlier events).
     pub local: Option<SocketAddr>,
@@ -339,6 +342,7 @@ mod tests {
                 pid,
                 name: format!("p{pid}").into(),
             }),
+            owner_via_listener: false,
             local: None,
             remote: None,
             cookie: 1,
