@@ -9,11 +9,9 @@ use crate::model::CounterCloses;
 /// line of names followed by a line of values for each section.
 fn field(text: &str, prefix: &str, key: &str) -> Option<u64> {
     let mut lines = text.lines().filter(|l| l.starts_with(prefix));
-    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
-        let i = names.split_whitespace().position(|n| n == key)?;
-        return values.split_whitespace().nth(i)?.parse().ok();
-    }
-    None
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names.split_whitespace().position(|n| n == key)?;
+    values.split_whitespace().nth(i)?.parse().ok()
 }
 
 /// The closes the counters tell, from the two files' texts. A counter the kernel does not
