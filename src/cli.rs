@@ -183,6 +183,12 @@ pub struct ServeArgs {
     /// collector.interval [default: 2s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub interval: Option<Duration>,
+
+    /// Closes from the kernel's events (every close, by kind and process): on (fail
+    /// without them), off (the kernel's counters only), auto (on when privileged: root or
+    /// CAP_BPF and CAP_PERFMON).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    pub events: crate::events::EventsMode,
 }
 
 /// Line formats of `watch`.

@@ -19,7 +19,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::cli::ServeArgs;
 use crate::collector::Collector;
 use crate::config::Config;
+use crate::events::{Closes, EventOptions, EventsMode};
 use crate::live::{self, Message};
+use crate::model::CloseSource;
+use crate::report::closes_metrics::ClosesFeed;
 use crate::report::prometheus::{Exposition, TextFormat, render};
 use crate::shutdown::Shutdown;
 
@@ -34,7 +37,7 @@ pub fn run(cfg: &Config, args: &ServeArgs) -> Result<ExitCode> {
         cfg.interval = interval;
     }
     let runtime = crate::runtime()?;
-    runtime.block_on(serve(cfg, listen))
+    runtime.block_on(serve(cfg, listen, args.events))
 }
 
 /// What the handlers read.
@@ -45,7 +48,7 @@ struct AppState {
     stale_after: Duration,
 }
 
-async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
+async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<ExitCode> {
     let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
     // Bind before anything else so a taken port is reported at once.
     let listener = tokio::net::TcpListener::bind(listen)
@@ -59,6 +62,9 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
     let live = live::spawn(Collector::chosen(cfg.backend, false)?, &cfg, tx)
         .context("cannot start the poll thread")?;
     let top_n = cfg.serve.top_n;
+    let closes = Closes::choose(events, &EventOptions::default(), false)?;
+    let source = closes.source();
+    let mut closes = ClosesFeed::new(closes);
 
     // Wait for the first poll, so /metrics never answers without data. Scrapers that
     // connect meanwhile wait in the listen queue.
@@ -72,7 +78,14 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         Some(Message::PollFailed(e)) => bail!("{e}"),
         None => bail!("the poll thread stopped unexpectedly"),
     };
-    let (latest_tx, latest) = watch::channel(Arc::new(Exposition::from_update(&first, 0, top_n)));
+    let with_closes = move |mut e: Exposition, closes: &mut ClosesFeed| {
+        e.closes = Some(Arc::new(closes.exposition(top_n)));
+        e
+    };
+    let (latest_tx, latest) = watch::channel(Arc::new(with_closes(
+        Exposition::from_update(&first, 0, top_n),
+        &mut closes,
+    )));
     drop(first);
 
     let interval = humantime::format_duration(cfg.interval).to_string();
@@ -81,7 +94,8 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         while let Some(msg) = rx.recv().await {
             match msg {
                 Message::Update(u) => {
-                    latest_tx.send_replace(Arc::new(Exposition::from_update(&u, errors, top_n)));
+                    let e = Exposition::from_update(&u, errors, top_n);
+                    latest_tx.send_replace(Arc::new(with_closes(e, &mut closes)));
                 }
                 Message::PollFailed(e) => {
                     errors += 1;
@@ -93,8 +107,12 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
     });
 
     eprintln!(
-        "lingertop: serving http://{local}/metrics and /healthz, polling every {} (Ctrl-C to stop)",
-        humantime::format_duration(cfg.interval)
+        "lingertop: serving http://{local}/metrics and /healthz, polling every {}, closes from the {} (Ctrl-C to stop)",
+        humantime::format_duration(cfg.interval),
+        match source {
+            CloseSource::Kernel => "kernel's events",
+            CloseSource::Counters => "kernel's counters",
+        }
     );
     if !local.ip().is_loopback() {
         eprintln!(
@@ -227,6 +245,7 @@ mod tests {
             oldest_close_wait: Duration::ZERO,
             alerts: [[0; 2]; RuleId::ALL.len()],
             state_read_at: [taken_at; STATE_COUNT],
+            closes: None,
         }
     }
 

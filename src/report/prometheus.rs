@@ -96,6 +96,8 @@ pub struct Exposition {
     /// When each state (kernel order) was last read from the kernel: the poll's time, but
     /// for the states a big table's live poll reads only every few polls (ESTABLISHED).
     pub state_read_at: [SystemTime; STATE_COUNT],
+    /// Closes by kind and process, set by `serve` from its close source.
+    pub closes: Option<Arc<super::closes_metrics::ClosesExposition>>,
 }
 
 impl Exposition {
@@ -172,6 +174,7 @@ impl Exposition {
             ephemeral_range_size: size,
             oldest_close_wait,
             alerts,
+            closes: None,
         }
     }
 }
@@ -482,6 +485,9 @@ impl Collector for ExpositionCollector {
             None,
             u64::from(e.process_info_partial),
         )?;
+        if let Some(c) = &e.closes {
+            c.encode(enc)?;
+        }
         Ok(())
     }
 }
@@ -830,11 +836,9 @@ mod tests {
 
     #[test]
     fn the_shipped_dashboard_and_rules_use_only_exported_metrics() {
-        let e = Arc::new(Exposition::from_update(
-            &update(Vec::new(), Vec::new()),
-            0,
-            10,
-        ));
+        let mut e = Exposition::from_update(&update(Vec::new(), Vec::new()), 0, 10);
+        e.closes = Some(Arc::new(super::super::closes_metrics::tests::both_sources()));
+        let e = Arc::new(e);
         let text = render(&e, TextFormat::Prometheus);
         // Family names as the classic format announces them (some have no sample here).
         let exported: Vec<&str> = text
