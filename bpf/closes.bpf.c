@@ -84,6 +84,16 @@ struct {
 	__type(value, __u32);
 } owners SEC(".maps");
 
+/* Set by the loader before load: only sockets of this network namespace (inode) are reported;
+ * 0 reports every namespace. Filtering here, not in user space, keeps other namespaces'
+ * traffic from costing ring buffer space and a wakeup. */
+const volatile __u32 target_netns = 0;
+
+static __always_inline bool wanted(const struct sock *sk)
+{
+	return !target_netns || BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) == target_netns;
+}
+
 static __always_inline void count_lost(void)
 {
 	__u32 zero = 0;
@@ -117,6 +127,8 @@ static __always_inline int emit(const struct sock *sk, __u8 kind, __u8 oldstate,
 	__u16 family;
 	__u64 flags;
 
+	if (!wanted(sk))
+		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
@@ -204,7 +216,7 @@ static __always_inline int note_owner(const struct sock *sk)
 	__u32 *known;
 	__u8 state;
 
-	if (!sk || !is_tcp(sk))
+	if (!sk || !is_tcp(sk) || !wanted(sk))
 		return 0;
 	known = bpf_map_lookup_elem(&owners, &key);
 	if (known && *known == tgid)

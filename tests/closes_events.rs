@@ -580,3 +580,39 @@ fn a_tiny_ring_buffer_loses_events_and_says_how_many() {
     );
     drop(events);
 }
+
+#[test]
+fn sockets_of_other_namespaces_are_left_out_in_the_kernel() {
+    if skip_unless_root("sockets_of_other_namespaces_are_left_out_in_the_kernel") {
+        return;
+    }
+    use lingertop::events::{EventOptions, KernelEvents, own_netns};
+    use std::sync::atomic::Ordering;
+    let own = own_netns().expect("this process's network namespace");
+    let (elsewhere, here) = [own.wrapping_add(1), own]
+        .map(|ns| {
+            KernelEvents::start(&EventOptions {
+                netns: Some(ns),
+                ..EventOptions::default()
+            })
+            .expect("kernel events load as root")
+        })
+        .into();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    for _ in 0..20 {
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        drop((c, s));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while here.shared().tally().all.total() < 40 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        here.shared().tally().all.total() >= 40,
+        "this namespace's closes are seen"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    // Not a record read for another namespace: the filter runs before the ring buffer.
+    assert_eq!(elsewhere.shared().events.load(Ordering::Relaxed), 0);
+}

@@ -64,11 +64,14 @@ fn load_err(what: &str, e: impl std::error::Error) -> EventsError {
 
 /// Loads and attaches everything, with a ring buffer of `ring_bytes` (a power of two, at
 /// least a page).
-pub fn load(ring_bytes: u32) -> Result<Loaded, EventsError> {
+/// `netns`: only sockets of this network namespace (inode) are reported; `None`, all.
+pub fn load(ring_bytes: u32, netns: Option<u32>) -> Result<Loaded, EventsError> {
+    let target_netns = netns.unwrap_or(0);
     let btf = Btf::from_sys_fs().map_err(|e| load_err("cannot read /sys/kernel/btf/vmlinux", e))?;
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
         .set_max_entries("events", ring_bytes)
+        .set_global("target_netns", &target_netns, true)
         .load(OBJECT)
         .map_err(|e| load_err("cannot load the eBPF object", e))?;
     for (name, tracepoint) in PROGRAMS {

@@ -105,11 +105,11 @@ impl KernelEvents {
     /// Loads, attaches and starts reading.
     #[cfg(target_os = "linux")]
     pub fn start(opts: &EventOptions) -> Result<Self, EventsError> {
-        let loaded = load::load(opts.ring_bytes)?;
         let netns = match opts.netns {
             Some(n) => Some(n),
             None => own_netns(),
         };
+        let loaded = load::load(opts.ring_bytes, netns)?;
         let shared = Arc::new(Shared::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = if opts.queue > 0 {
