@@ -261,32 +261,41 @@ impl CounterBaseline {
 
 impl Closes {
     /// The source `mode` asks for: for `auto`, the kernel's events when they load, else the
-    /// counters with a note on stderr (unless `quiet`) saying why.
-    pub fn choose(mode: EventsMode, opts: &EventOptions, quiet: bool) -> anyhow::Result<Self> {
+    /// counters, with a note saying why (for the caller to show once).
+    pub fn choose(mode: EventsMode, opts: &EventOptions) -> anyhow::Result<(Self, Option<String>)> {
         let counters = || -> anyhow::Result<Closes> {
             Ok(Closes::Counters(CounterBaseline::now().map_err(|e| {
                 anyhow::anyhow!("cannot read /proc/net/snmp or /proc/net/netstat: {e}")
             })?))
         };
         match mode {
-            EventsMode::Off => counters(),
-            EventsMode::On => Ok(Closes::Kernel(KernelEvents::start(opts)?)),
+            EventsMode::Off => Ok((counters()?, None)),
+            EventsMode::On => Ok((Closes::Kernel(KernelEvents::start(opts)?), None)),
             EventsMode::Auto => match KernelEvents::start(opts) {
-                Ok(k) => Ok(Closes::Kernel(k)),
+                Ok(k) => Ok((Closes::Kernel(k), None)),
                 Err(e) => {
-                    if !quiet {
-                        eprintln!(
-                            "lingertop: {}; counting closes from /proc/net/snmp and /proc/net/netstat instead (this namespace, some kinds only, no processes)",
-                            match &e {
-                                EventsError::NotPermitted(_) =>
-                                    "kernel events need root or CAP_BPF and CAP_PERFMON".to_string(),
-                                other => other.to_string(),
-                            }
-                        );
-                    }
-                    counters()
+                    let why = match &e {
+                        EventsError::NotPermitted(_) => {
+                            "kernel events need root or CAP_BPF and CAP_PERFMON".to_string()
+                        }
+                        other => other.to_string(),
+                    };
+                    Ok((
+                        counters()?,
+                        Some(format!(
+                            "{why}; counting closes from /proc/net/snmp and /proc/net/netstat instead (this namespace, some kinds only, no processes)"
+                        )),
+                    ))
                 }
             },
+        }
+    }
+
+    /// Where closes come from, for a person: `the kernel's events` or `the kernel's counters`.
+    pub fn described(&self) -> &'static str {
+        match self {
+            Closes::Kernel(_) => "the kernel's events",
+            Closes::Counters(_) => "the kernel's counters",
         }
     }
 

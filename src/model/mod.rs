@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod close;
 pub mod connection;
+pub mod duration;
 pub mod filter;
 pub mod state;
 pub mod tracker;

@@ -1,35 +1,25 @@
 //! The human-readable snapshot: a header, counts per state, alerts, then aligned rows.
 
 use std::io::{self, Write};
-use std::time::Duration;
 
 use super::{SnapshotView, addr, timestamp};
-use crate::model::ProcessInfo;
-
-/// `850ms`, `42s`, `3m05s`, `2h04m`; `-` when unknown; `new` when the state began at this
-/// very poll (it started within the last interval).
-pub fn fmt_age(d: Option<Duration>) -> String {
-    let Some(d) = d else {
-        return "-".to_string();
-    };
-    let s = d.as_secs();
-    if d.is_zero() {
-        "new".to_string()
-    } else if s == 0 {
-        format!("{}ms", d.as_millis())
-    } else if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    }
-}
+use crate::model::duration::{fmt_age, human_duration};
+use crate::model::{ProcessInfo, Snapshot};
 
 pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
+    header(v, out)?;
+    if v.snapshot.connections.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    rows(v.snapshot, out)
+}
+
+/// What was read, how, what matched, the counts per state and the alerts.
+fn header(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     let s = v.snapshot;
     let polls = match v.interval {
-        Some(i) => format!("{} polls {} apart", v.polls, humantime::format_duration(i)),
+        Some(i) => format!("{} polls {} apart", v.polls, human_duration(i)),
         None => "1 poll: ages unknown, add --interval 2s to measure them".to_string(),
     };
     writeln!(
@@ -76,10 +66,11 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
             )?;
         }
     }
-    if shown == 0 {
-        return Ok(());
-    }
+    Ok(())
+}
 
+/// The connections, one aligned row each.
+fn rows(s: &Snapshot, out: &mut dyn Write) -> io::Result<()> {
     let now = s.taken_at;
     let rows: Vec<[String; 5]> = s
         .connections
@@ -129,7 +120,6 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
         width(2, "PROCESS"),
         width(3, "AGE"),
     );
-    writeln!(out)?;
     writeln!(
         out,
         "{:<11}  {:<wl$}  {:<wr$}  {:<wp$}  {:>wa$}  VIA",

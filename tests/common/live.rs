@@ -73,7 +73,12 @@ impl Served {
     /// Starts `lingertop serve --listen 127.0.0.1:0 ARGS` and returns once it says where
     /// it serves (after its first poll).
     pub fn start(args: &[&str]) -> Served {
-        let mut child = lingertop()
+        Served::start_from(lingertop(), args)
+    }
+
+    /// [`Served::start`] from a command the caller prepared (limits, environment).
+    pub fn start_from(mut cmd: std::process::Command, args: &[&str]) -> Served {
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::null())

@@ -1,0 +1,217 @@
+//! The snapshot as one JSON document: the documented shape, connections serialised one at a
+//! time as they are written.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::{AlertFields, SnapshotView, addr, timestamp};
+use crate::model::{Connection, PortRange, StateCounts, TcpState};
+
+/// How many connections each alert lists in JSON (the count is always complete).
+const ALERT_CONNECTIONS_LISTED: usize = 100;
+/// How many port-pressure figures the JSON carries.
+const PRESSURE_LISTED: usize = 10;
+
+#[derive(Serialize)]
+struct JsonSnapshot<'a> {
+    taken_at: String,
+    host: &'a str,
+    backend: &'static str,
+    polls: u64,
+    interval_secs: Option<f64>,
+    process_info: &'static str,
+    process_info_reason: Option<&'a str>,
+    filter: &'a str,
+    total_connections: usize,
+    counts: StateCounts,
+    ephemeral_ports: PortRangeJson,
+    port_pressure: Vec<PressureJson>,
+    alerts: Vec<AlertJson<'a>>,
+    connections: ConnectionsJson<'a>,
+}
+
+/// The connections, serialised one at a time as the JSON is written rather than gathered
+/// into a vector first (at 100k connections that vector alone is tens of megabytes).
+struct ConnectionsJson<'a> {
+    connections: &'a [Connection],
+    now: SystemTime,
+}
+
+impl Serialize for ConnectionsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.connections
+                .iter()
+                .map(|c| connection_json(c, self.now)),
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct PortRangeJson {
+    low: u16,
+    high: u16,
+    size: u32,
+}
+
+#[derive(Serialize)]
+struct PressureJson {
+    local_ip: IpAddr,
+    remote: String,
+    in_use: u32,
+    time_wait: u32,
+    ratio: f64,
+}
+
+#[derive(Serialize)]
+struct AlertJson<'a> {
+    #[serde(flatten)]
+    fields: AlertFields<'a>,
+    /// The first connections behind the alert (at most 100; `count` has them all).
+    connections: Vec<ConnRef>,
+}
+
+#[derive(Serialize)]
+struct ConnRef {
+    state: TcpState,
+    local: String,
+    remote: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct ConnectionJson<'a> {
+    pub(super) state: TcpState,
+    pub(super) local: String,
+    pub(super) remote: String,
+    pub(super) pid: Option<u32>,
+    pub(super) process: Option<&'a str>,
+    /// Every process holding the socket (several after fork or fd passing).
+    pub(super) pids: Vec<u32>,
+    pub(super) user: Option<&'a str>,
+    pub(super) uid: Option<u32>,
+    pub(super) inode: u32,
+    pub(super) attribution: Option<&'static str>,
+    pub(super) state_age_secs: Option<f64>,
+    /// The states seen before the current one, oldest first.
+    pub(super) previous_states: Vec<TcpState>,
+    /// One of the close lab's own sockets.
+    pub(super) lab: bool,
+    /// The kernel timer on the socket (netlink backend; null when none runs).
+    pub(super) timer: Option<TimerJson>,
+    /// Receive and send queues in bytes (for LISTEN: pending accepts and the backlog);
+    /// null where the backend cannot see them.
+    pub(super) recv_q: Option<u32>,
+    pub(super) send_q: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub(super) struct TimerJson {
+    /// `on`, `keepalive`, `timewait` or `persist`, as `ss -o` names them.
+    pub(super) kind: &'static str,
+    pub(super) expires_ms: u64,
+    pub(super) retransmits: u8,
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+pub(super) fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
+    let owner = c.owner();
+    ConnectionJson {
+        state: c.state,
+        local: addr(&c.local()),
+        remote: addr(&c.remote()),
+        pid: owner.map(|o| o.pid),
+        process: owner.and_then(|o| o.name.as_deref()),
+        pids: c.owners.iter().map(|o| o.pid).collect(),
+        user: c.user_name(),
+        uid: c.uid(),
+        inode: c.inode,
+        attribution: c.attribution.map(|a| a.name()),
+        state_age_secs: c.state_age(now).map(secs),
+        previous_states: c
+            .tracking
+            .as_ref()
+            .map(|t| t.previous().map(|(s, _)| s).collect())
+            .unwrap_or_default(),
+        lab: c.lab,
+        timer: c.timer.map(|t| TimerJson {
+            kind: t.kind.name(),
+            expires_ms: u64::from(t.expires_ms),
+            retransmits: t.retransmits,
+        }),
+        recv_q: c.recv_q(),
+        send_q: c.send_q(),
+    }
+}
+
+fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
+    let s = v.snapshot;
+    let range: PortRange = s.ephemeral_ports;
+    JsonSnapshot {
+        taken_at: timestamp(s.taken_at),
+        host: &s.host,
+        backend: v.backend,
+        polls: v.polls,
+        interval_secs: v.interval.map(secs),
+        process_info: s.process_info.name(),
+        process_info_reason: match &s.process_info {
+            crate::model::ProcessInfo::Partial { reason } => Some(reason),
+            crate::model::ProcessInfo::Full => None,
+        },
+        filter: &v.filter,
+        total_connections: v.total_connections,
+        counts: s.counts(),
+        ephemeral_ports: PortRangeJson {
+            low: range.low,
+            high: range.high,
+            size: range.len(),
+        },
+        port_pressure: v
+            .pressure
+            .iter()
+            .take(PRESSURE_LISTED)
+            .map(|p| PressureJson {
+                local_ip: p.local_ip,
+                remote: addr(&p.remote),
+                in_use: p.in_use,
+                time_wait: p.time_wait,
+                ratio: p.ratio,
+            })
+            .collect(),
+        alerts: v
+            .alerts
+            .iter()
+            .map(|a| AlertJson {
+                fields: AlertFields::of(a),
+                connections: a
+                    .connections
+                    .iter()
+                    .take(ALERT_CONNECTIONS_LISTED)
+                    .map(|&i| {
+                        let c = &s.connections[i];
+                        ConnRef {
+                            state: c.state,
+                            local: addr(&c.local()),
+                            remote: addr(&c.remote()),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+        connections: ConnectionsJson {
+            connections: &s.connections,
+            now: s.taken_at,
+        },
+    }
+}
+
+/// Writes the snapshot as pretty JSON and a newline.
+pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+    writeln!(out)
+}
