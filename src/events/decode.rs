@@ -13,9 +13,6 @@ const AF_INET6: u8 = 10;
 const F_KTHREAD: u8 = 1;
 const F_LINGER: u8 = 2;
 
-/// The kernel's `TCP_NEW_SYN_RECV`, a request socket's state (never a full socket's).
-const TCP_NEW_SYN_RECV: u8 = 12;
-
 /// What a record reports.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -139,11 +136,7 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, Malformed> {
 
 /// lingertop's state for a kernel state number (`NEW_SYN_RECV` shown as SYN_RECV).
 pub fn state_of(n: u8) -> Option<TcpState> {
-    match n {
-        1..=11 => Some(TcpState::ALL[usize::from(n) - 1]),
-        TCP_NEW_SYN_RECV => Some(TcpState::SynRecv),
-        _ => None,
-    }
+    TcpState::from_kernel(n)
 }
 
 #[cfg(test)]
