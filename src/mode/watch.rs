@@ -84,7 +84,10 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
                 None => bail!("the poll thread stopped unexpectedly"),
             };
             let written = stream.write_update(&update, &mut out).and_then(|()| match &mut closes {
-                Some(c) => c.write_counters(&mut out),
+                // The counters cover the whole namespace: with a filter they would speak of
+                // connections the filter leaves out.
+                Some(c) if stream.filter.is_empty() => c.write_counters(&mut out),
+                Some(_) => Ok(()),
                 None => Ok(()),
             });
             match written {
