@@ -195,6 +195,12 @@ pub struct ServeArgs {
     /// collector.interval (100ms to 1h) [default: 2s].
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
+
+    /// Closes from the kernel's events (every close, by kind and process): on (fail
+    /// without them), off (the kernel's counters only), auto (on when privileged: root or
+    /// CAP_BPF and CAP_PERFMON).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    pub events: crate::events::EventsMode,
 }
 
 /// Line formats of `watch`.
@@ -215,10 +221,14 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
-    /// Print one line per state transition (appeared, changed, vanished) instead of one
-    /// line per poll.
-    #[arg(long)]
-    pub events: bool,
+    /// Print one line per event instead of one line per poll: each close from the kernel's
+    /// own events (`source: kernel`, with its kind, owner and exact states), the kernel's
+    /// close counters each poll (`source: counters`), and the state transitions two polls
+    /// show (`source: poll`). MODE picks the kernel's events: on (fail without them), off
+    /// (counters only), auto (on when privileged: root or CAP_BPF and CAP_PERFMON)
+    /// [default: auto].
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = false)]
+    pub events: Option<Option<crate::events::EventsMode>>,
 
     #[command(flatten)]
     pub filter: FilterArgs,

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod events;
 pub mod lab;
 pub mod live;
 pub mod mode;

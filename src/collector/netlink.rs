@@ -543,11 +543,7 @@ fn kernel_state(s: TcpState) -> u8 {
 
 /// lingertop's state for a kernel state number.
 pub fn state_of(n: u8) -> Option<TcpState> {
-    match n {
-        1..=11 => Some(TcpState::ALL[usize::from(n) - 1]),
-        TCP_NEW_SYN_RECV => Some(TcpState::SynRecv),
-        _ => None,
-    }
+    TcpState::from_kernel(n)
 }
 
 /// The request mask for `states` (every state for `None`). SYN_RECV includes the kernel's

@@ -20,8 +20,10 @@ use super::Overrides;
 use super::http;
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::events::{Closes, EventOptions, EventsMode};
 use crate::live::{self, Message};
 use crate::model::Filter;
+use crate::report::closes_metrics::ClosesFeed;
 use crate::report::prometheus::{Exposition, TextFormat, render};
 use crate::shutdown::Shutdown;
 
@@ -39,7 +41,7 @@ pub fn run(cfg: Config, over: Overrides, args: &ServeArgs) -> Result<ExitCode> {
     }
     .over(cfg);
     let listen = cfg.serve.listen;
-    super::runtime()?.block_on(serve(cfg, listen))
+    super::runtime()?.block_on(serve(cfg, listen, args.events))
 }
 
 /// What the handlers read.
@@ -50,7 +52,7 @@ struct AppState {
     stale_after: Duration,
 }
 
-async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
+async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<ExitCode> {
     let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
     // Bind before anything else so a taken port is reported at once.
     let listener = tokio::net::TcpListener::bind(listen)
@@ -69,6 +71,12 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
     )
     .context("cannot start the poll thread")?;
     let top_n = cfg.serve.top_n;
+    let (closes, note) = Closes::choose(events, &EventOptions::default())?;
+    if let Some(note) = note {
+        crate::stderr::say!("lingertop: {note}");
+    }
+    let source = closes.described();
+    let mut closes = ClosesFeed::new(closes);
 
     // Wait for the first poll, so /metrics never answers without data. Scrapers that
     // connect meanwhile wait in the listen queue.
@@ -82,7 +90,14 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         Some(Message::PollFailed(e)) => bail!("{e}"),
         None => bail!("the poll thread stopped unexpectedly"),
     };
-    let (latest_tx, latest) = watch::channel(Arc::new(Exposition::from_update(&first, 0, top_n)));
+    let with_closes = move |mut e: Exposition, closes: &mut ClosesFeed| {
+        e.closes = Some(Arc::new(closes.exposition(top_n)));
+        e
+    };
+    let (latest_tx, latest) = watch::channel(Arc::new(with_closes(
+        Exposition::from_update(&first, 0, top_n),
+        &mut closes,
+    )));
     drop(first);
 
     let interval = crate::model::duration::compact(cfg.interval);
@@ -91,7 +106,8 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         while let Some(msg) = rx.recv().await {
             match msg {
                 Message::Update(u) => {
-                    latest_tx.send_replace(Arc::new(Exposition::from_update(&u, errors, top_n)));
+                    let e = Exposition::from_update(&u, errors, top_n);
+                    latest_tx.send_replace(Arc::new(with_closes(e, &mut closes)));
                 }
                 Message::PollFailed(e) => {
                     errors += 1;
@@ -103,8 +119,9 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
     });
 
     crate::stderr::say!(
-        "lingertop: serving http://{local}/metrics and /healthz, polling every {} (Ctrl-C to stop)",
-        crate::model::duration::compact(cfg.interval)
+        "lingertop: serving http://{local}/metrics and /healthz, polling every {}, closes from {} (Ctrl-C to stop)",
+        crate::model::duration::compact(cfg.interval),
+        source
     );
     // `[::ffff:127.0.0.1]` is loopback too: IPv4-mapped addresses are judged as IPv4.
     if !local.ip().to_canonical().is_loopback() {
@@ -247,6 +264,7 @@ mod tests {
             oldest_close_wait: Duration::ZERO,
             alerts: [[0; 2]; RuleId::ALL.len()],
             state_read_at: [taken_at; STATE_COUNT],
+            closes: None,
         }
     }
 

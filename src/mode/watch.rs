@@ -14,8 +14,11 @@ use tokio::sync::mpsc;
 use super::Overrides;
 use crate::cli::WatchArgs;
 use crate::config::Config;
+use crate::events::{self, Closes, EventOptions, EventsMode};
 use crate::live::{self, Message, Update};
-use crate::model::{Connection, Filter, NetnsId, NetnsTable, StateCounts, Transition, Tuple};
+use crate::model::{
+    Close, Connection, CounterCloses, Filter, NetnsId, NetnsTable, StateCounts, Transition, Tuple,
+};
 use crate::report::ndjson::{self, PollView};
 use crate::shutdown::Shutdown;
 
@@ -42,13 +45,29 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
             tx,
         )
         .context("cannot start the poll thread")?;
-        let mut stream = Stream::new(filter, args.events);
+        let mut stream = Stream::new(filter, args.events.is_some());
+        let mut closes = match args.events {
+            Some(mode) => Some(KernelCloses::start(mode.unwrap_or_default())?),
+            None => None,
+        };
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         let stdout = io::stdout();
         let mut out = stdout.lock();
         loop {
             let msg = tokio::select! {
                 _ = shutdown.requested() => return Ok(ExitCode::SUCCESS),
                 msg = rx.recv() => msg,
+                _ = tick.tick(), if closes.as_ref().is_some_and(KernelCloses::is_kernel) => {
+                    if let Some(c) = closes.as_mut()
+                        && let Err(e) = c.write_kernel(&stream, &mut out)
+                    {
+                        if e.kind() == io::ErrorKind::BrokenPipe {
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                        return Err(e).context("cannot write to stdout");
+                    }
+                    continue;
+                }
             };
             let update = match msg {
                 Some(Message::Update(u)) => u,
@@ -66,20 +85,108 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
                 }
                 None => bail!("the poll thread stopped unexpectedly"),
             };
-            match stream.write_update(&update, &mut out) {
+            let written = stream.write_update(&update, &mut out).and_then(|()| match &mut closes {
+                // The counters cover the whole namespace: with a filter they would speak of
+                // connections the filter leaves out.
+                Some(c) if stream.filter.is_empty() => c.write_counters(&mut out),
+                Some(_) => Ok(()),
+                None => Ok(()),
+            });
+            match written {
                 Ok(()) => {}
                 // The reader went away (`| head`): nothing left to say to it.
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
                 Err(e) => return Err(e).context("cannot write to stdout"),
             }
-            if stream.polls == 1 && args.events && !args.quiet {
+            if stream.polls == 1 && !args.quiet
+                && let Some(c) = &closes
+            {
+                let note = c.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
                 crate::stderr::say!(
-                    "lingertop: first poll saw {} sockets; printing state transitions from now on (Ctrl-C to stop)",
-                    update.snapshot.connections.len()
+                    "lingertop: first poll saw {} sockets; printing state transitions, and closes from {}{note}, from now on (Ctrl-C to stop)",
+                    update.snapshot.connections.len(),
+                    c.source.described(),
                 );
             }
         }
     })
+}
+
+/// The close lines of `watch --events`: the kernel's closes as they come (when its events
+/// are in use) and the counters' closes at each poll.
+struct KernelCloses {
+    /// Why the kernel's events are not used, said with the first poll.
+    note: Option<String>,
+    source: Closes,
+    counters_start: Option<CounterCloses>,
+    counters_last: Option<(CounterCloses, std::time::Instant)>,
+    lost_said: u64,
+}
+
+impl KernelCloses {
+    fn start(mode: EventsMode) -> Result<Self> {
+        let opts = EventOptions {
+            queue: 1 << 16,
+            ..EventOptions::default()
+        };
+        let (source, note) = Closes::choose(mode, &opts)?;
+        let start = events::counters::read().ok();
+        Ok(KernelCloses {
+            note,
+            source,
+            counters_start: start,
+            counters_last: start.map(|c| (c, std::time::Instant::now())),
+            lost_said: 0,
+        })
+    }
+
+    fn is_kernel(&self) -> bool {
+        matches!(self.source, Closes::Kernel(_))
+    }
+
+    fn write_kernel(&mut self, stream: &Stream, out: &mut dyn Write) -> io::Result<()> {
+        let Closes::Kernel(k) = &self.source else {
+            return Ok(());
+        };
+        for c in k.drain() {
+            if stream.close_matches(&c) {
+                ndjson::write_close(out, &c, events::wall_time(c.at_ns))?;
+                out.flush()?;
+            }
+        }
+        let lost = k.shared().lost.load(std::sync::atomic::Ordering::Relaxed)
+            + k.shared()
+                .queue_dropped
+                .load(std::sync::atomic::Ordering::Relaxed);
+        if lost > self.lost_said {
+            self.lost_said = lost;
+            ndjson::write_lost(out, std::time::SystemTime::now(), lost)?;
+            out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn write_counters(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        let (Some(start), Some((last, last_at))) = (self.counters_start, self.counters_last) else {
+            return Ok(());
+        };
+        let Ok(now) = events::counters::read() else {
+            return Ok(());
+        };
+        let since_last = now.since(&last);
+        self.counters_last = Some((now, std::time::Instant::now()));
+        if since_last == CounterCloses::default() {
+            return Ok(());
+        }
+        ndjson::write_counters(
+            out,
+            std::time::SystemTime::now(),
+            &now.since(&start),
+            &since_last,
+            last_at.elapsed().as_secs_f64(),
+        )?;
+        out.flush()
+    }
 }
 
 /// Turns updates into lines: the state a stream keeps between polls. The updates' alerts
@@ -167,6 +274,28 @@ impl Stream {
             }
         }
         Ok(())
+    }
+
+    /// A close matches when its connection, as last seen and owned, matches the filter in
+    /// CLOSE.
+    fn close_matches(&self, c: &Close) -> bool {
+        if self.filter.is_empty() {
+            return true;
+        }
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut conn = Connection::new(
+            c.local.unwrap_or(unknown),
+            c.remote.unwrap_or(unknown),
+            crate::model::TcpState::Close,
+        );
+        if let Some(o) = &c.owner {
+            conn.owners = vec![crate::model::Owner {
+                pid: o.pid,
+                name: Some(o.name.clone()),
+            }]
+            .into();
+        }
+        self.filter.matches(&conn)
     }
 
     /// A transition matches when the connection matches the filter in the state it left

@@ -3,6 +3,7 @@
 
 pub mod age;
 pub mod alerts;
+pub mod close;
 pub mod connection;
 pub mod duration;
 pub mod filter;
@@ -13,6 +14,9 @@ pub mod tracker;
 
 pub use age::AgeSource;
 pub use alerts::{Alert, RuleId, Rules, Severity};
+pub use close::{
+    Close, CloseKind, CloseOwner, CloseSource, CloseTally, CounterCloses, KindCounts, ResetReason,
+};
 pub use connection::{
     Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,
     TimerKind, Tracking, Tuple, Unread, User,

@@ -41,6 +41,16 @@ impl TcpState {
         TcpState::Closing,
     ];
 
+    /// lingertop's state for a kernel state number (`include/net/tcp_states.h`); the
+    /// kernel's `TCP_NEW_SYN_RECV` (12, a request socket) shows as SYN_RECV, as `ss` does.
+    pub fn from_kernel(n: u8) -> Option<TcpState> {
+        match n {
+            1..=11 => Some(TcpState::ALL[usize::from(n) - 1]),
+            12 => Some(TcpState::SynRecv),
+            _ => None,
+        }
+    }
+
     /// Dense index for per-state arrays.
     pub fn index(self) -> usize {
         self as usize

@@ -9,7 +9,8 @@ use serde::Serialize;
 use super::{AlertFields, addr, timestamp};
 use crate::live::Update;
 use crate::model::{
-    AgeSource, Alert, Attribution, Connection, NetnsTable, StateCounts, TcpState, Transition,
+    AgeSource, Alert, Attribution, Close, CloseKind, Connection, CounterCloses, NetnsTable,
+    ResetReason, StateCounts, TcpState, Transition,
 };
 
 /// What one per-poll line reports.
@@ -53,6 +54,8 @@ struct EventLine<'a> {
     time: String,
     /// `appeared`, `changed` or `vanished`.
     event: &'static str,
+    /// `poll`: inferred from two polls of the socket table.
+    source: &'static str,
     local: String,
     remote: String,
     /// The network namespace's name (`host`, a container's); null where only one is read.
@@ -109,6 +112,7 @@ pub fn write_event(
             (_, None) => "vanished",
             _ => "changed",
         },
+        source: "poll",
         local: addr(&t.local),
         remote: addr(&t.remote),
         netns: netns.name(t.netns),
@@ -127,5 +131,113 @@ pub fn write_event(
         state_age_from: now.and_then(|c| c.age_source(t.at)).map(AgeSource::name),
     };
     crate::sanitize::json_to_writer(&mut *out, &line).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// One close from the kernel's events.
+#[derive(Serialize)]
+struct CloseLine<'a> {
+    /// When the kernel destroyed the socket.
+    time: String,
+    /// `close`.
+    event: &'static str,
+    /// `kernel`: from the kernel's own events, not inferred.
+    source: &'static str,
+    kind: CloseKind,
+    /// For a reset sent: `unread-data`, `linger-0` or `other`.
+    reason: Option<&'static str>,
+    /// The kernel's `enum sk_rst_reason` number, for `other`.
+    kernel_reason: Option<u8>,
+    pid: Option<u32>,
+    process: Option<&'a str>,
+    /// `owner`: the process seen acting on the socket; `listener`: the owner of the
+    /// listener that accepted it (it never acted on the socket itself).
+    attribution: Option<&'static str>,
+    local: Option<String>,
+    remote: Option<String>,
+    /// Every state the socket went through, exactly as the kernel changed them.
+    states: &'a [TcpState],
+    /// From connect or accept to destroy; `null` when the socket predates lingertop.
+    lifetime_ms: Option<f64>,
+    /// SO_LINGER was on: its deadline in kernel ticks.
+    linger_ticks: Option<u64>,
+    cookie: u64,
+}
+
+/// Writes one close from the kernel's events as one line; `time` is when it happened.
+pub fn write_close(out: &mut dyn Write, c: &Close, time: std::time::SystemTime) -> io::Result<()> {
+    let line = CloseLine {
+        time: timestamp(time),
+        event: "close",
+        source: "kernel",
+        kind: c.kind,
+        reason: c.reason.map(ResetReason::name),
+        kernel_reason: match c.reason {
+            Some(ResetReason::Other(n)) => Some(n),
+            _ => None,
+        },
+        pid: c.owner.as_ref().map(|o| o.pid),
+        process: c.owner.as_ref().map(|o| &*o.name),
+        attribution: c.owner.as_ref().map(|_| {
+            if c.owner_via_listener {
+                "listener"
+            } else {
+                "owner"
+            }
+        }),
+        local: c.local.as_ref().map(addr),
+        remote: c.remote.as_ref().map(addr),
+        states: &c.states,
+        lifetime_ms: c.lifetime_ns.map(|n| (n as f64 / 1e3).round() / 1e3),
+        linger_ticks: c.linger_ticks,
+        cookie: c.cookie,
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// The kernel's counters of closes, since start and since the previous line.
+#[derive(Serialize)]
+struct CountersLine<'a> {
+    time: String,
+    /// `closes`.
+    event: &'static str,
+    /// `counters`: /proc/net/snmp and /proc/net/netstat of this network namespace.
+    source: &'static str,
+    since_start: &'a CounterCloses,
+    since_last: &'a CounterCloses,
+    secs_since_last: f64,
+}
+
+/// Writes the counters' closes as one line.
+pub fn write_counters(
+    out: &mut dyn Write,
+    time: std::time::SystemTime,
+    since_start: &CounterCloses,
+    since_last: &CounterCloses,
+    secs_since_last: f64,
+) -> io::Result<()> {
+    let line = CountersLine {
+        time: timestamp(time),
+        event: "closes",
+        source: "counters",
+        since_start,
+        since_last,
+        secs_since_last: (secs_since_last * 1e3).round() / 1e3,
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// Says that the kernel side dropped records (ring buffer full): the closes written since are
+/// incomplete by about that many events.
+pub fn write_lost(out: &mut dyn Write, time: std::time::SystemTime, lost: u64) -> io::Result<()> {
+    let line = serde_json::json!({
+        "time": timestamp(time),
+        "event": "lost",
+        "source": "kernel",
+        "lost_events": lost,
+    });
+    serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }

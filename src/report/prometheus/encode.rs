@@ -378,5 +378,8 @@ fn polls(e: &Exposition, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         None,
         u64::from(e.process_info_partial),
     )?;
+    if let Some(c) = &e.closes {
+        c.encode(enc)?;
+    }
     Ok(())
 }

@@ -83,6 +83,8 @@ pub struct Exposition {
     /// When each state (kernel order) was last read from the kernel: the poll's time, but
     /// for the states a big table's live poll reads only every few polls (ESTABLISHED).
     pub state_read_at: [SystemTime; STATE_COUNT],
+    /// Closes by kind and process, set by `serve` from its close source.
+    pub closes: Option<Arc<crate::report::closes_metrics::ClosesExposition>>,
 }
 
 impl Exposition {
@@ -195,6 +197,7 @@ impl Exposition {
             oldest_close_wait,
             oldest_close_wait_from,
             alerts,
+            closes: None,
         }
     }
 }

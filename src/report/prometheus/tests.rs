@@ -354,11 +354,11 @@ fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
 
 #[test]
 fn the_shipped_dashboard_and_rules_use_only_exported_metrics() {
-    let e = Arc::new(Exposition::from_update(
-        &update(Vec::new(), Vec::new()),
-        0,
-        10,
+    let mut e = Exposition::from_update(&update(Vec::new(), Vec::new()), 0, 10);
+    e.closes = Some(Arc::new(
+        crate::report::closes_metrics::tests::both_sources(),
     ));
+    let e = Arc::new(e);
     let text = render(&e, TextFormat::Prometheus);
     // Family names as the classic format announces them (some have no sample here).
     let exported: Vec<&str> = text
