@@ -9,7 +9,7 @@ use std::str::FromStr;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 pub use crate::config::keys::BadKey;
-use crate::config::keys::{BINDABLE, Key, KeyName, default_keys_of};
+use crate::config::keys::{ALWAYS_QUIT, BINDABLE, Key, KeyName, default_keys_of};
 
 /// Everything a key can ask the dashboard to do.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -197,6 +197,11 @@ impl Keymap {
                 map.insert(*k, *action);
             }
         }
+        // Last, so no binding can take it: the config refuses one that tries
+        // (`config::keys::check_conflicts`), and this holds for any other caller too.
+        if let Ok(ctrl_c) = ALWAYS_QUIT.parse::<KeyBinding>() {
+            map.insert(ctrl_c, Action::Quit);
+        }
         Keymap { map, listed }
     }
 
@@ -280,6 +285,18 @@ mod tests {
         );
         assert_eq!(k.action(&ev(KeyCode::Char('q'), KeyModifiers::NONE)), None);
         assert_eq!(k.keys_of(Action::Quit), "x");
+    }
+
+    #[test]
+    fn ctrl_c_quits_whatever_the_bindings() {
+        let k = Keymap::new(&[
+            ("quit".into(), vec!["x".parse().unwrap()]),
+            ("help".into(), vec!["ctrl-c".parse().unwrap()]),
+        ]);
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
     }
 
     #[test]
