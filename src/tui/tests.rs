@@ -397,6 +397,34 @@ fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
     assert_eq!(app.filter_text(), "state:close-wait");
 }
 
+/// Issue 15 item 11: `T` and `W` run the count the panel shows, small ones too.
+#[test]
+fn lab_scenarios_run_the_count_shown() {
+    use super::lab_panel::LabRequest;
+    use crate::lab::{Family, Scenario};
+    let mut app = app_with_fixture(false);
+    key(&mut app, KeyCode::Char('L'));
+    for (presses, count) in [(0, 1), (1, 5), (1, 20), (1, 100)] {
+        for _ in 0..presses {
+            key(&mut app, KeyCode::Char('c'));
+        }
+        assert_eq!(app.lab.as_ref().unwrap().count(), count);
+        for (k, scenario) in [
+            ('T', Scenario::TimeWaitStorm),
+            ('W', Scenario::CloseWaitLeak),
+        ] {
+            assert_eq!(
+                key(&mut app, KeyCode::Char(k)),
+                Effect::Lab(LabRequest::Scenario {
+                    scenario,
+                    count,
+                    family: Family::Ipv4
+                })
+            );
+        }
+    }
+}
+
 #[test]
 fn lab_panel_keys_ask_for_lab_operations_on_the_selected_connection() {
     use super::lab_panel::LabRequest;
