@@ -261,6 +261,51 @@ fn ctrl_c_quits_whatever_the_bindings() {
     t.assert_normal_shell();
 }
 
+/// Issue 15 item 6: after the window grows and `q`, the shell shows nothing of the
+/// dashboard (tmux used to bring back the alternate screen's top lines above the prompt).
+#[test]
+fn quitting_after_the_window_grew_leaves_no_fragment_of_the_dashboard() {
+    let (_l, _s, _server) = close_wait_socket();
+    let t = Tmux::start("grow");
+    t.keys(&["clear", "Enter"]);
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    assert!(
+        t.cmd(&["resize-window", "-t", "t", "-x", "160", "-y", "50"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A frame at the new size: its footer row is row 50.
+    t.wait_until("a frame at 160x50", Duration::from_secs(10), |t| {
+        let s = t.screen();
+        s.lines().count() >= 50 && s.lines().nth(49).is_some_and(|l| !l.trim().is_empty())
+    });
+    // Opening and closing the filter prompt redraws the bottom row, so the last frame
+    // leaves the cursor there, as any frame that changes the footer does.
+    t.keys(&["/"]);
+    t.wait_for("filter:", Duration::from_secs(5));
+    t.keys(&["Escape"]);
+    t.wait_until("filter prompt closed", Duration::from_secs(5), |t| {
+        !t.screen().contains("filter:")
+    });
+    t.keys(&["q"]);
+    t.wait_until("left the alternate screen", Duration::from_secs(5), |t| {
+        !t.alternate_screen_on()
+    });
+    // Let tmux settle the restored screen before reading it.
+    t.wait_for("shell> ", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let s = t.screen();
+    for fragment in ["LIVE", "All connections", "CLOSE_WAIT", "│", "help"] {
+        assert!(
+            !s.contains(fragment),
+            "the shell shows {fragment:?} of the dashboard:\n{s}"
+        );
+    }
+    t.assert_normal_shell();
+}
+
 #[test]
 fn sigterm_restores_the_terminal() {
     let t = Tmux::start("term");
