@@ -150,6 +150,10 @@ pub struct App {
     pub lab: Option<LabPanel>,
     /// The panel's state while hidden, so reopening it finds it as it was.
     lab_hidden: Option<LabPanel>,
+    /// The filter and quick states set aside while the lab panel is open (its table shows
+    /// the lab's own sockets, which a start filter such as `port:19900` would hide), given
+    /// back when it closes.
+    filter_before_lab: Option<(Filter, BTreeSet<TcpState>)>,
 }
 
 impl App {
@@ -189,6 +193,7 @@ impl App {
             errors: 0,
             lab: None,
             lab_hidden: None,
+            filter_before_lab: None,
         }
     }
 
@@ -583,8 +588,23 @@ impl App {
     pub fn toggle_lab(&mut self) {
         if let Some(p) = self.lab.take() {
             self.lab_hidden = Some(p);
+            if let Some((filter, quick)) = self.filter_before_lab.take() {
+                self.filter = filter;
+                self.quick = quick;
+            }
         } else {
-            self.lab = Some(self.lab_hidden.take().unwrap_or_default());
+            let mut panel = self.lab_hidden.take().unwrap_or_default();
+            let before = self.filter_text();
+            if !before.is_empty() {
+                panel.status = Some(format!(
+                    "the filter \"{before}\" is set aside while the lab is open (the table shows the lab's sockets); it is back when you close the lab"
+                ));
+            }
+            self.filter_before_lab = Some((
+                std::mem::take(&mut self.filter),
+                std::mem::take(&mut self.quick),
+            ));
+            self.lab = Some(panel);
         }
         self.selected = 0;
         self.offset = 0;

@@ -397,6 +397,57 @@ fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
     assert_eq!(app.filter_text(), "state:close-wait");
 }
 
+/// Issue 15 item 12: a start filter that matches none of the lab's sockets does not hide
+/// them while the panel is open, says it is set aside, and is back when the panel closes.
+#[test]
+fn the_lab_panel_shows_its_sockets_whatever_the_start_filter() {
+    let (a, b) = two_polls(false);
+    let mut b = (*b).clone();
+    let mut snap = (*b.snapshot).clone();
+    // Two of the fixture's connections are the lab's own.
+    for c in snap.connections.iter_mut().take(2) {
+        c.lab = true;
+    }
+    let lab_ports: Vec<u16> = snap.connections[..2]
+        .iter()
+        .map(|c| c.local().port())
+        .collect();
+    b.snapshot = std::sync::Arc::new(snap);
+    let start = Filter::parse("port:19900").unwrap();
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        start,
+    );
+    app.on_update(a);
+    app.on_update(std::sync::Arc::new(b));
+    assert!(
+        app.rows.is_empty(),
+        "port:19900 matches nothing in the fixture"
+    );
+    key(&mut app, KeyCode::Char('7'));
+
+    assert_eq!(key(&mut app, KeyCode::Char('L')), Effect::OpenLab);
+    assert_eq!(app.filter_text(), "lab:yes");
+    let shown: Vec<u16> = app
+        .rows
+        .iter()
+        .filter_map(|&r| app.conn(r))
+        .map(|c| c.local().port())
+        .collect();
+    assert_eq!(shown, lab_ports, "{:?}", app.rows);
+    let status = app.lab.as_ref().unwrap().status.clone().unwrap();
+    assert!(
+        status.contains("port:19900") && status.contains("set aside"),
+        "{status}"
+    );
+
+    key(&mut app, KeyCode::Char('L'));
+    assert_eq!(app.filter_text(), "port:19900 state:close-wait");
+    assert!(app.rows.is_empty());
+}
+
 /// Issue 15 item 11: `T` and `W` run the count the panel shows, small ones too.
 #[test]
 fn lab_scenarios_run_the_count_shown() {
