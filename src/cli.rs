@@ -471,7 +471,7 @@ mod tests {
     }
 
     fn error_of(s: &str) -> String {
-        let e = Cli::try_parse_from(args(s)).err().expect("a parse error");
+        let e = Cli::try_parse_from(args(s)).expect_err("a parse error");
         one_line_error(&e, &args(s))
     }
 

@@ -69,6 +69,110 @@ fn the_header_says_when_established_was_last_read() {
     assert!(!draw(&mut app, 120, 40).contains("as of"));
 }
 
+/// The fixture with 5-digit counts and 4- and 5-digit deltas in the strip, as on a busy
+/// host (issue 15 item 1): ESTABLISHED 48211 +14925, TIME_WAIT 19371 -2090, CLOSE_WAIT
+/// 33664 -1299, LISTEN 12 -2...
+fn app_with_big_counts() -> App {
+    let mut app = app_with_fixture(false);
+    let now: [(TcpState, u32, u32); 10] = [
+        (TcpState::Established, 48211, 33286),
+        (TcpState::SynSent, 111, 97),
+        (TcpState::SynRecv, 146, 56),
+        (TcpState::FinWait1, 2048, 2048),
+        (TcpState::FinWait2, 10457, 99),
+        (TcpState::TimeWait, 19371, 21461),
+        (TcpState::CloseWait, 33664, 34963),
+        (TcpState::LastAck, 12, 14),
+        (TcpState::Closing, 0, 0),
+        (TcpState::Listen, 99999, 85074),
+    ];
+    let mut u = (**app.latest.as_ref().unwrap()).clone();
+    let mut prev = crate::model::StateCounts::default();
+    for (state, n, before) in now {
+        u.sample.counts.0[state.index()] = n;
+        prev.0[state.index()] = before;
+    }
+    app.latest = Some(std::sync::Arc::new(u));
+    app.prev_counts = Some(prev);
+    app
+}
+
+/// Issue 15 item 1: the main view at the three sizes with a busy host's strip.
+#[test]
+fn the_main_view_with_five_digit_counts_at_three_sizes() {
+    for (w, h) in [(120u16, 40u16), (80, 24), (60, 12)] {
+        let mut app = app_with_big_counts();
+        let screen = draw(&mut app, w, h);
+        assert_strip_reads(&app, &screen, w);
+        insta::assert_snapshot!(format!("busy_All_{w}x{h}"), screen);
+    }
+}
+
+/// The strip (rows 2 to 4 of the screen) shows every state's key, and under it the
+/// state's count first and its change, as separate words.
+fn assert_strip_reads(app: &App, screen: &str, w: u16) {
+    let rows: Vec<Vec<char>> = screen
+        .lines()
+        .skip(1)
+        .take(3)
+        .map(|l| l.trim_matches('"').chars().collect())
+        .collect();
+    let text = |r: usize, from: usize, to: usize| -> String {
+        rows[r][from.min(rows[r].len())..to.min(rows[r].len())]
+            .iter()
+            .collect()
+    };
+    let counts = app.latest.as_ref().unwrap().sample.counts;
+    let prev = app.prev_counts.unwrap();
+    // Where each cell starts: its key, `[k]` or `k`, in the label row.
+    let mut starts = Vec::new();
+    let mut from = 0;
+    for i in 0..10 {
+        let key = if i == 9 {
+            '0'
+        } else {
+            char::from(b'1' + i as u8)
+        };
+        let at = (from..rows[0].len())
+            .find(|&x| {
+                (rows[0][x] == key || (rows[0][x] == '[' && rows[0].get(x + 1) == Some(&key)))
+                    && (x == 0 || rows[0][x - 1] == ' ')
+            })
+            .unwrap_or_else(|| panic!("{w} cols: key {key} missing in the strip:\n{screen}"));
+        starts.push(at);
+        from = at + 1;
+    }
+    starts.push(usize::from(w) + 1);
+    for (i, &state) in super::app::STRIP.iter().enumerate() {
+        let (a, b) = (starts[i], starts[i + 1] - 1);
+        let words = format!("{} {}", text(1, a, b), text(2, a, b));
+        let words: Vec<&str> = words.split_whitespace().collect();
+        let n = i64::from(counts.get(state));
+        let d = n - i64::from(prev.get(state));
+        let count_ok = words.first().is_some_and(|w| {
+            *w == n.to_string() || (w.ends_with(['k', 'M']) && !w.starts_with(['+', '-']))
+        });
+        assert!(
+            count_ok,
+            "{w} cols: {state:?}'s count {n} is not the first word under its key: {words:?}\n{screen}"
+        );
+        if d != 0 {
+            let delta_ok = words.get(1).is_some_and(|w| {
+                *w == format!("{d:+}") || (w.starts_with(['+', '-']) && w.ends_with(['k', 'M']))
+            });
+            assert!(
+                delta_ok,
+                "{w} cols: {state:?}'s change {d:+} is not its own word: {words:?}\n{screen}"
+            );
+        }
+    }
+    // The CLOSE_WAIT count, the one a leak shows in, in full at every size.
+    assert!(
+        rows[1].iter().collect::<String>().contains("33664"),
+        "{w} cols: no CLOSE_WAIT count:\n{screen}"
+    );
+}
+
 #[test]
 fn every_view_and_help_at_both_sizes() {
     for (w, h) in [(120u16, 40u16), (80, 24)] {
