@@ -97,6 +97,51 @@ fn app_with_big_counts() -> App {
     app
 }
 
+/// Issue 15 item 9: by-state group headers say how many in full (`1 connection`,
+/// `14250 connections`), never clipped, however wide the addresses are.
+#[test]
+fn group_headers_are_never_clipped_and_say_1_connection() {
+    let mut app = app_with_fixture(false);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.view, View::ByState);
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("▼ LAST_ACK    1 connection "), "{screen}");
+    assert!(!screen.contains("1 connections"), "{screen}");
+
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        Filter::default(),
+    );
+    app.on_update(super::fixture::big_poll(15000));
+    key(&mut app, KeyCode::Tab);
+    // Fold ESTABLISHED (the first group, selected) so TIME_WAIT's header is on screen.
+    key(&mut app, KeyCode::Enter);
+    let tw = app
+        .latest
+        .as_ref()
+        .unwrap()
+        .sample
+        .counts
+        .get(TcpState::TimeWait);
+    for (w, h) in [(120u16, 40u16), (80, 24)] {
+        let screen = draw(&mut app, w, h);
+        let header = screen
+            .lines()
+            .find(|l| l.contains("▼ TIME_WAIT"))
+            .unwrap_or_else(|| panic!("no TIME_WAIT group:\n{screen}"));
+        let words: Vec<&str> = header.trim_matches('"').split_whitespace().collect();
+        assert_eq!(words[2], tw.to_string(), "{header}");
+        assert!(
+            words
+                .get(3)
+                .is_none_or(|w| ["connections", "conns"].contains(w)),
+            "clipped: {header}"
+        );
+    }
+}
+
 /// Issue 15 item 1: the main view at the three sizes with a busy host's strip.
 #[test]
 fn the_main_view_with_five_digit_counts_at_three_sizes() {

@@ -206,7 +206,7 @@ fn row_cells<'a>(
 ) -> (Vec<Cell<'a>>, Style) {
     match row {
         Row::Conn(_) | Row::Ghost(_) => conn_cells(app, theme, row, now, (lw, rw)),
-        Row::Group(state, n) => group_cells(app, theme, state, n),
+        Row::Group(state, n) => group_cells(app, theme, state, n, lw),
         Row::Process(i) => process_cells(&app.procs[i], theme),
         Row::Remote(i) => remote_cells(&app.remotes[i], theme),
     }
@@ -250,8 +250,28 @@ fn conn_cells<'a>(
     )
 }
 
-/// A state group header's cells.
-fn group_cells(app: &App, theme: &Theme, state: TcpState, n: u32) -> (Vec<Cell<'static>>, Style) {
+/// How many connections a group holds, in at most `width` columns: `1 connection`,
+/// `14996 connections`, shortened rather than clipped (`14996 conns`, `14996`).
+pub(super) fn group_count_text(n: u32, width: usize) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    [
+        format!("{n} connection{s}"),
+        format!("{n} conn{s}"),
+        n.to_string(),
+    ]
+    .into_iter()
+    .find(|t| t.chars().count() <= width)
+    .unwrap_or_else(|| n.to_string())
+}
+
+/// A state group header's cells; the count goes in the local address column, `lw` wide.
+fn group_cells(
+    app: &App,
+    theme: &Theme,
+    state: TcpState,
+    n: u32,
+    lw: usize,
+) -> (Vec<Cell<'static>>, Style) {
     let arrow = if app.collapsed.contains(&state) {
         "▶"
     } else {
@@ -260,7 +280,7 @@ fn group_cells(app: &App, theme: &Theme, state: TcpState, n: u32) -> (Vec<Cell<'
     (
         vec![
             Cell::from(format!("{arrow} {}", state.name())),
-            Cell::from(format!("{n} connections")),
+            Cell::from(group_count_text(n, lw)),
             Cell::from(""),
             Cell::from(""),
             Cell::from(""),
