@@ -27,6 +27,7 @@ pub const BINDABLE: &[(&str, &[&str])] = &[
     ("detail", &["d"]),
     ("toggle-group", &["enter"]),
     ("lab", &["L"]),
+    ("alerts", &["a"]),
 ];
 
 /// The default keys of the action named `name` (empty for a name not in [`BINDABLE`]).

@@ -102,6 +102,8 @@ pub struct HitAreas {
     pub table: (u16, u16, u16, u16),
     /// Strip cells: (x, y, width, height, index into `STRIP`).
     pub strip: Vec<(u16, u16, u16, u16, usize)>,
+    /// How many alert lines the alerts box had room for.
+    pub alerts_shown: usize,
 }
 
 /// The dashboard's whole state.
@@ -154,6 +156,10 @@ pub struct App {
     /// the lab's own sockets, which a start filter such as `port:19900` would hide), given
     /// back when it closes.
     filter_before_lab: Option<(Filter, BTreeSet<TcpState>)>,
+    /// The first alert the alerts box shows (`a` moves it a box further).
+    pub alert_offset: usize,
+    /// How many alerts the box showed at the last draw, for `a`'s step.
+    pub alerts_shown: usize,
 }
 
 impl App {
@@ -194,6 +200,8 @@ impl App {
             lab: None,
             lab_hidden: None,
             filter_before_lab: None,
+            alert_offset: 0,
+            alerts_shown: 1,
         }
     }
 
@@ -384,6 +392,7 @@ impl App {
     /// Records where the last frame put things (the loop calls it after each draw).
     pub fn after_draw(&mut self, hit: HitAreas) {
         self.page = usize::from(hit.table.3).max(1);
+        self.alerts_shown = hit.alerts_shown.max(1);
         self.hit = hit;
         self.clamp();
     }
@@ -510,6 +519,11 @@ impl App {
                 }
             }
             Action::Detail => self.detail = !self.detail,
+            Action::Alerts => {
+                let n = self.latest.as_ref().map_or(0, |u| u.alerts.len());
+                let next = self.alert_offset + self.alerts_shown.max(1);
+                self.alert_offset = if next >= n { 0 } else { next };
+            }
             Action::Lab => {
                 self.toggle_lab();
                 if self.lab.is_some() {

@@ -35,6 +35,8 @@ pub enum Action {
     ToggleGroup,
     /// Open or hide the close lab panel.
     Lab,
+    /// Scroll the alerts box to the next alerts (back to the first after the last).
+    Alerts,
     /// Toggle the quick filter on the n-th state of the strip (0-based).
     QuickState(usize),
 }
@@ -63,6 +65,7 @@ impl Action {
             "detail" => Action::Detail,
             "toggle-group" => Action::ToggleGroup,
             "lab" => Action::Lab,
+            "alerts" => Action::Alerts,
             _ => return None,
         })
     }
@@ -311,7 +314,7 @@ mod tests {
             assert_eq!(named.iter().filter(|b| *b == a).count(), 1, "{a:?} twice");
         }
         // `Action` has one variant per name plus QuickState.
-        assert_eq!(named.len(), 20);
+        assert_eq!(named.len(), 21);
         assert_eq!(Action::named("explode"), None);
     }
 

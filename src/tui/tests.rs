@@ -142,6 +142,41 @@ fn group_headers_are_never_clipped_and_say_1_connection() {
     }
 }
 
+/// Issue 15 item 10: `a` pages the alerts box through every alert, worst first, and back.
+#[test]
+fn the_alerts_box_reaches_every_alert() {
+    let mut app = app_with_fixture(false);
+    let messages: Vec<String> = app
+        .latest
+        .as_ref()
+        .unwrap()
+        .alerts
+        .iter()
+        .map(|a| a.message.clone())
+        .collect();
+    assert_eq!(messages.len(), 4);
+    let mut seen = std::collections::BTreeSet::new();
+    let screen = draw(&mut app, 80, 24);
+    assert!(
+        screen.contains("1-2 of 4, worst first; a: next 2"),
+        "{screen}"
+    );
+    for _ in 0..2 {
+        let screen = draw(&mut app, 80, 24);
+        for (i, m) in messages.iter().enumerate() {
+            // The 80-column screen cuts long messages: their start is enough.
+            let start: String = m.chars().take(40).collect();
+            if screen.contains(&start) {
+                seen.insert(i);
+            }
+        }
+        key(&mut app, KeyCode::Char('a'));
+    }
+    assert_eq!(seen.len(), 4, "every alert shown once paged: {seen:?}");
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("1-2 of 4"), "back to the first: {screen}");
+}
+
 /// Issue 15 item 1: the main view at the three sizes with a busy host's strip.
 #[test]
 fn the_main_view_with_five_digit_counts_at_three_sizes() {

@@ -54,7 +54,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     .areas(area);
     header::render_header(f, app, theme, header);
     hit.strip = strip::render_strip(f, app, theme, strip);
-    alerts::render_alerts(f, app, theme, alerts, max_alerts);
+    hit.alerts_shown = alerts::render_alerts(f, app, theme, alerts, max_alerts);
 
     let wide = main.width >= 110;
     if let Some(panel) = &app.lab {
