@@ -142,6 +142,44 @@ fn group_headers_are_never_clipped_and_say_1_connection() {
     }
 }
 
+/// Issue 15 item 4: the sort arrow is on the column the rows are ordered by, points the
+/// way they go, and is never cut off, for every column of every view.
+#[test]
+fn the_sort_arrow_is_right_and_always_visible() {
+    let mut app = app_with_fixture(false);
+    for view in View::ALL {
+        assert_eq!(app.view, view);
+        for i in 0..view.columns().len() * 2 {
+            let screen = draw(&mut app, 120, 40);
+            let header = screen
+                .lines()
+                .find(|l| l.contains(view.columns()[0]) && (l.contains('▲') || l.contains('▼')))
+                .unwrap_or_else(|| panic!("{view:?} step {i}: no arrow in the header:\n{screen}"));
+            let v = View::ALL.iter().position(|v| *v == view).unwrap();
+            let (col, desc) = super::ui::sort_mark_of(view, app.sort[v], app.sort_desc[v]);
+            let name = view.columns()[col];
+            let arrow = if desc { '▼' } else { '▲' };
+            assert!(
+                header.contains(&format!("{name} {arrow}")),
+                "{view:?} sorted on {name}: {header}"
+            );
+            key(&mut app, KeyCode::Char(if i % 2 == 0 { 'S' } else { 's' }));
+        }
+        key(&mut app, KeyCode::Tab);
+    }
+    // The process view's default order is worst CLOSE_WAIT first: the arrow says so.
+    let mut app = app_with_fixture(false);
+    for _ in 0..2 {
+        key(&mut app, KeyCode::Tab);
+    }
+    assert_eq!(app.view, View::ByProcess);
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        screen.contains("CLOSE_W ▼") && !screen.contains("PROCESS ▲"),
+        "{screen}"
+    );
+}
+
 /// Issue 15 item 10: `a` pages the alerts box through every alert, worst first, and back.
 #[test]
 fn the_alerts_box_reaches_every_alert() {

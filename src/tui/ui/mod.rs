@@ -21,6 +21,12 @@ use crate::tui::app::{App, HitAreas};
 use crate::tui::theme::Theme;
 
 /// Below this the dashboard says the window is too small instead of drawing.
+/// Which header shows the sort arrow and which way it points (see `table::sort_mark`).
+#[cfg(test)]
+pub(crate) fn sort_mark_of(view: crate::tui::app::View, col: usize, desc: bool) -> (usize, bool) {
+    table::sort_mark(view, col, desc)
+}
+
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 12;
 
