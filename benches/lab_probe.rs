@@ -6,16 +6,24 @@
 //! It makes its own loopback population (bounded: `EXTRA` connections, closed at the end)
 //! so the dumps have something to wade through, as they would on a busy host.
 
+// The lab runs on unix only; elsewhere this program says so and measures nothing.
+#[cfg(unix)]
 use std::net::{SocketAddr, TcpListener, TcpStream};
+#[cfg(unix)]
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use lingertop::collector::{Collector, Netstat2Source};
+#[cfg(unix)]
 use lingertop::lab::observe::{SourceProbe, TupleProbe, system_probe};
+#[cfg(unix)]
 use lingertop::lab::{Behaviour, Family, Lab};
 
+#[cfg(unix)]
 /// Extra loopback connections (two sockets each) in the table while measuring.
 const EXTRA: usize = 1000;
 
+#[cfg(unix)]
 fn time_per_poll(mut poll: impl FnMut(), budget: Duration) -> (Duration, u32) {
     poll(); // warm up: first-use costs are not per-poll costs
     let start = Instant::now();
@@ -27,6 +35,7 @@ fn time_per_poll(mut poll: impl FnMut(), budget: Duration) -> (Duration, u32) {
     (start.elapsed() / n, n)
 }
 
+#[cfg(unix)]
 fn main() {
     let lab = Lab::new().expect("start a lab");
     let id = lab.open(Behaviour::Normal, 1, Family::Ipv4).expect("open")[0];
@@ -91,4 +100,9 @@ fn main() {
         );
     }
     drop(keep);
+}
+
+#[cfg(not(unix))]
+fn main() {
+    eprintln!("lab_probe: {}", lingertop::lab::UNIX_ONLY);
 }

@@ -5,9 +5,11 @@
 //! cargo run --release --example bench -- --sizes 1000 --runs 3    # a quick look
 //! ```
 //!
-//! For each population (TIME_WAIT-heavy, and ESTABLISHED-with-descriptors-heavy) built by
+//! For each population (TIME_WAIT-heavy, ESTABLISHED-with-descriptors-heavy, and a CLOSE_WAIT
+//! leak up to 10k) built by
 //! `examples/loadgen.rs` on loopback, it times on the same population at the same time:
-//! the raw sock_diag dump (the floor), lingertop's steady in-process poll with process
+//! the raw sock_diag dump (the floor; and with tcp_info, what lingertop's first read of each
+//! state asks), lingertop's first poll in a fresh collector, its steady in-process poll with process
 //! attribution (and the whole live-loop iteration: poll, tracking, alerts), the netstat2
 //! backend's poll, a fresh-process `lingertop snapshot`, `ss -tan`, `ss -tanp` and
 //! `netstat -tanp`; each as a median and as a ratio to `ss -tanp`. Then it runs the live
@@ -78,7 +80,13 @@ const LIVE_ROWS: &[(&str, &str)] = &[
 enum Kind {
     TimeWait,
     Established,
+    /// A CLOSE_WAIT leak (its peers orphaned in FIN_WAIT_2): the full sockets whose ages
+    /// come from `tcp_info`. Built for sizes up to [`CLOSE_WAIT_MAX`].
+    CloseWait,
 }
+
+/// The largest CLOSE_WAIT population built (each needs a descriptor held).
+const CLOSE_WAIT_MAX: usize = 10_000;
 
 #[derive(Clone, Copy, Debug)]
 struct Population {
@@ -96,6 +104,7 @@ impl Population {
         match self.kind {
             Kind::TimeWait => format!("{n} TIME_WAIT"),
             Kind::Established => format!("{n} ESTABLISHED, fds in 8 procs"),
+            Kind::CloseWait => format!("{n} CLOSE_WAIT, fds in 8 procs"),
         }
     }
 }
@@ -157,9 +166,11 @@ fn run(args: &Args) -> Result<(), String> {
     let mut pops: Vec<Population> = Vec::new();
     // ESTABLISHED first: they end with resets and leave nothing behind, while TIME_WAIT
     // lives on for 60 s; each TIME_WAIT population tops up what is still there.
-    for kind in [Kind::Established, Kind::TimeWait] {
+    for kind in [Kind::Established, Kind::CloseWait, Kind::TimeWait] {
         for &n in &args.sizes {
-            pops.push(Population { kind, n });
+            if kind != Kind::CloseWait || n <= CLOSE_WAIT_MAX {
+                pops.push(Population { kind, n });
+            }
         }
     }
     for p in pops {
@@ -265,6 +276,10 @@ impl LoadGen {
             Kind::Established => {
                 cmd.args(["--established", &(p.n / 2).to_string()])
                     .args(["--close-wait", &(p.n / 100).to_string()])
+                    .args(["--procs", "8"]);
+            }
+            Kind::CloseWait => {
+                cmd.args(["--close-wait", &p.n.to_string()])
                     .args(["--procs", "8"]);
             }
         }
@@ -404,6 +419,31 @@ fn measure(
     add(
         "raw sock_diag dump, a request per family (as ss)",
         Some(per_family),
+        None,
+        None,
+    );
+    // What the first read of each state costs more: tcp_info for every full socket.
+    diag.set_tcp_info(true);
+    let with_info = timed(in_process, || {
+        diag.dump_tcp(state_mask(None), |_| {})
+            .map_err(|e| e.to_string())
+    })?;
+    diag.set_tcp_info(false);
+    add(
+        "raw sock_diag dump with tcp_info (what a first read asks)",
+        Some(with_info),
+        None,
+        None,
+    );
+
+    // lingertop's first poll in a fresh collector: tcp_info, and the owner scan of /proc.
+    let first = timed(args.runs, || {
+        let mut c = Collector::from_choice(Backend::Netlink).map_err(|e| e.to_string())?;
+        c.poll().map(drop).map_err(|e| e.to_string())
+    })?;
+    add(
+        "lingertop first poll (netlink: tcp_info, whole /proc scan)",
+        Some(first),
         None,
         None,
     );

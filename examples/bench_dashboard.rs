@@ -102,7 +102,7 @@ fn main() {
     for _ in 0..15 {
         let mut s = lingertop::model::Snapshot::clone(snap);
         let t = Instant::now();
-        recogniser.mark(&mut s, None);
+        recogniser.mark(&mut s);
         times.push(t.elapsed());
     }
     println!(

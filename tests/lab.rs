@@ -3,6 +3,9 @@
 //! lab's own sock_diag lookups) and against the peer's real read; handles the lab did not
 //! make are refused; nothing but kernel TIME_WAIT outlives a lab; the scenarios make the
 //! buildup alerts fire in another process.
+//!
+//! Unix only, as the lab's machinery is.
+#![cfg(unix)]
 
 mod common;
 
@@ -537,12 +540,7 @@ fn close_wait_leak_makes_another_lingertop_alert_on_lingertop() {
     let _ = stderr.read_to_string(&mut rest);
 
     assert_eq!(code, 2, "the alert fails the run: {json}");
-    let alert = json["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["rule"] == "close-wait-lingering")
-        .unwrap_or_else(|| panic!("no close-wait alert: {json}"));
+    let alert = alert(&json, "close-wait-lingering");
     assert_eq!(alert["process"], "lingertop", "{alert}");
     assert_eq!(alert["pid"], pid, "{alert}");
     assert_eq!(alert["count"], 5, "{alert}");

@@ -63,9 +63,11 @@ fn metrics_show_the_sockets_the_test_made() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 
     let close_wait = [("pid", me.as_str()), ("process", comm.as_str())];
-    // From the second poll on, our CLOSE_WAIT have an age and their alert fires.
+    // Our CLOSE_WAIT have an age (from the first poll on netlink, the second on netstat2)
+    // and their alert fires; two polls in, for the counters below.
     let s = served.scrape_until("a CLOSE_WAIT age and alert", |s| {
         s.get("lingertop_close_wait_oldest_age_seconds", &[]) > Some(0.0)
+            && s.get("lingertop_polls_total", &[]) >= Some(2.0)
             && s.get(
                 "lingertop_active_alerts",
                 &[("rule", "close-wait-lingering"), ("severity", "warning")],

@@ -33,13 +33,7 @@ fn every_close_state(ip: IpAddr) {
     wait_for_state(fw_client, fw_server, TcpState::FinWait2);
 
     // Client closes first, server closes after EOF: client end in TIME_WAIT.
-    let (tw_c, mut tw_s) = pair(&l);
-    let (tw_client, tw_server) = addr_of(&tw_c);
-    drop(tw_c);
-    let mut buf = [0u8; 8];
-    assert_eq!(tw_s.read(&mut buf).unwrap(), 0, "server reads EOF");
-    drop(tw_s);
-    wait_for_state(tw_client, tw_server, TcpState::TimeWait);
+    let (tw_client, tw_server) = client_time_wait(&l);
 
     let (code, json) = snapshot_json(&["--port", &lport.to_string()]);
     assert_eq!(code, 0, "{json}");
@@ -306,7 +300,7 @@ fn csv_and_table_list_the_same_connection() {
     assert_eq!(
         lines.next(),
         Some(
-            "state,local,remote,pid,process,user,attribution,state_age_secs,inode,lab,timer,timer_expires_ms,retransmits,recv_q,send_q"
+            "state,local,remote,pid,process,user,attribution,state_age_secs,state_age_from,inode,lab,timer,timer_expires_ms,retransmits,recv_q,send_q"
         )
     );
     let row = lines.next().expect("one row");

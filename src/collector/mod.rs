@@ -27,7 +27,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
     Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TcpState, Timer,
-    Tuple, Unread,
+    Tracking, Tuple, Unread,
 };
 
 pub use host::{Host, ephemeral_ports, parse_port_range};
@@ -47,6 +47,11 @@ pub struct RawSocket {
     pub state: TcpState,
     /// 0 when the socket has no file (TIME_WAIT, orphans) or the OS has no inodes.
     pub inode: u32,
+    /// The kernel's socket cookie, 0 where the backend has none.
+    pub cookie: u64,
+    /// The latest time the socket's state can have begun, by the kernel's clocks
+    /// (`model::age`); `None` where they say nothing or the backend has none.
+    pub kernel_since: Option<SystemTime>,
     pub uid: Option<u32>,
     /// Every process holding a descriptor for the socket.
     pub pids: Vec<u32>,
@@ -394,6 +399,10 @@ impl Collector {
             c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
             c.owners = owners;
             c.inode = r.inode;
+            c.cookie = r.cookie;
+            c.tracking = r
+                .kernel_since
+                .map(|since| Tracking::from_kernel(since, std::time::Duration::ZERO));
             c.user = r.uid.map(|u| self.users.get(u));
             c.timer = r.timer;
             c.set_queues(r.recv_q, r.send_q);
@@ -441,7 +450,7 @@ impl Collector {
 fn netlink_fallback(why: &dyn std::fmt::Display) -> Note {
     Note {
         message: format!(
-            "netlink sock_diag is not available ({why}); reading the socket table through netstat2, without timers and queues"
+            "netlink sock_diag is not available ({why}); reading the socket table through netstat2, without timers, queues and kernel clocks (ages count from lingertop's first sight)"
         ),
     }
 }

@@ -1,10 +1,17 @@
 //! The Linux fast path: the kernel's TCP socket table through netlink `sock_diag`
 //! (`SOCK_DIAG_BY_FAMILY` with an `inet_diag_req_v2`), the interface `ss` uses.
 //!
-//! A reader of our own rather than `netlink-packet-sock-diag`: everything lingertop needs
-//! (addresses, state, timer, queues, uid, inode) is in the fixed 72-byte `inet_diag_msg`
-//! that starts every answer, so the reader asks for no attributes, reads each message in
-//! place without allocating, and keeps one receive buffer across polls. It asks the kernel
+//! A reader of our own rather than `netlink-packet-sock-diag`: nearly everything lingertop
+//! needs (addresses, state, timer, queues, uid, inode, cookie) is in the fixed 72-byte
+//! `inet_diag_msg` that starts every answer, so the reader reads each message in place
+//! without allocating, and keeps one receive buffer across polls. The one attribute it asks
+//! for, `tcp_info` (`INET_DIAG_INFO`, about 280 bytes a full socket), bounds the ages of
+//! states that began before lingertop looked (`model::age`); a state's connections seen at
+//! a later read began since the previous one, which lingertop observes itself, so tcp_info
+//! is asked for only at the first read of each state. The reader takes from it only the
+//! fields it needs, at their offsets in `struct tcp_info` (`linux/tcp.h`), which the kernel
+//! only ever extends at the end; netlink-packet-sock-diag's `TcpInfo` would parse all 30-odd
+//! fields of every socket and fails on a shorter one. It asks the kernel
 //! for only the states wanted, and treats as errors what a dump can go wrong with: a netlink
 //! error message, an error in `NLMSG_DONE`, `NLM_F_DUMP_INTR`, a truncated or malformed
 //! datagram, an overrun. The interrupted, overrun and truncated cases are retried.
@@ -13,11 +20,12 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::owners::{OwnerCache, scan_proc};
 use super::{CollectError, Held, RawSocket, ReadOptions, SocketSource};
-use crate::model::{Connection, TcpState, Timer, TimerKind, Tuple};
+use crate::model::age::{KernelClocks, TcpTimes, kernel_age};
+use crate::model::{Connection, TcpState, Timer, TimerKind, Tracking, Tuple};
 
 // From include/uapi/linux/{netlink,sock_diag,inet_diag}.h.
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -43,6 +51,20 @@ const REQ_V1_LEN: usize = 60;
 const DIAG_MSG_LEN: usize = 72;
 /// `TCP_NEW_SYN_RECV`: a connection request not yet a full socket; shown as SYN_RECV.
 const TCP_NEW_SYN_RECV: u8 = 12;
+/// The attribute carrying `struct tcp_info`.
+const INET_DIAG_INFO: u16 = 2;
+/// Attribute types carry two flag bits above the type (`NLA_TYPE_MASK`).
+const NLA_TYPE_MASK: u16 = 0x3fff;
+/// The request's `idiag_ext` bit for `INET_DIAG_INFO` (bit N−1 asks for attribute N).
+const EXT_INFO: u8 = 1 << (INET_DIAG_INFO - 1);
+/// Offsets in `struct tcp_info` of the fields read, and the length they need.
+const TCPI_RTO: usize = 8;
+const TCPI_LAST_DATA_SENT: usize = 44;
+const TCPI_LAST_DATA_RECV: usize = 52;
+const TCPI_LAST_ACK_RECV: usize = 56;
+const TCPI_NEEDED: usize = 60;
+/// Where `tcp_fin_timeout` of lingertop's network namespace is (the one it reads).
+const FIN_TIMEOUT: &str = "/proc/sys/net/ipv4/tcp_fin_timeout";
 
 /// IPv4 sockets, for [`SockDiag::dump`].
 pub const AF_INET: u8 = libc::AF_INET as u8;
@@ -117,6 +139,14 @@ pub struct DiagSocket {
     pub uid: u32,
     /// Socket inode; 0 for TIME_WAIT, orphans and not yet accepted connections.
     pub inode: u32,
+    /// `idiag_cookie`: the socket's 64-bit cookie, unique for its life.
+    pub cookie: u64,
+    /// The times of `tcp_info`, where the dump asked for it and the socket is a full one.
+    pub info: Option<TcpTimes>,
+    /// When the dump was asked for: the kernel's clocks are read back from it, so ages are
+    /// as of the start of the read (the kernel reads them during the dump, a few ms later at
+    /// most for a small table, about 0.1 s at 100k sockets).
+    pub asked_at: SystemTime,
 }
 
 /// A netlink sock_diag socket with its receive buffer, reused across dumps.
@@ -126,6 +156,8 @@ pub struct SockDiag {
     seq: u32,
     /// Whether the kernel answers the one-walk request (found out at the first dump).
     one_walk: Option<bool>,
+    /// Whether dumps ask for `tcp_info`.
+    tcp_info: bool,
 }
 
 impl SockDiag {
@@ -137,7 +169,14 @@ impl SockDiag {
             buf: vec![0; RECV_BUF],
             seq: 0,
             one_walk: None,
+            tcp_info: false,
         }
+    }
+
+    /// Whether later dumps ask the kernel for each full socket's `tcp_info`
+    /// ([`DiagSocket::info`]); off by default.
+    pub fn set_tcp_info(&mut self, yes: bool) {
+        self.tcp_info = yes;
     }
 
     /// Dumps the TCP sockets of both address families whose state is in `states`: in one
@@ -238,15 +277,18 @@ impl SockDiag {
         let seq = self.seq;
 
         let mut req = [0u8; NLMSG_HDRLEN + REQ_V1_LEN];
+        let ext = if self.tcp_info { EXT_INFO } else { 0 };
         let (req_kind, len) = if family == AF_BOTH {
-            // inet_diag_req: family (ignored: both), address lengths, no extensions, the
+            // inet_diag_req: family (ignored: both), address lengths, extensions, the
             // socket id (zero: a dump matches every socket), states, tables (unused).
+            req[NLMSG_HDRLEN + 3] = ext;
             req[NLMSG_HDRLEN + 52..NLMSG_HDRLEN + 56].copy_from_slice(&states.to_ne_bytes());
             (TCPDIAG_GETSOCK, NLMSG_HDRLEN + REQ_V1_LEN)
         } else {
-            // inet_diag_req_v2: family, protocol, no extensions, pad, states, socket id.
+            // inet_diag_req_v2: family, protocol, extensions, pad, states, socket id.
             req[16] = family;
             req[17] = libc::IPPROTO_TCP as u8;
+            req[18] = ext;
             req[20..24].copy_from_slice(&states.to_ne_bytes());
             (SOCK_DIAG_BY_FAMILY, NLMSG_HDRLEN + REQ_LEN)
         };
@@ -256,6 +298,7 @@ impl SockDiag {
         req[8..12].copy_from_slice(&seq.to_ne_bytes());
         let req = &req[..len];
         let kernel = kernel_addr();
+        let asked_at = SystemTime::now();
         // SAFETY: `req` and `kernel` are valid for the lengths passed.
         let sent = unsafe {
             libc::sendto(
@@ -272,6 +315,7 @@ impl SockDiag {
         }
 
         let mut interrupted = false;
+        let with_info = self.tcp_info;
         loop {
             let n = recv_from_kernel(fd, &mut self.buf)?;
             let data = &self.buf[..n];
@@ -295,7 +339,7 @@ impl SockDiag {
                 }
                 match kind {
                     // A socket: answers carry the request's type.
-                    k if k == req_kind => each(&parse_diag(body)?),
+                    k if k == req_kind => each(&parse_diag(body, with_info, asked_at)?),
                     NLMSG_DONE => {
                         // The kernel puts the dump's final status in NLMSG_DONE.
                         if body.len() >= 4 {
@@ -389,10 +433,43 @@ fn ne_u32(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn parse_diag(b: &[u8]) -> Result<DiagSocket, DiagError> {
+/// The times of the `tcp_info` attribute among the attributes `attrs` that follow an
+/// `inet_diag_msg`; `None` when there is none or it is too short to hold them.
+fn parse_tcp_info(mut attrs: &[u8]) -> Result<Option<TcpTimes>, DiagError> {
+    while attrs.len() >= 4 {
+        let len = usize::from(ne_u16(attrs, 0));
+        let kind = ne_u16(attrs, 2) & NLA_TYPE_MASK;
+        if len < 4 || len > attrs.len() {
+            return Err(DiagError::Malformed("attribute length out of bounds"));
+        }
+        let payload = &attrs[4..len];
+        if kind == INET_DIAG_INFO {
+            if payload.len() < TCPI_NEEDED {
+                return Ok(None);
+            }
+            return Ok(Some(TcpTimes {
+                rto_us: ne_u32(payload, TCPI_RTO),
+                last_data_sent_ms: ne_u32(payload, TCPI_LAST_DATA_SENT),
+                last_data_recv_ms: ne_u32(payload, TCPI_LAST_DATA_RECV),
+                last_ack_recv_ms: ne_u32(payload, TCPI_LAST_ACK_RECV),
+            }));
+        }
+        attrs = &attrs[((len + 3) & !3).min(attrs.len())..];
+    }
+    Ok(None)
+}
+
+/// One socket of the answer; its attributes are read only when the dump asked for
+/// `tcp_info` (`with_info`).
+fn parse_diag(b: &[u8], with_info: bool, asked_at: SystemTime) -> Result<DiagSocket, DiagError> {
     if b.len() < DIAG_MSG_LEN {
         return Err(DiagError::Malformed("short inet_diag_msg"));
     }
+    let info = if with_info {
+        parse_tcp_info(&b[DIAG_MSG_LEN..])?
+    } else {
+        None
+    };
     let family = b[0];
     // inet_diag_sockid: ports in network order, then 16-byte source and destination.
     let sport = u16::from_be_bytes([b[4], b[5]]);
@@ -418,6 +495,10 @@ fn parse_diag(b: &[u8]) -> Result<DiagSocket, DiagError> {
         wqueue: ne_u32(b, 60),
         uid: ne_u32(b, 64),
         inode: ne_u32(b, 68),
+        // idiag_cookie[0] is the low half, [1] the high (`sock_diag_save_cookie`).
+        cookie: u64::from(ne_u32(b, 44)) | (u64::from(ne_u32(b, 48)) << 32),
+        info,
+        asked_at,
     })
 }
 
@@ -466,11 +547,23 @@ fn timer_of(d: &DiagSocket) -> Option<Timer> {
     })
 }
 
+/// `tcp_fin_timeout` of lingertop's network namespace, the one its sock_diag reads; the
+/// kernel's default (60 s) where it cannot be read.
+fn fin_timeout() -> Duration {
+    std::fs::read_to_string(FIN_TIMEOUT)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
 /// Reads the socket table through [`SockDiag`] and finds owners through an
 /// owner cache that rescans `/proc` only when sockets it does not know appear.
 pub struct NetlinkSource {
     diag: SockDiag,
     states: u32,
+    /// The states already read with `tcp_info`: a read asks for it only while one of its
+    /// states is not among them, so in practice only the first poll pays for it.
+    info_read: u32,
     owners: OwnerCache,
 }
 
@@ -484,6 +577,7 @@ impl NetlinkSource {
         Ok(NetlinkSource {
             diag,
             states: ALL_STATES,
+            info_read: 0,
             owners: OwnerCache::default(),
         })
     }
@@ -539,6 +633,8 @@ impl SocketSource for NetlinkSource {
                 tuple: c.tuple().clone(),
                 state: c.state,
                 inode: c.inode,
+                cookie: c.cookie,
+                kernel_since: c.tracking.as_ref().map(Tracking::state_since),
                 uid: h.as_ref().map(|h| h.uid),
                 timer: c.timer,
                 recv_q: c.recv_q(),
@@ -556,6 +652,9 @@ impl SocketSource for NetlinkSource {
         held: &mut Vec<Held>,
     ) -> Result<bool, CollectError> {
         let (diag, states) = (&mut self.diag, self.states);
+        let with_info = states & !self.info_read != 0;
+        diag.set_tcp_info(with_info);
+        let fin_timeout = fin_timeout();
         retrying(|| {
             out.clear();
             held.clear();
@@ -574,8 +673,17 @@ impl SocketSource for NetlinkSource {
                 }
                 let mut c = Connection::on(Tuple::new(d.local, d.remote), state);
                 c.inode = d.inode;
+                c.cookie = d.cookie;
                 c.timer = timer_of(d);
                 c.set_queues(Some(d.rqueue), Some(d.wqueue));
+                let clocks = KernelClocks {
+                    timer: c.timer,
+                    info: d.info,
+                    send_q: d.wqueue,
+                    fin_timeout,
+                };
+                c.tracking =
+                    kernel_age(state, &clocks).map(|age| Tracking::from_kernel(d.asked_at, age));
                 out.push(c);
             })
         })
@@ -583,6 +691,10 @@ impl SocketSource for NetlinkSource {
             out.clear();
             held.clear();
         })?;
+        if with_info {
+            self.info_read |= states;
+            self.diag.set_tcp_info(false);
+        }
         self.owners.attach(held, Instant::now(), &mut scan_proc);
         Ok(true)
     }
@@ -634,7 +746,108 @@ mod tests {
         b[60..64].copy_from_slice(&9u32.to_ne_bytes());
         b[64..68].copy_from_slice(&1000u32.to_ne_bytes());
         b[68..72].copy_from_slice(&4242u32.to_ne_bytes());
+        b[44..48].copy_from_slice(&0x89ab_cdefu32.to_ne_bytes());
+        b[48..52].copy_from_slice(&0x0123_4567u32.to_ne_bytes());
         b
+    }
+
+    /// `msg` followed by attributes of `(type, payload)`, each padded to 4 bytes.
+    fn with_attrs(mut b: Vec<u8>, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        for (kind, payload) in attrs {
+            b.extend_from_slice(&u16::try_from(4 + payload.len()).unwrap().to_ne_bytes());
+            b.extend_from_slice(&kind.to_ne_bytes());
+            b.extend_from_slice(payload);
+            b.resize(b.len().next_multiple_of(4), 0);
+        }
+        b
+    }
+
+    fn tcp_info(len: usize) -> Vec<u8> {
+        let mut i = vec![0u8; len];
+        for (at, v) in [(8, 200_000u32), (44, 3040), (52, 3041), (56, 5728)] {
+            if at + 4 <= len {
+                i[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+            }
+        }
+        i
+    }
+
+    #[test]
+    fn reads_the_cookie_and_the_times_of_tcp_info() {
+        let local = Ipv6Addr::LOCALHOST.octets();
+        // An attribute before it (INET_DIAG_SHUTDOWN, 1 byte, padded), then tcp_info as a
+        // 6.x kernel sends it (longer than what is read).
+        let b = with_attrs(
+            msg(AF_INET6, 8, 0, local, 80),
+            &[(8, vec![1]), (INET_DIAG_INFO, tcp_info(248))],
+        );
+        let d = parse_diag(&b, true, SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(d.cookie, 0x0123_4567_89ab_cdef);
+        let info = d.info.unwrap();
+        assert_eq!(
+            (
+                info.rto_us,
+                info.last_data_sent_ms,
+                info.last_data_recv_ms,
+                info.last_ack_recv_ms
+            ),
+            (200_000, 3040, 3041, 5728)
+        );
+        // Not asked for: not read.
+        assert_eq!(
+            parse_diag(&b, false, SystemTime::UNIX_EPOCH).unwrap().info,
+            None
+        );
+        // Too short to hold the times: none, not garbage.
+        let short = with_attrs(
+            msg(AF_INET6, 8, 0, local, 80),
+            &[(INET_DIAG_INFO, tcp_info(56))],
+        );
+        assert_eq!(
+            parse_diag(&short, true, SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .info,
+            None
+        );
+        // An attribute claiming more bytes than there are.
+        let mut bad = with_attrs(
+            msg(AF_INET6, 8, 0, local, 80),
+            &[(INET_DIAG_INFO, tcp_info(64))],
+        );
+        bad[DIAG_MSG_LEN..DIAG_MSG_LEN + 2].copy_from_slice(&200u16.to_ne_bytes());
+        assert!(matches!(
+            parse_diag(&bad, true, SystemTime::UNIX_EPOCH),
+            Err(DiagError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn the_first_read_asks_for_tcp_info_and_later_ones_do_not() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let Ok(mut src) = NetlinkSource::open() else {
+            return; // no sock_diag here
+        };
+        let ends = (c.local_addr().unwrap(), s.local_addr().unwrap());
+        let read = |src: &mut NetlinkSource| {
+            let (mut conns, mut held) = (Vec::new(), Vec::new());
+            src.read_direct(&mut conns, &mut held).unwrap();
+            conns
+                .into_iter()
+                .find(|c| c.tuple().ends() == ends)
+                .expect("our client socket")
+        };
+        let first = read(&mut src);
+        assert_ne!(first.cookie, 0);
+        let seed = first
+            .tracking
+            .as_ref()
+            .expect("an ESTABLISHED age from tcp_info");
+        assert_eq!(seed.source(), crate::model::AgeSource::Kernel);
+        let again = read(&mut src);
+        assert_eq!(again.cookie, first.cookie, "a socket keeps its cookie");
+        assert!(again.tracking.is_none(), "tcp_info only at the first read");
     }
 
     #[test]
@@ -670,7 +883,12 @@ mod tests {
     fn parses_an_ipv4_message() {
         let mut local = [0u8; 16];
         local[..4].copy_from_slice(&[127, 0, 0, 1]);
-        let d = parse_diag(&msg(AF_INET, 6, 3, local, 40000)).unwrap();
+        let d = parse_diag(
+            &msg(AF_INET, 6, 3, local, 40000),
+            false,
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
         assert_eq!(d.local, "127.0.0.1:40000".parse().unwrap());
         assert_eq!(d.remote, "10.0.0.1:80".parse().unwrap());
         assert_eq!(state_of(d.state), Some(TcpState::TimeWait));
@@ -684,11 +902,21 @@ mod tests {
     #[test]
     fn parses_an_ipv6_message_and_refuses_a_short_one() {
         let local = Ipv6Addr::LOCALHOST.octets();
-        let d = parse_diag(&msg(AF_INET6, 1, 0, local, 8080)).unwrap();
+        let d = parse_diag(
+            &msg(AF_INET6, 1, 0, local, 8080),
+            true,
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(d.info, None, "no attribute, no tcp_info");
         assert_eq!(d.local, "[::1]:8080".parse().unwrap());
         assert_eq!(timer_of(&d), None);
         assert!(matches!(
-            parse_diag(&msg(AF_INET6, 1, 0, local, 1)[..70]),
+            parse_diag(
+                &msg(AF_INET6, 1, 0, local, 1)[..70],
+                false,
+                SystemTime::UNIX_EPOCH
+            ),
             Err(DiagError::Malformed(_))
         ));
     }

@@ -70,6 +70,9 @@ impl SocketSource for Netstat2Source {
                 ),
                 state,
                 inode,
+                // No cookies, no kernel clocks: ages count from lingertop's first sight.
+                cookie: 0,
+                kernel_since: None,
                 uid,
                 pids,
                 // netstat2 drops the timers and queues the kernel sends.

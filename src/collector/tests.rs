@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::model::{TimerKind, User};
+use crate::model::{AgeSource, TimerKind, User};
 
 /// What the fakes were asked, shared with the test that made them.
 #[derive(Default)]
@@ -154,6 +154,8 @@ fn sock(port: u16, state: TcpState, inode: u32, uid: Option<u32>, pids: &[u32]) 
         ),
         state,
         inode,
+        cookie: 0,
+        kernel_since: None,
         uid,
         pids: pids.to_vec(),
         timer: None,
@@ -194,6 +196,9 @@ fn raw_sockets_get_their_owners_users_and_kernel_fields() {
     });
     with_timer.recv_q = Some(3);
     with_timer.send_q = Some(5);
+    with_timer.cookie = 0xc00c1e;
+    let began = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    with_timer.kernel_since = Some(began);
     let reads = vec![vec![
         with_timer,
         sock(40002, TcpState::CloseWait, 12, Some(1000), &[10, 20]),
@@ -211,6 +216,14 @@ fn raw_sockets_get_their_owners_users_and_kernel_fields() {
     assert_eq!(a.attribution, Some(Attribution::Owner));
     assert_eq!((a.inode, a.recv_q(), a.send_q()), (11, Some(3), Some(5)));
     assert_eq!(a.timer.map(|t| t.expires_ms), Some(7000));
+    // The cookie and the kernel's bound on the state's start, for the tracker.
+    assert_eq!(a.cookie, 0xc00c1e);
+    let seed = a.tracking.as_ref().unwrap();
+    assert_eq!(
+        (seed.source(), seed.state_since()),
+        (AgeSource::Kernel, began)
+    );
+    assert!(by_port(&s, 40002).tracking.is_none(), "no clock, no seed");
     let alice = a.user.as_deref().cloned();
     assert_eq!(
         alice,
@@ -494,7 +507,7 @@ fn the_fallback_of_auto_is_a_note_not_a_print() {
     assert_eq!(
         notes,
         [
-            "netlink sock_diag is not available (permission denied); reading the socket table through netstat2, without timers and queues"
+            "netlink sock_diag is not available (permission denied); reading the socket table through netstat2, without timers, queues and kernel clocks (ages count from lingertop's first sight)"
         ]
     );
 }

@@ -1,8 +1,8 @@
 //! Which sockets of a snapshot are lab sockets, also when the lab runs in another process.
 //!
-//! In the process that runs a [`Lab`], the lab knows its 4-tuples ([`Lab::is_lab_tuple`]).
-//! Another process (a `lingertop snapshot` beside a `lingertop lab`) cannot ask it, so it
-//! recognises a *lab process* instead: a process named `lingertop` whose command line parses
+//! A `lingertop snapshot` beside a `lingertop lab` cannot ask the other process's lab which
+//! tuples are its own, so it recognises a *lab process* instead (the dashboard's poll thread
+//! marks its own lab's sockets the same way): a process named `lingertop` whose command line parses
 //! as `lingertop lab ...` or as the dashboard (no subcommand: the dashboard's only TCP
 //! sockets are its lab's). Which command lines those are is the command line's business
 //! (`cli::is_lab_command`), handed in by the mode, so the lab knows nothing of clap. A
@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use rustc_hash::{FxHashMap, FxHashSet};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
-use super::Lab;
 use crate::model::{Owner, Snapshot, TcpState};
 
 /// The process name a lab process has.
@@ -50,9 +49,9 @@ impl LabRecogniser {
     }
 
     /// Sets `lab` on every connection of `snap` that belongs to a lab process (see the
-    /// module documentation), or to `own`, the lab running in this process. Call after the
-    /// tracker has observed the snapshot, so earlier owners count.
-    pub fn mark(&mut self, snap: &mut Snapshot, own: Option<&Lab>) {
+    /// module documentation). Call after the tracker has observed the snapshot, so earlier
+    /// owners count.
+    pub fn mark(&mut self, snap: &mut Snapshot) {
         // One pass clears the marks and finds the pids named lingertop. A process's sockets
         // share one owners list, so a run of the same list is looked into once.
         let mut candidates: FxHashSet<u32> = FxHashSet::default();
@@ -85,7 +84,7 @@ impl LabRecogniser {
             .filter(|(_, lab)| **lab)
             .map(|(pid, _)| *pid)
             .collect();
-        if lab_pids.is_empty() && own.is_none() {
+        if lab_pids.is_empty() {
             // No lab anywhere (the usual case): every mark is already cleared.
             return;
         }
@@ -98,8 +97,7 @@ impl LabRecogniser {
             .map(|c| c.local())
             .collect();
         for c in &mut snap.connections {
-            c.lab = own.is_some_and(|lab| lab.is_lab_tuple(c.local(), c.remote()))
-                || is_lab_pid(c)
+            c.lab = is_lab_pid(c)
                 || (c.state != TcpState::Listen
                     && (listeners.contains(&c.local()) || listeners.contains(&c.remote())));
         }
@@ -177,7 +175,7 @@ mod tests {
             ],
         );
         // Keep the command line lookups out of the test: the verdicts are already known.
-        r.mark(&mut snap, None);
+        r.mark(&mut snap);
         let marks: Vec<bool> = snap.connections.iter().map(|c| c.lab).collect();
         assert_eq!(marks, vec![true, true, true, false, false]);
     }

@@ -55,7 +55,7 @@ impl Update {
         let transitions = tracker.observe(&mut snapshot);
         // Lab sockets (this process's lab, or another lingertop lab's); after the tracker, so
         // earlier owners count.
-        labs.mark(&mut snapshot, None);
+        labs.mark(&mut snapshot);
         let snapshot = Arc::new(snapshot);
         tracker.keep(Arc::clone(&snapshot));
         let scoped: Vec<Connection>;

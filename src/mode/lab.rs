@@ -1,26 +1,40 @@
 //! `lingertop lab`: runs one close mode, every mode, or a bulk scenario, and prints what
 //! happened. The lab is dropped before the process exits, so every socket it made is closed
 //! by lingertop and every thread joined; a signal during close-wait-leak's hold (INT, TERM
-//! or HUP) ends the hold early the same orderly way.
+//! or HUP) ends the hold early the same orderly way. On a unix system only: elsewhere the
+//! subcommand parses and says so (see `crate::lab`).
 
+#[cfg(unix)]
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+#[cfg(unix)]
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+#[cfg(unix)]
+use anyhow::Context;
+use anyhow::Result;
 
-use crate::cli::{LabArgs, LabFormat};
+use crate::cli::LabArgs;
+#[cfg(unix)]
+use crate::cli::LabFormat;
+#[cfg(unix)]
 use crate::lab::run::{run_all, run_mode};
+#[cfg(unix)]
 use crate::lab::{CloseOptions, Lab, Scenario};
+#[cfg(unix)]
 use crate::report::lab as out;
+#[cfg(unix)]
 use crate::shutdown::Shutdown;
 
+#[cfg(unix)]
 /// Connections a scenario makes when `-n` is not given.
 const DEFAULT_COUNT: u32 = 100;
+#[cfg(unix)]
 /// How long close-wait-leak holds its sockets when `--hold` is not given: long enough for
 /// the default CLOSE_WAIT rule (30 s) to fire in a snapshot taken meanwhile.
 const DEFAULT_HOLD: Duration = Duration::from_secs(60);
 
+#[cfg(unix)]
 /// Runs `lingertop lab` as `args` says.
 pub fn run(args: &LabArgs) -> Result<ExitCode> {
     let format = args.format.unwrap_or(if io::stdout().is_terminal() {
@@ -68,6 +82,7 @@ pub fn run(args: &LabArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(unix)]
 fn print(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
     let stdout = io::stdout();
     let mut w = io::BufWriter::new(stdout.lock());
@@ -79,6 +94,7 @@ fn print(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
     }
 }
 
+#[cfg(unix)]
 /// Sleeps for `hold`, or until a signal asks the process to stop; calls `ready` once the
 /// handlers are in place.
 fn wait_or_interrupt(hold: Duration, ready: impl FnOnce()) -> Result<()> {
@@ -92,4 +108,11 @@ fn wait_or_interrupt(hold: Duration, ready: impl FnOnce()) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `lingertop lab` where the lab cannot run: the subcommand exists everywhere (its help, its
+/// options), the sockets it drives only on unix.
+#[cfg(not(unix))]
+pub fn run(_args: &LabArgs) -> Result<ExitCode> {
+    anyhow::bail!("lingertop lab: {}", crate::lab::UNIX_ONLY)
 }

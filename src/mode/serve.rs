@@ -228,6 +228,7 @@ mod tests {
             poll_errors,
             poll_duration: Duration::ZERO,
             process_info_partial: false,
+            oldest_close_wait_from: None,
             connections: [[0; 2]; STATE_COUNT],
             close_wait_by_process: Ranked {
                 top: Vec::new(),

@@ -68,7 +68,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         snap = collector.poll().context("second poll failed")?;
         tracker.observe(&mut snap);
     }
-    LabRecogniser::new(cli::is_lab_command).mark(&mut snap, None);
+    LabRecogniser::new(cli::is_lab_command).mark(&mut snap);
 
     let total_connections = snap.connections.len();
     snap.connections.retain(|c| filter.matches(c));

@@ -6,6 +6,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::age::AgeSource;
 use super::state::{StateCounts, TcpState};
 
 /// A process holding (or having held) a socket.
@@ -134,18 +135,25 @@ impl Timer {
 /// How long Linux keeps a socket in TIME_WAIT (`TCP_TIMEWAIT_LEN`, fixed at 60 s).
 pub const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
 
-/// What the tracker learnt about a connection across polls: 40 bytes, carried by every
-/// connection of every snapshot (times as [`Nanos`], earlier states shared between polls).
+/// What is known of a connection's history: 32 bytes, carried by every connection of every
+/// snapshot (times as [`Nanos`], earlier states shared between polls). The collector seeds
+/// it with the kernel's bound on the state's start where it reads one
+/// ([`Tracking::from_kernel`]); the tracker folds that into what it learns across polls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracking {
     first_seen: Nanos,
+    /// The latest time the current state can have begun (ages are lower bounds).
     state_since: Nanos,
-    /// States seen before the current one, oldest first, with the poll that first saw each;
-    /// `None` while there are none, as nearly always. Shared: a connection that stays in its
-    /// state hands the same list to the next poll without copying it.
-    previous: Option<Arc<[(TcpState, Nanos)]>>,
-    state_start_observed: bool,
+    /// States seen before the current one, oldest first, with when each began; `None`
+    /// while there are none, as nearly always. Shared: a connection that stays in its state
+    /// hands the same list to the next poll without copying it. Behind a thin pointer, 8
+    /// bytes where an `Arc<[_]>` takes 16, for the room of the socket cookie.
+    previous: Option<History>,
+    source: AgeSource,
 }
+
+/// Earlier states with when each began, behind one thin pointer.
+type History = Arc<Box<[(TcpState, Nanos)]>>;
 
 impl Tracking {
     /// `first_seen`: the first poll that saw the connection; `state_since`: the first poll
@@ -161,16 +169,47 @@ impl Tracking {
             first_seen: nanos(first_seen),
             state_since: nanos(state_since),
             previous: None,
-            state_start_observed,
+            source: if state_start_observed {
+                AgeSource::Observed
+            } else {
+                AgeSource::FirstSight
+            },
+        }
+    }
+
+    /// The kernel's word, at the read that ended at `read_at`, that the connection has been
+    /// in its state for at least `age` (see [`super::age::kernel_age`]).
+    pub fn from_kernel(read_at: SystemTime, age: Duration) -> Self {
+        let read = nanos(read_at);
+        let age = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+        Tracking {
+            first_seen: read,
+            state_since: read.saturating_sub(age),
+            previous: None,
+            source: AgeSource::Kernel,
+        }
+    }
+
+    /// Takes the kernel's bound in `seed` (from [`Tracking::from_kernel`]) where it is older
+    /// than what is known, or where only the first sight is known: a kernel age shorter
+    /// than the read (a state that began during it) still says more than "unknown", and
+    /// counts from the poll.
+    pub(crate) fn absorb(&mut self, seed: Option<&Tracking>) {
+        let Some(k) = seed.filter(|k| k.source == AgeSource::Kernel) else {
+            return;
+        };
+        if k.state_since < self.state_since || self.source == AgeSource::FirstSight {
+            self.state_since = self.state_since.min(k.state_since);
+            self.source = AgeSource::Kernel;
         }
     }
 
     /// The same connection entering `state` at `at`, after the states it went through so far
     /// (at most `keep` of the latest are remembered) and `was`, the one it leaves.
     pub(crate) fn entering(&self, was: TcpState, at: Nanos, keep: usize) -> Self {
-        let earlier = self.previous.as_deref().unwrap_or_default();
+        let earlier = self.previous.as_deref().map_or(&[][..], |p| p);
         let skip = (earlier.len() + 1).saturating_sub(keep);
-        let previous: Arc<[(TcpState, Nanos)]> = earlier
+        let previous: Box<[(TcpState, Nanos)]> = earlier
             .iter()
             .copied()
             .chain([(was, self.state_since)])
@@ -179,8 +218,8 @@ impl Tracking {
         Tracking {
             first_seen: self.first_seen,
             state_since: at,
-            previous: Some(previous),
-            state_start_observed: true,
+            previous: Some(Arc::new(previous)),
+            source: AgeSource::Observed,
         }
     }
 
@@ -189,21 +228,27 @@ impl Tracking {
         time(self.first_seen)
     }
 
-    /// The first poll that saw it in its current state.
+    /// The latest time the current state can have begun: the first poll that saw it in the
+    /// state, or earlier where the kernel says so.
     pub fn state_since(&self) -> SystemTime {
         time(self.state_since)
     }
 
-    /// Whether [`Tracking::state_since`] saw the state begin (see [`Tracking::new`]).
-    pub fn state_start_observed(&self) -> bool {
-        self.state_start_observed
+    /// Where the age in the state comes from.
+    pub fn source(&self) -> AgeSource {
+        self.source
     }
 
-    /// States seen before the current one, oldest first, with the poll that first saw each.
+    /// Whether lingertop saw the state begin (see [`Tracking::new`]).
+    pub fn state_start_observed(&self) -> bool {
+        self.source == AgeSource::Observed
+    }
+
+    /// States seen before the current one, oldest first, with when each began.
     pub fn previous(&self) -> impl ExactSizeIterator<Item = (TcpState, SystemTime)> + '_ {
         self.previous
             .as_deref()
-            .unwrap_or_default()
+            .map_or(&[][..], |p| p)
             .iter()
             .map(|&(s, at)| (s, time(at)))
     }
@@ -301,6 +346,10 @@ pub struct Connection {
     /// Socket inode; 0 when the kernel has no file for it (TIME_WAIT, orphans). 32 bits, as
     /// the kernel numbers socket inodes (`get_next_ino`) and reports them (`sock_diag`).
     pub inode: u32,
+    /// The kernel's socket cookie (netlink backend), unique for the socket's life and kept
+    /// from SYN_RECV to TIME_WAIT: a new socket on a reused 4-tuple has another. 0 where the
+    /// backend has none (netstat2).
+    pub cookie: u64,
     /// Owning user, where the backend reports one. Shared: one pointer per connection
     /// where the uid and its name took 24 bytes.
     pub user: Option<Arc<User>>,
@@ -342,6 +391,7 @@ impl Connection {
             tuple,
             state,
             inode: 0,
+            cookie: 0,
             user: None,
             owners: Owners::default(),
             attribution: None,
@@ -401,34 +451,22 @@ impl Connection {
         self.owners.first()
     }
 
-    /// How long the connection has been in its state at `now`, as a lower bound: measured
-    /// from the first poll that saw the state. `None` when only one poll has seen it and that
-    /// poll was lingertop's first, so nothing is known of when the state began.
-    ///
-    /// A TIME_WAIT whose kernel timer is known has an exact age from a single poll: the
-    /// kernel started a 60 s countdown when the state began, so the age is 60 s minus the time
-    /// left (as of the poll that read it; the larger of that and the tracked bound is used).
+    /// How long the connection has been in its state at `now`, at least (see
+    /// [`Connection::age_source`] for how it is known, and `model::age`). `None` when
+    /// nothing is known of when the state began: no kernel clock, and only lingertop's first
+    /// poll has seen it.
     pub fn state_age(&self, now: SystemTime) -> Option<Duration> {
-        let from_timer = self.time_wait_age();
-        let tracked = self.tracking.as_ref().and_then(|t| {
-            if !t.state_start_observed && t.state_since() >= now {
-                return None;
-            }
-            Some(now.duration_since(t.state_since()).unwrap_or_default())
-        });
-        match (from_timer, tracked) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
+        let t = self.tracking.as_ref()?;
+        if t.source == AgeSource::FirstSight && t.state_since() >= now {
+            return None;
         }
+        Some(now.duration_since(t.state_since()).unwrap_or_default())
     }
 
-    /// The age of a TIME_WAIT from its kernel countdown, at the poll that read it.
-    fn time_wait_age(&self) -> Option<Duration> {
-        let t = self.timer.filter(|t| t.kind == TimerKind::TimeWait)?;
-        // An orphaned FIN_WAIT_2 also counts down on a TIME_WAIT timer, but from
-        // tcp_fin_timeout and not from the start of its state: only TIME_WAIT is exact.
-        (self.state == TcpState::TimeWait && t.expires() <= TIME_WAIT_LEN)
-            .then(|| TIME_WAIT_LEN - t.expires())
+    /// Where [`Connection::state_age`] comes from; `None` when there is no age.
+    pub fn age_source(&self, now: SystemTime) -> Option<AgeSource> {
+        self.state_age(now)?;
+        self.tracking.as_ref().map(Tracking::source)
     }
 }
 
@@ -600,7 +638,7 @@ mod tests {
         assert_eq!(size_of::<Option<Arc<User>>>(), 8);
         assert_eq!(size_of::<Owners>(), 8);
         assert_eq!(size_of::<Option<Timer>>(), 8);
-        assert_eq!(size_of::<Option<Tracking>>(), 40);
+        assert_eq!(size_of::<Option<Tracking>>(), 32);
         assert!(
             size_of::<Connection>() <= 96,
             "Connection grew to {} bytes",
@@ -635,23 +673,49 @@ mod tests {
 
     #[test]
     fn time_wait_age_comes_from_the_kernel_countdown_on_a_single_poll() {
-        let c = time_wait(TcpState::TimeWait, Duration::from_millis(45_500));
+        // The countdown itself is `age::kernel_age`'s (tested there); the collector seeds the
+        // connection with it, and a single poll shows it.
+        let mut c = time_wait(TcpState::TimeWait, Duration::from_millis(45_500));
+        c.tracking = Some(Tracking::from_kernel(at(0), Duration::from_millis(14_500)));
         assert_eq!(c.state_age(at(0)), Some(Duration::from_millis(14_500)));
+        assert_eq!(c.age_source(at(0)), Some(AgeSource::Kernel));
     }
 
     #[test]
     fn the_tracked_bound_wins_when_it_is_larger() {
+        let mut t = Tracking::new(at(0), at(0), true);
+        t.absorb(Some(&Tracking::from_kernel(at(5), Duration::from_secs(1))));
         let mut c = time_wait(TcpState::TimeWait, Duration::from_secs(59));
-        c.tracking = Some(Tracking::new(at(0), at(0), true));
+        c.tracking = Some(t);
         assert_eq!(c.state_age(at(5)), Some(Duration::from_secs(5)));
+        assert_eq!(c.age_source(at(5)), Some(AgeSource::Observed));
     }
 
     #[test]
-    fn an_orphaned_fin_wait_2_countdown_is_no_age() {
-        let c = time_wait(TcpState::FinWait2, Duration::from_secs(30));
+    fn an_older_kernel_bound_wins_and_any_beats_first_sight() {
+        let mut t = Tracking::new(at(10), at(10), true);
+        t.absorb(Some(&Tracking::from_kernel(at(10), Duration::from_secs(4))));
+        assert_eq!((t.state_since(), t.source()), (at(6), AgeSource::Kernel));
+        let mut first = Tracking::new(at(10), at(10), false);
+        first.absorb(Some(&Tracking::from_kernel(at(11), Duration::ZERO)));
+        assert_eq!(first.source(), AgeSource::Kernel);
+        assert_eq!(
+            first.state_since(),
+            at(10),
+            "read after the poll: from the poll"
+        );
+        // Not a kernel seed: nothing to take.
+        first.absorb(Some(&Tracking::new(at(0), at(0), true)));
+        assert_eq!(first.state_since(), at(10));
+    }
+
+    #[test]
+    fn a_first_sight_has_no_age_until_time_passes() {
+        let mut c = time_wait(TcpState::FinWait2, Duration::from_secs(30));
+        assert_eq!(c.state_age(at(0)), None, "no tracking, no age");
+        c.tracking = Some(Tracking::new(at(0), at(0), false));
         assert_eq!(c.state_age(at(0)), None);
-        let mut keepalive = time_wait(TcpState::TimeWait, Duration::from_secs(30));
-        keepalive.timer.as_mut().unwrap().kind = TimerKind::Keepalive;
-        assert_eq!(keepalive.state_age(at(0)), None);
+        assert_eq!(c.state_age(at(3)), Some(Duration::from_secs(3)));
+        assert_eq!(c.age_source(at(3)), Some(AgeSource::FirstSight));
     }
 }

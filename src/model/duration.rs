@@ -3,7 +3,10 @@
 //! things: words in a sentence (`for > 30 s`, `every 2 s`) and a compact, zero-padded form
 //! in a column (`3m05s`), where widths must line up. Parsing stays with `humantime`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use super::age::AgeSource;
+use super::connection::Connection;
 
 /// `30 s`, `2 min`, `1 h 5 min`; `850 ms` below a second; `1.5 s` below ten seconds when
 /// the duration is not whole, so a configured `1500ms` is not shown as `1 s`. For sentences.
@@ -47,6 +50,22 @@ pub fn fmt_age(d: Option<Duration>) -> String {
         Some(d) if d.is_zero() => "new".to_string(),
         Some(d) => compact(d),
     }
+}
+
+/// An age with how it is known, in a few characters: `40s` (observed: lingertop saw the
+/// state begin), `≥40s k` (at least, by the kernel's clocks), `≥40s f` (at least, since
+/// lingertop's first sight); `-` when unknown. See README "How ages are known".
+pub fn fmt_age_from(age: Option<Duration>, from: Option<AgeSource>) -> String {
+    match (age, from) {
+        (Some(a), Some(AgeSource::Kernel)) => format!("≥{} k", fmt_age(Some(a))),
+        (Some(a), Some(AgeSource::FirstSight)) => format!("≥{} f", fmt_age(Some(a))),
+        (a, _) => fmt_age(a),
+    }
+}
+
+/// [`fmt_age_from`] of `c`'s age in its state at `now`.
+pub fn state_age_cell(c: &Connection, now: SystemTime) -> String {
+    fmt_age_from(c.state_age(now), c.age_source(now))
 }
 
 #[cfg(test)]

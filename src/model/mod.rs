@@ -1,13 +1,16 @@
 //! The pure model: connections, snapshots, tracking across polls, the filter language and
 //! buildup detection. No I/O and no terminal code: everything here is tested with fixtures.
 
+pub mod age;
 pub mod alerts;
 pub mod connection;
 pub mod duration;
 pub mod filter;
+pub mod growth;
 pub mod state;
 pub mod tracker;
 
+pub use age::AgeSource;
 pub use alerts::{Alert, RuleId, Rules, Severity};
 pub use connection::{
     Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,

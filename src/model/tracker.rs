@@ -71,6 +71,21 @@ fn same_tuple(a: &Connection, b: &Connection) -> bool {
     a.tuple() == b.tuple()
 }
 
+/// Whether `conn` is certainly the socket `p` was, on the same 4-tuple: the same kernel
+/// cookie where both have one (netlink), else the same inode.
+fn same_socket(conn: &Connection, p: &Connection) -> bool {
+    if conn.cookie != 0 && p.cookie != 0 {
+        return conn.cookie == p.cookie;
+    }
+    p.inode == conn.inode
+}
+
+/// Whether `conn`, without a file now, can be `p`, which had one, where no cookies tell:
+/// its file was closed (TIME_WAIT, an orphan).
+fn lost_its_file(conn: &Connection, p: &Connection) -> bool {
+    (conn.cookie == 0 || p.cookie == 0) && conn.inode == 0 && p.inode != 0
+}
+
 impl Join {
     /// Starts a poll against `prev`: nothing claimed, the index built on first need.
     fn start(&mut self, prev: &[Connection]) {
@@ -107,12 +122,14 @@ impl Join {
     }
 
     /// The position in `prev` of `conn`'s predecessor, claimed: the unclaimed connection on
-    /// the same 4-tuple with the same inode, or, for a connection without one (its file was
-    /// closed: TIME_WAIT, an orphan), one that had a file. `hint` is where the kernel's
-    /// order says to look first.
+    /// the same 4-tuple with the same cookie (netlink) or, without cookies, the same inode,
+    /// or one that had a file where `conn` has none (its file was closed: TIME_WAIT, an
+    /// orphan). A new socket on a reused 4-tuple has a new cookie: it is a new connection,
+    /// never the old one changing state. `hint` is where the kernel's order says to look
+    /// first.
     fn claim(&mut self, prev: &[Connection], conn: &Connection, hint: usize) -> Option<usize> {
         if let Some(p) = prev.get(hint) {
-            if !self.claimed[hint] && p.inode == conn.inode && same_tuple(p, conn) {
+            if !self.claimed[hint] && same_tuple(p, conn) && same_socket(conn, p) {
                 self.claimed[hint] = true;
                 return Some(hint);
             }
@@ -133,11 +150,9 @@ impl Join {
             .map(|i| i as usize)
             .filter(|&i| !self.claimed[i])
         };
-        let found = chain().find(|&i| prev[i].inode == conn.inode).or_else(|| {
-            (conn.inode == 0)
-                .then(|| chain().find(|&i| prev[i].inode != 0))
-                .flatten()
-        })?;
+        let found = chain()
+            .find(|&i| same_socket(conn, &prev[i]))
+            .or_else(|| chain().find(|&i| lost_its_file(conn, &prev[i])))?;
         self.claimed[found] = true;
         Some(found)
     }
@@ -221,7 +236,11 @@ impl Tracker {
                         owner: conn.owners.first().cloned(),
                     });
                 }
-                conn.tracking = Some(Tracking::new(now, now, !first_poll));
+                // Seen first now: at its state's start, unless this is the first poll; the
+                // kernel's bound (the collector's seed) wins where it is older.
+                let mut t = Tracking::new(now, now, !first_poll);
+                t.absorb(conn.tracking.as_ref());
+                conn.tracking = Some(t);
                 continue;
             };
             hint = i + 1;
@@ -318,7 +337,9 @@ fn follow(
         .tracking
         .clone()
         .unwrap_or_else(|| Tracking::new(now, now, false));
-    conn.tracking = Some(if p.state == conn.state {
+    // The kernel's bound from this read, if the collector found one.
+    let seed = conn.tracking.take();
+    let mut tracking = if p.state == conn.state {
         known
     } else {
         transitions.push(Transition {
@@ -330,13 +351,15 @@ fn follow(
             owner: conn.owners.first().cloned(),
         });
         known.entering(p.state, nanos(now), MAX_PREVIOUS)
-    });
+    };
+    tracking.absorb(seed.as_ref());
+    conn.tracking = Some(tracking);
 }
 
 /// Whether `conn` can be the same connection as `p` (seen earlier): the same 4-tuple, and
-/// the same inode, or none now where it had one (its file was closed).
+/// the same socket, or none now where it had one (see [`Join::claim`]).
 fn succeeds(conn: &Connection, p: &Connection) -> bool {
-    same_tuple(conn, p) && (p.inode == conn.inode || (conn.inode == 0 && p.inode != 0))
+    same_tuple(conn, p) && (same_socket(conn, p) || lost_its_file(conn, p))
 }
 
 /// `p` is gone.
@@ -755,6 +778,80 @@ mod tests {
             s.connections
                 .iter()
                 .all(|c| c.tracking.as_ref().unwrap().first_seen() == at(0))
+        );
+    }
+
+    fn cookied(local: &str, remote: &str, state: TcpState, inode: u32, cookie: u64) -> Connection {
+        let mut c = conn(local, remote, state, inode, None);
+        c.cookie = cookie;
+        c
+    }
+
+    #[test]
+    fn a_new_cookie_on_a_reused_tuple_is_a_new_connection() {
+        use TcpState::{Established, TimeWait};
+        let (l, r) = ("127.0.0.1:8080", "127.0.0.1:40000");
+        let mut tr = Tracker::new(10);
+        step(&mut tr, snap(0, vec![cookied(l, r, TimeWait, 0, 11)]));
+        // Not accepted yet, so no file either: only the cookie tells it from the old one.
+        let (s, changes) = step(&mut tr, snap(2, vec![cookied(l, r, Established, 0, 12)]));
+        assert_eq!(
+            kinds(&changes),
+            [(None, Some(Established)), (Some(TimeWait), None)],
+            "the old one vanished, a new one appeared"
+        );
+        let t = s.connections[0].tracking.as_ref().unwrap();
+        assert_eq!((t.first_seen(), t.previous().len()), (at(2), 0));
+        // Its file closed, the same cookie: the same connection moving on.
+        let (s, changes) = step(&mut tr, snap(3, vec![cookied(l, r, TimeWait, 0, 12)]));
+        assert_eq!(kinds(&changes), [(Some(Established), Some(TimeWait))]);
+        assert_eq!(
+            s.connections[0].tracking.as_ref().unwrap().first_seen(),
+            at(2)
+        );
+        // A whole new life between two polls, ending in TIME_WAIT as the old one would.
+        step(&mut tr, snap(4, vec![cookied(l, r, Established, 9, 13)]));
+        let (_, changes) = step(&mut tr, snap(5, vec![cookied(l, r, TimeWait, 0, 14)]));
+        assert_eq!(
+            kinds(&changes),
+            [(None, Some(TimeWait)), (Some(Established), None)]
+        );
+    }
+
+    #[test]
+    fn kernel_seeds_give_ages_on_the_first_poll_and_observation_wins_when_older() {
+        use TcpState::{CloseWait, Established};
+        let (l, r) = ("127.0.0.1:8080", "127.0.0.1:40000");
+        let seeded = |t: u64, state, age_secs: u64| {
+            let mut c = cookied(l, r, state, 5, 1);
+            c.tracking = Some(Tracking::from_kernel(at(t), Duration::from_secs(age_secs)));
+            c
+        };
+        let mut tr = Tracker::new(10);
+        let (s, _) = step(&mut tr, snap(100, vec![seeded(100, Established, 40)]));
+        let c = &s.connections[0];
+        assert_eq!(c.state_age(at(100)), Some(Duration::from_secs(40)));
+        assert_eq!(c.age_source(at(100)), Some(crate::model::AgeSource::Kernel));
+        assert_eq!(c.tracking.as_ref().unwrap().first_seen(), at(100));
+        // Later reads carry no seed: the kernel's start stays, the age advances.
+        let (s, _) = step(&mut tr, snap(110, vec![cookied(l, r, Established, 5, 1)]));
+        assert_eq!(
+            s.connections[0].state_age(at(110)),
+            Some(Duration::from_secs(50))
+        );
+        // Seen to change at 120: observed; a younger kernel bound does not override it.
+        let (s, _) = step(&mut tr, snap(120, vec![seeded(120, CloseWait, 0)]));
+        let c = &s.connections[0];
+        assert_eq!(
+            c.age_source(at(125)),
+            Some(crate::model::AgeSource::Observed)
+        );
+        assert_eq!(c.state_age(at(125)), Some(Duration::from_secs(5)));
+        let history: Vec<_> = c.tracking.as_ref().unwrap().previous().collect();
+        assert_eq!(
+            history,
+            [(Established, at(60))],
+            "began when the kernel said"
         );
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::{AlertFields, SnapshotView, addr, timestamp};
-use crate::model::{Connection, PortRange, StateCounts, TcpState};
+use crate::model::{AgeSource, Connection, PortRange, StateCounts, TcpState};
 
 /// How many connections each alert lists in JSON (the count is always complete).
 const ALERT_CONNECTIONS_LISTED: usize = 100;
@@ -95,6 +95,10 @@ pub(super) struct ConnectionJson<'a> {
     pub(super) inode: u32,
     pub(super) attribution: Option<&'static str>,
     pub(super) state_age_secs: Option<f64>,
+    /// How the age is known: `kernel` (a kernel clock: at least this), `observed`
+    /// (lingertop saw the state begin, within one interval), `first-sight` (counted from
+    /// lingertop's first poll that saw it: at least this); null with no age.
+    pub(super) state_age_from: Option<&'static str>,
     /// The states seen before the current one, oldest first.
     pub(super) previous_states: Vec<TcpState>,
     /// One of the close lab's own sockets.
@@ -133,6 +137,7 @@ pub(super) fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson
         inode: c.inode,
         attribution: c.attribution.map(|a| a.name()),
         state_age_secs: c.state_age(now).map(secs),
+        state_age_from: c.age_source(now).map(AgeSource::name),
         previous_states: c
             .tracking
             .as_ref()

@@ -21,7 +21,7 @@ use crate::model::alerts::Pressure;
 use crate::model::{Alert, Snapshot};
 
 /// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
-pub use crate::model::duration::fmt_age;
+pub use crate::model::duration::{fmt_age, fmt_age_from, state_age_cell};
 
 /// Output formats of the snapshot (`--format`; the command line's values are [`Format::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

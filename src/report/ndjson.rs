@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{AlertFields, addr, timestamp};
 use crate::live::Update;
-use crate::model::{Alert, Attribution, Connection, StateCounts, TcpState, Transition};
+use crate::model::{AgeSource, Alert, Attribution, Connection, StateCounts, TcpState, Transition};
 
 /// What one per-poll line reports.
 pub struct PollView<'a> {
@@ -60,6 +60,10 @@ struct EventLine<'a> {
     pid: Option<u32>,
     process: Option<&'a str>,
     attribution: Option<&'static str>,
+    /// How long it has been in `to`, at least, and how that is known (`kernel`, `observed`,
+    /// `first-sight`); null when it vanished or nothing is known.
+    state_age_secs: Option<f64>,
+    state_age_from: Option<&'static str>,
 }
 
 /// Writes one poll as one line.
@@ -111,6 +115,10 @@ pub fn write_event(
             // Gone, or without an owner now: the owner is the one the tracker last saw.
             _ => owner.map(|_| Attribution::LastOwner.name()),
         },
+        state_age_secs: now
+            .and_then(|c| c.state_age(t.at))
+            .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+        state_age_from: now.and_then(|c| c.age_source(t.at)).map(AgeSource::name),
     };
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
     out.write_all(b"\n")

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::{SnapshotView, addr, timestamp};
-use crate::model::duration::{fmt_age, human_duration};
+use crate::model::duration::{human_duration, state_age_cell};
 use crate::model::{ProcessInfo, Snapshot};
 
 pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
@@ -20,6 +20,11 @@ fn header(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
     let s = v.snapshot;
     let polls = match v.interval {
         Some(i) => format!("{} polls {} apart", v.polls, human_duration(i)),
+        // The kernel's clocks give ages on one poll; netstat2 has none.
+        None if v.backend == "netlink" => {
+            "1 poll: ages from the kernel's clocks, ≥ at least; add --interval 2s for growth"
+                .to_string()
+        }
         None => "1 poll: ages unknown, add --interval 2s to measure them".to_string(),
     };
     writeln!(
@@ -102,14 +107,15 @@ fn rows(s: &Snapshot, out: &mut dyn Write) -> io::Result<()> {
                 addr(&c.local()),
                 addr(&c.remote()),
                 process,
-                fmt_age(c.state_age(now)),
+                state_age_cell(c, now),
                 via,
             ]
         })
         .collect();
     let width = |i: usize, head: &str| {
         rows.iter()
-            .map(|r| r[i].len())
+            // Characters, as `format!` pads them (`≥` is three bytes).
+            .map(|r| r[i].chars().count())
             .max()
             .unwrap_or(0)
             .max(head.len())

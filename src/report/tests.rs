@@ -107,6 +107,11 @@ fn second() -> Vec<Connection> {
         expires_ms: 20_000,
         retransmits: 0,
     });
+    // As the collector seeds it from that countdown (`model::age`): 60 s − 20 s left.
+    tw.tracking = Some(crate::model::Tracking::from_kernel(
+        at(185),
+        std::time::Duration::from_secs(40),
+    ));
     let listen = conn(
         "0.0.0.0:8080",
         "0.0.0.0:0",
@@ -201,6 +206,16 @@ fn one_empty_poll_says_how_to_measure_ages() {
     );
     assert_eq!(
         write(Format::Csv, &v),
-        "state,local,remote,pid,process,user,attribution,state_age_secs,inode,lab,timer,timer_expires_ms,retransmits,recv_q,send_q\n"
+        "state,local,remote,pid,process,user,attribution,state_age_secs,state_age_from,inode,lab,timer,timer_expires_ms,retransmits,recv_q,send_q\n"
+    );
+    // On netlink one poll has the kernel's ages, and says so.
+    let v = SnapshotView {
+        backend: "netlink",
+        ..v
+    };
+    assert!(
+        write(Format::Table, &v).starts_with(
+            "lingertop snapshot of fixture at 2027-01-15T08:00:00.000Z (1 poll: ages from the kernel's clocks, ≥ at least; add --interval 2s for growth)\n"
+        )
     );
 }

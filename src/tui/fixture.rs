@@ -152,15 +152,26 @@ fn second() -> Vec<Connection> {
     v
 }
 
-/// What the netlink backend adds: timers and queues.
-fn with_kernel_fields(mut conns: Vec<Connection>) -> Vec<Connection> {
-    use crate::model::connection::{Timer, TimerKind};
-    for (i, c) in conns.iter_mut().enumerate() {
+/// What the netlink backend adds: timers and queues, and the ages the timers bound, as
+/// read at `at`.
+fn with_kernel_fields(at: SystemTime, mut conns: Vec<Connection>) -> Vec<Connection> {
+    use crate::model::age::{KernelClocks, kernel_age};
+    use crate::model::connection::{Timer, TimerKind, Tracking};
+    let to_second = u32::try_from(
+        (epoch() + Duration::from_secs(40))
+            .duration_since(at)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(0);
+    for c in &mut conns {
         c.set_queues(Some(0), Some(0));
         c.timer = match c.state {
+            // One deadline per connection whatever the poll (40 s more left at the first),
+            // so the ages the two polls' countdowns give agree.
             TcpState::TimeWait => Some(Timer {
                 kind: TimerKind::TimeWait,
-                expires_ms: 20_000 + 1000 * i as u32,
+                expires_ms: 20_000 + 1000 * u32::from(c.local().port() % 16) + to_second,
                 retransmits: 0,
             }),
             TcpState::LastAck => Some(Timer {
@@ -178,6 +189,13 @@ fn with_kernel_fields(mut conns: Vec<Connection>) -> Vec<Connection> {
         if c.state == TcpState::CloseWait {
             c.set_queues(Some(1), Some(0));
         }
+        let clocks = KernelClocks {
+            timer: c.timer,
+            send_q: c.send_q().unwrap_or(0),
+            fin_timeout: Duration::from_secs(60),
+            info: None,
+        };
+        c.tracking = kernel_age(c.state, &clocks).map(|age| Tracking::from_kernel(at, age));
     }
     conns
 }
@@ -227,7 +245,10 @@ pub fn two_polls(partial: bool) -> (Arc<Update>, Arc<Update>) {
 /// [`two_polls`], with the timers and queues the netlink backend reads when `kernel`.
 pub fn two_polls_from(partial: bool, kernel: bool) -> (Arc<Update>, Arc<Update>) {
     let (first, second) = if kernel {
-        (with_kernel_fields(first()), with_kernel_fields(second()))
+        (
+            with_kernel_fields(epoch(), first()),
+            with_kernel_fields(epoch() + Duration::from_secs(40), second()),
+        )
     } else {
         (first(), second())
     };

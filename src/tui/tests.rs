@@ -698,6 +698,8 @@ fn lab_scenarios_run_the_count_shown() {
     }
 }
 
+// It starts a real lab for the handles it acts on: unix only, as the lab is.
+#[cfg(unix)]
 #[test]
 fn lab_panel_keys_ask_for_lab_operations_on_the_selected_connection() {
     use super::lab_panel::LabRequest;

@@ -147,3 +147,26 @@ pub fn one(json: &Value, local: SocketAddr, remote: SocketAddr) -> &Value {
     );
     found[0]
 }
+
+/// A connection on `l` whose client closes first and whose server closes after reading
+/// EOF: the client end lingers in TIME_WAIT. Returns (client, server) once the kernel shows it.
+pub fn client_time_wait(l: &TcpListener) -> (SocketAddr, SocketAddr) {
+    let (tw_c, mut tw_s) = pair(l);
+    let (client, server) = addr_of(&tw_c);
+    drop(tw_c);
+    let mut buf = [0u8; 8];
+    assert_eq!(tw_s.read(&mut buf).unwrap(), 0, "server reads EOF");
+    drop(tw_s);
+    wait_for_state(client, server, TcpState::TimeWait);
+    (client, server)
+}
+
+/// The alert of `rule` in a snapshot JSON, which must be there.
+pub fn alert<'a>(json: &'a Value, rule: &str) -> &'a Value {
+    json["alerts"]
+        .as_array()
+        .expect("alerts array")
+        .iter()
+        .find(|a| a["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} alert: {json}"))
+}

@@ -1,5 +1,6 @@
 //! CLOSE_WAIT lingering: the peer closed and the local process never called close(). One
-//! alert per owning process, with how fast its count grows over the tracker's window.
+//! alert per owning process, with how fast its count grows over `alerts.growth-window`
+//! (`model::growth`, the dashboard's CW/MIN too).
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -8,6 +9,7 @@ use rustc_hash::FxHashMap;
 
 use super::{Alert, LingerRule, RuleId, Rules, human_duration, severity_of};
 use crate::model::connection::Connection;
+use crate::model::growth::growth_span;
 use crate::model::tracker::Sample;
 
 /// The CLOSE_WAIT connections past the rule's age, per owning process (connections without
@@ -49,29 +51,15 @@ impl<'r> CloseWaits<'r> {
         if !rule.enabled {
             return;
         }
-        // The oldest sample inside the window, other than the current one, anchors growth.
-        let anchor = history
-            .iter()
-            .rev()
-            .skip(1)
-            .take_while(|s| now.duration_since(s.at).unwrap_or_default() <= window)
-            .last();
-        let current = history.back();
+        // The one growth definition, shared with the dashboard's CW/MIN.
+        let span = growth_span(history, now, window);
         for (pid, idx) in self.by_pid {
             let n = u32::try_from(idx.len()).unwrap_or(u32::MAX);
             let Some(sev) = severity_of(n, rule.warning, rule.critical) else {
                 continue;
             };
             let name = conns[idx[0]].owner().and_then(|o| o.name.clone());
-            let growth = match (pid, anchor, current) {
-                (Some(pid), Some(a), Some(c)) => {
-                    let span = c.at.duration_since(a.at).unwrap_or_default().as_secs_f64();
-                    let then = f64::from(a.close_wait_by_pid.get(&pid).copied().unwrap_or(0));
-                    let now_n = f64::from(c.close_wait_by_pid.get(&pid).copied().unwrap_or(0));
-                    (span > 0.0).then(|| (now_n - then) * 60.0 / span)
-                }
-                _ => None,
-            };
+            let growth = pid.zip(span).map(|(pid, span)| span.per_min(pid));
             let who = match (pid, &name) {
                 (Some(pid), Some(name)) => format!("{name} (pid {pid})"),
                 (Some(pid), None) => format!("pid {pid}"),
@@ -81,8 +69,14 @@ impl<'r> CloseWaits<'r> {
                 "{n} CLOSE_WAIT held by {who} for > {}",
                 human_duration(rule.min_age)
             );
-            if let Some(g) = growth {
-                msg.push_str(&format!(", {}", rate(g)));
+            match (growth, span) {
+                (Some(g), _) => msg.push_str(&format!(", {}", rate(g))),
+                // Ages can come from the kernel on one poll; a growth needs two.
+                (None, None) if history.len() <= 1 => msg.push_str(", growth unknown (one poll)"),
+                (None, None) => {
+                    msg.push_str(", growth unknown (no earlier poll in the growth window)")
+                }
+                (None, Some(_)) => {}
             }
             msg.push_str(": the peer closed and the process never called close()");
             let mut a = Alert::new(RuleId::CloseWaitLingering, sev, msg, idx);

@@ -84,6 +84,32 @@ fn close_wait_fires_only_past_its_age_and_names_process_and_growth() {
 }
 
 #[test]
+fn a_kernel_age_fires_on_the_first_poll_and_the_growth_says_it_needs_two() {
+    let rules = Rules::default();
+    let mut tr = Tracker::new(100);
+    let mut conns = close_waits(3);
+    // The kernel says two of them have waited 45 s (tcp_info's last ACK), one 5 s.
+    for (c, secs) in conns.iter_mut().zip([45, 45, 5]) {
+        c.tracking = Some(crate::model::Tracking::from_kernel(
+            at(0),
+            Duration::from_secs(secs),
+        ));
+    }
+    let alerts = run(&mut tr, 0, conns, &rules);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!((a.rule, a.count), (RuleId::CloseWaitLingering, 2));
+    assert_eq!(a.growth_per_min, None);
+    assert!(
+        a.message.starts_with(
+            "2 CLOSE_WAIT held by java (pid 3121) for > 30 s, growth unknown (one poll)"
+        ),
+        "{}",
+        a.message
+    );
+}
+
+#[test]
 fn close_wait_turns_critical_at_its_threshold() {
     let mut rules = Rules::default();
     rules.close_wait.critical = 5;

@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::exposition::{Exposition, OTHER, UNKNOWN_PROCESS};
-use crate::model::{RuleId, Severity, TcpState};
+use crate::model::{AgeSource, RuleId, Severity, TcpState};
 
 /// Address families, as the `family` label spells them.
 pub(super) const FAMILIES: [&str; 2] = ["ipv4", "ipv6"];
@@ -204,9 +204,26 @@ fn sockets(e: &Exposition, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
     gauge(
         enc,
         "lingertop_close_wait_oldest_age",
-        "Time the oldest CLOSE_WAIT socket has been in that state, a lower bound measured from the first poll that saw it (0 when there is none).",
+        "Time the oldest CLOSE_WAIT socket has been in that state, at least (0 when there is none): from the kernel's clocks on the netlink backend, so from the first poll on; how it is known is lingertop_close_wait_oldest_age_source.",
         Some(&Unit::Seconds),
         secs(e.oldest_close_wait),
+    )?;
+    gauges(
+        enc,
+        "lingertop_close_wait_oldest_age_source",
+        "1 for how the oldest CLOSE_WAIT's age is known (kernel: a kernel clock; observed: lingertop saw the state begin; first-sight: counted from lingertop's first poll that saw it), 0 for the others; all 0 with no age.",
+        None,
+        [
+            AgeSource::Kernel,
+            AgeSource::Observed,
+            AgeSource::FirstSight,
+        ]
+        .map(|from| {
+            (
+                [("from", from.name())],
+                u64::from(e.oldest_close_wait_from == Some(from)),
+            )
+        }),
     )?;
 
     let tw = &e.time_wait_by_remote;

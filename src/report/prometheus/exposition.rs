@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use crate::live::Update;
 use crate::model::alerts::port_pressure;
 use crate::model::state::STATE_COUNT;
-use crate::model::{ProcessInfo, RuleId, Severity, TcpState};
+use crate::model::{AgeSource, ProcessInfo, RuleId, Severity, TcpState};
 
 /// The label value of the series that sums everything outside the top N.
 pub const OTHER: &str = "other";
@@ -72,6 +72,8 @@ pub struct Exposition {
     /// The age of the oldest CLOSE_WAIT socket (a lower bound; 0 when there is none or no
     /// age is known yet).
     pub oldest_close_wait: Duration,
+    /// How that age is known (`model::age`); `None` with no age.
+    pub oldest_close_wait_from: Option<AgeSource>,
     /// Active alerts per rule ([`RuleId::ALL`] order) and severity (warning, critical).
     pub alerts: [[u64; 2]; RuleId::ALL.len()],
     /// When each state (kernel order) was last read from the kernel: the poll's time, but
@@ -88,6 +90,7 @@ impl Exposition {
         let mut close_wait: FxHashMap<ProcessKey, u64> = FxHashMap::default();
         let mut time_wait: FxHashMap<SocketAddr, u64> = FxHashMap::default();
         let mut oldest_close_wait = Duration::ZERO;
+        let mut oldest_close_wait_from = None;
         for c in &snap.connections {
             // The family of the socket as the kernel reports it: a dual-stack socket's
             // IPv4-mapped address counts as IPv6.
@@ -98,7 +101,10 @@ impl Exposition {
                     let key = ProcessKey(c.owner().map(|o| (o.pid, o.name.clone())));
                     *close_wait.entry(key).or_default() += 1;
                     if let Some(age) = c.state_age(now) {
-                        oldest_close_wait = oldest_close_wait.max(age);
+                        if oldest_close_wait_from.is_none() || age > oldest_close_wait {
+                            oldest_close_wait = age;
+                            oldest_close_wait_from = c.age_source(now);
+                        }
                     }
                 }
                 TcpState::TimeWait => *time_wait.entry(c.remote()).or_default() += 1,
@@ -152,6 +158,7 @@ impl Exposition {
             ports_other,
             ephemeral_range_size: size,
             oldest_close_wait,
+            oldest_close_wait_from,
             alerts,
         }
     }

@@ -191,6 +191,11 @@ fn every_state_family_and_rule_is_present_even_at_zero() {
     let e = Exposition::from_update(&update(vec![cw], vec![alert]), 3, 10);
     assert_eq!(e.oldest_close_wait, Duration::from_secs(6));
     let text = render(&Arc::new(e), TextFormat::Prometheus);
+    // How the oldest age is known: lingertop saw this one enter CLOSE_WAIT.
+    for (from, want) in [("kernel", 0.0), ("observed", 1.0), ("first-sight", 0.0)] {
+        let series = format!(r#"lingertop_close_wait_oldest_age_source{{from="{from}"}}"#);
+        assert_eq!(value(&text, &series), Some(want), "{series}");
+    }
     for s in TcpState::ALL {
         for f in FAMILIES {
             let series = format!(r#"lingertop_connections{{state="{}",family="{f}"}}"#, s);

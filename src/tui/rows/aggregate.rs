@@ -1,14 +1,13 @@
 //! The process and remote endpoint views: connections counted per owning process and per
 //! remote endpoint, and those rows sorted on the view's column.
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::time::SystemTime;
 
 use rustc_hash::FxHashMap;
 
 use super::Row;
 use crate::model::alerts::{endpoint_key, pair_groups};
+use crate::model::growth::GrowthSpan;
 use crate::model::{Connection, PortRange, StateCounts, TcpState};
 
 /// Counts of each close state held by one process.
@@ -35,13 +34,12 @@ pub struct RemoteRow {
 }
 
 /// Counts the `matching` connections per owning pid (one row for connections without a
-/// visible owner). With at least two polls in `cw_history` (their times and CLOSE_WAIT
-/// per pid, oldest first), each process's CLOSE_WAIT change per minute between the oldest
-/// and the newest.
+/// visible owner). Given a `growth` span (`model::growth`, over `alerts.growth-window` as
+/// the alert rule measures it), each process's CLOSE_WAIT change per minute over it.
 pub fn aggregate_processes(
     conns: &[Connection],
     matching: &[usize],
-    cw_history: &VecDeque<(SystemTime, FxHashMap<u32, u32>)>,
+    growth: Option<GrowthSpan<'_>>,
 ) -> Vec<ProcRow> {
     let mut by: FxHashMap<Option<u32>, ProcRow> = FxHashMap::default();
     for &i in matching {
@@ -61,19 +59,10 @@ pub fn aggregate_processes(
         row.counts.add(c.state);
         row.total += 1;
     }
-    let anchor = cw_history.front();
-    let current = cw_history.back();
     let mut out: Vec<ProcRow> = by.into_values().collect();
-    if let (Some((t0, then)), Some((t1, now))) = (anchor, current) {
-        let span = t1.duration_since(*t0).unwrap_or_default().as_secs_f64();
-        if span > 0.0 {
-            for p in &mut out {
-                if let Some(pid) = p.pid {
-                    let a = f64::from(then.get(&pid).copied().unwrap_or(0));
-                    let b = f64::from(now.get(&pid).copied().unwrap_or(0));
-                    p.close_wait_per_min = Some((b - a) * 60.0 / span);
-                }
-            }
+    if let Some(span) = growth {
+        for p in &mut out {
+            p.close_wait_per_min = p.pid.map(|pid| span.per_min(pid));
         }
     }
     out

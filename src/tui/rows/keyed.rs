@@ -107,27 +107,7 @@ pub fn keyed_rows(
         }
     }
     if !v6_rows.is_empty() {
-        let mut v6: Vec<(u128, u16)> = v6_rows
-            .iter()
-            .flat_map(|&p| {
-                let c = conn(keys[p] as usize);
-                [v6_addr(&c.local()), v6_addr(&c.remote())]
-            })
-            .flatten()
-            .collect();
-        v6.sort_unstable();
-        v6.dedup();
-        let field = |a: &SocketAddr| {
-            v4_field(a).unwrap_or_else(|| {
-                let rank = v6_addr(a).map_or(0, |k| v6.binary_search(&k).unwrap_or(0));
-                V6_FLAG | rank as u128
-            })
-        };
-        for &p in &v6_rows {
-            let id = keys[p] as usize;
-            let c = conn(id);
-            keys[p] = key(c, id, field(&c.local()), field(&c.remote()));
-        }
+        key_v6_rows(&mut keys, &v6_rows, conn, key);
     }
     // The selected connection's rows (a ghost and a live connection may share its
     // addresses), as positions in the new order.
@@ -144,6 +124,37 @@ pub fn keyed_rows(
         return Some((keys.iter().map(row).collect(), sel_pos.first().copied()));
     }
     Some(grouped(&keys, n, collapsed, &sel_pos))
+}
+
+/// Keys the rows at `v6_rows` (which hold only their id so far), now that every IPv6
+/// address shown can be ranked: an IPv6 address sorts by its rank among them, above IPv4.
+fn key_v6_rows<'c>(
+    keys: &mut [u128],
+    v6_rows: &[usize],
+    conn: impl Fn(usize) -> &'c Connection,
+    key: impl Fn(&Connection, usize, u128, u128) -> u128,
+) {
+    let mut v6: Vec<(u128, u16)> = v6_rows
+        .iter()
+        .flat_map(|&p| {
+            let c = conn(keys[p] as usize);
+            [v6_addr(&c.local()), v6_addr(&c.remote())]
+        })
+        .flatten()
+        .collect();
+    v6.sort_unstable();
+    v6.dedup();
+    let field = |a: &SocketAddr| {
+        v4_field(a).unwrap_or_else(|| {
+            let rank = v6_addr(a).map_or(0, |k| v6.binary_search(&k).unwrap_or(0));
+            V6_FLAG | rank as u128
+        })
+    };
+    for &p in v6_rows {
+        let id = keys[p] as usize;
+        let c = conn(id);
+        keys[p] = key(c, id, field(&c.local()), field(&c.remote()));
+    }
 }
 
 /// The by-state rows from sorted `keys` whose head is the state: one group per state, a

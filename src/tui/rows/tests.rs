@@ -11,7 +11,9 @@ use rustc_hash::FxHashMap;
 use super::aggregate::{aggregate_processes, aggregate_remotes, sort_processes, sort_remotes};
 use super::keyed::keyed_rows;
 use super::{ConnRows, Ghost, Row, RowFilter, compared_rows};
-use crate::model::{Connection, Filter, Owner, PortRange, TcpState};
+use crate::model::growth::growth_span;
+use crate::model::tracker::Sample;
+use crate::model::{Connection, Filter, Owner, PortRange, StateCounts, TcpState};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
@@ -254,14 +256,21 @@ fn processes_are_counted_per_pid_with_close_wait_growth_per_minute() {
     // The first java CLOSE_WAIT is filtered out.
     let matching: Vec<usize> = (1..conns.len()).collect();
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+    let sample = |at, cw: FxHashMap<u32, u32>| Sample {
+        at,
+        counts: StateCounts::default(),
+        close_wait_by_pid: cw,
+    };
     let history = VecDeque::from([
-        (t0, FxHashMap::from_iter([(10, 1)])),
-        (
+        sample(t0, FxHashMap::from_iter([(10, 1)])),
+        sample(
             t0 + Duration::from_secs(30),
             FxHashMap::from_iter([(10, 3), (20, 0)]),
         ),
     ]);
-    let mut procs = aggregate_processes(&conns, &matching, &history);
+    let window = Duration::from_secs(60);
+    let growth = |h| growth_span(h, t0 + Duration::from_secs(30), window);
+    let mut procs = aggregate_processes(&conns, &matching, growth(&history));
     procs.sort_by_key(|p| p.pid);
     let summary: Vec<_> = procs
         .iter()
@@ -289,7 +298,7 @@ fn processes_are_counted_per_pid_with_close_wait_growth_per_minute() {
 
     // One poll is no span: no growth.
     let one = VecDeque::from([history[1].clone()]);
-    let procs = aggregate_processes(&conns, &matching, &one);
+    let procs = aggregate_processes(&conns, &matching, growth(&one));
     assert!(procs.iter().all(|p| p.close_wait_per_min.is_none()));
 }
 
@@ -297,7 +306,7 @@ fn processes_are_counted_per_pid_with_close_wait_growth_per_minute() {
 fn the_process_view_lists_the_worst_close_wait_holder_first() {
     let conns = processes();
     let matching: Vec<usize> = (1..conns.len()).collect();
-    let procs = aggregate_processes(&conns, &matching, &VecDeque::new());
+    let procs = aggregate_processes(&conns, &matching, None);
     let names = |rows: Vec<Row>| -> Vec<&str> {
         rows.iter()
             .map(|r| match r {

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::text::{ago, process_text, timer_text};
 use crate::model::Connection;
-use crate::model::{Attribution, TcpState};
+use crate::model::{AgeSource, Attribution, TcpState};
 use crate::report::fmt_age;
 use crate::tui::app::App;
 use crate::tui::rows::{ProcRow, RemoteRow, Row};
@@ -96,14 +96,16 @@ fn conn_lines(
         for (s, at) in t.previous() {
             lines.push(Line::from(format!("  -{:>7}  {}", ago(now, at), s.name())));
         }
-        let for_how_long = match c.state_age(now) {
-            Some(a) if !a.is_zero() => {
-                // Exact from the start of the state, or from the kernel's TIME_WAIT
-                // countdown; else a lower bound.
-                let exact = t.state_start_observed()
-                    || (c.state == TcpState::TimeWait && c.timer.is_some());
-                let at_least = if exact { "" } else { "≥ " };
-                format!(", {at_least}{}", fmt_age(Some(a)))
+        // The age and how it is known (README "How ages are known").
+        let for_how_long = match (c.state_age(now), c.age_source(now)) {
+            (Some(a), Some(from)) if !a.is_zero() => {
+                let how = match from {
+                    AgeSource::Kernel => "by the kernel's clocks",
+                    AgeSource::Observed => "seen to begin",
+                    AgeSource::FirstSight => "since first seen",
+                };
+                let at_least = if from.at_least() { "≥ " } else { "" };
+                format!(", {at_least}{} {how}", fmt_age(Some(a)))
             }
             _ => String::new(),
         };

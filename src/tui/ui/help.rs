@@ -91,17 +91,8 @@ pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             theme.muted,
         )),
     ];
-    let diagram: Vec<Line> = DIAGRAM
-        .iter()
-        .map(|l| {
-            if l.starts_with("ACTIVE") || l.starts_with("PASSIVE") {
-                Line::from(Span::styled(*l, theme.title))
-            } else {
-                Line::from(*l)
-            }
-        })
-        .collect();
     if inner.width >= 100 {
+        let diagram: Vec<Line> = DIAGRAM.iter().map(|l| diagram_line(l, theme)).collect();
         let [left, right] =
             Layout::horizontal([Constraint::Length(50), Constraint::Fill(1)]).areas(inner);
         let mut l: Vec<Line> = keys.iter().map(key_line).collect();
@@ -110,50 +101,57 @@ pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         f.render_widget(Paragraph::new(l), left);
         f.render_widget(Paragraph::new(diagram), right);
     } else {
-        // Narrow: keys in two columns, then the diagram.
-        let half = keys.len().div_ceil(2);
-        let rows = half as u16;
-        let [top, bottom] =
-            Layout::vertical([Constraint::Length(rows), Constraint::Fill(1)]).areas(inner);
-        let [a, b] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(top);
-        let compact = |(k, what): &(String, &str)| {
-            let k = k.split(", ").next().unwrap_or("");
-            Line::from(vec![
-                Span::styled(format!("{k:<10}"), theme.key),
-                Span::raw(what.to_string()),
-            ])
-        };
-        f.render_widget(
-            Paragraph::new(keys[..half].iter().map(compact).collect::<Vec<_>>()),
-            a,
-        );
-        f.render_widget(
-            Paragraph::new(keys[half..].iter().map(compact).collect::<Vec<_>>()),
-            b,
-        );
-        let (active, passive) = COMPACT_DIAGRAM.split_at(9);
-        let [c, d] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(bottom);
-        let to_lines = |ls: &[&'static str]| -> Vec<Line> {
-            ls.iter()
-                .filter(|l| !l.is_empty())
-                .map(|l| {
-                    if l.starts_with("ACTIVE") || l.starts_with("PASSIVE") {
-                        Line::from(Span::styled(*l, theme.title))
-                    } else {
-                        Line::from(*l)
-                    }
-                })
-                .collect()
-        };
-        f.render_widget(
-            Paragraph::new(to_lines(active)).wrap(Wrap { trim: false }),
-            c,
-        );
-        f.render_widget(
-            Paragraph::new(to_lines(passive)).wrap(Wrap { trim: false }),
-            d,
-        );
+        render_narrow(f, &keys, theme, inner);
     }
+}
+
+/// A line of the state diagram; the headings in the title style.
+fn diagram_line(l: &'static str, theme: &Theme) -> Line<'static> {
+    if l.starts_with("ACTIVE") || l.starts_with("PASSIVE") {
+        Line::from(Span::styled(l, theme.title))
+    } else {
+        Line::from(l)
+    }
+}
+
+/// Narrow: keys in two columns, then the compact diagram in two.
+fn render_narrow(f: &mut Frame, keys: &[(String, &'static str)], theme: &Theme, inner: Rect) {
+    let half = keys.len().div_ceil(2);
+    let rows = half as u16;
+    let [top, bottom] =
+        Layout::vertical([Constraint::Length(rows), Constraint::Fill(1)]).areas(inner);
+    let [a, b] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(top);
+    let compact = |(k, what): &(String, &str)| {
+        let k = k.split(", ").next().unwrap_or("");
+        Line::from(vec![
+            Span::styled(format!("{k:<10}"), theme.key),
+            Span::raw(what.to_string()),
+        ])
+    };
+    f.render_widget(
+        Paragraph::new(keys[..half].iter().map(compact).collect::<Vec<_>>()),
+        a,
+    );
+    f.render_widget(
+        Paragraph::new(keys[half..].iter().map(compact).collect::<Vec<_>>()),
+        b,
+    );
+    let (active, passive) = COMPACT_DIAGRAM.split_at(9);
+    let [c, d] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(bottom);
+    let to_lines = |ls: &[&'static str]| -> Vec<Line> {
+        ls.iter()
+            .filter(|l| !l.is_empty())
+            .map(|l| diagram_line(l, theme))
+            .collect()
+    };
+    f.render_widget(
+        Paragraph::new(to_lines(active)).wrap(Wrap { trim: false }),
+        c,
+    );
+    f.render_widget(
+        Paragraph::new(to_lines(passive)).wrap(Wrap { trim: false }),
+        d,
+    );
 }
 
 /// Every key with what it does, as the keymap binds them.

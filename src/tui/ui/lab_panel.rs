@@ -26,6 +26,27 @@ pub(super) fn render_lab_panel(f: &mut Frame, p: &LabPanel, theme: &Theme, area:
         (l, r)
     };
 
+    let mut lines = key_lines(p, theme);
+    let list_rows = usize::from(left.height).saturating_sub(lines.len());
+    lines.extend(conn_lines(p, theme, list_rows));
+    f.render_widget(Paragraph::new(lines), left);
+
+    let trace = trace_view(p, theme);
+    let block = if wide {
+        Block::default().borders(Borders::LEFT)
+    } else {
+        Block::default()
+    };
+    f.render_widget(
+        Paragraph::new(trace)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        right,
+    );
+}
+
+/// The listeners, the keys with the settings they change, and the status line.
+fn key_lines(p: &LabPanel, theme: &Theme) -> Vec<Line<'static>> {
     let key = |k: &str| Span::styled(k.to_string(), theme.key);
     let listeners: Vec<String> = p.listeners.iter().map(|a| a.to_string()).collect();
     let mut lines = vec![
@@ -77,7 +98,12 @@ pub(super) fn render_lab_panel(f: &mut Frame, p: &LabPanel, theme: &Theme, area:
             theme.warning,
         )));
     }
-    let list_rows = usize::from(left.height).saturating_sub(lines.len());
+    lines
+}
+
+/// Up to `list_rows` of the lab's connections, the selected one in view.
+fn conn_lines(p: &LabPanel, theme: &Theme, list_rows: usize) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
     if p.conns.is_empty() {
         lines.push(Line::from(Span::styled(
             "no lab connections yet: o opens some",
@@ -103,20 +129,7 @@ pub(super) fn render_lab_panel(f: &mut Frame, p: &LabPanel, theme: &Theme, area:
             lines.push(Line::from(Span::styled(text, style)));
         }
     }
-    f.render_widget(Paragraph::new(lines), left);
-
-    let trace = trace_view(p, theme);
-    let block = if wide {
-        Block::default().borders(Borders::LEFT)
-    } else {
-        Block::default()
-    };
-    f.render_widget(
-        Paragraph::new(trace)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        right,
-    );
+    lines
 }
 
 /// The trace of the last close, the deviation as a warning; a hint before the first.

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TRow, Table};
 
 use super::text::{fit_addr, process_text, queue_text, timer_text, via};
 use crate::model::{Connection, TcpState};
-use crate::report::fmt_age;
+use crate::report::state_age_cell;
 use crate::tui::app::{App, Mark, View};
 use crate::tui::rows::{ProcRow, RemoteRow, Row};
 use crate::tui::theme::Theme;
@@ -266,7 +266,7 @@ fn conn_cells<'a>(
     let age = if matches!(row, Row::Ghost(_)) {
         "gone".to_string()
     } else {
-        fmt_age(c.state_age(now))
+        state_age_cell(c, now)
     };
     (
         vec![

@@ -8,16 +8,19 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+mod rebuild;
+mod view;
+
+pub use view::View;
+
 use super::keys::{Action, Keymap};
 use super::lab_panel::{LabPanel, LabRequest};
-use super::rows::aggregate::{
-    aggregate_processes, aggregate_remotes, sort_processes, sort_remotes,
-};
-use super::rows::keyed::keyed_rows;
-use super::rows::{ConnRows, Ghost, ProcRow, RemoteRow, Row, RowFilter, compared_rows};
+use super::rows::{Ghost, ProcRow, RemoteRow, Row};
 use crate::live::Update;
+use crate::model::tracker::Sample;
 use crate::model::{
-    Attribution, Connection, Filter, Owner, RuleId, Severity, StateCounts, TcpState, Transition,
+    Attribution, Connection, Filter, Owner, RuleId, Rules, Severity, StateCounts, TcpState,
+    Transition,
 };
 
 /// The states of the strip, in its order; keys 1..9 and 0 toggle them as quick filters.
@@ -39,43 +42,8 @@ const INTERVALS_MS: [u64; 9] = [250, 500, 1000, 2000, 5000, 10_000, 15_000, 30_0
 
 /// How many polls a vanished connection stays on screen, fading.
 const GHOST_POLLS: u8 = 2;
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum View {
-    All,
-    ByState,
-    ByProcess,
-    ByRemote,
-}
-
-impl View {
-    pub const ALL: [View; 4] = [View::All, View::ByState, View::ByProcess, View::ByRemote];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            View::All => "All connections",
-            View::ByState => "By state",
-            View::ByProcess => "By process",
-            View::ByRemote => "By remote endpoint",
-        }
-    }
-
-    fn index(self) -> usize {
-        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
-    }
-
-    /// Column titles; the sort key is an index into these.
-    pub fn columns(self) -> &'static [&'static str] {
-        match self {
-            View::All | View::ByState => &["STATE", "LOCAL", "REMOTE", "PROCESS", "IN STATE"],
-            View::ByProcess => &[
-                "PROCESS", "PID", "TOTAL", "ESTAB", "CLOSE_W", "CW/MIN", "TIME_W", "FIN_W",
-                "LAST_A",
-            ],
-            View::ByRemote => &["REMOTE", "TIME_WAIT", "TOTAL", "PORTS USED", "FROM"],
-        }
-    }
-}
+/// The most polls CW/MIN is measured over: a 60 s window at 4 Hz is 240.
+const CW_HISTORY_MAX: usize = 4096;
 
 /// How a connection changed at the last poll.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -122,8 +90,10 @@ pub struct App {
     /// Per-state counts of recent polls, oldest first (sparklines).
     pub history: VecDeque<StateCounts>,
     history_len: usize,
-    /// CLOSE_WAIT per pid of recent polls, with their times (growth per process).
-    cw_history: VecDeque<(std::time::SystemTime, FxHashMap<u32, u32>)>,
+    /// The polls of the last `growth_window` (CLOSE_WAIT per pid: growth per process).
+    cw_history: VecDeque<Sample>,
+    /// `alerts.growth-window`: CW/MIN is measured over it, as the alert's growth is.
+    growth_window: Duration,
     pub view: View,
     pub filter: Filter,
     pub quick: BTreeSet<TcpState>,
@@ -176,6 +146,7 @@ impl App {
             history: VecDeque::new(),
             history_len: history_len.max(2),
             cw_history: VecDeque::new(),
+            growth_window: Rules::default().growth_window,
             view: View::All,
             filter,
             quick: BTreeSet::new(),
@@ -205,6 +176,11 @@ impl App {
         }
     }
 
+    /// Sets `alerts.growth-window`, over which CW/MIN is measured (default 60 s).
+    pub fn set_growth_window(&mut self, window: Duration) {
+        self.growth_window = window;
+    }
+
     /// Takes in a poll result.
     pub fn on_update(&mut self, u: Arc<Update>) {
         let counts = u.sample.counts;
@@ -215,11 +191,20 @@ impl App {
             self.history.pop_front();
         }
         self.history.push_back(counts);
-        if self.cw_history.len() == 64 {
+        // Only the polls a growth can be measured from (the last one older than the window
+        // goes once the next is older too), at most CW_HISTORY_MAX.
+        let now = u.sample.at;
+        let window = self.growth_window;
+        while self.cw_history.len() > 1
+            && self
+                .cw_history
+                .get(1)
+                .is_some_and(|s| now.duration_since(s.at).unwrap_or_default() > window)
+            || self.cw_history.len() >= CW_HISTORY_MAX
+        {
             self.cw_history.pop_front();
         }
-        self.cw_history
-            .push_back((u.sample.at, u.sample.close_wait_by_pid.clone()));
+        self.cw_history.push_back(u.sample.clone());
         self.errors = u.errors;
         self.status = None;
         self.latest = Some(u.clone());
@@ -286,107 +271,6 @@ impl App {
             parts.push("lab:yes".to_string());
         }
         parts.join(" ")
-    }
-
-    /// Recomputes the rows of the current view: after a poll, a filter, a sort or a view
-    /// change; never per frame.
-    pub fn rebuild(&mut self) {
-        let key = self.selected_key();
-        let Some(u) = self.shown.clone() else {
-            self.rows.clear();
-            return;
-        };
-        let conns = &u.snapshot.connections;
-        let col = self.sort[self.view.index()];
-        let desc = self.sort_desc[self.view.index()];
-        let filter = RowFilter::new(&self.filter, &self.quick, self.lab.is_some());
-        self.rows = match self.view {
-            View::All | View::ByState => {
-                let q = ConnRows {
-                    conns,
-                    ghosts: &self.ghosts,
-                    filter: &filter,
-                    by_state: self.view == View::ByState,
-                    col,
-                    desc,
-                    collapsed: &self.collapsed,
-                };
-                let sel = match key {
-                    Some(SelKey::Conn(l, r)) => Some((l, r)),
-                    _ => None,
-                };
-                if let Some((rows, found)) = keyed_rows(&q, sel) {
-                    self.rows = rows;
-                    if sel.is_some() {
-                        // The keyed sort found the selected connection's new row itself.
-                        if let Some(i) = found {
-                            self.selected = i;
-                        }
-                        self.clamp();
-                    } else {
-                        self.restore_selection(key);
-                    }
-                    return;
-                }
-                compared_rows(&q, u.snapshot.taken_at)
-            }
-            View::ByProcess => {
-                let matching = filter.matching(conns);
-                self.procs = aggregate_processes(conns, &matching, &self.cw_history);
-                sort_processes(&self.procs, col, desc)
-            }
-            View::ByRemote => {
-                let matching = filter.matching(conns);
-                self.remotes = aggregate_remotes(conns, u.snapshot.ephemeral_ports, &matching);
-                sort_remotes(&self.remotes, col, desc)
-            }
-        };
-        self.restore_selection(key);
-    }
-
-    /// A stable identity of the selected row, to keep the selection across rebuilds.
-    fn selected_key(&self) -> Option<SelKey> {
-        Some(match self.selected_row()? {
-            r @ (Row::Conn(_) | Row::Ghost(_)) => {
-                let c = self.conn(r)?;
-                SelKey::Conn(c.local(), c.remote())
-            }
-            Row::Group(s, _) => SelKey::Group(s),
-            Row::Process(i) => SelKey::Process(self.procs.get(i)?.pid),
-            Row::Remote(i) => SelKey::Remote(self.remotes.get(i)?.remote),
-        })
-    }
-
-    fn restore_selection(&mut self, key: Option<SelKey>) {
-        if let Some(key) = key {
-            let found = self.rows.iter().position(|&r| match (r, &key) {
-                (Row::Conn(_) | Row::Ghost(_), SelKey::Conn(l, rm)) => self
-                    .conn(r)
-                    .is_some_and(|c| c.local() == *l && c.remote() == *rm),
-                (Row::Group(s, _), SelKey::Group(k)) => s == *k,
-                (Row::Process(i), SelKey::Process(pid)) => self.procs[i].pid == *pid,
-                (Row::Remote(i), SelKey::Remote(a)) => self.remotes[i].remote == *a,
-                _ => false,
-            });
-            if let Some(i) = found {
-                self.selected = i;
-            }
-        }
-        self.clamp();
-    }
-
-    fn clamp(&mut self) {
-        let n = self.rows.len();
-        if self.selected >= n {
-            self.selected = n.saturating_sub(1);
-        }
-        let page = self.page.max(1);
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if self.selected >= self.offset + page {
-            self.offset = self.selected + 1 - page;
-        }
-        self.offset = self.offset.min(n.saturating_sub(page));
     }
 
     /// Records where the last frame put things (the loop calls it after each draw).
@@ -646,14 +530,6 @@ impl App {
             self.selected = i;
         }
     }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum SelKey {
-    Conn(SocketAddr, SocketAddr),
-    Group(TcpState),
-    Process(Option<u32>),
-    Remote(SocketAddr),
 }
 
 fn group_count(rows: &[Row], s: TcpState) -> u32 {

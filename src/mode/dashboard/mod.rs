@@ -2,6 +2,8 @@
 //! loop, finished lab operations, a render tick and [`Shutdown`]. The terminal itself (raw
 //! mode, the alternate screen, restoring it) and every widget are `tui`'s.
 
+mod lab;
+
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,16 +13,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use tokio::sync::mpsc;
 
+use lab::LabSession;
+
 use super::Overrides;
 use crate::collector::Collector;
 use crate::config::Config;
-use crate::lab::{CloseOptions, Lab, Pending, ScenarioReport, Trace};
 use crate::live::{self, Control, Message};
 use crate::model::Filter;
 use crate::shutdown::Shutdown;
 use crate::tui::app::{App, Effect};
 use crate::tui::keys::Keymap;
-use crate::tui::lab_panel::LabRequest;
 use crate::tui::theme::Theme;
 use crate::tui::{TerminalGuard, handle_event, install_panic_hook, spawn_event_reader};
 
@@ -54,6 +56,7 @@ pub fn run(
 async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
     let filter = cfg.default_filter.clone();
     let mut app = App::new(Keymap::new(&cfg.keys), cfg.interval, cfg.history, filter);
+    app.set_growth_window(cfg.rules.growth_window);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
 
     let (poll_tx, mut poll_rx) = mpsc::channel(4);
@@ -73,10 +76,9 @@ async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
     let reader =
         spawn_event_reader(ev_tx, stop.clone()).context("cannot start the input thread")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    // Started the first time the lab panel opens; dropped (every socket closed, every
+    // The lab starts the first time its panel opens; dropped (every socket closed, every
     // thread joined) when the dashboard ends.
-    let mut lab: Option<Lab> = None;
-    let mut pending: Vec<PendingOp> = Vec::new();
+    let mut labs = LabSession::default();
     let mut lab_tick = tokio::time::interval(Duration::from_millis(100));
     // For the end-to-end test that a panic restores the terminal; not in a release build.
     #[cfg(feature = "test-support")]
@@ -97,10 +99,9 @@ async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
                     match handle_event(&mut app, ev) {
                         Effect::Quit => return Ok(()),
                         Effect::SetInterval(d) => poller.send(Control::SetInterval(d)),
-                        Effect::OpenLab => open_lab(&mut app, &mut lab),
+                        Effect::OpenLab => labs.open(&mut app),
                         Effect::Lab(req) => {
-                            if let Some(l) = &lab {
-                                run_lab_request(&mut app, l, req, &mut pending);
+                            if labs.request(&mut app, req) {
                                 // Show the new sockets without waiting for the next poll.
                                 poller.send(Control::PollNow);
                             }
@@ -111,14 +112,13 @@ async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
                 msg = poll_rx.recv() => match msg {
                     Some(Message::Update(u)) => {
                         app.on_update(u);
-                        refresh_lab(&mut app, lab.as_ref());
+                        labs.refresh(&mut app);
                     }
                     Some(Message::PollFailed(e)) => app.on_poll_failed(e),
                     None => anyhow::bail!("the poll thread stopped"),
                 },
-                _ = lab_tick.tick(), if !pending.is_empty() => {
-                    if collect_lab_results(&mut app, &mut pending) {
-                        refresh_lab(&mut app, lab.as_ref());
+                _ = lab_tick.tick(), if labs.busy() => {
+                    if labs.collect(&mut app) {
                         poller.send(Control::PollNow);
                     }
                 }
@@ -132,8 +132,7 @@ async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     drop(guard);
     // Close every lab socket and stop its threads before leaving.
-    drop(pending);
-    drop(lab);
+    drop(labs);
     drop(ev_rx);
     // The input thread is not joined: on a terminal that hung up, crossterm can keep
     // re-reading an EOF inside one call and never come back to see `stop`. It holds
@@ -142,130 +141,4 @@ async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
     drop(poll_rx);
     drop(poller);
     outcome
-}
-
-/// A lab operation still running on a lab worker.
-enum PendingOp {
-    Trace(Pending<Trace>, String),
-    Scenario(Pending<ScenarioReport>, String),
-}
-
-fn open_lab(app: &mut App, lab: &mut Option<Lab>) {
-    if lab.is_none() {
-        match Lab::new() {
-            Ok(l) => *lab = Some(l),
-            Err(e) => {
-                if let Some(p) = app.lab.as_mut() {
-                    p.status = Some(format!("cannot start the lab: {e}"));
-                }
-                return;
-            }
-        }
-    }
-    refresh_lab(app, lab.as_ref());
-}
-
-/// Copies the lab's connections and listeners into the panel.
-fn refresh_lab(app: &mut App, lab: Option<&Lab>) {
-    if let (Some(p), Some(l)) = (app.lab.as_mut(), lab) {
-        p.set_conns(l.connections());
-        p.listeners = l.listeners();
-    }
-}
-
-fn run_lab_request(app: &mut App, lab: &Lab, req: LabRequest, pending: &mut Vec<PendingOp>) {
-    let status = match req {
-        LabRequest::Open {
-            behaviour,
-            count,
-            family,
-        } => match lab.open(behaviour, count, family) {
-            Ok(ids) => {
-                refresh_lab(app, Some(lab));
-                if let (Some(p), Some(last)) = (app.lab.as_mut(), ids.last()) {
-                    if let Some(i) = p.conns.iter().position(|c| c.id == *last) {
-                        p.selected = i;
-                    }
-                }
-                format!(
-                    "opened {} {behaviour} connections over {}",
-                    ids.len(),
-                    family.name()
-                )
-            }
-            Err(e) => format!("open refused: {e}"),
-        },
-        LabRequest::Close { id, end, action } => {
-            match lab.close(id, end, action, CloseOptions::default()) {
-                Ok(p) => {
-                    let label = format!("{action} on {id} {}", end.name());
-                    pending.push(PendingOp::Trace(p, label.clone()));
-                    format!("{label}: running, watching both ends")
-                }
-                Err(e) => format!("close refused: {e}"),
-            }
-        }
-        LabRequest::Scenario {
-            scenario,
-            count,
-            family,
-        } => match lab.scenario(scenario, count, family) {
-            Ok(p) => {
-                let label = format!("{scenario} with {count} connections");
-                pending.push(PendingOp::Scenario(p, label.clone()));
-                format!("{label}: running")
-            }
-            Err(e) => format!("scenario refused: {e}"),
-        },
-        LabRequest::Discard(id) => match lab.discard(id) {
-            Ok(()) => format!("{id} discarded: both ends closed"),
-            Err(e) => format!("discard refused: {e}"),
-        },
-    };
-    refresh_lab(app, Some(lab));
-    if let Some(p) = app.lab.as_mut() {
-        p.status = Some(status);
-        p.busy = pending.len();
-    }
-}
-
-/// Takes in the results of finished lab operations; true when any finished.
-fn collect_lab_results(app: &mut App, pending: &mut Vec<PendingOp>) -> bool {
-    let mut done = false;
-    let mut i = 0;
-    while i < pending.len() {
-        let (status, trace) = match &pending[i] {
-            PendingOp::Trace(p, label) => match p.try_take() {
-                None => {
-                    i += 1;
-                    continue;
-                }
-                Some(Ok(t)) => (format!("{label}: done"), Some(t)),
-                Some(Err(e)) => (format!("{label}: {e}"), None),
-            },
-            PendingOp::Scenario(p, label) => match p.try_take() {
-                None => {
-                    i += 1;
-                    continue;
-                }
-                Some(Ok(r)) => (
-                    format!("{label}: done. {}", crate::report::lab::scenario_next(&r)),
-                    None,
-                ),
-                Some(Err(e)) => (format!("{label}: {e}"), None),
-            },
-        };
-        pending.remove(i);
-        done = true;
-        if let Some(p) = app.lab.as_mut() {
-            p.status = Some(status);
-            if let Some(t) = trace {
-                p.trace = Some(t);
-            }
-        }
-    }
-    if let Some(p) = app.lab.as_mut() {
-        p.busy = pending.len();
-    }
-    done
 }
