@@ -375,6 +375,82 @@ pub fn is_lab_command(args: &[OsString]) -> bool {
     )
 }
 
+/// clap's error turned into the one line lingertop prints: every line of its detail kept
+/// (the missing arguments named, the possible values, "a similar argument exists"), the
+/// usage dropped, and a pointer to the help of the subcommand the error is in. `args` is
+/// the command line (program name first), to find that subcommand when clap's text has
+/// no usage line, and to say which subcommand an option given at the top level belongs to.
+pub fn one_line_error(e: &clap::Error, args: &[OsString]) -> String {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+    let rendered = e.to_string();
+    let top = Cli::command();
+    let subcommand = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| top.get_subcommands().any(|c| c.get_name() == *a));
+    let mut help = match subcommand {
+        Some(sub) => format!("lingertop {sub} --help"),
+        None => "lingertop --help".to_string(),
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if let Some(usage) = line.strip_prefix("Usage:") {
+            // `Usage: lingertop lab --mode <MODE> ...`: the words before the first option
+            // or placeholder are the command path.
+            let path: Vec<&str> = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['-', '[', '<']))
+                .collect();
+            if !path.is_empty() {
+                help = format!("{} --help", path.join(" "));
+            }
+            continue;
+        }
+        if line.is_empty() || line.starts_with("For more information") {
+            continue;
+        }
+        let line = line.trim_start_matches("error: ");
+        let line = line.trim_start_matches("tip: ");
+        parts.push(line.to_string());
+    }
+    // `lingertop --mode abort`: the option exists, under a subcommand.
+    if e.kind() == ErrorKind::UnknownArgument
+        && subcommand.is_none()
+        && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+    {
+        let long = arg
+            .split('=')
+            .next()
+            .unwrap_or(arg)
+            .trim_start_matches("--");
+        let owners: Vec<&str> = top
+            .get_subcommands()
+            .filter(|c| c.get_arguments().any(|a| a.get_long() == Some(long)))
+            .map(|c| c.get_name())
+            .collect();
+        if !owners.is_empty() {
+            parts.push(format!(
+                "--{long} is an option of: lingertop {}",
+                owners.join(", lingertop ")
+            ));
+        }
+    }
+    let mut out = String::new();
+    for p in parts {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(&p);
+    }
+    if out.is_empty() {
+        out.push_str("bad arguments");
+    }
+    format!("{out} (see {help})")
+}
+
 /// The shortest poll interval, the same as the config's collector.interval allows: below
 /// it a busy table's poll costs more than the time between polls.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -409,6 +485,29 @@ mod tests {
 
     fn args(s: &str) -> Vec<OsString> {
         s.split_whitespace().map(OsString::from).collect()
+    }
+
+    fn error_of(s: &str) -> String {
+        let e = Cli::try_parse_from(args(s)).expect_err("a parse error");
+        one_line_error(&e, &args(s))
+    }
+
+    #[test]
+    fn parse_errors_keep_claps_detail_on_one_line() {
+        let e = error_of("lingertop lab");
+        assert!(e.contains("--mode") || e.contains("--scenario"), "{e}");
+        assert!(e.ends_with("(see lingertop lab --help)"), "{e}");
+        let e = error_of("lingertop lab --mode bogus");
+        assert!(e.contains("possible values") && e.contains("abort"), "{e}");
+        assert!(e.ends_with("(see lingertop lab --help)"), "{e}");
+        let e = error_of("lingertop --mode abort");
+        assert!(e.contains("option of: lingertop lab"), "{e}");
+        let e = error_of("lingertop snapshot --stat x");
+        assert!(e.contains("'--state'"), "did you mean: {e}");
+        assert!(e.ends_with("(see lingertop snapshot --help)"), "{e}");
+        let e = error_of("lingertop snapshott");
+        assert!(e.contains("'snapshot'"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
     }
 
     #[test]

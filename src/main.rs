@@ -9,7 +9,8 @@ use clap::error::ErrorKind;
 use lingertop::{EXIT_ERROR, cli::Cli};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => match e.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
@@ -17,12 +18,11 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             _ => {
-                // clap's first line carries the error; the usage lines after it are noise here.
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or("bad arguments");
-                let first = first.trim_start_matches("error: ");
-                // It may quote an argument: say shows whatever the user pasted escaped.
-                lingertop::stderr::line(format_args!("lingertop: {first} (see lingertop --help)"));
+                // One line that keeps clap's detail; say shows whatever the user pasted escaped.
+                lingertop::stderr::line(format_args!(
+                    "lingertop: {}",
+                    lingertop::cli::one_line_error(&e, &args)
+                ));
                 return ExitCode::from(EXIT_ERROR);
             }
         },

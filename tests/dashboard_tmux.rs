@@ -139,6 +139,21 @@ impl Tmux {
         ));
         self.keys(&["Enter"]);
     }
+
+    /// Starts the dashboard with a config file holding `toml`, then `; echo :ex$?` so the
+    /// test can read the exit status once it is back at the shell.
+    fn start_dashboard_with_config(&self, name: &str, toml: &str) -> std::path::PathBuf {
+        let bin = env!("CARGO_BIN_EXE_lingertop");
+        let file =
+            std::env::temp_dir().join(format!("lingertop-tmux-{name}-{}.toml", std::process::id()));
+        std::fs::write(&file, toml).unwrap();
+        self.literal(&format!(
+            "{bin} --config {} --interval 500ms; echo :e''x$?",
+            file.display()
+        ));
+        self.keys(&["Enter"]);
+        file
+    }
 }
 
 impl Drop for Tmux {
@@ -210,6 +225,85 @@ fn dashboard_filters_helps_switches_views_and_quits_cleanly() {
     t.wait_for("By remote endpoint", Duration::from_secs(5));
 
     t.keys(&["q"]);
+    t.assert_normal_shell();
+}
+
+/// Issue 15 item 2: `quit = "s"` takes `s` from `sort`; the config is refused, naming the
+/// key and both actions, before any terminal is taken.
+#[test]
+fn a_key_bound_to_two_actions_is_a_config_error_naming_both() {
+    let t = Tmux::start("conflict");
+    let file = t.start_dashboard_with_config("conflict", "[keys]\nquit = \"s\"\n");
+    let s = t.wait_for(":ex", Duration::from_secs(10));
+    let _ = std::fs::remove_file(file);
+    assert!(s.contains(":ex1"), "exit status 1 for a config error:\n{s}");
+    // The message is one line; the pane wraps it at 120 columns.
+    let joined = s.replace('\n', "");
+    let error = joined
+        .split_once("config error")
+        .and_then(|(_, rest)| rest.split(":ex").next())
+        .unwrap_or_else(|| panic!("no config error on screen:\n{s}"));
+    for needle in ["keys.quit", "\"s\"", "sort", "quit"] {
+        assert!(error.contains(needle), "{needle:?} missing in {error}");
+    }
+    assert!(!t.alternate_screen_on());
+}
+
+/// Issue 15 item 2: with quit bound elsewhere, ctrl-c still quits.
+#[test]
+fn ctrl_c_quits_whatever_the_bindings() {
+    let t = Tmux::start("ctrlc");
+    let file = t.start_dashboard_with_config("ctrlc", "[keys]\nquit = \"x\"\n");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    t.keys(&["C-c"]);
+    let s = t.wait_for(":ex", Duration::from_secs(10));
+    let _ = std::fs::remove_file(file);
+    assert!(s.contains(":ex0"), "ctrl-c quits with status 0:\n{s}");
+    t.assert_normal_shell();
+}
+
+/// Issue 15 item 6: after the window grows and `q`, the shell shows nothing of the
+/// dashboard (tmux used to bring back the alternate screen's top lines above the prompt).
+#[test]
+fn quitting_after_the_window_grew_leaves_no_fragment_of_the_dashboard() {
+    let (_l, _s, _server) = close_wait_socket();
+    let t = Tmux::start("grow");
+    t.keys(&["clear", "Enter"]);
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    assert!(
+        t.cmd(&["resize-window", "-t", "t", "-x", "160", "-y", "50"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A frame at the new size: its footer row is row 50.
+    t.wait_until("a frame at 160x50", Duration::from_secs(10), |t| {
+        let s = t.screen();
+        s.lines().count() >= 50 && s.lines().nth(49).is_some_and(|l| !l.trim().is_empty())
+    });
+    // Opening and closing the filter prompt redraws the bottom row, so the last frame
+    // leaves the cursor there, as any frame that changes the footer does.
+    t.keys(&["/"]);
+    t.wait_for("filter:", Duration::from_secs(5));
+    t.keys(&["Escape"]);
+    t.wait_until("filter prompt closed", Duration::from_secs(5), |t| {
+        !t.screen().contains("filter:")
+    });
+    t.keys(&["q"]);
+    t.wait_until("left the alternate screen", Duration::from_secs(5), |t| {
+        !t.alternate_screen_on()
+    });
+    // Let tmux settle the restored screen before reading it.
+    t.wait_for("shell> ", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let s = t.screen();
+    for fragment in ["LIVE", "All connections", "CLOSE_WAIT", "│", "help"] {
+        assert!(
+            !s.contains(fragment),
+            "the shell shows {fragment:?} of the dashboard:\n{s}"
+        );
+    }
     t.assert_normal_shell();
 }
 

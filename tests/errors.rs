@@ -137,3 +137,26 @@ fn an_unwritable_stderr_leaves_the_exit_status_alone() {
         assert_eq!(status.code(), Some(0), "{args:?}");
     }
 }
+
+/// Issue 15 item 7: clap's detail survives the one line: the missing arguments named, the
+/// possible values, "did you mean", and a pointer to the subcommand's own help.
+#[test]
+fn parse_errors_keep_their_detail_and_point_to_the_subcommands_help() {
+    let e = one_line_error(&["lab"]);
+    assert!(
+        e.contains("--mode") && e.contains("--all") && e.contains("--scenario"),
+        "names the missing arguments: {e}"
+    );
+    assert!(e.contains("lingertop lab --help"), "{e}");
+    let e = one_line_error(&["lab", "--mode", "bogus"]);
+    assert!(
+        e.contains("possible values") && e.contains("half-close"),
+        "lists the values: {e}"
+    );
+    assert!(e.contains("lingertop lab --help"), "{e}");
+    let e = one_line_error(&["snapshot", "--stat", "close-wait"]);
+    assert!(e.contains("'--state'"), "did you mean: {e}");
+    assert!(e.contains("lingertop snapshot --help"), "{e}");
+    let e = one_line_error(&["--mode", "abort"]);
+    assert!(e.contains("option of: lingertop lab"), "{e}");
+}

@@ -40,6 +40,7 @@ pub struct KeysFile {
     pub detail: Option<KeyList>,
     pub toggle_group: Option<KeyList>,
     pub lab: Option<KeyList>,
+    pub alerts: Option<KeyList>,
 }
 
 impl KeysFile {
@@ -66,6 +67,7 @@ impl KeysFile {
             ("detail", self.detail),
             ("toggle-group", self.toggle_group),
             ("lab", self.lab),
+            ("alerts", self.alerts),
         ]
         .into_iter()
         .filter_map(|(n, k)| k.map(|k| (n, k)))

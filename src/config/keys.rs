@@ -27,6 +27,7 @@ pub const BINDABLE: &[(&str, &[&str])] = &[
     ("detail", &["d"]),
     ("toggle-group", &["enter"]),
     ("lab", &["L"]),
+    ("alerts", &["a"]),
 ];
 
 /// The default keys of the action named `name` (empty for a name not in [`BINDABLE`]).
@@ -44,6 +45,89 @@ pub fn default_keys() -> Vec<(String, Vec<Key>)> {
         .iter()
         .map(|(name, _)| (name.to_string(), default_keys_of(name)))
         .collect()
+}
+
+/// The key that always quits, whatever `[keys]` says: a dashboard must never be left
+/// without a way out (a rebound `quit` keeps it too).
+pub const ALWAYS_QUIT: &str = "ctrl-c";
+
+/// Keys the dashboard keeps for itself: `1`..`9` and `0` toggle the quick filter on a
+/// state of the strip.
+pub fn reserved_of(key: &Key) -> Option<&'static str> {
+    match key.name {
+        KeyName::Char(c) if c.is_ascii_digit() && !key.ctrl && !key.alt => {
+            Some("the quick state filter (keys 0-9)")
+        }
+        _ => None,
+    }
+}
+
+/// The keys of `bindings` as the dashboard will use them: `quit` always has
+/// [`ALWAYS_QUIT`] as well as what the config gave it.
+pub fn with_fixed_keys(mut bindings: Vec<(String, Vec<Key>)>) -> Vec<(String, Vec<Key>)> {
+    if let (Some(slot), Ok(ctrl_c)) = (
+        bindings.iter_mut().find(|(n, _)| n == "quit"),
+        ALWAYS_QUIT.parse::<Key>(),
+    ) && !slot.1.contains(&ctrl_c)
+    {
+        slot.1.push(ctrl_c);
+    }
+    bindings
+}
+
+/// A key bound to two things: the message names the key and both actions, so a config
+/// such as `quit = "s"` (which would take `s` from `sort`) is refused instead of leaving
+/// the dashboard without a working quit.
+/// The error carries the actions involved (the later one first) so the caller can point
+/// at the one the file set.
+pub fn check_conflicts(bindings: &[(String, Vec<Key>)]) -> Result<(), (Vec<String>, String)> {
+    let mut seen: Vec<(Key, &str)> = Vec::new();
+    for (name, keys) in bindings {
+        for (i, key) in keys.iter().enumerate() {
+            let shown = describe(key);
+            if keys[..i].contains(key) {
+                return Err((
+                    vec![name.clone()],
+                    format!("\"{shown}\" is listed twice for {name}"),
+                ));
+            }
+            if let Some(what) = reserved_of(key) {
+                return Err((
+                    vec![name.clone()],
+                    format!("\"{shown}\" is kept for {what}; bind {name} to another key"),
+                ));
+            }
+            if let Some((_, other)) = seen.iter().find(|(k, _)| k == key) {
+                return Err((
+                    vec![name.clone(), other.to_string()],
+                    format!(
+                        "\"{shown}\" is bound to both {other} and {name}; give one of them another key \
+                         (a [keys] entry replaces that action's default keys)"
+                    ),
+                ));
+            }
+            seen.push((*key, name));
+        }
+    }
+    Ok(())
+}
+
+/// A key as the config writes it, for messages (`ctrl-c`, `s`, `pagedown`).
+fn describe(key: &Key) -> String {
+    let mut out = String::new();
+    if key.ctrl {
+        out.push_str("ctrl-");
+    }
+    if key.alt {
+        out.push_str("alt-");
+    }
+    match key.name {
+        KeyName::Char(' ') => out.push_str("space"),
+        KeyName::Char(c) => out.push(c),
+        KeyName::F(n) => out.push_str(&format!("f{n}")),
+        other => out.push_str(&format!("{other:?}").to_ascii_lowercase()),
+    }
+    out
 }
 
 /// A key without its modifiers.
@@ -175,5 +259,51 @@ mod tests {
             assert_eq!(default_keys_of(name).len(), keys.len(), "{name}");
         }
         assert!(default_keys_of("explode").is_empty());
+    }
+
+    fn bind(pairs: &[(&str, &[&str])]) -> Vec<(String, Vec<Key>)> {
+        pairs
+            .iter()
+            .map(|(n, ks)| {
+                (
+                    n.to_string(),
+                    ks.iter().map(|k| k.parse().unwrap()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_defaults_conflict_with_nothing() {
+        assert_eq!(check_conflicts(&with_fixed_keys(default_keys())), Ok(()));
+    }
+
+    #[test]
+    fn a_key_bound_twice_names_both_actions() {
+        let (key, msg) = check_conflicts(&bind(&[("quit", &["s"]), ("sort", &["s"])])).unwrap_err();
+        assert_eq!(key, ["sort", "quit"]);
+        assert!(
+            msg.contains("\"s\"") && msg.contains("quit") && msg.contains("sort"),
+            "{msg}"
+        );
+        let (_, msg) = check_conflicts(&bind(&[("up", &["k", "k"])])).unwrap_err();
+        assert!(msg.contains("twice"), "{msg}");
+        let (_, msg) = check_conflicts(&bind(&[("lab", &["5"])])).unwrap_err();
+        assert!(msg.contains("quick state filter"), "{msg}");
+    }
+
+    #[test]
+    fn ctrl_c_stays_with_quit_and_cannot_go_elsewhere() {
+        let fixed = with_fixed_keys(bind(&[("quit", &["x"]), ("help", &["?"])]));
+        assert_eq!(fixed[0].1.len(), 2, "{fixed:?}");
+        let (_, msg) = check_conflicts(&with_fixed_keys(bind(&[
+            ("quit", &["x"]),
+            ("help", &["ctrl-c"]),
+        ])))
+        .unwrap_err();
+        assert!(
+            msg.contains("ctrl-c") && msg.contains("quit") && msg.contains("help"),
+            "{msg}"
+        );
     }
 }

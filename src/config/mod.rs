@@ -230,11 +230,24 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
         closing: linger(alerts.closing, &r.closing, "alerts.closing")?,
     };
     let mut keys = d.keys.clone();
+    let mut set_by_file = Vec::new();
     for (name, list) in file.keys.map(|k| k.into_overrides()).unwrap_or_default() {
         if let Some(slot) = keys.iter_mut().find(|(n, _)| n == name) {
             slot.1 = list.0;
+            set_by_file.push(name.to_string());
         }
     }
+    // Checked with ctrl-c on quit, as the dashboard's keymap always adds it.
+    keys::check_conflicts(&keys::with_fixed_keys(keys.clone())).map_err(|(names, msg)| {
+        // Point at the entry the file wrote: the other action may have kept its default.
+        let name = names
+            .iter()
+            .find(|n| set_by_file.contains(n))
+            .or(names.first())
+            .cloned()
+            .unwrap_or_default();
+        (format!("keys.{name}"), msg)
+    })?;
     let mut theme = d.theme.clone();
     if let Some(t) = file.theme {
         for (role, c) in [
@@ -453,6 +466,10 @@ mod tests {
                 &["line 2", "keys.quit", "not a key"][..],
             ),
             ("[keys]\nexplode = \"x\"\n", &["line 2", "explode", "quit"]),
+            (
+                "[keys]\nquit = \"s\"\n",
+                &["line 2", "keys.quit", "\"s\"", "sort", "quit"],
+            ),
             (
                 "[theme]\n\naccent = \"plaid\"\n",
                 &["line 3", "theme.accent", "not a colour"],

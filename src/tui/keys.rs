@@ -9,7 +9,7 @@ use std::str::FromStr;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 pub use crate::config::keys::BadKey;
-use crate::config::keys::{BINDABLE, Key, KeyName, default_keys_of};
+use crate::config::keys::{ALWAYS_QUIT, BINDABLE, Key, KeyName, default_keys_of};
 
 /// Everything a key can ask the dashboard to do.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -35,6 +35,8 @@ pub enum Action {
     ToggleGroup,
     /// Open or hide the close lab panel.
     Lab,
+    /// Scroll the alerts box to the next alerts (back to the first after the last).
+    Alerts,
     /// Toggle the quick filter on the n-th state of the strip (0-based).
     QuickState(usize),
 }
@@ -63,6 +65,7 @@ impl Action {
             "detail" => Action::Detail,
             "toggle-group" => Action::ToggleGroup,
             "lab" => Action::Lab,
+            "alerts" => Action::Alerts,
             _ => return None,
         })
     }
@@ -197,6 +200,11 @@ impl Keymap {
                 map.insert(*k, *action);
             }
         }
+        // Last, so no binding can take it: the config refuses one that tries
+        // (`config::keys::check_conflicts`), and this holds for any other caller too.
+        if let Ok(ctrl_c) = ALWAYS_QUIT.parse::<KeyBinding>() {
+            map.insert(ctrl_c, Action::Quit);
+        }
         Keymap { map, listed }
     }
 
@@ -283,6 +291,18 @@ mod tests {
     }
 
     #[test]
+    fn ctrl_c_quits_whatever_the_bindings() {
+        let k = Keymap::new(&[
+            ("quit".into(), vec!["x".parse().unwrap()]),
+            ("help".into(), vec!["ctrl-c".parse().unwrap()]),
+        ]);
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+    }
+
+    #[test]
     fn every_bindable_name_is_an_action_and_every_action_but_quick_states_has_a_name() {
         let named: Vec<Action> = BINDABLE
             .iter()
@@ -294,7 +314,7 @@ mod tests {
             assert_eq!(named.iter().filter(|b| *b == a).count(), 1, "{a:?} twice");
         }
         // `Action` has one variant per name plus QuickState.
-        assert_eq!(named.len(), 20);
+        assert_eq!(named.len(), 21);
         assert_eq!(Action::named("explode"), None);
     }
 

@@ -137,14 +137,16 @@ impl LabPanel {
                 count: self.count(),
                 family: self.family,
             }),
+            // The count shown is the count run (`c` cycles it), small ones too: a
+            // scenario of 1 is a fine way to watch one close.
             KeyCode::Char('T') => Some(LabRequest::Scenario {
                 scenario: Scenario::TimeWaitStorm,
-                count: self.count().max(20),
+                count: self.count(),
                 family: self.family,
             }),
             KeyCode::Char('W') => Some(LabRequest::Scenario {
                 scenario: Scenario::CloseWaitLeak,
-                count: self.count().max(20),
+                count: self.count(),
                 family: self.family,
             }),
             KeyCode::Char('x') => match self.selected_conn() {

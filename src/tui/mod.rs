@@ -38,9 +38,26 @@ use app::{App, Effect, HitAreas};
 use keys::Action;
 use theme::Theme;
 
+/// Whether the dashboard holds the alternate screen (so restoring must clear it once).
+static ON_ALTERNATE_SCREEN: AtomicBool = AtomicBool::new(false);
+
 /// Puts the terminal back as it was. Safe to call more than once.
+///
+/// The alternate screen is cleared, with the cursor at its top, before it is left: tmux,
+/// when the window was resized while the dashboard ran, fits the alternate screen back to
+/// the size the shell's screen was saved at before restoring it, and the lines above the
+/// cursor (ratatui leaves it on the last row) went into the shell's history, to reappear
+/// above the prompt as a "frame drawn after restore". Empty, nothing shows. Only once: a
+/// second call (the panic hook, then the guard's drop) must not clear the shell's screen.
 fn restore_terminal() {
     let _ = disable_raw_mode();
+    if ON_ALTERNATE_SCREEN.swap(false, Ordering::SeqCst) {
+        let _ = execute!(
+            io::stdout(),
+            crossterm::cursor::MoveTo(0, 0),
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+        );
+    }
     let _ = execute!(
         io::stdout(),
         DisableMouseCapture,
@@ -61,6 +78,7 @@ impl TerminalGuard {
         // From here on, any failure must restore what was changed.
         let guard = (|| -> Result<Terminal<CrosstermBackend<Stdout>>> {
             execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+            ON_ALTERNATE_SCREEN.store(true, Ordering::SeqCst);
             let mut t = Terminal::new(CrosstermBackend::new(io::stdout()))?;
             t.clear()?;
             Ok(t)

@@ -69,6 +69,228 @@ fn the_header_says_when_established_was_last_read() {
     assert!(!draw(&mut app, 120, 40).contains("as of"));
 }
 
+/// The fixture with 5-digit counts and 4- and 5-digit deltas in the strip, as on a busy
+/// host (issue 15 item 1): ESTABLISHED 48211 +14925, TIME_WAIT 19371 -2090, CLOSE_WAIT
+/// 33664 -1299, LISTEN 12 -2...
+fn app_with_big_counts() -> App {
+    let mut app = app_with_fixture(false);
+    let now: [(TcpState, u32, u32); 10] = [
+        (TcpState::Established, 48211, 33286),
+        (TcpState::SynSent, 111, 97),
+        (TcpState::SynRecv, 146, 56),
+        (TcpState::FinWait1, 2048, 2048),
+        (TcpState::FinWait2, 10457, 99),
+        (TcpState::TimeWait, 19371, 21461),
+        (TcpState::CloseWait, 33664, 34963),
+        (TcpState::LastAck, 12, 14),
+        (TcpState::Closing, 0, 0),
+        (TcpState::Listen, 99999, 85074),
+    ];
+    let mut u = (**app.latest.as_ref().unwrap()).clone();
+    let mut prev = crate::model::StateCounts::default();
+    for (state, n, before) in now {
+        u.sample.counts.0[state.index()] = n;
+        prev.0[state.index()] = before;
+    }
+    app.latest = Some(std::sync::Arc::new(u));
+    app.prev_counts = Some(prev);
+    app
+}
+
+/// Issue 15 item 9: by-state group headers say how many in full (`1 connection`,
+/// `14250 connections`), never clipped, however wide the addresses are.
+#[test]
+fn group_headers_are_never_clipped_and_say_1_connection() {
+    let mut app = app_with_fixture(false);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.view, View::ByState);
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("▼ LAST_ACK    1 connection "), "{screen}");
+    assert!(!screen.contains("1 connections"), "{screen}");
+
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        Filter::default(),
+    );
+    app.on_update(super::fixture::big_poll(15000));
+    key(&mut app, KeyCode::Tab);
+    // Fold ESTABLISHED (the first group, selected) so TIME_WAIT's header is on screen.
+    key(&mut app, KeyCode::Enter);
+    let tw = app
+        .latest
+        .as_ref()
+        .unwrap()
+        .sample
+        .counts
+        .get(TcpState::TimeWait);
+    for (w, h) in [(120u16, 40u16), (80, 24)] {
+        let screen = draw(&mut app, w, h);
+        let header = screen
+            .lines()
+            .find(|l| l.contains("▼ TIME_WAIT"))
+            .unwrap_or_else(|| panic!("no TIME_WAIT group:\n{screen}"));
+        let words: Vec<&str> = header.trim_matches('"').split_whitespace().collect();
+        assert_eq!(words[2], tw.to_string(), "{header}");
+        assert!(
+            words
+                .get(3)
+                .is_none_or(|w| ["connections", "conns"].contains(w)),
+            "clipped: {header}"
+        );
+    }
+}
+
+/// Issue 15 item 4: the sort arrow is on the column the rows are ordered by, points the
+/// way they go, and is never cut off, for every column of every view.
+#[test]
+fn the_sort_arrow_is_right_and_always_visible() {
+    let mut app = app_with_fixture(false);
+    for view in View::ALL {
+        assert_eq!(app.view, view);
+        for i in 0..view.columns().len() * 2 {
+            let screen = draw(&mut app, 120, 40);
+            let header = screen
+                .lines()
+                .find(|l| l.contains(view.columns()[0]) && (l.contains('▲') || l.contains('▼')))
+                .unwrap_or_else(|| panic!("{view:?} step {i}: no arrow in the header:\n{screen}"));
+            let v = View::ALL.iter().position(|v| *v == view).unwrap();
+            let (col, desc) = super::ui::sort_mark_of(view, app.sort[v], app.sort_desc[v]);
+            let name = view.columns()[col];
+            let arrow = if desc { '▼' } else { '▲' };
+            assert!(
+                header.contains(&format!("{name} {arrow}")),
+                "{view:?} sorted on {name}: {header}"
+            );
+            key(&mut app, KeyCode::Char(if i % 2 == 0 { 'S' } else { 's' }));
+        }
+        key(&mut app, KeyCode::Tab);
+    }
+    // The process view's default order is worst CLOSE_WAIT first: the arrow says so.
+    let mut app = app_with_fixture(false);
+    for _ in 0..2 {
+        key(&mut app, KeyCode::Tab);
+    }
+    assert_eq!(app.view, View::ByProcess);
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        screen.contains("CLOSE_W ▼") && !screen.contains("PROCESS ▲"),
+        "{screen}"
+    );
+}
+
+/// Issue 15 item 10: `a` pages the alerts box through every alert, worst first, and back.
+#[test]
+fn the_alerts_box_reaches_every_alert() {
+    let mut app = app_with_fixture(false);
+    let messages: Vec<String> = app
+        .latest
+        .as_ref()
+        .unwrap()
+        .alerts
+        .iter()
+        .map(|a| a.message.clone())
+        .collect();
+    assert_eq!(messages.len(), 4);
+    let mut seen = std::collections::BTreeSet::new();
+    let screen = draw(&mut app, 80, 24);
+    assert!(
+        screen.contains("1-2 of 4, worst first; a: next 2"),
+        "{screen}"
+    );
+    for _ in 0..2 {
+        let screen = draw(&mut app, 80, 24);
+        for (i, m) in messages.iter().enumerate() {
+            // The 80-column screen cuts long messages: their start is enough.
+            let start: String = m.chars().take(40).collect();
+            if screen.contains(&start) {
+                seen.insert(i);
+            }
+        }
+        key(&mut app, KeyCode::Char('a'));
+    }
+    assert_eq!(seen.len(), 4, "every alert shown once paged: {seen:?}");
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("1-2 of 4"), "back to the first: {screen}");
+}
+
+/// Issue 15 item 1: the main view at the three sizes with a busy host's strip.
+#[test]
+fn the_main_view_with_five_digit_counts_at_three_sizes() {
+    for (w, h) in [(120u16, 40u16), (80, 24), (60, 12)] {
+        let mut app = app_with_big_counts();
+        let screen = draw(&mut app, w, h);
+        assert_strip_reads(&app, &screen, w);
+        insta::assert_snapshot!(format!("busy_All_{w}x{h}"), screen);
+    }
+}
+
+/// The strip (rows 2 to 4 of the screen) shows every state's key, and under it the
+/// state's count first and its change, as separate words.
+fn assert_strip_reads(app: &App, screen: &str, w: u16) {
+    let rows: Vec<Vec<char>> = screen
+        .lines()
+        .skip(1)
+        .take(3)
+        .map(|l| l.trim_matches('"').chars().collect())
+        .collect();
+    let text = |r: usize, from: usize, to: usize| -> String {
+        rows[r][from.min(rows[r].len())..to.min(rows[r].len())]
+            .iter()
+            .collect()
+    };
+    let counts = app.latest.as_ref().unwrap().sample.counts;
+    let prev = app.prev_counts.unwrap();
+    // Where each cell starts: its key, `[k]` or `k`, in the label row.
+    let mut starts = Vec::new();
+    let mut from = 0;
+    for i in 0..10 {
+        let key = if i == 9 {
+            '0'
+        } else {
+            char::from(b'1' + i as u8)
+        };
+        let at = (from..rows[0].len())
+            .find(|&x| {
+                (rows[0][x] == key || (rows[0][x] == '[' && rows[0].get(x + 1) == Some(&key)))
+                    && (x == 0 || rows[0][x - 1] == ' ')
+            })
+            .unwrap_or_else(|| panic!("{w} cols: key {key} missing in the strip:\n{screen}"));
+        starts.push(at);
+        from = at + 1;
+    }
+    starts.push(usize::from(w) + 1);
+    for (i, &state) in super::app::STRIP.iter().enumerate() {
+        let (a, b) = (starts[i], starts[i + 1] - 1);
+        let words = format!("{} {}", text(1, a, b), text(2, a, b));
+        let words: Vec<&str> = words.split_whitespace().collect();
+        let n = i64::from(counts.get(state));
+        let d = n - i64::from(prev.get(state));
+        let count_ok = words.first().is_some_and(|w| {
+            *w == n.to_string() || (w.ends_with(['k', 'M']) && !w.starts_with(['+', '-']))
+        });
+        assert!(
+            count_ok,
+            "{w} cols: {state:?}'s count {n} is not the first word under its key: {words:?}\n{screen}"
+        );
+        if d != 0 {
+            let delta_ok = words.get(1).is_some_and(|w| {
+                *w == format!("{d:+}") || (w.starts_with(['+', '-']) && w.ends_with(['k', 'M']))
+            });
+            assert!(
+                delta_ok,
+                "{w} cols: {state:?}'s change {d:+} is not its own word: {words:?}\n{screen}"
+            );
+        }
+    }
+    // The CLOSE_WAIT count, the one a leak shows in, in full at every size.
+    assert!(
+        rows[1].iter().collect::<String>().contains("33664"),
+        "{w} cols: no CLOSE_WAIT count:\n{screen}"
+    );
+}
+
 #[test]
 fn every_view_and_help_at_both_sizes() {
     for (w, h) in [(120u16, 40u16), (80, 24)] {
@@ -395,6 +617,85 @@ fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
         mouse(MouseEventKind::Down(MouseButton::Left), cx + 1, cy + 1),
     );
     assert_eq!(app.filter_text(), "state:close-wait");
+}
+
+/// Issue 15 item 12: a start filter that matches none of the lab's sockets does not hide
+/// them while the panel is open, says it is set aside, and is back when the panel closes.
+#[test]
+fn the_lab_panel_shows_its_sockets_whatever_the_start_filter() {
+    let (a, b) = two_polls(false);
+    let mut b = (*b).clone();
+    let mut snap = (*b.snapshot).clone();
+    // Two of the fixture's connections are the lab's own.
+    for c in snap.connections.iter_mut().take(2) {
+        c.lab = true;
+    }
+    let lab_ports: Vec<u16> = snap.connections[..2]
+        .iter()
+        .map(|c| c.local().port())
+        .collect();
+    b.snapshot = std::sync::Arc::new(snap);
+    let start = Filter::parse("port:19900").unwrap();
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        start,
+    );
+    app.on_update(a);
+    app.on_update(std::sync::Arc::new(b));
+    assert!(
+        app.rows.is_empty(),
+        "port:19900 matches nothing in the fixture"
+    );
+    key(&mut app, KeyCode::Char('7'));
+
+    assert_eq!(key(&mut app, KeyCode::Char('L')), Effect::OpenLab);
+    assert_eq!(app.filter_text(), "lab:yes");
+    let shown: Vec<u16> = app
+        .rows
+        .iter()
+        .filter_map(|&r| app.conn(r))
+        .map(|c| c.local().port())
+        .collect();
+    assert_eq!(shown, lab_ports, "{:?}", app.rows);
+    let status = app.lab.as_ref().unwrap().status.clone().unwrap();
+    assert!(
+        status.contains("port:19900") && status.contains("set aside"),
+        "{status}"
+    );
+
+    key(&mut app, KeyCode::Char('L'));
+    assert_eq!(app.filter_text(), "port:19900 state:close-wait");
+    assert!(app.rows.is_empty());
+}
+
+/// Issue 15 item 11: `T` and `W` run the count the panel shows, small ones too.
+#[test]
+fn lab_scenarios_run_the_count_shown() {
+    use super::lab_panel::LabRequest;
+    use crate::lab::{Family, Scenario};
+    let mut app = app_with_fixture(false);
+    key(&mut app, KeyCode::Char('L'));
+    for (presses, count) in [(0, 1), (1, 5), (1, 20), (1, 100)] {
+        for _ in 0..presses {
+            key(&mut app, KeyCode::Char('c'));
+        }
+        assert_eq!(app.lab.as_ref().unwrap().count(), count);
+        for (k, scenario) in [
+            ('T', Scenario::TimeWaitStorm),
+            ('W', Scenario::CloseWaitLeak),
+        ] {
+            assert_eq!(
+                key(&mut app, KeyCode::Char(k)),
+                Effect::Lab(LabRequest::Scenario {
+                    scenario,
+                    count,
+                    family: Family::Ipv4
+                })
+            );
+        }
+    }
 }
 
 // It starts a real lab for the handles it acts on: unix only, as the lab is.

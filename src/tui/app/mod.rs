@@ -70,6 +70,8 @@ pub struct HitAreas {
     pub table: (u16, u16, u16, u16),
     /// Strip cells: (x, y, width, height, index into `STRIP`).
     pub strip: Vec<(u16, u16, u16, u16, usize)>,
+    /// How many alert lines the alerts box had room for.
+    pub alerts_shown: usize,
 }
 
 /// The dashboard's whole state.
@@ -120,6 +122,14 @@ pub struct App {
     pub lab: Option<LabPanel>,
     /// The panel's state while hidden, so reopening it finds it as it was.
     lab_hidden: Option<LabPanel>,
+    /// The filter and quick states set aside while the lab panel is open (its table shows
+    /// the lab's own sockets, which a start filter such as `port:19900` would hide), given
+    /// back when it closes.
+    filter_before_lab: Option<(Filter, BTreeSet<TcpState>)>,
+    /// The first alert the alerts box shows (`a` moves it a box further).
+    pub alert_offset: usize,
+    /// How many alerts the box showed at the last draw, for `a`'s step.
+    pub alerts_shown: usize,
 }
 
 impl App {
@@ -160,6 +170,9 @@ impl App {
             errors: 0,
             lab: None,
             lab_hidden: None,
+            filter_before_lab: None,
+            alert_offset: 0,
+            alerts_shown: 1,
         }
     }
 
@@ -263,6 +276,7 @@ impl App {
     /// Records where the last frame put things (the loop calls it after each draw).
     pub fn after_draw(&mut self, hit: HitAreas) {
         self.page = usize::from(hit.table.3).max(1);
+        self.alerts_shown = hit.alerts_shown.max(1);
         self.hit = hit;
         self.clamp();
     }
@@ -392,6 +406,11 @@ impl App {
                 }
             }
             Action::Detail => self.detail = !self.detail,
+            Action::Alerts => {
+                let n = self.latest.as_ref().map_or(0, |u| u.alerts.len());
+                let next = self.alert_offset + self.alerts_shown.max(1);
+                self.alert_offset = if next >= n { 0 } else { next };
+            }
             Action::Lab => {
                 self.toggle_lab();
                 if self.lab.is_some() {
@@ -470,8 +489,23 @@ impl App {
     pub fn toggle_lab(&mut self) {
         if let Some(p) = self.lab.take() {
             self.lab_hidden = Some(p);
+            if let Some((filter, quick)) = self.filter_before_lab.take() {
+                self.filter = filter;
+                self.quick = quick;
+            }
         } else {
-            self.lab = Some(self.lab_hidden.take().unwrap_or_default());
+            let mut panel = self.lab_hidden.take().unwrap_or_default();
+            let before = self.filter_text();
+            if !before.is_empty() {
+                panel.status = Some(format!(
+                    "the filter \"{before}\" is set aside while the lab is open (the table shows the lab's sockets); it is back when you close the lab"
+                ));
+            }
+            self.filter_before_lab = Some((
+                std::mem::take(&mut self.filter),
+                std::mem::take(&mut self.quick),
+            ));
+            self.lab = Some(panel);
         }
         self.selected = 0;
         self.offset = 0;

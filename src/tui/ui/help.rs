@@ -174,6 +174,7 @@ fn help_keys(app: &App) -> Vec<(String, &'static str)> {
         (Action::Faster, "poll faster"),
         (Action::Slower, "poll slower"),
         (Action::Detail, "show / hide detail"),
+        (Action::Alerts, "next alerts, worst first"),
         (Action::ToggleGroup, "fold state group"),
         (Action::Lab, "close lab panel"),
         (Action::Help, "this help"),

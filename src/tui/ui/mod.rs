@@ -21,6 +21,12 @@ use crate::tui::app::{App, HitAreas};
 use crate::tui::theme::Theme;
 
 /// Below this the dashboard says the window is too small instead of drawing.
+/// Which header shows the sort arrow and which way it points (see `table::sort_mark`).
+#[cfg(test)]
+pub(crate) fn sort_mark_of(view: crate::tui::app::View, col: usize, desc: bool) -> (usize, bool) {
+    table::sort_mark(view, col, desc)
+}
+
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 12;
 
@@ -54,7 +60,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     .areas(area);
     header::render_header(f, app, theme, header);
     hit.strip = strip::render_strip(f, app, theme, strip);
-    alerts::render_alerts(f, app, theme, alerts, max_alerts);
+    hit.alerts_shown = alerts::render_alerts(f, app, theme, alerts, max_alerts);
 
     let wide = main.width >= 110;
     if let Some(panel) = &app.lab {

@@ -55,13 +55,14 @@ pub(super) fn render_table(
         return (inner.x, inner.y, inner.width, 0);
     }
     let body_h = inner.height - 1;
+    let (mark_col, mark_desc) = sort_mark(view, col, desc);
     let header_cells: Vec<Cell> = view
         .columns()
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let arrow = if i == col {
-                if desc { " ▼" } else { " ▲" }
+            let arrow = if i == mark_col {
+                if mark_desc { " ▼" } else { " ▲" }
             } else {
                 ""
             };
@@ -71,6 +72,25 @@ pub(super) fn render_table(
     let end = (app.offset + usize::from(body_h)).min(app.rows.len());
     let visible = &app.rows[app.offset.min(end)..end];
     let (widths, addr_widths) = column_widths(app, view, visible, inner.width);
+    // Room for the sorted column's header with its arrow (the others keep their widths,
+    // so the row still fits beside the detail pane).
+    let widths: Vec<Constraint> = widths
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let need = match view.columns().get(i) {
+                Some(n) if i == mark_col => {
+                    u16::try_from(n.chars().count() + 2).unwrap_or(u16::MAX)
+                }
+                _ => 0,
+            };
+            match w {
+                Constraint::Length(n) => Constraint::Length(n.max(need)),
+                Constraint::Min(n) => Constraint::Min(n.max(need)),
+                other => other,
+            }
+        })
+        .collect();
     let mut header_cells = header_cells;
     let mut widths = widths;
     let kernel_cols = kernel_columns(app, view, inner.width);
@@ -130,6 +150,17 @@ pub(super) fn render_table(
     (inner.x, inner.y + 1, inner.width, body_h)
 }
 
+/// Which header carries the sort arrow, and whether it points down (largest first).
+/// The process and remote views' default order (column 0 ascending) is worst first, by
+/// CLOSE_WAIT and by TIME_WAIT: the arrow says so on that column, not on the name.
+pub(super) fn sort_mark(view: View, col: usize, desc: bool) -> (usize, bool) {
+    match view {
+        View::ByProcess if col == 0 && !desc => (4, true),
+        View::ByRemote if col == 0 && !desc => (1, true),
+        _ => (col, desc),
+    }
+}
+
 /// The widths of the view's columns for the `visible` rows in `width` columns, and the
 /// address columns' widths (`usize::MAX` where the view has none).
 fn column_widths(
@@ -158,7 +189,7 @@ fn column_widths(
             } else {
                 0
             };
-            let room = usize::from(width).saturating_sub(13 + 9 + 4 + 5 + 14 + kernel);
+            let room = usize::from(width).saturating_sub(13 + 10 + 4 + 5 + 14 + kernel);
             let (l, r) = if l + r <= room {
                 (l, r)
             } else {
@@ -170,7 +201,7 @@ fn column_widths(
                 Constraint::Length(u16::try_from(l).unwrap_or(20)),
                 Constraint::Length(u16::try_from(r).unwrap_or(20)),
                 Constraint::Fill(1),
-                Constraint::Length(9),
+                Constraint::Length(10),
                 Constraint::Length(4),
             ]
         }
@@ -206,7 +237,7 @@ fn row_cells<'a>(
 ) -> (Vec<Cell<'a>>, Style) {
     match row {
         Row::Conn(_) | Row::Ghost(_) => conn_cells(app, theme, row, now, (lw, rw)),
-        Row::Group(state, n) => group_cells(app, theme, state, n),
+        Row::Group(state, n) => group_cells(app, theme, state, n, lw),
         Row::Process(i) => process_cells(&app.procs[i], theme),
         Row::Remote(i) => remote_cells(&app.remotes[i], theme),
     }
@@ -250,8 +281,28 @@ fn conn_cells<'a>(
     )
 }
 
-/// A state group header's cells.
-fn group_cells(app: &App, theme: &Theme, state: TcpState, n: u32) -> (Vec<Cell<'static>>, Style) {
+/// How many connections a group holds, in at most `width` columns: `1 connection`,
+/// `14996 connections`, shortened rather than clipped (`14996 conns`, `14996`).
+pub(super) fn group_count_text(n: u32, width: usize) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    [
+        format!("{n} connection{s}"),
+        format!("{n} conn{s}"),
+        n.to_string(),
+    ]
+    .into_iter()
+    .find(|t| t.chars().count() <= width)
+    .unwrap_or_else(|| n.to_string())
+}
+
+/// A state group header's cells; the count goes in the local address column, `lw` wide.
+fn group_cells(
+    app: &App,
+    theme: &Theme,
+    state: TcpState,
+    n: u32,
+    lw: usize,
+) -> (Vec<Cell<'static>>, Style) {
     let arrow = if app.collapsed.contains(&state) {
         "▶"
     } else {
@@ -260,7 +311,7 @@ fn group_cells(app: &App, theme: &Theme, state: TcpState, n: u32) -> (Vec<Cell<'
     (
         vec![
             Cell::from(format!("{arrow} {}", state.name())),
-            Cell::from(format!("{n} connections")),
+            Cell::from(group_count_text(n, lw)),
             Cell::from(""),
             Cell::from(""),
             Cell::from(""),
