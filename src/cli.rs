@@ -17,7 +17,7 @@ use crate::model::{Filter, Severity};
 pub struct Cli {
     /// Config file to read instead of the default
     /// ($XDG_CONFIG_HOME/lingertop/config.toml on Linux).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     /// Override one config key for this run, e.g. --set alerts.close-wait.min-age=5s
@@ -70,6 +70,32 @@ pub enum Command {
     /// Exit status 0 on Ctrl-C, SIGTERM or a closed pipe (`lingertop watch | head -1`),
     /// 1 on error.
     Watch(WatchArgs),
+
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    ///
+    /// bash: `source <(lingertop completions bash)`, or save it as
+    /// /usr/share/bash-completion/completions/lingertop. zsh: save it as `_lingertop` in a
+    /// directory of $fpath. fish: save it as ~/.config/fish/completions/lingertop.fish.
+    Completions(CompletionsArgs),
+
+    /// Print the manual page lingertop(1) (read it with `lingertop man | man -l -`), or with
+    /// --dir write it and one page per command there.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write lingertop.1 and lingertop-COMMAND.1 into this directory (created if missing)
+    /// instead of printing lingertop(1).
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Output formats of the snapshot.

@@ -9,6 +9,7 @@ pub mod collector;
 pub mod config;
 pub mod lab;
 pub mod live;
+pub mod manual;
 pub mod model;
 pub mod report;
 pub mod serve;
@@ -42,7 +43,12 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs the mode the command line asks for.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let mut cfg = config::load(cli.config.as_deref(), &cli.sets)?;
+    // Completions and the man page come from the command line's definition alone: a broken
+    // config must not break a shell's start-up or a package build.
+    let mut cfg = match cli.command {
+        Some(Command::Completions(_) | Command::Man(_)) => config::Config::default(),
+        _ => config::load(cli.config.as_deref(), &cli.sets)?,
+    };
     if let Some(b) = cli.backend {
         cfg.backend = b;
     }
@@ -51,6 +57,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Lab(args)) => lab::run::run(&args),
         Some(Command::Serve(args)) => serve::run(&cfg, &args),
         Some(Command::Watch(args)) => watch::run(&cfg, &args),
+        Some(Command::Completions(args)) => manual::completions(&args),
+        Some(Command::Man(args)) => manual::man(&args),
         None => {
             if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
                 bail!(
