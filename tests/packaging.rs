@@ -1,11 +1,16 @@
 //! What the package ships for operators: the systemd unit's privileges are exactly what
 //! `serve` needs to see other users' owners (run as nobody with only the unit's ambient
-//! capabilities, through setpriv), and its hardening is in place.
+//! capabilities, through setpriv), and its hardening is in place; the Kubernetes DaemonSet
+//! sees the node, listens on the node's address and holds the same capabilities.
 
 mod common;
 
 use std::net::TcpListener;
 use std::process::Command;
+
+use clap::Parser;
+use serde::Deserialize;
+use serde_yaml_ng::Value as Yaml;
 
 use common::live::Served;
 use common::*;
@@ -155,4 +160,152 @@ fn serve_with_the_units_capabilities_sees_other_users_owners() {
         );
     }
     drop(held);
+}
+
+const DAEMONSET: &str = include_str!("../deploy/lingertop-daemonset.yaml");
+const PODMONITOR: &str = include_str!("../deploy/lingertop-podmonitor.yaml");
+
+/// Every document of a YAML stream.
+fn documents(text: &str) -> Vec<Yaml> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| Yaml::deserialize(d).expect("valid YAML"))
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [Yaml], kind: &str) -> &'a Yaml {
+    let found: Vec<&Yaml> = docs.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind}");
+    found[0]
+}
+
+fn strings(v: &Yaml) -> Vec<&str> {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("a list: {v:?}"))
+        .iter()
+        .map(|s| s.as_str().expect("a string"))
+        .collect()
+}
+
+#[test]
+fn the_daemonset_sees_the_node_listens_on_its_address_and_is_least_privilege() {
+    let docs = documents(DAEMONSET);
+    let ds = of_kind(&docs, "DaemonSet");
+    let pod = &ds["spec"]["template"];
+    let spec = &pod["spec"];
+    assert_eq!(spec["hostPID"], true, "owners need the node's processes");
+    assert_eq!(spec["hostNetwork"], true, "the node's sockets");
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    assert_eq!(
+        ds["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"],
+        "the selector selects the template"
+    );
+
+    let containers = spec["containers"].as_sequence().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
+    let mut add = strings(&sc["capabilities"]["add"]);
+    add.sort_unstable();
+    // The owners' capabilities are the unit's, spelled the Kubernetes way; SYS_ADMIN is
+    // the namespaces'; nothing else.
+    let mut want: Vec<String> = unit_caps().iter().map(|c| c.to_ascii_uppercase()).collect();
+    want.push("SYS_ADMIN".to_string());
+    want.sort_unstable();
+    assert_eq!(add, want);
+    for m in c["volumeMounts"].as_sequence().unwrap() {
+        assert_eq!(m["readOnly"], true, "{m:?}");
+    }
+
+    // Listens on the node's address from the downward API, on the port it declares and
+    // the scrape annotation names.
+    let env = c["env"].as_sequence().unwrap();
+    let host_ip = env
+        .iter()
+        .find(|e| e["name"] == "HOST_IP")
+        .expect("HOST_IP");
+    assert_eq!(
+        host_ip["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.hostIP"
+    );
+    let args = strings(&c["args"]);
+    let at = args
+        .iter()
+        .position(|a| *a == "--listen")
+        .expect("--listen");
+    assert_eq!(args[at + 1], "$(HOST_IP):9797");
+    let ports = c["ports"].as_sequence().unwrap();
+    let metrics = ports
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a metrics port");
+    assert_eq!(metrics["containerPort"], 9797);
+    let ann = &pod["metadata"]["annotations"];
+    assert_eq!(ann["prometheus.io/scrape"], "true");
+    assert_eq!(ann["prometheus.io/port"], "9797");
+    assert_eq!(ann["prometheus.io/path"], "/metrics");
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(c[probe]["httpGet"]["path"], "/healthz", "{probe}");
+        assert_eq!(c[probe]["httpGet"]["port"], "metrics", "{probe}");
+    }
+
+    // The real command line takes the args, as the kubelet expands them for a node.
+    let expanded: Vec<String> = std::iter::once("lingertop".to_string())
+        .chain(args.iter().map(|a| a.replace("$(HOST_IP)", "10.1.2.3")))
+        .collect();
+    let cli = lingertop::cli::Cli::try_parse_from(&expanded).expect("the manifest's args parse");
+    match cli.command {
+        Some(lingertop::cli::Command::Serve(s)) => {
+            assert_eq!(s.listen, Some("10.1.2.3:9797".parse().unwrap()));
+        }
+        other => panic!("not serve: {other:?}"),
+    }
+    assert_eq!(
+        cli.config.as_deref(),
+        Some(std::path::Path::new("/etc/lingertop/config.toml"))
+    );
+    let mount = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "config")
+        .expect("the config mount");
+    assert_eq!(mount["mountPath"], "/etc/lingertop");
+
+    // And the config it mounts is one lingertop accepts.
+    let cm = of_kind(&docs, "ConfigMap");
+    let text = cm["data"]["config.toml"].as_str().expect("config.toml");
+    let cfg = lingertop::config::parse(text, "the ConfigMap", &[]).expect("a valid config");
+    assert_eq!(cfg.serve.top_n, 10);
+}
+
+#[test]
+fn the_podmonitor_scrapes_the_daemonsets_pods() {
+    let docs = documents(DAEMONSET);
+    let pod = &of_kind(&docs, "DaemonSet")["spec"]["template"];
+    let pm = &documents(PODMONITOR)[0];
+    assert_eq!(pm["kind"], "PodMonitor");
+    assert_eq!(
+        pm["metadata"]["namespace"],
+        of_kind(&docs, "DaemonSet")["metadata"]["namespace"]
+    );
+    let labels = pod["metadata"]["labels"].as_mapping().unwrap();
+    for (k, v) in pm["spec"]["selector"]["matchLabels"].as_mapping().unwrap() {
+        assert_eq!(labels.get(k), Some(v), "selects the pods by {k:?}");
+    }
+    let endpoint = &pm["spec"]["podMetricsEndpoints"][0];
+    let port = endpoint["port"].as_str().unwrap();
+    let c = &pod["spec"]["containers"][0];
+    assert!(
+        c["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == port),
+        "the pod has the port {port}"
+    );
+    assert_eq!(endpoint["path"], "/metrics");
 }
