@@ -103,8 +103,12 @@ pub struct ManArgs {
 pub enum Format {
     /// Aligned text for people.
     Table,
-    /// One JSON document (shape in the README).
+    /// One JSON document (shape in the README): compact, or indented with --pretty or on
+    /// a terminal.
     Json,
+    /// JSON lines: the snapshot's counts first, then one line per alert and one per
+    /// connection, each with a "type".
+    Ndjson,
     /// One row per connection, with a header.
     Csv,
 }
@@ -135,6 +139,10 @@ pub struct SnapshotArgs {
     /// Output format [default: table on a terminal, json otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+
+    /// Indent the JSON (the default on a terminal; compact otherwise).
+    #[arg(long)]
+    pub pretty: bool,
 
     /// Exit with status 2 when an alert at or above this severity is raised.
     #[arg(long, value_enum, value_name = "SEVERITY")]

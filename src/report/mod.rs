@@ -5,6 +5,7 @@
 pub mod lab;
 pub mod ndjson;
 pub mod prometheus;
+mod snapshot_lines;
 mod table;
 
 use std::io::{self, Write};
@@ -139,19 +140,19 @@ struct ConnRef {
 #[derive(Serialize)]
 struct ConnectionJson<'a> {
     state: TcpState,
-    local: String,
-    remote: String,
+    local: AddrStr,
+    remote: AddrStr,
     pid: Option<u32>,
     process: Option<&'a str>,
     /// Every process holding the socket (several after fork or fd passing).
-    pids: Vec<u32>,
+    pids: Pids<'a>,
     user: Option<&'a str>,
     uid: Option<u32>,
     inode: u32,
     attribution: Option<&'static str>,
     state_age_secs: Option<f64>,
     /// The states seen before the current one, oldest first.
-    previous_states: Vec<TcpState>,
+    previous_states: PreviousStates<'a>,
     /// One of the close lab's own sockets.
     lab: bool,
     /// The kernel timer on the socket (netlink backend; null when none runs).
@@ -160,6 +161,47 @@ struct ConnectionJson<'a> {
     /// null where the backend cannot see them.
     recv_q: Option<u32>,
     send_q: Option<u32>,
+}
+
+/// An address serialised as `ss` prints it (`127.0.0.1:80`, `[::1]:80`), formatted on the
+/// stack: two `String`s a connection were a tenth of a large snapshot's time.
+struct AddrStr(SocketAddr);
+
+impl Serialize for AddrStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The longest: "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535".
+        let mut buf = [0u8; 64];
+        let mut w = &mut buf[..];
+        match write!(w, "{}", self.0) {
+            Ok(()) => {
+                let len = 64 - w.len();
+                // SocketAddr's Display writes ASCII only.
+                s.serialize_str(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+            }
+            Err(_) => s.collect_str(&self.0),
+        }
+    }
+}
+
+/// The pids of a connection's holders, serialised from the owners without a vector.
+struct Pids<'a>(&'a [crate::model::Owner]);
+
+impl Serialize for Pids<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|o| o.pid))
+    }
+}
+
+/// The states a tracked connection went through, serialised without a vector.
+struct PreviousStates<'a>(Option<&'a crate::model::Tracking>);
+
+impl Serialize for PreviousStates<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(t) => s.collect_seq(t.previous().map(|(st, _)| st)),
+            None => s.collect_seq(std::iter::empty::<TcpState>()),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -188,21 +230,17 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
     let owner = c.owner();
     ConnectionJson {
         state: c.state,
-        local: addr(&c.local()),
-        remote: addr(&c.remote()),
+        local: AddrStr(c.local()),
+        remote: AddrStr(c.remote()),
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
-        pids: c.owners.iter().map(|o| o.pid).collect(),
+        pids: Pids(&c.owners),
         user: c.user_name(),
         uid: c.uid(),
         inode: c.inode,
         attribution: c.attribution.map(|a| a.name()),
         state_age_secs: c.state_age(now).map(secs),
-        previous_states: c
-            .tracking
-            .as_ref()
-            .map(|t| t.previous().map(|(s, _)| s).collect())
-            .unwrap_or_default(),
+        previous_states: PreviousStates(c.tracking.as_ref()),
         lab: c.lab,
         timer: c.timer.map(|t| TimerJson {
             kind: t.kind.name(),
@@ -214,9 +252,60 @@ fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
     }
 }
 
+impl PortRangeJson {
+    fn of(range: PortRange) -> Self {
+        PortRangeJson {
+            low: range.low,
+            high: range.high,
+            size: range.len(),
+        }
+    }
+}
+
+fn process_info_reason(s: &Snapshot) -> Option<&str> {
+    match &s.process_info {
+        crate::model::ProcessInfo::Partial { reason } => Some(reason),
+        crate::model::ProcessInfo::Full => None,
+    }
+}
+
+/// The top destinations by ephemeral ports in use.
+fn port_pressure_json(v: &SnapshotView<'_>) -> Vec<PressureJson> {
+    v.pressure
+        .iter()
+        .take(PRESSURE_LISTED)
+        .map(|p| PressureJson {
+            local_ip: p.local_ip,
+            remote: addr(&p.remote),
+            in_use: p.in_use,
+            time_wait: p.time_wait,
+            ratio: p.ratio,
+        })
+        .collect()
+}
+
+/// An alert with the first connections behind it.
+fn alert_json<'a>(a: &'a Alert, s: &Snapshot) -> AlertJson<'a> {
+    AlertJson {
+        fields: AlertFields::of(a),
+        connections: a
+            .connections
+            .iter()
+            .take(ALERT_CONNECTIONS_LISTED)
+            .map(|&i| {
+                let c = &s.connections[i];
+                ConnRef {
+                    state: c.state,
+                    local: addr(&c.local()),
+                    remote: addr(&c.remote()),
+                }
+            })
+            .collect(),
+    }
+}
+
 fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
     let s = v.snapshot;
-    let range: PortRange = s.ephemeral_ports;
     JsonSnapshot {
         taken_at: timestamp(s.taken_at),
         host: &s.host,
@@ -224,50 +313,13 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
         polls: v.polls,
         interval_secs: v.interval.map(secs),
         process_info: s.process_info.name(),
-        process_info_reason: match &s.process_info {
-            crate::model::ProcessInfo::Partial { reason } => Some(reason),
-            crate::model::ProcessInfo::Full => None,
-        },
+        process_info_reason: process_info_reason(s),
         filter: &v.filter,
         total_connections: v.total_connections,
         counts: s.counts(),
-        ephemeral_ports: PortRangeJson {
-            low: range.low,
-            high: range.high,
-            size: range.len(),
-        },
-        port_pressure: v
-            .pressure
-            .iter()
-            .take(PRESSURE_LISTED)
-            .map(|p| PressureJson {
-                local_ip: p.local_ip,
-                remote: addr(&p.remote),
-                in_use: p.in_use,
-                time_wait: p.time_wait,
-                ratio: p.ratio,
-            })
-            .collect(),
-        alerts: v
-            .alerts
-            .iter()
-            .map(|a| AlertJson {
-                fields: AlertFields::of(a),
-                connections: a
-                    .connections
-                    .iter()
-                    .take(ALERT_CONNECTIONS_LISTED)
-                    .map(|&i| {
-                        let c = &s.connections[i];
-                        ConnRef {
-                            state: c.state,
-                            local: addr(&c.local()),
-                            remote: addr(&c.remote()),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect(),
+        ephemeral_ports: PortRangeJson::of(s.ephemeral_ports),
+        port_pressure: port_pressure_json(v),
+        alerts: v.alerts.iter().map(|a| alert_json(a, s)).collect(),
         connections: ConnectionsJson {
             connections: &s.connections,
             now: s.taken_at,
@@ -275,14 +327,25 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
     }
 }
 
-/// Writes the snapshot in `format`. A closed pipe is not an error of ours: the caller
-/// checks for `BrokenPipe` and exits quietly.
-pub fn write_snapshot(format: Format, v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
+/// Writes the snapshot in `format`; JSON indented when `pretty` (for a person at a
+/// terminal), else compact (a third of the bytes, for scripts). A closed pipe is not an
+/// error of ours: the caller checks for `BrokenPipe` and exits quietly.
+pub fn write_snapshot(
+    format: Format,
+    pretty: bool,
+    v: &SnapshotView<'_>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     match format {
-        Format::Json => {
+        Format::Json if pretty => {
             serde_json::to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
             writeln!(out)?;
         }
+        Format::Json => {
+            serde_json::to_writer(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+            writeln!(out)?;
+        }
+        Format::Ndjson => snapshot_lines::write(v, out)?,
         Format::Csv => write_csv(v, out)?,
         Format::Table => table::write(v, out)?,
     }
@@ -318,8 +381,8 @@ fn write_csv(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
         let j = connection_json(c, now);
         w.write_record([
             j.state.name().to_string(),
-            j.local,
-            j.remote,
+            addr(&j.local.0),
+            addr(&j.remote.0),
             j.pid.map(|p| p.to_string()).unwrap_or_default(),
             j.process.unwrap_or_default().to_string(),
             j.user.unwrap_or_default().to_string(),

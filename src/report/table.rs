@@ -3,27 +3,50 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use super::{SnapshotView, addr, timestamp};
+use super::{SnapshotView, timestamp};
 use crate::model::ProcessInfo;
 
 /// `850ms`, `42s`, `3m05s`, `2h04m`; `-` when unknown; `new` when the state began at this
 /// very poll (it started within the last interval).
 pub fn fmt_age(d: Option<Duration>) -> String {
+    let mut out = Vec::with_capacity(8);
+    // Writing to a vector cannot fail.
+    let _ = write_age(&mut out, d);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes [`fmt_age`]'s text without allocating.
+fn write_age(out: &mut impl Write, d: Option<Duration>) -> io::Result<()> {
     let Some(d) = d else {
-        return "-".to_string();
+        return out.write_all(b"-");
     };
     let s = d.as_secs();
     if d.is_zero() {
-        "new".to_string()
+        out.write_all(b"new")
     } else if s == 0 {
-        format!("{}ms", d.as_millis())
+        write!(out, "{}ms", d.as_millis())
     } else if s < 60 {
-        format!("{s}s")
+        write!(out, "{s}s")
     } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
+        write!(out, "{}m{:02}s", s / 60, s % 60)
     } else {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+        write!(out, "{}h{:02}m", s / 3600, (s % 3600) / 60)
     }
+}
+
+/// Cells of a connection row after its state: local, remote, process, age, via.
+const CELLS: usize = 5;
+
+/// Writes `n` spaces.
+fn pad(out: &mut dyn Write, n: usize) -> io::Result<()> {
+    const SPACES: &[u8; 64] = &[b' '; 64];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(SPACES.len());
+        out.write_all(&SPACES[..k])?;
+        left -= k;
+    }
+    Ok(())
 }
 
 pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
@@ -81,71 +104,87 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
     }
 
     let now = s.taken_at;
-    let rows: Vec<[String; 5]> = s
-        .connections
-        .iter()
-        .map(|c| {
-            let process = match c.owner() {
-                Some(o) => {
-                    let name = o.name.as_deref().unwrap_or("?");
-                    let more = if c.owners.len() > 1 {
-                        format!(" +{}", c.owners.len() - 1)
-                    } else {
-                        String::new()
+    // Every cell is formatted once into one arena, and each row keeps the ends of its five
+    // cells: no allocation per row (a `String` per cell was most of a big table's time).
+    let mut arena: Vec<u8> = Vec::with_capacity(s.connections.len() * 48);
+    let mut ends: Vec<[u32; CELLS]> = Vec::with_capacity(s.connections.len());
+    let mut widths = [
+        "LOCAL".len(),
+        "REMOTE".len(),
+        "PROCESS".len(),
+        "AGE".len(),
+        0,
+    ];
+    for c in &s.connections {
+        let mut row = [0u32; CELLS];
+        let mut start = arena.len();
+        for (i, end) in row.iter_mut().enumerate() {
+            match i {
+                0 => write!(arena, "{}", c.local())?,
+                1 => write!(arena, "{}", c.remote())?,
+                2 => match c.owner() {
+                    Some(o) => {
+                        let name = o.name.as_deref().unwrap_or("?");
+                        write!(arena, "{name} ({})", o.pid)?;
+                        if c.owners.len() > 1 {
+                            write!(arena, " +{}", c.owners.len() - 1)?;
+                        }
+                    }
+                    None => arena.push(b'-'),
+                },
+                3 => write_age(&mut arena, c.state_age(now))?,
+                _ => {
+                    let via = match c.attribution {
+                        Some(a) if a != crate::model::Attribution::Owner => a.name(),
+                        _ => "",
                     };
-                    format!("{name} ({}){more}", o.pid)
+                    // The lab's own sockets say so, so nobody mistakes them for a real leak.
+                    match (c.lab, via) {
+                        (true, "") => arena.extend_from_slice(b"lab"),
+                        (true, v) => write!(arena, "{v}, lab")?,
+                        (false, v) => arena.extend_from_slice(v.as_bytes()),
+                    }
                 }
-                None => "-".to_string(),
-            };
-            let via = match c.attribution {
-                Some(a) if a != crate::model::Attribution::Owner => a.name(),
-                _ => "",
-            };
-            // The lab's own sockets say so, so nobody mistakes them for a real leak.
-            let via = match (c.lab, via) {
-                (true, "") => "lab".to_string(),
-                (true, v) => format!("{v}, lab"),
-                (false, v) => v.to_string(),
-            };
-            [
-                addr(&c.local()),
-                addr(&c.remote()),
-                process,
-                fmt_age(c.state_age(now)),
-                via,
-            ]
-        })
-        .collect();
-    let width = |i: usize, head: &str| {
-        rows.iter()
-            .map(|r| r[i].len())
-            .max()
-            .unwrap_or(0)
-            .max(head.len())
-    };
-    let (wl, wr, wp, wa) = (
-        width(0, "LOCAL"),
-        width(1, "REMOTE"),
-        width(2, "PROCESS"),
-        width(3, "AGE"),
-    );
+            }
+            widths[i] = widths[i].max(arena.len() - start);
+            start = arena.len();
+            *end = u32::try_from(start).map_err(|_| io::Error::other("table too large"))?;
+        }
+        ends.push(row);
+    }
+    let [wl, wr, wp, wa, _] = widths;
     writeln!(out)?;
     writeln!(
         out,
         "{:<11}  {:<wl$}  {:<wr$}  {:<wp$}  {:>wa$}  VIA",
         "STATE", "LOCAL", "REMOTE", "PROCESS", "AGE"
     )?;
-    for (c, r) in s.connections.iter().zip(&rows) {
-        let line = format!(
-            "{:<11}  {:<wl$}  {:<wr$}  {:<wp$}  {:>wa$}  {}",
-            c.state.name(),
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4]
-        );
-        writeln!(out, "{}", line.trim_end())?;
+    let mut begin = 0usize;
+    for (c, row) in s.connections.iter().zip(&ends) {
+        let cell = |i: usize, begin: usize| {
+            let from = if i == 0 { begin } else { row[i - 1] as usize };
+            &arena[from..row[i] as usize]
+        };
+        let name = c.state.name().as_bytes();
+        out.write_all(name)?;
+        pad(out, 11 - name.len().min(11))?;
+        for (i, w) in [wl, wr, wp].into_iter().enumerate() {
+            let text = cell(i, begin);
+            out.write_all(b"  ")?;
+            out.write_all(text)?;
+            pad(out, w - text.len())?;
+        }
+        let age = cell(3, begin);
+        out.write_all(b"  ")?;
+        pad(out, wa - age.len())?;
+        out.write_all(age)?;
+        let via = cell(4, begin);
+        if !via.is_empty() {
+            out.write_all(b"  ")?;
+            out.write_all(via)?;
+        }
+        out.write_all(b"\n")?;
+        begin = row[CELLS - 1] as usize;
     }
     Ok(())
 }
