@@ -40,12 +40,12 @@ struct Head<'a> {
     port_pressure: Vec<PressureJson>,
 }
 
-fn line<T: Serialize>(out: &mut dyn Write, kind: &'static str, body: T) -> io::Result<()> {
+fn line<T: Serialize, W: Write>(out: &mut W, kind: &'static str, body: T) -> io::Result<()> {
     serde_json::to_writer(&mut *out, &Line { kind, body }).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }
 
-pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> {
     let s = v.snapshot;
     line(
         out,

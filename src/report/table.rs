@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use super::{SnapshotView, timestamp};
+use super::{AddrBuf, SnapshotView, timestamp};
 use crate::model::ProcessInfo;
 
 /// `850ms`, `42s`, `3m05s`, `2h04m`; `-` when unknown; `new` when the state began at this
@@ -38,7 +38,7 @@ fn write_age(out: &mut impl Write, d: Option<Duration>) -> io::Result<()> {
 const CELLS: usize = 5;
 
 /// Writes `n` spaces.
-fn pad(out: &mut dyn Write, n: usize) -> io::Result<()> {
+fn pad<W: Write>(out: &mut W, n: usize) -> io::Result<()> {
     const SPACES: &[u8; 64] = &[b' '; 64];
     let mut left = n;
     while left > 0 {
@@ -49,7 +49,7 @@ fn pad(out: &mut dyn Write, n: usize) -> io::Result<()> {
     Ok(())
 }
 
-pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> {
     let s = v.snapshot;
     let polls = match v.interval {
         Some(i) => format!("{} polls {} apart", v.polls, humantime::format_duration(i)),
@@ -115,13 +115,14 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
         "AGE".len(),
         0,
     ];
+    let mut addr = AddrBuf::new();
     for c in &s.connections {
         let mut row = [0u32; CELLS];
         let mut start = arena.len();
         for (i, end) in row.iter_mut().enumerate() {
             match i {
-                0 => write!(arena, "{}", c.local())?,
-                1 => write!(arena, "{}", c.remote())?,
+                0 => arena.extend_from_slice(addr.format(&c.local()).as_bytes()),
+                1 => arena.extend_from_slice(addr.format(&c.remote()).as_bytes()),
                 2 => match c.owner() {
                     Some(o) => {
                         let name = o.name.as_deref().unwrap_or("?");
