@@ -30,8 +30,9 @@ use clap::Parser;
 use lingertop::collector::netlink::{AF_INET, AF_INET6, SockDiag, state_mask};
 use lingertop::collector::{Backend, Collector, ReadOptions};
 use lingertop::config::Config;
+use lingertop::config::EstablishedEvery;
 use lingertop::lab::LabRecogniser;
-use lingertop::live::{self, EstablishedEvery, Message};
+use lingertop::live::{self, Message};
 use lingertop::model::Filter;
 use lingertop::model::{TcpState, Tracker};
 use lingertop::tui::app::App;
@@ -537,7 +538,7 @@ fn measure(
     // The whole live-loop iteration: poll, tracking across polls, alert rules.
     let cfg = Config::default();
     let mut tracker = Tracker::new(cfg.history);
-    let mut labs = LabRecogniser::new();
+    let mut labs = LabRecogniser::new(lingertop::cli::is_lab_command);
     let iteration = timed(in_process, || {
         let snap = c.poll().map_err(|e| e.to_string())?;
         drop(live::Update::observe(
@@ -639,7 +640,7 @@ fn poll_loop(n: usize) -> Result<(), String> {
     let mut c = Collector::from_choice(Backend::Netlink).map_err(|e| e.to_string())?;
     let cfg = Config::default();
     let mut tracker = Tracker::new(cfg.history);
-    let mut labs = LabRecogniser::new();
+    let mut labs = LabRecogniser::new(lingertop::cli::is_lab_command);
     let mut polls = Vec::new();
     let mut iterations = Vec::new();
     for _ in 0..n {
@@ -678,7 +679,8 @@ fn live_child(consumer: &str, secs: u64) -> Result<(), String> {
     };
     let consumer = consumer.strip_suffix("-every-poll").unwrap_or(consumer);
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let handle = live::spawn(collector, &cfg, tx).map_err(|e| e.to_string())?;
+    let handle =
+        live::spawn(collector, &cfg, live::Scope::default(), tx).map_err(|e| e.to_string())?;
     // The dashboard's own state and renderer, drawing into an off-screen 120x40 buffer:
     // everything the real dashboard does per poll but the terminal write.
     let mut app = App::new(

@@ -97,7 +97,7 @@ fn main() {
         "  alert rules (detect)                 {:>10}   ({alerts} alerts)",
         ms(median(times))
     );
-    let mut recogniser = LabRecogniser::new();
+    let mut recogniser = LabRecogniser::new(lingertop::cli::is_lab_command);
     let mut times = Vec::new();
     for _ in 0..15 {
         let mut s = lingertop::model::Snapshot::clone(snap);

@@ -1,10 +1,13 @@
 //! The command line: every mode and option, documented for `--help`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::PossibleValue;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
+use crate::lab::{CloseMode, Family, Scenario};
 use crate::model::{Filter, Severity};
 
 /// See how the TCP connections of this machine are closing, and why they are not.
@@ -25,11 +28,14 @@ pub struct Cli {
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
 
-    /// Dashboard: poll interval (e.g. 1s, 500ms); overrides collector.interval.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Dashboard: poll interval (e.g. 1s, 500ms; 100ms to 1h); overrides
+    /// collector.interval. Before `snapshot`, `watch` or `serve` it is that command's
+    /// --interval.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
-    /// Dashboard: start with this filter, e.g. "state:close-wait port:443".
+    /// Dashboard: start with this filter, e.g. "state:close-wait port:443". Before
+    /// `snapshot` or `watch` it is that command's --filter.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     /// Which backend reads the socket table: netlink (Linux sock_diag: timers, queues,
@@ -61,13 +67,14 @@ pub enum Command {
     /// background poll per interval (a scrape never triggers a poll).
     ///
     /// Listens on 127.0.0.1:9797 unless --listen or the config's serve.listen says
-    /// otherwise. Runs until Ctrl-C or SIGTERM; exit status 0 then, 1 on error.
+    /// otherwise. Runs until Ctrl-C, SIGTERM or SIGHUP (no reload: it ends); exit status 0
+    /// then, 1 on error.
     Serve(ServeArgs),
 
     /// Print one JSON line per poll (counts and alerts), or with --events one line per
     /// observed state transition, until interrupted or the reader goes away.
     ///
-    /// Exit status 0 on Ctrl-C, SIGTERM or a closed pipe (`lingertop watch | head -1`),
+    /// Exit status 0 on Ctrl-C, SIGTERM, SIGHUP or a closed pipe (`lingertop watch | head -1`),
     /// 1 on error.
     Watch(WatchArgs),
 
@@ -98,21 +105,6 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Output formats of the snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned text for people.
-    Table,
-    /// One JSON document (shape in the README): compact, or indented with --pretty or on
-    /// a terminal.
-    Json,
-    /// JSON lines: the snapshot's counts first, then one line per alert and one per
-    /// connection, each with a "type".
-    Ndjson,
-    /// One row per connection, with a header.
-    Csv,
-}
-
 /// The alert severity that makes `snapshot` exit with status 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
@@ -132,8 +124,8 @@ impl FailOn {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// Take a second poll after this long, so states have ages and CLOSE_WAIT growth has a
-    /// rate (e.g. 2s, 500ms).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// rate (e.g. 2s, 500ms; 100ms to 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
     /// Output format [default: table on a terminal, json otherwise].
@@ -162,7 +154,7 @@ pub struct SnapshotArgs {
 pub struct LabArgs {
     /// Run one close mode on a new lab connection and print its trace.
     #[arg(long, value_enum, value_name = "MODE")]
-    pub mode: Option<crate::lab::Action>,
+    pub mode: Option<CloseMode>,
 
     /// Run every close mode and print one row per mode: observed beside documented.
     #[arg(long)]
@@ -170,7 +162,7 @@ pub struct LabArgs {
 
     /// Build up a close state on purpose so the buildup alerts fire.
     #[arg(long, value_enum, value_name = "SCENARIO")]
-    pub scenario: Option<crate::lab::Scenario>,
+    pub scenario: Option<Scenario>,
 
     /// How many connections the scenario makes (1 to 20000) [default: 100].
     #[arg(short = 'n', long = "count", value_name = "N", conflicts_with_all = ["mode", "all"],
@@ -183,27 +175,36 @@ pub struct LabArgs {
     pub linger_secs: u64,
 
     /// How long close-wait-leak keeps its CLOSE_WAIT sockets before it closes them
-    /// (Ctrl-C ends the hold early; at most 1h) [default: 60s].
+    /// (Ctrl-C, SIGTERM or SIGHUP ends the hold early; at most 1h) [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["mode", "all"])]
     pub hold: Option<Duration>,
 
     /// Address family of the lab connections: ipv4 (127.0.0.1) or ipv6 ([::1]).
     #[arg(long, value_enum, default_value = "ipv4")]
-    pub family: crate::lab::Family,
+    pub family: Family,
 
     /// Output format [default: table on a terminal, json otherwise].
     #[arg(long, value_enum)]
     pub format: Option<LabFormat>,
 }
 
-/// Output formats of the lab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LabFormat {
-    /// Aligned text for people.
-    Table,
-    /// JSON (shape in the README).
-    Json,
+/// The lab's choices as clap values: mapped here so the lab knows nothing of clap. Each
+/// value is the type's `name()`, its help the type's `about()`.
+macro_rules! lab_value_enum {
+    ($($ty:ty),*) => {$(
+        impl ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                &<$ty>::ALL
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.name()).help(self.about()))
+            }
+        }
+    )*};
 }
+lab_value_enum!(CloseMode, Scenario, Family, Format, LabFormat);
+
+pub use crate::report::{Format, LabFormat};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -214,8 +215,8 @@ pub struct ServeArgs {
     pub listen: Option<std::net::SocketAddr>,
 
     /// Poll the socket table this often (e.g. 5s); overrides the config's
-    /// collector.interval [default: 2s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// collector.interval (100ms to 1h) [default: 2s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 }
 
@@ -233,8 +234,8 @@ pub struct WatchArgs {
     pub format: StreamFormat,
 
     /// Poll the socket table this often (e.g. 500ms); overrides the config's
-    /// collector.interval [default: 2s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// collector.interval (100ms to 1h) [default: 2s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
     /// Print one line per state transition (appeared, changed, vanished) instead of one
@@ -312,6 +313,108 @@ impl FilterArgs {
     }
 }
 
+impl Cli {
+    /// Moves `--interval` and `--filter` given before the subcommand into it
+    /// (`lingertop --interval 1s snapshot` is `lingertop snapshot --interval 1s`), and
+    /// refuses them, saying why, where the subcommand has no such option or got it twice.
+    /// With no subcommand they are the dashboard's own and stay where they are.
+    pub fn lift_globals(mut self) -> Result<Cli, String> {
+        let Some(command) = &mut self.command else {
+            return Ok(self);
+        };
+        let name = command.name();
+        let twice = |flag: &str| {
+            format!(
+                "{flag} was given both before and after `{name}`; give it once (e.g. `lingertop {name} {flag} ...`)"
+            )
+        };
+        if let Some(interval) = self.interval.take() {
+            let slot = match command {
+                Command::Snapshot(a) => &mut a.interval,
+                Command::Watch(a) => &mut a.interval,
+                Command::Serve(a) => &mut a.interval,
+                Command::Completions(_) | Command::Man(_) => {
+                    return Err(format!("--interval does not apply to `{name}`"));
+                }
+                Command::Lab(_) => {
+                    return Err(
+                        "--interval does not apply to `lab` (the lab polls its own sockets as fast as it needs); for how long close-wait-leak holds, use `lab --hold`".into(),
+                    );
+                }
+            };
+            if slot.replace(interval).is_some() {
+                return Err(twice("--interval"));
+            }
+        }
+        if let Some(filter) = self.filter.take() {
+            let slot = match command {
+                Command::Snapshot(a) => &mut a.filter.filter,
+                Command::Watch(a) => &mut a.filter.filter,
+                Command::Serve(_) => {
+                    return Err(
+                        "--filter does not apply to `serve`: the exporter counts every connection of the host; filter in the Prometheus query instead".into(),
+                    );
+                }
+                Command::Completions(_) | Command::Man(_) => {
+                    return Err(format!("--filter does not apply to `{name}`"));
+                }
+                Command::Lab(_) => {
+                    return Err(
+                        "--filter does not apply to `lab`: the lab only shows its own connections"
+                            .into(),
+                    );
+                }
+            };
+            if slot.replace(filter).is_some() {
+                return Err(twice("--filter"));
+            }
+        }
+        Ok(self)
+    }
+}
+
+impl Command {
+    /// The subcommand as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Snapshot(_) => "snapshot",
+            Command::Lab(_) => "lab",
+            Command::Serve(_) => "serve",
+            Command::Watch(_) => "watch",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+}
+
+/// Whether a lingertop command line runs a lab: `lingertop lab ...`, or the dashboard
+/// (whose only TCP sockets are its lab's). What another lingertop's lab recogniser asks.
+pub fn is_lab_command(args: &[OsString]) -> bool {
+    matches!(
+        Cli::try_parse_from(args).map(|c| c.command),
+        Ok(Some(Command::Lab(_)) | None)
+    )
+}
+
+/// The shortest poll interval, the same as the config's collector.interval allows: below
+/// it a busy table's poll costs more than the time between polls.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A poll interval: a duration from [`MIN_INTERVAL`] to 1h.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|_| format!("\"{s}\" is not a duration; write e.g. 500ms, 2s, 1m"))?;
+    if d < MIN_INTERVAL {
+        return Err(format!(
+            "{s} is too short: the shortest poll interval is 100ms (as for the config's collector.interval)"
+        ));
+    }
+    if d > Duration::from_secs(3600) {
+        return Err(format!("{s} is too long: the longest poll interval is 1h"));
+    }
+    Ok(d)
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s)
         .map_err(|_| format!("\"{s}\" is not a duration; write e.g. 500ms, 2s, 1m"))?;
@@ -319,4 +422,24 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s} is out of range; allowed: 10ms to 1h"));
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn lab_and_dashboard_command_lines_are_lab_processes() {
+        assert!(is_lab_command(&args("lingertop lab --all")));
+        assert!(is_lab_command(&args(
+            "/usr/bin/lingertop --config /x.toml lab --scenario close-wait-leak -n 5"
+        )));
+        assert!(is_lab_command(&args("lingertop")));
+        assert!(!is_lab_command(&args("lingertop snapshot --interval 2s")));
+        assert!(!is_lab_command(&args("lingertop no-such-mode")));
+    }
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lingertop::collector::{Backend, Collector};
-use lingertop::config::Config;
-use lingertop::live::{self, EstablishedEvery, Message, Update};
+use lingertop::config::{Config, EstablishedEvery};
+use lingertop::live::{self, Message, Update};
 use lingertop::model::TcpState;
 
 const EVERY: u32 = 3;
@@ -62,7 +62,8 @@ fn established_is_carried_between_reads_and_every_close_is_seen_at_once() {
     };
     let collector = Collector::from_choice(Backend::Netlink).expect("netlink works here");
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let handle = live::spawn(collector, &cfg, tx).expect("spawn the poll loop");
+    let handle =
+        live::spawn(collector, &cfg, live::Scope::default(), tx).expect("spawn the poll loop");
 
     // A full read, then a poll that left ESTABLISHED out but still shows both ends, as last
     // read, with the same tracking.
@@ -117,7 +118,8 @@ fn every_poll_reads_everything_when_told_to() {
     };
     let collector = Collector::from_choice(Backend::Netlink).expect("netlink works here");
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let handle = live::spawn(collector, &cfg, tx).expect("spawn the poll loop");
+    let handle =
+        live::spawn(collector, &cfg, live::Scope::default(), tx).expect("spawn the poll loop");
     let mut seen = 0;
     until(&mut rx, "five polls", |u| {
         assert!(is_full(u), "poll {} left states out", u.seq);

@@ -15,7 +15,7 @@ use common::*;
 use lingertop::collector::{Netstat2Source, RawSocket, SocketSource};
 use lingertop::lab::run::run_mode;
 use lingertop::lab::{
-    Action, Behaviour, CloseOptions, ConnId, End, EndStatus, Family, Lab, LabError, ReadOutcome,
+    Behaviour, CloseMode, CloseOptions, ConnId, End, EndStatus, Family, Lab, LabError, ReadOutcome,
     TimeWaitSide, Trace,
 };
 use lingertop::model::TcpState;
@@ -50,7 +50,7 @@ fn kernel_state(tuple: (SocketAddr, SocketAddr)) -> Option<TcpState> {
         .min_by_key(|s| *s == TcpState::TimeWait)
 }
 
-fn mode(action: Action, family: Family) -> (Lab, Trace) {
+fn mode(action: CloseMode, family: Family) -> (Lab, Trace) {
     let lab = Lab::new().expect("start a lab");
     let trace = run_mode(&lab, action, family, opts()).expect("run the mode");
     (lab, trace)
@@ -72,7 +72,7 @@ fn describe(t: &Trace) -> String {
 
 #[test]
 fn plain_close_leaves_time_wait_on_the_closer_and_the_peer_reads_eof() {
-    let (_lab, t) = mode(Action::Plain, Family::Ipv4);
+    let (_lab, t) = mode(CloseMode::Plain, Family::Ipv4);
     let why = describe(&t);
     assert_eq!(t.close_result.name(), "ok", "{why}");
     assert_eq!(t.peer_read.outcome, ReadOutcome::Eof, "{why}");
@@ -87,7 +87,7 @@ fn plain_close_leaves_time_wait_on_the_closer_and_the_peer_reads_eof() {
 
 #[test]
 fn graceful_close_reads_eof_on_both_sides_and_leaves_time_wait_on_the_closer() {
-    let (_lab, t) = mode(Action::Graceful, Family::Ipv4);
+    let (_lab, t) = mode(CloseMode::Graceful, Family::Ipv4);
     let why = describe(&t);
     assert_eq!(t.peer_read.outcome, ReadOutcome::Eof, "{why}");
     assert_eq!(t.closer_read, Some(ReadOutcome::Eof), "{why}");
@@ -118,20 +118,20 @@ fn assert_abortive(t: &Trace) {
 
 #[test]
 fn abort_resets_the_peer_and_leaves_no_time_wait() {
-    let (_lab, t) = mode(Action::Abort, Family::Ipv4);
+    let (_lab, t) = mode(CloseMode::Abort, Family::Ipv4);
     assert_abortive(&t);
 }
 
 #[test]
 fn abort_over_ipv6_resets_the_peer_too() {
-    let (_lab, t) = mode(Action::Abort, Family::Ipv6);
+    let (_lab, t) = mode(CloseMode::Abort, Family::Ipv6);
     assert!(t.closer.0.is_ipv6());
     assert_abortive(&t);
 }
 
 #[test]
 fn unread_data_turns_a_plain_close_into_a_reset() {
-    let (_lab, t) = mode(Action::UnreadData, Family::Ipv4);
+    let (_lab, t) = mode(CloseMode::UnreadData, Family::Ipv4);
     let unread = t
         .calls
         .iter()
@@ -181,7 +181,7 @@ fn assert_linger(t: &Trace) {
 
 #[test]
 fn linger_blocks_the_whole_linger_time_then_returns_ok_and_delivers_the_data() {
-    let (_lab, t) = mode(Action::Linger, Family::Ipv4);
+    let (_lab, t) = mode(CloseMode::Linger, Family::Ipv4);
     assert_linger(&t);
     let d = t.deviation.clone().unwrap_or_default();
     assert!(d.contains("(documented: EWOULDBLOCK)"), "{d}");
@@ -190,7 +190,7 @@ fn linger_blocks_the_whole_linger_time_then_returns_ok_and_delivers_the_data() {
 
 #[test]
 fn linger_on_a_nonblocking_socket_still_blocks() {
-    let (_lab, t) = mode(Action::LingerNonblocking, Family::Ipv4);
+    let (_lab, t) = mode(CloseMode::LingerNonblocking, Family::Ipv4);
     assert!(
         t.calls.iter().any(|c| c.call == "fcntl(O_NONBLOCK on)"),
         "{}",
@@ -203,7 +203,7 @@ fn linger_on_a_nonblocking_socket_still_blocks() {
 
 #[test]
 fn half_close_keeps_the_socket_readable_and_open() {
-    let (lab, t) = mode(Action::HalfClose, Family::Ipv4);
+    let (lab, t) = mode(CloseMode::HalfClose, Family::Ipv4);
     let why = describe(&t);
     assert_eq!(t.documented.call, "shutdown()");
     assert_eq!(t.close_result.name(), "ok", "{why}");
@@ -218,7 +218,7 @@ fn half_close_keeps_the_socket_readable_and_open() {
 
     // The half-closed end is still the lab's to close.
     let t2 = lab
-        .close(t.conn, End::Client, Action::Plain, opts())
+        .close(t.conn, End::Client, CloseMode::Plain, opts())
         .expect("close the half-closed end")
         .wait()
         .expect("trace");
@@ -228,7 +228,7 @@ fn half_close_keeps_the_socket_readable_and_open() {
 
 #[test]
 fn a_peer_that_never_closes_sits_in_close_wait_and_the_closer_in_fin_wait_2() {
-    let (_lab, t) = mode(Action::PeerNeverCloses, Family::Ipv4);
+    let (_lab, t) = mode(CloseMode::PeerNeverCloses, Family::Ipv4);
     let why = describe(&t);
     assert_eq!(t.peer_read.outcome, ReadOutcome::Eof, "{why}");
     assert_eq!(kernel_state(t.closer), Some(TcpState::FinWait2), "{why}");
@@ -246,7 +246,7 @@ fn closing_the_server_end_makes_the_client_the_peer() {
     let lab = Lab::new().unwrap();
     let id = lab.open(Behaviour::Normal, 1, Family::Ipv4).unwrap()[0];
     let t = lab
-        .close(id, End::Server, Action::Abort, opts())
+        .close(id, End::Server, CloseMode::Abort, opts())
         .unwrap()
         .wait()
         .unwrap();
@@ -266,7 +266,7 @@ fn handles_and_sockets_the_lab_did_not_make_are_refused() {
     // Another lab's handle, and a number typed by a person.
     for id in [theirs, "#999999999".parse::<ConnId>().unwrap()] {
         let err = lab
-            .close(id, End::Client, Action::Abort, opts())
+            .close(id, End::Client, CloseMode::Abort, opts())
             .err()
             .expect("refused");
         assert!(matches!(err, LabError::UnknownConnection(_)), "{err}");
@@ -291,8 +291,10 @@ fn handles_and_sockets_the_lab_did_not_make_are_refused() {
         lab.find(view.client.local, view.client.remote).unwrap(),
         (ours, End::Client)
     );
-    let running = lab.close(ours, End::Client, Action::Plain, opts()).unwrap();
-    let again = lab.close(ours, End::Client, Action::Abort, opts());
+    let running = lab
+        .close(ours, End::Client, CloseMode::Plain, opts())
+        .unwrap();
+    let again = lab.close(ours, End::Client, CloseMode::Abort, opts());
     assert!(
         matches!(
             again,
@@ -302,7 +304,7 @@ fn handles_and_sockets_the_lab_did_not_make_are_refused() {
     );
     running.wait().unwrap();
     let err = lab
-        .close(ours, End::Client, Action::Abort, opts())
+        .close(ours, End::Client, CloseMode::Abort, opts())
         .err()
         .expect("refused");
     assert!(matches!(err, LabError::EndClosed { .. }), "{err}");
@@ -370,7 +372,7 @@ fn dropping_the_lab_closes_everything_even_a_linger_close_in_flight() {
         .close(
             id,
             End::Client,
-            Action::Linger,
+            CloseMode::Linger,
             CloseOptions {
                 linger: Duration::from_secs(30),
                 ..CloseOptions::default()
@@ -621,7 +623,7 @@ fn every_action_on_every_behaviour_and_either_end_yields_a_trace() {
     let ports: Vec<u16> = lab.listeners().iter().map(|a| a.port()).collect();
     let mut running = Vec::new();
     for b in Behaviour::ALL {
-        for a in Action::ALL {
+        for a in CloseMode::ALL {
             for end in [End::Client, End::Server] {
                 let id = lab.open(b, 1, Family::Ipv4).unwrap()[0];
                 let v = lab.connection(id).unwrap();
@@ -641,13 +643,13 @@ fn every_action_on_every_behaviour_and_either_end_yields_a_trace() {
             describe(&t)
         );
         let status = lab.connection(id).unwrap().end(end).status.clone();
-        if a == Action::HalfClose {
+        if a == CloseMode::HalfClose {
             assert_eq!(status, EndStatus::HalfClosed, "{what}");
         } else {
             assert!(matches!(status, EndStatus::Closed(_)), "{what}: {status:?}");
         }
         // An abortive close leaves nothing of the closer in the kernel, whatever the peer.
-        if matches!(a, Action::Abort | Action::UnreadData) {
+        if matches!(a, CloseMode::Abort | CloseMode::UnreadData) {
             assert_eq!(kernel_state(tuple), None, "{what}: {}", describe(&t));
         }
     }

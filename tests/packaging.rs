@@ -112,7 +112,7 @@ fn serve_with_caps(caps: &[String]) -> Served {
         "XDG_CONFIG_HOME",
         std::env::temp_dir().join("lingertop-no-config"),
     );
-    Served::start_with(cmd, &["--interval", "200ms", "--set", "serve.top-n=10000"])
+    Served::start_from(cmd, &["--interval", "200ms", "--set", "serve.top-n=10000"])
 }
 
 #[test]

@@ -6,13 +6,20 @@
 //! Two backends: `netlink` (Linux: sock_diag with timers and queues, and an owner cache
 //! that rescans `/proc` only when unknown sockets appear) and the portable `netstat2`.
 //! [`Collector::from_choice`] is the one place that picks between them.
+//!
+//! What the socket table does not say (process and user names, the ephemeral port range,
+//! our own uid, the host's name) comes through [`Host`], whose lookups tests replace with
+//! fakes. The collector prints nothing: what the user should know comes back as [`Note`]s.
 
+mod host;
 #[cfg(target_os = "linux")]
 pub mod netlink;
 mod netstat2_backend;
 #[cfg(target_os = "linux")]
 mod owners;
 mod processes;
+#[cfg(test)]
+mod tests;
 
 use std::time::{Instant, SystemTime};
 
@@ -23,9 +30,12 @@ use crate::model::{
     Tuple, Unread,
 };
 
+pub use host::{Host, ephemeral_ports, parse_port_range};
+
 #[cfg(target_os = "linux")]
 pub use netlink::NetlinkSource;
 pub use netstat2_backend::Netstat2Source;
+pub use processes::{ProcessLookup, SysProcesses, SysUsers, UserLookup};
 use processes::{ProcessNames, UserNames};
 
 /// One socket as the OS reports it, before process names are attached.
@@ -98,6 +108,21 @@ pub enum CollectError {
     },
 }
 
+/// Something the user should know about the collector that is not an error (a fallback
+/// backend, say). The collector never prints: the mode that owns the terminal decides
+/// whether and where to say it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// One line, without the `lingertop: ` prefix.
+    pub message: String,
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// The OS boundary: something that lists every TCP socket (IPv4 and IPv6, every state).
 pub trait SocketSource: Send {
     /// Short name for messages (`netstat2`).
@@ -136,8 +161,9 @@ pub struct Collector {
     users: UserNames,
     host: String,
     euid: Option<u32>,
+    ports: Box<dyn FnMut() -> PortRange + Send>,
     raw: Vec<RawSocket>,
-    note: Option<String>,
+    notes: Vec<Note>,
     /// The states the options leave out, where the source leaves them out.
     unread: Option<Vec<TcpState>>,
     /// Sockets the last complete read and the last read of fewer states returned.
@@ -147,17 +173,22 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// A collector over `source`, with this machine's lookups.
     pub fn new(source: Box<dyn SocketSource>) -> Self {
+        Collector::with_host(source, Host::system())
+    }
+
+    /// A collector over `source` whose names, ports and uid come from `host`.
+    pub fn with_host(source: Box<dyn SocketSource>, host: Host) -> Self {
         Collector {
             source,
-            names: ProcessNames::default(),
-            users: UserNames::default(),
-            host: sysinfo::System::host_name()
-                .ok()
-                .unwrap_or_else(|| "unknown-host".to_string()),
-            euid: effective_uid(),
+            names: ProcessNames::new(host.processes),
+            users: UserNames::new(host.users),
+            host: host.name,
+            euid: host.euid,
+            ports: host.ephemeral_ports,
             raw: Vec::new(),
-            note: None,
+            notes: Vec::new(),
             unread: None,
             last_read: [0; 2],
             held: Vec::new(),
@@ -174,7 +205,7 @@ impl Collector {
     }
 
     /// The collector for `choice`. `auto` takes netlink where its first dump works and
-    /// netstat2 otherwise, saying why in [`Collector::note`]; an explicit `netlink` that
+    /// netstat2 otherwise, saying why in [`Collector::notes`]; an explicit `netlink` that
     /// cannot work is an error.
     pub fn from_choice(choice: Backend) -> Result<Self, CollectError> {
         match choice {
@@ -196,13 +227,7 @@ impl Collector {
             #[cfg(target_os = "linux")]
             Backend::Auto => Ok(match NetlinkSource::open() {
                 Ok(src) => Collector::new(Box::new(src)),
-                Err(e) => {
-                    let mut c = Collector::netstat2();
-                    c.note = Some(format!(
-                        "netlink sock_diag is not available ({e}); reading the socket table through netstat2, without timers and queues"
-                    ));
-                    c
-                }
+                Err(e) => Collector::netstat2().noting(netlink_fallback(&e)),
             }),
             #[cfg(not(target_os = "linux"))]
             Backend::Auto => Ok(Collector::netstat2()),
@@ -213,19 +238,15 @@ impl Collector {
         self.source.name()
     }
 
-    /// Why `auto` did not get the fastest backend, when it did not.
-    /// The collector `choice` asks for, its note (a fallback, say) printed on stderr unless
-    /// `quiet`: the one call every mode makes.
-    pub fn chosen(choice: Backend, quiet: bool) -> Result<Self, CollectError> {
-        let c = Collector::from_choice(choice)?;
-        if let (Some(note), false) = (c.note(), quiet) {
-            eprintln!("lingertop: {note}");
-        }
-        Ok(c)
+    /// What the user should know about this collector (why `auto` did not get the fastest
+    /// backend, when it did not); the caller prints them, or not.
+    pub fn notes(&self) -> &[Note] {
+        &self.notes
     }
 
-    pub fn note(&self) -> Option<&str> {
-        self.note.as_deref()
+    fn noting(mut self, note: Note) -> Self {
+        self.notes.push(note);
+        self
     }
 
     /// Applies `opts` to the source's later reads.
@@ -274,7 +295,7 @@ impl Collector {
             taken_at,
             host: self.host.clone(),
             process_info,
-            ephemeral_ports: ephemeral_ports(),
+            ephemeral_ports: (self.ports)(),
             poll_duration: started.elapsed(),
             connections,
             unread: self.unread.clone().map(|states| Unread {
@@ -416,33 +437,11 @@ impl Collector {
     }
 }
 
-#[cfg(unix)]
-fn effective_uid() -> Option<u32> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    Some(unsafe { libc::geteuid() })
-}
-
-#[cfg(not(unix))]
-fn effective_uid() -> Option<u32> {
-    None
-}
-
-/// The local ephemeral port range: the kernel's on Linux, the IANA range elsewhere or when
-/// it cannot be read.
-pub fn ephemeral_ports() -> PortRange {
-    const IANA: PortRange = PortRange {
-        low: 49152,
-        high: 65535,
-    };
-    if cfg!(target_os = "linux") {
-        if let Ok(text) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range") {
-            let mut it = text.split_whitespace().map(|s| s.parse::<u16>());
-            if let (Some(Ok(low)), Some(Ok(high))) = (it.next(), it.next()) {
-                if low <= high {
-                    return PortRange { low, high };
-                }
-            }
-        }
+/// The note of `auto` falling back to netstat2 because sock_diag failed with `why`.
+fn netlink_fallback(why: &dyn std::fmt::Display) -> Note {
+    Note {
+        message: format!(
+            "netlink sock_diag is not available ({why}); reading the socket table through netstat2, without timers and queues"
+        ),
     }
-    IANA
 }

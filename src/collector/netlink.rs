@@ -487,11 +487,6 @@ impl NetlinkSource {
             owners: OwnerCache::default(),
         })
     }
-
-    /// How many times the `/proc` owner scan has run.
-    pub fn owner_scans(&self) -> u64 {
-        self.owners.scans()
-    }
 }
 
 /// Runs `dump` until it succeeds, retrying transient failures (an interrupted dump) up to

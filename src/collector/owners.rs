@@ -43,7 +43,6 @@ pub struct OwnerCache {
     generation: u32,
     last_scan: Option<Instant>,
     last_scan_took: Duration,
-    scans: u64,
     exact: bool,
     /// The reads leave some states out: a socket missing from one may still exist.
     partial_reads: bool,
@@ -74,11 +73,6 @@ impl OwnerCache {
     /// not forgotten, or the next complete read would rescan `/proc` for all of them.
     pub fn set_partial_reads(&mut self, partial: bool) {
         self.partial_reads = partial;
-    }
-
-    /// How many scans ran so far.
-    pub fn scans(&self) -> u64 {
-        self.scans
     }
 
     /// Fills `pids` of every socket with a file, rescanning through `scan` when due.
@@ -168,7 +162,6 @@ impl OwnerCache {
         }
         self.last_scan = Some(now);
         self.last_scan_took = started.elapsed();
-        self.scans += 1;
     }
 }
 

@@ -1,5 +1,7 @@
-//! Process and user names for the pids and uids the socket table names, through `sysinfo`.
-//! Only pids not seen at the previous poll are looked up: never every process every poll.
+//! Process and user names for the pids and uids the socket table names. The caches here
+//! decide what to ask; [`ProcessLookup`] and [`UserLookup`] ask the OS (through `sysinfo`),
+//! or a fake in tests. Only pids not seen at the previous poll are looked up: never every
+//! process every poll.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,77 +11,68 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, Uid, Users};
 
 use crate::model::User;
 
-/// Names of the processes holding sockets, cached while they keep holding some.
-#[derive(Default)]
-pub struct ProcessNames {
-    sys: Option<System>,
-    names: FxHashMap<u32, Option<Arc<str>>>,
+/// Finds the names of processes by pid.
+pub trait ProcessLookup: Send {
+    /// The names of `pids`, in their order: `None` for a process that exited or cannot be
+    /// read. `kept` is how many names the caller still holds, so that a cache under the
+    /// lookup can tell when it holds far more than is needed.
+    fn names(&mut self, pids: &[u32], kept: usize) -> Vec<Option<Arc<str>>>;
 }
 
-impl ProcessNames {
-    /// Looks up the names of `pids` not already known and, after a `complete` read (one
-    /// that left no state out), forgets the pids no longer present.
-    pub fn resolve(&mut self, pids: &FxHashSet<u32>, complete: bool) {
-        if complete {
-            self.names.retain(|pid, _| pids.contains(pid));
-        }
-        let new: Vec<Pid> = pids
-            .iter()
-            .filter(|p| !self.names.contains_key(p))
-            .map(|&p| Pid::from_u32(p))
-            .collect();
-        if new.is_empty() {
-            return;
-        }
+/// Finds the names of users by uid.
+pub trait UserLookup: Send {
+    /// The name of user `uid`, where the user database has it.
+    fn name(&mut self, uid: u32) -> Option<Box<str>>;
+}
+
+/// The OS's process table, through `sysinfo`.
+#[derive(Default)]
+pub struct SysProcesses {
+    sys: Option<System>,
+}
+
+impl ProcessLookup for SysProcesses {
+    fn names(&mut self, pids: &[u32], kept: usize) -> Vec<Option<Arc<str>>> {
         // sysinfo keeps every process it refreshed; start afresh when it holds far more
         // than we still need, so a long run with churning pids stays small.
         let stale = self
             .sys
             .as_ref()
-            .is_some_and(|s| s.processes().len() > 2 * self.names.len() + 256);
+            .is_some_and(|s| s.processes().len() > 2 * kept + 256);
         if self.sys.is_none() || stale {
             self.sys = System::new().ok();
         }
         let Some(sys) = self.sys.as_mut() else {
             // No process information on this platform: names stay unknown.
-            for p in new {
-                self.names.insert(p.as_u32(), None);
-            }
-            return;
+            return vec![None; pids.len()];
         };
+        let wanted: Vec<Pid> = pids.iter().map(|&p| Pid::from_u32(p)).collect();
         sys.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&new),
+            ProcessesToUpdate::Some(&wanted),
             true,
             ProcessRefreshKind::nothing(),
         );
-        for p in new {
-            // A process that exited since the socket table was read simply has no name.
-            let name = sys
-                .process(p)
-                .map(|proc_| Arc::from(proc_.name().to_string_lossy().as_ref()));
-            self.names.insert(p.as_u32(), name);
-        }
-    }
-
-    pub fn get(&self, pid: u32) -> Option<Arc<str>> {
-        self.names.get(&pid).cloned().flatten()
+        // A process that exited since the socket table was read simply has no name.
+        wanted
+            .into_iter()
+            .map(|p| {
+                sys.process(p)
+                    .map(|proc_| Arc::from(proc_.name().to_string_lossy().as_ref()))
+            })
+            .collect()
     }
 }
 
-/// Users by uid, with their names from the system's user database, reloaded (at most every
-/// 10 s) when an unknown uid shows up. One [`User`] per uid, shared by all its sockets.
+/// The system's user database, through `sysinfo`, reloaded (at most every 10 s) when an
+/// unknown uid shows up.
 #[derive(Default)]
-pub struct UserNames {
+pub struct SysUsers {
     users: Option<Users>,
     loaded_at: Option<Instant>,
-    known: FxHashMap<u32, Arc<User>>,
 }
 
-impl UserNames {
-    pub fn get(&mut self, uid: u32) -> Arc<User> {
-        if let Some(u) = self.known.get(&uid) {
-            return Arc::clone(u);
-        }
+impl UserLookup for SysUsers {
+    fn name(&mut self, uid: u32) -> Option<Box<str>> {
         let due = self
             .loaded_at
             .is_none_or(|t| t.elapsed() > Duration::from_secs(10));
@@ -87,11 +80,74 @@ impl UserNames {
             self.users = Users::new_with_refreshed_list().ok();
             self.loaded_at = Some(Instant::now());
         }
-        let name = Uid::try_from(uid as usize)
+        Uid::try_from(uid as usize)
             .ok()
             .and_then(|u| self.users.as_ref()?.get_user_by_id(&u))
-            .map(|u| Box::from(u.name()));
-        let user = Arc::new(User { uid, name });
+            .map(|u| Box::from(u.name()))
+    }
+}
+
+/// Names of the processes holding sockets, cached while they keep holding some.
+pub struct ProcessNames {
+    lookup: Box<dyn ProcessLookup>,
+    names: FxHashMap<u32, Option<Arc<str>>>,
+}
+
+impl ProcessNames {
+    pub fn new(lookup: Box<dyn ProcessLookup>) -> Self {
+        ProcessNames {
+            lookup,
+            names: FxHashMap::default(),
+        }
+    }
+
+    /// Looks up the names of `pids` not already known and, after a `complete` read (one
+    /// that left no state out), forgets the pids no longer present.
+    pub fn resolve(&mut self, pids: &FxHashSet<u32>, complete: bool) {
+        if complete {
+            self.names.retain(|pid, _| pids.contains(pid));
+        }
+        let new: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|p| !self.names.contains_key(p))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        let found = self.lookup.names(&new, self.names.len());
+        // A lookup that answers fewer names leaves the rest unknown rather than unasked.
+        let found = found.into_iter().chain(std::iter::repeat(None));
+        self.names.extend(new.into_iter().zip(found));
+    }
+
+    pub fn get(&self, pid: u32) -> Option<Arc<str>> {
+        self.names.get(&pid).cloned().flatten()
+    }
+}
+
+/// Users by uid, with their names. One [`User`] per uid, shared by all its sockets.
+pub struct UserNames {
+    lookup: Box<dyn UserLookup>,
+    known: FxHashMap<u32, Arc<User>>,
+}
+
+impl UserNames {
+    pub fn new(lookup: Box<dyn UserLookup>) -> Self {
+        UserNames {
+            lookup,
+            known: FxHashMap::default(),
+        }
+    }
+
+    pub fn get(&mut self, uid: u32) -> Arc<User> {
+        if let Some(u) = self.known.get(&uid) {
+            return Arc::clone(u);
+        }
+        let user = Arc::new(User {
+            uid,
+            name: self.lookup.name(uid),
+        });
         self.known.insert(uid, Arc::clone(&user));
         user
     }

@@ -75,7 +75,7 @@ impl KeysFile {
 
 /// One or more keys, each checked as it is read.
 #[derive(Debug, Clone, PartialEq)]
-pub struct KeyList(pub Vec<crate::tui::keys::KeyBinding>);
+pub struct KeyList(pub Vec<super::keys::Key>);
 
 impl<'de> Deserialize<'de> for KeyList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -118,12 +118,12 @@ pub struct ThemeFile {
 
 /// A colour: a name (red, darkgray, lightblue...), an index 0-255, or `#rrggbb`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ColorValue(pub ratatui::style::Color);
+pub struct ColorValue(pub super::theme::Colour);
 
 impl<'de> Deserialize<'de> for ColorValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse::<ratatui::style::Color>().map(ColorValue).map_err(|_| {
+        s.parse::<super::theme::Colour>().map(ColorValue).map_err(|_| {
             serde::de::Error::custom(format!(
                 "\"{s}\" is not a colour; use a name (black, red, green, yellow, blue, magenta, cyan, gray, darkgray, lightred, ..., white), an index 0-255, or #rrggbb"
             ))
@@ -137,7 +137,7 @@ pub struct CollectorFile {
     pub interval: Option<Interval>,
     pub history: Option<History>,
     pub backend: Option<crate::collector::Backend>,
-    pub established_every: Option<crate::live::EstablishedEvery>,
+    pub established_every: Option<crate::config::EstablishedEvery>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +151,9 @@ pub struct FilterFile {
 pub struct ServeFile {
     pub listen: Option<ListenAddr>,
     pub top_n: Option<TopN>,
+    pub max_connections: Option<MaxConnections>,
+    pub header_timeout: Option<Interval>,
+    pub idle_timeout: Option<Interval>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -319,5 +322,21 @@ impl<'de> Deserialize<'de> for TopN {
             )));
         }
         Ok(TopN(v as usize))
+    }
+}
+
+/// How many HTTP connections `serve` keeps open at once: 1 to 10 000.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaxConnections(pub usize);
+
+impl<'de> Deserialize<'de> for MaxConnections {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if !(1..=10_000).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range; allowed: 1 to 10000 connections"
+            )));
+        }
+        Ok(MaxConnections(v as usize))
     }
 }

@@ -4,7 +4,10 @@
 //! (`$XDG_CONFIG_HOME/lingertop/config.toml` on Linux). Every key is documented in
 //! `config.example.toml`. Errors are one line naming the file, line, key and what is allowed.
 
+pub mod established;
 mod file;
+pub mod keys;
+pub mod theme;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,13 +16,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::collector::Backend;
-use crate::live::EstablishedEvery;
 use crate::model::alerts::{CountRule, LingerRule, RatioRule};
 use crate::model::{Filter, Rules};
-use crate::tui::keys::{BINDABLE, KeyBinding};
-use crate::tui::theme::ThemeColors;
+pub use established::EstablishedEvery;
 pub use file::parse_listen;
 use file::{CountFile, FileConfig, LingerFile, RatioFile};
+use keys::{Key, default_keys};
+use theme::ThemeColors;
 
 /// The validated configuration every mode runs with.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,8 +38,8 @@ pub struct Config {
     /// Filter applied when the command line gives none.
     pub default_filter: Filter,
     pub rules: Rules,
-    /// Every bindable dashboard action with its keys, in `tui::keys::BINDABLE` order.
-    pub keys: Vec<(String, Vec<KeyBinding>)>,
+    /// Every bindable dashboard action by name with its keys, in [`keys::BINDABLE`] order.
+    pub keys: Vec<(String, Vec<Key>)>,
     pub theme: ThemeColors,
     /// Settings of `lingertop serve`.
     pub serve: ServeConfig,
@@ -58,6 +61,18 @@ impl Default for Config {
     }
 }
 
+/// What one HTTP client of `serve` may hold (the `serve` table's max-connections,
+/// header-timeout and idle-timeout).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServeLimits {
+    /// Connections open at once; the longest-silent one gives way to a new one at the cap.
+    pub max_connections: usize,
+    /// How long a request may take to arrive, from its first byte.
+    pub header_timeout: Duration,
+    /// How long a connection may stay silent with nothing in flight.
+    pub idle_timeout: Duration,
+}
+
 /// Settings of the Prometheus exporter (`lingertop serve`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServeConfig {
@@ -66,6 +81,9 @@ pub struct ServeConfig {
     /// Labelled series kept per per-process, per-remote and per-destination metric; the
     /// rest are summed into one `other` series so cardinality stays bounded.
     pub top_n: usize,
+    /// What an HTTP client may hold: connections at once, and how long one may stay
+    /// silent or half-way through a request.
+    pub limits: ServeLimits,
 }
 
 impl Default for ServeConfig {
@@ -73,18 +91,13 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9797)),
             top_n: 10,
+            limits: ServeLimits {
+                max_connections: 64,
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(90),
+            },
         }
     }
-}
-
-fn default_keys() -> Vec<(String, Vec<KeyBinding>)> {
-    BINDABLE
-        .iter()
-        .map(|(name, _, keys)| {
-            let keys = keys.iter().filter_map(|k| k.parse().ok()).collect();
-            (name.to_string(), keys)
-        })
-        .collect()
 }
 
 /// A configuration that cannot be used; the message is one line.
@@ -253,6 +266,17 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
         serve: ServeConfig {
             listen: serve.listen.map_or(d.serve.listen, |l| l.0),
             top_n: serve.top_n.map_or(d.serve.top_n, |n| n.0),
+            limits: ServeLimits {
+                max_connections: serve
+                    .max_connections
+                    .map_or(d.serve.limits.max_connections, |n| n.0),
+                header_timeout: serve
+                    .header_timeout
+                    .map_or(d.serve.limits.header_timeout, |i| i.0),
+                idle_timeout: serve
+                    .idle_timeout
+                    .map_or(d.serve.limits.idle_timeout, |i| i.0),
+            },
         },
     })
 }
@@ -415,10 +439,7 @@ mod tests {
         assert_eq!(quit.1, vec!["x".parse().unwrap()]);
         let help = cfg.keys.iter().find(|(n, _)| n == "help").unwrap();
         assert_eq!(help.1.len(), 2);
-        assert_eq!(
-            cfg.theme.critical,
-            ratatui::style::Color::Rgb(0xff, 0x88, 0x00)
-        );
+        assert_eq!(cfg.theme.critical, theme::Colour::Rgb(0xff, 0x88, 0x00));
         for (text, needles) in [
             (
                 "[keys]\nquit = \"hyper-q\"\n",

@@ -16,7 +16,7 @@ use super::engine::Inner;
 use super::expect::{self, Observed};
 use super::observe::{TupleProbe, system_probe};
 use super::trace::{Call, CallResult, PeerRead, ReadOutcome, Step, TimeWaitSide, Trace};
-use super::{Action, Behaviour, CloseOptions, ConnId, End, EndStatus, LabError};
+use super::{Behaviour, CloseMode, CloseOptions, ConnId, End, EndStatus, LabError};
 use crate::model::TcpState;
 
 /// Poll interval while calls are in flight and just after.
@@ -189,7 +189,7 @@ pub(super) fn run(
     inner: &Inner,
     id: ConnId,
     end: End,
-    action: Action,
+    action: CloseMode,
     opts: CloseOptions,
     socket: Socket,
 ) -> Result<Trace, LabError> {
@@ -202,48 +202,55 @@ pub(super) fn run(
         let w = &watch;
         s.spawn(move || w.observe(probe));
         let _stop = StopOnDrop(&watch);
-        act(
-            inner, id, end, action, opts, socket, &watch, closer, observer,
-        )
+        let cx = Act {
+            inner,
+            id,
+            end,
+            action,
+            opts,
+            watch: &watch,
+            closer,
+            observer,
+        };
+        act(&cx, socket)
     })
 }
 
-/// The body of an action, while the observer polls.
-#[allow(clippy::too_many_arguments)]
-fn act(
-    inner: &Inner,
+/// What one close acts on and who watches it: the arguments of [`act`].
+#[derive(Clone, Copy)]
+struct Act<'a> {
+    inner: &'a Inner,
     id: ConnId,
+    /// The end being closed.
     end: End,
-    action: Action,
+    action: CloseMode,
     opts: CloseOptions,
-    socket: Socket,
-    watch: &Watch,
+    /// The observer polling both ends' states meanwhile.
+    watch: &'a Watch,
+    /// The closing end's 4-tuple (local, peer).
     closer: (SocketAddr, SocketAddr),
+    /// The observer's name, for the trace.
     observer: &'static str,
-) -> Result<Trace, LabError> {
+}
+
+/// The body of an action on `socket`, while the observer polls.
+fn act(cx: &Act<'_>, socket: Socket) -> Result<Trace, LabError> {
+    let &Act {
+        inner,
+        id,
+        end,
+        action,
+        opts,
+        watch,
+        closer,
+        observer,
+    } = cx;
     let peer = end.other();
     let mut rec = Recorder {
         t0: watch.t0,
         calls: Vec::new(),
     };
-    let mut bytes_queued = None;
-
-    // The precondition each action names.
-    match action {
-        Action::Linger | Action::LingerNonblocking => {
-            if peer == End::Server {
-                switch_behaviour(inner, id, Behaviour::NeverRead, &mut rec);
-            }
-            let queued = fill(&socket, &mut rec, end);
-            inner.note_written(id, end, queued);
-            bytes_queued = Some(queued);
-        }
-        Action::PeerNeverCloses if peer == End::Server => {
-            switch_behaviour(inner, id, Behaviour::NeverClose, &mut rec);
-        }
-        Action::UnreadData => make_unread(inner, id, peer, &socket, &mut rec),
-        _ => {}
-    }
+    let bytes_queued = precondition(cx, &socket, &mut rec);
     let behaviour = inner.behaviour(id).unwrap_or(Behaviour::Normal);
     let peer_open = inner.end_open(id, peer);
     let peer_closes = peer == End::Server && behaviour == Behaviour::Normal && peer_open;
@@ -257,55 +264,13 @@ fn act(
     }
     let calls_start = Instant::now();
 
-    // The calls.
-    let mut closer_read = None;
-    let mut kept: Option<Socket> = None;
-    let mut unread_at_close = false;
-    let (close_result, close_blocked) = match action {
-        Action::Plain | Action::UnreadData | Action::PeerNeverCloses => {
-            let _ = rec.call(end, "setsockopt(SO_LINGER, off)", || {
-                socket.set_linger(None)
-            });
-            unread_at_close = check_unread(&socket, action, &mut rec, end);
-            close(socket, &mut rec, end)
-        }
-        Action::Abort => {
-            let _ = rec.call(end, "setsockopt(SO_LINGER, on, 0 s)", || {
-                socket.set_linger(Some(Duration::ZERO))
-            });
-            unread_at_close = check_unread(&socket, action, &mut rec, end);
-            close(socket, &mut rec, end)
-        }
-        Action::Linger | Action::LingerNonblocking => {
-            let nonblocking = action == Action::LingerNonblocking;
-            let _ = rec.call(end, linger_call(opts.linger), || {
-                socket.set_linger(Some(opts.linger))
-            });
-            let mode = if nonblocking { "on" } else { "off" };
-            let _ = rec.call(end, format!("fcntl(O_NONBLOCK {mode})"), || {
-                socket.set_nonblocking(nonblocking)
-            });
-            unread_at_close = check_unread(&socket, action, &mut rec, end);
-            close(socket, &mut rec, end)
-        }
-        Action::Graceful => {
-            let _ = rec.call(end, "shutdown(SHUT_WR)", || {
-                socket.shutdown(Shutdown::Write)
-            });
-            let (outcome, bytes) = read_to_end(&socket, GRACEFUL_READ, inner, &mut rec, end);
-            inner.note_read(id, end, outcome.clone(), bytes);
-            closer_read = Some(outcome);
-            unread_at_close = check_unread(&socket, action, &mut rec, end);
-            close(socket, &mut rec, end)
-        }
-        Action::HalfClose => {
-            let r = rec.call(end, "shutdown(SHUT_WR)", || {
-                socket.shutdown(Shutdown::Write)
-            });
-            kept = Some(socket);
-            (CallResult::of(&r), rec.last_took())
-        }
-    };
+    let Calls {
+        close_result,
+        close_blocked,
+        mut closer_read,
+        mut kept,
+        unread_at_close,
+    } = calls(cx, socket, &mut rec);
     let calls_done = Instant::now();
     watch.slow_down_after(FAST_AFTER);
     if kept.is_none() {
@@ -351,41 +316,12 @@ fn act(
         inner.put_back(id, end, socket, EndStatus::HalfClosed);
     }
 
-    // Watch until both ends settle or the deadline passes. Quiet counts from the lab's
-    // last step too: a read it just made may not have reached the table yet.
-    let last_step = Instant::now();
-    let deadline = last_step + opts.settle;
-    let settled = loop {
-        if inner.stopping() {
-            break false;
-        }
-        let steps = watch.steps();
-        let done = |v: &Vec<Step>| {
-            v.last()
-                .is_some_and(|s| matches!(s.state, None | Some(TcpState::TimeWait)))
-        };
-        if done(&steps[0]) && done(&steps[1]) {
-            break true;
-        }
-        if watch.quiet_for().min(last_step.elapsed()) >= QUIET {
-            break true;
-        }
-        if Instant::now() >= deadline {
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let settled = wait_settled(cx);
     watch.stop.store(true, Ordering::Relaxed);
     let [closer_states, peer_states] = watch.steps();
     let duration = watch.t0.elapsed();
 
-    let is_tw = |v: &Vec<Step>| v.last().and_then(|s| s.state) == Some(TcpState::TimeWait);
-    let time_wait = match (is_tw(&closer_states), is_tw(&peer_states)) {
-        (true, true) => TimeWaitSide::Both,
-        (true, false) => TimeWaitSide::Closer,
-        (false, true) => TimeWaitSide::Peer,
-        (false, false) => TimeWaitSide::None,
-    };
+    let time_wait = time_wait_side(&closer_states, &peer_states);
     let documented = expect::documented(action, peer_closes, opts.linger, unread_at_close);
     let mut deviation = expect::deviation(
         &documented,
@@ -437,6 +373,157 @@ fn act(
         documented,
         deviation,
     })
+}
+
+/// What the close mode's calls did.
+struct Calls {
+    close_result: CallResult,
+    close_blocked: Duration,
+    /// What the closer's own read got (graceful reads to EOF before closing).
+    closer_read: Option<ReadOutcome>,
+    /// The socket, when the mode keeps it open (half-close).
+    kept: Option<Socket>,
+    /// Whether unread bytes sat in the receive buffer at close.
+    unread_at_close: bool,
+}
+
+/// Makes the close mode's calls on `socket`.
+fn calls(cx: &Act<'_>, socket: Socket, rec: &mut Recorder) -> Calls {
+    let &Act {
+        inner,
+        id,
+        end,
+        action,
+        opts,
+        ..
+    } = cx;
+    let mut closer_read = None;
+    let mut kept: Option<Socket> = None;
+    let mut unread_at_close = false;
+    let (close_result, close_blocked) = match action {
+        CloseMode::Plain | CloseMode::UnreadData | CloseMode::PeerNeverCloses => {
+            let _ = rec.call(end, "setsockopt(SO_LINGER, off)", || {
+                socket.set_linger(None)
+            });
+            unread_at_close = check_unread(&socket, action, rec, end);
+            close(socket, rec, end)
+        }
+        CloseMode::Abort => {
+            let _ = rec.call(end, "setsockopt(SO_LINGER, on, 0 s)", || {
+                socket.set_linger(Some(Duration::ZERO))
+            });
+            unread_at_close = check_unread(&socket, action, rec, end);
+            close(socket, rec, end)
+        }
+        CloseMode::Linger | CloseMode::LingerNonblocking => {
+            let nonblocking = action == CloseMode::LingerNonblocking;
+            let _ = rec.call(end, linger_call(opts.linger), || {
+                socket.set_linger(Some(opts.linger))
+            });
+            let mode = if nonblocking { "on" } else { "off" };
+            let _ = rec.call(end, format!("fcntl(O_NONBLOCK {mode})"), || {
+                socket.set_nonblocking(nonblocking)
+            });
+            unread_at_close = check_unread(&socket, action, rec, end);
+            close(socket, rec, end)
+        }
+        CloseMode::Graceful => {
+            let _ = rec.call(end, "shutdown(SHUT_WR)", || {
+                socket.shutdown(Shutdown::Write)
+            });
+            let (outcome, bytes) = read_to_end(&socket, GRACEFUL_READ, inner, rec, end);
+            inner.note_read(id, end, outcome.clone(), bytes);
+            closer_read = Some(outcome);
+            unread_at_close = check_unread(&socket, action, rec, end);
+            close(socket, rec, end)
+        }
+        CloseMode::HalfClose => {
+            let r = rec.call(end, "shutdown(SHUT_WR)", || {
+                socket.shutdown(Shutdown::Write)
+            });
+            kept = Some(socket);
+            (CallResult::of(&r), rec.last_took())
+        }
+    };
+    Calls {
+        close_result,
+        close_blocked,
+        closer_read,
+        kept,
+        unread_at_close,
+    }
+}
+
+/// Sets up the precondition the close mode names (queued data, unread data, a peer that
+/// never closes); returns the bytes queued toward the peer, for the linger modes.
+fn precondition(cx: &Act<'_>, socket: &Socket, rec: &mut Recorder) -> Option<u64> {
+    let &Act {
+        inner,
+        id,
+        end,
+        action,
+        ..
+    } = cx;
+    let peer = end.other();
+    match action {
+        CloseMode::Linger | CloseMode::LingerNonblocking => {
+            if peer == End::Server {
+                switch_behaviour(inner, id, Behaviour::NeverRead, rec);
+            }
+            let queued = fill(socket, rec, end);
+            inner.note_written(id, end, queued);
+            return Some(queued);
+        }
+        CloseMode::PeerNeverCloses if peer == End::Server => {
+            switch_behaviour(inner, id, Behaviour::NeverClose, rec);
+        }
+        CloseMode::UnreadData => make_unread(inner, id, peer, socket, rec),
+        _ => {}
+    }
+    None
+}
+
+/// Watches until both ends settle (gone or in TIME_WAIT, or quiet) or the deadline of
+/// `opts.settle` passes; true when they settled.
+fn wait_settled(cx: &Act<'_>) -> bool {
+    let &Act {
+        inner, watch, opts, ..
+    } = cx;
+    // Watch until both ends settle or the deadline passes. Quiet counts from the lab's
+    // last step too: a read it just made may not have reached the table yet.
+    let last_step = Instant::now();
+    let deadline = last_step + opts.settle;
+    loop {
+        if inner.stopping() {
+            return false;
+        }
+        let steps = watch.steps();
+        let done = |v: &Vec<Step>| {
+            v.last()
+                .is_some_and(|s| matches!(s.state, None | Some(TcpState::TimeWait)))
+        };
+        if done(&steps[0]) && done(&steps[1]) {
+            return true;
+        }
+        if watch.quiet_for().min(last_step.elapsed()) >= QUIET {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Which end was left in TIME_WAIT.
+fn time_wait_side(closer_states: &[Step], peer_states: &[Step]) -> TimeWaitSide {
+    let is_tw = |v: &[Step]| v.last().and_then(|s| s.state) == Some(TcpState::TimeWait);
+    match (is_tw(closer_states), is_tw(peer_states)) {
+        (true, true) => TimeWaitSide::Both,
+        (true, false) => TimeWaitSide::Closer,
+        (false, true) => TimeWaitSide::Peer,
+        (false, false) => TimeWaitSide::None,
+    }
 }
 
 fn linger_call(d: Duration) -> String {
@@ -542,10 +629,10 @@ fn make_unread(inner: &Inner, id: ConnId, peer: End, socket: &Socket, rec: &mut 
 
 /// Whether the closing end holds unread bytes just before close(), which makes the close
 /// abortive; said in the calls when it does (unread-data says so in its own set-up).
-fn check_unread(socket: &Socket, action: Action, rec: &mut Recorder, end: End) -> bool {
+fn check_unread(socket: &Socket, action: CloseMode, rec: &mut Recorder, end: End) -> bool {
     let start = Instant::now();
     let n = unread(socket).unwrap_or(0);
-    if n > 0 && action != Action::UnreadData {
+    if n > 0 && action != CloseMode::UnreadData {
         rec.push(end, "ioctl(FIONREAD)", CallResult::Ok, start);
         rec.detail(format!(
             "{n} bytes unread: the close will reset the connection"
@@ -680,7 +767,7 @@ fn probe_read(
     inner: &Inner,
     id: ConnId,
     peer: End,
-    action: Action,
+    action: CloseMode,
     rec: &mut Recorder,
 ) -> PeerRead {
     let t0 = rec.t0;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::Action;
+use super::CloseMode;
 use super::trace::{CallResult, ReadOutcome, TimeWaitSide};
 
 /// A call that should return at once counts as blocking past this. Loopback closes take
@@ -75,9 +75,14 @@ impl Documented {
 /// once it reads EOF (a `normal` server end does): only then does the closer reach TIME_WAIT.
 /// `unread` tells whether the closing end held unread bytes when it called close(): the
 /// documents make any such close abortive.
-pub fn documented(action: Action, peer_closes: bool, linger: Duration, unread: bool) -> Documented {
-    let action = if unread && action != Action::HalfClose {
-        Action::UnreadData
+pub fn documented(
+    action: CloseMode,
+    peer_closes: bool,
+    linger: Duration,
+    unread: bool,
+) -> Documented {
+    let action = if unread && action != CloseMode::HalfClose {
+        CloseMode::UnreadData
     } else {
         action
     };
@@ -87,7 +92,7 @@ pub fn documented(action: Action, peer_closes: bool, linger: Duration, unread: b
         TimeWaitSide::None
     });
     match action {
-        Action::Plain => Documented {
+        CloseMode::Plain => Documented {
             call: "close()",
             text: "SO_LINGER off (the default): close() returns at once; the kernel still delivers queued data, then FIN; the peer reads EOF; the closer reaches TIME_WAIT once the peer closes too",
             result: ExpectedResult::Ok,
@@ -96,7 +101,7 @@ pub fn documented(action: Action, peer_closes: bool, linger: Duration, unread: b
             time_wait: tw_if_peer_closes,
             data_lost_on_timeout: false,
         },
-        Action::Graceful => Documented {
+        CloseMode::Graceful => Documented {
             call: "close()",
             text: "the graceful recipe: shutdown(SHUT_WR), read until recv returns 0, then close(); the peer sees an orderly EOF after all data; TIME_WAIT on the closer",
             result: ExpectedResult::Ok,
@@ -105,7 +110,7 @@ pub fn documented(action: Action, peer_closes: bool, linger: Duration, unread: b
             time_wait: tw_if_peer_closes,
             data_lost_on_timeout: false,
         },
-        Action::Abort => Documented {
+        CloseMode::Abort => Documented {
             call: "close()",
             text: "SO_LINGER on with 0 (abortive): close() returns at once, queued data is discarded, RST instead of FIN, no TIME_WAIT; the peer's next recv fails with ECONNRESET",
             result: ExpectedResult::Ok,
@@ -114,7 +119,7 @@ pub fn documented(action: Action, peer_closes: bool, linger: Duration, unread: b
             time_wait: Some(TimeWaitSide::None),
             data_lost_on_timeout: false,
         },
-        Action::Linger => Documented {
+        CloseMode::Linger => Documented {
             call: "close()",
             text: "SO_LINGER on with N s: close() blocks until queued data is sent and acknowledged, or N s elapse; on timeout close() fails with EWOULDBLOCK and the queued data is lost",
             result: ExpectedResult::WouldBlockOnTimeout,
@@ -123,7 +128,7 @@ pub fn documented(action: Action, peer_closes: bool, linger: Duration, unread: b
             time_wait: None,
             data_lost_on_timeout: true,
         },
-        Action::LingerNonblocking => Documented {
+        CloseMode::LingerNonblocking => Documented {
             call: "close()",
             text: "SO_LINGER on with N s on a non-blocking socket: close() fails at once with EWOULDBLOCK",
             result: ExpectedResult::WouldBlock,
@@ -132,7 +137,7 @@ pub fn documented(action: Action, peer_closes: bool, linger: Duration, unread: b
             time_wait: None,
             data_lost_on_timeout: false,
         },
-        Action::HalfClose => Documented {
+        CloseMode::HalfClose => Documented {
             call: "shutdown()",
             text: "shutdown(SHUT_WR) sends FIN but keeps the socket readable and the descriptor open; the peer reads EOF; TIME_WAIT only once the peer closes too",
             result: ExpectedResult::Ok,
@@ -141,7 +146,7 @@ pub fn documented(action: Action, peer_closes: bool, linger: Duration, unread: b
             time_wait: tw_if_peer_closes,
             data_lost_on_timeout: false,
         },
-        Action::UnreadData => Documented {
+        CloseMode::UnreadData => Documented {
             call: "close()",
             text: "closing a socket whose receive buffer still holds unread data turns the close abortive: RST, no TIME_WAIT, the peer's next recv fails with ECONNRESET",
             result: ExpectedResult::Ok,
@@ -150,7 +155,7 @@ pub fn documented(action: Action, peer_closes: bool, linger: Duration, unread: b
             time_wait: Some(TimeWaitSide::None),
             data_lost_on_timeout: false,
         },
-        Action::PeerNeverCloses => Documented {
+        CloseMode::PeerNeverCloses => Documented {
             call: "close()",
             text: "the peer reads EOF but never calls close(): it stays in CLOSE_WAIT (the leak) and the closer in FIN_WAIT_2 until tcp_fin_timeout; no TIME_WAIT",
             result: ExpectedResult::Ok,
@@ -289,7 +294,7 @@ mod tests {
 
     #[test]
     fn an_abort_that_resets_agrees() {
-        let doc = documented(Action::Abort, true, Duration::ZERO, false);
+        let doc = documented(CloseMode::Abort, true, Duration::ZERO, false);
         let read = ReadOutcome::Error("ECONNRESET");
         let o = obs(&CallResult::Ok, 0, &read, TimeWaitSide::None);
         assert_eq!(deviation(&doc, &o), None);
@@ -297,7 +302,7 @@ mod tests {
 
     #[test]
     fn an_abort_that_sends_fin_deviates_on_read_and_time_wait() {
-        let doc = documented(Action::Abort, true, Duration::ZERO, false);
+        let doc = documented(CloseMode::Abort, true, Duration::ZERO, false);
         let read = ReadOutcome::Eof;
         let o = obs(&CallResult::Ok, 0, &read, TimeWaitSide::Closer);
         let d = deviation(&doc, &o).expect("deviation");
@@ -310,7 +315,7 @@ mod tests {
 
     #[test]
     fn linger_returning_ok_with_data_delivered_deviates_from_the_bsd_text() {
-        let doc = documented(Action::Linger, false, Duration::from_secs(2), false);
+        let doc = documented(CloseMode::Linger, false, Duration::from_secs(2), false);
         let read = ReadOutcome::Data(65536);
         let mut o = obs(&CallResult::Ok, 2003, &read, TimeWaitSide::None);
         o.bytes_queued = Some(1000);
@@ -328,7 +333,7 @@ mod tests {
 
     #[test]
     fn linger_that_returned_early_with_ok_agrees() {
-        let doc = documented(Action::Linger, false, Duration::from_secs(2), false);
+        let doc = documented(CloseMode::Linger, false, Duration::from_secs(2), false);
         let read = ReadOutcome::Eof;
         let o = obs(&CallResult::Ok, 40, &read, TimeWaitSide::None);
         assert_eq!(deviation(&doc, &o), None);
@@ -337,7 +342,7 @@ mod tests {
     #[test]
     fn nonblocking_linger_that_blocks_deviates_twice() {
         let doc = documented(
-            Action::LingerNonblocking,
+            CloseMode::LingerNonblocking,
             false,
             Duration::from_secs(1),
             false,
@@ -354,23 +359,23 @@ mod tests {
 
     #[test]
     fn unread_data_makes_any_close_abortive_but_not_a_half_close() {
-        let plain = documented(Action::Plain, true, Duration::ZERO, true);
+        let plain = documented(CloseMode::Plain, true, Duration::ZERO, true);
         assert_eq!(plain.peer_read, Some("econnreset"));
         assert_eq!(plain.time_wait, Some(TimeWaitSide::None));
-        let half = documented(Action::HalfClose, true, Duration::ZERO, true);
+        let half = documented(CloseMode::HalfClose, true, Duration::ZERO, true);
         assert_eq!(half.peer_read, Some("eof"));
     }
 
     #[test]
     fn data_before_eof_agrees_and_data_before_a_reset_deviates() {
-        let doc = documented(Action::Plain, false, Duration::ZERO, false);
+        let doc = documented(CloseMode::Plain, false, Duration::ZERO, false);
         let read = ReadOutcome::Data(4096);
         let eof = ReadOutcome::Eof;
         let mut o = obs(&CallResult::Ok, 0, &read, TimeWaitSide::None);
         o.peer_then = Some(&eof);
         assert_eq!(deviation(&doc, &o), None);
 
-        let doc = documented(Action::Abort, false, Duration::ZERO, false);
+        let doc = documented(CloseMode::Abort, false, Duration::ZERO, false);
         let reset = ReadOutcome::Error("ECONNRESET");
         o.peer_then = Some(&reset);
         let d = deviation(&doc, &o).expect("deviation");
@@ -382,7 +387,7 @@ mod tests {
 
     #[test]
     fn time_wait_is_not_judged_before_the_ends_settle() {
-        let doc = documented(Action::Plain, true, Duration::ZERO, false);
+        let doc = documented(CloseMode::Plain, true, Duration::ZERO, false);
         let read = ReadOutcome::Eof;
         let mut o = obs(&CallResult::Ok, 0, &read, TimeWaitSide::None);
         o.settled = false;
@@ -393,8 +398,8 @@ mod tests {
 
     #[test]
     fn the_closer_reaches_time_wait_only_when_the_peer_closes() {
-        let closes = documented(Action::Plain, true, Duration::ZERO, false);
-        let never = documented(Action::Plain, false, Duration::ZERO, false);
+        let closes = documented(CloseMode::Plain, true, Duration::ZERO, false);
+        let never = documented(CloseMode::Plain, false, Duration::ZERO, false);
         assert_eq!(closes.time_wait, Some(TimeWaitSide::Closer));
         assert_eq!(never.time_wait, Some(TimeWaitSide::None));
         assert_eq!(

@@ -3,7 +3,7 @@
 //!
 //! A [`Lab`] listens on `127.0.0.1` and `[::1]` (ephemeral ports) and opens connections to
 //! itself. The server end of each has a [`Behaviour`] run by one engine thread; either end
-//! can be closed with an [`Action`], which runs on a worker thread of its own and yields a
+//! can be closed with a [`CloseMode`], which runs on a worker thread of its own and yields a
 //! [`Trace`]: the calls made, how long they blocked, the states both ends went through in
 //! the kernel table, what the peer's next read got, and the deviation from the documented
 //! behaviour. Connections are named by [`ConnId`] handles the lab hands out; nothing reaches
@@ -15,11 +15,11 @@
 //! [`Pending`] result at once, to be polled from a render loop:
 //!
 //! ```no_run
-//! use lingertop::lab::{Action, Behaviour, CloseOptions, End, Family, Lab};
+//! use lingertop::lab::{CloseMode, Behaviour, CloseOptions, End, Family, Lab};
 //!
 //! let lab = Lab::new()?;
 //! let ids = lab.open(Behaviour::Normal, 3, Family::Ipv4)?;
-//! let pending = lab.close(ids[0], End::Client, Action::Abort, CloseOptions::default())?;
+//! let pending = lab.close(ids[0], End::Client, CloseMode::Abort, CloseOptions::default())?;
 //! // ... each frame: draw `lab.connections()`, mark rows with `lab.is_lab_tuple(..)` ...
 //! if let Some(result) = pending.try_take() {
 //!     let trace = result?;
@@ -31,6 +31,7 @@
 mod action;
 mod engine;
 pub mod expect;
+mod kinds;
 pub mod observe;
 pub mod recognise;
 pub mod run;
@@ -39,229 +40,17 @@ pub mod trace;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use clap::ValueEnum;
-use serde::Serialize;
-
+pub use kinds::{Behaviour, CloseMode, ConnId, End, Family};
 pub use recognise::LabRecogniser;
 pub use scenario::{Scenario, ScenarioReport, SideStates};
 pub use trace::{ReadOutcome, TimeWaitSide, Trace};
 
 use engine::Inner;
-
-/// A handle to one lab connection. Only a [`Lab`] makes them, and a lab acts only on the
-/// handles it made itself: any other number is refused. Numbers are unique within the
-/// process, so one lab never mistakes another lab's handle for its own.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(u64);
-
-impl ConnId {
-    /// The number shown to people (`#3` is 3).
-    pub fn number(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
-impl FromStr for ConnId {
-    type Err = String;
-
-    /// Reads a handle typed by a person (`#3` or `3`). Whether it names a lab connection is
-    /// for the lab to say.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.trim()
-            .trim_start_matches('#')
-            .parse::<u64>()
-            .map(ConnId)
-            .map_err(|_| format!("\"{s}\" is not a lab connection number; write e.g. #3"))
-    }
-}
-
-/// One end of a lab connection.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum End {
-    /// The end that connected.
-    Client,
-    /// The end the lab's listener accepted; it runs the connection's [`Behaviour`].
-    Server,
-}
-
-impl End {
-    pub fn other(self) -> End {
-        match self {
-            End::Client => End::Server,
-            End::Server => End::Client,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            End::Client => "client",
-            End::Server => "server",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            End::Client => 0,
-            End::Server => 1,
-        }
-    }
-}
-
-impl fmt::Display for End {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The address family of a lab connection.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    /// 127.0.0.1
-    #[default]
-    Ipv4,
-    /// [::1]
-    Ipv6,
-}
-
-impl Family {
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Ipv4 => "ipv4",
-            Family::Ipv6 => "ipv6",
-        }
-    }
-}
-
-/// What the server end of a lab connection does on its own.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Behaviour {
-    /// Reads everything; closes on EOF or error.
-    Normal,
-    /// Reads to EOF but never closes: the CLOSE_WAIT leak.
-    NeverClose,
-    /// Never reads, so data sent to it stays queued (its window closes).
-    NeverRead,
-    /// Sends 4 KiB when accepted that the client never reads, then does nothing.
-    SendThenIdle,
-}
-
-impl Behaviour {
-    pub const ALL: [Behaviour; 4] = [
-        Behaviour::Normal,
-        Behaviour::NeverClose,
-        Behaviour::NeverRead,
-        Behaviour::SendThenIdle,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Behaviour::Normal => "normal",
-            Behaviour::NeverClose => "never-close",
-            Behaviour::NeverRead => "never-read",
-            Behaviour::SendThenIdle => "send-then-idle",
-        }
-    }
-
-    /// Whether the engine reads this end as data arrives.
-    fn reads(self) -> bool {
-        matches!(self, Behaviour::Normal | Behaviour::NeverClose)
-    }
-}
-
-impl fmt::Display for Behaviour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A way to close one end of a lab connection. Each action sets up the precondition it
-/// names before closing (queued data, unread data, a peer that never closes) and records
-/// that in the trace.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// close() with SO_LINGER off.
-    Plain,
-    /// shutdown(SHUT_WR), read to EOF or error (with a timeout), then close().
-    Graceful,
-    /// SO_LINGER on with 0 s, then close(): an abortive close.
-    Abort,
-    /// Queue data to a peer that stops reading, SO_LINGER on with N s, then a blocking
-    /// close().
-    Linger,
-    /// The same as linger on a non-blocking socket.
-    LingerNonblocking,
-    /// shutdown(SHUT_WR) only; the socket stays open and readable.
-    HalfClose,
-    /// close() while the receive buffer holds bytes never read (the peer sends some first
-    /// when there are none).
-    UnreadData,
-    /// close() while the other end reads EOF and never closes (a server end switches to
-    /// `never-close`).
-    PeerNeverCloses,
-}
-
-impl Action {
-    pub const ALL: [Action; 8] = [
-        Action::Plain,
-        Action::Graceful,
-        Action::Abort,
-        Action::Linger,
-        Action::LingerNonblocking,
-        Action::HalfClose,
-        Action::UnreadData,
-        Action::PeerNeverCloses,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Plain => "plain",
-            Action::Graceful => "graceful",
-            Action::Abort => "abort",
-            Action::Linger => "linger",
-            Action::LingerNonblocking => "linger-nonblocking",
-            Action::HalfClose => "half-close",
-            Action::UnreadData => "unread-data",
-            Action::PeerNeverCloses => "peer-never-closes",
-        }
-    }
-
-    /// The server behaviour `lingertop lab --mode` pairs with the action: the peer the
-    /// documents' scenario for it assumes.
-    pub fn default_behaviour(self) -> Behaviour {
-        match self {
-            Action::Plain | Action::Graceful | Action::Abort => Behaviour::Normal,
-            Action::Linger | Action::LingerNonblocking => Behaviour::NeverRead,
-            Action::HalfClose | Action::PeerNeverCloses => Behaviour::NeverClose,
-            Action::UnreadData => Behaviour::SendThenIdle,
-        }
-    }
-
-    fn lingers(self) -> bool {
-        matches!(self, Action::Linger | Action::LingerNonblocking)
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Settings of one close action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,7 +82,7 @@ pub enum EndStatus {
     /// The lab holds the socket.
     Open,
     /// An action is running on it.
-    Acting(Action),
+    Acting(CloseMode),
     /// `shutdown(SHUT_WR)` was called; the lab still holds the socket.
     HalfClosed,
     /// The descriptor is closed; the words say how (`abort`, `closed on EOF`).
@@ -407,15 +196,6 @@ impl<T> Pending<T> {
         }
     }
 
-    /// Waits at most `d` for the result.
-    pub fn wait_timeout(&self, d: Duration) -> Option<Result<T, LabError>> {
-        match self.rx.recv_timeout(d) {
-            Ok(r) => Some(r),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(LabError::Stopped)),
-        }
-    }
-
     /// Waits for the result.
     pub fn wait(self) -> Result<T, LabError> {
         self.rx.recv().unwrap_or(Err(LabError::Stopped))
@@ -502,7 +282,7 @@ impl Lab {
         &self,
         id: ConnId,
         end: End,
-        action: Action,
+        action: CloseMode,
         opts: CloseOptions,
     ) -> Result<Pending<Trace>, LabError> {
         if action.lingers() && !(Duration::from_secs(1)..=MAX_LINGER).contains(&opts.linger) {

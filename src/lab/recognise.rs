@@ -4,7 +4,9 @@
 //! Another process (a `lingertop snapshot` beside a `lingertop lab`) cannot ask it, so it
 //! recognises a *lab process* instead: a process named `lingertop` whose command line parses
 //! as `lingertop lab ...` or as the dashboard (no subcommand: the dashboard's only TCP
-//! sockets are its lab's). A socket is a lab socket when
+//! sockets are its lab's). Which command lines those are is the command line's business
+//! (`cli::is_lab_command`), handed in by the mode, so the lab knows nothing of clap. A
+//! socket is a lab socket when
 //! - a lab process holds it, or held it at an earlier poll (the tracker's last owner), or
 //! - its local or remote address is a listener of a lab process: the server ends, and the
 //!   client ends that lost their descriptor (FIN_WAIT_2 orphans, client-side TIME_WAIT).
@@ -15,16 +17,17 @@
 use std::ffi::OsString;
 use std::net::SocketAddr;
 
-use clap::Parser;
 use rustc_hash::{FxHashMap, FxHashSet};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
 use super::Lab;
-use crate::cli::{Cli, Command};
 use crate::model::{Owner, Snapshot, TcpState};
 
 /// The process name a lab process has.
 const LINGERTOP: &str = "lingertop";
+
+/// Whether a `lingertop` process's command line runs a lab.
+pub type IsLabCommand = fn(&[OsString]) -> bool;
 
 /// Marks lab sockets in snapshots; keeps what it learnt of each pid while the pid holds
 /// sockets, so a command line is read once per process, not once per poll.
@@ -32,11 +35,18 @@ const LINGERTOP: &str = "lingertop";
 pub struct LabRecogniser {
     sys: Option<System>,
     verdicts: FxHashMap<u32, bool>,
+    /// `None` (the default): no other process is taken for a lab, only the `own` lab.
+    is_lab_command: Option<IsLabCommand>,
 }
 
 impl LabRecogniser {
-    pub fn new() -> Self {
-        LabRecogniser::default()
+    /// A recogniser that takes a `lingertop` process for a lab when `is_lab_command`
+    /// says so of its command line.
+    pub fn new(is_lab_command: IsLabCommand) -> Self {
+        LabRecogniser {
+            is_lab_command: Some(is_lab_command),
+            ..LabRecogniser::default()
+        }
     }
 
     /// Sets `lab` on every connection of `snap` that belongs to a lab process (see the
@@ -61,10 +71,12 @@ impl LabRecogniser {
             }
         }
         self.verdicts.retain(|pid, _| candidates.contains(pid));
-        for &pid in &candidates {
-            if !self.verdicts.contains_key(&pid) {
-                let verdict = self.command_line(pid).is_some_and(|c| is_lab_command(&c));
-                self.verdicts.insert(pid, verdict);
+        if let Some(is_lab_command) = self.is_lab_command {
+            for &pid in &candidates {
+                if !self.verdicts.contains_key(&pid) {
+                    let verdict = self.command_line(pid).is_some_and(|c| is_lab_command(&c));
+                    self.verdicts.insert(pid, verdict);
+                }
             }
         }
         let lab_pids: FxHashSet<u32> = self
@@ -111,34 +123,11 @@ impl LabRecogniser {
     }
 }
 
-/// Whether a lingertop command line runs a lab: `lingertop lab ...`, or the dashboard.
-pub fn is_lab_command(args: &[OsString]) -> bool {
-    matches!(
-        Cli::try_parse_from(args).map(|c| c.command),
-        Ok(Some(Command::Lab(_)) | None)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{Attribution, Connection, Owner};
     use std::time::{Duration, SystemTime};
-
-    fn args(s: &str) -> Vec<OsString> {
-        s.split_whitespace().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn lab_and_dashboard_command_lines_are_lab_processes() {
-        assert!(is_lab_command(&args("lingertop lab --all")));
-        assert!(is_lab_command(&args(
-            "/usr/bin/lingertop --config /x.toml lab --scenario close-wait-leak -n 5"
-        )));
-        assert!(is_lab_command(&args("lingertop")));
-        assert!(!is_lab_command(&args("lingertop snapshot --interval 2s")));
-        assert!(!is_lab_command(&args("lingertop no-such-mode")));
-    }
 
     fn conn(local: &str, remote: &str, state: TcpState, pid: Option<u32>) -> Connection {
         let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
@@ -155,7 +144,7 @@ mod tests {
 
     #[test]
     fn sockets_around_a_lab_listener_are_marked_and_others_are_not() {
-        let mut r = LabRecogniser::new();
+        let mut r = LabRecogniser::default();
         // A pid known to run `lingertop lab`, and one known to run a snapshot.
         r.verdicts.insert(10, true);
         r.verdicts.insert(20, false);

@@ -6,7 +6,6 @@ use std::fmt;
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
 use serde::Serialize;
 
 use super::engine::Inner;
@@ -21,7 +20,7 @@ pub const MAX_COUNT: usize = 20_000;
 const BATCH: usize = 128;
 
 /// A bulk scenario.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// Open N connections and close each gracefully from the client (shutdown, read to EOF,
@@ -34,6 +33,20 @@ pub enum Scenario {
 }
 
 impl Scenario {
+    pub const ALL: [Scenario; 2] = [Scenario::TimeWaitStorm, Scenario::CloseWaitLeak];
+
+    /// What the scenario builds, in one line (the variant's documentation), for help texts.
+    pub fn about(self) -> &'static str {
+        match self {
+            Scenario::TimeWaitStorm => {
+                "Open N connections and close each gracefully from the client (shutdown, read to EOF, close): N TIME_WAIT build up on the client side, toward the lab's listener"
+            }
+            Scenario::CloseWaitLeak => {
+                "Open N connections whose server ends never close, and close the clients: N CLOSE_WAIT held by lingertop, their clients in FIN_WAIT_2. They stay until the lab closes them"
+            }
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Scenario::TimeWaitStorm => "time-wait-storm",
@@ -146,7 +159,7 @@ pub(super) fn run(
 /// The graceful recipe on each client: shutdown(SHUT_WR), read to EOF, close. The normal
 /// server ends close on EOF, so every client end goes to TIME_WAIT.
 fn close_gracefully(inner: &Inner, batch: &[ConnId]) {
-    let status = EndStatus::Acting(super::Action::Graceful);
+    let status = EndStatus::Acting(super::CloseMode::Graceful);
     let taken: Vec<_> = batch
         .iter()
         .filter_map(|&id| Some((id, inner.take_end(id, End::Client, status.clone()).ok()?.0)))
@@ -174,7 +187,8 @@ fn close_gracefully(inner: &Inner, batch: &[ConnId]) {
 /// Closes each client; its never-close server end stays in CLOSE_WAIT.
 fn close_clients(inner: &Inner, batch: &[ConnId]) {
     for &id in batch {
-        if let Ok((s, _)) = inner.take_end(id, End::Client, EndStatus::Acting(super::Action::Plain))
+        if let Ok((s, _)) =
+            inner.take_end(id, End::Client, EndStatus::Acting(super::CloseMode::Plain))
         {
             drop(s);
             inner.closed(id, End::Client, "close-wait-leak".into());

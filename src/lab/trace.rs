@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::expect::Documented;
-use super::{Action, Behaviour, ConnId, End};
+use super::{Behaviour, CloseMode, ConnId, End};
 use crate::model::TcpState;
 
 /// What a read returned.
@@ -200,7 +200,7 @@ pub struct Trace {
     pub conn: ConnId,
     /// The end that was closed.
     pub end: End,
-    pub action: Action,
+    pub action: CloseMode,
     /// The server end's peer behaviour once the action had set up its precondition.
     pub behaviour: Behaviour,
     /// SO_LINGER time for the linger actions.

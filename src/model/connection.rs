@@ -488,7 +488,7 @@ pub struct Snapshot {
 }
 
 /// States a poll did not ask the kernel for. On a big table the live modes read ESTABLISHED
-/// only every few polls (see `live::EstablishedEvery`): the tracker then carries those
+/// only every few polls (see `config::EstablishedEvery`): the tracker then carries those
 /// connections from the previous snapshot, as they were when last read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unread {

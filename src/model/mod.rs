@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod connection;
+pub mod duration;
 pub mod filter;
 pub mod state;
 pub mod tracker;

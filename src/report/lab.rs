@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::LabFormat;
+use super::LabFormat;
 use crate::lab::trace::{Call, Step, final_name};
 use crate::lab::{
     Behaviour, End, Family, Scenario, ScenarioReport, SideStates, TimeWaitSide, Trace,
 };
 use crate::model::TcpState;
+use crate::model::duration::human_duration;
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
@@ -190,23 +191,52 @@ pub fn write_trace(format: LabFormat, t: &Trace, out: &mut dyn Write) -> io::Res
 }
 
 fn trace_table(t: &Trace, out: &mut dyn Write) -> io::Result<()> {
+    let text = trace_text(t);
+    for block in [&text.head, &text.calls, &text.states] {
+        for line in block {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out)?;
+    }
+    for (_, line) in &text.verdict {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// One trace's table text in its blocks, each line as the table prints it (calls and
+/// states indented). The dashboard's lab panel shows the same blocks, verdict first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceText {
+    /// The connection and the close mode.
+    pub head: Vec<String>,
+    /// `CALLS`, then one line per call.
+    pub calls: Vec<String>,
+    /// `STATES (how observed)`, then the closer's and the peer's states.
+    pub states: Vec<String>,
+    /// What the close returned, what each end read, where TIME_WAIT stayed, what the
+    /// documents say, the deviation: (label, line).
+    pub verdict: Vec<(&'static str, String)>,
+}
+
+/// The text of one trace, as `lingertop lab` prints it.
+pub fn trace_text(t: &Trace) -> TraceText {
     let (closer_end, peer_end) = (t.end, t.end.other());
     let linger = t
         .linger
         .map(|d| format!(", SO_LINGER {} s", d.as_secs()))
         .unwrap_or_default();
-    writeln!(
-        out,
-        "lab connection {}: {closer_end} {} <-> {peer_end} {}",
-        t.conn, t.closer.0, t.closer.1
-    )?;
-    writeln!(
-        out,
-        "mode {}: the {closer_end} end closes{linger}; server behaviour {}",
-        t.action, t.behaviour
-    )?;
-    writeln!(out)?;
-    writeln!(out, "CALLS")?;
+    let head = vec![
+        format!(
+            "lab connection {}: {closer_end} {} <-> {peer_end} {}",
+            t.conn, t.closer.0, t.closer.1
+        ),
+        format!(
+            "mode {}: the {closer_end} end closes{linger}; server behaviour {}",
+            t.action, t.behaviour
+        ),
+    ];
+    let mut calls = vec!["CALLS".to_string()];
     for c in &t.calls {
         let took = if c.took >= Duration::from_millis(1) {
             format!("  (blocked {})", fmt_ms(c.took))
@@ -218,21 +248,18 @@ fn trace_table(t: &Trace, out: &mut dyn Write) -> io::Result<()> {
             .as_deref()
             .map(|d| format!("  {d}"))
             .unwrap_or_default();
-        writeln!(
-            out,
+        calls.push(format!(
             "  {:>11}  {:<6}  {:<40} {}{detail}{took}",
             format!("+{}", fmt_ms(c.at)),
             c.end.name(),
             c.call,
             c.result.name()
-        )?;
+        ));
     }
-    writeln!(out)?;
-    writeln!(
-        out,
+    let mut states = vec![format!(
         "STATES (kernel socket table by exact 4-tuple via {}: every 5 ms during the close, then 50 ms; {} polls)",
         t.observer, t.polls
-    )?;
+    )];
     for (role, end, steps) in [
         ("closer", closer_end, &t.closer_states),
         ("peer", peer_end, &t.peer_states),
@@ -247,10 +274,13 @@ fn trace_table(t: &Trace, out: &mut dyn Write) -> io::Result<()> {
                 )
             })
             .collect();
-        writeln!(out, "  {role:<6}  {:<6}  {}", end.name(), line.join(" > "))?;
+        states.push(format!(
+            "  {role:<6}  {:<6}  {}",
+            end.name(),
+            line.join(" > ")
+        ));
     }
-    writeln!(out)?;
-    let rows: Vec<(&str, String)> = vec![
+    let rows: Vec<(&'static str, String)> = vec![
         (
             t.documented.call,
             format!(
@@ -306,10 +336,16 @@ fn trace_table(t: &Trace, out: &mut dyn Write) -> io::Result<()> {
                 .unwrap_or_else(|| "none: the kernel did what the documents say".to_string()),
         ),
     ];
-    for (k, v) in rows {
-        writeln!(out, "{k:<12}  {v}")?;
+    let verdict = rows
+        .into_iter()
+        .map(|(k, v)| (k, format!("{k:<12}  {v}")))
+        .collect();
+    TraceText {
+        head,
+        calls,
+        states,
+        verdict,
     }
-    Ok(())
 }
 
 /// Writes the `--all` result: a JSON array of traces, or one row per mode.
@@ -538,7 +574,7 @@ pub fn write_scenario(
                 Scenario::CloseWaitLeak => format!(
                     "CLOSE_WAIT held by lingertop (pid {}) until the lab closes them{}",
                     r.pid,
-                    hold.map(|h| format!(" in {}", humantime::format_duration(h)))
+                    hold.map(|h| format!(" in {}", human_duration(h)))
                         .unwrap_or_default()
                 ),
             };

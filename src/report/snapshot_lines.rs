@@ -8,10 +8,11 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{
-    PortRangeJson, PressureJson, SnapshotView, alert_json, connection_json, port_pressure_json,
-    process_info_reason, secs, timestamp,
+use super::json::{
+    PortRangeJson, PressureJson, alert_json, connection_json, port_pressure_json,
+    process_info_reason, secs,
 };
+use super::{SnapshotView, timestamp};
 use crate::model::StateCounts;
 
 /// A line: its type, then the fields of what it carries.

@@ -1,58 +1,25 @@
 //! The human-readable snapshot: a header, counts per state, alerts, then aligned rows.
 
 use std::io::{self, Write};
-use std::time::Duration;
 
 use super::{AddrBuf, SnapshotView, timestamp};
-use crate::model::ProcessInfo;
-
-/// `850ms`, `42s`, `3m05s`, `2h04m`; `-` when unknown; `new` when the state began at this
-/// very poll (it started within the last interval).
-pub fn fmt_age(d: Option<Duration>) -> String {
-    let mut out = Vec::with_capacity(8);
-    // Writing to a vector cannot fail.
-    let _ = write_age(&mut out, d);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// Writes [`fmt_age`]'s text without allocating.
-fn write_age(out: &mut impl Write, d: Option<Duration>) -> io::Result<()> {
-    let Some(d) = d else {
-        return out.write_all(b"-");
-    };
-    let s = d.as_secs();
-    if d.is_zero() {
-        out.write_all(b"new")
-    } else if s == 0 {
-        write!(out, "{}ms", d.as_millis())
-    } else if s < 60 {
-        write!(out, "{s}s")
-    } else if s < 3600 {
-        write!(out, "{}m{:02}s", s / 60, s % 60)
-    } else {
-        write!(out, "{}h{:02}m", s / 3600, (s % 3600) / 60)
-    }
-}
-
-/// Cells of a connection row after its state: local, remote, process, age, via.
-const CELLS: usize = 5;
-
-/// Writes `n` spaces.
-fn pad<W: Write>(out: &mut W, n: usize) -> io::Result<()> {
-    const SPACES: &[u8; 64] = &[b' '; 64];
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(SPACES.len());
-        out.write_all(&SPACES[..k])?;
-        left -= k;
-    }
-    Ok(())
-}
+use crate::model::duration::{Age, human_duration};
+use crate::model::{ProcessInfo, Snapshot};
 
 pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> {
+    header(v, out)?;
+    if v.snapshot.connections.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    rows(v.snapshot, out)
+}
+
+/// What was read, how, what matched, the counts per state and the alerts.
+fn header<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> {
     let s = v.snapshot;
     let polls = match v.interval {
-        Some(i) => format!("{} polls {} apart", v.polls, humantime::format_duration(i)),
+        Some(i) => format!("{} polls {} apart", v.polls, human_duration(i)),
         None => "1 poll: ages unknown, add --interval 2s to measure them".to_string(),
     };
     writeln!(
@@ -99,13 +66,14 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<(
             )?;
         }
     }
-    if shown == 0 {
-        return Ok(());
-    }
+    Ok(())
+}
 
+/// The connections, one aligned row each. Every cell is formatted once into one arena and
+/// each row keeps the ends of its cells: no allocation per row (five `String`s and a
+/// `format!` a row were most of a big table's time).
+fn rows<W: Write>(s: &Snapshot, out: &mut W) -> io::Result<()> {
     let now = s.taken_at;
-    // Every cell is formatted once into one arena, and each row keeps the ends of its five
-    // cells: no allocation per row (a `String` per cell was most of a big table's time).
     let mut arena: Vec<u8> = Vec::with_capacity(s.connections.len() * 48);
     let mut ends: Vec<[u32; CELLS]> = Vec::with_capacity(s.connections.len());
     let mut widths = [
@@ -133,7 +101,7 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<(
                     }
                     None => arena.push(b'-'),
                 },
-                3 => write_age(&mut arena, c.state_age(now))?,
+                3 => write!(arena, "{}", Age(c.state_age(now)))?,
                 _ => {
                     let via = match c.attribution {
                         Some(a) if a != crate::model::Attribution::Owner => a.name(),
@@ -154,7 +122,6 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<(
         ends.push(row);
     }
     let [wl, wr, wp, wa, _] = widths;
-    writeln!(out)?;
     writeln!(
         out,
         "{:<11}  {:<wl$}  {:<wr$}  {:<wp$}  {:>wa$}  VIA",
@@ -162,7 +129,7 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<(
     )?;
     let mut begin = 0usize;
     for (c, row) in s.connections.iter().zip(&ends) {
-        let cell = |i: usize, begin: usize| {
+        let cell = |i: usize| {
             let from = if i == 0 { begin } else { row[i - 1] as usize };
             &arena[from..row[i] as usize]
         };
@@ -170,22 +137,37 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<(
         out.write_all(name)?;
         pad(out, 11 - name.len().min(11))?;
         for (i, w) in [wl, wr, wp].into_iter().enumerate() {
-            let text = cell(i, begin);
+            let text = cell(i);
             out.write_all(b"  ")?;
             out.write_all(text)?;
             pad(out, w - text.len())?;
         }
-        let age = cell(3, begin);
+        let age = cell(3);
         out.write_all(b"  ")?;
         pad(out, wa - age.len())?;
         out.write_all(age)?;
-        let via = cell(4, begin);
+        let via = cell(4);
         if !via.is_empty() {
             out.write_all(b"  ")?;
             out.write_all(via)?;
         }
         out.write_all(b"\n")?;
         begin = row[CELLS - 1] as usize;
+    }
+    Ok(())
+}
+
+/// Cells of a connection row after its state: local, remote, process, age, via.
+const CELLS: usize = 5;
+
+/// Writes `n` spaces.
+fn pad<W: Write>(out: &mut W, n: usize) -> io::Result<()> {
+    const SPACES: &[u8; 64] = &[b' '; 64];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(SPACES.len());
+        out.write_all(&SPACES[..k])?;
+        left -= k;
     }
     Ok(())
 }

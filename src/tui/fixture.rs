@@ -214,7 +214,7 @@ pub fn rules() -> Rules {
 }
 
 fn update(tracker: &mut Tracker, snap: Snapshot, rules: &Rules, errors: u64) -> Arc<Update> {
-    let mut labs = crate::lab::LabRecogniser::new();
+    let mut labs = crate::lab::LabRecogniser::default();
     Arc::new(Update::observe(tracker, snap, rules, errors, &mut labs))
 }
 

@@ -1,11 +1,15 @@
-//! Keys become [`Action`]s through a keymap: the defaults below, overridden per action by the
-//! config's `[keys]` table. Nothing here touches the terminal.
+//! Keys become [`Action`]s through a keymap: the config's defaults
+//! (`config::keys::BINDABLE`), overridden per action by its `[keys]` table. Nothing here
+//! touches the terminal.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+pub use crate::config::keys::BadKey;
+use crate::config::keys::{BINDABLE, Key, KeyName, default_keys_of};
 
 /// Everything a key can ask the dashboard to do.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -35,37 +39,33 @@ pub enum Action {
     QuickState(usize),
 }
 
-/// Actions that can be bound in the config, by name, with their default keys.
-pub const BINDABLE: &[(&str, Action, &[&str])] = &[
-    ("quit", Action::Quit, &["q", "ctrl-c"]),
-    ("help", Action::Help, &["?", "f1"]),
-    ("up", Action::Up, &["up", "k"]),
-    ("down", Action::Down, &["down", "j"]),
-    ("page-up", Action::PageUp, &["pageup", "ctrl-b"]),
-    ("page-down", Action::PageDown, &["pagedown", "ctrl-f"]),
-    ("home", Action::Home, &["home", "g"]),
-    ("end", Action::End, &["end", "G"]),
-    ("next-view", Action::NextView, &["tab"]),
-    ("prev-view", Action::PrevView, &["backtab"]),
-    ("filter", Action::Filter, &["/"]),
-    ("clear-filter", Action::ClearFilter, &["esc"]),
-    ("sort", Action::Sort, &["s"]),
-    ("sort-direction", Action::SortDirection, &["S"]),
-    ("pause", Action::Pause, &["space"]),
-    ("faster", Action::Faster, &["+", "="]),
-    ("slower", Action::Slower, &["-"]),
-    ("detail", Action::Detail, &["d"]),
-    ("toggle-group", Action::ToggleGroup, &["enter"]),
-    ("lab", Action::Lab, &["L"]),
-];
-
-/// The names of every bindable action, for error messages.
-pub fn action_names() -> String {
-    BINDABLE
-        .iter()
-        .map(|(n, _, _)| *n)
-        .collect::<Vec<_>>()
-        .join(", ")
+impl Action {
+    /// The action bound by `name` in the config's `[keys]` (`config::keys::BINDABLE`).
+    pub fn named(name: &str) -> Option<Action> {
+        Some(match name {
+            "quit" => Action::Quit,
+            "help" => Action::Help,
+            "up" => Action::Up,
+            "down" => Action::Down,
+            "page-up" => Action::PageUp,
+            "page-down" => Action::PageDown,
+            "home" => Action::Home,
+            "end" => Action::End,
+            "next-view" => Action::NextView,
+            "prev-view" => Action::PrevView,
+            "filter" => Action::Filter,
+            "clear-filter" => Action::ClearFilter,
+            "sort" => Action::Sort,
+            "sort-direction" => Action::SortDirection,
+            "pause" => Action::Pause,
+            "faster" => Action::Faster,
+            "slower" => Action::Slower,
+            "detail" => Action::Detail,
+            "toggle-group" => Action::ToggleGroup,
+            "lab" => Action::Lab,
+            _ => return None,
+        })
+    }
 }
 
 /// One key with its modifiers, e.g. `ctrl-c`, `G`, `pagedown`.
@@ -85,66 +85,39 @@ impl KeyBinding {
     }
 }
 
-/// A key name nobody knows.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "\"{0}\" is not a key; write a character (q, G, ?), a name (enter, esc, tab, backtab, space, up, down, left, right, home, end, pageup, pagedown, f1-f12), optionally with ctrl- or alt-"
-)]
-pub struct BadKey(pub String);
+impl From<Key> for KeyBinding {
+    fn from(k: Key) -> Self {
+        let code = match k.name {
+            KeyName::Char(c) => KeyCode::Char(c),
+            KeyName::Enter => KeyCode::Enter,
+            KeyName::Esc => KeyCode::Esc,
+            KeyName::Tab => KeyCode::Tab,
+            KeyName::BackTab => KeyCode::BackTab,
+            KeyName::Up => KeyCode::Up,
+            KeyName::Down => KeyCode::Down,
+            KeyName::Left => KeyCode::Left,
+            KeyName::Right => KeyCode::Right,
+            KeyName::Home => KeyCode::Home,
+            KeyName::End => KeyCode::End,
+            KeyName::PageUp => KeyCode::PageUp,
+            KeyName::PageDown => KeyCode::PageDown,
+            KeyName::Backspace => KeyCode::Backspace,
+            KeyName::Delete => KeyCode::Delete,
+            KeyName::F(n) => KeyCode::F(n),
+        };
+        let mut mods = KeyModifiers::NONE;
+        mods.set(KeyModifiers::CONTROL, k.ctrl);
+        mods.set(KeyModifiers::ALT, k.alt);
+        KeyBinding { code, mods }
+    }
+}
 
 impl FromStr for KeyBinding {
     type Err = BadKey;
 
+    /// A key as the config writes it (see [`Key`]).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BadKey(s.to_string());
-        let mut mods = KeyModifiers::NONE;
-        let mut rest = s;
-        loop {
-            let lower = rest.to_ascii_lowercase();
-            if lower.starts_with("ctrl-") && rest.len() > 5 {
-                mods |= KeyModifiers::CONTROL;
-                rest = &rest[5..];
-            } else if lower.starts_with("alt-") && rest.len() > 4 {
-                mods |= KeyModifiers::ALT;
-                rest = &rest[4..];
-            } else {
-                break;
-            }
-        }
-        let mut chars = rest.chars();
-        let code = match (chars.next(), chars.next()) {
-            (Some(c), None) => KeyCode::Char(if mods.contains(KeyModifiers::CONTROL) {
-                c.to_ascii_lowercase()
-            } else {
-                c
-            }),
-            _ => match rest.to_ascii_lowercase().as_str() {
-                "enter" | "return" => KeyCode::Enter,
-                "esc" | "escape" => KeyCode::Esc,
-                "tab" => KeyCode::Tab,
-                "backtab" | "shift-tab" => KeyCode::BackTab,
-                "space" => KeyCode::Char(' '),
-                "up" => KeyCode::Up,
-                "down" => KeyCode::Down,
-                "left" => KeyCode::Left,
-                "right" => KeyCode::Right,
-                "home" => KeyCode::Home,
-                "end" => KeyCode::End,
-                "pageup" | "pgup" => KeyCode::PageUp,
-                "pagedown" | "pgdn" => KeyCode::PageDown,
-                "backspace" => KeyCode::Backspace,
-                "delete" | "del" => KeyCode::Delete,
-                f if f.starts_with('f') => {
-                    let n: u8 = f[1..].parse().map_err(|_| bad())?;
-                    if !(1..=12).contains(&n) {
-                        return Err(bad());
-                    }
-                    KeyCode::F(n)
-                }
-                _ => return Err(bad()),
-            },
-        };
-        Ok(KeyBinding { code, mods })
+        s.parse::<Key>().map(KeyBinding::from)
     }
 }
 
@@ -188,15 +161,18 @@ pub struct Keymap {
 impl Keymap {
     /// The default keys, with `overrides` (action name -> keys) replacing an action's keys.
     /// Names and keys were validated when the config was read.
-    pub fn new(overrides: &[(String, Vec<KeyBinding>)]) -> Self {
+    pub fn new(overrides: &[(String, Vec<Key>)]) -> Self {
         let mut listed = Vec::new();
-        for (name, action, defaults) in BINDABLE {
+        for (name, _) in BINDABLE {
+            let Some(action) = Action::named(name) else {
+                continue;
+            };
             let keys = overrides
                 .iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, k)| k.clone())
-                .unwrap_or_else(|| defaults.iter().filter_map(|k| k.parse().ok()).collect());
-            listed.push((*name, *action, keys));
+                .map_or_else(|| default_keys_of(name), |(_, k)| k.clone());
+            let keys: Vec<KeyBinding> = keys.into_iter().map(KeyBinding::from).collect();
+            listed.push((*name, action, keys));
         }
         let mut map = HashMap::new();
         for i in 0..9 {
@@ -304,6 +280,22 @@ mod tests {
         );
         assert_eq!(k.action(&ev(KeyCode::Char('q'), KeyModifiers::NONE)), None);
         assert_eq!(k.keys_of(Action::Quit), "x");
+    }
+
+    #[test]
+    fn every_bindable_name_is_an_action_and_every_action_but_quick_states_has_a_name() {
+        let named: Vec<Action> = BINDABLE
+            .iter()
+            .map(|(n, _)| Action::named(n).unwrap_or_else(|| panic!("{n} is no action")))
+            .collect();
+        let listed: Vec<Action> = Keymap::default().listed.iter().map(|l| l.1).collect();
+        assert_eq!(listed, named);
+        for a in named.iter() {
+            assert_eq!(named.iter().filter(|b| *b == a).count(), 1, "{a:?} twice");
+        }
+        // `Action` has one variant per name plus QuickState.
+        assert_eq!(named.len(), 20);
+        assert_eq!(Action::named("explode"), None);
     }
 
     #[test]

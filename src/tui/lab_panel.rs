@@ -1,32 +1,29 @@
 //! The close lab panel (`L`): create lab connections, pick one and an end, and close it
 //! each way the lab knows; the trace appears here while the table shows the lab's sockets
 //! changing state live. The panel only asks: the event loop owns the [`Lab`] and carries
-//! out each [`LabRequest`], so this state stays testable without sockets.
+//! out each [`LabRequest`], so this state stays testable without sockets. Drawn by
+//! `ui::lab_panel`.
 //!
 //! [`Lab`]: crate::lab::Lab
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::theme::Theme;
-use crate::lab::{Action, Behaviour, ConnId, ConnView, End, Family, Scenario};
+use crate::lab::{Behaviour, CloseMode, ConnId, ConnView, End, Family, Scenario, Trace};
+use crate::report::lab::trace_text;
 
 /// Counts `c` cycles through when opening connections or running a scenario.
 const COUNTS: [usize; 5] = [1, 5, 20, 100, 500];
 
 /// Close action keys, in the order the panel lists them.
-pub const ACTION_KEYS: [(char, Action); 8] = [
-    ('p', Action::Plain),
-    ('g', Action::Graceful),
-    ('a', Action::Abort),
-    ('l', Action::Linger),
-    ('n', Action::LingerNonblocking),
-    ('h', Action::HalfClose),
-    ('u', Action::UnreadData),
-    ('w', Action::PeerNeverCloses),
+pub const ACTION_KEYS: [(char, CloseMode); 8] = [
+    ('p', CloseMode::Plain),
+    ('g', CloseMode::Graceful),
+    ('a', CloseMode::Abort),
+    ('l', CloseMode::Linger),
+    ('n', CloseMode::LingerNonblocking),
+    ('h', CloseMode::HalfClose),
+    ('u', CloseMode::UnreadData),
+    ('w', CloseMode::PeerNeverCloses),
 ];
 
 /// What the panel asks the event loop to do with the lab.
@@ -40,7 +37,7 @@ pub enum LabRequest {
     Close {
         id: ConnId,
         end: End,
-        action: Action,
+        action: CloseMode,
     },
     Scenario {
         scenario: Scenario,
@@ -61,8 +58,8 @@ pub struct LabPanel {
     /// The lab's connections, newest last, as the loop last read them.
     pub conns: Vec<ConnView>,
     pub listeners: Vec<std::net::SocketAddr>,
-    /// The latest trace, as text.
-    pub trace: Vec<String>,
+    /// The trace of the last close that finished.
+    pub trace: Option<Trace>,
     /// One line on what just happened (opened, running, refused...).
     pub status: Option<String>,
     /// Operations still running.
@@ -79,7 +76,7 @@ impl Default for LabPanel {
             selected: 0,
             conns: Vec::new(),
             listeners: Vec::new(),
-            trace: Vec::new(),
+            trace: None,
             status: None,
             busy: 0,
         }
@@ -186,128 +183,37 @@ impl LabPanel {
     }
 }
 
-/// Draws the panel into `area`.
-pub fn render(f: &mut Frame, p: &LabPanel, theme: &Theme, area: Rect) {
-    let block = Block::default().borders(Borders::TOP).title(Span::styled(
-        " Close lab · L or Esc hides it · the table shows lab sockets ",
-        theme.title,
-    ));
-    let inner = block.inner(area);
-    f.render_widget(block, area);
-    let wide = inner.width >= 100;
-    let (left, right) = if wide {
-        let [l, r] = Layout::horizontal([Constraint::Length(60), Constraint::Fill(1)]).areas(inner);
-        (l, r)
-    } else {
-        let [l, r] = Layout::vertical([Constraint::Length(8), Constraint::Fill(1)]).areas(inner);
-        (l, r)
-    };
+/// One line of a trace in the panel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine {
+    pub text: String,
+    /// The line saying where Linux differs from the documents (drawn as a warning).
+    pub deviation: bool,
+}
 
-    let key = |k: &str| Span::styled(k.to_string(), theme.key);
-    let listeners: Vec<String> = p.listeners.iter().map(|a| a.to_string()).collect();
-    let mut lines = vec![
-        Line::from(vec![
-            Span::styled("listening ", theme.label),
-            Span::raw(listeners.join("  ")),
-        ]),
-        Line::from(vec![
-            key("b"),
-            Span::raw(format!(" peer {}  ", p.behaviour())),
-            key("c"),
-            Span::raw(format!(" ×{}  ", p.count())),
-            key("f"),
-            Span::raw(format!(" {}  ", p.family.name())),
-            key("o"),
-            Span::raw(" open  "),
-            key("T"),
-            Span::raw(" TW storm  "),
-            key("W"),
-            Span::raw(" CW leak"),
-        ]),
-        Line::from(vec![
-            Span::raw("close the "),
-            key("e"),
-            Span::raw(format!(" {} end of the selected: ", p.end.name())),
-        ]),
-        Line::from(
-            ACTION_KEYS[..4]
-                .iter()
-                .flat_map(|(k, a)| [key(&k.to_string()), Span::raw(format!(" {a}  "))])
-                .collect::<Vec<_>>(),
-        ),
-        Line::from(
-            ACTION_KEYS[4..]
-                .iter()
-                .flat_map(|(k, a)| [key(&k.to_string()), Span::raw(format!(" {a}  "))])
-                .chain([key("x"), Span::raw(" discard")])
-                .collect::<Vec<_>>(),
-        ),
-    ];
-    if let Some(s) = &p.status {
-        let busy = if p.busy > 0 {
-            format!("  ({} running)", p.busy)
-        } else {
-            String::new()
-        };
-        lines.push(Line::from(Span::styled(
-            format!("{s}{busy}"),
-            theme.warning,
-        )));
-    }
-    let list_rows = usize::from(left.height).saturating_sub(lines.len());
-    if p.conns.is_empty() {
-        lines.push(Line::from(Span::styled(
-            "no lab connections yet: o opens some",
-            theme.muted,
-        )));
-    } else {
-        let start = p.selected.saturating_sub(list_rows.saturating_sub(1));
-        for (i, c) in p.conns.iter().enumerate().skip(start).take(list_rows) {
-            let e = c.end(p.end);
-            let text = format!(
-                "{} {} {} {}: {}",
-                c.id,
-                c.behaviour,
-                p.end.name(),
-                e.local,
-                e.status
-            );
-            let style = if i == p.selected {
-                theme.selected
-            } else {
-                ratatui::style::Style::default()
-            };
-            lines.push(Line::from(Span::styled(text, style)));
-        }
-    }
-    f.render_widget(Paragraph::new(lines), left);
-
-    let trace: Vec<Line> = if p.trace.is_empty() {
-        vec![Line::from(Span::styled(
-            "the trace of the last close appears here: the calls, how long close() blocked, the states each end went through, what the peer read, where TIME_WAIT stayed, and where Linux differs from the documented behaviour",
-            theme.muted,
-        ))]
-    } else {
-        p.trace
-            .iter()
-            .map(|l| {
-                if l.starts_with("deviation") {
-                    Line::from(Span::styled(l.clone(), theme.warning))
-                } else {
-                    Line::from(l.clone())
-                }
-            })
-            .collect()
+/// The trace as the panel shows it: the verdict first (what close returned, what the peer
+/// read, where TIME_WAIT stayed, the deviation), then the states, then the calls; lines
+/// without their indentation, each block followed by a blank line.
+pub fn trace_lines(t: &Trace) -> Vec<TraceLine> {
+    let text = trace_text(t);
+    let plain = |l: &String| TraceLine {
+        text: l.trim_start().to_string(),
+        deviation: false,
     };
-    let block = if wide {
-        Block::default().borders(Borders::LEFT)
-    } else {
-        Block::default()
+    let blank = || TraceLine {
+        text: String::new(),
+        deviation: false,
     };
-    f.render_widget(
-        Paragraph::new(trace)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        right,
-    );
+    let mut out: Vec<TraceLine> = text.head.iter().map(plain).collect();
+    out.push(blank());
+    out.extend(text.verdict.iter().map(|(label, l)| TraceLine {
+        deviation: *label == "deviation",
+        ..plain(l)
+    }));
+    for block in [&text.states, &text.calls] {
+        out.push(blank());
+        out.extend(block.iter().map(plain));
+    }
+    out.push(blank());
+    out
 }

@@ -6,10 +6,11 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::app::{App, Effect, Row, View};
+use super::app::{App, Effect, View};
 use super::fixture::two_polls;
 use super::handle_event;
 use super::keys::Keymap;
+use super::rows::Row;
 use super::theme::{Theme, ThemeColors};
 use super::ui;
 use crate::model::{Filter, TcpState};
@@ -399,7 +400,7 @@ fn mouse_clicks_select_rows_and_state_cells_and_the_wheel_scrolls() {
 #[test]
 fn lab_panel_keys_ask_for_lab_operations_on_the_selected_connection() {
     use super::lab_panel::LabRequest;
-    use crate::lab::{Action as LabAction, Behaviour, End, Family, Lab};
+    use crate::lab::{Behaviour, CloseMode as LabAction, End, Family, Lab};
     let mut app = app_with_fixture(false);
     assert_eq!(key(&mut app, KeyCode::Char('L')), Effect::OpenLab);
     assert!(app.lab.is_some());
@@ -528,4 +529,135 @@ fn packed_ipv4_sort_matches_the_general_order() {
             }
         }
     }
+}
+
+/// A finished abortive close whose peer read differs from the documents.
+fn fixture_trace() -> crate::lab::Trace {
+    use crate::lab::trace::{Call, CallResult, PeerRead, Step};
+    use crate::lab::{Behaviour, CloseMode as LabAction, End, ReadOutcome, TimeWaitSide, expect};
+    let ms = std::time::Duration::from_millis;
+    let step = |state, at| Step {
+        state,
+        at: ms(at),
+        send_queue: 0,
+    };
+    let call = |at, call: &str, detail: Option<&str>| Call {
+        at: ms(at),
+        end: End::Client,
+        call: call.into(),
+        result: CallResult::Ok,
+        took: std::time::Duration::ZERO,
+        detail: detail.map(Into::into),
+    };
+    crate::lab::Trace {
+        conn: "#3".parse().unwrap(),
+        end: End::Client,
+        action: LabAction::Abort,
+        behaviour: Behaviour::Normal,
+        linger: None,
+        closer: (
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:7000".parse().unwrap(),
+        ),
+        calls: vec![
+            call(0, "setsockopt(SO_LINGER, on, 0 s)", None),
+            call(1, "close()", Some("RST sent")),
+        ],
+        close_result: CallResult::Ok,
+        close_blocked: std::time::Duration::from_micros(150),
+        closer_states: vec![step(Some(TcpState::Established), 0), step(None, 2)],
+        peer_states: vec![step(Some(TcpState::Established), 0), step(None, 3)],
+        peer_read: PeerRead {
+            outcome: ReadOutcome::Eof,
+            at: ms(3),
+            probe: false,
+            bytes_after_close: 0,
+            then: None,
+        },
+        closer_read: None,
+        bytes_queued: None,
+        time_wait: TimeWaitSide::None,
+        settled: true,
+        duration: ms(5),
+        observer: "sock_diag",
+        polls: 9,
+        documented: expect::documented(LabAction::Abort, false, std::time::Duration::ZERO, false),
+        deviation: Some("the peer read EOF where the documents say ECONNRESET".into()),
+    }
+}
+
+/// The panel shows what `lingertop lab` prints for the trace, verdict first: the printed
+/// table's blocks (split on its blank lines) in the order head, verdict, states, calls.
+#[test]
+fn a_finished_trace_shows_in_the_panel_verdict_first() {
+    use super::lab_panel::trace_lines;
+    let t = fixture_trace();
+    let mut table = Vec::new();
+    crate::report::lab::write_trace(crate::report::LabFormat::Table, &t, &mut table).unwrap();
+    let table = String::from_utf8(table).unwrap();
+    let blocks: Vec<Vec<&str>> = table
+        .split("\n\n")
+        .map(|b| b.lines().map(str::trim_start).collect())
+        .collect();
+    assert_eq!(blocks.len(), 4, "{table}");
+    let mut want: Vec<&str> = Vec::new();
+    for b in [&blocks[0], &blocks[3], &blocks[2], &blocks[1]] {
+        want.extend(b.iter());
+        want.push("");
+    }
+    let lines = trace_lines(&t);
+    let got: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(got, want);
+    assert!(got[0].starts_with("lab connection #3: client 127.0.0.1:40000"));
+    assert!(got[3].starts_with("close()"), "{got:?}");
+    assert!(
+        got.iter().position(|l| l.starts_with("STATES")) < got.iter().position(|l| *l == "CALLS")
+    );
+    // Only the deviation line is marked, and it carries the observation.
+    let marked: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.deviation)
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(marked.len(), 1);
+    assert!(marked[0].starts_with("deviation") && marked[0].contains("ECONNRESET"));
+
+    // Drawn: the trace replaces the hint, the deviation in the warning colour.
+    let mut app = app_with_fixture(false);
+    key(&mut app, KeyCode::Char('L'));
+    let hint = draw(&mut app, 120, 40);
+    assert!(
+        hint.contains("the trace of the last close appears here"),
+        "{hint}"
+    );
+    app.lab.as_mut().unwrap().trace = Some(t);
+    let theme = Theme::new(&ThemeColors::default(), false);
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    term.draw(|f| {
+        ui::render(f, &app, &theme);
+    })
+    .unwrap();
+    let buf = term.backend().buffer();
+    let row_of = |needle: &str| {
+        (0..buf.area.height).find(|&y| {
+            let text: String = (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect();
+            text.contains(needle)
+        })
+    };
+    // The colour of the first cell of `needle` on line `y` (cells, not bytes: the panel
+    // draws non-ASCII symbols).
+    let colour_at = |y: u16, needle: &str| {
+        let cells: Vec<&str> = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+        let x = (0..cells.len())
+            .find(|&x| cells[x..].concat().starts_with(needle))
+            .unwrap();
+        buf[(u16::try_from(x).unwrap(), y)].fg
+    };
+    let dev = row_of("deviation").expect("the deviation line is drawn");
+    assert_eq!(colour_at(dev, "deviation"), ratatui::style::Color::Yellow);
+    let mode = row_of("mode abort").expect("the head is drawn");
+    assert_ne!(colour_at(mode, "mode abort"), ratatui::style::Color::Yellow);
+    assert!(row_of("the trace of the last close appears here").is_none());
 }

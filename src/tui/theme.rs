@@ -4,55 +4,31 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
-/// Colours by role; each can be set in the config's `[theme]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ThemeColors {
-    pub accent: Color,
-    pub warning: Color,
-    pub critical: Color,
-    pub new: Color,
-    pub changed: Color,
-    pub vanished: Color,
-    pub selected: Color,
-    pub muted: Color,
-}
+use crate::config::theme::Colour;
+pub use crate::config::theme::ThemeColors;
 
-impl Default for ThemeColors {
-    fn default() -> Self {
-        ThemeColors {
-            accent: Color::Cyan,
-            warning: Color::Yellow,
-            critical: Color::Red,
-            new: Color::Green,
-            changed: Color::Magenta,
-            vanished: Color::DarkGray,
-            selected: Color::Blue,
-            muted: Color::Gray,
-        }
-    }
-}
-
-/// The config key of each role, in `[theme]`.
-pub const ROLES: &[&str] = &[
-    "accent", "warning", "critical", "new", "changed", "vanished", "selected", "muted",
-];
-
-impl ThemeColors {
-    /// Sets a role by its config name; false when the name is not a role.
-    pub fn set(&mut self, role: &str, c: Color) -> bool {
-        let slot = match role {
-            "accent" => &mut self.accent,
-            "warning" => &mut self.warning,
-            "critical" => &mut self.critical,
-            "new" => &mut self.new,
-            "changed" => &mut self.changed,
-            "vanished" => &mut self.vanished,
-            "selected" => &mut self.selected,
-            "muted" => &mut self.muted,
-            _ => return false,
-        };
-        *slot = c;
-        true
+/// The terminal colour of a config colour.
+pub fn color(c: Colour) -> Color {
+    match c {
+        Colour::Reset => Color::Reset,
+        Colour::Black => Color::Black,
+        Colour::Red => Color::Red,
+        Colour::Green => Color::Green,
+        Colour::Yellow => Color::Yellow,
+        Colour::Blue => Color::Blue,
+        Colour::Magenta => Color::Magenta,
+        Colour::Cyan => Color::Cyan,
+        Colour::Gray => Color::Gray,
+        Colour::DarkGray => Color::DarkGray,
+        Colour::LightRed => Color::LightRed,
+        Colour::LightGreen => Color::LightGreen,
+        Colour::LightYellow => Color::LightYellow,
+        Colour::LightBlue => Color::LightBlue,
+        Colour::LightMagenta => Color::LightMagenta,
+        Colour::LightCyan => Color::LightCyan,
+        Colour::White => Color::White,
+        Colour::Indexed(i) => Color::Indexed(i),
+        Colour::Rgb(r, g, b) => Color::Rgb(r, g, b),
     }
 }
 
@@ -74,11 +50,11 @@ pub struct Theme {
 
 impl Theme {
     pub fn new(c: &ThemeColors, no_color: bool) -> Self {
-        let fg = |color: Color| {
+        let fg = |c: Colour| {
             if no_color {
                 Style::default()
             } else {
-                Style::default().fg(color)
+                Style::default().fg(color(c))
             }
         };
         let bold = Modifier::BOLD;
@@ -99,7 +75,7 @@ impl Theme {
                 Style::default().add_modifier(Modifier::REVERSED)
             } else {
                 Style::default()
-                    .bg(c.selected)
+                    .bg(color(c.selected))
                     .fg(Color::White)
                     .add_modifier(bold)
             },
@@ -111,5 +87,54 @@ impl Theme {
     /// Whether the environment asks for no colour (<https://no-color.org>).
     pub fn no_color_env() -> bool {
         std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_colours_become_the_same_terminal_colours() {
+        assert_eq!(color(Colour::DarkGray), Color::DarkGray);
+        assert_eq!(color(Colour::LightCyan), Color::LightCyan);
+        assert_eq!(color(Colour::Indexed(42)), Color::Indexed(42));
+        assert_eq!(color(Colour::Rgb(1, 2, 3)), Color::Rgb(1, 2, 3));
+        // Every name the config takes means what the terminal library calls it.
+        for name in [
+            "reset",
+            "black",
+            "red",
+            "green",
+            "yellow",
+            "blue",
+            "magenta",
+            "cyan",
+            "gray",
+            "darkgray",
+            "lightred",
+            "lightgreen",
+            "lightyellow",
+            "lightblue",
+            "lightmagenta",
+            "lightcyan",
+            "white",
+            "bright-red",
+            "grey",
+            "17",
+            "#102030",
+        ] {
+            let ours: Colour = name.parse().unwrap();
+            assert_eq!(Ok(color(ours)), name.parse::<Color>(), "{name}");
+        }
+        let t = Theme::new(
+            &ThemeColors {
+                critical: Colour::Rgb(0xff, 0x88, 0x00),
+                ..ThemeColors::default()
+            },
+            false,
+        );
+        assert_eq!(t.critical.fg, Some(Color::Rgb(0xff, 0x88, 0x00)));
+        assert_eq!(t.selected.bg, Some(Color::Blue));
     }
 }

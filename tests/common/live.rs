@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -73,11 +73,11 @@ impl Served {
     /// Starts `lingertop serve --listen 127.0.0.1:0 ARGS` and returns once it says where
     /// it serves (after its first poll).
     pub fn start(args: &[&str]) -> Served {
-        Served::start_with(lingertop(), args)
+        Served::start_from(lingertop(), args)
     }
 
-    /// As [`Served::start`], with `cmd` running the binary (e.g. through setpriv).
-    pub fn start_with(mut cmd: Command, args: &[&str]) -> Served {
+    /// [`Served::start`] from a command the caller prepared (limits, environment).
+    pub fn start_from(mut cmd: std::process::Command, args: &[&str]) -> Served {
         let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)

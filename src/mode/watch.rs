@@ -3,7 +3,6 @@
 //! line is flushed as written; the stream ends quietly on Ctrl-C, SIGTERM or when the
 //! reader closes the pipe.
 
-use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -12,36 +11,43 @@ use anyhow::{Context, Result, bail};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
+use super::Overrides;
 use crate::cli::WatchArgs;
-use crate::collector::Collector;
 use crate::config::Config;
 use crate::live::{self, Message, Update};
-use crate::model::alerts::detect;
-use crate::model::tracker::Sample;
-use crate::model::{Connection, Filter, Rules, StateCounts, Transition};
+use crate::model::{Connection, Filter, StateCounts, Transition};
 use crate::report::ndjson::{self, PollView};
 use crate::shutdown::Shutdown;
 
 /// Runs `lingertop watch` until interrupted or until stdout is closed.
-pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
-    let filter = crate::effective_filter(cfg, &args.filter)?;
-    let mut cfg = cfg.clone();
-    if let Some(interval) = args.interval {
-        cfg.interval = interval;
+pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
+    let cfg = Overrides {
+        interval: args.interval,
+        filter: args.filter.to_filter().map_err(anyhow::Error::msg)?,
+        ..over
     }
-    let runtime = crate::runtime()?;
+    .over(cfg);
+    let filter = cfg.default_filter.clone();
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
         let (tx, mut rx) = mpsc::channel(4);
         // Dropped on return: stops the poll thread and waits for it.
-        let _live = live::spawn(Collector::chosen(cfg.backend, args.quiet)?, &cfg, tx)
-            .context("cannot start the poll thread")?;
-        let mut stream = Stream::new(filter, args.events, &cfg);
+        // The loop runs the alert rules over the filtered set, so a line's alerts are about
+        // the connections it counts.
+        let _live = live::spawn(
+            super::open_collector(cfg.backend, args.quiet)?,
+            &cfg,
+            super::live_scope(filter.clone()),
+            tx,
+        )
+        .context("cannot start the poll thread")?;
+        let mut stream = Stream::new(filter, args.events);
         let stdout = io::stdout();
         let mut out = stdout.lock();
         loop {
             let msg = tokio::select! {
-                () = shutdown.requested() => return Ok(ExitCode::SUCCESS),
+                _ = shutdown.requested() => return Ok(ExitCode::SUCCESS),
                 msg = rx.recv() => msg,
             };
             let update = match msg {
@@ -54,7 +60,7 @@ pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
                     }
                     eprintln!(
                         "lingertop: {e}; trying again in {}",
-                        humantime::format_duration(cfg.interval)
+                        crate::model::duration::compact(cfg.interval)
                     );
                     continue;
                 }
@@ -76,16 +82,12 @@ pub fn run(cfg: &Config, args: &WatchArgs) -> Result<ExitCode> {
     })
 }
 
-/// Turns updates into lines: the state a stream keeps between polls.
+/// Turns updates into lines: the state a stream keeps between polls. The updates' alerts
+/// must be over the same filter (the live loop's [`Scope`](live::Scope)).
 pub struct Stream {
     filter: Filter,
     filter_text: String,
     events: bool,
-    rules: Rules,
-    /// The tracker's samples, replayed here so alerts over a filtered set still get growth
-    /// rates; only kept when a filter is in force (without one the loop's alerts are used).
-    history: VecDeque<Sample>,
-    history_len: usize,
     /// Updates written so far.
     pub polls: u64,
     /// Polls that failed so far.
@@ -94,14 +96,11 @@ pub struct Stream {
 
 impl Stream {
     /// A stream of poll lines, or of event lines when `events`.
-    pub fn new(filter: Filter, events: bool, cfg: &Config) -> Self {
+    pub fn new(filter: Filter, events: bool) -> Self {
         Stream {
             filter_text: filter.to_string(),
             filter,
             events,
-            rules: cfg.rules.clone(),
-            history: VecDeque::new(),
-            history_len: cfg.history.max(2),
             polls: 0,
             poll_errors: 0,
         }
@@ -119,39 +118,23 @@ impl Stream {
 
     fn write_poll(&mut self, u: &Update, out: &mut dyn Write) -> io::Result<()> {
         let snap = &u.snapshot;
-        let filtered_alerts;
-        let (counts, matched, alerts) = if self.filter.is_empty() {
-            (snap.counts(), snap.connections.len(), &u.alerts[..])
+        let (counts, matched) = if self.filter.is_empty() {
+            (snap.counts(), snap.connections.len())
         } else {
-            if self.history.len() == self.history_len {
-                self.history.pop_front();
-            }
-            self.history.push_back(u.sample.clone());
-            let matching: Vec<Connection> = snap
-                .connections
-                .iter()
-                .filter(|c| self.filter.matches(c))
-                .cloned()
-                .collect();
             let mut counts = StateCounts::default();
-            for c in &matching {
+            let mut matched = 0;
+            for c in snap.connections.iter().filter(|c| self.filter.matches(c)) {
                 counts.add(c.state);
+                matched += 1;
             }
-            filtered_alerts = detect(
-                &matching,
-                snap.taken_at,
-                snap.ephemeral_ports,
-                &self.history,
-                &self.rules,
-            );
-            (counts, matching.len(), &filtered_alerts[..])
+            (counts, matched)
         };
         let view = PollView {
             update: u,
             filter: &self.filter_text,
             counts,
             matched,
-            alerts,
+            alerts: &u.alerts,
             poll_errors: self.poll_errors,
         };
         ndjson::write_poll(out, &view)?;
@@ -227,26 +210,23 @@ mod tests {
 
     /// Feeds successive tables through a real tracker, as the poll loop does.
     fn updates(tables: Vec<Vec<Connection>>) -> Vec<Update> {
+        updates_over(tables, &Filter::default(), &Config::default())
+    }
+
+    /// As [`updates`], with the alert rules of `cfg` run over `filter` as the poll loop
+    /// does for `watch`.
+    fn updates_over(tables: Vec<Vec<Connection>>, filter: &Filter, cfg: &Config) -> Vec<Update> {
         let mut tracker = Tracker::new(10);
+        let mut labs = crate::lab::LabRecogniser::default();
         tables
             .into_iter()
             .enumerate()
             .map(|(i, connections)| {
-                let mut snapshot = Snapshot {
+                let snapshot = Snapshot {
                     poll_duration: Duration::from_millis(3),
                     ..Snapshot::fixture(at(i as u64), connections)
                 };
-                let transitions = tracker.observe(&mut snapshot);
-                let snapshot = std::sync::Arc::new(snapshot);
-                tracker.keep(std::sync::Arc::clone(&snapshot));
-                Update {
-                    seq: tracker.polls(),
-                    sample: tracker.history().back().unwrap().clone(),
-                    snapshot,
-                    alerts: Vec::new(),
-                    transitions,
-                    errors: 0,
-                }
+                Update::observe_over(&mut tracker, snapshot, &cfg.rules, filter, 0, &mut labs)
             })
             .collect()
     }
@@ -283,9 +263,8 @@ mod tests {
 
     #[test]
     fn events_follow_one_connection_through_its_close() {
-        let cfg = Config::default();
         let filter = Filter::parse("port:5000").unwrap();
-        let got = lines(&mut Stream::new(filter, true, &cfg), &close_sequence());
+        let got = lines(&mut Stream::new(filter, true), &close_sequence());
         let seq: Vec<(&str, Value, Value, Value)> = got
             .iter()
             .map(|l| {
@@ -324,9 +303,8 @@ mod tests {
 
     #[test]
     fn a_state_filter_keeps_transitions_into_and_out_of_that_state() {
-        let cfg = Config::default();
         let filter = Filter::parse("state:time-wait").unwrap();
-        let got = lines(&mut Stream::new(filter, true, &cfg), &close_sequence());
+        let got = lines(&mut Stream::new(filter, true), &close_sequence());
         let seq: Vec<(&str, &str)> = got
             .iter()
             .map(|l| (l["event"].as_str().unwrap(), l["local"].as_str().unwrap()))
@@ -339,18 +317,14 @@ mod tests {
             ]
         );
         // Without a filter the other connection's disappearance shows too.
-        let all = lines(
-            &mut Stream::new(Filter::default(), true, &cfg),
-            &close_sequence(),
-        );
+        let all = lines(&mut Stream::new(Filter::default(), true), &close_sequence());
         assert_eq!(all.len(), 5);
     }
 
     #[test]
     fn poll_lines_count_the_filtered_set() {
-        let cfg = Config::default();
         let filter = Filter::parse("port:5000").unwrap();
-        let got = lines(&mut Stream::new(filter, false, &cfg), &close_sequence());
+        let got = lines(&mut Stream::new(filter, false), &close_sequence());
         assert_eq!(got.len(), 5, "one line per poll");
         assert_eq!(got[2]["seq"], 3);
         assert_eq!(got[2]["total_connections"], 2);
@@ -365,7 +339,6 @@ mod tests {
 
     #[test]
     fn poll_lines_say_which_states_were_carried_and_as_of_when() {
-        let cfg = Config::default();
         let mut u = close_sequence().remove(2);
         let mut snap = (*u.snapshot).clone();
         snap.unread = Some(crate::model::Unread {
@@ -373,7 +346,7 @@ mod tests {
             last_read: Some(at(1)),
         });
         u.snapshot = std::sync::Arc::new(snap);
-        let got = lines(&mut Stream::new(Filter::default(), false, &cfg), &[u]);
+        let got = lines(&mut Stream::new(Filter::default(), false), &[u]);
         assert_eq!(got[0]["carried_states"], serde_json::json!(["ESTABLISHED"]));
         assert_eq!(
             got[0]["carried_as_of"],
@@ -393,14 +366,17 @@ mod tests {
                 inode,
             )
         };
-        let ups = updates(vec![
-            vec![cw(5000, 1), cw(6000, 2)],
-            vec![cw(5000, 1), cw(6000, 2)],
-        ]);
-        let got = lines(
-            &mut Stream::new(Filter::parse("port:6000").unwrap(), false, &cfg),
-            &ups,
+        let filter = Filter::parse("port:6000").unwrap();
+        // The poll loop runs the rules over watch's filter (its `Scope`).
+        let ups = updates_over(
+            vec![
+                vec![cw(5000, 1), cw(6000, 2)],
+                vec![cw(5000, 1), cw(6000, 2)],
+            ],
+            &filter,
+            &cfg,
         );
+        let got = lines(&mut Stream::new(filter, false), &ups);
         let alert = &got[1]["alerts"][0];
         assert_eq!(alert["rule"], "close-wait-lingering");
         assert_eq!(alert["count"], 1, "only the filtered connection: {alert}");
@@ -419,7 +395,7 @@ mod tests {
             }
         }
         let ups = close_sequence();
-        let mut s = Stream::new(Filter::default(), false, &Config::default());
+        let mut s = Stream::new(Filter::default(), false);
         let e = s.write_update(&ups[0], &mut Closed).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }

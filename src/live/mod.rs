@@ -1,7 +1,10 @@
 //! The live poll loop shared by the dashboard, `watch` and `serve`: one collector thread
-//! polls at the configured interval, tracks connections, runs the alert rules over the whole
-//! machine, and sends each result as one message. Consumers never poll on their own, so a
-//! slow render or a scrape never triggers a poll and never blocks one.
+//! polls at the configured interval, tracks connections, runs the alert rules over the
+//! mode's [`Scope`], and sends each result as one message ([`message`]). Consumers never
+//! poll on their own, so a slow render or a scrape never triggers a poll and never blocks
+//! one.
+
+pub mod message;
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -10,86 +13,21 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use serde::{Deserialize, Deserializer};
-
 use crate::collector::{Collector, ReadOptions};
-use crate::config::Config;
+use crate::config::{Config, EstablishedEvery};
 use crate::lab::LabRecogniser;
-use crate::model::alerts::detect;
-use crate::model::tracker::Sample;
-use crate::model::{Alert, Rules, Snapshot, TcpState, Tracker, Transition};
+use crate::model::{Filter, TcpState, Tracker};
 
-/// How often the live loop reads ESTABLISHED sockets. Every other state is read at every
-/// poll, so a close that passes through one of them shows at the next poll; ESTABLISHED is
-/// most of a busy table and changes nothing lingertop watches until it ends. Between
-/// reads, the tracker carries ESTABLISHED connections as last read (so one that ends by a
-/// reset shows as gone only at the next read of ESTABLISHED).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EstablishedEvery {
-    /// Every poll up to [`AUTO_PER_POLL`] ESTABLISHED sockets, then every
-    /// ceil(N / [`AUTO_PER_POLL`]) polls, at most [`AUTO_MAX_POLLS`].
-    Auto,
-    /// Every this many polls, 1 (every poll) to 60.
-    Polls(u32),
-}
+pub use message::{Control, Message, Update};
 
-/// ESTABLISHED sockets `auto` reads per poll on average: about 15 ms of the kernel's dump.
-pub const AUTO_PER_POLL: usize = 20_000;
-/// The longest `auto` goes between two reads of ESTABLISHED, in polls.
-pub const AUTO_MAX_POLLS: u32 = 10;
-
-impl EstablishedEvery {
-    /// Polls from one read of ESTABLISHED to the next, when the last read found
-    /// `established` of them.
-    pub fn polls(self, established: usize) -> u32 {
-        match self {
-            EstablishedEvery::Polls(n) => n.max(1),
-            EstablishedEvery::Auto => u32::try_from(established.div_ceil(AUTO_PER_POLL))
-                .unwrap_or(u32::MAX)
-                .clamp(1, AUTO_MAX_POLLS),
-        }
-    }
-}
-
-impl std::fmt::Display for EstablishedEvery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EstablishedEvery::Auto => f.write_str("auto"),
-            EstablishedEvery::Polls(n) => write!(f, "{n}"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for EstablishedEvery {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        const EXPECTED: &str = "\"auto\" or a number of polls from 1 to 60";
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = EstablishedEvery;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(EXPECTED)
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-                match s.trim() {
-                    "auto" => Ok(EstablishedEvery::Auto),
-                    n => match n.parse::<i64>() {
-                        Ok(n) => self.visit_i64(n),
-                        Err(_) => Err(E::custom(format!("\"{s}\" is not allowed; use {EXPECTED}"))),
-                    },
-                }
-            }
-            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
-                match u32::try_from(n) {
-                    Ok(n @ 1..=60) => Ok(EstablishedEvery::Polls(n)),
-                    _ => Err(E::custom(format!("{n} is out of range; use {EXPECTED}"))),
-                }
-            }
-            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
-                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
+/// What a mode wants the loop's results to be about, beyond the config.
+#[derive(Default)]
+pub struct Scope {
+    /// The alert rules run over the connections matching this (empty: every connection).
+    pub alerts_over: Filter,
+    /// Marks lab sockets, also those of a lab in another lingertop process when it was
+    /// made with [`LabRecogniser::new`] and a command line test.
+    pub labs: LabRecogniser,
 }
 
 /// Which states the next poll reads: ESTABLISHED only every `every` polls.
@@ -140,79 +78,6 @@ impl ReadPlan {
     }
 }
 
-/// One poll's complete result.
-#[derive(Debug, Clone)]
-pub struct Update {
-    /// 1 for the first poll, then increasing.
-    pub seq: u64,
-    /// Every socket of the machine, tracked (ages, history, attribution). Shared with the
-    /// tracker, which joins the next poll to it.
-    pub snapshot: Arc<Snapshot>,
-    /// Alerts over the whole snapshot, worst first.
-    pub alerts: Vec<Alert>,
-    /// What changed since the previous poll.
-    pub transitions: Vec<Transition>,
-    /// This poll's sample as the tracker recorded it (counts, CLOSE_WAIT per pid).
-    pub sample: Sample,
-    /// Polls that failed so far.
-    pub errors: u64,
-}
-
-impl Update {
-    /// Runs a fresh snapshot through the tracker, the lab recogniser and the alert rules,
-    /// and keeps it in the tracker for the next poll.
-    pub fn observe(
-        tracker: &mut Tracker,
-        mut snapshot: Snapshot,
-        rules: &Rules,
-        errors: u64,
-        labs: &mut LabRecogniser,
-    ) -> Update {
-        let transitions = tracker.observe(&mut snapshot);
-        // Lab sockets (this process's lab, or another lingertop lab's); after the tracker, so
-        // earlier owners count.
-        labs.mark(&mut snapshot, None);
-        let snapshot = Arc::new(snapshot);
-        tracker.keep(Arc::clone(&snapshot));
-        let alerts = detect(
-            &snapshot.connections,
-            snapshot.taken_at,
-            snapshot.ephemeral_ports,
-            tracker.history(),
-            rules,
-        );
-        let sample = tracker
-            .history()
-            .back()
-            .cloned()
-            .expect("observe records a sample");
-        Update {
-            seq: tracker.polls(),
-            snapshot,
-            alerts,
-            transitions,
-            sample,
-            errors,
-        }
-    }
-}
-
-/// What the poll loop sends.
-#[derive(Debug, Clone)]
-pub enum Message {
-    Update(Arc<Update>),
-    /// A poll failed; the loop keeps going and tries again at the next interval.
-    PollFailed(String),
-}
-
-/// Requests to the poll loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    SetInterval(Duration),
-    PollNow,
-    Stop,
-}
-
 /// The running poll loop. Dropping it stops the loop and waits for the thread.
 pub struct LiveHandle {
     control: std_mpsc::Sender<Control>,
@@ -257,8 +122,13 @@ pub fn tune_allocator() {
 pub fn spawn(
     mut collector: Collector,
     cfg: &Config,
+    scope: Scope,
     out: mpsc::Sender<Message>,
 ) -> std::io::Result<LiveHandle> {
+    let Scope {
+        alerts_over,
+        mut labs,
+    } = scope;
     tune_allocator();
     let (tx, rx) = std_mpsc::channel();
     let rules = cfg.rules.clone();
@@ -274,14 +144,19 @@ pub fn spawn(
         .name("lingertop-poll".into())
         .spawn(move || {
             let mut errors = 0u64;
-            let mut labs = LabRecogniser::new();
             loop {
                 let started = Instant::now();
                 let full = plan.prepare(&mut collector);
                 let msg = match collector.poll() {
                     Ok(snapshot) => {
-                        let update =
-                            Update::observe(&mut tracker, snapshot, &rules, errors, &mut labs);
+                        let update = Update::observe_over(
+                            &mut tracker,
+                            snapshot,
+                            &rules,
+                            &alerts_over,
+                            errors,
+                            &mut labs,
+                        );
                         plan.done(full, &update);
                         Message::Update(Arc::new(update))
                     }

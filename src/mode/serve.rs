@@ -14,27 +14,32 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
+use super::Overrides;
+use super::http;
 use crate::cli::ServeArgs;
-use crate::collector::Collector;
 use crate::config::Config;
 use crate::live::{self, Message};
+use crate::model::Filter;
 use crate::report::prometheus::{Exposition, TextFormat, render};
 use crate::shutdown::Shutdown;
 
 /// How long open connections may take to finish once a stop is requested.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Runs `lingertop serve` until Ctrl-C or SIGTERM.
-pub fn run(cfg: &Config, args: &ServeArgs) -> Result<ExitCode> {
-    let listen = args.listen.unwrap_or(cfg.serve.listen);
-    let mut cfg = cfg.clone();
-    if let Some(interval) = args.interval {
-        cfg.interval = interval;
+/// Runs `lingertop serve` until SIGINT, SIGTERM or SIGHUP. SIGHUP ends it like the others
+/// (no reload: a supervisor that sends HUP to reload gets a clean exit and restarts it
+/// with the new config, which is simpler to reason about than a half-applied reload).
+pub fn run(cfg: Config, over: Overrides, args: &ServeArgs) -> Result<ExitCode> {
+    let cfg = Overrides {
+        interval: args.interval,
+        listen: args.listen,
+        ..over
     }
-    let runtime = crate::runtime()?;
-    runtime.block_on(serve(cfg, listen))
+    .over(cfg);
+    let listen = cfg.serve.listen;
+    super::runtime()?.block_on(serve(cfg, listen))
 }
 
 /// What the handlers read.
@@ -56,14 +61,19 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         .context("cannot read the address listened on")?;
 
     let (tx, mut rx) = mpsc::channel(2);
-    let live = live::spawn(Collector::chosen(cfg.backend, false)?, &cfg, tx)
-        .context("cannot start the poll thread")?;
+    let live = live::spawn(
+        super::open_collector(cfg.backend, false)?,
+        &cfg,
+        super::live_scope(Filter::default()),
+        tx,
+    )
+    .context("cannot start the poll thread")?;
     let top_n = cfg.serve.top_n;
 
     // Wait for the first poll, so /metrics never answers without data. Scrapers that
     // connect meanwhile wait in the listen queue.
     let first = tokio::select! {
-        () = shutdown.requested() => return Ok(ExitCode::SUCCESS),
+        _ = shutdown.requested() => return Ok(ExitCode::SUCCESS),
         msg = rx.recv() => msg,
     };
     let first = match first {
@@ -75,7 +85,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
     let (latest_tx, latest) = watch::channel(Arc::new(Exposition::from_update(&first, 0, top_n)));
     drop(first);
 
-    let interval = humantime::format_duration(cfg.interval).to_string();
+    let interval = crate::model::duration::compact(cfg.interval);
     let feeder = tokio::spawn(async move {
         let mut errors = 0u64;
         while let Some(msg) = rx.recv().await {
@@ -94,7 +104,7 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
 
     eprintln!(
         "lingertop: serving http://{local}/metrics and /healthz, polling every {} (Ctrl-C to stop)",
-        humantime::format_duration(cfg.interval)
+        crate::model::duration::compact(cfg.interval)
     );
     if !local.ip().is_loopback() {
         eprintln!(
@@ -104,6 +114,15 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         );
     }
 
+    let (limits, lowered) = http::fitted(cfg.serve.limits, http::open_files_limit());
+    if lowered {
+        eprintln!(
+            "lingertop: serving at most {} connections at once (serve.max-connections is {}, but the open-files limit is {}; raise it with `ulimit -n`)",
+            limits.max_connections,
+            cfg.serve.limits.max_connections,
+            http::open_files_limit().unwrap_or(0)
+        );
+    }
     let state = AppState {
         latest,
         stale_after: (cfg.interval * 3).max(Duration::from_secs(10)),
@@ -115,20 +134,17 @@ async fn serve(cfg: Config, listen: SocketAddr) -> Result<ExitCode> {
         .fallback(not_found)
         .with_state(state);
 
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_rx.await;
-    });
-    let server = std::future::IntoFuture::into_future(server);
-    tokio::pin!(server);
-    tokio::select! {
-        r = &mut server => r.context("the HTTP server failed")?,
-        () = shutdown.requested() => {
-            let _ = stop_tx.send(());
-            // Let scrapes in flight finish, but never hang on a client that does not go.
-            let _ = tokio::time::timeout(DRAIN, &mut server).await;
-        }
-    }
+    // Scrapes in flight may finish on a stop, but a client that does not go is not waited for.
+    http::serve(
+        listener,
+        app,
+        limits,
+        async move {
+            shutdown.requested().await;
+        },
+        DRAIN,
+    )
+    .await;
     feeder.abort();
     drop(live);
     Ok(ExitCode::SUCCESS)

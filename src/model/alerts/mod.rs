@@ -1,0 +1,181 @@
+//! Buildup detection: rules over a snapshot (and the tracker's history) that say when
+//! CLOSE_WAIT, TIME_WAIT or the other close states pile up or linger, in words a person acts on.
+//!
+//! One file per rule family, each a small gatherer that [`detect`] feeds in its one pass over
+//! the connections and then asks for its alerts: `close_wait`, `linger` (FIN_WAIT_1,
+//! FIN_WAIT_2, LAST_ACK, CLOSING), `time_wait` (total and per remote) and `pressure`
+//! (ephemeral ports per destination). Their thresholds are in `rules`.
+
+mod close_wait;
+mod frequent;
+mod linger;
+mod pressure;
+mod rules;
+#[cfg(test)]
+mod tests;
+mod time_wait;
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::connection::{Connection, PortRange};
+use super::state::TcpState;
+use super::tracker::Sample;
+
+/// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
+pub use super::duration::human_duration;
+pub(crate) use pressure::pair_groups;
+pub use pressure::{Pressure, port_pressure, pressure_of};
+pub use rules::{CountRule, LingerRule, RatioRule, Rules};
+pub(crate) use time_wait::endpoint_key;
+
+/// How bad an alert is. Ordered: `Warning < Critical`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Which rule raised an alert.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleId {
+    CloseWaitLingering,
+    TimeWaitBuildup,
+    TimeWaitRemote,
+    PortPressure,
+    FinWait1Lingering,
+    FinWait2Lingering,
+    LastAckLingering,
+    ClosingLingering,
+}
+
+impl RuleId {
+    /// Every rule, so exporters can show a zero for the rules that are quiet.
+    pub const ALL: [RuleId; 8] = [
+        RuleId::CloseWaitLingering,
+        RuleId::TimeWaitBuildup,
+        RuleId::TimeWaitRemote,
+        RuleId::PortPressure,
+        RuleId::FinWait1Lingering,
+        RuleId::FinWait2Lingering,
+        RuleId::LastAckLingering,
+        RuleId::ClosingLingering,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleId::CloseWaitLingering => "close-wait-lingering",
+            RuleId::TimeWaitBuildup => "time-wait-buildup",
+            RuleId::TimeWaitRemote => "time-wait-remote",
+            RuleId::PortPressure => "port-pressure",
+            RuleId::FinWait1Lingering => "fin-wait-1-lingering",
+            RuleId::FinWait2Lingering => "fin-wait-2-lingering",
+            RuleId::LastAckLingering => "last-ack-lingering",
+            RuleId::ClosingLingering => "closing-lingering",
+        }
+    }
+}
+
+/// One buildup a person should look at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    pub rule: RuleId,
+    pub severity: Severity,
+    /// One line, e.g. "412 CLOSE_WAIT held by java (pid 3121) for > 30 s, +40/min".
+    pub message: String,
+    /// How many connections are behind the alert.
+    pub count: u32,
+    pub pid: Option<u32>,
+    pub process: Option<Arc<str>>,
+    pub local_ip: Option<IpAddr>,
+    pub remote: Option<SocketAddr>,
+    /// For port pressure: the fraction of the ephemeral range in use.
+    pub ratio: Option<f64>,
+    /// For CLOSE_WAIT: change per minute of the process's CLOSE_WAIT count over the window.
+    pub growth_per_min: Option<f64>,
+    /// Indices, into the slice given to [`detect`], of the connections behind the alert.
+    pub connections: Vec<usize>,
+}
+
+impl Alert {
+    fn new(rule: RuleId, severity: Severity, message: String, connections: Vec<usize>) -> Self {
+        Alert {
+            rule,
+            severity,
+            message,
+            count: u32::try_from(connections.len()).unwrap_or(u32::MAX),
+            pid: None,
+            process: None,
+            local_ip: None,
+            remote: None,
+            ratio: None,
+            growth_per_min: None,
+            connections,
+        }
+    }
+}
+
+/// Runs every enabled rule over `conns` (already filtered as the user asked) at time `now`.
+/// `history` is the tracker's, for growth rates. Alerts come back worst first.
+///
+/// One pass over the connections gathers what every rule needs; the connections behind a
+/// group are listed only for groups that raise an alert.
+pub fn detect(
+    conns: &[Connection],
+    now: SystemTime,
+    ports: PortRange,
+    history: &VecDeque<Sample>,
+    rules: &Rules,
+) -> Vec<Alert> {
+    let mut close_wait = close_wait::CloseWaits::new(rules);
+    let mut lingering = linger::Lingering::new(rules);
+    let mut time_wait = time_wait::TimeWaits::new(rules);
+    let mut ephemeral = pressure::Ephemeral::new(rules, ports);
+    for (i, c) in conns.iter().enumerate() {
+        match c.state {
+            TcpState::CloseWait => close_wait.visit(i, c, now),
+            TcpState::TimeWait => time_wait.visit(i, c),
+            state => lingering.visit(i, c, state, now),
+        }
+        ephemeral.visit(i, c);
+    }
+
+    let mut alerts = Vec::new();
+    close_wait.alerts(conns, now, history, rules.growth_window, &mut alerts);
+    lingering.alerts(&mut alerts);
+    time_wait.alerts(conns, &mut alerts);
+    ephemeral.alerts(conns, &mut alerts);
+    alerts.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.count.cmp(&a.count))
+            .then(a.message.cmp(&b.message))
+    });
+    alerts
+}
+
+/// The severity a count reaches, if any (a threshold of 0 counts as 1).
+fn severity_of(n: u32, warning: u32, critical: u32) -> Option<Severity> {
+    if n >= critical.max(1) {
+        Some(Severity::Critical)
+    } else if n >= warning.max(1) {
+        Some(Severity::Warning)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,239 @@
+//! Ephemeral-port pressure: the ports in use toward one destination from one local address,
+//! over the size of the ephemeral range (Linux lets one local port serve different
+//! destinations, so the range runs out per destination).
+
+use std::net::{IpAddr, SocketAddr};
+
+use rustc_hash::FxHashMap;
+
+use super::frequent::frequent;
+use super::{Alert, RatioRule, RuleId, Rules, Severity};
+use crate::model::connection::{Connection, PortRange};
+use crate::model::state::TcpState;
+
+/// Ephemeral ports used toward one destination from one local address.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pressure {
+    pub local_ip: IpAddr,
+    pub remote: SocketAddr,
+    /// Connections (any non-LISTEN state) whose local port is in the ephemeral range.
+    pub in_use: u32,
+    pub time_wait: u32,
+    /// `in_use` over the size of the ephemeral range.
+    pub ratio: f64,
+    pub connections: Vec<usize>,
+}
+
+/// Ephemeral-port use per (local IP -> remote IP:port), highest first. Linux lets the same
+/// local port serve different destinations, so the range runs out per destination.
+pub fn port_pressure(conns: &[Connection], range: PortRange) -> Vec<Pressure> {
+    pressure_of(conns, 0..conns.len(), range)
+}
+
+/// [`port_pressure`] over only the connections at `indices` (indices into `conns`).
+pub fn pressure_of(
+    conns: &[Connection],
+    indices: impl IntoIterator<Item = usize>,
+    range: PortRange,
+) -> Vec<Pressure> {
+    let groups = pair_groups(conns, indices, range);
+    let size = f64::from(range.len().max(1));
+    let mut out: Vec<Pressure> = groups
+        .iter()
+        .map(|members| {
+            let c = &conns[members[0]];
+            let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
+            Pressure {
+                local_ip: c.local().ip(),
+                remote: c.remote(),
+                in_use,
+                time_wait: time_waits(conns, members),
+                ratio: f64::from(in_use) / size,
+                connections: members.to_vec(),
+            }
+        })
+        .collect();
+    out.sort_by(by_use);
+    out
+}
+
+/// Highest use first; then by destination and local address, so ties have one order.
+fn by_use(a: &Pressure, b: &Pressure) -> std::cmp::Ordering {
+    b.in_use
+        .cmp(&a.in_use)
+        .then(a.remote.cmp(&b.remote))
+        .then(a.local_ip.cmp(&b.local_ip))
+}
+
+fn time_waits(conns: &[Connection], members: &[usize]) -> u32 {
+    let n = members
+        .iter()
+        .filter(|&&i| conns[i].state == TcpState::TimeWait)
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Whether a connection counts toward port pressure: it holds a local ephemeral port.
+fn holds_ephemeral_port(c: &Connection, range: PortRange) -> bool {
+    c.state != TcpState::Listen && range.contains(c.local().port())
+}
+
+/// The connections at `indices` that hold an ephemeral port, grouped per (local IP ->
+/// remote): one list of indices into `conns` per group, in the order of `indices`.
+///
+/// Grouped by sorting one packed integer per connection rather than through a hash map:
+/// with tens of thousands of groups (many local addresses) a map's random accesses cost
+/// several times the sort.
+pub(crate) fn pair_groups(
+    conns: &[Connection],
+    indices: impl IntoIterator<Item = usize>,
+    range: PortRange,
+) -> PairGroups {
+    let mut others = FxHashMap::default();
+    let mut members: Vec<usize> = Vec::new();
+    let mut keys: Vec<u128> = Vec::new();
+    for i in indices {
+        let c = &conns[i];
+        if holds_ephemeral_port(c, range) {
+            // The position in `members` below the key (fewer than 2^32 sockets on a host):
+            // ties sort in the order met, and the key needs no pair with a separate index.
+            keys.push((pair_key(c, &mut others) << 32) | members.len() as u128);
+            members.push(i);
+        }
+    }
+    keys.sort_unstable();
+    let mut sorted = Vec::with_capacity(members.len());
+    let mut ends = Vec::new();
+    for (n, &k) in keys.iter().enumerate() {
+        if n > 0 && k >> 32 != keys[n - 1] >> 32 {
+            ends.push(n);
+        }
+        sorted.push(members[(k & u128::from(u32::MAX)) as usize]);
+    }
+    if !sorted.is_empty() {
+        ends.push(sorted.len());
+    }
+    PairGroups {
+        members: sorted,
+        ends,
+    }
+}
+
+/// Groups of connections as one list: group `g` is `members[ends[g - 1]..ends[g]]`.
+pub(crate) struct PairGroups {
+    members: Vec<usize>,
+    ends: Vec<usize>,
+}
+
+impl PairGroups {
+    /// Each group's connections (indices into the slice grouped), none empty.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[usize]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.members[a..b])
+    }
+}
+
+/// Keys at or above bit 80 stand for pairs numbered through a map, not packed.
+const PAIR_NUMBERED: u128 = 1 << 80;
+
+/// (local IP, remote endpoint) of a connection as an integer below 2^81, equal exactly when
+/// the pairs are: IPv4 pairs packed (local IP, remote IP, remote port), other pairs
+/// numbered through `others` (IPv6 endpoints also compare flow and scope ids).
+fn pair_key(c: &Connection, others: &mut FxHashMap<(IpAddr, SocketAddr), u32>) -> u128 {
+    if let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.local(), c.remote()) {
+        (u128::from(l.ip().to_bits()) << 48)
+            | (u128::from(r.ip().to_bits()) << 16)
+            | u128::from(r.port())
+    } else {
+        let next = u32::try_from(others.len()).unwrap_or(u32::MAX);
+        PAIR_NUMBERED | u128::from(*others.entry((c.local().ip(), c.remote())).or_insert(next))
+    }
+}
+
+/// The connections holding an ephemeral port, and beside each its (local IP, remote) key.
+pub(super) struct Ephemeral<'r> {
+    rule: &'r RatioRule,
+    ports: PortRange,
+    members: Vec<usize>,
+    pairs: Vec<u128>,
+    numbered: FxHashMap<(IpAddr, SocketAddr), u32>,
+}
+
+impl<'r> Ephemeral<'r> {
+    pub(super) fn new(rules: &'r Rules, ports: PortRange) -> Self {
+        Ephemeral {
+            rule: &rules.port_pressure,
+            ports,
+            members: Vec::new(),
+            pairs: Vec::new(),
+            numbered: FxHashMap::default(),
+        }
+    }
+
+    /// Takes connection `i`, in any state.
+    pub(super) fn visit(&mut self, i: usize, c: &Connection) {
+        if self.rule.enabled && holds_ephemeral_port(c, self.ports) {
+            self.members.push(i);
+            self.pairs.push(pair_key(c, &mut self.numbered));
+        }
+    }
+
+    /// One alert per destination at a threshold, highest use first.
+    pub(super) fn alerts(self, conns: &[Connection], alerts: &mut Vec<Alert>) {
+        let (rule, ports) = (self.rule, self.ports);
+        if !rule.enabled {
+            return;
+        }
+        let size = f64::from(ports.len().max(1));
+        // The fewest connections that can reach the lower threshold, rounded down (and one
+        // less) so float rounding drops no group; each group is then checked exactly.
+        let lower = rule.warning.min(rule.critical);
+        let min = if lower > 0.0 {
+            ((lower * size).floor() as usize).saturating_sub(1)
+        } else {
+            1
+        };
+        let mut hot: Vec<(Severity, Pressure)> = Vec::new();
+        for (_, at) in frequent(&self.pairs, min) {
+            let members: Vec<usize> = at.into_iter().map(|p| self.members[p]).collect();
+            let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
+            let ratio = f64::from(in_use) / size;
+            let sev = if ratio >= rule.critical {
+                Severity::Critical
+            } else if ratio >= rule.warning {
+                Severity::Warning
+            } else {
+                continue;
+            };
+            let c = &conns[members[0]];
+            let p = Pressure {
+                local_ip: c.local().ip(),
+                remote: c.remote(),
+                in_use,
+                time_wait: time_waits(conns, &members),
+                ratio,
+                connections: members,
+            };
+            hot.push((sev, p));
+        }
+        hot.sort_by(|a, b| by_use(&a.1, &b.1));
+        for (sev, p) in hot {
+            let msg = format!(
+                "{:.0}% of ephemeral ports in use from {} to {} ({} of {}, {} in TIME_WAIT)",
+                p.ratio * 100.0,
+                p.local_ip,
+                p.remote,
+                p.in_use,
+                ports.len(),
+                p.time_wait
+            );
+            let mut a = Alert::new(RuleId::PortPressure, sev, msg, p.connections);
+            a.local_ip = Some(p.local_ip);
+            a.remote = Some(p.remote);
+            a.ratio = Some(p.ratio);
+            alerts.push(a);
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The snapshot as one JSON document: the documented shape, connections serialised one at a
+//! time as they are written.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::{AddrBuf, AlertFields, SnapshotView, addr, timestamp};
+use crate::model::{Alert, Connection, PortRange, Snapshot, StateCounts, TcpState};
+
+/// How many connections each alert lists in JSON (the count is always complete).
+const ALERT_CONNECTIONS_LISTED: usize = 100;
+/// How many port-pressure figures the JSON carries.
+const PRESSURE_LISTED: usize = 10;
+
+#[derive(Serialize)]
+struct JsonSnapshot<'a> {
+    taken_at: String,
+    host: &'a str,
+    backend: &'static str,
+    polls: u64,
+    interval_secs: Option<f64>,
+    process_info: &'static str,
+    process_info_reason: Option<&'a str>,
+    filter: &'a str,
+    total_connections: usize,
+    counts: StateCounts,
+    ephemeral_ports: PortRangeJson,
+    port_pressure: Vec<PressureJson>,
+    alerts: Vec<AlertJson<'a>>,
+    connections: ConnectionsJson<'a>,
+}
+
+/// The connections, serialised one at a time as the JSON is written rather than gathered
+/// into a vector first (at 100k connections that vector alone is tens of megabytes).
+struct ConnectionsJson<'a> {
+    connections: &'a [Connection],
+    now: SystemTime,
+}
+
+impl Serialize for ConnectionsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.connections
+                .iter()
+                .map(|c| connection_json(c, self.now)),
+        )
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct PortRangeJson {
+    low: u16,
+    high: u16,
+    size: u32,
+}
+
+#[derive(Serialize)]
+pub(super) struct PressureJson {
+    local_ip: IpAddr,
+    remote: String,
+    in_use: u32,
+    time_wait: u32,
+    ratio: f64,
+}
+
+#[derive(Serialize)]
+pub(super) struct AlertJson<'a> {
+    #[serde(flatten)]
+    fields: AlertFields<'a>,
+    /// The first connections behind the alert (at most 100; `count` has them all).
+    connections: Vec<ConnRef>,
+}
+
+#[derive(Serialize)]
+struct ConnRef {
+    state: TcpState,
+    local: String,
+    remote: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct ConnectionJson<'a> {
+    pub(super) state: TcpState,
+    pub(super) local: AddrStr,
+    pub(super) remote: AddrStr,
+    pub(super) pid: Option<u32>,
+    pub(super) process: Option<&'a str>,
+    /// Every process holding the socket (several after fork or fd passing).
+    pub(super) pids: Pids<'a>,
+    pub(super) user: Option<&'a str>,
+    pub(super) uid: Option<u32>,
+    pub(super) inode: u32,
+    pub(super) attribution: Option<&'static str>,
+    pub(super) state_age_secs: Option<f64>,
+    /// The states seen before the current one, oldest first.
+    pub(super) previous_states: PreviousStates<'a>,
+    /// One of the close lab's own sockets.
+    pub(super) lab: bool,
+    /// The kernel timer on the socket (netlink backend; null when none runs).
+    pub(super) timer: Option<TimerJson>,
+    /// Receive and send queues in bytes (for LISTEN: pending accepts and the backlog);
+    /// null where the backend cannot see them.
+    pub(super) recv_q: Option<u32>,
+    pub(super) send_q: Option<u32>,
+}
+
+/// An address serialised as `ss` prints it (`127.0.0.1:80`, `[::1]:80`), formatted on the
+/// stack: two `String`s a connection were a tenth of a large snapshot's time.
+pub(super) struct AddrStr(pub(super) SocketAddr);
+
+impl Serialize for AddrStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = AddrBuf::new();
+        s.serialize_str(buf.format(&self.0))
+    }
+}
+
+/// The pids of a connection's holders, serialised from the owners without a vector.
+pub(super) struct Pids<'a>(&'a [crate::model::Owner]);
+
+impl Serialize for Pids<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|o| o.pid))
+    }
+}
+
+/// The states a tracked connection went through, serialised without a vector.
+pub(super) struct PreviousStates<'a>(Option<&'a crate::model::Tracking>);
+
+impl Serialize for PreviousStates<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(t) => s.collect_seq(t.previous().map(|(st, _)| st)),
+            None => s.collect_seq(std::iter::empty::<TcpState>()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct TimerJson {
+    /// `on`, `keepalive`, `timewait` or `persist`, as `ss -o` names them.
+    pub(super) kind: &'static str,
+    pub(super) expires_ms: u64,
+    pub(super) retransmits: u8,
+}
+
+pub(super) fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+pub(super) fn connection_json(c: &Connection, now: SystemTime) -> ConnectionJson<'_> {
+    let owner = c.owner();
+    ConnectionJson {
+        state: c.state,
+        local: AddrStr(c.local()),
+        remote: AddrStr(c.remote()),
+        pid: owner.map(|o| o.pid),
+        process: owner.and_then(|o| o.name.as_deref()),
+        pids: Pids(&c.owners),
+        user: c.user_name(),
+        uid: c.uid(),
+        inode: c.inode,
+        attribution: c.attribution.map(|a| a.name()),
+        state_age_secs: c.state_age(now).map(secs),
+        previous_states: PreviousStates(c.tracking.as_ref()),
+        lab: c.lab,
+        timer: c.timer.map(|t| TimerJson {
+            kind: t.kind.name(),
+            expires_ms: u64::from(t.expires_ms),
+            retransmits: t.retransmits,
+        }),
+        recv_q: c.recv_q(),
+        send_q: c.send_q(),
+    }
+}
+
+impl PortRangeJson {
+    pub(super) fn of(range: PortRange) -> Self {
+        PortRangeJson {
+            low: range.low,
+            high: range.high,
+            size: range.len(),
+        }
+    }
+}
+
+pub(super) fn process_info_reason(s: &Snapshot) -> Option<&str> {
+    match &s.process_info {
+        crate::model::ProcessInfo::Partial { reason } => Some(reason),
+        crate::model::ProcessInfo::Full => None,
+    }
+}
+
+/// The top destinations by ephemeral ports in use.
+pub(super) fn port_pressure_json(v: &SnapshotView<'_>) -> Vec<PressureJson> {
+    v.pressure
+        .iter()
+        .take(PRESSURE_LISTED)
+        .map(|p| PressureJson {
+            local_ip: p.local_ip,
+            remote: addr(&p.remote),
+            in_use: p.in_use,
+            time_wait: p.time_wait,
+            ratio: p.ratio,
+        })
+        .collect()
+}
+
+/// An alert with the first connections behind it.
+pub(super) fn alert_json<'a>(a: &'a Alert, s: &Snapshot) -> AlertJson<'a> {
+    AlertJson {
+        fields: AlertFields::of(a),
+        connections: a
+            .connections
+            .iter()
+            .take(ALERT_CONNECTIONS_LISTED)
+            .map(|&i| {
+                let c = &s.connections[i];
+                ConnRef {
+                    state: c.state,
+                    local: addr(&c.local()),
+                    remote: addr(&c.remote()),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
+    let s = v.snapshot;
+    JsonSnapshot {
+        taken_at: timestamp(s.taken_at),
+        host: &s.host,
+        backend: v.backend,
+        polls: v.polls,
+        interval_secs: v.interval.map(secs),
+        process_info: s.process_info.name(),
+        process_info_reason: process_info_reason(s),
+        filter: &v.filter,
+        total_connections: v.total_connections,
+        counts: s.counts(),
+        ephemeral_ports: PortRangeJson::of(s.ephemeral_ports),
+        port_pressure: port_pressure_json(v),
+        alerts: v.alerts.iter().map(|a| alert_json(a, s)).collect(),
+        connections: ConnectionsJson {
+            connections: &s.connections,
+            now: s.taken_at,
+        },
+    }
+}
+
+/// Writes the snapshot as JSON and a newline: indented when `pretty` (for a person at a
+/// terminal), else compact (a third of the bytes, for scripts).
+pub(super) fn write<W: Write>(v: &SnapshotView<'_>, pretty: bool, out: &mut W) -> io::Result<()> {
+    if pretty {
+        serde_json::to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+    } else {
+        serde_json::to_writer(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+    }
+    writeln!(out)
+}

@@ -1,0 +1,262 @@
+//! The table, JSON and CSV writers on a fixed fixture: two polls 185 s apart through the real
+//! tracker and rules, so ages, previous states, attributions, alerts and port pressure are
+//! all in it. Nothing volatile is redacted: every value of the fixture is fixed.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::model::alerts::{detect, port_pressure};
+use crate::model::{
+    Attribution, Connection, Owner, ProcessInfo, Rules, TcpState, Timer, TimerKind, Tracker, User,
+};
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+fn conn(
+    local: &str,
+    remote: &str,
+    state: TcpState,
+    inode: u32,
+    owners: &[(u32, Option<&str>)],
+) -> Connection {
+    let mut c = Connection::new(local.parse().unwrap(), remote.parse().unwrap(), state);
+    c.inode = inode;
+    c.owners = owners
+        .iter()
+        .map(|&(pid, name)| Owner {
+            pid,
+            name: name.map(Arc::from),
+        })
+        .collect();
+    // As the collector sets it.
+    c.attribution = (!c.owners.is_empty()).then_some(Attribution::Owner);
+    c
+}
+
+fn alice() -> Option<Arc<User>> {
+    Some(Arc::new(User {
+        uid: 1000,
+        name: Some("alice".into()),
+    }))
+}
+
+/// The first poll: what the second is joined to.
+fn first() -> Vec<Connection> {
+    vec![
+        conn(
+            "10.0.0.1:40002",
+            "10.0.0.5:5432",
+            TcpState::Established,
+            22,
+            &[(3121, Some("java"))],
+        ),
+        conn(
+            "10.0.0.1:8080",
+            "10.0.0.9:51000",
+            TcpState::CloseWait,
+            23,
+            &[(3121, Some("java"))],
+        ),
+        conn(
+            "10.0.0.1:40001",
+            "10.0.0.5:5432",
+            TcpState::Established,
+            21,
+            &[(3121, Some("java")), (3122, Some("java"))],
+        ),
+    ]
+}
+
+/// The second poll, 185 s later.
+fn second() -> Vec<Connection> {
+    let mut est = conn(
+        "10.0.0.1:40001",
+        "10.0.0.5:5432",
+        TcpState::Established,
+        21,
+        &[(3121, Some("java")), (3122, Some("java"))],
+    );
+    est.user = alice();
+    est.timer = Some(Timer {
+        kind: TimerKind::Keepalive,
+        expires_ms: 7_000_000,
+        retransmits: 0,
+    });
+    est.set_queues(Some(0), Some(12));
+    let mut cw = conn(
+        "10.0.0.1:8080",
+        "10.0.0.9:51000",
+        TcpState::CloseWait,
+        23,
+        &[(3121, Some("java"))],
+    );
+    cw.user = alice();
+    // Was ESTABLISHED and owned: now TIME_WAIT, no file, the kernel's timer.
+    let mut tw = conn(
+        "10.0.0.1:40002",
+        "10.0.0.5:5432",
+        TcpState::TimeWait,
+        0,
+        &[],
+    );
+    tw.timer = Some(Timer {
+        kind: TimerKind::TimeWait,
+        expires_ms: 20_000,
+        retransmits: 0,
+    });
+    let listen = conn(
+        "0.0.0.0:8080",
+        "0.0.0.0:0",
+        TcpState::Listen,
+        30,
+        &[(1, None)],
+    );
+    let mut lab = conn("[::1]:9000", "[::1]:45000", TcpState::FinWait2, 31, &[]);
+    lab.lab = true;
+    lab.set_queues(Some(4), None);
+    vec![est, cw, tw, listen, lab]
+}
+
+/// The view of the second poll, with its alerts and port pressure, as `snapshot` builds it.
+fn fixture(f: impl FnOnce(&Snapshot, &[Alert], &[Pressure]) -> String) -> String {
+    let mut tracker = Tracker::new(10);
+    let mut one = Snapshot::fixture(at(0), first());
+    tracker.observe(&mut one);
+    tracker.keep(Arc::new(one));
+    let mut two = Snapshot::fixture(at(185), second());
+    two.process_info = ProcessInfo::Partial {
+        reason: "not running as root: 1 sockets of other users show no process; run with sudo for full process information".into(),
+    };
+    tracker.observe(&mut two);
+    let alerts = detect(
+        &two.connections,
+        two.taken_at,
+        two.ephemeral_ports,
+        tracker.history(),
+        &Rules::default(),
+    );
+    let pressure = port_pressure(&two.connections, two.ephemeral_ports);
+    f(&two, &alerts, &pressure)
+}
+
+fn write(format: Format, v: &SnapshotView<'_>) -> String {
+    let mut out = Vec::new();
+    // Indented, the documented shape.
+    write_snapshot(format, true, v, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn written(format: Format) -> String {
+    fixture(|snapshot, alerts, pressure| {
+        let v = SnapshotView {
+            snapshot,
+            backend: "netlink",
+            polls: 2,
+            interval: Some(Duration::from_secs(185)),
+            total_connections: 7,
+            filter: "!state:syn-sent".to_string(),
+            alerts,
+            pressure,
+        };
+        write(format, &v)
+    })
+}
+
+#[test]
+fn table() {
+    insta::assert_snapshot!(written(Format::Table));
+}
+
+#[test]
+fn json() {
+    insta::assert_snapshot!(written(Format::Json));
+}
+
+#[test]
+fn ndjson() {
+    insta::assert_snapshot!(written(Format::Ndjson));
+}
+
+#[test]
+fn compact_json_is_the_pretty_document_on_one_line() {
+    let pretty = written(Format::Json);
+    let compact = fixture(|snapshot, alerts, pressure| {
+        let v = SnapshotView {
+            snapshot,
+            backend: "netlink",
+            polls: 2,
+            interval: Some(Duration::from_secs(185)),
+            total_connections: 7,
+            filter: "!state:syn-sent".to_string(),
+            alerts,
+            pressure,
+        };
+        let mut out = Vec::new();
+        write_snapshot(Format::Json, false, &v, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    });
+    assert_eq!(compact.lines().count(), 1);
+    let a: serde_json::Value = serde_json::from_str(&compact).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(a, b);
+    // Without the indentation.
+    assert!(
+        compact.len() < pretty.len(),
+        "{} vs {}",
+        compact.len(),
+        pretty.len()
+    );
+}
+
+#[test]
+fn csv() {
+    insta::assert_snapshot!(written(Format::Csv));
+}
+
+#[test]
+fn one_empty_poll_says_how_to_measure_ages() {
+    let s = Snapshot::fixture(at(0), Vec::new());
+    let v = SnapshotView {
+        snapshot: &s,
+        backend: "netstat2",
+        polls: 1,
+        interval: None,
+        total_connections: 0,
+        filter: String::new(),
+        alerts: &[],
+        pressure: &[],
+    };
+    assert_eq!(
+        write(Format::Table, &v),
+        "lingertop snapshot of fixture at 2027-01-15T08:00:00.000Z (1 poll: ages unknown, add --interval 2s to measure them)\n\
+         0 TCP connections\n\
+         \n\
+         no alerts\n"
+    );
+    assert_eq!(
+        write(Format::Csv, &v),
+        "state,local,remote,pid,process,user,attribution,state_age_secs,inode,lab,timer,timer_expires_ms,retransmits,recv_q,send_q\n"
+    );
+}
+
+#[test]
+fn addresses_are_written_as_display_writes_them() {
+    let mut buf = super::AddrBuf::new();
+    for text in [
+        "0.0.0.0:0",
+        "127.0.0.1:80",
+        "255.255.255.255:65535",
+        "10.20.3.4:9",
+        "[::1]:8080",
+        "[::]:0",
+        "[::ffff:10.0.0.1]:443",
+        "[fe80::1%4294967295]:65535",
+        "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+    ] {
+        let sa: std::net::SocketAddr = text.parse().unwrap();
+        assert_eq!(buf.format(&sa), sa.to_string(), "{text}");
+    }
+}

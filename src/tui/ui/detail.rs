@@ -1,0 +1,188 @@
+//! The detail pane: everything known about the selected row.
+
+use std::time::SystemTime;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use super::text::{ago, process_text, timer_text};
+use crate::model::Connection;
+use crate::model::{Attribution, TcpState};
+use crate::report::fmt_age;
+use crate::tui::app::App;
+use crate::tui::rows::{ProcRow, RemoteRow, Row};
+use crate::tui::theme::Theme;
+
+/// Draws the detail of the selected row.
+pub(super) fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let block = Block::default()
+        .borders(Borders::TOP | Borders::LEFT)
+        .title(Span::styled(" Detail (d hides) ", theme.title));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let now = app
+        .shown
+        .as_ref()
+        .map_or(SystemTime::UNIX_EPOCH, |u| u.snapshot.taken_at);
+    let lines = match app.selected_row() {
+        None => vec![Line::from(Span::styled("nothing selected", theme.muted))],
+        Some(row @ (Row::Conn(_) | Row::Ghost(_))) => app.conn(row).map_or_else(Vec::new, |c| {
+            conn_lines(c, matches!(row, Row::Ghost(_)), now, theme)
+        }),
+        Some(Row::Group(state, n)) => group_lines(state, n, theme),
+        Some(Row::Process(i)) => process_lines(&app.procs[i], theme),
+        Some(Row::Remote(i)) => remote_lines(app, &app.remotes[i], theme),
+    };
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// A connection: its ends, owner, user, history, timer and queues, and what its state means.
+fn conn_lines(
+    c: &Connection,
+    vanished: bool,
+    now: SystemTime,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let label = |s: &str| Span::styled(format!("{s:<8}"), theme.label);
+    lines.push(Line::from(vec![
+        Span::styled(c.state.name(), theme.title),
+        Span::raw(if vanished {
+            "  (vanished at the last poll)"
+        } else {
+            ""
+        }),
+    ]));
+    lines.push(Line::from(vec![
+        label("local"),
+        Span::raw(c.local().to_string()),
+    ]));
+    lines.push(Line::from(vec![
+        label("remote"),
+        Span::raw(c.remote().to_string()),
+    ]));
+    let owner = match (c.owner(), c.attribution) {
+        (Some(_), Some(Attribution::Owner)) => {
+            format!("{} (holds the socket now)", process_text(c))
+        }
+        (Some(_), Some(Attribution::LastOwner)) => {
+            format!("{} (held it at an earlier poll)", process_text(c))
+        }
+        (Some(_), Some(Attribution::Listener)) => {
+            format!("{} (listens on this port)", process_text(c))
+        }
+        _ => "none visible".to_string(),
+    };
+    lines.push(Line::from(vec![label("owner"), Span::raw(owner)]));
+    let user = match (c.user_name(), c.uid()) {
+        (Some(name), Some(id)) => format!("{name} (uid {id})"),
+        (None, Some(id)) => format!("uid {id}"),
+        _ => "-".to_string(),
+    };
+    lines.push(Line::from(vec![
+        label("user"),
+        Span::raw(format!("{user}  inode {}", c.inode)),
+    ]));
+    if let Some(t) = &c.tracking {
+        let seen = if t.first_seen() >= now {
+            "at this poll".to_string()
+        } else {
+            format!("first {} ago", ago(now, t.first_seen()))
+        };
+        lines.push(Line::from(vec![label("seen"), Span::raw(seen)]));
+        lines.push(Line::from(Span::styled("history", theme.label)));
+        for (s, at) in t.previous() {
+            lines.push(Line::from(format!("  -{:>7}  {}", ago(now, at), s.name())));
+        }
+        let for_how_long = match c.state_age(now) {
+            Some(a) if !a.is_zero() => {
+                // Exact from the start of the state, or from the kernel's TIME_WAIT
+                // countdown; else a lower bound.
+                let exact = t.state_start_observed()
+                    || (c.state == TcpState::TimeWait && c.timer.is_some());
+                let at_least = if exact { "" } else { "≥ " };
+                format!(", {at_least}{}", fmt_age(Some(a)))
+            }
+            _ => String::new(),
+        };
+        lines.push(Line::from(format!(
+            "  -{:>7}  {} (now{for_how_long})",
+            ago(now, t.state_since()),
+            c.state.name(),
+        )));
+    }
+    let timer = match (c.timer, c.recv_q()) {
+        (Some(_), _) => Span::raw(timer_text(c)),
+        (None, Some(_)) => Span::raw("none running"),
+        (None, None) => Span::styled("not provided by this backend", theme.muted),
+    };
+    lines.push(Line::from(vec![label("timer"), timer]));
+    if let (Some(r), Some(s)) = (c.recv_q(), c.send_q()) {
+        let what = if c.state == TcpState::Listen {
+            format!("{r} waiting for accept(), backlog {s}")
+        } else {
+            format!("recv-q {r} B unread, send-q {s} B unacked")
+        };
+        lines.push(Line::from(vec![label("queues"), Span::raw(what)]));
+    }
+    lines.push(Line::from(Span::styled(c.state.meaning(), theme.muted)));
+    lines
+}
+/// A state group header: its count and what the state means.
+fn group_lines(state: TcpState, n: u32, theme: &Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    lines.push(Line::from(Span::styled(
+        format!("{} · {n} connections", state.name()),
+        theme.title,
+    )));
+    lines.push(Line::from("Enter folds or unfolds the group."));
+    lines.push(Line::from(Span::styled(state.meaning(), theme.muted)));
+    lines
+}
+/// A process: its connections per state and its CLOSE_WAIT growth.
+fn process_lines(p: &ProcRow, theme: &Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    lines.push(Line::from(Span::styled(
+        format!(
+            "{} {}",
+            p.name,
+            p.pid.map_or(String::new(), |x| format!("(pid {x})"))
+        ),
+        theme.title,
+    )));
+    for (s, n) in p.counts.iter().filter(|(_, n)| *n > 0) {
+        lines.push(Line::from(format!("  {:<12}{n:>7}", s.name())));
+    }
+    if let Some(g) = p.close_wait_per_min {
+        lines.push(Line::from(format!("CLOSE_WAIT growth {g:+.1}/min")));
+    }
+    if p.counts.get(TcpState::CloseWait) > 0 {
+        lines.push(Line::from(Span::styled(
+            TcpState::CloseWait.meaning(),
+            theme.muted,
+        )));
+    }
+    lines
+}
+/// A remote endpoint: its TIME_WAIT, connections and port pressure.
+fn remote_lines(app: &App, r: &RemoteRow, theme: &Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    lines.push(Line::from(Span::styled(r.remote.to_string(), theme.title)));
+    lines.push(Line::from(format!("TIME_WAIT   {:>7}", r.time_wait)));
+    lines.push(Line::from(format!("connections {:>7}", r.total)));
+    if let (Some(from), Some(u)) = (r.from, &app.shown) {
+        lines.push(Line::from(format!(
+            "{} of {} ephemeral ports ({:.1}%) used from {from}",
+            r.ports_used,
+            u.snapshot.ephemeral_ports.len(),
+            r.pressure * 100.0
+        )));
+    }
+    lines.push(Line::from(Span::styled(
+        "Each connection to one destination needs its own local port; TIME_WAIT holds it for 60 s.",
+        theme.muted,
+    )));
+    lines
+}

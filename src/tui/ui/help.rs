@@ -1,0 +1,189 @@
+//! The help overlay: every key with what it does, and the TCP close state diagram.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use crate::tui::app::App;
+use crate::tui::keys::Action;
+use crate::tui::theme::Theme;
+
+/// The TCP close state diagram, as the help overlay shows it.
+const DIAGRAM: &[&str] = &[
+    "ACTIVE CLOSE (this side closes first)",
+    " ESTABLISHED",
+    "   │ close()/shutdown(): send FIN",
+    " FIN_WAIT_1",
+    "   │ ACK of our FIN",
+    " FIN_WAIT_2    (peer never sends FIN: lingers)",
+    "   │ peer's FIN, send ACK",
+    " TIME_WAIT ── 2*MSL (60 s on Linux) ──> CLOSED",
+    " (both FIN at once: FIN_WAIT_1 > CLOSING > TIME_WAIT)",
+    "",
+    "PASSIVE CLOSE (the peer closes first)",
+    " ESTABLISHED",
+    "   │ peer's FIN, send ACK",
+    " CLOSE_WAIT    (app never calls close(): a leak)",
+    "   │ close(): send FIN",
+    " LAST_ACK",
+    "   │ ACK of our FIN",
+    " CLOSED",
+];
+
+/// The same diagram in two narrow columns, for small windows.
+const COMPACT_DIAGRAM: &[&str] = &[
+    "ACTIVE CLOSE (we close first)",
+    " ESTABLISHED",
+    "   │ close(): send FIN",
+    " FIN_WAIT_1",
+    "   │ ACK of our FIN",
+    " FIN_WAIT_2  (peer owes FIN)",
+    "   │ peer FIN, send ACK",
+    " TIME_WAIT ─ 60 s ─> CLOSED",
+    " (FIN both ways: CLOSING)",
+    "PASSIVE CLOSE (peer first)",
+    " ESTABLISHED",
+    "   │ peer FIN, send ACK",
+    " CLOSE_WAIT (app must close)",
+    "   │ close(): send FIN",
+    " LAST_ACK",
+    "   │ ACK of our FIN",
+    " CLOSED",
+];
+
+/// Draws the help overlay over `area`.
+pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let w = area.width.saturating_sub(4).min(110);
+    let h = area.height.saturating_sub(2).min(28);
+    let rect = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, rect);
+    let block = Block::default().borders(Borders::ALL).title(Span::styled(
+        " Help: keys and TCP close states (? or Esc closes) ",
+        theme.title,
+    ));
+    let inner = block.inner(rect);
+    f.render_widget(block, rect);
+
+    let keys = help_keys(app);
+    let key_line = |(k, what): &(String, &str)| {
+        Line::from(vec![
+            Span::styled(format!("{k:<16}"), theme.key),
+            Span::raw(what.to_string()),
+        ])
+    };
+    let legend = vec![
+        Line::from(Span::styled(
+            "VIA column: last = owner seen at an earlier poll",
+            theme.muted,
+        )),
+        Line::from(Span::styled(
+            "            lsn = the listener on the local port",
+            theme.muted,
+        )),
+        Line::from(Span::styled(
+            "IN STATE: time since first seen in the state",
+            theme.muted,
+        )),
+    ];
+    let diagram: Vec<Line> = DIAGRAM
+        .iter()
+        .map(|l| {
+            if l.starts_with("ACTIVE") || l.starts_with("PASSIVE") {
+                Line::from(Span::styled(*l, theme.title))
+            } else {
+                Line::from(*l)
+            }
+        })
+        .collect();
+    if inner.width >= 100 {
+        let [left, right] =
+            Layout::horizontal([Constraint::Length(50), Constraint::Fill(1)]).areas(inner);
+        let mut l: Vec<Line> = keys.iter().map(key_line).collect();
+        l.push(Line::from(""));
+        l.extend(legend);
+        f.render_widget(Paragraph::new(l), left);
+        f.render_widget(Paragraph::new(diagram), right);
+    } else {
+        // Narrow: keys in two columns, then the diagram.
+        let half = keys.len().div_ceil(2);
+        let rows = half as u16;
+        let [top, bottom] =
+            Layout::vertical([Constraint::Length(rows), Constraint::Fill(1)]).areas(inner);
+        let [a, b] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(top);
+        let compact = |(k, what): &(String, &str)| {
+            let k = k.split(", ").next().unwrap_or("");
+            Line::from(vec![
+                Span::styled(format!("{k:<10}"), theme.key),
+                Span::raw(what.to_string()),
+            ])
+        };
+        f.render_widget(
+            Paragraph::new(keys[..half].iter().map(compact).collect::<Vec<_>>()),
+            a,
+        );
+        f.render_widget(
+            Paragraph::new(keys[half..].iter().map(compact).collect::<Vec<_>>()),
+            b,
+        );
+        let (active, passive) = COMPACT_DIAGRAM.split_at(9);
+        let [c, d] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(bottom);
+        let to_lines = |ls: &[&'static str]| -> Vec<Line> {
+            ls.iter()
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    if l.starts_with("ACTIVE") || l.starts_with("PASSIVE") {
+                        Line::from(Span::styled(*l, theme.title))
+                    } else {
+                        Line::from(*l)
+                    }
+                })
+                .collect()
+        };
+        f.render_widget(
+            Paragraph::new(to_lines(active)).wrap(Wrap { trim: false }),
+            c,
+        );
+        f.render_widget(
+            Paragraph::new(to_lines(passive)).wrap(Wrap { trim: false }),
+            d,
+        );
+    }
+}
+
+/// Every key with what it does, as the keymap binds them.
+fn help_keys(app: &App) -> Vec<(String, &'static str)> {
+    let mut keys: Vec<(String, &str)> = vec![];
+    for (action, what) in [
+        (Action::Up, "move up"),
+        (Action::Down, "move down"),
+        (Action::PageUp, "page up"),
+        (Action::PageDown, "page down"),
+        (Action::Home, "first row"),
+        (Action::End, "last row"),
+        (Action::NextView, "next view"),
+        (Action::PrevView, "previous view"),
+        (Action::Filter, "filter: state: port: proc:"),
+        (Action::ClearFilter, "clear filter"),
+        (Action::Sort, "sort by next column"),
+        (Action::SortDirection, "reverse sort"),
+        (Action::Pause, "pause / resume"),
+        (Action::Faster, "poll faster"),
+        (Action::Slower, "poll slower"),
+        (Action::Detail, "show / hide detail"),
+        (Action::ToggleGroup, "fold state group"),
+        (Action::Lab, "close lab panel"),
+        (Action::Help, "this help"),
+        (Action::Quit, "quit"),
+    ] {
+        keys.push((app.keymap.keys_of(action), what));
+    }
+    keys.push(("1-9, 0".to_string(), "quick state filter"));
+    keys.push(("mouse".to_string(), "click selects, wheel scrolls"));
+    keys
+}

@@ -1,0 +1,93 @@
+//! Drawing: reads [`App`] and returns where things landed (for the mouse). No I/O, no
+//! state changes; only the visible rows of the table are built each frame. One widget per
+//! file; this one lays them out.
+
+mod alerts;
+mod detail;
+mod footer;
+mod header;
+mod help;
+mod lab_panel;
+mod strip;
+mod table;
+mod text;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::widgets::{Paragraph, Wrap};
+
+use crate::model::ProcessInfo;
+use crate::tui::app::{App, HitAreas};
+use crate::tui::theme::Theme;
+
+/// Below this the dashboard says the window is too small instead of drawing.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 12;
+
+/// Draws the whole dashboard.
+pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
+    let area = f.area();
+    let mut hit = HitAreas::default();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "window too small ({}x{}): lingertop needs {MIN_WIDTH}x{MIN_HEIGHT}",
+            area.width, area.height
+        );
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return hit;
+    }
+    let partial = app
+        .latest
+        .as_ref()
+        .is_some_and(|u| matches!(u.snapshot.process_info, ProcessInfo::Partial { .. }));
+    let alert_lines = app.latest.as_ref().map_or(0, |u| u.alerts.len());
+    let max_alerts: usize = if area.height >= 34 { 5 } else { 2 };
+    let alerts_h = 1 + alert_lines.min(max_alerts) as u16;
+    let notice_h = if partial { 2 } else { 0 };
+    let [header, strip, alerts, main, footer] = Layout::vertical([
+        Constraint::Length(1 + notice_h),
+        Constraint::Length(3),
+        Constraint::Length(alerts_h),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header::render_header(f, app, theme, header);
+    hit.strip = strip::render_strip(f, app, theme, strip);
+    alerts::render_alerts(f, app, theme, alerts, max_alerts);
+
+    let wide = main.width >= 110;
+    if let Some(panel) = &app.lab {
+        // The lab panel takes the lower part; the table above shows the lab's sockets.
+        let panel_h = (main.height / 2).max(10).min(main.height.saturating_sub(4));
+        let [t, p] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
+        hit.table = table::render_table(f, app, theme, t);
+        lab_panel::render_lab_panel(f, panel, theme, p);
+        footer::render_footer(f, app, theme, footer);
+        if app.help {
+            help::render_help(f, app, theme, area);
+        }
+        return hit;
+    }
+    let (table_area, detail_area) = if !app.detail {
+        (main, None)
+    } else if wide {
+        let [t, d] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(40)]).areas(main);
+        (t, Some(d))
+    } else if main.height >= 18 {
+        let [t, d] = Layout::vertical([Constraint::Fill(1), Constraint::Length(8)]).areas(main);
+        (t, Some(d))
+    } else {
+        (main, None)
+    };
+    hit.table = table::render_table(f, app, theme, table_area);
+    if let Some(d) = detail_area {
+        detail::render_detail(f, app, theme, d);
+    }
+    footer::render_footer(f, app, theme, footer);
+    if app.help {
+        help::render_help(f, app, theme, area);
+    }
+    hit
+}

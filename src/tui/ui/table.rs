@@ -1,0 +1,325 @@
+//! The table of the current view, with only its visible rows built each frame.
+
+use std::time::SystemTime;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::Span;
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TRow, Table};
+
+use super::text::{fit_addr, process_text, queue_text, timer_text, via};
+use crate::model::{Connection, TcpState};
+use crate::report::fmt_age;
+use crate::tui::app::{App, Mark, View};
+use crate::tui::rows::{ProcRow, RemoteRow, Row};
+use crate::tui::theme::Theme;
+
+/// Whether the table has room for, and data in, the kernel timer and queue columns.
+fn kernel_columns(app: &App, view: View, width: u16) -> bool {
+    matches!(view, View::All | View::ByState)
+        && width >= 100
+        && app.shown.as_ref().is_some_and(|u| {
+            u.snapshot
+                .connections
+                .iter()
+                .take(64)
+                .any(|c| c.recv_q().is_some())
+        })
+}
+
+/// Draws the table; returns the rows' area for the mouse.
+pub(super) fn render_table(
+    f: &mut Frame,
+    app: &App,
+    theme: &Theme,
+    area: Rect,
+) -> (u16, u16, u16, u16) {
+    let view = app.view;
+    let col = app.sort[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
+    let desc = app.sort_desc[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
+    let title = format!(
+        " {} ({}) · Tab: next view ",
+        view.title(),
+        app.rows
+            .iter()
+            .filter(|r| !matches!(r, Row::Group(..)))
+            .count()
+    );
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(Span::styled(title, theme.title));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    if inner.height < 2 {
+        return (inner.x, inner.y, inner.width, 0);
+    }
+    let body_h = inner.height - 1;
+    let header_cells: Vec<Cell> = view
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let arrow = if i == col {
+                if desc { " ▼" } else { " ▲" }
+            } else {
+                ""
+            };
+            Cell::from(format!("{name}{arrow}"))
+        })
+        .collect();
+    let end = (app.offset + usize::from(body_h)).min(app.rows.len());
+    let visible = &app.rows[app.offset.min(end)..end];
+    let (widths, addr_widths) = column_widths(app, view, visible, inner.width);
+    let mut header_cells = header_cells;
+    let mut widths = widths;
+    let kernel_cols = kernel_columns(app, view, inner.width);
+    if matches!(view, View::All | View::ByState) {
+        header_cells.push(Cell::from("VIA"));
+        if kernel_cols {
+            header_cells.push(Cell::from("TIMER"));
+            header_cells.push(Cell::from("RECV-Q SEND-Q"));
+            widths.push(Constraint::Length(12));
+            widths.push(Constraint::Length(13));
+        }
+    }
+    let now = app
+        .shown
+        .as_ref()
+        .map_or(SystemTime::UNIX_EPOCH, |u| u.snapshot.taken_at);
+    let rows: Vec<TRow> = visible
+        .iter()
+        .enumerate()
+        .map(|(i, &row)| {
+            let selected = app.offset + i == app.selected;
+            let (mut cells, mut style) = row_cells(app, theme, row, now, addr_widths);
+            if kernel_cols {
+                let c = app.conn(row);
+                cells.push(Cell::from(c.map_or(String::new(), timer_text)));
+                cells.push(Cell::from(c.map_or(String::new(), queue_text)));
+            }
+            if selected {
+                style = theme.selected;
+            }
+            TRow::new(cells).style(style)
+        })
+        .collect();
+    let table = Table::new(rows, widths)
+        .header(TRow::new(header_cells).style(theme.header_row))
+        .column_spacing(1);
+    f.render_widget(table, inner);
+    if app.rows.is_empty() {
+        let msg = if app.shown.is_none() {
+            "waiting for the first poll…".to_string()
+        } else {
+            format!(
+                "no connection matches \"{}\" (Esc clears the filter)",
+                app.filter_text()
+            )
+        };
+        let y = inner.y + 1;
+        f.render_widget(
+            Paragraph::new(Span::styled(msg, theme.muted)),
+            Rect {
+                y,
+                height: 1,
+                ..inner
+            },
+        );
+    }
+    (inner.x, inner.y + 1, inner.width, body_h)
+}
+
+/// The widths of the view's columns for the `visible` rows in `width` columns, and the
+/// address columns' widths (`usize::MAX` where the view has none).
+fn column_widths(
+    app: &App,
+    view: View,
+    visible: &[Row],
+    width: u16,
+) -> (Vec<Constraint>, (usize, usize)) {
+    let mut addr_widths = (usize::MAX, usize::MAX);
+    let widths: Vec<Constraint> = match view {
+        View::All | View::ByState => {
+            // Addresses as wide as the visible ones need, the process gets the rest.
+            let widest = |f: &dyn Fn(&Connection) -> usize| {
+                visible
+                    .iter()
+                    .filter_map(|&r| app.conn(r))
+                    .map(f)
+                    .max()
+                    .unwrap_or(6)
+                    .max(6)
+            };
+            let l = widest(&|c| c.local().to_string().len());
+            let r = widest(&|c| c.remote().to_string().len());
+            let kernel = if kernel_columns(app, view, width) {
+                12 + 13 + 2
+            } else {
+                0
+            };
+            let room = usize::from(width).saturating_sub(13 + 9 + 4 + 5 + 14 + kernel);
+            let (l, r) = if l + r <= room {
+                (l, r)
+            } else {
+                (room * l / (l + r), room * r / (l + r))
+            };
+            addr_widths = (l, r);
+            vec![
+                Constraint::Length(13),
+                Constraint::Length(u16::try_from(l).unwrap_or(20)),
+                Constraint::Length(u16::try_from(r).unwrap_or(20)),
+                Constraint::Fill(1),
+                Constraint::Length(9),
+                Constraint::Length(4),
+            ]
+        }
+        View::ByProcess => vec![
+            Constraint::Min(14),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(7),
+        ],
+        View::ByRemote => vec![
+            Constraint::Fill(2),
+            Constraint::Length(10),
+            Constraint::Length(7),
+            Constraint::Length(16),
+            Constraint::Fill(1),
+        ],
+    };
+    (widths, addr_widths)
+}
+
+/// The cells and style of one table row.
+fn row_cells<'a>(
+    app: &'a App,
+    theme: &Theme,
+    row: Row,
+    now: SystemTime,
+    (lw, rw): (usize, usize),
+) -> (Vec<Cell<'a>>, Style) {
+    match row {
+        Row::Conn(_) | Row::Ghost(_) => conn_cells(app, theme, row, now, (lw, rw)),
+        Row::Group(state, n) => group_cells(app, theme, state, n),
+        Row::Process(i) => process_cells(&app.procs[i], theme),
+        Row::Remote(i) => remote_cells(&app.remotes[i], theme),
+    }
+}
+
+/// A connection's cells, styled by how it changed at the last poll.
+fn conn_cells<'a>(
+    app: &'a App,
+    theme: &Theme,
+    row: Row,
+    now: SystemTime,
+    (lw, rw): (usize, usize),
+) -> (Vec<Cell<'a>>, Style) {
+    let Some(c) = app.conn(row) else {
+        return (Vec::new(), Style::default());
+    };
+    let style = if matches!(row, Row::Ghost(_)) {
+        theme.vanished_row
+    } else {
+        match app.marks.get(&(c.local(), c.remote())) {
+            Some(Mark::New) => theme.new_row,
+            Some(Mark::Changed) => theme.changed_row,
+            None => Style::default(),
+        }
+    };
+    let age = if matches!(row, Row::Ghost(_)) {
+        "gone".to_string()
+    } else {
+        fmt_age(c.state_age(now))
+    };
+    (
+        vec![
+            Cell::from(c.state.name()),
+            Cell::from(fit_addr(&c.local(), lw)),
+            Cell::from(fit_addr(&c.remote(), rw)),
+            Cell::from(process_text(c)),
+            Cell::from(format!("{age:>8}")),
+            Cell::from(via(c)),
+        ],
+        style,
+    )
+}
+
+/// A state group header's cells.
+fn group_cells(app: &App, theme: &Theme, state: TcpState, n: u32) -> (Vec<Cell<'static>>, Style) {
+    let arrow = if app.collapsed.contains(&state) {
+        "▶"
+    } else {
+        "▼"
+    };
+    (
+        vec![
+            Cell::from(format!("{arrow} {}", state.name())),
+            Cell::from(format!("{n} connections")),
+            Cell::from(""),
+            Cell::from(""),
+            Cell::from(""),
+            Cell::from(""),
+        ],
+        theme.title,
+    )
+}
+
+/// A process's cells; a warning while it holds CLOSE_WAIT.
+fn process_cells(p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
+    let cw = p.counts.get(TcpState::CloseWait);
+    let growth = p
+        .close_wait_per_min
+        .map_or("-".to_string(), |g| format!("{:+.0}", g.round()));
+    let style = if cw > 0 {
+        theme.warning
+    } else {
+        Style::default()
+    };
+    (
+        vec![
+            Cell::from(p.name.clone()),
+            Cell::from(p.pid.map_or("-".to_string(), |x| x.to_string())),
+            Cell::from(p.total.to_string()),
+            Cell::from(p.counts.get(TcpState::Established).to_string()),
+            Cell::from(cw.to_string()),
+            Cell::from(growth),
+            Cell::from(p.counts.get(TcpState::TimeWait).to_string()),
+            Cell::from(
+                (p.counts.get(TcpState::FinWait1) + p.counts.get(TcpState::FinWait2)).to_string(),
+            ),
+            Cell::from(p.counts.get(TcpState::LastAck).to_string()),
+        ],
+        style,
+    )
+}
+
+/// A remote endpoint's cells; critical from half the ephemeral range on.
+fn remote_cells(r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
+    let style = if r.pressure >= 0.5 {
+        theme.critical
+    } else if r.time_wait > 0 {
+        theme.warning
+    } else {
+        Style::default()
+    };
+    (
+        vec![
+            Cell::from(r.remote.to_string()),
+            Cell::from(r.time_wait.to_string()),
+            Cell::from(r.total.to_string()),
+            Cell::from(if r.ports_used == 0 {
+                "-".to_string()
+            } else {
+                format!("{} ({:.2}%)", r.ports_used, r.pressure * 100.0)
+            }),
+            Cell::from(r.from.map_or("-".to_string(), |ip| ip.to_string())),
+        ],
+        style,
+    )
+}
