@@ -890,9 +890,9 @@ fn print_targets(rows: &[Row]) {
         (tw, "lingertop snapshot --format json", 0.5),
         (tw, "lingertop snapshot --format table", 0.5),
         (MIXED, "lingertop snapshot --format json", 0.35),
-        ("1000 TIME_WAIT", "lingertop snapshot --format json", 1.0),
+        ("1k TIME_WAIT", "lingertop snapshot --format json", 1.0),
         (
-            "1000 ESTABLISHED, fds in 8 procs",
+            "1k ESTABLISHED, fds in 8 procs",
             "lingertop snapshot --format json",
             1.0,
         ),

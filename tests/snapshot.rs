@@ -197,21 +197,28 @@ fn close_wait_past_its_threshold_alerts_on_the_owner_and_fails_the_run() {
     drop(s);
 }
 
+/// `n` connections to `l` closed by the client first: `n` client ends in TIME_WAIT.
+/// Returns the last one's (client, server) addresses, once it is in TIME_WAIT.
+fn time_waits(l: &std::net::TcpListener, n: usize) -> (SocketAddr, SocketAddr) {
+    let mut last = None;
+    for _ in 0..n {
+        let (c, mut s) = pair(l);
+        last = Some(addr_of(&c));
+        drop(c);
+        let mut buf = [0u8; 8];
+        assert_eq!(s.read(&mut buf).unwrap(), 0, "server reads EOF");
+    }
+    let (client, server) = last.expect("n > 0");
+    wait_for_state(client, server, TcpState::TimeWait);
+    (client, server)
+}
+
 #[test]
 fn time_wait_buildup_past_a_threshold() {
     const N: usize = 60;
     let l = listener(V4);
     let port = l.local_addr().unwrap().port();
-    let mut last = None;
-    for _ in 0..N {
-        let (c, mut s) = pair(&l);
-        last = Some(addr_of(&c));
-        drop(c);
-        let mut buf = [0u8; 8];
-        assert_eq!(s.read(&mut buf).unwrap(), 0);
-    }
-    let (client, server) = last.unwrap();
-    wait_for_state(client, server, TcpState::TimeWait);
+    let (_, server) = time_waits(&l, N);
 
     let port = port.to_string();
     let (code, json) = snapshot_json(&[
@@ -441,16 +448,7 @@ fn ndjson_has_a_snapshot_line_then_alerts_then_connections_with_the_json_fields(
     const N: usize = 3;
     let l = listener(V4);
     let port = l.local_addr().unwrap().port().to_string();
-    let mut last = None;
-    for _ in 0..N {
-        let (c, mut s) = pair(&l);
-        last = Some(addr_of(&c));
-        drop(c);
-        let mut buf = [0u8; 8];
-        assert_eq!(s.read(&mut buf).unwrap(), 0);
-    }
-    let (client, server) = last.unwrap();
-    wait_for_state(client, server, TcpState::TimeWait);
+    time_waits(&l, N);
     let args = ["--port", &port, "--set", "alerts.time-wait.warning=2"];
 
     let text = snapshot_stdout(&[&["--format", "ndjson"][..], &args].concat());
