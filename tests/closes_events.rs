@@ -310,6 +310,10 @@ fn start_watch(
             &format!("--events={events}"),
             "--interval",
             &interval,
+            // The test's own namespace only: as nobody, the note about the namespaces it
+            // cannot enter would otherwise come first.
+            "--netns",
+            "host",
         ])
         .env("XDG_CONFIG_HOME", "/nonexistent-lingertop-test")
         .stdout(Stdio::piped())
