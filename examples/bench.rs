@@ -12,7 +12,11 @@
 //! state asks), lingertop's first poll in a fresh collector, its steady in-process poll with process
 //! attribution (and the whole live-loop iteration: poll, tracking, alerts), the netstat2
 //! backend's poll, a fresh-process `lingertop snapshot`, `ss -tan`, `ss -tanp` and
-//! `netstat -tanp`; each as a median and as a ratio to `ss -tanp`. Then it runs the live
+//! `netstat -tanp`; each as a median and as a ratio to `ss -tanp`; then the one-shot
+//! commands again (snapshot as JSON, NDJSON and table; `ss -tan`, `ss -tanp`) with their
+//! output into a pipe that is read, alternating run by run, each with its ratio to
+//! `ss -tanp` measured the same way, also on a mixed population (30k TIME_WAIT + 4k
+//! ESTABLISHED + 500 CLOSE_WAIT). Then it runs the live
 //! poll loop at 1 Hz in a process of its own and reports its CPU per second and peak RSS:
 //! alone, feeding the dashboard's state and renderer, and feeding them with ESTABLISHED
 //! read at every poll (see `LIVE_ROWS`).
@@ -83,10 +87,38 @@ enum Kind {
     /// A CLOSE_WAIT leak (its peers orphaned in FIN_WAIT_2): the full sockets whose ages
     /// come from `tcp_info`. Built for sizes up to [`CLOSE_WAIT_MAX`].
     CloseWait,
+    /// The one-shot snapshot's issue population: 30k TIME_WAIT + 4k ESTABLISHED + 500
+    /// CLOSE_WAIT (`n` is ignored).
+    Mixed,
 }
 
 /// The largest CLOSE_WAIT population built (each needs a descriptor held).
 const CLOSE_WAIT_MAX: usize = 10_000;
+
+/// The label of the mixed population.
+const MIXED: &str = "30k TIME_WAIT + 4k ESTABLISHED + 500 CLOSE_WAIT";
+
+/// The one-shot commands timed with their output into a pipe that is read, alternating
+/// run by run so a noisy moment hits each of them alike; labelled as in the table.
+const PIPED: &[(&str, &str, &[&str])] = &[
+    (
+        "lingertop snapshot --format json (fresh, into a read pipe)",
+        "lingertop",
+        &["snapshot", "--format", "json", "-q"],
+    ),
+    (
+        "lingertop snapshot --format ndjson (fresh, into a read pipe)",
+        "lingertop",
+        &["snapshot", "--format", "ndjson", "-q"],
+    ),
+    (
+        "lingertop snapshot --format table (fresh, into a read pipe)",
+        "lingertop",
+        &["snapshot", "--format", "table", "-q"],
+    ),
+    ("ss -tan (into a read pipe)", "ss", &["-tan"]),
+    ("ss -tanp (into a read pipe)", "ss", &["-tanp"]),
+];
 
 #[derive(Clone, Copy, Debug)]
 struct Population {
@@ -105,6 +137,7 @@ impl Population {
             Kind::TimeWait => format!("{n} TIME_WAIT"),
             Kind::Established => format!("{n} ESTABLISHED, fds in 8 procs"),
             Kind::CloseWait => format!("{n} CLOSE_WAIT, fds in 8 procs"),
+            Kind::Mixed => MIXED.to_string(),
         }
     }
 }
@@ -166,12 +199,31 @@ fn run(args: &Args) -> Result<(), String> {
     let mut pops: Vec<Population> = Vec::new();
     // ESTABLISHED first: they end with resets and leave nothing behind, while TIME_WAIT
     // lives on for 60 s; each TIME_WAIT population tops up what is still there.
+    let mut sizes = args.sizes.clone();
+    sizes.sort_unstable();
     for kind in [Kind::Established, Kind::CloseWait, Kind::TimeWait] {
-        for &n in &args.sizes {
+        for &n in &sizes {
+            // The mixed population tops up the TIME_WAIT left by the smaller ones to 30k,
+            // so it comes before any larger TIME_WAIT population.
+            if kind == Kind::TimeWait
+                && n > 30_000
+                && !pops.iter().any(|p: &Population| p.kind == Kind::Mixed)
+            {
+                pops.push(Population {
+                    kind: Kind::Mixed,
+                    n: 34_500,
+                });
+            }
             if kind != Kind::CloseWait || n <= CLOSE_WAIT_MAX {
                 pops.push(Population { kind, n });
             }
         }
+    }
+    if !pops.iter().any(|p| p.kind == Kind::Mixed) {
+        pops.push(Population {
+            kind: Kind::Mixed,
+            n: 34_500,
+        });
     }
     for p in pops {
         eprintln!("bench: building {} ...", p.label());
@@ -282,6 +334,15 @@ impl LoadGen {
                 cmd.args(["--close-wait", &p.n.to_string()])
                     .args(["--procs", "8"]);
             }
+            Kind::Mixed => {
+                let have = count_states(&[TcpState::TimeWait])?;
+                let make = 30_000usize.saturating_sub(have);
+                // 2000 pairs are 4000 ESTABLISHED sockets.
+                cmd.args(["--time-wait", &make.to_string()])
+                    .args(["--established", "2000"])
+                    .args(["--close-wait", "500"])
+                    .args(["--procs", "2"]);
+            }
         }
         let mut child = cmd
             .args(["--hold", "5m", "--until-stdin-closes"])
@@ -380,6 +441,57 @@ fn external(runs: usize, program: &Path, args: &[&str]) -> Result<f64, String> {
             _ => Err(format!("{} {args:?} failed: {status}", program.display())),
         }
     })
+}
+
+/// Runs `program args` with stdout into a pipe this process reads to the end; returns
+/// the bytes read.
+fn piped_once(program: &Path, args: &[&str]) -> Result<usize, String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", program.display()))?;
+    let mut out = child.stdout.take().ok_or("no stdout")?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0;
+    loop {
+        match std::io::Read::read(&mut out, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    match status.code() {
+        Some(0) | Some(2) => Ok(total),
+        _ => Err(format!("{} {args:?} failed: {status}", program.display())),
+    }
+}
+
+/// The [`PIPED`] commands, alternating run by run: (label, median ms, bytes of the last run).
+fn piped_rows(runs: usize, lingertop: &Path) -> Result<Vec<(&'static str, f64, usize)>, String> {
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); PIPED.len()];
+    let mut bytes = vec![0usize; PIPED.len()];
+    for _ in 0..runs {
+        for (i, (_, program, args)) in PIPED.iter().enumerate() {
+            let program = if *program == "lingertop" {
+                lingertop
+            } else {
+                Path::new(program)
+            };
+            let t = Instant::now();
+            bytes[i] = piped_once(program, args)?;
+            times[i].push(ms(t.elapsed()));
+        }
+    }
+    Ok(PIPED
+        .iter()
+        .zip(times)
+        .zip(bytes)
+        .map(|(((label, _, _), t), b)| (*label, median(t), b))
+        .collect())
 }
 
 fn measure(
@@ -527,6 +639,14 @@ fn measure(
         None,
         None,
     );
+    for (label, median_ms, bytes) in piped_rows(args.runs, lingertop)? {
+        add(label, Some(median_ms), None, None);
+        eprintln!("bench: {label}: {bytes} bytes");
+    }
+    if p.kind == Kind::Mixed {
+        // The mixed population is there for the one-shot commands only.
+        return Ok(());
+    }
 
     for (what, consumer) in LIVE_ROWS {
         let me = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -701,9 +821,15 @@ fn print_table(rows: &[Row]) {
     );
     println!("|---|---:|---|---:|---:|---:|---:|");
     for r in rows {
+        // Rows into a read pipe compare with ss into a read pipe.
+        let against = if r.what.ends_with("into a read pipe)") {
+            "ss -tanp (into a read pipe)"
+        } else {
+            "ss -tanp"
+        };
         let ss = rows
             .iter()
-            .find(|x| x.population == r.population && x.what == "ss -tanp")
+            .find(|x| x.population == r.population && x.what == against)
             .and_then(|x| x.median_ms);
         let ratio = match (r.median_ms, ss, r.cpu_pct) {
             (Some(m), Some(s), None) if s > 0.0 => format!("{:.2}", m / s),
@@ -795,6 +921,32 @@ fn print_targets(rows: &[Row]) {
                     " ms",
                 );
             }
+        }
+    }
+    // The one-shot snapshot (issue 16): whole processes, output into a pipe that is read.
+    let piped = |pop: &str, what: &str| med(pop, &format!("{what} (fresh, into a read pipe)"));
+    let ss_piped = |pop: &str| med(pop, "ss -tanp (into a read pipe)");
+    for (pop, what, limit) in [
+        (tw, "lingertop snapshot --format json", 0.5),
+        (tw, "lingertop snapshot --format table", 0.5),
+        (MIXED, "lingertop snapshot --format json", 0.35),
+        ("1k TIME_WAIT", "lingertop snapshot --format json", 1.0),
+        (
+            "1k ESTABLISHED, fds in 8 procs",
+            "lingertop snapshot --format json",
+            1.0,
+        ),
+    ] {
+        if let (Some(snap), Some(ss)) = (piped(pop, what), ss_piped(pop)) {
+            check(
+                format!(
+                    "{pop}: fresh `{}` / ss -tanp, into a read pipe",
+                    &what[10..]
+                ),
+                snap / ss,
+                limit,
+                "x",
+            );
         }
     }
     if !lines.is_empty() {

@@ -20,7 +20,7 @@ use crate::model::{Filter, Severity};
 pub struct Cli {
     /// Config file to read instead of the default
     /// ($XDG_CONFIG_HOME/lingertop/config.toml on Linux).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     /// Override one config key for this run, e.g. --set alerts.close-wait.min-age=5s
@@ -84,6 +84,32 @@ pub enum Command {
     /// Exit status 0 on Ctrl-C, SIGTERM, SIGHUP or a closed pipe (`lingertop watch | head -1`),
     /// 1 on error.
     Watch(WatchArgs),
+
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    ///
+    /// bash: `source <(lingertop completions bash)`, or save it as
+    /// /usr/share/bash-completion/completions/lingertop. zsh: save it as `_lingertop` in a
+    /// directory of $fpath. fish: save it as ~/.config/fish/completions/lingertop.fish.
+    Completions(CompletionsArgs),
+
+    /// Print the manual page lingertop(1) (read it with `lingertop man | man -l -`), or with
+    /// --dir write it and one page per command there.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write lingertop.1 and lingertop-COMMAND.1 into this directory (created if missing)
+    /// instead of printing lingertop(1).
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
 }
 
 /// The alert severity that makes `snapshot` exit with status 2.
@@ -112,6 +138,10 @@ pub struct SnapshotArgs {
     /// Output format [default: table on a terminal, json otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+
+    /// Indent the JSON (the default on a terminal; compact otherwise).
+    #[arg(long)]
+    pub pretty: bool,
 
     /// Exit with status 2 when an alert at or above this severity is raised.
     #[arg(long, value_enum, value_name = "SEVERITY")]
@@ -320,6 +350,9 @@ impl Cli {
                 Command::Snapshot(a) => &mut a.interval,
                 Command::Watch(a) => &mut a.interval,
                 Command::Serve(a) => &mut a.interval,
+                Command::Completions(_) | Command::Man(_) => {
+                    return Err(format!("--interval does not apply to `{name}`"));
+                }
                 Command::Lab(_) => {
                     return Err(
                         "--interval does not apply to `lab` (the lab polls its own sockets as fast as it needs); for how long close-wait-leak holds, use `lab --hold`".into(),
@@ -338,6 +371,9 @@ impl Cli {
                     return Err(
                         "--filter does not apply to `serve`: the exporter counts every connection of the host; filter in the Prometheus query instead".into(),
                     );
+                }
+                Command::Completions(_) | Command::Man(_) => {
+                    return Err(format!("--filter does not apply to `{name}`"));
                 }
                 Command::Lab(_) => {
                     return Err(
@@ -362,6 +398,8 @@ impl Command {
             Command::Lab(_) => "lab",
             Command::Serve(_) => "serve",
             Command::Watch(_) => "watch",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
         }
     }
 }

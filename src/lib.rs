@@ -10,6 +10,7 @@ pub mod config;
 pub mod events;
 pub mod lab;
 pub mod live;
+pub mod manual;
 pub mod mode;
 pub mod model;
 pub mod report;
@@ -34,7 +35,12 @@ pub const EXIT_ERROR: u8 = 1;
 pub fn run(cli: Cli) -> Result<ExitCode> {
     // Options given before the subcommand move into it, or are refused: never ignored.
     let cli = cli.lift_globals().map_err(anyhow::Error::msg)?;
-    let cfg = config::load(cli.config.as_deref(), &cli.sets)?;
+    // Completions and the man page come from the command line's definition alone: a broken
+    // config must not break a shell's start-up or a package build.
+    let cfg = match cli.command {
+        Some(Command::Completions(_) | Command::Man(_)) => config::Config::default(),
+        _ => config::load(cli.config.as_deref(), &cli.sets)?,
+    };
     let over = Overrides {
         backend: cli.backend,
         netns: cli.netns,
@@ -45,6 +51,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Lab(args)) => mode::lab::run(&args),
         Some(Command::Serve(args)) => mode::serve::run(cfg, over, &args),
         Some(Command::Watch(args)) => mode::watch::run(cfg, over, &args),
+        Some(Command::Completions(args)) => manual::completions(&args),
+        Some(Command::Man(args)) => manual::man(&args),
         None => mode::dashboard::run(cfg, over, cli.interval, cli.filter.as_deref()),
     }
 }

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["report"],
     &["tui"],
     &["cli"],
-    &["mode"],
+    &["mode", "manual"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

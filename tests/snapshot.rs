@@ -191,21 +191,28 @@ fn close_wait_past_its_threshold_alerts_on_the_owner_and_fails_the_run() {
     drop(s);
 }
 
+/// `n` connections to `l` closed by the client first: `n` client ends in TIME_WAIT.
+/// Returns the last one's (client, server) addresses, once it is in TIME_WAIT.
+fn time_waits(l: &std::net::TcpListener, n: usize) -> (SocketAddr, SocketAddr) {
+    let mut last = None;
+    for _ in 0..n {
+        let (c, mut s) = pair(l);
+        last = Some(addr_of(&c));
+        drop(c);
+        let mut buf = [0u8; 8];
+        assert_eq!(s.read(&mut buf).unwrap(), 0, "server reads EOF");
+    }
+    let (client, server) = last.expect("n > 0");
+    wait_for_state(client, server, TcpState::TimeWait);
+    (client, server)
+}
+
 #[test]
 fn time_wait_buildup_past_a_threshold() {
     const N: usize = 60;
     let l = listener(V4);
     let port = l.local_addr().unwrap().port();
-    let mut last = None;
-    for _ in 0..N {
-        let (c, mut s) = pair(&l);
-        last = Some(addr_of(&c));
-        drop(c);
-        let mut buf = [0u8; 8];
-        assert_eq!(s.read(&mut buf).unwrap(), 0);
-    }
-    let (client, server) = last.unwrap();
-    wait_for_state(client, server, TcpState::TimeWait);
+    let (_, server) = time_waits(&l, N);
 
     let port = port.to_string();
     let (code, json) = snapshot_json(&[
@@ -426,4 +433,94 @@ fn total_connections_counts_the_states_a_filter_leaves_unread() {
     let (shown, of): (u64, u64) = (words[0].parse().unwrap(), words[2].parse().unwrap());
     assert!(of >= shown + 2 * PAIRS as u64, "{line}");
     drop(pairs);
+}
+
+/// Runs `lingertop snapshot ARGS` into a pipe and returns its stdout.
+fn snapshot_stdout(args: &[&str]) -> String {
+    let out = lingertop().arg("snapshot").args(args).output().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 2)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The document without what differs between two runs on the same sockets.
+fn stable(mut v: Value) -> Value {
+    v["taken_at"] = Value::Null;
+    for c in v["connections"].as_array_mut().unwrap() {
+        c["timer"] = Value::Null;
+        // Ages run on the kernel's clocks between the two runs.
+        c["state_age_secs"] = Value::Null;
+    }
+    v
+}
+
+#[test]
+fn json_is_compact_into_a_pipe_and_indented_with_pretty() {
+    let l = listener(V4);
+    let (_c, _s) = pair(&l);
+    let port = l.local_addr().unwrap().port().to_string();
+    let compact = snapshot_stdout(&["--format", "json", "--port", &port]);
+    assert_eq!(compact.lines().count(), 1, "one line: {compact}");
+    let pretty = snapshot_stdout(&["--format", "json", "--pretty", "--port", &port]);
+    assert!(pretty.lines().count() > 20, "{pretty}");
+    assert!(pretty.contains("\n  \"connections\": ["), "{pretty}");
+    // The same document either way.
+    let a: Value = serde_json::from_str(&compact).unwrap();
+    let b: Value = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(a["connections"].as_array().unwrap().len(), 3, "{a}");
+    assert_eq!(stable(a), stable(b));
+}
+
+#[test]
+fn ndjson_has_a_snapshot_line_then_alerts_then_connections_with_the_json_fields() {
+    const N: usize = 3;
+    let l = listener(V4);
+    let port = l.local_addr().unwrap().port().to_string();
+    time_waits(&l, N);
+    let args = ["--port", &port, "--set", "alerts.time-wait.warning=2"];
+
+    let text = snapshot_stdout(&[&["--format", "ndjson"][..], &args].concat());
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds[0], "snapshot", "{text}");
+    let alerts = kinds.iter().filter(|k| **k == "alert").count();
+    let conns = kinds.iter().filter(|k| **k == "connection").count();
+    assert_eq!(kinds.len(), 1 + alerts + conns, "{kinds:?}");
+    assert!(
+        kinds[1..=alerts].iter().all(|k| *k == "alert"),
+        "alerts before connections: {kinds:?}"
+    );
+    let head = &lines[0];
+    assert_eq!(head["matched_connections"], conns);
+    assert_eq!(head["counts"]["TIME_WAIT"], N);
+    assert_eq!(head["counts"]["LISTEN"], 1);
+    assert!(head["time"].is_string() && head["host"].is_string());
+
+    // The same fields as the JSON document's alerts and connections, plus the type.
+    let (_, doc) = snapshot_json(&args);
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.retain(|k| k != "type");
+        k.sort();
+        k
+    };
+    let alert = lines
+        .iter()
+        .find(|l| l["type"] == "alert")
+        .expect("an alert line");
+    assert_eq!(alert["rule"], "time-wait-buildup");
+    assert_eq!(keys(alert), keys(&doc["alerts"][0]));
+    let conn = lines.iter().find(|l| l["type"] == "connection").unwrap();
+    assert_eq!(keys(conn), keys(&doc["connections"][0]));
+    let tw = lines
+        .iter()
+        .filter(|l| l["type"] == "connection" && l["state"] == "TIME_WAIT")
+        .count();
+    assert_eq!(tw, N);
 }

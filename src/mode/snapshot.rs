@@ -108,7 +108,8 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     let stdout = io::stdout();
     // A large buffer: a 100k-connection JSON is tens of megabytes.
     let mut out = io::BufWriter::with_capacity(1 << 18, stdout.lock());
-    match report::write_snapshot(format, &view, &mut out) {
+    let pretty = args.pretty || io::stdout().is_terminal();
+    match report::write_snapshot(format, pretty, &view, &mut out) {
         Ok(()) => {}
         // The reader went away (`| head`): nothing left to say to it.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),

@@ -3,6 +3,7 @@
 //! things: words in a sentence (`for > 30 s`, `every 2 s`) and a compact, zero-padded form
 //! in a column (`3m05s`), where widths must line up. Parsing stays with `humantime`.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use super::age::AgeSource;
@@ -30,25 +31,39 @@ pub fn human_duration(d: Duration) -> String {
 
 /// `850ms`, `42s`, `3m05s`, `2h04m`: the column form of [`human_duration`].
 pub fn compact(d: Duration) -> String {
-    let s = d.as_secs();
-    if s == 0 {
-        format!("{}ms", d.as_millis())
-    } else if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    if d.is_zero() {
+        // A duration, not an age: zero is "0ms" here, "new" only as an age.
+        return "0ms".to_string();
     }
+    Age(Some(d)).to_string()
 }
 
 /// The age of a state in a column: [`compact`]; `-` when unknown; `new` when the state
 /// began at this very poll (it started within the last interval).
 pub fn fmt_age(d: Option<Duration>) -> String {
-    match d {
-        None => "-".to_string(),
-        Some(d) if d.is_zero() => "new".to_string(),
-        Some(d) => compact(d),
+    Age(d).to_string()
+}
+
+/// [`fmt_age`] as a `Display`, to write a column of ages without a `String` each.
+pub struct Age(pub Option<Duration>);
+
+impl fmt::Display for Age {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(d) = self.0 else {
+            return f.write_str("-");
+        };
+        let s = d.as_secs();
+        if d.is_zero() {
+            f.write_str("new")
+        } else if s == 0 {
+            write!(f, "{}ms", d.as_millis())
+        } else if s < 60 {
+            write!(f, "{s}s")
+        } else if s < 3600 {
+            write!(f, "{}m{:02}s", s / 60, s % 60)
+        } else {
+            write!(f, "{}h{:02}m", s / 3600, (s % 3600) / 60)
+        }
     }
 }
 

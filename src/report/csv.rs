@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::SnapshotView;
 use super::json::connection_json;
+use super::{SnapshotView, addr};
 use crate::sanitize::csv_cell;
 
 /// An optional CSV cell: empty when absent.
@@ -11,7 +11,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let now = v.snapshot.taken_at;
     let with_netns = super::shows_netns(&v.snapshot.connections);
@@ -43,8 +43,8 @@ pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()>
         let netns = j.netns.unwrap_or_default().to_string();
         let mut row = vec![
             j.state.name().to_string(),
-            j.local,
-            j.remote,
+            addr(&c.local()),
+            addr(&c.remote()),
             j.pid.map(|p| p.to_string()).unwrap_or_default(),
             csv_cell(j.process.unwrap_or_default()).into_owned(),
             csv_cell(j.user.unwrap_or_default()).into_owned(),

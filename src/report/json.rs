@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::{AlertFields, SnapshotView, addr, timestamp};
-use crate::model::{AgeSource, Connection, NetnsTable, PortRange, StateCounts, TcpState};
+use crate::model::{
+    AgeSource, Alert, Connection, NetnsTable, PortRange, Snapshot, StateCounts, TcpState,
+};
 
 /// How many connections each alert lists in JSON (the count is always complete).
 const ALERT_CONNECTIONS_LISTED: usize = 100;
@@ -63,14 +65,14 @@ impl Serialize for ConnectionsJson<'_> {
 }
 
 #[derive(Serialize)]
-struct PortRangeJson {
+pub(super) struct PortRangeJson {
     low: u16,
     high: u16,
     size: u32,
 }
 
 #[derive(Serialize)]
-struct PressureJson {
+pub(super) struct PressureJson {
     local_ip: IpAddr,
     remote: String,
     in_use: u32,
@@ -79,7 +81,7 @@ struct PressureJson {
 }
 
 #[derive(Serialize)]
-struct AlertJson<'a> {
+pub(super) struct AlertJson<'a> {
     #[serde(flatten)]
     fields: AlertFields<'a>,
     /// The first connections behind the alert (at most 100; `count` has them all).
@@ -135,7 +137,7 @@ pub(super) struct TimerJson {
     pub(super) retransmits: u8,
 }
 
-fn secs(d: Duration) -> f64 {
+pub(super) fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
@@ -175,6 +177,60 @@ pub(super) fn connection_json<'a>(
     }
 }
 
+impl PortRangeJson {
+    pub(super) fn of(range: PortRange) -> Self {
+        PortRangeJson {
+            low: range.low,
+            high: range.high,
+            size: range.len(),
+        }
+    }
+}
+
+/// Why process information is partial, where it is.
+pub(super) fn process_info_reason(s: &Snapshot) -> Option<&str> {
+    match &s.process_info {
+        crate::model::ProcessInfo::Partial { reason } => Some(reason),
+        crate::model::ProcessInfo::Full => None,
+    }
+}
+
+/// The top destinations by ephemeral ports in use.
+pub(super) fn port_pressure_json(v: &SnapshotView<'_>) -> Vec<PressureJson> {
+    v.pressure
+        .iter()
+        .take(PRESSURE_LISTED)
+        .map(|p| PressureJson {
+            local_ip: p.local_ip,
+            remote: addr(&p.remote),
+            in_use: p.in_use,
+            time_wait: p.time_wait,
+            ratio: p.ratio,
+        })
+        .collect()
+}
+
+/// An alert with the first connections behind it.
+pub(super) fn alert_json<'a>(a: &'a Alert, s: &'a Snapshot) -> AlertJson<'a> {
+    AlertJson {
+        fields: AlertFields::of(a),
+        connections: a
+            .connections
+            .iter()
+            .take(ALERT_CONNECTIONS_LISTED)
+            .map(|&i| {
+                let c = &s.connections[i];
+                ConnRef {
+                    state: c.state,
+                    local: addr(&c.local()),
+                    remote: addr(&c.remote()),
+                    netns: s.netns.name(c.netns()),
+                }
+            })
+            .collect(),
+    }
+}
+
 fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
     let s = v.snapshot;
     let range: PortRange = s.ephemeral_ports;
@@ -185,51 +241,13 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
         polls: v.polls,
         interval_secs: v.interval.map(secs),
         process_info: s.process_info.name(),
-        process_info_reason: match &s.process_info {
-            crate::model::ProcessInfo::Partial { reason } => Some(reason),
-            crate::model::ProcessInfo::Full => None,
-        },
+        process_info_reason: process_info_reason(s),
         filter: &v.filter,
         total_connections: v.total_connections,
         counts: s.counts(),
-        ephemeral_ports: PortRangeJson {
-            low: range.low,
-            high: range.high,
-            size: range.len(),
-        },
-        port_pressure: v
-            .pressure
-            .iter()
-            .take(PRESSURE_LISTED)
-            .map(|p| PressureJson {
-                local_ip: p.local_ip,
-                remote: addr(&p.remote),
-                in_use: p.in_use,
-                time_wait: p.time_wait,
-                ratio: p.ratio,
-            })
-            .collect(),
-        alerts: v
-            .alerts
-            .iter()
-            .map(|a| AlertJson {
-                fields: AlertFields::of(a),
-                connections: a
-                    .connections
-                    .iter()
-                    .take(ALERT_CONNECTIONS_LISTED)
-                    .map(|&i| {
-                        let c = &s.connections[i];
-                        ConnRef {
-                            state: c.state,
-                            local: addr(&c.local()),
-                            remote: addr(&c.remote()),
-                            netns: s.netns.name(c.netns()),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect(),
+        ephemeral_ports: PortRangeJson::of(range),
+        port_pressure: port_pressure_json(v),
+        alerts: v.alerts.iter().map(|a| alert_json(a, s)).collect(),
         netns: s
             .netns
             .iter()
@@ -249,8 +267,13 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
     }
 }
 
-/// Writes the snapshot as pretty JSON and a newline.
-pub(super) fn write(v: &SnapshotView<'_>, out: &mut dyn Write) -> io::Result<()> {
-    crate::sanitize::json_to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+/// Writes the snapshot as JSON and a newline: indented when `pretty` (for a person at a
+/// terminal), else compact (a third of the bytes, for scripts).
+pub(super) fn write<W: Write>(v: &SnapshotView<'_>, pretty: bool, out: &mut W) -> io::Result<()> {
+    if pretty {
+        crate::sanitize::json_to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+    } else {
+        crate::sanitize::json_to_writer(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+    }
     writeln!(out)
 }

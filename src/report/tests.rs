@@ -148,12 +148,21 @@ fn fixture(f: impl FnOnce(&Snapshot, &[Alert], &[Pressure]) -> String) -> String
 }
 
 fn write(format: Format, v: &SnapshotView<'_>) -> String {
+    write_as(format, true, v)
+}
+
+fn write_as(format: Format, pretty: bool, v: &SnapshotView<'_>) -> String {
     let mut out = Vec::new();
-    write_snapshot(format, v, &mut out).unwrap();
+    write_snapshot(format, pretty, v, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 
+/// The fixture written in `format`; JSON indented, the documented shape.
 fn written(format: Format) -> String {
+    written_as(format, true)
+}
+
+fn written_as(format: Format, pretty: bool) -> String {
     fixture(|snapshot, alerts, pressure| {
         let v = SnapshotView {
             snapshot,
@@ -165,7 +174,7 @@ fn written(format: Format) -> String {
             alerts,
             pressure,
         };
-        write(format, &v)
+        write_as(format, pretty, &v)
     })
 }
 
@@ -177,6 +186,28 @@ fn table() {
 #[test]
 fn json() {
     insta::assert_snapshot!(written(Format::Json));
+}
+
+#[test]
+fn ndjson() {
+    insta::assert_snapshot!(written(Format::Ndjson));
+}
+
+#[test]
+fn compact_json_is_the_pretty_document_on_one_line() {
+    let pretty = written(Format::Json);
+    let compact = written_as(Format::Json, false);
+    assert_eq!(compact.lines().count(), 1);
+    let a: serde_json::Value = serde_json::from_str(&compact).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(a, b);
+    // Without the indentation.
+    assert!(
+        compact.len() < pretty.len(),
+        "{} vs {}",
+        compact.len(),
+        pretty.len()
+    );
 }
 
 #[test]

@@ -86,7 +86,16 @@ impl Served {
             .spawn()
             .expect("spawn lingertop serve");
         let stderr = line_reader(child.stderr.take().expect("stderr"));
-        let line = next_line(&stderr, Duration::from_secs(20), "from serve on stderr");
+        // Notes (a namespace it cannot enter, say) may come before the line that says
+        // where it serves.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let line = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = next_line(&stderr, left, "from serve on stderr saying where it serves");
+            if line.contains("http://") {
+                break line;
+            }
+        };
         let addr = line
             .split("http://")
             .nth(1)
