@@ -149,7 +149,7 @@ impl ClosesExposition {
         if let Some(c) = &self.counters {
             counter_family(
                 enc,
-                "lingertop_tcp_counter",
+                "lingertop_kernel_tcp_events",
                 "The kernel's TCP close counters of this network namespace, grown since start (/proc/net/snmp Tcp: and /proc/net/netstat TcpExt:, named as there).",
                 [
                     ("OutRsts", c.resets_sent),
@@ -289,7 +289,7 @@ pub(crate) mod tests {
             r#"lingertop_process_closes_total{pid="1",process="p1",kind="reset-sent"} 2"#,
             r#"lingertop_process_closes_total{pid="",process="other",kind="graceful-passive"} 1"#,
             "lingertop_events_lost_total 5",
-            r#"lingertop_tcp_counter_total{counter="TCPTimeWaitOverflow"} 7"#,
+            r#"lingertop_kernel_tcp_events_total{counter="TCPTimeWaitOverflow"} 7"#,
             "lingertop_time_wait_overflow_total 7",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
