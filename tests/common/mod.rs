@@ -14,6 +14,7 @@ use lingertop::model::TcpState;
 use serde_json::Value;
 
 pub mod live;
+pub mod netns;
 
 pub const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);

@@ -1,0 +1,209 @@
+//! [`NetlinkSource`]: the collector's socket source over [`SockDiag`], reading every
+//! namespace it may read and joining owners to the sockets.
+
+use super::*;
+
+/// Reads the socket table of every network namespace asked for through a [`SockDiag`]
+/// inside each, and finds owners through an owner cache that rescans `/proc` only when
+/// sockets it does not know appear (one cache for all namespaces: socket inodes are unique
+/// across them).
+pub struct NetlinkSource {
+    netns: Namespaces,
+    states: u32,
+    owners: OwnerCache,
+    /// Readers whose dump failed this poll (kept for its capacity).
+    failed: Vec<NetnsId>,
+}
+
+impl NetlinkSource {
+    /// A source of every namespace it may read, whose first dump already worked: fails
+    /// where sock_diag is missing (old or sandboxed kernels) so the caller can fall back.
+    pub fn open() -> Result<Self, DiagError> {
+        NetlinkSource::open_in(NetnsChoice::default())
+    }
+
+    /// A source of the namespaces `choice` asks for.
+    pub fn open_in(choice: NetnsChoice) -> Result<Self, DiagError> {
+        let mut netns = Namespaces::new(choice)?;
+        for (_, diag) in netns.readers_mut() {
+            // The cheapest possible probe: listening sockets only.
+            diag.dump_tcp(state_mask(Some(&[TcpState::Listen])), |_| {})?;
+        }
+        Ok(NetlinkSource {
+            netns,
+            states: ALL_STATES,
+            owners: OwnerCache::default(),
+            failed: Vec::new(),
+        })
+    }
+
+    /// What the first look at the namespaces could not see, and how to see it.
+    pub fn note(&self) -> Option<String> {
+        self.netns.note()
+    }
+}
+
+/// Runs `dump` until it succeeds, retrying transient failures (an interrupted dump) up to
+/// [`ATTEMPTS`] times.
+fn retrying(mut dump: impl FnMut() -> Result<(), DiagError>) -> Result<(), CollectError> {
+    let mut attempt = 1;
+    loop {
+        match dump() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && attempt < ATTEMPTS => attempt += 1,
+            Err(e) => {
+                return Err(CollectError::Backend {
+                    backend: "netlink",
+                    detail: if e.is_transient() {
+                        format!("{e}, {ATTEMPTS} times in a row; try again")
+                    } else {
+                        format!("{e}; try --backend netstat2")
+                    },
+                });
+            }
+        }
+    }
+}
+
+impl SocketSource for NetlinkSource {
+    fn name(&self) -> &'static str {
+        "netlink"
+    }
+
+    fn set_options(&mut self, opts: &ReadOptions) {
+        self.states = state_mask(opts.states.as_deref());
+        self.owners.set_exact(opts.exact_owners);
+        self.owners.set_partial_reads(self.states != ALL_STATES);
+    }
+
+    fn selects_states(&self) -> bool {
+        true
+    }
+
+    fn netns(&self) -> Option<Arc<NetnsTable>> {
+        Some(self.netns.table())
+    }
+
+    /// The trait's general read, for callers that want raw sockets: the direct read, with
+    /// each connection's holders put back beside it.
+    fn read(&mut self, out: &mut Vec<RawSocket>) -> Result<(), CollectError> {
+        let (mut conns, mut held) = (Vec::new(), Vec::new());
+        self.read_direct(&mut conns, &mut held)?;
+        let mut held = held.into_iter().peekable();
+        out.clear();
+        out.extend(conns.into_iter().enumerate().map(|(i, c)| {
+            let h = held.next_if(|h| h.index as usize == i);
+            RawSocket {
+                tuple: c.tuple().clone(),
+                state: c.state,
+                inode: c.inode,
+                cookie: c.cookie,
+                kernel_since: c.tracking.as_ref().map(Tracking::state_since),
+                uid: h.as_ref().map(|h| h.uid),
+                timer: c.timer,
+                recv_q: c.recv_q(),
+                send_q: c.send_q(),
+                owner_pending: h.as_ref().is_some_and(|h| h.owner_pending),
+                pids: h.map(|h| h.pids).unwrap_or_default(),
+            }
+        }));
+        Ok(())
+    }
+
+    fn count_states(&mut self, states: &[TcpState]) -> Result<Option<StateCounts>, CollectError> {
+        // Every namespace the reads cover, as the read's own total does.
+        let mut total = StateCounts::default();
+        for (netns, diag) in self.netns.readers_mut() {
+            let before = total;
+            let read = retrying(|| {
+                total = before;
+                diag.dump_tcp(state_mask(Some(states)), |d| {
+                    if let Some(s) = state_of(d.state) {
+                        total.add(s);
+                    }
+                })
+            });
+            match read {
+                Ok(()) => {}
+                // Another namespace's failure leaves it out, as its read does.
+                Err(_) if netns != OWN_NETNS => total = before,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(total))
+    }
+
+    fn read_direct(
+        &mut self,
+        out: &mut Vec<Connection>,
+        held: &mut Vec<Held>,
+    ) -> Result<bool, CollectError> {
+        self.netns.refresh();
+        let states = self.states;
+        // Every namespace is read at lingertop's own tcp_fin_timeout (another namespace's
+        // would need entering it for a /proc/sys read; the default 60 s is the usual value).
+        let fin_timeout = fin_timeout();
+        out.clear();
+        held.clear();
+        self.failed.clear();
+        for (netns, diag) in self.netns.readers_mut() {
+            let (o, h) = (out.len(), held.len());
+            // tcp_info only at a namespace's first read of each state (see the module doc).
+            let with_info = states & !diag.info_read != 0;
+            diag.set_tcp_info(with_info);
+            let read = retrying(|| {
+                out.truncate(o);
+                held.truncate(h);
+                diag.dump_tcp(states, |d| {
+                    let Some(state) = state_of(d.state) else {
+                        return;
+                    };
+                    if d.inode != 0 {
+                        held.push(Held {
+                            index: u32::try_from(out.len()).unwrap_or(u32::MAX),
+                            inode: d.inode,
+                            uid: d.uid,
+                            pids: Vec::new(),
+                            owner_pending: false,
+                        });
+                    }
+                    let mut c = Connection::on(Tuple::in_netns(d.local, d.remote, netns), state);
+                    c.inode = d.inode;
+                    c.cookie = d.cookie;
+                    c.timer = timer_of(d);
+                    c.set_queues(Some(d.rqueue), Some(d.wqueue));
+                    let clocks = KernelClocks {
+                        timer: c.timer,
+                        info: d.info,
+                        send_q: d.wqueue,
+                        fin_timeout,
+                    };
+                    c.tracking = kernel_age(state, &clocks)
+                        .map(|age| Tracking::from_kernel(d.asked_at, age));
+                    out.push(c);
+                })
+            });
+            if with_info && read.is_ok() {
+                diag.info_read |= states;
+            }
+            diag.set_tcp_info(false);
+            if let Err(e) = read {
+                out.truncate(o);
+                held.truncate(h);
+                if netns == OWN_NETNS {
+                    out.clear();
+                    held.clear();
+                    return Err(e);
+                }
+                // Another namespace's reader: dropped and opened afresh at the next poll,
+                // if the namespace is still there; this poll goes on without it.
+                self.failed.push(netns);
+            }
+        }
+        for &id in &self.failed {
+            self.netns.drop_reader(id);
+        }
+        self.owners.attach(held, Instant::now(), &mut scan_proc);
+        Ok(true)
+    }
+}
