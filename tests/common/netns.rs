@@ -112,6 +112,33 @@ impl Netns {
         cmd
     }
 
+    /// Kills every process still in the namespace: the ones a test started that forked
+    /// (nginx's workers outlive a killed master) would otherwise keep it alive after
+    /// `ip netns del`.
+    fn kill_everyone_inside(&self) {
+        let want = format!("net:[{}]", self.inode());
+        for _ in 0..50 {
+            let inside: Vec<i32> = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|pid| {
+                    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                        .is_ok_and(|l| l.to_string_lossy() == want)
+                })
+                .collect();
+            if inside.is_empty() {
+                return;
+            }
+            for pid in inside {
+                // SAFETY: kill has no memory effects; a pid that just exited gives ESRCH.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn delete(&mut self) {
         for mut c in self.sleepers.drain(..) {
             let _ = c.kill();
@@ -121,6 +148,7 @@ impl Netns {
             let _ = std::fs::remove_dir(cg);
         }
         if !self.name.is_empty() {
+            self.kill_everyone_inside();
             ip(&["netns", "del", &self.name]);
             self.name.clear();
         }
