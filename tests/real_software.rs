@@ -354,15 +354,6 @@ fn nginx_under_ab_and_wrk_then_leaking_clients_agree_with_ss_as_root_and_as_nobo
     assert_eq!(json["process_info"], "partial", "{json}");
 }
 
-/// A port nothing listens on at this moment.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One instant query to Prometheus's HTTP API; the value of its first sample.
 fn prom_query(port: u16, query: &str) -> Option<f64> {
     let out = Command::new("curl")
@@ -398,7 +389,8 @@ fn a_real_prometheus_scrapes_serve_and_sees_the_leak() {
         },
         &["--interval", "500ms"],
     );
-    let prom_port = free_port();
+    // A port nothing listens on at this moment.
+    let prom_port = listener(V4).local_addr().unwrap().port();
     let target = served.addr.to_string();
     let conf = scratch.0.join("prometheus.yml");
     std::fs::write(
