@@ -174,6 +174,10 @@ fn run(args: &Args) -> Result<(), String> {
     let mut series = (usize::MAX, 0usize);
     let mut next_sample = Instant::now();
     let mut next_scrape = Instant::now();
+    // How quiet the machine was: the 1-minute load average at each sample, and the
+    // machine's busy CPU (all cores, every process: the soak's own included) over the run.
+    let mut load = (f64::MAX, 0f64);
+    let cpu_start = machine_cpu();
     let end = started + args.duration;
     while Instant::now() < end {
         let now = Instant::now();
@@ -189,6 +193,9 @@ fn run(args: &Args) -> Result<(), String> {
         }
         if now >= next_sample {
             next_sample += Duration::from_secs(10);
+            if let Some(l) = load_average() {
+                load = (load.0.min(l), load.1.max(l));
+            }
             for w in &mut watched {
                 if let Some(s) = sample(w.pid) {
                     w.samples.push((started.elapsed(), s));
@@ -254,7 +261,42 @@ fn run(args: &Args) -> Result<(), String> {
     for (name, exit) in exits {
         println!("{name} exit: {exit}");
     }
+    if let (Some(a), Some(b)) = (cpu_start, machine_cpu()) {
+        let busy = (b.0 - a.0) as f64 / ((b.1 - a.1) as f64).max(1.0);
+        println!(
+            "machine: load average (1 min) {:.2} to {:.2} over the run; CPU busy {:.1} % of all cores (the soak's processes included)",
+            if load.0 == f64::MAX { 0.0 } else { load.0 },
+            load.1,
+            100.0 * busy
+        );
+    }
     Ok(())
+}
+
+/// The 1-minute load average.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The machine's (busy, total) CPU ticks since boot, from the `cpu` line of /proc/stat.
+fn machine_cpu() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
 
 /// The release binary next to this example (`target/release/examples/soak` →
