@@ -44,6 +44,10 @@ struct Args {
     /// Poll interval of the three live modes.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     interval: Duration,
+    /// The network namespaces the modes read (`collector.netns`): by default their own
+    /// (the soak's), so what they hold is the soak's churn and nothing else on the machine.
+    #[arg(long, default_value = "host")]
+    netns: String,
 }
 
 /// One sample of a process.
@@ -99,7 +103,9 @@ fn run(args: &Args) -> Result<(), String> {
     };
 
     // The three live modes.
+    let netns = format!("collector.netns={}", args.netns);
     let mut serve = Command::new(&exe)
+        .args(["--set", &netns])
         .args(["serve", "--listen", "127.0.0.1:0", "--interval", &interval])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -107,6 +113,7 @@ fn run(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("cannot start serve: {e}"))?;
     let serve_addr = serve_address(&mut serve)?;
     let mut watch = Command::new(&exe)
+        .args(["--set", &netns])
         .args(["watch", "--events", "--interval", &interval])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -130,7 +137,7 @@ fn run(args: &Args) -> Result<(), String> {
     // The dashboard in a real terminal emulator: tmux answers the terminal's queries and
     // draws into a 120x40 window that nobody looks at.
     let session = format!("lingertop-soak-{}", std::process::id());
-    let dashboard_cmd = format!("exec {} --interval {interval}", exe.display());
+    let dashboard_cmd = format!("exec {} --set {netns} --interval {interval}", exe.display());
     let status = Command::new("tmux")
         .args([
             "-L",
