@@ -372,3 +372,77 @@ fn a_single_poll_state_filter_still_attributes_to_the_listener() {
         "exact from the timer"
     );
 }
+
+/// The connection `local -> remote` at a fresh netlink poll, once it is in `state` with a
+/// receive queue of `recv_q` (the kernel takes a moment to queue what the peer sent).
+fn netlink_conn(local: SocketAddr, remote: SocketAddr, state: TcpState, recv_q: u32) -> Connection {
+    let mut netlink = Collector::from_choice(Backend::Netlink).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let snap = netlink.poll().unwrap();
+        let found = snap
+            .connections
+            .into_iter()
+            .find(|c| c.local() == local && c.remote() == remote && c.state == state);
+        match found {
+            Some(c) if c.recv_q() == Some(recv_q) => return c,
+            other => assert!(
+                Instant::now() < deadline,
+                "{local} -> {remote} never {state} with recv-q {recv_q}: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_peers_fin_is_told_from_unread_data() {
+    use lingertop::model::ReceiveQueue;
+    let l = listener(V4);
+
+    // The peer closes without sending: the queue's one "byte" is its FIN.
+    let (c, mut no_data) = pair(&l);
+    let (client, server) = addr_of(&c);
+    drop(c);
+    let cw = netlink_conn(server, client, TcpState::CloseWait, 1);
+    assert_eq!(
+        cw.receive_queue(),
+        Some(ReceiveQueue::FinUnread { unread: 0 })
+    );
+    assert!(cw.shutdown.is_some_and(|s| s.receive() && !s.send()));
+    assert_eq!(
+        cw.receive_queue().unwrap().describe(),
+        "peer sent FIN, 0 B unread"
+    );
+
+    // The peer sends 5 bytes, then closes: 5 bytes, then the FIN.
+    let (mut c, five) = pair(&l);
+    let (client5, server5) = addr_of(&c);
+    c.write_all(b"hello").unwrap();
+    drop(c);
+    let cw5 = netlink_conn(server5, client5, TcpState::CloseWait, 6);
+    assert_eq!(
+        cw5.receive_queue(),
+        Some(ReceiveQueue::FinUnread { unread: 5 })
+    );
+    assert_eq!(
+        cw5.receive_queue().unwrap().describe(),
+        "5 B unread, then FIN"
+    );
+
+    // The application reads the end of the stream and keeps the socket: the FIN is read.
+    let mut buf = [0u8; 8];
+    assert_eq!(no_data.read(&mut buf).unwrap(), 0);
+    let read = netlink_conn(server, client, TcpState::CloseWait, 0);
+    assert_eq!(read.receive_queue(), Some(ReceiveQueue::FinRead));
+
+    // Data without a FIN is data; our own shutdown(SHUT_WR) shows as the send side shut.
+    let (mut c, s) = pair(&l);
+    let (clientd, serverd) = addr_of(&c);
+    c.write_all(b"hello").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let est = netlink_conn(serverd, clientd, TcpState::FinWait2, 5);
+    assert_eq!(est.receive_queue(), Some(ReceiveQueue::Data(5)));
+    assert!(est.shutdown.is_some_and(|s| s.send() && !s.receive()));
+    drop((no_data, five, c, s));
+}

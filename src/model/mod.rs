@@ -18,8 +18,8 @@ pub use close::{
     Close, CloseKind, CloseOwner, CloseSource, CloseTally, CounterCloses, KindCounts, ResetReason,
 };
 pub use connection::{
-    Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, Snapshot, TIME_WAIT_LEN, Timer,
-    TimerKind, Tracking, Tuple, Unread, User,
+    Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, ReceiveQueue, Shutdown,
+    Snapshot, TIME_WAIT_LEN, Timer, TimerKind, Tracking, Tuple, Unread, User,
 };
 pub use filter::Filter;
 pub use netns::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS};

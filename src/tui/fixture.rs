@@ -187,7 +187,9 @@ fn with_kernel_fields(at: SystemTime, mut conns: Vec<Connection>) -> Vec<Connect
             _ => None,
         };
         if c.state == TcpState::CloseWait {
+            // The peer's FIN, unread: the receive side is shut.
             c.set_queues(Some(1), Some(0));
+            c.shutdown = Some(crate::model::Shutdown::from_kernel(1));
         }
         let clocks = KernelClocks {
             timer: c.timer,

@@ -11,6 +11,14 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use crate::lab::{Behaviour, CloseMode, ConnId, ConnView, End, Family, Scenario, Trace};
 use crate::report::lab::trace_text;
 
+/// Traces kept: every close of a session up to this many (a trace is a few dozen short
+/// lines), the oldest dropped past it.
+pub const MAX_TRACES: usize = 10_000;
+
+/// Lines the trace moves on PageUp/PageDown and on a mouse wheel step.
+const SCROLL_PAGE: u16 = 5;
+const SCROLL_WHEEL: u16 = 3;
+
 /// Counts `c` cycles through when opening connections or running a scenario.
 const COUNTS: [usize; 5] = [1, 5, 20, 100, 500];
 
@@ -58,8 +66,15 @@ pub struct LabPanel {
     /// The lab's connections, newest last, as the loop last read them.
     pub conns: Vec<ConnView>,
     pub listeners: Vec<std::net::SocketAddr>,
-    /// The trace of the last close that finished.
-    pub trace: Option<Trace>,
+    /// The traces of the session's closes, oldest first (see [`MAX_TRACES`]).
+    pub traces: Vec<Trace>,
+    /// Which of `traces` is shown.
+    pub shown: usize,
+    /// The first line of the shown trace in view.
+    pub scroll: u16,
+    /// The furthest `scroll` goes: the last screenful of the trace as last drawn (it
+    /// depends on the width the trace wraps to).
+    pub max_scroll: u16,
     /// One line on what just happened (opened, running, refused...).
     pub status: Option<String>,
     /// Operations still running.
@@ -76,7 +91,10 @@ impl Default for LabPanel {
             selected: 0,
             conns: Vec::new(),
             listeners: Vec::new(),
-            trace: None,
+            traces: Vec::new(),
+            shown: 0,
+            scroll: 0,
+            max_scroll: u16::MAX,
             status: None,
             busy: 0,
         }
@@ -90,6 +108,48 @@ impl LabPanel {
 
     pub fn count(&self) -> usize {
         COUNTS[self.count % COUNTS.len()]
+    }
+
+    /// Keeps a finished close's trace and shows it from its first line.
+    pub fn push_trace(&mut self, t: Trace) {
+        if self.traces.len() >= MAX_TRACES {
+            self.traces.remove(0);
+        }
+        self.traces.push(t);
+        self.shown = self.traces.len() - 1;
+        self.scroll = 0;
+        self.max_scroll = u16::MAX;
+    }
+
+    /// The trace shown, with its place among the session's (1-based).
+    pub fn shown_trace(&self) -> Option<(usize, &Trace)> {
+        self.traces.get(self.shown).map(|t| (self.shown + 1, t))
+    }
+
+    /// Scrolls the trace `lines` down (negative: up), no further than its last screenful.
+    pub fn scroll_trace(&mut self, lines: i32) {
+        let to = i32::from(self.scroll)
+            .saturating_add(lines)
+            .clamp(0, i32::from(self.max_scroll));
+        self.scroll = u16::try_from(to).unwrap_or(u16::MAX);
+    }
+
+    /// A mouse wheel step over the trace (`down` or up).
+    pub fn wheel(&mut self, down: bool) {
+        let step = i32::from(SCROLL_WHEEL);
+        self.scroll_trace(if down { step } else { -step });
+    }
+
+    /// Shows the previous (`older`) or next trace, from its first line.
+    fn step_trace(&mut self, older: bool) {
+        let last = self.traces.len().saturating_sub(1);
+        self.shown = if older {
+            self.shown.saturating_sub(1)
+        } else {
+            (self.shown + 1).min(last)
+        };
+        self.scroll = 0;
+        self.max_scroll = u16::MAX;
     }
 
     pub fn selected_conn(&self) -> Option<&ConnView> {
@@ -156,6 +216,22 @@ impl LabPanel {
                     None
                 }
             },
+            KeyCode::PageDown => {
+                self.scroll_trace(i32::from(SCROLL_PAGE));
+                None
+            }
+            KeyCode::PageUp => {
+                self.scroll_trace(-i32::from(SCROLL_PAGE));
+                None
+            }
+            KeyCode::Char('[') => {
+                self.step_trace(true);
+                None
+            }
+            KeyCode::Char(']') => {
+                self.step_trace(false);
+                None
+            }
             KeyCode::Up | KeyCode::Char('k') => {
                 self.selected = self.selected.saturating_sub(1);
                 None

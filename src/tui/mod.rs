@@ -14,6 +14,8 @@ pub mod theme;
 pub mod ui;
 
 #[cfg(test)]
+mod lab_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io::{self, Stdout};
@@ -167,6 +169,16 @@ pub fn handle_event(app: &mut App, ev: Event) -> Effect {
         Event::Mouse(m) => {
             let (tx, ty, tw, th) = app.hit.table;
             let in_table = m.column >= tx && m.column < tx + tw && m.row >= ty && m.row < ty + th;
+            let (lx, ly, lw, lh) = app.hit.lab_trace;
+            let in_trace = m.column >= lx && m.column < lx + lw && m.row >= ly && m.row < ly + lh;
+            if let (Some(p), true) = (app.lab.as_mut(), in_trace) {
+                match m.kind {
+                    MouseEventKind::ScrollDown => p.wheel(true),
+                    MouseEventKind::ScrollUp => p.wheel(false),
+                    _ => {}
+                }
+                return Effect::None;
+            }
             match m.kind {
                 MouseEventKind::ScrollDown => {
                     for _ in 0..3 {

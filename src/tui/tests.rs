@@ -15,7 +15,7 @@ use super::theme::{Theme, ThemeColors};
 use super::ui;
 use crate::model::{Filter, TcpState};
 
-fn app_with_fixture(partial: bool) -> App {
+pub(super) fn app_with_fixture(partial: bool) -> App {
     let mut app = App::new(
         Keymap::default(),
         std::time::Duration::from_secs(2),
@@ -28,7 +28,7 @@ fn app_with_fixture(partial: bool) -> App {
     app
 }
 
-fn draw(app: &mut App, w: u16, h: u16) -> String {
+pub(super) fn draw(app: &mut App, w: u16, h: u16) -> String {
     let theme = Theme::new(&ThemeColors::default(), false);
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     // Twice: the first frame tells the app its page size.
@@ -40,7 +40,7 @@ fn draw(app: &mut App, w: u16, h: u16) -> String {
     t.backend().to_string()
 }
 
-fn key(app: &mut App, code: KeyCode) -> Effect {
+pub(super) fn key(app: &mut App, code: KeyCode) -> Effect {
     handle_event(app, Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
 }
 
@@ -343,6 +343,27 @@ fn kernel_timers_and_queues_show_where_the_backend_reads_them() {
         screen.contains("queues  recv-q 0 B unread, send-q 0 B"),
         "{screen}"
     );
+}
+
+#[test]
+fn the_detail_pane_tells_the_peers_fin_from_unread_bytes() {
+    // The fixture's CLOSE_WAIT has a receive queue of 1 with the receive side shut: the
+    // peer's FIN, no byte.
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        Filter::parse("state:close-wait").unwrap(),
+    );
+    let (a, b) = super::fixture::two_polls_from(false, true);
+    app.on_update(a);
+    app.on_update(b);
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        screen.contains("queues  recv-q peer sent FIN, 0 B"),
+        "{screen}"
+    );
+    assert!(!screen.contains("recv-q 1 B unread"), "{screen}");
 }
 
 #[test]
@@ -835,7 +856,7 @@ fn packed_ipv4_sort_matches_the_general_order() {
 }
 
 /// A finished abortive close whose peer read differs from the documents.
-fn fixture_trace() -> crate::lab::Trace {
+pub(super) fn fixture_trace() -> crate::lab::Trace {
     use crate::lab::trace::{Call, CallResult, PeerRead, Step};
     use crate::lab::{Behaviour, CloseMode as LabAction, End, ReadOutcome, TimeWaitSide, expect};
     let ms = std::time::Duration::from_millis;
@@ -933,7 +954,7 @@ fn a_finished_trace_shows_in_the_panel_verdict_first() {
         hint.contains("the trace of the last close appears here"),
         "{hint}"
     );
-    app.lab.as_mut().unwrap().trace = Some(t);
+    app.lab.as_mut().unwrap().push_trace(t);
     let theme = Theme::new(&ThemeColors::default(), false);
     let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
     term.draw(|f| {

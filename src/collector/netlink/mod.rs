@@ -4,8 +4,11 @@
 //! A reader of our own rather than `netlink-packet-sock-diag`: nearly everything lingertop
 //! needs (addresses, state, timer, queues, uid, inode, cookie) is in the fixed 72-byte
 //! `inet_diag_msg` that starts every answer, so the reader reads each message in place
-//! without allocating, and keeps one receive buffer across polls. The one attribute it asks
-//! for, `tcp_info` (`INET_DIAG_INFO`, about 280 bytes a full socket), bounds the ages of
+//! without allocating, and keeps one receive buffer across polls. It reads two attributes:
+//! `INET_DIAG_SHUTDOWN` (one byte, `sk_shutdown`; the kernel puts it in every full
+//! socket's answer whether asked or not, so reading it costs no byte of the dump), which
+//! tells the peer's FIN from data in a receive queue (`model::ReceiveQueue`), and
+//! `tcp_info` (`INET_DIAG_INFO`, about 280 bytes a full socket), bounds the ages of
 //! states that began before lingertop looked (`model::age`); a state's connections seen at
 //! a later read began since the previous one, which lingertop observes itself, so tcp_info
 //! is asked for only at the first read of each state. The reader takes from it only the
@@ -29,8 +32,8 @@ use super::owners::{OwnerCache, scan_proc};
 use super::{CollectError, Held, RawSocket, ReadOptions, SocketSource};
 use crate::model::age::{KernelClocks, TcpTimes, kernel_age};
 use crate::model::{
-    Connection, NetnsChoice, NetnsId, NetnsTable, OWN_NETNS, StateCounts, TcpState, Timer,
-    TimerKind, Tracking, Tuple,
+    Connection, NetnsChoice, NetnsId, NetnsTable, OWN_NETNS, Shutdown, StateCounts, TcpState,
+    Timer, TimerKind, Tracking, Tuple,
 };
 
 // From include/uapi/linux/{netlink,sock_diag,inet_diag}.h.
@@ -61,8 +64,13 @@ const TCP_NEW_SYN_RECV: u8 = 12;
 const INET_DIAG_INFO: u16 = 2;
 /// Attribute types carry two flag bits above the type (`NLA_TYPE_MASK`).
 const NLA_TYPE_MASK: u16 = 0x3fff;
+/// The one-byte attribute carrying `sk_shutdown` (bits RCV_SHUTDOWN 1, SEND_SHUTDOWN 2).
+const INET_DIAG_SHUTDOWN: u16 = 8;
 /// The request's `idiag_ext` bit for `INET_DIAG_INFO` (bit N−1 asks for attribute N).
 const EXT_INFO: u8 = 1 << (INET_DIAG_INFO - 1);
+/// The bit for `INET_DIAG_SHUTDOWN`: the kernel sends the attribute without it
+/// (`inet_diag_msg_attrs_fill`), the bit says it is wanted should that change.
+const EXT_SHUTDOWN: u8 = 1 << (INET_DIAG_SHUTDOWN - 1);
 /// Offsets in `struct tcp_info` of the fields read, and the length they need.
 const TCPI_RTO: usize = 8;
 const TCPI_LAST_DATA_SENT: usize = 44;
@@ -151,6 +159,9 @@ pub struct DiagSocket {
     pub cookie: u64,
     /// The times of `tcp_info`, where the dump asked for it and the socket is a full one.
     pub info: Option<TcpTimes>,
+    /// `sk_shutdown` (`INET_DIAG_SHUTDOWN`), for full sockets (TIME_WAIT and request
+    /// sockets carry no attributes).
+    pub shutdown: Option<u8>,
     /// When the dump was asked for: the kernel's clocks are read back from it, so ages are
     /// as of the start of the read (the kernel reads them during the dump, a few ms later at
     /// most for a small table, about 0.1 s at 100k sockets).
@@ -311,7 +322,7 @@ impl SockDiag {
         let seq = self.seq;
 
         let mut req = [0u8; NLMSG_HDRLEN + REQ_V1_LEN];
-        let ext = if self.tcp_info { EXT_INFO } else { 0 };
+        let ext = EXT_SHUTDOWN | if self.tcp_info { EXT_INFO } else { 0 };
         let (req_kind, len) = if family == AF_BOTH {
             // inet_diag_req: family (ignored: both), address lengths, extensions, the
             // socket id (zero: a dump matches every socket), states, tables (unused).
@@ -467,9 +478,14 @@ fn ne_u32(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// The times of the `tcp_info` attribute among the attributes `attrs` that follow an
-/// `inet_diag_msg`; `None` when there is none or it is too short to hold them.
-fn parse_tcp_info(mut attrs: &[u8]) -> Result<Option<TcpTimes>, DiagError> {
+/// The attributes read among those, `attrs`, that follow an `inet_diag_msg`: the times of
+/// `tcp_info` (where `with_info`; `None` when it is absent or too short to hold them) and
+/// the shutdown bits.
+fn parse_attrs(
+    mut attrs: &[u8],
+    with_info: bool,
+) -> Result<(Option<TcpTimes>, Option<u8>), DiagError> {
+    let (mut info, mut shutdown) = (None, None);
     while attrs.len() >= 4 {
         let len = usize::from(ne_u16(attrs, 0));
         let kind = ne_u16(attrs, 2) & NLA_TYPE_MASK;
@@ -477,33 +493,30 @@ fn parse_tcp_info(mut attrs: &[u8]) -> Result<Option<TcpTimes>, DiagError> {
             return Err(DiagError::Malformed("attribute length out of bounds"));
         }
         let payload = &attrs[4..len];
-        if kind == INET_DIAG_INFO {
-            if payload.len() < TCPI_NEEDED {
-                return Ok(None);
+        match kind {
+            INET_DIAG_SHUTDOWN => shutdown = payload.first().copied(),
+            INET_DIAG_INFO if with_info && payload.len() >= TCPI_NEEDED => {
+                info = Some(TcpTimes {
+                    rto_us: ne_u32(payload, TCPI_RTO),
+                    last_data_sent_ms: ne_u32(payload, TCPI_LAST_DATA_SENT),
+                    last_data_recv_ms: ne_u32(payload, TCPI_LAST_DATA_RECV),
+                    last_ack_recv_ms: ne_u32(payload, TCPI_LAST_ACK_RECV),
+                });
             }
-            return Ok(Some(TcpTimes {
-                rto_us: ne_u32(payload, TCPI_RTO),
-                last_data_sent_ms: ne_u32(payload, TCPI_LAST_DATA_SENT),
-                last_data_recv_ms: ne_u32(payload, TCPI_LAST_DATA_RECV),
-                last_ack_recv_ms: ne_u32(payload, TCPI_LAST_ACK_RECV),
-            }));
+            _ => {}
         }
         attrs = &attrs[((len + 3) & !3).min(attrs.len())..];
     }
-    Ok(None)
+    Ok((info, shutdown))
 }
 
-/// One socket of the answer; its attributes are read only when the dump asked for
-/// `tcp_info` (`with_info`).
+/// One socket of the answer; its `tcp_info` is read only when the dump asked for it
+/// (`with_info`).
 fn parse_diag(b: &[u8], with_info: bool, asked_at: SystemTime) -> Result<DiagSocket, DiagError> {
     if b.len() < DIAG_MSG_LEN {
         return Err(DiagError::Malformed("short inet_diag_msg"));
     }
-    let info = if with_info {
-        parse_tcp_info(&b[DIAG_MSG_LEN..])?
-    } else {
-        None
-    };
+    let (info, shutdown) = parse_attrs(&b[DIAG_MSG_LEN..], with_info)?;
     let family = b[0];
     // inet_diag_sockid: ports in network order, then 16-byte source and destination.
     let sport = u16::from_be_bytes([b[4], b[5]]);
@@ -532,6 +545,7 @@ fn parse_diag(b: &[u8], with_info: bool, asked_at: SystemTime) -> Result<DiagSoc
         // idiag_cookie[0] is the low half, [1] the high (`sock_diag_save_cookie`).
         cookie: u64::from(ne_u32(b, 44)) | (u64::from(ne_u32(b, 48)) << 32),
         info,
+        shutdown,
         asked_at,
     })
 }

@@ -172,6 +172,7 @@ impl SocketSource for NetlinkSource {
                     c.cookie = d.cookie;
                     c.timer = timer_of(d);
                     c.set_queues(Some(d.rqueue), Some(d.wqueue));
+                    c.shutdown = d.shutdown.map(Shutdown::from_kernel);
                     let clocks = KernelClocks {
                         timer: c.timer,
                         info: d.info,

@@ -120,6 +120,34 @@ fn reads_the_cookie_and_the_times_of_tcp_info() {
 }
 
 #[test]
+fn reads_the_shutdown_bits_with_or_without_tcp_info() {
+    let local = Ipv4Addr::LOCALHOST.octets();
+    let mut local16 = [0u8; 16];
+    local16[..4].copy_from_slice(&local);
+    // After tcp_info, as the kernel orders them when both are there; then alone.
+    let both = with_attrs(
+        msg(AF_INET, 8, 0, local16, 80),
+        &[
+            (INET_DIAG_INFO, tcp_info(248)),
+            (INET_DIAG_SHUTDOWN, vec![3]),
+        ],
+    );
+    for with_info in [true, false] {
+        let d = parse_diag(&both, with_info, SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(d.shutdown, Some(3), "with_info {with_info}");
+        assert_eq!(d.info.is_some(), with_info);
+    }
+    let none = msg(AF_INET, 8, 0, local16, 80);
+    assert_eq!(
+        parse_diag(&none, false, SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .shutdown,
+        None,
+        "TIME_WAIT and request sockets carry no attribute"
+    );
+}
+
+#[test]
 fn the_first_read_asks_for_tcp_info_and_later_ones_do_not() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();

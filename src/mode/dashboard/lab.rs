@@ -186,7 +186,7 @@ mod unix {
             if let Some(p) = app.lab.as_mut() {
                 p.status = Some(status);
                 if let Some(t) = trace {
-                    p.trace = Some(t);
+                    p.push_trace(t);
                 }
             }
         }

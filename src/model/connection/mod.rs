@@ -10,6 +10,9 @@ use super::age::AgeSource;
 use super::netns::{NetnsId, NetnsTable, OWN_NETNS};
 use super::state::{StateCounts, TcpState};
 
+mod receive;
+pub use receive::{ReceiveQueue, Shutdown};
+
 /// A process holding (or having held) a socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
@@ -389,6 +392,9 @@ pub struct Connection {
     recv_q: u32,
     /// [`Connection::send_q`], or [`UNKNOWN_QUEUE`].
     send_q: u32,
+    /// The kernel's shutdown bits, where the backend reports them (sock_diag, full
+    /// sockets); they tell the peer's FIN from data in the receive queue.
+    pub shutdown: Option<Shutdown>,
 }
 
 /// A queue the backend cannot see. The kernel never reports this size: its queues are
@@ -420,6 +426,7 @@ impl Connection {
             timer: None,
             recv_q: UNKNOWN_QUEUE,
             send_q: UNKNOWN_QUEUE,
+            shutdown: None,
         }
     }
 

@@ -74,6 +74,7 @@ fn a_connection_stays_compact() {
     assert_eq!(size_of::<Owners>(), 8);
     assert_eq!(size_of::<Option<Timer>>(), 8);
     assert_eq!(size_of::<Option<Tracking>>(), 32);
+    assert_eq!(size_of::<Option<super::Shutdown>>(), 1);
     assert!(
         size_of::<Connection>() <= 96,
         "Connection grew to {} bytes",

@@ -72,6 +72,10 @@ pub struct HitAreas {
     pub strip: Vec<(u16, u16, u16, u16, usize)>,
     /// How many alert lines the alerts box had room for.
     pub alerts_shown: usize,
+    /// The lab panel's trace, when the panel is open: x, y, width, height.
+    pub lab_trace: (u16, u16, u16, u16),
+    /// How far the lab panel's trace scrolls at the size drawn.
+    pub lab_max_scroll: u16,
 }
 
 /// The dashboard's whole state.
@@ -277,6 +281,10 @@ impl App {
     pub fn after_draw(&mut self, hit: HitAreas) {
         self.page = usize::from(hit.table.3).max(1);
         self.alerts_shown = hit.alerts_shown.max(1);
+        if let Some(p) = &mut self.lab {
+            p.max_scroll = hit.lab_max_scroll;
+            p.scroll = p.scroll.min(p.max_scroll);
+        }
         self.hit = hit;
         self.clamp();
     }

@@ -125,7 +125,10 @@ fn conn_lines(
         let what = if c.state == TcpState::Listen {
             format!("{r} waiting for accept(), backlog {s}")
         } else {
-            format!("recv-q {r} B unread, send-q {s} B unacked")
+            let recv = c
+                .receive_queue()
+                .map_or_else(|| format!("{r} B unread"), |q| q.describe());
+            format!("recv-q {recv}, send-q {s} B unacked")
         };
         lines.push(Line::from(vec![label("queues"), Span::raw(what)]));
     }

@@ -65,11 +65,18 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     let wide = main.width >= 110;
     if let Some(panel) = &app.lab {
         // The lab panel takes the lower part; the table above shows the lab's sockets.
-        let panel_h = (main.height / 2).max(10).min(main.height.saturating_sub(4));
+        // Narrow and short, the keys sit above the trace and need all the room there is.
+        let panel_h = if main.width < 100 && main.height < 24 {
+            main.height
+        } else {
+            (main.height / 2).max(10).min(main.height.saturating_sub(4))
+        };
         let [t, p] =
             Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
         hit.table = table::render_table(f, app, theme, t);
-        lab_panel::render_lab_panel(f, panel, theme, p);
+        let (r, max_scroll) = lab_panel::render_lab_panel(f, panel, theme, p);
+        hit.lab_trace = (r.x, r.y, r.width, r.height);
+        hit.lab_max_scroll = max_scroll;
         footer::render_footer(f, app, theme, footer);
         if app.help {
             help::render_help(f, app, theme, area);
