@@ -40,6 +40,7 @@ pub struct KeysFile {
     pub detail: Option<KeyList>,
     pub toggle_group: Option<KeyList>,
     pub lab: Option<KeyList>,
+    pub closes: Option<KeyList>,
     pub alerts: Option<KeyList>,
 }
 
@@ -67,6 +68,7 @@ impl KeysFile {
             ("detail", self.detail),
             ("toggle-group", self.toggle_group),
             ("lab", self.lab),
+            ("closes", self.closes),
             ("alerts", self.alerts),
         ]
         .into_iter()

@@ -35,6 +35,9 @@ pub enum Action {
     ToggleGroup,
     /// Open or hide the close lab panel.
     Lab,
+    /// Open or hide the closes panel (how connections end, from the kernel's events or
+    /// counters).
+    Closes,
     /// Scroll the alerts box to the next alerts (back to the first after the last).
     Alerts,
     /// Toggle the quick filter on the n-th state of the strip (0-based).
@@ -65,6 +68,7 @@ impl Action {
             "detail" => Action::Detail,
             "toggle-group" => Action::ToggleGroup,
             "lab" => Action::Lab,
+            "closes" => Action::Closes,
             "alerts" => Action::Alerts,
             _ => return None,
         })

@@ -14,6 +14,7 @@ mod view;
 pub use view::View;
 
 use super::keys::{Action, Keymap};
+use crate::model::close_stats::CloseStats;
 use super::lab_panel::{LabPanel, LabRequest};
 use super::rows::{Ghost, ProcRow, RemoteRow, Row};
 use crate::live::Update;
@@ -126,6 +127,10 @@ pub struct App {
     /// the lab's own sockets, which a start filter such as `port:19900` would hide), given
     /// back when it closes.
     filter_before_lab: Option<(Filter, BTreeSet<TcpState>)>,
+    /// How connections end, for the closes panel: `None` until the runner has a source.
+    pub closes: Option<CloseStats>,
+    /// The closes panel is open.
+    pub closes_panel: bool,
     /// The first alert the alerts box shows (`a` moves it a box further).
     pub alert_offset: usize,
     /// How many alerts the box showed at the last draw, for `a`'s step.
@@ -173,6 +178,8 @@ impl App {
             filter_before_lab: None,
             alert_offset: 0,
             alerts_shown: 1,
+            closes: None,
+            closes_panel: false,
         }
     }
 
@@ -417,6 +424,7 @@ impl App {
                     return Effect::OpenLab;
                 }
             }
+            Action::Closes => self.closes_panel = !self.closes_panel,
             Action::ToggleGroup => self.toggle_group(),
             Action::QuickState(i) => {
                 if let Some(&s) = STRIP.get(i) {

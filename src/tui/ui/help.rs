@@ -177,6 +177,7 @@ fn help_keys(app: &App) -> Vec<(String, &'static str)> {
         (Action::Alerts, "next alerts, worst first"),
         (Action::ToggleGroup, "fold state group"),
         (Action::Lab, "close lab panel"),
+        (Action::Closes, "closes panel: kinds, resets"),
         (Action::Help, "this help"),
         (Action::Quit, "quit"),
     ] {

@@ -3,6 +3,7 @@
 //! file; this one lays them out.
 
 mod alerts;
+mod closes;
 mod detail;
 mod footer;
 mod header;
@@ -70,6 +71,26 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
             Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
         hit.table = table::render_table(f, app, theme, t);
         lab_panel::render_lab_panel(f, panel, theme, p);
+        footer::render_footer(f, app, theme, footer);
+        if app.help {
+            help::render_help(f, app, theme, area);
+        }
+        return hit;
+    }
+    if app.closes_panel {
+        // The panel takes the lower half, or everything when the window is too short for both.
+        let panel_h = if main.height < 18 {
+            main.height
+        } else {
+            (main.height / 2).max(14).min(main.height.saturating_sub(4))
+        };
+        let [t, p] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
+        if t.height > 0 {
+            hit.table = table::render_table(f, app, theme, t);
+        }
+        let key = app.keymap.keys_of(crate::tui::keys::Action::Closes);
+        closes::render_closes(f, app.closes.as_ref(), theme, &key, p);
         footer::render_footer(f, app, theme, footer);
         if app.help {
             help::render_help(f, app, theme, area);
