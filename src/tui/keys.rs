@@ -318,7 +318,7 @@ mod tests {
             assert_eq!(named.iter().filter(|b| *b == a).count(), 1, "{a:?} twice");
         }
         // `Action` has one variant per name plus QuickState.
-        assert_eq!(named.len(), 21);
+        assert_eq!(named.len(), 22);
         assert_eq!(Action::named("explode"), None);
     }
 

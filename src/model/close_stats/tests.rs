@@ -64,7 +64,11 @@ fn rates_are_over_the_last_window_only() {
     for t in 2..=11 {
         s.mark(Duration::from_secs(t));
     }
-    assert_eq!(s.rate(|k| k.reset_sent), Some(0.0), "the burst left the window");
+    assert_eq!(
+        s.rate(|k| k.reset_sent),
+        Some(0.0),
+        "the burst left the window"
+    );
     assert_eq!(s.tally.all.reset_sent, 100, "but stays counted since start");
     assert_eq!(s.elapsed(), Duration::from_secs(11));
 }

@@ -14,10 +14,10 @@ mod view;
 pub use view::View;
 
 use super::keys::{Action, Keymap};
-use crate::model::close_stats::CloseStats;
 use super::lab_panel::{LabPanel, LabRequest};
 use super::rows::{Ghost, ProcRow, RemoteRow, Row};
 use crate::live::Update;
+use crate::model::close_stats::CloseStats;
 use crate::model::tracker::Sample;
 use crate::model::{
     Attribution, Connection, Filter, Owner, RuleId, Rules, Severity, StateCounts, TcpState,

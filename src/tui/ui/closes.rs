@@ -69,6 +69,10 @@ pub(super) fn render_closes(
         );
         return;
     };
+    // The status (lost events, why not the kernel's events) across the whole width.
+    let [status, inner] =
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(inner);
+    f.render_widget(Paragraph::new(status_line(s, theme)), status);
     let mut left = kind_lines(s, theme);
     let mut right = process_lines(s, theme);
     right.extend(lifetime_lines(s, theme, inner.width >= 100));
@@ -94,13 +98,12 @@ fn rate_text(r: Option<f64>) -> String {
     }
 }
 
-/// The kinds, per second and since start; the status line (lost events, the note) first.
+/// The kinds, per second and since start.
 fn kind_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
-    let mut lines = vec![status_line(s, theme)];
-    lines.push(Line::from(Span::styled(
+    let mut lines = vec![Line::from(Span::styled(
         format!("{:<18}{:>10}{:>14}", "KIND", "/s", "SINCE START"),
         theme.header_row,
-    )));
+    ))];
     for (label, from_events, from_counters) in KINDS {
         let (rate, total) = match (s.source, from_events, from_counters) {
             // A TIME_WAIT overflow is only ever counted by the kernel's counters.
@@ -135,12 +138,15 @@ fn status_line(s: &CloseStats, theme: &Theme) -> Line<'static> {
 /// The processes with the most resets.
 fn process_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines = vec![Line::from(Span::styled(
-        format!("{:<16}{:>8}{:>10}{:>10}", "RESETS BY", "PID", "SENT", "RECEIVED"),
+        format!(
+            "{:<16}{:>8}{:>10}{:>10}",
+            "RESETS BY", "PID", "SENT", "RECEIVED"
+        ),
         theme.header_row,
     ))];
     if s.source == CloseSource::Counters {
         lines.push(Line::from(Span::styled(
-            "the counters are per namespace, not per process: run as root for the kernel's events",
+            "no processes: the counters are per namespace (events need root)",
             theme.muted,
         )));
         return lines;
@@ -150,7 +156,10 @@ fn process_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
         lines.push(Line::from(Span::styled("no resets yet", theme.muted)));
     }
     for p in top {
-        let name: String = crate::sanitize::terminal(&p.name).chars().take(15).collect();
+        let name: String = crate::sanitize::terminal(&p.name)
+            .chars()
+            .take(15)
+            .collect();
         lines.push(Line::from(format!(
             "{name:<16}{:>8}{:>10}{:>10}",
             p.pid, p.counts.reset_sent, p.counts.reset_received

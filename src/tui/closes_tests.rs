@@ -1,0 +1,102 @@
+//! The closes panel drawn at 120x40, 80x24 and 60x12 from both sources (insta snapshots),
+//! and its key.
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::app::App;
+use super::fixture::{close_stats, two_polls};
+use super::handle_event;
+use super::keys::Keymap;
+use super::theme::{Theme, ThemeColors};
+use super::ui;
+use crate::model::Filter;
+
+fn app(kernel: bool) -> App {
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        Filter::default(),
+    );
+    let (a, b) = two_polls(false);
+    app.on_update(a);
+    app.on_update(b);
+    app.closes = Some(close_stats(kernel));
+    app
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> String {
+    let theme = Theme::new(&ThemeColors::default(), false);
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    for _ in 0..2 {
+        let mut hit = Default::default();
+        t.draw(|f| hit = ui::render(f, app, &theme)).unwrap();
+        app.after_draw(hit);
+    }
+    t.backend().to_string()
+}
+
+fn press(app: &mut App, c: char) {
+    handle_event(
+        app,
+        Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+    );
+}
+
+#[test]
+fn the_closes_key_opens_and_hides_the_panel() {
+    let mut app = app(true);
+    assert!(!draw(&mut app, 120, 40).contains("Closes from"));
+    press(&mut app, 'C');
+    assert!(app.closes_panel);
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        screen.contains("Closes from the kernel's events"),
+        "{screen}"
+    );
+    press(&mut app, 'C');
+    assert!(!draw(&mut app, 120, 40).contains("Closes from"));
+}
+
+#[test]
+fn the_panel_shows_kinds_resetters_lifetimes_and_lost_events() {
+    let mut app = app(true);
+    press(&mut app, 'C');
+    let screen = draw(&mut app, 120, 40);
+    // The busiest resetter first, with its pid and both directions.
+    let worker = screen
+        .lines()
+        .find(|l| l.contains("worker"))
+        .expect(&screen);
+    assert!(
+        worker.contains("4410") && worker.contains("120"),
+        "{worker}"
+    );
+    assert!(screen.contains("7 events lost"), "{screen}");
+    // 150 resets over the 5 s window: 30 per second.
+    let sent = screen
+        .lines()
+        .find(|l| l.contains("reset sent"))
+        .expect(&screen);
+    assert!(sent.contains("30.0") && sent.contains("150"), "{sent}");
+    // TIME_WAIT dropped comes from the counters even when events are on.
+    let tw = screen
+        .lines()
+        .find(|l| l.contains("TIME_WAIT dropped"))
+        .expect(&screen);
+    assert!(tw.contains(" 4"), "{tw}");
+}
+
+#[test]
+fn the_panel_at_three_sizes_from_both_sources() {
+    for kernel in [true, false] {
+        for (w, h) in [(120u16, 40u16), (80, 24), (60, 12)] {
+            let mut app = app(kernel);
+            press(&mut app, 'C');
+            let source = if kernel { "kernel" } else { "counters" };
+            insta::assert_snapshot!(format!("closes_{source}_{w}x{h}"), draw(&mut app, w, h));
+        }
+    }
+}
