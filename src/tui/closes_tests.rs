@@ -100,3 +100,51 @@ fn the_panel_at_three_sizes_from_both_sources() {
         }
     }
 }
+
+/// The RST columns of one process's row in the by-process view, as drawn.
+fn rst_of(screen: &str, pid: u32) -> Vec<String> {
+    let line = screen
+        .lines()
+        .find(|l| l.contains(&format!(" {pid} ")))
+        .unwrap_or_else(|| panic!("no row for {pid}:\n{screen}"));
+    let cells: Vec<String> = line
+        .trim_matches('"')
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    cells[cells.len() - 2..].to_vec()
+}
+
+#[test]
+fn the_process_view_has_rst_columns_from_the_events_and_dashes_from_the_counters() {
+    for kernel in [true, false] {
+        let mut app = app(kernel);
+        handle_event(
+            &mut app,
+            Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)),
+        );
+        handle_event(
+            &mut app,
+            Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)),
+        );
+        press(&mut app, 'd');
+        let screen = draw(&mut app, 120, 40);
+        assert!(
+            screen.contains("RST OUT") && screen.contains("RST IN"),
+            "{screen}"
+        );
+        let (worker, nginx) = (rst_of(&screen, 4410), rst_of(&screen, 812));
+        if kernel {
+            assert_eq!(
+                (worker, nginx),
+                (
+                    vec!["120".into(), "0".into()],
+                    vec!["0".into(), "12".into()]
+                )
+            );
+            insta::assert_snapshot!("closes_by_process_rst_120x40", screen);
+        } else {
+            assert_eq!(worker, vec!["-", "-"], "{screen}");
+        }
+    }
+}
