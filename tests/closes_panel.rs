@@ -128,6 +128,25 @@ fn the_panel_attributes_linger0_resets_to_the_child_that_sent_them() {
     assert_eq!(c.counts.reset_sent_linger0, M as u64);
     assert_eq!(s.lost, 0);
 
+    // The reset storm rule fires from these real resets: M in one second is M/s for the
+    // client (sent) and the server (received), over a warning of M/2.
+    let mut rules = lingertop::model::Rules::default();
+    rules.reset_storm.window = Duration::from_secs(1);
+    rules.reset_storm.warning = (M / 2) as u32;
+    rules.reset_storm.critical = (M * 10) as u32;
+    let alerts = lingertop::model::alerts::close_alerts(s, &rules);
+    let mut pids: Vec<u32> = alerts.iter().filter_map(|a| a.pid).collect();
+    pids.sort();
+    let mut want = vec![client_pid, server_pid];
+    want.sort();
+    assert_eq!(pids, want, "{alerts:?}");
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.rule == lingertop::model::RuleId::ResetStorm && a.count == M as u32),
+        "{alerts:?}"
+    );
+
     // And the panel says so.
     app.closes_panel = true;
     let theme = Theme::new(&ThemeColors::default(), false);

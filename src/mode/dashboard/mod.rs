@@ -69,7 +69,7 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     app.set_growth_window(cfg.rules.growth_window);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
     // Before the terminal is taken, so `--events on` without privilege fails readably.
-    let mut closes = closes::CloseFeed::start(events, &mut app, cfg.interval)?;
+    let mut closes = closes::CloseFeed::start(events, &mut app, cfg.interval, &cfg.rules)?;
 
     let (poll_tx, mut poll_rx) = mpsc::channel(4);
     let poller = live::spawn(

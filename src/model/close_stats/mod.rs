@@ -30,6 +30,8 @@ struct Mark {
     at: Duration,
     all: KindCounts,
     counters: CounterCloses,
+    /// Resets (sent plus received) of each process that had any, for the storm rule.
+    resets: rustc_hash::FxHashMap<u32, u64>,
 }
 
 /// Everything the closes panel shows.
@@ -57,6 +59,8 @@ pub struct CloseStats {
     pub interval: Duration,
     marks: VecDeque<Mark>,
     now: Duration,
+    /// How far back marks are kept: the rate window or the storm rule's, the longer.
+    keep: Duration,
 }
 
 impl CloseStats {
@@ -74,6 +78,7 @@ impl CloseStats {
             interval,
             marks: VecDeque::new(),
             now: Duration::ZERO,
+            keep: RATE_WINDOW,
         }
     }
 
@@ -107,22 +112,65 @@ impl CloseStats {
     /// [`RATE_WINDOW`].
     pub fn mark(&mut self, at: Duration) {
         self.now = at;
+        let resets = self
+            .tally
+            .processes()
+            .into_iter()
+            .filter(|p| resets(p) > 0)
+            .map(|p| (p.pid, resets(p)))
+            .collect();
         self.marks.push_back(Mark {
             at,
             all: self.tally.all.clone(),
             counters: self.counters,
+            resets,
         });
-        // Keep one mark at or before the window's start, so the rate spans the window.
-        while self.marks.len() > 2 && self.marks[1].at + RATE_WINDOW <= at {
+        // Keep one mark at or before the longest window's start, so rates span it.
+        while self.marks.len() > 2 && self.marks[1].at + self.keep <= at {
             self.marks.pop_front();
         }
     }
 
-    /// The closes of the window, and how long it is; `None` before two marks.
-    fn window(&self) -> Option<(&Mark, &Mark, f64)> {
-        let (first, last) = (self.marks.front()?, self.marks.back()?);
+    /// Keeps marks for `window` too (the storm rule's), besides [`RATE_WINDOW`].
+    pub fn keep_for(&mut self, window: Duration) {
+        self.keep = window.max(RATE_WINDOW);
+    }
+
+    /// The newest mark at least `span` before the last one (else the oldest), the last,
+    /// and the seconds between; `None` before two marks.
+    fn span(&self, span: Duration) -> Option<(&Mark, &Mark, f64)> {
+        let last = self.marks.back()?;
+        let start = last.at.saturating_sub(span);
+        let first = self
+            .marks
+            .iter()
+            .rev()
+            .find(|m| m.at <= start)
+            .or(self.marks.front())?;
         let secs = (last.at.saturating_sub(first.at)).as_secs_f64();
         (secs > 0.0).then_some((first, last, secs))
+    }
+
+    /// The closes of the rate window, and how long it is; `None` before two marks.
+    fn window(&self) -> Option<(&Mark, &Mark, f64)> {
+        self.span(RATE_WINDOW)
+    }
+
+    /// Each process's resets per second over `span` (the processes with any), busiest
+    /// first; and the counters' growth over that span with its length in seconds.
+    pub fn over(&self, span: Duration) -> Option<(Vec<(u32, f64)>, CounterCloses, f64)> {
+        let (first, last, secs) = self.span(span)?;
+        let mut v: Vec<(u32, f64)> = last
+            .resets
+            .iter()
+            .map(|(pid, n)| {
+                let before = first.resets.get(pid).copied().unwrap_or(0);
+                (*pid, n.saturating_sub(before) as f64 / secs)
+            })
+            .filter(|(_, r)| *r > 0.0)
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Some((v, last.counters.since(&first.counters), secs))
     }
 
     /// Closes per second of one kind's count over the window (`get` picks the count).

@@ -47,7 +47,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         .latest
         .as_ref()
         .is_some_and(|u| matches!(u.snapshot.process_info, ProcessInfo::Partial { .. }));
-    let alert_lines = app.latest.as_ref().map_or(0, |u| u.alerts.len());
+    let alert_lines = app.all_alerts().len();
     let max_alerts: usize = if area.height >= 34 { 5 } else { 2 };
     let alerts_h = 1 + alert_lines.min(max_alerts) as u16;
     let notice_h = if partial { 2 } else { 0 };
