@@ -73,6 +73,11 @@ pub(super) fn render_closes(
     let [status, inner] =
         Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(inner);
     f.render_widget(Paragraph::new(status_line(s, theme)), status);
+    if inner.height < 4 {
+        // Too short for the tables: the resets and the busiest resetter, one line each.
+        f.render_widget(Paragraph::new(summary_lines(s, theme)), inner);
+        return;
+    }
     let mut left = kind_lines(s, theme);
     let mut right = process_lines(s, theme);
     right.extend(lifetime_lines(s, theme, inner.width >= 100));
@@ -135,6 +140,45 @@ fn status_line(s: &CloseStats, theme: &Theme) -> Line<'static> {
     Line::from(spans)
 }
 
+/// The panel in two lines, for windows too short for its tables.
+fn summary_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
+    let (sent, recv) = match s.source {
+        CloseSource::Kernel => (
+            (s.rate(|k| k.reset_sent), s.tally.all.reset_sent.to_string()),
+            (
+                s.rate(|k| k.reset_received),
+                s.tally.all.reset_received.to_string(),
+            ),
+        ),
+        CloseSource::Counters => (
+            (
+                s.counter_rate(|c| c.resets_sent),
+                s.counters.resets_sent.to_string(),
+            ),
+            (None, "-".to_string()),
+        ),
+    };
+    let mut lines = vec![Line::from(format!(
+        "RST out {}/s ({}) · in {}/s ({}) · TW dropped {}",
+        rate_text(sent.0),
+        sent.1,
+        rate_text(recv.0),
+        recv.1,
+        s.counters.time_wait_overflow
+    ))];
+    if let Some(p) = s.top_resetters(1).first() {
+        let name = crate::sanitize::terminal(&p.name).into_owned();
+        lines.push(Line::from(vec![
+            Span::styled("most resets ", theme.label),
+            Span::raw(format!(
+                "{name} ({}) out {} in {}",
+                p.pid, p.counts.reset_sent, p.counts.reset_received
+            )),
+        ]));
+    }
+    lines
+}
+
 /// The processes with the most resets.
 fn process_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines = vec![Line::from(Span::styled(
@@ -155,6 +199,7 @@ fn process_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
     if top.is_empty() {
         lines.push(Line::from(Span::styled("no resets yet", theme.muted)));
     }
+    let unowned = &s.tally.unowned;
     for p in top {
         let name: String = crate::sanitize::terminal(&p.name)
             .chars()
@@ -163,6 +208,16 @@ fn process_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
         lines.push(Line::from(format!(
             "{name:<16}{:>8}{:>10}{:>10}",
             p.pid, p.counts.reset_sent, p.counts.reset_received
+        )));
+    }
+    // Sockets no process acted on in process context (reset in the accept queue, say).
+    if unowned.reset_sent + unowned.reset_received > 0 {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{:<16}{:>8}{:>10}{:>10}",
+                "(no owner)", "-", unowned.reset_sent, unowned.reset_received
+            ),
+            theme.muted,
         )));
     }
     lines
