@@ -10,12 +10,13 @@ use crate::model::close_stats::CloseStats;
 /// The close rules' alerts over `stats`, worst first.
 pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
     let storm = &rules.reset_storm;
-    let Some((rates, grown, secs)) = stats.over(storm.window) else {
+    let Some(over) = stats.over(storm.window) else {
         return Vec::new();
     };
+    let secs = over.secs;
     let mut out = Vec::new();
     if storm.enabled && stats.source == CloseSource::Kernel {
-        for (pid, rate) in rates {
+        for &(pid, rate) in &over.resets_per_s {
             // Rounded down: 49.9/s is not yet a storm at 50.
             let per_s = rate.floor() as u32;
             let Some(severity) = severity_of(per_s, storm.warning, storm.critical) else {
@@ -40,7 +41,7 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
         }
     }
     let tw = &rules.time_wait_overflow;
-    let dropped = u32::try_from(grown.time_wait_overflow).unwrap_or(u32::MAX);
+    let dropped = u32::try_from(over.counters.time_wait_overflow).unwrap_or(u32::MAX);
     if tw.enabled
         && dropped > 0
         && let Some(severity) = severity_of(dropped, tw.warning, tw.critical)

@@ -34,6 +34,17 @@ struct Mark {
     resets: rustc_hash::FxHashMap<u32, u64>,
 }
 
+/// What happened over one span of time, for the close rules.
+#[derive(Clone, Debug)]
+pub struct Over {
+    /// Each process's resets (sent plus received) per second, busiest first.
+    pub resets_per_s: Vec<(u32, f64)>,
+    /// The counters' growth.
+    pub counters: CounterCloses,
+    /// The span's length in seconds.
+    pub secs: f64,
+}
+
 /// Everything the closes panel shows.
 #[derive(Clone, Debug)]
 pub struct CloseStats {
@@ -158,7 +169,7 @@ impl CloseStats {
 
     /// Each process's resets per second over `span` (the processes with any), busiest
     /// first; and the counters' growth over that span with its length in seconds.
-    pub fn over(&self, span: Duration) -> Option<(Vec<(u32, f64)>, CounterCloses, f64)> {
+    pub fn over(&self, span: Duration) -> Option<Over> {
         let (first, last, secs) = self.span(span)?;
         let mut v: Vec<(u32, f64)> = last
             .resets
@@ -170,7 +181,11 @@ impl CloseStats {
             .filter(|(_, r)| *r > 0.0)
             .collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        Some((v, last.counters.since(&first.counters), secs))
+        Some(Over {
+            resets_per_s: v,
+            counters: last.counters.since(&first.counters),
+            secs,
+        })
     }
 
     /// Closes per second of one kind's count over the window (`get` picks the count).

@@ -301,7 +301,7 @@ impl App {
             .chain(self.close_alerts.iter())
             .collect();
         // Stable: each source's own order stays within a severity.
-        v.sort_by(|a, b| b.severity.cmp(&a.severity));
+        v.sort_by_key(|a| std::cmp::Reverse(a.severity));
         v
     }
 
