@@ -2,40 +2,16 @@
 //! and its key.
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
 use super::app::App;
-use super::fixture::{close_stats, two_polls};
+use super::fixture::close_stats;
 use super::handle_event;
-use super::keys::Keymap;
-use super::theme::{Theme, ThemeColors};
-use super::ui;
-use crate::model::Filter;
+use super::tests::{app_with_fixture, draw};
 
 fn app(kernel: bool) -> App {
-    let mut app = App::new(
-        Keymap::default(),
-        std::time::Duration::from_secs(2),
-        300,
-        Filter::default(),
-    );
-    let (a, b) = two_polls(false);
-    app.on_update(a);
-    app.on_update(b);
+    let mut app = app_with_fixture(false);
     app.closes = Some(close_stats(kernel));
     app
-}
-
-fn draw(app: &mut App, w: u16, h: u16) -> String {
-    let theme = Theme::new(&ThemeColors::default(), false);
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    for _ in 0..2 {
-        let mut hit = Default::default();
-        t.draw(|f| hit = ui::render(f, app, &theme)).unwrap();
-        app.after_draw(hit);
-    }
-    t.backend().to_string()
 }
 
 fn press(app: &mut App, c: char) {

@@ -299,23 +299,9 @@ pub fn big_poll(n: usize) -> Arc<Update> {
 /// TIME_WAIT overflow.
 pub fn close_stats(kernel: bool) -> crate::model::close_stats::CloseStats {
     use crate::model::close_stats::CloseStats;
-    use crate::model::{Close, CloseKind, CloseOwner, CloseSource, CounterCloses, ResetReason};
-    let close = |kind, reason, owner: Option<(u32, &str)>, life_us: Option<u64>| Close {
-        kind,
-        reason,
-        owner: owner.map(|(pid, name)| CloseOwner {
-            pid,
-            name: name.into(),
-        }),
-        owner_via_listener: false,
-        local: None,
-        remote: None,
-        cookie: 1,
-        netns: 1,
-        lifetime_ns: life_us.map(|us| us * 1000),
-        states: vec![],
-        linger_ticks: None,
-        at_ns: 0,
+    use crate::model::{Close, CloseKind, CloseSource, CounterCloses, ResetReason};
+    let close = |kind, reason, owner, life_us: Option<u64>| {
+        Close::sample(kind, reason, owner, life_us.map(|us| us * 1000))
     };
     let source = if kernel {
         CloseSource::Kernel

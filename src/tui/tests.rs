@@ -15,7 +15,7 @@ use super::theme::{Theme, ThemeColors};
 use super::ui;
 use crate::model::{Filter, TcpState};
 
-fn app_with_fixture(partial: bool) -> App {
+pub(super) fn app_with_fixture(partial: bool) -> App {
     let mut app = App::new(
         Keymap::default(),
         std::time::Duration::from_secs(2),
@@ -28,7 +28,7 @@ fn app_with_fixture(partial: bool) -> App {
     app
 }
 
-fn draw(app: &mut App, w: u16, h: u16) -> String {
+pub(super) fn draw(app: &mut App, w: u16, h: u16) -> String {
     let theme = Theme::new(&ThemeColors::default(), false);
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     // Twice: the first frame tells the app its page size.

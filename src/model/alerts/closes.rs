@@ -65,30 +65,18 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::close::{Close, CloseKind, CloseOwner, CounterCloses, ResetReason};
+    use crate::model::close::{Close, CloseKind, CounterCloses, ResetReason};
     use crate::model::{RuleId, Severity};
     use std::time::Duration;
 
     fn resets(pid: u32, n: usize) -> Vec<Close> {
-        (0..n)
-            .map(|_| Close {
-                kind: CloseKind::ResetSent,
-                reason: Some(ResetReason::Linger0),
-                owner: Some(CloseOwner {
-                    pid,
-                    name: "storm".into(),
-                }),
-                owner_via_listener: false,
-                local: None,
-                remote: None,
-                cookie: 1,
-                netns: 1,
-                lifetime_ns: None,
-                states: vec![],
-                linger_ticks: None,
-                at_ns: 0,
-            })
-            .collect()
+        let c = Close::sample(
+            CloseKind::ResetSent,
+            Some(ResetReason::Linger0),
+            Some((pid, "storm")),
+            None,
+        );
+        vec![c; n]
     }
 
     fn stats(source: CloseSource) -> CloseStats {

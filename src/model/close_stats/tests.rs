@@ -1,24 +1,11 @@
 use super::*;
-use crate::model::close::{CloseKind, CloseOwner, ResetReason};
+use crate::model::close::{CloseKind, ResetReason};
 
 fn close(kind: CloseKind, pid: Option<u32>, lifetime: Option<Duration>) -> Close {
-    Close {
-        kind,
-        reason: (kind == CloseKind::ResetSent).then_some(ResetReason::Linger0),
-        owner: pid.map(|pid| CloseOwner {
-            pid,
-            name: format!("p{pid}").into(),
-        }),
-        owner_via_listener: false,
-        local: None,
-        remote: None,
-        cookie: 1,
-        netns: 1,
-        lifetime_ns: lifetime.map(|d| d.as_nanos() as u64),
-        states: vec![],
-        linger_ticks: None,
-        at_ns: 0,
-    }
+    let reason = (kind == CloseKind::ResetSent).then_some(ResetReason::Linger0);
+    let name = pid.map(|p| format!("p{p}"));
+    let owner = pid.zip(name.as_deref());
+    Close::sample(kind, reason, owner, lifetime.map(|d| d.as_nanos() as u64))
 }
 
 fn ms(n: u64) -> Duration {
