@@ -38,6 +38,12 @@ pub struct Cli {
     /// `snapshot` or `watch` it is that command's --filter.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
+
+    /// Dashboard: closes for its closes panel (key C) from the kernel's events (every
+    /// close, by kind and process): on (fail without them), off (the kernel's counters
+    /// only), auto (on when privileged: root or CAP_BPF and CAP_PERFMON).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    pub events: crate::events::EventsMode,
     /// Which backend reads the socket table: netlink (Linux sock_diag: timers, queues,
     /// cached owners), netstat2 (portable), or auto (netlink where it works)
     /// [default: the config's collector.backend, else auto].

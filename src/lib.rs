@@ -53,6 +53,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Watch(args)) => mode::watch::run(cfg, over, &args),
         Some(Command::Completions(args)) => manual::completions(&args),
         Some(Command::Man(args)) => manual::man(&args),
-        None => mode::dashboard::run(cfg, over, cli.interval, cli.filter.as_deref()),
+        None => mode::dashboard::run(cfg, over, cli.interval, cli.filter.as_deref(), cli.events),
     }
 }

@@ -40,6 +40,7 @@ pub struct KeysFile {
     pub detail: Option<KeyList>,
     pub toggle_group: Option<KeyList>,
     pub lab: Option<KeyList>,
+    pub closes: Option<KeyList>,
     pub alerts: Option<KeyList>,
 }
 
@@ -67,6 +68,7 @@ impl KeysFile {
             ("detail", self.detail),
             ("toggle-group", self.toggle_group),
             ("lab", self.lab),
+            ("closes", self.closes),
             ("alerts", self.alerts),
         ]
         .into_iter()
@@ -171,6 +173,17 @@ pub struct AlertsFile {
     pub fin_wait_2: Option<LingerFile>,
     pub last_ack: Option<LingerFile>,
     pub closing: Option<LingerFile>,
+    pub reset_storm: Option<RateFile>,
+    pub time_wait_overflow: Option<CountFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RateFile {
+    pub enabled: Option<bool>,
+    pub window: Option<Interval>,
+    pub warning: Option<Threshold>,
+    pub critical: Option<Threshold>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -27,6 +27,7 @@ pub const BINDABLE: &[(&str, &[&str])] = &[
     ("detail", &["d"]),
     ("toggle-group", &["enter"]),
     ("lab", &["L"]),
+    ("closes", &["C"]),
     ("alerts", &["a"]),
 ];
 

@@ -17,11 +17,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::collector::Backend;
-use crate::model::alerts::{CountRule, LingerRule, RatioRule};
+use crate::model::alerts::{CountRule, LingerRule, RateRule, RatioRule};
 use crate::model::{Filter, Rules};
 pub use established::EstablishedEvery;
 pub use file::parse_listen;
-use file::{CountFile, FileConfig, LingerFile, RatioFile};
+use file::{CountFile, FileConfig, LingerFile, RateFile, RatioFile};
 use keys::{Key, default_keys};
 use theme::ThemeColors;
 
@@ -228,6 +228,12 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
         fin_wait_2: linger(alerts.fin_wait_2, &r.fin_wait_2, "alerts.fin-wait-2")?,
         last_ack: linger(alerts.last_ack, &r.last_ack, "alerts.last-ack")?,
         closing: linger(alerts.closing, &r.closing, "alerts.closing")?,
+        reset_storm: rate(alerts.reset_storm, &r.reset_storm, "alerts.reset-storm")?,
+        time_wait_overflow: count(
+            alerts.time_wait_overflow,
+            &r.time_wait_overflow,
+            "alerts.time-wait-overflow",
+        )?,
     };
     let mut keys = d.keys.clone();
     let mut set_by_file = Vec::new();
@@ -336,6 +342,18 @@ fn count(
     let f = f.unwrap_or_default();
     let rule = CountRule {
         enabled: f.enabled.unwrap_or(d.enabled),
+        warning: f.warning.map_or(d.warning, |t| t.0),
+        critical: f.critical.map_or(d.critical, |t| t.0),
+    };
+    ordered(rule.warning, rule.critical, section)?;
+    Ok(rule)
+}
+
+fn rate(f: Option<RateFile>, d: &RateRule, section: &str) -> Result<RateRule, (String, String)> {
+    let f = f.unwrap_or_default();
+    let rule = RateRule {
+        enabled: f.enabled.unwrap_or(d.enabled),
+        window: f.window.map_or(d.window, |i| i.0),
         warning: f.warning.map_or(d.warning, |t| t.0),
         critical: f.critical.map_or(d.critical, |t| t.0),
     };

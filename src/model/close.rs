@@ -148,6 +148,35 @@ pub struct Close {
     pub at_ns: u64,
 }
 
+impl Close {
+    /// A close of `kind` with nothing else known but what is given: for fixtures.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn sample(
+        kind: CloseKind,
+        reason: Option<ResetReason>,
+        owner: Option<(u32, &str)>,
+        lifetime_ns: Option<u64>,
+    ) -> Close {
+        Close {
+            kind,
+            reason,
+            owner: owner.map(|(pid, name)| CloseOwner {
+                pid,
+                name: name.into(),
+            }),
+            owner_via_listener: false,
+            local: None,
+            remote: None,
+            cookie: 1,
+            netns: 1,
+            lifetime_ns,
+            states: vec![],
+            linger_ticks: None,
+            at_ns: 0,
+        }
+    }
+}
+
 /// Counts per kind; reset-sent split by reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct KindCounts {

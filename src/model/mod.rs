@@ -4,6 +4,7 @@
 pub mod age;
 pub mod alerts;
 pub mod close;
+pub mod close_stats;
 pub mod connection;
 pub mod duration;
 pub mod filter;

@@ -295,3 +295,67 @@ pub fn big_poll(n: usize) -> Arc<Update> {
     let mut tracker = Tracker::new(300);
     update(&mut tracker, snapshot(epoch(), conns, false), &rules, 0)
 }
+
+/// The closes panel's state after a fixed run: from the kernel's events (`kernel`) or the
+/// counters, with resets by two processes, graceful closes, a timeout, lost events and a
+/// TIME_WAIT overflow.
+pub fn close_stats(kernel: bool) -> crate::model::close_stats::CloseStats {
+    use crate::model::close_stats::CloseStats;
+    use crate::model::{Close, CloseKind, CloseSource, CounterCloses, ResetReason};
+    let close = |kind, reason, owner, life_us: Option<u64>| {
+        Close::sample(kind, reason, owner, life_us.map(|us| us * 1000))
+    };
+    let source = if kernel {
+        CloseSource::Kernel
+    } else {
+        CloseSource::Counters
+    };
+    let note = (!kernel).then(|| "kernel events need root or CAP_BPF and CAP_PERFMON".to_string());
+    let mut s = CloseStats::new(source, note, Duration::from_secs(2));
+    s.mark(Duration::ZERO);
+    let mut v = Vec::new();
+    if kernel {
+        for i in 0..120u64 {
+            v.push(close(
+                CloseKind::ResetSent,
+                Some(ResetReason::Linger0),
+                CURL,
+                Some(300 + i * 10),
+            ));
+        }
+        for _ in 0..30 {
+            v.push(close(
+                CloseKind::ResetSent,
+                Some(ResetReason::UnreadData),
+                JAVA,
+                Some(40_000),
+            ));
+        }
+        for _ in 0..12 {
+            v.push(close(
+                CloseKind::ResetReceived,
+                None,
+                NGINX,
+                Some(5_000_000),
+            ));
+        }
+        for _ in 0..400 {
+            v.push(close(CloseKind::GracefulActive, None, JAVA, Some(2_500)));
+        }
+        for _ in 0..380 {
+            v.push(close(CloseKind::GracefulPassive, None, NGINX, Some(800)));
+        }
+        v.push(close(CloseKind::Timeout, None, None, None));
+        s.add_closes(&v);
+        s.lost = 7;
+    }
+    s.set_counters(CounterCloses {
+        resets_sent: 150,
+        reset_sent_unread_data: 30,
+        reset_sent_linger0: 120,
+        time_wait_overflow: 4,
+        ..CounterCloses::default()
+    });
+    s.mark(Duration::from_secs(5));
+    s
+}

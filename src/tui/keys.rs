@@ -35,6 +35,9 @@ pub enum Action {
     ToggleGroup,
     /// Open or hide the close lab panel.
     Lab,
+    /// Open or hide the closes panel (how connections end, from the kernel's events or
+    /// counters).
+    Closes,
     /// Scroll the alerts box to the next alerts (back to the first after the last).
     Alerts,
     /// Toggle the quick filter on the n-th state of the strip (0-based).
@@ -65,6 +68,7 @@ impl Action {
             "detail" => Action::Detail,
             "toggle-group" => Action::ToggleGroup,
             "lab" => Action::Lab,
+            "closes" => Action::Closes,
             "alerts" => Action::Alerts,
             _ => return None,
         })
@@ -314,7 +318,7 @@ mod tests {
             assert_eq!(named.iter().filter(|b| *b == a).count(), 1, "{a:?} twice");
         }
         // `Action` has one variant per name plus QuickState.
-        assert_eq!(named.len(), 21);
+        assert_eq!(named.len(), 22);
         assert_eq!(Action::named("explode"), None);
     }
 

@@ -14,6 +14,8 @@ pub mod theme;
 pub mod ui;
 
 #[cfg(test)]
+mod closes_tests;
+#[cfg(test)]
 mod lab_tests;
 #[cfg(test)]
 mod tests;

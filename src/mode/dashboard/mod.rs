@@ -2,6 +2,7 @@
 //! loop, finished lab operations, a render tick and [`Shutdown`]. The terminal itself (raw
 //! mode, the alternate screen, restoring it) and every widget are `tui`'s.
 
+mod closes;
 mod lab;
 
 use std::io::{self, IsTerminal};
@@ -18,6 +19,7 @@ use lab::LabSession;
 use super::Overrides;
 use crate::collector::Collector;
 use crate::config::Config;
+use crate::events::EventsMode;
 use crate::live::{self, Control, Message};
 use crate::model::Filter;
 use crate::shutdown::Shutdown;
@@ -32,6 +34,7 @@ pub fn run(
     over: Overrides,
     interval: Option<Duration>,
     filter: Option<&str>,
+    events: EventsMode,
 ) -> Result<ExitCode> {
     // A dumb terminal (an editor's shell buffer, some CI consoles) cannot position the
     // cursor: the full-screen dashboard would be a stream of escape codes.
@@ -56,15 +59,17 @@ pub fn run(
     .over(cfg);
     // Said before the dashboard takes the screen, so it stays readable after.
     let collector = super::open_collector(cfg.backend, &cfg.netns, false)?;
-    super::runtime()?.block_on(run_async(&cfg, collector))?;
+    super::runtime()?.block_on(run_async(&cfg, collector, events))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
+async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Result<()> {
     let filter = cfg.default_filter.clone();
     let mut app = App::new(Keymap::new(&cfg.keys), cfg.interval, cfg.history, filter);
     app.set_growth_window(cfg.rules.growth_window);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
+    // Before the terminal is taken, so `--events on` without privilege fails readably.
+    let mut closes = closes::CloseFeed::start(events, &mut app, cfg.interval, &cfg.rules)?;
 
     let (poll_tx, mut poll_rx) = mpsc::channel(4);
     let poller = live::spawn(
@@ -129,7 +134,7 @@ async fn run_async(cfg: &Config, collector: Collector) -> Result<()> {
                         poller.send(Control::PollNow);
                     }
                 }
-                _ = tick.tick() => {}
+                _ = tick.tick() => closes.refresh(&mut app),
                 _ = shutdown.requested() => return Ok(()),
             }
         }

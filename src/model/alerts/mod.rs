@@ -7,6 +7,7 @@
 //! (ephemeral ports per destination). Their thresholds are in `rules`.
 
 mod close_wait;
+mod closes;
 mod frequent;
 mod linger;
 mod pressure;
@@ -29,9 +30,10 @@ use super::tracker::Sample;
 
 /// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
 pub use super::duration::human_duration;
+pub use closes::close_alerts;
 pub(crate) use pressure::pair_groups;
 pub use pressure::{Pressure, port_pressure, pressure_of};
-pub use rules::{CountRule, LingerRule, RatioRule, Rules};
+pub use rules::{CountRule, LingerRule, RateRule, RatioRule, Rules};
 pub(crate) use time_wait::endpoint_key;
 
 /// How bad an alert is. Ordered: `Warning < Critical`.
@@ -63,10 +65,18 @@ pub enum RuleId {
     FinWait2Lingering,
     LastAckLingering,
     ClosingLingering,
+    /// One process's resets (sent and received) per second over a window, from the
+    /// kernel's events; the dashboard evaluates it (see `closes`).
+    ResetStorm,
+    /// The kernel dropped TIME_WAIT sockets (`TCPTimeWaitOverflow` grew).
+    TimeWaitOverflow,
 }
 
 impl RuleId {
-    /// Every rule, so exporters can show a zero for the rules that are quiet.
+    /// Every rule over the socket table, so exporters can show a zero for the rules that
+    /// are quiet. The close rules ([`RuleId::ResetStorm`], [`RuleId::TimeWaitOverflow`])
+    /// are not here: they need the close source, which only the dashboard evaluates them
+    /// over (serve has them as Prometheus rules over its close counters).
     pub const ALL: [RuleId; 8] = [
         RuleId::CloseWaitLingering,
         RuleId::TimeWaitBuildup,
@@ -88,6 +98,8 @@ impl RuleId {
             RuleId::FinWait2Lingering => "fin-wait-2-lingering",
             RuleId::LastAckLingering => "last-ack-lingering",
             RuleId::ClosingLingering => "closing-lingering",
+            RuleId::ResetStorm => "reset-storm",
+            RuleId::TimeWaitOverflow => "time-wait-overflow",
         }
     }
 }

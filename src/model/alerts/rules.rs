@@ -20,6 +20,15 @@ pub struct CountRule {
     pub critical: u32,
 }
 
+/// Rate thresholds, per second over `window`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateRule {
+    pub enabled: bool,
+    pub window: Duration,
+    pub warning: u32,
+    pub critical: u32,
+}
+
 /// Ratio thresholds in `0.0..=1.0`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RatioRule {
@@ -41,6 +50,10 @@ pub struct Rules {
     pub fin_wait_2: LingerRule,
     pub last_ack: LingerRule,
     pub closing: LingerRule,
+    /// Resets per second of one process (sent plus received), from the kernel's events.
+    pub reset_storm: RateRule,
+    /// TIME_WAIT sockets the kernel dropped within `reset_storm.window`.
+    pub time_wait_overflow: CountRule,
 }
 
 impl Default for Rules {
@@ -73,6 +86,18 @@ impl Default for Rules {
             fin_wait_2: linger(60, 10, 500),
             last_ack: linger(30, 10, 500),
             closing: linger(30, 10, 500),
+            reset_storm: RateRule {
+                enabled: true,
+                window: Duration::from_secs(10),
+                warning: 50,
+                critical: 500,
+            },
+            // Any overflow: a dropped TIME_WAIT is a connection that lost its protection.
+            time_wait_overflow: CountRule {
+                enabled: true,
+                warning: 1,
+                critical: 1000,
+            },
         }
     }
 }

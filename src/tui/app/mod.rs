@@ -17,6 +17,8 @@ use super::keys::{Action, Keymap};
 use super::lab_panel::{LabPanel, LabRequest};
 use super::rows::{Ghost, ProcRow, RemoteRow, Row};
 use crate::live::Update;
+use crate::model::Alert;
+use crate::model::close_stats::CloseStats;
 use crate::model::tracker::Sample;
 use crate::model::{
     Attribution, Connection, Filter, Owner, RuleId, Rules, Severity, StateCounts, TcpState,
@@ -130,6 +132,12 @@ pub struct App {
     /// the lab's own sockets, which a start filter such as `port:19900` would hide), given
     /// back when it closes.
     filter_before_lab: Option<(Filter, BTreeSet<TcpState>)>,
+    /// How connections end, for the closes panel: `None` until the runner has a source.
+    pub closes: Option<CloseStats>,
+    /// The closes panel is open.
+    pub closes_panel: bool,
+    /// The close rules' alerts (reset storm, TIME_WAIT overflow), from [`App::closes`].
+    pub close_alerts: Vec<Alert>,
     /// The first alert the alerts box shows (`a` moves it a box further).
     pub alert_offset: usize,
     /// How many alerts the box showed at the last draw, for `a`'s step.
@@ -177,6 +185,9 @@ impl App {
             filter_before_lab: None,
             alert_offset: 0,
             alerts_shown: 1,
+            closes: None,
+            closes_panel: false,
+            close_alerts: Vec::new(),
         }
     }
 
@@ -289,11 +300,24 @@ impl App {
         self.clamp();
     }
 
+    /// Every alert the alerts box shows: the poll's and the close rules', worst first.
+    pub fn all_alerts(&self) -> Vec<&Alert> {
+        let mut v: Vec<&Alert> = self
+            .latest
+            .iter()
+            .flat_map(|u| u.alerts.iter())
+            .chain(self.close_alerts.iter())
+            .collect();
+        // Stable: each source's own order stays within a severity.
+        v.sort_by_key(|a| std::cmp::Reverse(a.severity));
+        v
+    }
+
     /// The severity of the worst alert on each strip state.
     pub fn alerted_states(&self) -> FxHashMap<TcpState, Severity> {
         let mut out: FxHashMap<TcpState, Severity> = FxHashMap::default();
-        if let Some(u) = &self.latest {
-            for a in &u.alerts {
+        {
+            for a in self.all_alerts() {
                 let state = match a.rule {
                     RuleId::CloseWaitLingering => TcpState::CloseWait,
                     RuleId::TimeWaitBuildup | RuleId::TimeWaitRemote | RuleId::PortPressure => {
@@ -303,6 +327,9 @@ impl App {
                     RuleId::FinWait2Lingering => TcpState::FinWait2,
                     RuleId::LastAckLingering => TcpState::LastAck,
                     RuleId::ClosingLingering => TcpState::Closing,
+                    RuleId::TimeWaitOverflow => TcpState::TimeWait,
+                    // Resets end connections in any state: no strip state to mark.
+                    RuleId::ResetStorm => continue,
                 };
                 let e = out.entry(state).or_insert(a.severity);
                 *e = (*e).max(a.severity);
@@ -415,7 +442,7 @@ impl App {
             }
             Action::Detail => self.detail = !self.detail,
             Action::Alerts => {
-                let n = self.latest.as_ref().map_or(0, |u| u.alerts.len());
+                let n = self.all_alerts().len();
                 let next = self.alert_offset + self.alerts_shown.max(1);
                 self.alert_offset = if next >= n { 0 } else { next };
             }
@@ -425,6 +452,7 @@ impl App {
                     return Effect::OpenLab;
                 }
             }
+            Action::Closes => self.closes_panel = !self.closes_panel,
             Action::ToggleGroup => self.toggle_group(),
             Action::QuickState(i) => {
                 if let Some(&s) = STRIP.get(i) {

@@ -20,11 +20,7 @@ pub(super) fn render_alerts(
     area: Rect,
     max: usize,
 ) -> usize {
-    let alerts = app
-        .latest
-        .as_ref()
-        .map(|u| u.alerts.as_slice())
-        .unwrap_or(&[]);
+    let alerts = app.all_alerts();
     let mut lines = Vec::new();
     let mut shown = 0;
     if alerts.is_empty() {

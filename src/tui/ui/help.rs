@@ -55,7 +55,8 @@ const COMPACT_DIAGRAM: &[&str] = &[
 /// Draws the help overlay over `area`.
 pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let w = area.width.saturating_sub(4).min(110);
-    let h = area.height.saturating_sub(2).min(28);
+    // 29: every key, the VIA legend and its two lines fit at 40 rows.
+    let h = area.height.saturating_sub(2).min(29);
     let rect = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -177,6 +178,7 @@ fn help_keys(app: &App) -> Vec<(String, &'static str)> {
         (Action::Alerts, "next alerts, worst first"),
         (Action::ToggleGroup, "fold state group"),
         (Action::Lab, "close lab panel"),
+        (Action::Closes, "closes panel: kinds, resets"),
         (Action::Help, "this help"),
         (Action::Quit, "quit"),
     ] {

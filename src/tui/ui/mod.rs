@@ -3,6 +3,7 @@
 //! file; this one lays them out.
 
 mod alerts;
+mod closes;
 mod detail;
 mod footer;
 mod header;
@@ -46,7 +47,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         .latest
         .as_ref()
         .is_some_and(|u| matches!(u.snapshot.process_info, ProcessInfo::Partial { .. }));
-    let alert_lines = app.latest.as_ref().map_or(0, |u| u.alerts.len());
+    let alert_lines = app.all_alerts().len();
     let max_alerts: usize = if area.height >= 34 { 5 } else { 2 };
     let alerts_h = 1 + alert_lines.min(max_alerts) as u16;
     let notice_h = if partial { 2 } else { 0 };
@@ -77,6 +78,26 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         let (r, max_scroll) = lab_panel::render_lab_panel(f, panel, theme, p);
         hit.lab_trace = (r.x, r.y, r.width, r.height);
         hit.lab_max_scroll = max_scroll;
+        footer::render_footer(f, app, theme, footer);
+        if app.help {
+            help::render_help(f, app, theme, area);
+        }
+        return hit;
+    }
+    if app.closes_panel {
+        // The panel takes the lower half, or everything when the window is too short for both.
+        let panel_h = if main.height < 18 {
+            main.height
+        } else {
+            (main.height / 2).max(14).min(main.height.saturating_sub(4))
+        };
+        let [t, p] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
+        if t.height > 0 {
+            hit.table = table::render_table(f, app, theme, t);
+        }
+        let key = app.keymap.keys_of(crate::tui::keys::Action::Closes);
+        closes::render_closes(f, app.closes.as_ref(), theme, &key, p);
         footer::render_footer(f, app, theme, footer);
         if app.help {
             help::render_help(f, app, theme, area);

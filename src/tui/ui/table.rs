@@ -103,6 +103,15 @@ pub(super) fn render_table(
             widths.push(Constraint::Length(13));
         }
     }
+    // Resets per process, from the kernel's events, where the table has room beside the
+    // state columns (hide the detail pane for them at 120 columns).
+    let rst_cols = view == View::ByProcess && inner.width >= RST_MIN_WIDTH;
+    if rst_cols {
+        header_cells.push(Cell::from("RST OUT"));
+        header_cells.push(Cell::from("RST IN"));
+        widths.push(Constraint::Length(7));
+        widths.push(Constraint::Length(7));
+    }
     let now = app
         .shown
         .as_ref()
@@ -117,6 +126,11 @@ pub(super) fn render_table(
                 let c = app.conn(row);
                 cells.push(Cell::from(c.map_or(String::new(), timer_text)));
                 cells.push(Cell::from(c.map_or(String::new(), queue_text)));
+            }
+            if rst_cols && let Row::Process(i) = row {
+                let (out, inn) = reset_cells(app, app.procs[i].pid);
+                cells.push(Cell::from(out));
+                cells.push(Cell::from(inn));
             }
             if selected {
                 style = theme.selected;
@@ -319,6 +333,21 @@ fn group_cells(
         ],
         theme.title,
     )
+}
+
+/// The by-process view shows its RST columns from this table width on.
+pub(super) const RST_MIN_WIDTH: u16 = 96;
+
+/// A process's resets sent and received since start; `-` when the source is the counters
+/// (host-wide, no processes) or there is no source.
+fn reset_cells(app: &App, pid: Option<u32>) -> (String, String) {
+    match (app.closes.as_ref(), pid) {
+        (Some(s), Some(pid)) => match s.resets_of(pid) {
+            Some((out, inn)) => (out.to_string(), inn.to_string()),
+            None => ("-".to_string(), "-".to_string()),
+        },
+        _ => ("-".to_string(), "-".to_string()),
+    }
 }
 
 /// A process's cells; a warning while it holds CLOSE_WAIT.

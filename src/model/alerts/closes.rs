@@ -1,0 +1,129 @@
+//! The close rules: a reset storm per process (resets sent plus received per second over
+//! `alerts.reset-storm.window`, from the kernel's events) and any TIME_WAIT overflow (the
+//! kernel's `TCPTimeWaitOverflow` grew within that window, from the counters). They run over
+//! [`CloseStats`], which only the dashboard keeps.
+
+use super::{Alert, RuleId, Rules, severity_of};
+use crate::model::CloseSource;
+use crate::model::close_stats::CloseStats;
+
+/// The close rules' alerts over `stats`, worst first.
+pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
+    let storm = &rules.reset_storm;
+    let Some(over) = stats.over(storm.window) else {
+        return Vec::new();
+    };
+    let secs = over.secs;
+    let mut out = Vec::new();
+    if storm.enabled && stats.source == CloseSource::Kernel {
+        for &(pid, rate) in &over.resets_per_s {
+            // Rounded down: 49.9/s is not yet a storm at 50.
+            let per_s = rate.floor() as u32;
+            let Some(severity) = severity_of(per_s, storm.warning, storm.critical) else {
+                continue;
+            };
+            let name = stats.tally.process(pid).map(|p| p.name.clone());
+            let shown = name.as_deref().map(crate::sanitize::message);
+            let mut a = Alert::new(
+                RuleId::ResetStorm,
+                severity,
+                format!(
+                    "{rate:.0} resets/s by {} (pid {pid}) over {}: connections abort instead of closing; see the closes panel",
+                    shown.as_deref().unwrap_or("?"),
+                    crate::model::duration::compact(std::time::Duration::from_secs_f64(secs)),
+                ),
+                Vec::new(),
+            );
+            a.count = per_s;
+            a.pid = Some(pid);
+            a.process = name;
+            out.push(a);
+        }
+    }
+    let tw = &rules.time_wait_overflow;
+    let dropped = u32::try_from(over.counters.time_wait_overflow).unwrap_or(u32::MAX);
+    if tw.enabled
+        && dropped > 0
+        && let Some(severity) = severity_of(dropped, tw.warning, tw.critical)
+    {
+        let mut a = Alert::new(
+            RuleId::TimeWaitOverflow,
+            severity,
+            format!(
+                "{dropped} TIME_WAIT sockets dropped by the kernel in {}: tcp_max_tw_buckets reached; raise it or close fewer connections first",
+                crate::model::duration::compact(std::time::Duration::from_secs_f64(secs)),
+            ),
+            Vec::new(),
+        );
+        a.count = dropped;
+        out.push(a);
+    }
+    out.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::close::{Close, CloseKind, CounterCloses, ResetReason};
+    use crate::model::{RuleId, Severity};
+    use std::time::Duration;
+
+    fn resets(pid: u32, n: usize) -> Vec<Close> {
+        let c = Close::sample(
+            CloseKind::ResetSent,
+            Some(ResetReason::Linger0),
+            Some((pid, "storm")),
+            None,
+        );
+        vec![c; n]
+    }
+
+    fn stats(source: CloseSource) -> CloseStats {
+        let mut s = CloseStats::new(source, None, Duration::from_secs(1));
+        s.keep_for(Rules::default().reset_storm.window);
+        s.mark(Duration::ZERO);
+        s
+    }
+
+    #[test]
+    fn a_process_over_the_rate_storms_and_one_under_it_does_not() {
+        let rules = Rules::default();
+        let mut s = stats(CloseSource::Kernel);
+        // Over 10 s: 60/s from pid 1 (warning at 50), 40/s from pid 2.
+        s.add_closes(&resets(1, 600));
+        s.add_closes(&resets(2, 400));
+        s.mark(Duration::from_secs(10));
+        let a = close_alerts(&s, &rules);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(
+            (a[0].rule, a[0].severity, a[0].pid, a[0].count),
+            (RuleId::ResetStorm, Severity::Warning, Some(1), 60)
+        );
+        // Quiet for a whole window: the storm is over.
+        s.mark(Duration::from_secs(20));
+        assert!(close_alerts(&s, &rules).is_empty());
+    }
+
+    #[test]
+    fn any_time_wait_overflow_in_the_window_alerts_whatever_the_source() {
+        let rules = Rules::default();
+        let mut s = stats(CloseSource::Counters);
+        s.set_counters(CounterCloses {
+            time_wait_overflow: 3,
+            ..CounterCloses::default()
+        });
+        s.mark(Duration::from_secs(2));
+        let a = close_alerts(&s, &rules);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!((a[0].rule, a[0].count), (RuleId::TimeWaitOverflow, 3));
+        assert!(
+            a[0].message.contains("tcp_max_tw_buckets"),
+            "{}",
+            a[0].message
+        );
+        let mut off = rules.clone();
+        off.time_wait_overflow.enabled = false;
+        assert!(close_alerts(&s, &off).is_empty());
+    }
+}

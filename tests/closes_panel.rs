@@ -1,0 +1,187 @@
+//! The dashboard's closes panel from the kernel's real events: in a network namespace this
+//! test creates, one child process makes M SO_LINGER {1, 0} resets to a server that is
+//! another child; the panel's state and its drawing must show M resets sent by the client's
+//! pid and M received by the server's, and nothing the other way round (passive
+//! transitions run in the peer's task on loopback: the owner must not follow the task).
+//! Needs root (a namespace and eBPF); skips with a message otherwise.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::netns::{Netns, privileged};
+use lingertop::events::{EventOptions, KernelEvents};
+use lingertop::model::CloseSource;
+use lingertop::model::close_stats::CloseStats;
+use lingertop::tui::app::App;
+use lingertop::tui::keys::Keymap;
+use lingertop::tui::theme::{Theme, ThemeColors};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const M: usize = 25;
+
+/// Accepts `M` connections and reads each until its peer's reset; prints its port first.
+const SERVER: &str = r#"
+import socket, sys
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(64)
+print(l.getsockname()[1], flush=True)
+l.settimeout(20)
+for _ in range(int(sys.argv[1])):
+    s, _ = l.accept(); s.settimeout(20)
+    try:
+        while s.recv(64):
+            pass
+    except ConnectionResetError:
+        pass
+    s.close()
+print("done", flush=True)
+"#;
+
+/// Connects `M` times and closes each with SO_LINGER {1, 0}: a reset instead of a FIN.
+const CLIENT: &str = r#"
+import socket, struct, sys
+for _ in range(int(sys.argv[1])):
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20)
+    c.sendall(b"x")
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+print("done", flush=True)
+"#;
+
+fn python(ns: &Netns, script: &str, args: &[String]) -> Child {
+    ns.command("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 in the namespace")
+}
+
+fn first_line(c: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(c.stdout.as_mut().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("a line from the child");
+    line.trim().to_string()
+}
+
+fn wait(mut c: Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(st) = c.try_wait().unwrap() {
+            assert!(st.success(), "child failed: {st}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    panic!("child did not finish in 30 s");
+}
+
+#[test]
+fn the_panel_attributes_linger0_resets_to_the_child_that_sent_them() {
+    if !privileged("the_panel_attributes_linger0_resets_to_the_child_that_sent_them") {
+        return;
+    }
+    let ns = Netns::new("panel").expect("a network namespace");
+    let ev = KernelEvents::start(&EventOptions {
+        netns: Some(ns.inode() as u32),
+        queue: 4096,
+        ..EventOptions::default()
+    })
+    .expect("root loads the kernel's events");
+    let mut server = python(&ns, SERVER, &[M.to_string()]);
+    let port = first_line(&mut server);
+    let client = python(&ns, CLIENT, &[M.to_string(), port]);
+    let (server_pid, client_pid) = (server.id(), client.id());
+    wait(client);
+    wait(server);
+
+    // The dashboard's state, fed as its runner feeds it.
+    let mut app = App::new(
+        Keymap::default(),
+        Duration::from_secs(2),
+        300,
+        lingertop::model::Filter::default(),
+    );
+    let mut stats = CloseStats::new(CloseSource::Kernel, None, Duration::from_secs(2));
+    stats.mark(Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats.tally.all.reset_sent < M as u64 && Instant::now() < deadline {
+        if let Some(c) = ev.next_timeout(Duration::from_millis(200)) {
+            stats.add_closes([&c]);
+        }
+    }
+    let more: Vec<_> = ev.drain().collect();
+    stats.add_closes(&more);
+    stats.mark(Duration::from_secs(1));
+    app.closes = Some(stats);
+    let s = app.closes.as_ref().unwrap();
+    assert_eq!(s.resets_of(client_pid), Some((M as u64, 0)), "client");
+    assert_eq!(s.resets_of(server_pid), Some((0, M as u64)), "server");
+    let c = s.tally.process(client_pid).unwrap();
+    assert_eq!(c.counts.reset_sent_linger0, M as u64);
+    assert_eq!(s.lost, 0);
+
+    // The reset storm rule fires from these real resets: M in one second is M/s for the
+    // client (sent) and the server (received), over a warning of M/2.
+    let mut rules = lingertop::model::Rules::default();
+    rules.reset_storm.window = Duration::from_secs(1);
+    rules.reset_storm.warning = (M / 2) as u32;
+    rules.reset_storm.critical = (M * 10) as u32;
+    let alerts = lingertop::model::alerts::close_alerts(s, &rules);
+    let mut pids: Vec<u32> = alerts.iter().filter_map(|a| a.pid).collect();
+    pids.sort();
+    let mut want = vec![client_pid, server_pid];
+    want.sort();
+    assert_eq!(pids, want, "{alerts:?}");
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.rule == lingertop::model::RuleId::ResetStorm && a.count == M as u32),
+        "{alerts:?}"
+    );
+
+    // And the panel says so.
+    app.closes_panel = true;
+    let theme = Theme::new(&ThemeColors::default(), false);
+    let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    t.draw(|f| {
+        lingertop::tui::ui::render(f, &app, &theme);
+    })
+    .unwrap();
+    let screen = t.backend().to_string();
+    let row = |pid: u32| {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!(" {pid} ")))
+            .unwrap_or_else(|| panic!("no row for pid {pid}:\n{screen}"))
+            // The test backend quotes each line; the panel's right column follows the bar.
+            .trim_matches('"')
+            .rsplit('│')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let client_row = row(client_pid);
+    let n = client_row.len();
+    assert_eq!(
+        client_row[n - 2..],
+        [M.to_string(), "0".to_string()],
+        "{screen}"
+    );
+    let server_row = row(server_pid);
+    let n = server_row.len();
+    assert_eq!(
+        server_row[n - 2..],
+        ["0".to_string(), M.to_string()],
+        "{screen}"
+    );
+}
