@@ -14,6 +14,8 @@ pub mod theme;
 pub mod ui;
 
 #[cfg(test)]
+mod netns_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io::{self, Stdout};

@@ -28,7 +28,7 @@ fn app_with_fixture(partial: bool) -> App {
     app
 }
 
-fn draw(app: &mut App, w: u16, h: u16) -> String {
+pub(super) fn draw(app: &mut App, w: u16, h: u16) -> String {
     let theme = Theme::new(&ThemeColors::default(), false);
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     // Twice: the first frame tells the app its page size.
@@ -40,7 +40,7 @@ fn draw(app: &mut App, w: u16, h: u16) -> String {
     t.backend().to_string()
 }
 
-fn key(app: &mut App, code: KeyCode) -> Effect {
+pub(super) fn key(app: &mut App, code: KeyCode) -> Effect {
     handle_event(app, Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
 }
 
