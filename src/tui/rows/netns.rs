@@ -65,7 +65,8 @@ pub fn aggregate_netns(
     }
     if let Some(span) = growth {
         for (row, pids) in rows.iter_mut().zip(&holders) {
-            row.close_wait_per_min = Some(pids.iter().map(|&p| span.per_min(p)).sum());
+            // `+ 0.0`: an empty sum is -0.0, which would print as "-0".
+            row.close_wait_per_min = Some(pids.iter().map(|&p| span.per_min(p)).sum::<f64>() + 0.0);
         }
     }
     rows
