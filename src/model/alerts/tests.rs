@@ -343,16 +343,15 @@ fn only(alerts: &[Alert], rule: RuleId) -> Vec<(&str, u32, Option<&str>)> {
 
 #[test]
 fn time_wait_rules_count_each_namespace_on_its_own_and_name_it() {
-    let mut rules = Rules::default();
-    rules.time_wait_total = CountRule {
+    let at_8 = CountRule {
         enabled: true,
         warning: 8,
         critical: 100,
     };
-    rules.time_wait_per_remote = CountRule {
-        enabled: true,
-        warning: 8,
-        critical: 100,
+    let rules = Rules {
+        time_wait_total: at_8.clone(),
+        time_wait_per_remote: at_8,
+        ..Rules::default()
     };
     let table = three_namespaces();
     let history = std::collections::VecDeque::new();
