@@ -4,20 +4,22 @@
 //!
 //! ```sh
 //! sudo cargo run --release --example bench_netns                 # 1, 20 and 100 namespaces
-//! sudo cargo run --release --example bench_netns -- --counts 20 --big 100000
+//! cargo build --release --example loadgen   # --big runs it inside a namespace
+//! sudo cargo run --release --example bench_netns -- --counts 20 --big 100000 --floor
 //! ```
 //!
 //! Needs root (it creates its namespaces with `ip netns add` and removes them on exit) and
 //! `ss`. Nothing here is timed in `cargo test`.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use lingertop::collector::netlink::{SockDiag, state_mask};
 use lingertop::collector::{Backend, Collector, ReadOptions};
 
 /// Time lingertop's poll over many network namespaces.
@@ -30,9 +32,14 @@ struct Args {
     /// a CLOSE_WAIT with its FIN_WAIT_2 peer and a TIME_WAIT: about 6 sockets).
     #[arg(long, default_value_t = 1)]
     each: usize,
-    /// Also time one namespace holding this many TIME_WAIT beside 20 small ones (0: not).
+    /// Also time one namespace holding this many TIME_WAIT (made by `loadgen` run in it
+    /// with `ip netns exec`; at most 110000) beside 20 small ones (0: not).
     #[arg(long, default_value_t = 0)]
     big: usize,
+    /// Also time the floor: one raw sock_diag dump (every state, both families) of an empty
+    /// namespace, i.e. the kernel's walk of the hash table it shares.
+    #[arg(long)]
+    floor: bool,
     /// Give each namespace made here a TCP hash table of its own with this many buckets
     /// (`net.ipv4.tcp_child_ehash_entries`, restored after); 0: they share the host's, and
     /// each namespace's dump walks the whole machine's table.
@@ -111,35 +118,6 @@ fn small(each: usize, base: u16) -> Vec<OwnedFd> {
         keep.push(l.into());
     }
     keep
-}
-
-/// `n` TIME_WAIT sockets on loopback, spread over enough listening ports to stay within
-/// the ephemeral range.
-fn time_waits(n: usize) -> usize {
-    let _ = std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "1024 65000");
-    let _ = std::fs::write("/proc/sys/net/ipv4/tcp_max_tw_buckets", "1000000");
-    let mut made = 0;
-    let mut port = 20_000u16;
-    let mut buf = [0u8; 1];
-    while made < n {
-        let at = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let l = TcpListener::bind(at).expect("bind");
-        for _ in 0..50_000.min(n - made) {
-            let Ok(c) = TcpStream::connect(at) else {
-                break;
-            };
-            let Ok((s, _)) = l.accept() else { break };
-            // The server closes first: TIME_WAIT on the listener's side, the client's port
-            // free again at once.
-            drop(s);
-            let mut c = c;
-            let _ = c.read(&mut buf);
-            drop(c);
-            made += 1;
-        }
-        port += 1;
-    }
-    made
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -297,9 +275,14 @@ fn run(args: &Args) -> ExitCode {
             ratio(many.wall, ss),
         );
     }
+    if args.floor {
+        floor(args.polls);
+    }
     if args.big > 0 {
         let big = Ns::new(8888);
-        let made = big.enter(|| time_waits(args.big));
+        let Some((mut loadgen, made)) = loadgen_in(&big, args.big) else {
+            return ExitCode::FAILURE;
+        };
         let spaces: Vec<Ns> = (0..20).map(Ns::new).collect();
         let held: Vec<Vec<OwnedFd>> = spaces
             .iter()
@@ -317,6 +300,75 @@ fn run(args: &Args) -> ExitCode {
             t.as_secs_f64() / ss.as_secs_f64()
         );
         drop(held);
+        // Its standard input closing ends it (the held sockets reset, no TIME_WAIT left
+        // by them); the TIME_WAIT go with the namespace.
+        drop(loadgen.stdin.take());
+        let _ = loadgen.wait();
     }
     ExitCode::SUCCESS
+}
+
+/// `loadgen --time-wait n` run inside `ns` (`ip netns exec`), once it says it is ready; with
+/// the TIME_WAIT count it reports.
+fn loadgen_in(ns: &Ns, n: usize) -> Option<(std::process::Child, usize)> {
+    let path = std::env::current_exe().ok()?.with_file_name("loadgen");
+    if !path.exists() {
+        eprintln!(
+            "{} is missing: run `cargo build --release --example loadgen` first",
+            path.display()
+        );
+        return None;
+    }
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(&path)
+        .args(["--time-wait", &n.to_string(), "--hold", "300s"])
+        .arg("--until-stdin-closes")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    let stdout = child.stdout.take()?;
+    let _ = BufReader::new(stdout).read_line(&mut line);
+    let made = line
+        .split("\"time_wait\":")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|v| v.parse().ok());
+    match made {
+        Some(made) => Some((child, made)),
+        None => {
+            eprintln!("loadgen in {} did not get ready: {line:?}", ns.0);
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
+}
+
+/// The floor of a namespace's read: one raw sock_diag dump (every state, both families)
+/// of an empty namespace, median of `polls`; the kernel walks the whole hash table it
+/// shares with the host (every namespace's sockets) to find none.
+fn floor(polls: usize) {
+    let ns = Ns::new(7777);
+    let file = File::open(format!("/run/netns/{}", ns.0)).expect("open netns");
+    let mut diag = SockDiag::inside(OwnedFd::from(file));
+    let all = state_mask(None);
+    let mut found = 0usize;
+    diag.dump_tcp(all, |_| found += 1).expect("sock_diag dump");
+    let started = cpu();
+    let times: Vec<Duration> = (0..polls)
+        .map(|_| {
+            let t = Instant::now();
+            diag.dump_tcp(all, |_| found += 1).expect("sock_diag dump");
+            t.elapsed()
+        })
+        .collect();
+    let per = (cpu() - started) / polls.max(1) as u32;
+    println!(
+        "floor: raw sock_diag dump of an empty namespace ({found} sockets found): {} wall, {} CPU (median of {polls})",
+        ms(median(times)),
+        ms(per)
+    );
 }

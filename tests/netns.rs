@@ -439,3 +439,57 @@ fn without_privilege_it_says_once_what_it_cannot_see() {
     assert!(err.contains("run with sudo"), "stderr: {err}");
     assert!(err.contains("could not be entered"), "stderr: {err}");
 }
+
+#[test]
+fn a_time_wait_pile_up_in_one_namespace_is_named_for_it_not_the_host() {
+    if !privileged("a_time_wait_pile_up_in_one_namespace_is_named_for_it_not_the_host") {
+        return;
+    }
+    let (port, client) = (free_port(), free_port());
+    let busy = Netns::new("tw").unwrap();
+    let quiet = Netns::new("quiet").unwrap();
+    // 24 TIME_WAIT in `busy`, 6 in `quiet`, 6 on the host: 36 together, 24 at most in one.
+    let _host = hold(port, client, 0, 6);
+    let _in_busy = busy.enter(|| hold(port, client, 0, 24));
+    let _in_quiet = quiet.enter(|| hold(port, client, 0, 6));
+    let tw = |rows: &[SsRow]| counts(rows).get("TIME_WAIT").copied().unwrap_or(0);
+    let in_busy = tw(&ss(&["netns", "exec", &busy.name], port));
+    assert_eq!(in_busy, 24, "ss inside {}", busy.name);
+    assert_eq!(tw(&ss(&["netns", "exec", &quiet.name], port)), 6);
+    assert_eq!(tw(&ss(&[], port)), 6);
+
+    let (_, json) = snapshot_json(&[
+        "--netns",
+        "all",
+        "--local",
+        &ours().to_string(),
+        "--port",
+        &port.to_string(),
+        "--set",
+        "alerts.time-wait.warning=20",
+        "--set",
+        "alerts.time-wait.critical=1000",
+        "--set",
+        "alerts.time-wait-per-remote.warning=20",
+        "--set",
+        "alerts.time-wait-per-remote.critical=1000",
+    ]);
+    let of = |rule: &str| -> Vec<Value> {
+        json["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["rule"] == rule)
+            .cloned()
+            .collect()
+    };
+    for rule in ["time-wait-buildup", "time-wait-remote"] {
+        let alerts = of(rule);
+        assert_eq!(alerts.len(), 1, "{rule}: {alerts:?}");
+        assert_eq!(alerts[0]["netns"], busy.name.as_str(), "{rule}");
+        assert_eq!(alerts[0]["count"], in_busy, "{rule}");
+        let msg = alerts[0]["message"].as_str().unwrap();
+        assert!(msg.contains(&format!("in netns {}", busy.name)), "{msg}");
+        assert!(!msg.contains("on this host"), "{msg}");
+    }
+}

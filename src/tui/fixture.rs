@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::live::Update;
 use crate::model::{
-    Attribution, Connection, Owner, PortRange, ProcessInfo, Rules, Snapshot, TcpState, Tracker,
-    User,
+    Attribution, Connection, Netns, NetnsKind, NetnsTable, Owner, PortRange, ProcessInfo, Rules,
+    Snapshot, TcpState, Tracker, User,
 };
 
 /// 2026-11-21T12:00:00Z.
@@ -358,4 +358,54 @@ pub fn close_stats(kernel: bool) -> crate::model::close_stats::CloseStats {
     });
     s.mark(Duration::from_secs(5));
     s
+}
+
+/// The namespaces of [`two_polls_in_netns`]: the host (id 0), a Docker container
+/// `orders-7f9c` held by pid 812 (id 3) and the named netns `blue` (id 5).
+pub fn three_namespaces() -> NetnsTable {
+    let ns = |id, inode, kind, name: &str, pid| Netns {
+        id,
+        inode,
+        kind,
+        name: name.into(),
+        pid,
+    };
+    NetnsTable::new(vec![
+        ns(0, 4026531840, NetnsKind::Host, "host", Some(1)),
+        ns(
+            3,
+            4026532301,
+            NetnsKind::Container { runtime: "docker" },
+            "orders-7f9c",
+            Some(812),
+        ),
+        ns(5, 4026532402, NetnsKind::Named, "blue", None),
+    ])
+}
+
+/// [`two_polls`] with its connections spread over [`three_namespaces`] by their remote
+/// port (the same connection stays in the same namespace across the polls).
+pub fn two_polls_in_netns() -> (Arc<Update>, Arc<Update>) {
+    let table = Arc::new(three_namespaces());
+    let spread = |conns: Vec<Connection>| -> Vec<Connection> {
+        conns
+            .into_iter()
+            .map(|c| {
+                let id = [0, 3, 5][usize::from(c.remote().port() % 3)];
+                c.moved_to(id)
+            })
+            .collect()
+    };
+    let in_table = |mut s: Snapshot| {
+        s.netns = table.clone();
+        s
+    };
+    let rules = rules();
+    let mut tracker = Tracker::new(300);
+    let first = in_table(snapshot(epoch(), spread(first()), false));
+    let later = epoch() + Duration::from_secs(40);
+    let second = in_table(snapshot(later, spread(second()), false));
+    let a = update(&mut tracker, first, &rules, 0);
+    let b = update(&mut tracker, second, &rules, 0);
+    (a, b)
 }

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use rustc_hash::FxHashMap;
 
-use super::{Alert, LingerRule, RuleId, Rules, human_duration, severity_of};
+use super::{Alert, LingerRule, RuleId, Rules, human_duration, place_of, severity_of};
 use crate::model::connection::Connection;
 use crate::model::growth::growth_span;
-use crate::model::netns::{NetnsId, NetnsKind, NetnsTable};
+use crate::model::netns::{NetnsId, NetnsTable};
 use crate::model::tracker::Sample;
 
 /// The CLOSE_WAIT connections past the rule's age, per network namespace and owning
@@ -68,8 +68,7 @@ impl<'r> CloseWaits<'r> {
                 (Some(pid), None) => format!("pid {pid}"),
                 (None, _) => "an unknown process (no owner visible; run as root)".to_string(),
             };
-            let place = netns.get(ns).filter(|n| n.kind != NetnsKind::Host);
-            let in_place = place.map_or(String::new(), |n| format!(" in {}", n.place()));
+            let (in_place, place) = place_of(netns, ns);
             let mut msg = format!(
                 "{n} CLOSE_WAIT held by {who}{in_place} for > {}",
                 human_duration(rule.min_age)
@@ -88,7 +87,7 @@ impl<'r> CloseWaits<'r> {
             a.pid = pid;
             a.process = name;
             a.growth_per_min = growth;
-            a.netns = place.map(|n| n.name.clone());
+            a.netns = place;
             alerts.push(a);
         }
     }

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::connection::{Connection, PortRange};
-use super::netns::NetnsTable;
+use super::netns::{NetnsId, NetnsKind, NetnsTable};
 use super::state::TcpState;
 use super::tracker::Sample;
 
@@ -188,8 +188,8 @@ pub fn detect_in(
     let mut alerts = Vec::new();
     close_wait.alerts(conns, netns, now, history, rules.growth_window, &mut alerts);
     lingering.alerts(&mut alerts);
-    time_wait.alerts(conns, &mut alerts);
-    ephemeral.alerts(conns, &mut alerts);
+    time_wait.alerts(conns, netns, &mut alerts);
+    ephemeral.alerts(conns, netns, &mut alerts);
     alerts.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -197,6 +197,16 @@ pub fn detect_in(
             .then(a.message.cmp(&b.message))
     });
     alerts
+}
+
+/// Where namespace `ns` is for an alert's text (" in netns blue") and its name for the
+/// alert's `netns`; nothing for the host's namespace or one `netns` does not know (a poll
+/// of one namespace), so a host without containers reads as it always did.
+fn place_of(netns: &NetnsTable, ns: NetnsId) -> (String, Option<Arc<str>>) {
+    match netns.get(ns).filter(|n| n.kind != NetnsKind::Host) {
+        Some(n) => (format!(" in {}", n.place()), Some(n.name.clone())),
+        None => (String::new(), None),
+    }
 }
 
 /// The severity a count reaches, if any (a threshold of 0 counts as 1).

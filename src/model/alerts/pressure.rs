@@ -7,8 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use rustc_hash::FxHashMap;
 
 use super::frequent::frequent;
-use super::{Alert, RatioRule, RuleId, Rules, Severity};
+use super::{Alert, RatioRule, RuleId, Rules, Severity, place_of};
 use crate::model::connection::{Connection, PortRange};
+use crate::model::netns::NetnsTable;
 use crate::model::state::TcpState;
 
 /// Ephemeral ports used toward one destination from one local address.
@@ -152,7 +153,9 @@ fn pair_key(c: &Connection, others: &mut FxHashMap<(IpAddr, SocketAddr), u32>) -
     }
 }
 
-/// The connections holding an ephemeral port, and beside each its (local IP, remote) key.
+/// The connections holding an ephemeral port, and beside each its (namespace, local IP,
+/// remote) key: each namespace has its own ports, so the same pair in two namespaces is two
+/// destinations.
 pub(super) struct Ephemeral<'r> {
     rule: &'r RatioRule,
     ports: PortRange,
@@ -176,12 +179,15 @@ impl<'r> Ephemeral<'r> {
     pub(super) fn visit(&mut self, i: usize, c: &Connection) {
         if self.rule.enabled && holds_ephemeral_port(c, self.ports) {
             self.members.push(i);
-            self.pairs.push(pair_key(c, &mut self.numbered));
+            // Pair keys are below 2^81, so the namespace id fits above them.
+            let ns = u128::from(c.netns()) << 81;
+            self.pairs.push(ns | pair_key(c, &mut self.numbered));
         }
     }
 
-    /// One alert per destination at a threshold, highest use first.
-    pub(super) fn alerts(self, conns: &[Connection], alerts: &mut Vec<Alert>) {
+    /// One alert per destination at a threshold, highest use first; `netns` names the
+    /// namespace where it is not the host's.
+    pub(super) fn alerts(self, conns: &[Connection], netns: &NetnsTable, alerts: &mut Vec<Alert>) {
         let (rule, ports) = (self.rule, self.ports);
         if !rule.enabled {
             return;
@@ -220,8 +226,9 @@ impl<'r> Ephemeral<'r> {
         }
         hot.sort_by(|a, b| by_use(&a.1, &b.1));
         for (sev, p) in hot {
+            let (in_place, place) = place_of(netns, conns[p.connections[0]].netns());
             let msg = format!(
-                "{:.0}% of ephemeral ports in use from {} to {} ({} of {}, {} in TIME_WAIT)",
+                "{:.0}% of ephemeral ports in use from {} to {}{in_place} ({} of {}, {} in TIME_WAIT)",
                 p.ratio * 100.0,
                 p.local_ip,
                 p.remote,
@@ -233,6 +240,7 @@ impl<'r> Ephemeral<'r> {
             a.local_ip = Some(p.local_ip);
             a.remote = Some(p.remote);
             a.ratio = Some(p.ratio);
+            a.netns = place;
             alerts.push(a);
         }
     }

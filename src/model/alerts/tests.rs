@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::connection::{Owner, Snapshot};
+use crate::model::netns::NetnsTable;
 use crate::model::tracker::Tracker;
 
 fn at(secs: u64) -> SystemTime {
@@ -296,4 +297,138 @@ fn close_wait_alerts_name_the_container_and_keep_namespaces_apart() {
         cw[0].0
     );
     assert_eq!(cw[0].2, None);
+}
+
+/// Host (id 0), netns blue (id 3) and netns red (id 5).
+fn three_namespaces() -> NetnsTable {
+    use crate::model::netns::{Netns, NetnsKind};
+    let ns = |id, inode, kind, name: &str| Netns {
+        id,
+        inode,
+        kind,
+        name: name.into(),
+        pid: None,
+    };
+    NetnsTable::new(vec![
+        ns(0, 1, NetnsKind::Host, "host"),
+        ns(3, 2, NetnsKind::Named, "blue"),
+        ns(5, 3, NetnsKind::Named, "red"),
+    ])
+}
+
+/// `n` TIME_WAIT in namespace `ns` from 10.0.0.1 toward 10.0.0.5:5432, client ports from
+/// `port` up.
+fn time_waits_in(ns: u16, n: u16, port: u16) -> Vec<Connection> {
+    (0..n)
+        .map(|i| {
+            Connection::on(
+                crate::model::Tuple::in_netns(
+                    format!("10.0.0.1:{}", port + i).parse().unwrap(),
+                    "10.0.0.5:5432".parse().unwrap(),
+                    ns,
+                ),
+                TcpState::TimeWait,
+            )
+        })
+        .collect()
+}
+
+fn only(alerts: &[Alert], rule: RuleId) -> Vec<(&str, u32, Option<&str>)> {
+    alerts
+        .iter()
+        .filter(|a| a.rule == rule)
+        .map(|a| (a.message.as_str(), a.count, a.netns.as_deref()))
+        .collect()
+}
+
+#[test]
+fn time_wait_rules_count_each_namespace_on_its_own_and_name_it() {
+    let at_8 = CountRule {
+        enabled: true,
+        warning: 8,
+        critical: 100,
+    };
+    let rules = Rules {
+        time_wait_total: at_8.clone(),
+        time_wait_per_remote: at_8,
+        ..Rules::default()
+    };
+    let table = three_namespaces();
+    let history = std::collections::VecDeque::new();
+    // 10 in blue, 5 on the host, 5 in red: 20 host-wide, but only blue reaches 8.
+    let conns: Vec<Connection> = time_waits_in(3, 10, 40000)
+        .into_iter()
+        .chain(time_waits_in(0, 5, 40000))
+        .chain(time_waits_in(5, 5, 40000))
+        .collect();
+    let alerts = detect_in(&conns, &table, at(0), RANGE, &history, &rules);
+    let total = only(&alerts, RuleId::TimeWaitBuildup);
+    assert_eq!(total.len(), 1, "{alerts:?}");
+    assert!(
+        total[0]
+            .0
+            .starts_with("10 TIME_WAIT in netns blue (warning at 8)"),
+        "{}",
+        total[0].0
+    );
+    assert_eq!((total[0].1, total[0].2), (10, Some("blue")));
+    let remote = only(&alerts, RuleId::TimeWaitRemote);
+    assert_eq!(
+        remote,
+        vec![(
+            "10 TIME_WAIT toward 10.0.0.5:5432 in netns blue",
+            10,
+            Some("blue")
+        )]
+    );
+
+    // The host's own pile-up still says "on this host" and carries no namespace.
+    let host = time_waits_in(0, 9, 40000);
+    let alerts = detect_in(&host, &table, at(0), RANGE, &history, &rules);
+    let total = only(&alerts, RuleId::TimeWaitBuildup);
+    assert_eq!(total.len(), 1, "{alerts:?}");
+    assert!(
+        total[0].0.starts_with("9 TIME_WAIT on this host"),
+        "{}",
+        total[0].0
+    );
+    assert_eq!(total[0].2, None);
+}
+
+#[test]
+fn port_pressure_counts_each_namespace_on_its_own_and_names_it() {
+    let mut rules = Rules::default();
+    rules.time_wait_total.enabled = false;
+    rules.time_wait_per_remote.enabled = false;
+    // 10 ephemeral ports; warning at half of them.
+    let range = PortRange {
+        low: 40000,
+        high: 40009,
+    };
+    let table = three_namespaces();
+    let history = std::collections::VecDeque::new();
+    // The same pair, 6 ports in red and 4 on the host: 100% host-wide, 60% in red, 40% here.
+    let conns: Vec<Connection> = time_waits_in(5, 6, 40000)
+        .into_iter()
+        .chain(time_waits_in(0, 4, 40000))
+        .collect();
+    let alerts = detect_in(&conns, &table, at(0), range, &history, &rules);
+    let p = only(&alerts, RuleId::PortPressure);
+    assert_eq!(
+        p,
+        vec![(
+            "60% of ephemeral ports in use from 10.0.0.1 to 10.0.0.5:5432 in netns red (6 of 10, 6 in TIME_WAIT)",
+            6,
+            Some("red")
+        )],
+        "{alerts:?}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .find(|a| a.rule == RuleId::PortPressure)
+            .unwrap()
+            .severity
+            == Severity::Warning
+    );
 }

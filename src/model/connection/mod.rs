@@ -448,6 +448,13 @@ impl Connection {
         self.tuple.netns()
     }
 
+    /// The same connection in namespace `netns` instead (fixtures that spread one set of
+    /// connections over several namespaces).
+    pub fn moved_to(mut self, netns: NetnsId) -> Self {
+        self.tuple = Tuple::in_netns(self.local(), self.remote(), netns);
+        self
+    }
+
     /// Bytes received and not yet read by the application (for LISTEN: connections waiting
     /// for `accept()`); `None` when the backend cannot see queues (netstat2).
     pub fn recv_q(&self) -> Option<u32> {

@@ -15,7 +15,7 @@ pub use view::View;
 
 use super::keys::{Action, Keymap};
 use super::lab_panel::{LabPanel, LabRequest};
-use super::rows::{Ghost, ProcRow, RemoteRow, Row};
+use super::rows::{Ghost, NetnsRow, ProcRow, RemoteRow, Row};
 use crate::live::Update;
 use crate::model::Alert;
 use crate::model::close_stats::CloseStats;
@@ -106,14 +106,16 @@ pub struct App {
     /// The filter prompt while it is open.
     pub input: Option<String>,
     pub input_error: Option<String>,
-    pub sort: [usize; 4],
-    pub sort_desc: [bool; 4],
+    pub sort: [usize; View::ALL.len()],
+    pub sort_desc: [bool; View::ALL.len()],
     pub collapsed: BTreeSet<TcpState>,
     pub help: bool,
     pub detail: bool,
     pub rows: Vec<Row>,
     pub procs: Vec<ProcRow>,
     pub remotes: Vec<RemoteRow>,
+    /// The by-namespace view's rows.
+    pub netns_rows: Vec<NetnsRow>,
     pub ghosts: Vec<Ghost>,
     pub marks: FxHashMap<(SocketAddr, SocketAddr), Mark>,
     pub selected: usize,
@@ -164,14 +166,15 @@ impl App {
             quick: BTreeSet::new(),
             input: None,
             input_error: None,
-            sort: [0; 4],
-            sort_desc: [false; 4],
+            sort: [0; View::ALL.len()],
+            sort_desc: [false; View::ALL.len()],
             collapsed: BTreeSet::new(),
             help: false,
             detail: true,
             rows: Vec::new(),
             procs: Vec::new(),
             remotes: Vec::new(),
+            netns_rows: Vec::new(),
             ghosts: Vec::new(),
             marks: FxHashMap::default(),
             selected: 0,
@@ -453,6 +456,7 @@ impl App {
                 }
             }
             Action::Closes => self.closes_panel = !self.closes_panel,
+            Action::ToggleGroup if self.view == View::ByNetns => self.open_netns(),
             Action::ToggleGroup => self.toggle_group(),
             Action::QuickState(i) => {
                 if let Some(&s) = STRIP.get(i) {
@@ -518,6 +522,33 @@ impl App {
             {
                 self.selected = i;
             }
+        }
+    }
+
+    /// The by-namespace view's Enter: the table of every connection, filtered to the
+    /// selected namespace (added to the filter already typed; Esc clears it).
+    fn open_netns(&mut self) {
+        let Some(Row::Netns(i)) = self.selected_row() else {
+            return;
+        };
+        let Some(ns) = self.netns_rows.get(i) else {
+            return;
+        };
+        // Quoted: names such as `sleep[812]` hold characters the filter would read.
+        let term = format!("netns:\"{}\"", ns.name.replace('"', ""));
+        let text = match self.filter.to_string() {
+            t if t.is_empty() => term,
+            t => format!("{t} {term}"),
+        };
+        match Filter::parse(&text) {
+            Ok(f) => {
+                self.filter = f;
+                self.view = View::All;
+                self.selected = 0;
+                self.offset = 0;
+                self.rebuild();
+            }
+            Err(e) => self.input_error = Some(e.to_string()),
         }
     }
 

@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 
 use super::{App, View};
-use crate::model::TcpState;
 use crate::model::growth::growth_span;
+use crate::model::{NetnsId, TcpState};
 use crate::tui::rows::aggregate::{
     aggregate_processes, aggregate_remotes, sort_processes, sort_remotes,
 };
 use crate::tui::rows::keyed::keyed_rows;
+use crate::tui::rows::netns::{aggregate_netns, sort_netns};
 use crate::tui::rows::{ConnRows, Row, RowFilter, compared_rows};
 
 impl App {
@@ -26,52 +27,61 @@ impl App {
         let desc = self.sort_desc[self.view.index()];
         let filter = RowFilter::new(&self.filter, &self.quick, self.lab.is_some())
             .in_netns(&u.snapshot.netns);
-        self.rows = match self.view {
-            View::All | View::ByState => {
-                let q = ConnRows {
-                    conns,
-                    ghosts: &self.ghosts,
-                    filter: &filter,
-                    by_state: self.view == View::ByState,
-                    col,
-                    desc,
-                    collapsed: &self.collapsed,
-                };
-                let sel = match key {
-                    Some(SelKey::Conn(l, r)) => Some((l, r)),
-                    _ => None,
-                };
-                if let Some((rows, found)) = keyed_rows(&q, sel) {
-                    self.rows = rows;
-                    if sel.is_some() {
-                        // The keyed sort found the selected connection's new row itself.
-                        if let Some(i) = found {
-                            self.selected = i;
+        self.rows =
+            match self.view {
+                View::All | View::ByState => {
+                    let q = ConnRows {
+                        conns,
+                        ghosts: &self.ghosts,
+                        filter: &filter,
+                        by_state: self.view == View::ByState,
+                        col,
+                        desc,
+                        collapsed: &self.collapsed,
+                    };
+                    let sel = match key {
+                        Some(SelKey::Conn(l, r)) => Some((l, r)),
+                        _ => None,
+                    };
+                    if let Some((rows, found)) = keyed_rows(&q, sel) {
+                        self.rows = rows;
+                        if sel.is_some() {
+                            // The keyed sort found the selected connection's new row itself.
+                            if let Some(i) = found {
+                                self.selected = i;
+                            }
+                            self.clamp();
+                        } else {
+                            self.restore_selection(key);
                         }
-                        self.clamp();
-                    } else {
-                        self.restore_selection(key);
+                        return;
                     }
-                    return;
+                    compared_rows(&q, u.snapshot.taken_at)
                 }
-                compared_rows(&q, u.snapshot.taken_at)
-            }
-            View::ByProcess => {
-                let matching = filter.matching(conns);
-                // The alert rule's growth, over the same window (`model::growth`).
-                let growth = self
-                    .cw_history
-                    .back()
-                    .and_then(|last| growth_span(&self.cw_history, last.at, self.growth_window));
-                self.procs = aggregate_processes(conns, &matching, growth);
-                sort_processes(&self.procs, col, desc)
-            }
-            View::ByRemote => {
-                let matching = filter.matching(conns);
-                self.remotes = aggregate_remotes(conns, u.snapshot.ephemeral_ports, &matching);
-                sort_remotes(&self.remotes, col, desc)
-            }
-        };
+                View::ByProcess => {
+                    let matching = filter.matching(conns);
+                    // The alert rule's growth, over the same window (`model::growth`).
+                    let growth = self.cw_history.back().and_then(|last| {
+                        growth_span(&self.cw_history, last.at, self.growth_window)
+                    });
+                    self.procs = aggregate_processes(conns, &matching, growth);
+                    sort_processes(&self.procs, col, desc)
+                }
+                View::ByRemote => {
+                    let matching = filter.matching(conns);
+                    self.remotes = aggregate_remotes(conns, u.snapshot.ephemeral_ports, &matching);
+                    sort_remotes(&self.remotes, col, desc)
+                }
+                View::ByNetns => {
+                    let matching = filter.matching(conns);
+                    let growth = self.cw_history.back().and_then(|last| {
+                        growth_span(&self.cw_history, last.at, self.growth_window)
+                    });
+                    let (snap, now) = (&u.snapshot, u.snapshot.taken_at);
+                    self.netns_rows = aggregate_netns(conns, &matching, &snap.netns, now, growth);
+                    sort_netns(&self.netns_rows, col, desc)
+                }
+            };
         self.restore_selection(key);
     }
 
@@ -85,6 +95,7 @@ impl App {
             Row::Group(s, _) => SelKey::Group(s),
             Row::Process(i) => SelKey::Process(self.procs.get(i)?.pid),
             Row::Remote(i) => SelKey::Remote(self.remotes.get(i)?.remote),
+            Row::Netns(i) => SelKey::Netns(self.netns_rows.get(i)?.id),
         })
     }
 
@@ -97,6 +108,7 @@ impl App {
                 (Row::Group(s, _), SelKey::Group(k)) => s == *k,
                 (Row::Process(i), SelKey::Process(pid)) => self.procs[i].pid == *pid,
                 (Row::Remote(i), SelKey::Remote(a)) => self.remotes[i].remote == *a,
+                (Row::Netns(i), SelKey::Netns(id)) => self.netns_rows[i].id == *id,
                 _ => false,
             });
             if let Some(i) = found {
@@ -127,4 +139,5 @@ pub(super) enum SelKey {
     Group(TcpState),
     Process(Option<u32>),
     Remote(SocketAddr),
+    Netns(NetnsId),
 }

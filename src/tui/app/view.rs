@@ -1,4 +1,5 @@
-//! The dashboard's views (all connections, by state, by process, by remote endpoint): their
+//! The dashboard's views (all connections, by state, by process, by remote endpoint, by
+//! network namespace): their
 //! titles and columns.
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -7,10 +8,17 @@ pub enum View {
     ByState,
     ByProcess,
     ByRemote,
+    ByNetns,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::All, View::ByState, View::ByProcess, View::ByRemote];
+    pub const ALL: [View; 5] = [
+        View::All,
+        View::ByState,
+        View::ByProcess,
+        View::ByRemote,
+        View::ByNetns,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -18,6 +26,7 @@ impl View {
             View::ByState => "By state",
             View::ByProcess => "By process",
             View::ByRemote => "By remote endpoint",
+            View::ByNetns => "By namespace",
         }
     }
 
@@ -34,6 +43,10 @@ impl View {
                 "LAST_A",
             ],
             View::ByRemote => &["REMOTE", "TIME_WAIT", "TOTAL", "PORTS USED", "FROM"],
+            View::ByNetns => &[
+                "NETNS", "KIND", "TOTAL", "ESTAB", "CLOSE_W", "OLD_CW", "CW/MIN", "TIME_W",
+                "FIN_W", "LAST_A",
+            ],
         }
     }
 }

@@ -5,10 +5,11 @@
 //!
 //! The connection views sort on packed keys ([`keyed`]) where they can and compare rows
 //! otherwise ([`compared_rows`]); the process and remote views aggregate first
-//! ([`aggregate`]).
+//! ([`aggregate`], [`netns`]).
 
 pub mod aggregate;
 pub mod keyed;
+pub mod netns;
 
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ use std::time::SystemTime;
 
 use crate::model::{Connection, Filter, NetnsTable, TcpState};
 pub use aggregate::{ProcRow, RemoteRow};
+pub use netns::NetnsRow;
 
 /// One line of the table.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub enum Row {
     Group(TcpState, u32),
     Process(usize),
     Remote(usize),
+    /// A network namespace (by-namespace view).
+    Netns(usize),
 }
 
 /// A vanished connection kept on screen for a few polls.

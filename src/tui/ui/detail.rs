@@ -12,7 +12,7 @@ use crate::model::Connection;
 use crate::model::{AgeSource, Attribution, TcpState};
 use crate::report::fmt_age;
 use crate::tui::app::App;
-use crate::tui::rows::{ProcRow, RemoteRow, Row};
+use crate::tui::rows::{NetnsRow, ProcRow, RemoteRow, Row};
 use crate::tui::theme::Theme;
 
 /// Draws the detail of the selected row.
@@ -29,13 +29,57 @@ pub(super) fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
     let lines = match app.selected_row() {
         None => vec![Line::from(Span::styled("nothing selected", theme.muted))],
         Some(row @ (Row::Conn(_) | Row::Ghost(_))) => app.conn(row).map_or_else(Vec::new, |c| {
-            conn_lines(c, matches!(row, Row::Ghost(_)), now, theme)
+            let mut lines = conn_lines(c, matches!(row, Row::Ghost(_)), now, theme);
+            if let Some(place) = netns_place(app, c) {
+                // Under the two ends: the same ends can be another connection elsewhere.
+                let label = Span::styled(format!("{:<8}", "netns"), theme.label);
+                lines.insert(3, Line::from(vec![label, Span::raw(place)]));
+            }
+            lines
         }),
         Some(Row::Group(state, n)) => group_lines(state, n, theme),
         Some(Row::Process(i)) => process_lines(&app.procs[i], theme),
         Some(Row::Remote(i)) => remote_lines(app, &app.remotes[i], theme),
+        Some(Row::Netns(i)) => netns_lines(&app.netns_rows[i], theme),
     };
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// The namespace of `c` for a person ("blue (netns, pid 812)"), when the poll read more
+/// than one.
+fn netns_place(app: &App, c: &Connection) -> Option<String> {
+    let table = &app.shown.as_ref()?.snapshot.netns;
+    let n = table.get(c.netns()).filter(|_| table.several())?;
+    Some(match n.pid {
+        Some(pid) => format!("{} ({}, pid {pid})", n.name, n.kind.key()),
+        None => format!("{} ({})", n.name, n.kind.key()),
+    })
+}
+
+/// A network namespace: what it is, its connections per state, its oldest CLOSE_WAIT and
+/// growth, and what Enter does.
+fn netns_lines(r: &NetnsRow, theme: &Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let pid = r.pid.map_or(String::new(), |p| format!(", pid {p}"));
+    lines.push(Line::from(Span::styled(
+        format!("{} ({}{pid})", r.name, r.kind),
+        theme.title,
+    )));
+    for (s, n) in r.counts.iter().filter(|(_, n)| *n > 0) {
+        lines.push(Line::from(format!("  {:<12}{n:>7}", s.name())));
+    }
+    if r.oldest_close_wait.is_some() {
+        let age = fmt_age(r.oldest_close_wait);
+        lines.push(Line::from(format!("oldest CLOSE_WAIT {age}")));
+    }
+    if let Some(g) = r.close_wait_per_min {
+        lines.push(Line::from(format!("CLOSE_WAIT growth {g:+.1}/min")));
+    }
+    lines.push(Line::from(Span::styled(
+        "Enter shows its connections (filter netns:NAME).",
+        theme.muted,
+    )));
+    lines
 }
 
 /// A connection: its ends, owner, user, history, timer and queues, and what its state means.

@@ -9,10 +9,11 @@ use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TRow, Table};
 
 use super::text::{fit_addr, process_text, queue_text, timer_text, via};
+use crate::model::duration::fmt_age;
 use crate::model::{Connection, TcpState};
 use crate::report::state_age_cell;
 use crate::tui::app::{App, Mark, View};
-use crate::tui::rows::{ProcRow, RemoteRow, Row};
+use crate::tui::rows::{NetnsRow, ProcRow, RemoteRow, Row};
 use crate::tui::theme::Theme;
 
 /// Whether the table has room for, and data in, the kernel timer and queue columns.
@@ -26,6 +27,28 @@ fn kernel_columns(app: &App, view: View, width: u16) -> bool {
                 .take(64)
                 .any(|c| c.recv_q().is_some())
         })
+}
+
+/// The NETNS column's width, where the poll read more than one namespace and the table has
+/// room: it gives way first, before the kernel columns and the addresses narrow.
+fn netns_column(app: &App, view: View, width: u16) -> Option<u16> {
+    let table = &app.shown.as_ref()?.snapshot.netns;
+    if !matches!(view, View::All | View::ByState) || !table.several() {
+        return None;
+    }
+    let w = table
+        .iter()
+        .map(|n| n.name.chars().count())
+        .max()
+        .unwrap_or(5);
+    let w = u16::try_from(w.clamp(5, 12)).unwrap_or(12);
+    let kernel = if kernel_columns(app, view, width) {
+        27
+    } else {
+        0
+    };
+    // The fixed columns (46 with their gaps), two IPv4 addresses (30) and this one's gap.
+    (width >= 77 + w + kernel).then_some(w)
 }
 
 /// Draws the table; returns the rows' area for the mouse.
@@ -94,8 +117,13 @@ pub(super) fn render_table(
     let mut header_cells = header_cells;
     let mut widths = widths;
     let kernel_cols = kernel_columns(app, view, inner.width);
+    let netns_w = netns_column(app, view, inner.width);
     if matches!(view, View::All | View::ByState) {
         header_cells.push(Cell::from("VIA"));
+        if let Some(w) = netns_w {
+            header_cells.push(Cell::from("NETNS"));
+            widths.push(Constraint::Length(w));
+        }
         if kernel_cols {
             header_cells.push(Cell::from("TIMER"));
             header_cells.push(Cell::from("RECV-Q SEND-Q"));
@@ -122,6 +150,9 @@ pub(super) fn render_table(
         .map(|(i, &row)| {
             let selected = app.offset + i == app.selected;
             let (mut cells, mut style) = row_cells(app, theme, row, now, addr_widths);
+            if netns_w.is_some() {
+                cells.push(Cell::from(netns_name(app, row)));
+            }
             if kernel_cols {
                 let c = app.conn(row);
                 cells.push(Cell::from(c.map_or(String::new(), timer_text)));
@@ -164,6 +195,15 @@ pub(super) fn render_table(
     (inner.x, inner.y + 1, inner.width, body_h)
 }
 
+/// The name of a connection row's namespace; nothing for a group header.
+fn netns_name(app: &App, row: Row) -> String {
+    let table = app.shown.as_ref().map(|u| &u.snapshot.netns);
+    match (app.conn(row), table) {
+        (Some(c), Some(t)) => t.name(c.netns()).unwrap_or("?").to_string(),
+        _ => String::new(),
+    }
+}
+
 /// Which header carries the sort arrow, and whether it points down (largest first).
 /// The process and remote views' default order (column 0 ascending) is worst first, by
 /// CLOSE_WAIT and by TIME_WAIT: the arrow says so on that column, not on the name.
@@ -171,6 +211,7 @@ pub(super) fn sort_mark(view: View, col: usize, desc: bool) -> (usize, bool) {
     match view {
         View::ByProcess if col == 0 && !desc => (4, true),
         View::ByRemote if col == 0 && !desc => (1, true),
+        View::ByNetns if col == 0 && !desc => (4, true),
         _ => (col, desc),
     }
 }
@@ -203,7 +244,8 @@ fn column_widths(
             } else {
                 0
             };
-            let room = usize::from(width).saturating_sub(13 + 10 + 4 + 5 + 14 + kernel);
+            let netns = netns_column(app, view, width).map_or(0, |w| usize::from(w) + 1);
+            let room = usize::from(width).saturating_sub(13 + 10 + 4 + 5 + 14 + kernel + netns);
             let (l, r) = if l + r <= room {
                 (l, r)
             } else {
@@ -225,6 +267,19 @@ fn column_widths(
             Constraint::Length(6),
             Constraint::Length(6),
             Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(7),
+        ],
+        // 79 columns with their gaps: fits beside the detail pane at 120 and alone at 80.
+        View::ByNetns => vec![
+            Constraint::Min(10),
+            Constraint::Length(7),
+            Constraint::Length(5),
+            Constraint::Length(5),
+            Constraint::Length(9),
+            Constraint::Length(7),
             Constraint::Length(7),
             Constraint::Length(7),
             Constraint::Length(6),
@@ -254,6 +309,7 @@ fn row_cells<'a>(
         Row::Group(state, n) => group_cells(app, theme, state, n, lw),
         Row::Process(i) => process_cells(&app.procs[i], theme),
         Row::Remote(i) => remote_cells(&app.remotes[i], theme),
+        Row::Netns(i) => netns_cells(&app.netns_rows[i], theme),
     }
 }
 
@@ -399,6 +455,40 @@ fn remote_cells(r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
                 format!("{} ({:.2}%)", r.ports_used, r.pressure * 100.0)
             }),
             Cell::from(r.from.map_or("-".to_string(), |ip| ip.to_string())),
+        ],
+        style,
+    )
+}
+
+/// A namespace's cells; a warning while it holds CLOSE_WAIT.
+fn netns_cells(r: &NetnsRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
+    let get = |s| r.counts.get(s).to_string();
+    let cw = r.counts.get(TcpState::CloseWait);
+    let style = if cw > 0 {
+        theme.warning
+    } else {
+        Style::default()
+    };
+    let growth = r
+        .close_wait_per_min
+        .map_or("-".to_string(), |g| format!("{:+.0}", g.round()));
+    let oldest = match r.oldest_close_wait {
+        Some(_) => fmt_age(r.oldest_close_wait),
+        None => "-".to_string(),
+    };
+    let fin_waits = r.counts.get(TcpState::FinWait1) + r.counts.get(TcpState::FinWait2);
+    (
+        vec![
+            Cell::from(r.name.to_string()),
+            Cell::from(r.kind),
+            Cell::from(r.total.to_string()),
+            Cell::from(get(TcpState::Established)),
+            Cell::from(cw.to_string()),
+            Cell::from(oldest),
+            Cell::from(growth),
+            Cell::from(get(TcpState::TimeWait)),
+            Cell::from(fin_waits.to_string()),
+            Cell::from(get(TcpState::LastAck)),
         ],
         style,
     )
