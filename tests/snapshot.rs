@@ -450,7 +450,12 @@ fn snapshot_stdout(args: &[&str]) -> String {
 fn stable(mut v: Value) -> Value {
     v["taken_at"] = Value::Null;
     // Machine-wide figures: other processes open and close sockets between the two runs.
-    for key in ["total_connections", "process_info", "process_info_reason", "netns"] {
+    for key in [
+        "total_connections",
+        "process_info",
+        "process_info_reason",
+        "netns",
+    ] {
         v[key] = Value::Null;
     }
     for c in v["connections"].as_array_mut().unwrap() {

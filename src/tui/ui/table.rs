@@ -114,32 +114,9 @@ pub(super) fn render_table(
             }
         })
         .collect();
-    let mut header_cells = header_cells;
-    let mut widths = widths;
-    let kernel_cols = kernel_columns(app, view, inner.width);
-    let netns_w = netns_column(app, view, inner.width);
-    if matches!(view, View::All | View::ByState) {
-        header_cells.push(Cell::from("VIA"));
-        if let Some(w) = netns_w {
-            header_cells.push(Cell::from("NETNS"));
-            widths.push(Constraint::Length(w));
-        }
-        if kernel_cols {
-            header_cells.push(Cell::from("TIMER"));
-            header_cells.push(Cell::from("RECV-Q SEND-Q"));
-            widths.push(Constraint::Length(12));
-            widths.push(Constraint::Length(13));
-        }
-    }
-    // Resets per process, from the kernel's events, where the table has room beside the
-    // state columns (hide the detail pane for them at 120 columns).
-    let rst_cols = view == View::ByProcess && inner.width >= RST_MIN_WIDTH;
-    if rst_cols {
-        header_cells.push(Cell::from("RST OUT"));
-        header_cells.push(Cell::from("RST IN"));
-        widths.push(Constraint::Length(7));
-        widths.push(Constraint::Length(7));
-    }
+    let extra = Extra::of(app, view, inner.width);
+    let (mut header_cells, mut widths) = (header_cells, widths);
+    extra.header(&mut header_cells, &mut widths);
     let now = app
         .shown
         .as_ref()
@@ -150,19 +127,7 @@ pub(super) fn render_table(
         .map(|(i, &row)| {
             let selected = app.offset + i == app.selected;
             let (mut cells, mut style) = row_cells(app, theme, row, now, addr_widths);
-            if netns_w.is_some() {
-                cells.push(Cell::from(netns_name(app, row)));
-            }
-            if kernel_cols {
-                let c = app.conn(row);
-                cells.push(Cell::from(c.map_or(String::new(), timer_text)));
-                cells.push(Cell::from(c.map_or(String::new(), queue_text)));
-            }
-            if rst_cols && let Row::Process(i) = row {
-                let (out, inn) = reset_cells(app, app.procs[i].pid);
-                cells.push(Cell::from(out));
-                cells.push(Cell::from(inn));
-            }
+            extra.cells(app, row, &mut cells);
             if selected {
                 style = theme.selected;
             }
@@ -174,25 +139,92 @@ pub(super) fn render_table(
         .column_spacing(1);
     f.render_widget(table, inner);
     if app.rows.is_empty() {
-        let msg = if app.shown.is_none() {
-            "waiting for the first poll…".to_string()
-        } else {
-            format!(
-                "no connection matches \"{}\" (Esc clears the filter)",
-                app.filter_text()
-            )
-        };
-        let y = inner.y + 1;
-        f.render_widget(
-            Paragraph::new(Span::styled(msg, theme.muted)),
-            Rect {
-                y,
-                height: 1,
-                ..inner
-            },
-        );
+        render_empty(f, app, theme, inner);
     }
     (inner.x, inner.y + 1, inner.width, body_h)
+}
+
+/// The columns after a view's own: VIA, NETNS, the kernel's timer and queues (connection
+/// views), resets per process (by-process), each where the width has room for it.
+struct Extra {
+    via: bool,
+    netns_w: Option<u16>,
+    kernel_cols: bool,
+    rst_cols: bool,
+}
+
+impl Extra {
+    fn of(app: &App, view: View, width: u16) -> Extra {
+        let conn_view = matches!(view, View::All | View::ByState);
+        Extra {
+            via: conn_view,
+            netns_w: netns_column(app, view, width).filter(|_| conn_view),
+            kernel_cols: conn_view && kernel_columns(app, view, width),
+            // Resets per process, from the kernel's events, where the table has room beside
+            // the state columns (hide the detail pane for them at 120 columns).
+            rst_cols: view == View::ByProcess && width >= RST_MIN_WIDTH,
+        }
+    }
+
+    fn header<'a>(&self, cells: &mut Vec<Cell<'a>>, widths: &mut Vec<Constraint>) {
+        if self.via {
+            cells.push(Cell::from("VIA"));
+        }
+        if let Some(w) = self.netns_w {
+            cells.push(Cell::from("NETNS"));
+            widths.push(Constraint::Length(w));
+        }
+        if self.kernel_cols {
+            cells.push(Cell::from("TIMER"));
+            cells.push(Cell::from("RECV-Q SEND-Q"));
+            widths.push(Constraint::Length(12));
+            widths.push(Constraint::Length(13));
+        }
+        if self.rst_cols {
+            cells.push(Cell::from("RST OUT"));
+            cells.push(Cell::from("RST IN"));
+            widths.push(Constraint::Length(7));
+            widths.push(Constraint::Length(7));
+        }
+    }
+
+    fn cells<'a>(&self, app: &App, row: Row, cells: &mut Vec<Cell<'a>>) {
+        if self.netns_w.is_some() {
+            cells.push(Cell::from(netns_name(app, row)));
+        }
+        if self.kernel_cols {
+            let c = app.conn(row);
+            cells.push(Cell::from(c.map_or(String::new(), timer_text)));
+            cells.push(Cell::from(c.map_or(String::new(), queue_text)));
+        }
+        if self.rst_cols
+            && let Row::Process(i) = row
+        {
+            let (out, inn) = reset_cells(app, app.procs[i].pid);
+            cells.push(Cell::from(out));
+            cells.push(Cell::from(inn));
+        }
+    }
+}
+
+/// The line an empty table shows: waiting, or what the filter matched nothing of.
+fn render_empty(f: &mut Frame, app: &App, theme: &Theme, inner: Rect) {
+    let msg = if app.shown.is_none() {
+        "waiting for the first poll…".to_string()
+    } else {
+        format!(
+            "no connection matches \"{}\" (Esc clears the filter)",
+            app.filter_text()
+        )
+    };
+    f.render_widget(
+        Paragraph::new(Span::styled(msg, theme.muted)),
+        Rect {
+            y: inner.y + 1,
+            height: 1,
+            ..inner
+        },
+    );
 }
 
 /// The name of a connection row's namespace; nothing for a group header.
