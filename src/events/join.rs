@@ -196,56 +196,7 @@ impl Joiner {
             t.linger_ticks = e.linger_ticks;
         }
         match e.kind {
-            EventKind::State { old, new } => {
-                if t.states.is_empty()
-                    && let Some(s) = state_of(old)
-                {
-                    t.states.push(s);
-                }
-                if let Some(s) = state_of(new)
-                    && t.states.last() != Some(&s)
-                {
-                    t.states.push(s);
-                }
-                match new {
-                    TCP_SYN_SENT => t.born_seen = true,
-                    TCP_LISTEN => {
-                        t.listening = true;
-                        if let Some(port) = e.local.map(|a| a.port()) {
-                            self.listeners.insert((e.netns, port), e.sk);
-                        }
-                    }
-                    TCP_SYN_RECV if old == TCP_LISTEN => {
-                        t.born_seen = true;
-                        // Accepted: until its owner acts on it, the listener's owner is
-                        // the best guess (one process per listening port, the usual case).
-                        if t.owner.is_none()
-                            && let Some(port) = e.local.map(|a| a.port())
-                            && let Some(l) = self.listeners.get(&(e.netns, port))
-                        {
-                            let inherited = self.sockets.get(l).and_then(|l| l.owner.clone());
-                            let t = self.sockets.get_mut(&e.sk).expect("inserted above");
-                            t.owner = inherited;
-                            t.owner_from_listener = t.owner.is_some();
-                        }
-                    }
-                    TCP_ESTABLISHED => t.connected = true,
-                    TCP_FIN_WAIT1 | TCP_CLOSING => {
-                        t.connected = true;
-                        if !t.passive_fin {
-                            t.active_fin = true;
-                        }
-                    }
-                    TCP_CLOSE_WAIT => {
-                        t.connected = true;
-                        if !t.active_fin {
-                            t.passive_fin = true;
-                        }
-                    }
-                    TCP_LAST_ACK => t.connected = true,
-                    _ => {}
-                }
-            }
+            EventKind::State { old, new } => self.on_state(e, old, new),
             EventKind::SendReset { reason } => {
                 if t.reset.is_none() {
                     t.reset = Some(Some(
@@ -261,6 +212,62 @@ impl Joiner {
             EventKind::Owner | EventKind::Destroy => {}
         }
         None
+    }
+
+    /// A state change of a tracked socket: the states it went through, how it was opened,
+    /// which end sent the first FIN, and the listener an accepted socket's owner comes from.
+    fn on_state(&mut self, e: &RawEvent, old: u8, new: u8) {
+        let Some(t) = self.sockets.get_mut(&e.sk) else {
+            return;
+        };
+        if t.states.is_empty()
+            && let Some(s) = state_of(old)
+        {
+            t.states.push(s);
+        }
+        if let Some(s) = state_of(new)
+            && t.states.last() != Some(&s)
+        {
+            t.states.push(s);
+        }
+        match new {
+            TCP_SYN_SENT => t.born_seen = true,
+            TCP_LISTEN => {
+                t.listening = true;
+                if let Some(port) = e.local.map(|a| a.port()) {
+                    self.listeners.insert((e.netns, port), e.sk);
+                }
+            }
+            TCP_SYN_RECV if old == TCP_LISTEN => {
+                t.born_seen = true;
+                // Accepted: until its owner acts on it, the listener's owner is
+                // the best guess (one process per listening port, the usual case).
+                if t.owner.is_none()
+                    && let Some(port) = e.local.map(|a| a.port())
+                    && let Some(l) = self.listeners.get(&(e.netns, port))
+                {
+                    let inherited = self.sockets.get(l).and_then(|l| l.owner.clone());
+                    let t = self.sockets.get_mut(&e.sk).expect("inserted above");
+                    t.owner = inherited;
+                    t.owner_from_listener = t.owner.is_some();
+                }
+            }
+            TCP_ESTABLISHED => t.connected = true,
+            TCP_FIN_WAIT1 | TCP_CLOSING => {
+                t.connected = true;
+                if !t.passive_fin {
+                    t.active_fin = true;
+                }
+            }
+            TCP_CLOSE_WAIT => {
+                t.connected = true;
+                if !t.active_fin {
+                    t.passive_fin = true;
+                }
+            }
+            TCP_LAST_ACK => t.connected = true,
+            _ => {}
+        }
     }
 }
 
