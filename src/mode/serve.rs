@@ -123,6 +123,32 @@ async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<Ex
         crate::model::duration::compact(cfg.interval),
         source
     );
+    let limits = listening_limits(local, &cfg);
+    let state = AppState {
+        latest,
+        stale_after: (cfg.interval * 3).max(Duration::from_secs(10)),
+    };
+    let app = router(state);
+
+    // Scrapes in flight may finish on a stop, but a client that does not go is not waited for.
+    http::serve(
+        listener,
+        app,
+        limits,
+        async move {
+            shutdown.requested().await;
+        },
+        DRAIN,
+    )
+    .await;
+    feeder.abort();
+    drop(live);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Says what a listener off loopback exposes, and fits the connection cap under the
+/// open-files limit (saying so when it had to be lowered).
+fn listening_limits(local: SocketAddr, cfg: &Config) -> http::Limits {
     // `[::ffff:127.0.0.1]` is loopback too: IPv4-mapped addresses are judged as IPv4.
     if !local.ip().to_canonical().is_loopback() {
         crate::stderr::say!(
@@ -141,31 +167,17 @@ async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<Ex
             http::open_files_limit().unwrap_or(0)
         );
     }
-    let state = AppState {
-        latest,
-        stale_after: (cfg.interval * 3).max(Duration::from_secs(10)),
-    };
-    let app = Router::new()
+    limits
+}
+
+/// The exporter's routes.
+fn router(state: AppState) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/", get(index))
         .fallback(not_found)
-        .with_state(state);
-
-    // Scrapes in flight may finish on a stop, but a client that does not go is not waited for.
-    http::serve(
-        listener,
-        app,
-        limits,
-        async move {
-            shutdown.requested().await;
-        },
-        DRAIN,
-    )
-    .await;
-    feeder.abort();
-    drop(live);
-    Ok(ExitCode::SUCCESS)
+        .with_state(state)
 }
 
 /// A bind failure as one line that says what to do.
