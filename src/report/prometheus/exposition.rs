@@ -121,22 +121,7 @@ impl Exposition {
         }
 
         let size = snap.ephemeral_ports.len();
-        let pressure = port_pressure(&snap.connections, snap.ephemeral_ports);
-        let ports_other = pressure
-            .iter()
-            .skip(top_n)
-            .map(|p| u64::from(p.in_use))
-            .sum();
-        let ports_by_destination = pressure
-            .into_iter()
-            .take(top_n)
-            .map(|p| PortUse {
-                local_ip: p.local_ip,
-                remote: p.remote,
-                in_use: u64::from(p.in_use),
-                ratio: p.ratio,
-            })
-            .collect();
+        let (ports_by_destination, ports_other) = ports_by_destination(snap, top_n);
 
         let mut alerts = [[0u64; 2]; RuleId::ALL.len()];
         for a in &update.alerts {
@@ -152,33 +137,7 @@ impl Exposition {
             }
         }
 
-        // Namespaces ranked by sockets, cut to the top N like every breakdown: a host with
-        // hundreds of containers still exports a bounded number of series.
-        let named = |id: u16| -> Arc<str> {
-            snap.netns
-                .get(id)
-                .map_or_else(|| "host".into(), |n| Arc::clone(&n.name))
-        };
-        let ranked = rank(
-            by_netns
-                .iter()
-                .map(|(&id, states)| ((named(id), id), states.iter().sum::<u64>()))
-                .collect(),
-            top_n,
-        );
-        let netns_top: Vec<(Arc<str>, [u64; STATE_COUNT])> = ranked
-            .top
-            .iter()
-            .map(|((name, id), _)| (Arc::clone(name), by_netns[id]))
-            .collect();
-        let mut netns_other = [0u64; STATE_COUNT];
-        for (id, states) in &by_netns {
-            if !ranked.top.iter().any(|((_, top), _)| top == id) {
-                for (o, n) in netns_other.iter_mut().zip(states) {
-                    *o += n;
-                }
-            }
-        }
+        let (netns_top, netns_other) = netns_breakdown(snap, &by_netns, top_n);
         Exposition {
             state_read_at,
             taken_at: now,
@@ -200,4 +159,65 @@ impl Exposition {
             closes: None,
         }
     }
+}
+
+/// Ephemeral ports in use toward each destination, the top N, and the rest summed.
+fn ports_by_destination(snap: &crate::model::Snapshot, top_n: usize) -> (Vec<PortUse>, u64) {
+    let pressure = port_pressure(&snap.connections, snap.ephemeral_ports);
+    let ports_other = pressure
+        .iter()
+        .skip(top_n)
+        .map(|p| u64::from(p.in_use))
+        .sum();
+    let top = pressure
+        .into_iter()
+        .take(top_n)
+        .map(|p| PortUse {
+            local_ip: p.local_ip,
+            remote: p.remote,
+            in_use: u64::from(p.in_use),
+            ratio: p.ratio,
+        })
+        .collect();
+    (top, ports_other)
+}
+
+/// A namespace's name and its connections per state.
+type NetnsStates = (Arc<str>, [u64; STATE_COUNT]);
+
+/// Connections per state in each namespace: the top N namespaces by sockets, the rest
+/// summed (a host with hundreds of containers still exports a bounded number of series).
+fn netns_breakdown(
+    snap: &crate::model::Snapshot,
+    by_netns: &FxHashMap<u16, [u64; STATE_COUNT]>,
+    top_n: usize,
+) -> (Vec<NetnsStates>, [u64; STATE_COUNT]) {
+    // Namespaces ranked by sockets, cut to the top N like every breakdown: a host with
+    // hundreds of containers still exports a bounded number of series.
+    let named = |id: u16| -> Arc<str> {
+        snap.netns
+            .get(id)
+            .map_or_else(|| "host".into(), |n| Arc::clone(&n.name))
+    };
+    let ranked = rank(
+        by_netns
+            .iter()
+            .map(|(&id, states)| ((named(id), id), states.iter().sum::<u64>()))
+            .collect(),
+        top_n,
+    );
+    let netns_top: Vec<NetnsStates> = ranked
+        .top
+        .iter()
+        .map(|((name, id), _)| (Arc::clone(name), by_netns[id]))
+        .collect();
+    let mut netns_other = [0u64; STATE_COUNT];
+    for (id, states) in by_netns {
+        if !ranked.top.iter().any(|((_, top), _)| top == id) {
+            for (o, n) in netns_other.iter_mut().zip(states) {
+                *o += n;
+            }
+        }
+    }
+    (netns_top, netns_other)
 }
