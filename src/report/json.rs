@@ -2,7 +2,7 @@
 //! time as they are written.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -96,18 +96,38 @@ struct ConnRef<'a> {
     netns: Option<&'a str>,
 }
 
+/// An address as a JSON string, `127.0.0.1:80` or `[::1]:80` as [`addr`] spells it, written
+/// straight into the output: no `String` per address (two per connection).
+pub(super) struct AddrJson(SocketAddr);
+
+impl Serialize for AddrJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // serde_json passes the text through the formatter's escaping like any string.
+        s.collect_str(&self.0)
+    }
+}
+
+/// A connection's owners' pids as a JSON array, without collecting them first.
+pub(super) struct PidsJson<'a>(&'a [crate::model::Owner]);
+
+impl Serialize for PidsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|o| o.pid))
+    }
+}
+
 #[derive(Serialize)]
 pub(super) struct ConnectionJson<'a> {
     pub(super) state: TcpState,
-    pub(super) local: String,
-    pub(super) remote: String,
+    pub(super) local: AddrJson,
+    pub(super) remote: AddrJson,
     /// The network namespace's name (`host`, a container's); null where the backend reads
     /// only its own.
     pub(super) netns: Option<&'a str>,
     pub(super) pid: Option<u32>,
     pub(super) process: Option<&'a str>,
     /// Every process holding the socket (several after fork or fd passing).
-    pub(super) pids: Vec<u32>,
+    pub(super) pids: PidsJson<'a>,
     pub(super) user: Option<&'a str>,
     pub(super) uid: Option<u32>,
     pub(super) inode: u32,
@@ -149,12 +169,12 @@ pub(super) fn connection_json<'a>(
     let owner = c.owner();
     ConnectionJson {
         state: c.state,
-        local: addr(&c.local()),
-        remote: addr(&c.remote()),
+        local: AddrJson(c.local()),
+        remote: AddrJson(c.remote()),
         netns: netns.name(c.netns()),
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
-        pids: c.owners.iter().map(|o| o.pid).collect(),
+        pids: PidsJson(&c.owners),
         user: c.user_name(),
         uid: c.uid(),
         inode: c.inode,
