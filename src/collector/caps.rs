@@ -69,7 +69,13 @@ impl Caps {
         std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| Caps::parse(&s))
-            .unwrap_or_else(|| Caps(if super::host::euid() == Some(0) { !0 } else { 0 }))
+            .unwrap_or_else(|| {
+                Caps(if super::host::euid() == Some(0) {
+                    !0
+                } else {
+                    0
+                })
+            })
     }
 
     /// The `CapEff:` line of a `/proc/PID/status`.

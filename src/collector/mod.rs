@@ -38,13 +38,13 @@ use crate::model::{
 
 pub use host::{Host, ephemeral_ports, parse_port_range};
 
+use caps::Caps;
 #[cfg(target_os = "linux")]
 use netlink::DiagError;
 #[cfg(target_os = "linux")]
 pub use netlink::NetlinkSource;
 pub use netstat2_backend::Netstat2Source;
 pub use processes::{ProcessLookup, SysProcesses, SysUsers, UserLookup};
-use caps::Caps;
 use processes::{ProcessNames, UserNames};
 
 /// One socket as the OS reports it, before process names are attached.
@@ -493,7 +493,10 @@ impl Collector {
                 ),
             },
             Some(_) if !cfg!(target_os = "linux") => ProcessInfo::Partial {
-                reason: format!("not running as root: sockets of other users may show no process; lingertop lacks {lacking}: run with sudo or grant {} for full process information", lacking.pronoun()),
+                reason: format!(
+                    "not running as root: sockets of other users may show no process; lingertop lacks {lacking}: run with sudo or grant {} for full process information",
+                    lacking.pronoun()
+                ),
             },
             Some(_) => ProcessInfo::Full,
         };

@@ -79,9 +79,9 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     let netns = std::sync::Arc::clone(&snap.netns);
     snap.connections.retain(|c| filter.matches_in(c, &netns));
     snap.connections
-        // Unstable: the keys are all but unique, and a stable sort moves each 232-byte
-        // connection far more often (a tenth of a 100k-socket snapshot's time).
-        .sort_unstable_by_key(|c| (c.state, c.local(), c.remote()));
+        // Keys built once each rather than at every comparison, and each 232-byte
+        // connection moved once (the sort was a tenth of a 100k-socket snapshot's time).
+        .sort_by_cached_key(|c| (c.state, c.local(), c.remote()));
     let alerts = detect_in(
         &snap.connections,
         &snap.netns,

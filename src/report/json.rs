@@ -34,6 +34,7 @@ struct JsonSnapshot<'a> {
     alerts: Vec<AlertJson<'a>>,
     /// The network namespaces read, with the connections shown in each.
     netns: Vec<NetnsJson<'a>>,
+    #[serde(skip_serializing_if = "ConnectionsJson::by_hand")]
     connections: ConnectionsJson<'a>,
 }
 
@@ -52,6 +53,14 @@ struct ConnectionsJson<'a> {
     connections: &'a [Connection],
     now: SystemTime,
     netns: &'a NetnsTable,
+    /// Left out of the serde document: [`write_compact`] writes them after it.
+    by_hand: bool,
+}
+
+impl ConnectionsJson<'_> {
+    fn by_hand(&self) -> bool {
+        self.by_hand
+    }
 }
 
 impl Serialize for ConnectionsJson<'_> {
@@ -251,7 +260,7 @@ pub(super) fn alert_json<'a>(a: &'a Alert, s: &'a Snapshot) -> AlertJson<'a> {
     }
 }
 
-fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
+fn to_json<'a>(v: &'a SnapshotView<'a>, by_hand: bool) -> JsonSnapshot<'a> {
     let s = v.snapshot;
     let range: PortRange = s.ephemeral_ports;
     JsonSnapshot {
@@ -283,6 +292,7 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
             connections: &s.connections,
             now: s.taken_at,
             netns: &s.netns,
+            by_hand,
         },
     }
 }
@@ -291,9 +301,81 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
 /// terminal), else compact (a third of the bytes, for scripts).
 pub(super) fn write<W: Write>(v: &SnapshotView<'_>, pretty: bool, out: &mut W) -> io::Result<()> {
     if pretty {
-        crate::sanitize::json_to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+        crate::sanitize::json_to_writer_pretty(&mut *out, &to_json(v, false))
+            .map_err(io::Error::from)?;
     } else {
-        crate::sanitize::json_to_writer(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+        write_compact(v, out)?;
     }
     writeln!(out)
+}
+
+/// The compact document, the same bytes serde writes: the head through serde, then the
+/// connections with their keys and punctuation written directly and each value through
+/// serde. Escaping every constant key of 100k connections was a fifth of the time.
+fn write_compact<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> {
+    let mut head = Vec::new();
+    crate::sanitize::json_to_writer(&mut head, &to_json(v, true)).map_err(io::Error::from)?;
+    // The head ends with its object's `}`: the connections go in before it.
+    head.pop();
+    head.extend_from_slice(b",\"connections\":[");
+    out.write_all(&head)?;
+    let s = v.snapshot;
+    let mut buf = Vec::with_capacity(1 << 16);
+    for (i, c) in s.connections.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        connection_compact(&mut buf, &connection_json(c, s.taken_at, &s.netns))?;
+        if buf.len() >= 1 << 16 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    buf.extend_from_slice(b"]}");
+    out.write_all(&buf)
+}
+
+/// One connection as compact JSON, fields in [`ConnectionJson`]'s order.
+fn connection_compact(b: &mut Vec<u8>, j: &ConnectionJson<'_>) -> io::Result<()> {
+    // Names and addresses are plain ASCII that JSON writes as it is: no escaping to check.
+    let _ = write!(
+        b,
+        "{{\"state\":\"{}\",\"local\":\"{}\",\"remote\":\"{}\"",
+        j.state.name(),
+        j.local.0,
+        j.remote.0
+    );
+    field(b, "netns", &j.netns)?;
+    field(b, "pid", &j.pid)?;
+    field(b, "process", &j.process)?;
+    field(b, "pids", &j.pids)?;
+    field(b, "user", &j.user)?;
+    field(b, "uid", &j.uid)?;
+    field(b, "inode", &j.inode)?;
+    field(b, "attribution", &j.attribution)?;
+    field(b, "state_age_secs", &j.state_age_secs)?;
+    field(b, "state_age_from", &j.state_age_from)?;
+    field(b, "previous_states", &j.previous_states)?;
+    field(b, "lab", &j.lab)?;
+    field(b, "timer", &j.timer)?;
+    field(b, "recv_q", &j.recv_q)?;
+    field(b, "send_q", &j.send_q)?;
+    b.push(b'}');
+    Ok(())
+}
+
+/// `,"key":value`, the value through serde with lingertop's escaping.
+fn field<T: Serialize + ?Sized>(b: &mut Vec<u8>, key: &str, value: &T) -> io::Result<()> {
+    b.extend_from_slice(b",\"");
+    b.extend_from_slice(key.as_bytes());
+    b.extend_from_slice(b"\":");
+    crate::sanitize::json_to_writer(&mut *b, value).map_err(io::Error::from)
+}
+
+#[cfg(test)]
+pub(super) fn write_compact_by_serde<W: Write>(
+    v: &SnapshotView<'_>,
+    out: &mut W,
+) -> io::Result<()> {
+    crate::sanitize::json_to_writer(&mut *out, &to_json(v, false)).map_err(io::Error::from)
 }
