@@ -381,7 +381,8 @@ fn other_users_sockets_name_the_missing_capability() {
     // With both, another uid sees what root sees: what hides a holder is a PID namespace.
     let (mut c, _) = collector(vec![read], Some(1000), false);
     c.caps = caps::Caps::of(&caps::OWNERS);
-    let reason = partial(&c.poll().unwrap());
+    let s = c.poll().unwrap();
+    let reason = partial(&s);
     assert!(reason.contains("another PID namespace"), "{reason}");
 }
 

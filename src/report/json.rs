@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::{AlertFields, SnapshotView, addr, timestamp};
+use super::{AddrText, AlertFields, SnapshotView, addr, timestamp};
 use crate::model::{
     AgeSource, Alert, Connection, NetnsTable, PortRange, Snapshot, StateCounts, TcpState,
 };
@@ -338,13 +338,13 @@ fn write_compact<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> 
 /// One connection as compact JSON, fields in [`ConnectionJson`]'s order.
 fn connection_compact(b: &mut Vec<u8>, j: &ConnectionJson<'_>) -> io::Result<()> {
     // Names and addresses are plain ASCII that JSON writes as it is: no escaping to check.
-    let _ = write!(
-        b,
-        "{{\"state\":\"{}\",\"local\":\"{}\",\"remote\":\"{}\"",
-        j.state.name(),
-        j.local.0,
-        j.remote.0
-    );
+    b.extend_from_slice(b"{\"state\":\"");
+    b.extend_from_slice(j.state.name().as_bytes());
+    b.extend_from_slice(b"\",\"local\":\"");
+    b.extend_from_slice(AddrText::of(&j.local.0).as_str().as_bytes());
+    b.extend_from_slice(b"\",\"remote\":\"");
+    b.extend_from_slice(AddrText::of(&j.remote.0).as_str().as_bytes());
+    b.push(b'"');
     field(b, "netns", &j.netns)?;
     field(b, "pid", &j.pid)?;
     field(b, "process", &j.process)?;

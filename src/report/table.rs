@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::SystemTime;
 
-use super::{SnapshotView, timestamp};
+use super::{AddrText, SnapshotView, timestamp};
 use crate::model::duration::{Age, human_duration};
 use crate::model::{AgeSource, Connection, ProcessInfo, Snapshot};
 use crate::sanitize::terminal;
@@ -121,9 +121,9 @@ impl Cells {
             };
             let t = &mut cells.text;
             // Writing into a `String` cannot fail.
-            let _ = write!(t, "{}", c.local());
+            t.push_str(AddrText::of(&c.local()).as_str());
             end_cell(t, LOCAL);
-            let _ = write!(t, "{}", c.remote());
+            t.push_str(AddrText::of(&c.remote()).as_str());
             end_cell(t, REMOTE);
             match c.owner() {
                 Some(o) => {

@@ -308,3 +308,21 @@ fn compact_json_by_hand_is_the_bytes_serde_writes() {
     let doc: serde_json::Value = serde_json::from_str(&write_as(Format::Json, false, &v)).unwrap();
     assert_eq!(doc["connections"], serde_json::json!([]));
 }
+
+#[test]
+fn addresses_by_hand_are_as_display_writes_them() {
+    let addrs = [
+        "0.0.0.0:0",
+        "255.255.255.255:65535",
+        "10.0.100.9:80",
+        "127.0.1.1:40000",
+        "[::1]:9000",
+        "[::ffff:10.0.0.1]:443",
+        "[fe80::1%4294967295]:65535",
+        "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+    ];
+    for a in addrs {
+        let sa: SocketAddr = a.parse().unwrap();
+        assert_eq!(AddrText::of(&sa).as_str(), addr(&sa), "{a}");
+    }
+}
