@@ -3,6 +3,7 @@
 //! a table, JSON or CSV. Exit status 2 when an alert reaches `--fail-on`.
 
 use std::io::{self, IsTerminal, Write};
+#[cfg(unix)]
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 
@@ -109,10 +110,13 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     // A large buffer: a 100k-connection JSON is tens of megabytes. Straight to the file
     // descriptor, where it can be had: `Stdout`'s line buffering searched every 256 KiB
     // chunk for its last newline.
+    #[cfg(unix)]
     let stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
         Ok(fd) => Box::new(std::fs::File::from(fd)),
         Err(_) => Box::new(io::stdout().lock()),
     };
+    #[cfg(not(unix))]
+    let stdout: Box<dyn Write> = Box::new(io::stdout().lock());
     let mut out = io::BufWriter::with_capacity(1 << 18, stdout);
     let pretty = args.pretty || io::stdout().is_terminal();
     match report::write_snapshot(format, pretty, &view, &mut out) {
