@@ -4,8 +4,8 @@
 
 use crate::model::PortRange;
 
-use super::caps::Caps;
 use super::processes::{ProcessLookup, SysProcesses, SysUsers, UserLookup};
+use crate::caps::Caps;
 
 /// The lookups of one machine. [`Host::system`] is this one; tests build their own.
 pub struct Host {
@@ -36,11 +36,6 @@ impl Host {
             ephemeral_ports: Box::new(ephemeral_ports),
         }
     }
-}
-
-/// Our effective uid, where the OS has uids.
-pub(super) fn euid() -> Option<u32> {
-    effective_uid()
 }
 
 #[cfg(unix)]

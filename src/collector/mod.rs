@@ -11,7 +11,6 @@
 //! our own uid, the host's name) comes through [`Host`], whose lookups tests replace with
 //! fakes. The collector prints nothing: what the user should know comes back as [`Note`]s.
 
-pub mod caps;
 mod host;
 #[cfg(target_os = "linux")]
 pub mod netlink;
@@ -38,7 +37,7 @@ use crate::model::{
 
 pub use host::{Host, ephemeral_ports, parse_port_range};
 
-use caps::Caps;
+use crate::caps::{self, Caps};
 #[cfg(target_os = "linux")]
 use netlink::DiagError;
 #[cfg(target_os = "linux")]

@@ -26,9 +26,9 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::caps::{Cap, Caps, Missing, NAMESPACES};
 use super::netlink::{DiagError, SockDiag};
 use super::workload::{self, StateDirs, Workload};
+use crate::caps::{Cap, Caps, Missing, NAMESPACES};
 use crate::model::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS};
 
 /// Where `ip netns add` mounts its named namespaces.

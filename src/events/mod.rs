@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::collector::caps::{self, Caps};
+use crate::caps::{self, Caps};
 use crate::model::{Close, CloseSource, CloseTally, CounterCloses};
 
 /// Whether to use the kernel's events.

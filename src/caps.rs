@@ -69,13 +69,7 @@ impl Caps {
         std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| Caps::parse(&s))
-            .unwrap_or_else(|| {
-                Caps(if super::host::euid() == Some(0) {
-                    !0
-                } else {
-                    0
-                })
-            })
+            .unwrap_or_else(|| Caps(if is_root() { !0 } else { 0 }))
     }
 
     /// The `CapEff:` line of a `/proc/PID/status`.
@@ -93,6 +87,17 @@ impl Caps {
     pub fn missing(self, needed: &[Cap]) -> Missing {
         Missing(needed.iter().copied().filter(|&c| !self.has(c)).collect())
     }
+}
+
+#[cfg(unix)]
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(not(unix))]
+fn is_root() -> bool {
+    false
 }
 
 /// Capabilities a feature needs and lingertop lacks, written `CAP_BPF and CAP_PERFMON`.
