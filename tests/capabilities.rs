@@ -9,14 +9,16 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::netns::privileged;
+use common::netns::{Netns, privileged};
 use serde_json::Value;
 
-/// Runs lingertop as nobody holding exactly `caps` (setpriv's names: `sys_ptrace`), for at
-/// most 20 s; its exit success, stdout and stderr.
-fn as_nobody(caps: &[&str], args: &[&str]) -> (bool, String, String) {
+/// Runs lingertop in `ns` as nobody holding exactly `caps` (setpriv's names: `sys_ptrace`),
+/// for at most 60 s; its exit success, stdout and stderr. In a namespace of the test's own,
+/// so the read is of a few sockets, not of the whole machine's.
+fn as_nobody(ns: &Netns, caps: &[&str], args: &[&str]) -> (bool, String, String) {
     let plus: Vec<String> = caps.iter().map(|c| format!("+{c}")).collect();
-    let mut cmd = Command::new("setpriv");
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name, "setpriv"]);
     cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]);
     if plus.is_empty() {
         cmd.arg("--inh-caps=-all");
@@ -32,7 +34,7 @@ fn as_nobody(caps: &[&str], args: &[&str]) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("setpriv (util-linux) must be installed for this test");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -60,11 +62,12 @@ fn as_nobody(caps: &[&str], args: &[&str]) -> (bool, String, String) {
 }
 
 /// `process_info_reason` of a snapshot as nobody with `caps`, while root holds a listener.
-fn owners_reason(caps: &[&str]) -> Option<String> {
+fn owners_reason(ns: &Netns, caps: &[&str]) -> Option<String> {
     // Root's socket: nobody sees it in the table, and its owner only with privilege.
-    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = ns.enter(|| TcpListener::bind("127.0.0.1:0").unwrap());
     let port = held.local_addr().unwrap().port().to_string();
     let (ok, out, err) = as_nobody(
+        ns,
         caps,
         &["snapshot", "--format", "json", "-q", "--netns", "host"],
     );
@@ -91,17 +94,18 @@ fn owners_name_the_missing_capability() {
     if !privileged("owners_name_the_missing_capability") {
         return;
     }
-    let none = owners_reason(&[]).expect("partial without capabilities");
+    let ns = Netns::new("caps").expect("ip netns add");
+    let none = owners_reason(&ns, &[]).expect("partial without capabilities");
     assert!(
         none.contains("lacks CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: run with sudo or grant them"),
         "{none}"
     );
-    let ptrace = owners_reason(&["sys_ptrace"]).expect("partial with SYS_PTRACE alone");
+    let ptrace = owners_reason(&ns, &["sys_ptrace"]).expect("partial with SYS_PTRACE alone");
     assert!(
         ptrace.contains("lacks CAP_DAC_READ_SEARCH: run with sudo or grant it"),
         "{ptrace}"
     );
-    let both = owners_reason(&["sys_ptrace", "dac_read_search"]);
+    let both = owners_reason(&ns, &["sys_ptrace", "dac_read_search"]);
     assert!(
         both.as_deref().is_none_or(|r| !r.contains("lacks")),
         "{both:?}"
@@ -113,6 +117,7 @@ fn events_name_the_missing_capability() {
     if !privileged("events_name_the_missing_capability") {
         return;
     }
+    let ns = Netns::new("capsev").expect("ip netns add");
     let watch = [
         "watch",
         "--events",
@@ -127,7 +132,7 @@ fn events_name_the_missing_capability() {
         (&["perfmon"][..], "lingertop lacks CAP_BPF ("),
         (&[][..], "lingertop lacks CAP_BPF and CAP_PERFMON ("),
     ] {
-        let (ok, _, err) = as_nobody(caps, &watch);
+        let (ok, _, err) = as_nobody(&ns, caps, &watch);
         assert!(!ok, "--events on without {lacking} must fail: {err}");
         assert!(err.contains(lacking), "with {caps:?}: {err}");
     }
