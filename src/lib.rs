@@ -4,6 +4,7 @@
 //! writer or the dashboard. This file is the mode match; each mode's runner is a sibling
 //! in `mode/`, and `main.rs` only maps the outcome to an exit status.
 
+pub mod caps;
 pub mod cli;
 pub mod collector;
 pub mod config;

@@ -5,6 +5,7 @@
 use crate::model::PortRange;
 
 use super::processes::{ProcessLookup, SysProcesses, SysUsers, UserLookup};
+use crate::caps::Caps;
 
 /// The lookups of one machine. [`Host::system`] is this one; tests build their own.
 pub struct Host {
@@ -13,6 +14,8 @@ pub struct Host {
     /// Our effective uid, where the OS has uids: it decides which sockets without a visible
     /// process are another user's.
     pub euid: Option<u32>,
+    /// Our effective capabilities: they decide which capability a message says is missing.
+    pub caps: Caps,
     pub processes: Box<dyn ProcessLookup>,
     pub users: Box<dyn UserLookup>,
     /// Read at every poll: the range can be changed while lingertop runs.
@@ -27,6 +30,7 @@ impl Host {
                 .ok()
                 .unwrap_or_else(|| "unknown-host".to_string()),
             euid: effective_uid(),
+            caps: Caps::current(),
             processes: Box::new(SysProcesses::default()),
             users: Box::new(SysUsers::default()),
             ephemeral_ports: Box::new(ephemeral_ports),

@@ -37,6 +37,7 @@ use crate::model::{
 
 pub use host::{Host, ephemeral_ports, parse_port_range};
 
+use crate::caps::{self, Caps};
 #[cfg(target_os = "linux")]
 use netlink::DiagError;
 #[cfg(target_os = "linux")]
@@ -185,6 +186,7 @@ pub struct Collector {
     users: UserNames,
     host: String,
     euid: Option<u32>,
+    caps: Caps,
     ports: Box<dyn FnMut() -> PortRange + Send>,
     raw: Vec<RawSocket>,
     notes: Vec<Note>,
@@ -210,6 +212,7 @@ impl Collector {
             users: UserNames::new(host.users),
             host: host.name,
             euid: host.euid,
+            caps: host.caps,
             ports: host.ephemeral_ports,
             raw: Vec::new(),
             notes: Vec::new(),
@@ -472,7 +475,10 @@ impl Collector {
 
     /// What the read says of process information, given its hidden and pending sockets.
     fn process_info(&self, hidden: usize, pending: usize) -> ProcessInfo {
-        let mut process_info = match self.euid {
+        // With the capabilities owners need, a uid other than root sees what root sees.
+        let lacking = self.caps.missing(&caps::OWNERS);
+        let euid = if lacking.is_empty() { None } else { self.euid };
+        let mut process_info = match euid {
             Some(0) | None if hidden > 0 => ProcessInfo::Partial {
                 reason: format!(
                     "{hidden} sockets show no process: they belong to another PID namespace (a container) or closed mid-poll; run lingertop in the host's PID namespace to see them"
@@ -481,11 +487,15 @@ impl Collector {
             Some(0) | None => ProcessInfo::Full,
             Some(_) if hidden > 0 => ProcessInfo::Partial {
                 reason: format!(
-                    "not running as root: {hidden} sockets of other users show no process; run with sudo for full process information"
+                    "not running as root: {hidden} sockets of other users show no process; lingertop lacks {lacking}: run with sudo or grant {} for full process information",
+                    lacking.pronoun()
                 ),
             },
             Some(_) if !cfg!(target_os = "linux") => ProcessInfo::Partial {
-                reason: "not running as root: sockets of other users may show no process; run with sudo for full process information".to_string(),
+                reason: format!(
+                    "not running as root: sockets of other users may show no process; lingertop lacks {lacking}: run with sudo or grant {} for full process information",
+                    lacking.pronoun()
+                ),
             },
             Some(_) => ProcessInfo::Full,
         };

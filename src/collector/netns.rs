@@ -28,6 +28,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::netlink::{DiagError, SockDiag};
 use super::workload::{self, StateDirs, Workload};
+use crate::caps::{Cap, Caps, Missing, NAMESPACES};
 use crate::model::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS};
 
 /// Where `ip netns add` mounts its named namespaces.
@@ -227,7 +228,8 @@ impl Namespaces {
                     "lingertop's own network namespace cannot be read",
                 )),
                 choice if unseen.namespaces > 0 => DiagError::Enter(io::Error::other(format!(
-                    "network namespace {choice} exists but cannot be entered without root; run with sudo"
+                    "network namespace {choice} exists but cannot be entered: {}",
+                    advice(Caps::current().missing(&NAMESPACES))
                 ))),
                 choice => DiagError::Enter(io::Error::other(format!(
                     "no network namespace {choice}: give a name from `ip netns list`, a container's name or the pid of a process in it"
@@ -249,9 +251,9 @@ impl Namespaces {
         if self.choice != NetnsChoice::All {
             return None;
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
-        if root {
+        let caps = Caps::current();
+        // Root, or whoever holds what entering and looking at namespaces takes.
+        if caps.missing(&NAMESPACES).is_empty() && caps.missing(&[Cap::SysPtrace]).is_empty() {
             // Root sees every process's namespace link but pid 1's in some sandboxes:
             // only namespaces found and not entered are worth a word.
             return (u.namespaces > 0).then(|| {
@@ -280,9 +282,17 @@ impl Namespaces {
                 if u.processes == 1 { "" } else { "es" }
             ));
         }
+        let mut needed = Vec::new();
+        if u.namespaces > 0 {
+            needed.extend(NAMESPACES);
+        }
+        if u.processes > 0 {
+            needed.push(Cap::SysPtrace);
+        }
         Some(format!(
-            "without root, only lingertop's own network namespace is read: {}; run with sudo to see the connections of every container, or pass --netns host to read only this namespace",
-            what.join(", and ")
+            "without root, only lingertop's own network namespace is read: {}; {} to see the connections of every container, or pass --netns host to read only this namespace",
+            what.join(", and "),
+            advice(caps.missing(&needed))
         ))
     }
 
@@ -539,6 +549,18 @@ impl Namespaces {
     pub fn is_empty(&self) -> bool {
         self.readers.is_empty()
     }
+}
+
+/// What to do about the capabilities lingertop lacks; where it lacks none, the kernel
+/// refused for another reason (a user namespace of lingertop's own, a security module).
+fn advice(lacking: Missing) -> String {
+    if lacking.is_empty() {
+        return "the kernel refused although lingertop holds CAP_SYS_ADMIN and CAP_SYS_PTRACE (in a user namespace of its own?); run lingertop on the host with full privileges".to_string();
+    }
+    format!(
+        "lingertop lacks {lacking}: run with sudo or grant {}",
+        lacking.pronoun()
+    )
 }
 
 fn plural(n: usize) -> &'static str {

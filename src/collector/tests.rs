@@ -138,6 +138,7 @@ fn with_source(source: FakeSource, euid: Option<u32>) -> Collector {
     let host = Host {
         name: "fixture-host".to_string(),
         euid,
+        caps: Caps::NONE,
         processes: Box::new(FakeProcesses(Arc::clone(&log))),
         users: Box::new(FakeUsers(log)),
         ephemeral_ports: Box::new(|| RANGE),
@@ -355,7 +356,7 @@ fn other_users_sockets_without_a_process_say_run_with_sudo() {
         let (mut c, _) = collector(vec![read.clone()], Some(1000), direct);
         assert_eq!(
             partial(&c.poll().unwrap()),
-            "not running as root: 2 sockets of other users show no process; run with sudo for full process information",
+            "not running as root: 2 sockets of other users show no process; lingertop lacks CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: run with sudo or grant them for full process information",
             "direct read: {direct}"
         );
     }
@@ -366,6 +367,23 @@ fn other_users_sockets_without_a_process_say_run_with_sudo() {
     } else {
         assert!(partial(&s).starts_with("not running as root: sockets of other users"));
     }
+}
+
+#[test]
+fn other_users_sockets_name_the_missing_capability() {
+    let read = vec![sock(40001, TcpState::Established, 11, Some(0), &[])];
+    let (mut c, _) = collector(vec![read.clone()], Some(1000), false);
+    c.caps = caps::Caps::of(&[caps::Cap::SysPtrace]);
+    assert_eq!(
+        partial(&c.poll().unwrap()),
+        "not running as root: 1 sockets of other users show no process; lingertop lacks CAP_DAC_READ_SEARCH: run with sudo or grant it for full process information"
+    );
+    // With both, another uid sees what root sees: what hides a holder is a PID namespace.
+    let (mut c, _) = collector(vec![read], Some(1000), false);
+    c.caps = caps::Caps::of(&caps::OWNERS);
+    let s = c.poll().unwrap();
+    let reason = partial(&s);
+    assert!(reason.contains("another PID namespace"), "{reason}");
 }
 
 #[test]
@@ -403,7 +421,7 @@ fn deferred_owners_are_said_alone_or_after_the_other_reason() {
         assert_eq!(
             partial(&c.poll().unwrap()),
             format!(
-                "not running as root: 1 sockets of other users show no process; run with sudo for full process information; {deferred}"
+                "not running as root: 1 sockets of other users show no process; lingertop lacks CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: run with sudo or grant them for full process information; {deferred}"
             ),
             "direct read: {direct}"
         );
@@ -469,6 +487,7 @@ fn a_held_socket_past_the_read_is_skipped() {
     let host = Host {
         name: "h".to_string(),
         euid: Some(0),
+        caps: Caps::NONE,
         processes: Box::new(FakeProcesses(Arc::clone(&log))),
         users: Box::new(FakeUsers(log)),
         ephemeral_ports: Box::new(|| RANGE),

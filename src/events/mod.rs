@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::caps::{self, Caps};
 use crate::model::{Close, CloseSource, CloseTally, CounterCloses};
 
 /// Whether to use the kernel's events.
@@ -36,7 +37,8 @@ pub enum EventsMode {
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
     #[error(
-        "kernel events need root or CAP_BPF and CAP_PERFMON ({0}); run as root, or use --events off to count closes from the kernel's counters"
+        "{lacking} ({0}); run as root, or use --events off to count closes from the kernel's counters",
+        lacking = lacking_for_events()
     )]
     NotPermitted(String),
     #[error("cannot use the kernel's events: {0}")]
@@ -259,6 +261,17 @@ impl CounterBaseline {
     }
 }
 
+/// Which capability the kernel's events lack, named: a unit or `setcap` may have given one.
+fn lacking_for_events() -> String {
+    let lacking = Caps::current().missing(&caps::EVENTS);
+    if lacking.is_empty() {
+        // Both held, and still refused: a lockdown, a security module or a sysctl.
+        "kernel events were refused although lingertop holds CAP_BPF and CAP_PERFMON".to_string()
+    } else {
+        format!("kernel events need CAP_BPF and CAP_PERFMON: lingertop lacks {lacking}")
+    }
+}
+
 impl Closes {
     /// The source `mode` asks for: for `auto`, the kernel's events when they load, else the
     /// counters, with a note saying why (for the caller to show once).
@@ -275,9 +288,7 @@ impl Closes {
                 Ok(k) => Ok((Closes::Kernel(k), None)),
                 Err(e) => {
                     let why = match &e {
-                        EventsError::NotPermitted(_) => {
-                            "kernel events need root or CAP_BPF and CAP_PERFMON".to_string()
-                        }
+                        EventsError::NotPermitted(_) => lacking_for_events(),
                         other => other.to_string(),
                     };
                     Ok((

@@ -2,12 +2,12 @@
 //! time as they are written.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::{AlertFields, SnapshotView, addr, timestamp};
+use super::{AddrText, AlertFields, SnapshotView, addr, timestamp};
 use crate::model::{
     AgeSource, Alert, Connection, NetnsTable, PortRange, Snapshot, StateCounts, TcpState,
 };
@@ -34,6 +34,7 @@ struct JsonSnapshot<'a> {
     alerts: Vec<AlertJson<'a>>,
     /// The network namespaces read, with the connections shown in each.
     netns: Vec<NetnsJson<'a>>,
+    #[serde(skip_serializing_if = "ConnectionsJson::by_hand")]
     connections: ConnectionsJson<'a>,
 }
 
@@ -52,6 +53,14 @@ struct ConnectionsJson<'a> {
     connections: &'a [Connection],
     now: SystemTime,
     netns: &'a NetnsTable,
+    /// Left out of the serde document: [`write_compact`] writes them after it.
+    by_hand: bool,
+}
+
+impl ConnectionsJson<'_> {
+    fn by_hand(&self) -> bool {
+        self.by_hand
+    }
 }
 
 impl Serialize for ConnectionsJson<'_> {
@@ -96,18 +105,38 @@ struct ConnRef<'a> {
     netns: Option<&'a str>,
 }
 
+/// An address as a JSON string, `127.0.0.1:80` or `[::1]:80` as [`addr`] spells it, written
+/// straight into the output: no `String` per address (two per connection).
+pub(super) struct AddrJson(SocketAddr);
+
+impl Serialize for AddrJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // serde_json passes the text through the formatter's escaping like any string.
+        s.collect_str(&self.0)
+    }
+}
+
+/// A connection's owners' pids as a JSON array, without collecting them first.
+pub(super) struct PidsJson<'a>(&'a [crate::model::Owner]);
+
+impl Serialize for PidsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|o| o.pid))
+    }
+}
+
 #[derive(Serialize)]
 pub(super) struct ConnectionJson<'a> {
     pub(super) state: TcpState,
-    pub(super) local: String,
-    pub(super) remote: String,
+    pub(super) local: AddrJson,
+    pub(super) remote: AddrJson,
     /// The network namespace's name (`host`, a container's); null where the backend reads
     /// only its own.
     pub(super) netns: Option<&'a str>,
     pub(super) pid: Option<u32>,
     pub(super) process: Option<&'a str>,
     /// Every process holding the socket (several after fork or fd passing).
-    pub(super) pids: Vec<u32>,
+    pub(super) pids: PidsJson<'a>,
     pub(super) user: Option<&'a str>,
     pub(super) uid: Option<u32>,
     pub(super) inode: u32,
@@ -149,12 +178,12 @@ pub(super) fn connection_json<'a>(
     let owner = c.owner();
     ConnectionJson {
         state: c.state,
-        local: addr(&c.local()),
-        remote: addr(&c.remote()),
+        local: AddrJson(c.local()),
+        remote: AddrJson(c.remote()),
         netns: netns.name(c.netns()),
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
-        pids: c.owners.iter().map(|o| o.pid).collect(),
+        pids: PidsJson(&c.owners),
         user: c.user_name(),
         uid: c.uid(),
         inode: c.inode,
@@ -231,7 +260,7 @@ pub(super) fn alert_json<'a>(a: &'a Alert, s: &'a Snapshot) -> AlertJson<'a> {
     }
 }
 
-fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
+fn to_json<'a>(v: &'a SnapshotView<'a>, by_hand: bool) -> JsonSnapshot<'a> {
     let s = v.snapshot;
     let range: PortRange = s.ephemeral_ports;
     JsonSnapshot {
@@ -263,6 +292,7 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
             connections: &s.connections,
             now: s.taken_at,
             netns: &s.netns,
+            by_hand,
         },
     }
 }
@@ -271,9 +301,81 @@ fn to_json<'a>(v: &'a SnapshotView<'a>) -> JsonSnapshot<'a> {
 /// terminal), else compact (a third of the bytes, for scripts).
 pub(super) fn write<W: Write>(v: &SnapshotView<'_>, pretty: bool, out: &mut W) -> io::Result<()> {
     if pretty {
-        crate::sanitize::json_to_writer_pretty(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+        crate::sanitize::json_to_writer_pretty(&mut *out, &to_json(v, false))
+            .map_err(io::Error::from)?;
     } else {
-        crate::sanitize::json_to_writer(&mut *out, &to_json(v)).map_err(io::Error::from)?;
+        write_compact(v, out)?;
     }
     writeln!(out)
+}
+
+/// The compact document, the same bytes serde writes: the head through serde, then the
+/// connections with their keys and punctuation written directly and each value through
+/// serde. Escaping every constant key of 100k connections was a fifth of the time.
+fn write_compact<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> {
+    let mut head = Vec::new();
+    crate::sanitize::json_to_writer(&mut head, &to_json(v, true)).map_err(io::Error::from)?;
+    // The head ends with its object's `}`: the connections go in before it.
+    head.pop();
+    head.extend_from_slice(b",\"connections\":[");
+    out.write_all(&head)?;
+    let s = v.snapshot;
+    let mut buf = Vec::with_capacity(1 << 16);
+    for (i, c) in s.connections.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        connection_compact(&mut buf, &connection_json(c, s.taken_at, &s.netns))?;
+        if buf.len() >= 1 << 16 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    buf.extend_from_slice(b"]}");
+    out.write_all(&buf)
+}
+
+/// One connection as compact JSON, fields in [`ConnectionJson`]'s order.
+fn connection_compact(b: &mut Vec<u8>, j: &ConnectionJson<'_>) -> io::Result<()> {
+    // Names and addresses are plain ASCII that JSON writes as it is: no escaping to check.
+    b.extend_from_slice(b"{\"state\":\"");
+    b.extend_from_slice(j.state.name().as_bytes());
+    b.extend_from_slice(b"\",\"local\":\"");
+    b.extend_from_slice(AddrText::of(&j.local.0).as_str().as_bytes());
+    b.extend_from_slice(b"\",\"remote\":\"");
+    b.extend_from_slice(AddrText::of(&j.remote.0).as_str().as_bytes());
+    b.push(b'"');
+    field(b, "netns", &j.netns)?;
+    field(b, "pid", &j.pid)?;
+    field(b, "process", &j.process)?;
+    field(b, "pids", &j.pids)?;
+    field(b, "user", &j.user)?;
+    field(b, "uid", &j.uid)?;
+    field(b, "inode", &j.inode)?;
+    field(b, "attribution", &j.attribution)?;
+    field(b, "state_age_secs", &j.state_age_secs)?;
+    field(b, "state_age_from", &j.state_age_from)?;
+    field(b, "previous_states", &j.previous_states)?;
+    field(b, "lab", &j.lab)?;
+    field(b, "timer", &j.timer)?;
+    field(b, "recv_q", &j.recv_q)?;
+    field(b, "send_q", &j.send_q)?;
+    b.push(b'}');
+    Ok(())
+}
+
+/// `,"key":value`, the value through serde with lingertop's escaping.
+fn field<T: Serialize + ?Sized>(b: &mut Vec<u8>, key: &str, value: &T) -> io::Result<()> {
+    b.extend_from_slice(b",\"");
+    b.extend_from_slice(key.as_bytes());
+    b.extend_from_slice(b"\":");
+    crate::sanitize::json_to_writer(&mut *b, value).map_err(io::Error::from)
+}
+
+#[cfg(test)]
+pub(super) fn write_compact_by_serde<W: Write>(
+    v: &SnapshotView<'_>,
+    out: &mut W,
+) -> io::Result<()> {
+    crate::sanitize::json_to_writer(&mut *out, &to_json(v, false)).map_err(io::Error::from)
 }

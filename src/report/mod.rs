@@ -152,6 +152,81 @@ pub fn addr(sa: &SocketAddr) -> String {
     sa.to_string()
 }
 
+/// [`addr`]'s text on the stack, written without the formatting machinery for IPv4
+/// (`Ipv4Addr`'s `Display` was a seventh of a 100k-connection snapshot's time).
+pub(crate) struct AddrText {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl AddrText {
+    /// `sa` as [`addr`] spells it.
+    pub(crate) fn of(sa: &SocketAddr) -> AddrText {
+        let mut t = AddrText {
+            bytes: [0; 64],
+            len: 0,
+        };
+        match sa {
+            SocketAddr::V4(v4) => {
+                for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    t.decimal(u32::from(octet));
+                }
+                t.push(b':');
+                t.decimal(u32::from(v4.port()));
+            }
+            // The longest, `[` 39 characters `%` a u32 `]:` a port, is 58 bytes.
+            SocketAddr::V6(_) => {
+                let _ = std::fmt::Write::write_fmt(&mut t, format_args!("{sa}"));
+            }
+        }
+        t
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.len < self.bytes.len() {
+            self.bytes[self.len] = b;
+            self.len += 1;
+        }
+    }
+
+    fn decimal(&mut self, mut n: u32) {
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            self.push(d);
+        }
+    }
+
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed, and `write_str` copies whole strings.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for AddrText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.bytes.len() {
+            return Err(std::fmt::Error);
+        }
+        self.bytes[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// RFC 3339 UTC with milliseconds.
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()

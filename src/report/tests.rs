@@ -250,3 +250,79 @@ fn one_empty_poll_says_how_to_measure_ages() {
         )
     );
 }
+
+#[test]
+fn compact_json_by_hand_is_the_bytes_serde_writes() {
+    // The fixture (ages, timers, previous states, pids, users), then hostile names: a
+    // terminal escape, a quote, a backslash, a line separator, a multi-byte name.
+    let from_fixture = fixture(|snapshot, alerts, pressure| {
+        let mut s = snapshot.clone();
+        let hostile = [
+            "a\u{1b}[2Jb",
+            "q\"uote\\",
+            "ls\u{2028}sep",
+            "naïve≥",
+            "\u{85}",
+        ];
+        for (c, name) in s.connections.iter_mut().zip(hostile) {
+            c.owners = vec![Owner {
+                pid: 7,
+                name: Some(Arc::from(name)),
+            }]
+            .into();
+        }
+        let v = SnapshotView {
+            snapshot: &s,
+            backend: "netlink",
+            polls: 2,
+            interval: None,
+            total_connections: 9,
+            filter: String::new(),
+            alerts,
+            pressure,
+        };
+        let mut by_hand = Vec::new();
+        write_snapshot(Format::Json, false, &v, &mut by_hand).unwrap();
+        let mut by_serde = Vec::new();
+        json::write_compact_by_serde(&v, &mut by_serde).unwrap();
+        by_serde.push(b'\n');
+        assert_eq!(
+            String::from_utf8(by_hand).unwrap(),
+            String::from_utf8(by_serde).unwrap()
+        );
+        String::new()
+    });
+    assert!(from_fixture.is_empty());
+    // No connections at all: still one document with an empty list.
+    let s = Snapshot::fixture(at(0), Vec::new());
+    let v = SnapshotView {
+        snapshot: &s,
+        backend: "netlink",
+        polls: 1,
+        interval: None,
+        total_connections: 0,
+        filter: String::new(),
+        alerts: &[],
+        pressure: &[],
+    };
+    let doc: serde_json::Value = serde_json::from_str(&write_as(Format::Json, false, &v)).unwrap();
+    assert_eq!(doc["connections"], serde_json::json!([]));
+}
+
+#[test]
+fn addresses_by_hand_are_as_display_writes_them() {
+    let addrs = [
+        "0.0.0.0:0",
+        "255.255.255.255:65535",
+        "10.0.100.9:80",
+        "127.0.1.1:40000",
+        "[::1]:9000",
+        "[::ffff:10.0.0.1]:443",
+        "[fe80::1%4294967295]:65535",
+        "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+    ];
+    for a in addrs {
+        let sa: SocketAddr = a.parse().unwrap();
+        assert_eq!(AddrText::of(&sa).as_str(), addr(&sa), "{a}");
+    }
+}
