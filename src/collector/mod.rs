@@ -481,13 +481,15 @@ impl Collector {
         let mut process_info = match euid {
             Some(0) | None if hidden > 0 => ProcessInfo::Partial {
                 reason: format!(
-                    "{hidden} sockets show no process: they belong to another PID namespace (a container) or closed mid-poll; run lingertop in the host's PID namespace to see them"
+                    "{} no process: they belong to another PID namespace (a container) or closed mid-poll; run lingertop in the host's PID namespace to see them",
+                    counted(hidden, "socket shows", "sockets show")
                 ),
             },
             Some(0) | None => ProcessInfo::Full,
             Some(_) if hidden > 0 => ProcessInfo::Partial {
                 reason: format!(
-                    "not running as root: {hidden} sockets of other users show no process; lingertop lacks {lacking}: run with sudo or grant {} for full process information",
+                    "not running as root: {} no process; lingertop lacks {lacking}: run with sudo or grant {} for full process information",
+                    counted(hidden, "socket of another user shows", "sockets of other users show"),
                     lacking.pronoun()
                 ),
             },
@@ -522,4 +524,9 @@ fn netlink_fallback(why: &dyn std::fmt::Display) -> Note {
             "netlink sock_diag is not available ({why}); reading the socket table through netstat2, without timers, queues and kernel clocks (ages count from lingertop's first sight)"
         ),
     }
+}
+
+/// `N thing does` or `N things do`, as the count wants.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

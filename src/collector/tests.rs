@@ -376,7 +376,7 @@ fn other_users_sockets_name_the_missing_capability() {
     c.caps = caps::Caps::of(&[caps::Cap::SysPtrace]);
     assert_eq!(
         partial(&c.poll().unwrap()),
-        "not running as root: 1 sockets of other users show no process; lingertop lacks CAP_DAC_READ_SEARCH: run with sudo or grant it for full process information"
+        "not running as root: 1 socket of another user shows no process; lingertop lacks CAP_DAC_READ_SEARCH: run with sudo or grant it for full process information"
     );
     // With both, another uid sees what root sees: what hides a holder is a PID namespace.
     let (mut c, _) = collector(vec![read], Some(1000), false);
@@ -396,7 +396,7 @@ fn root_without_a_process_points_at_pid_namespaces() {
         let (mut c, _) = collector(vec![read.clone()], euid, false);
         assert_eq!(
             partial(&c.poll().unwrap()),
-            "1 sockets show no process: they belong to another PID namespace (a container) or closed mid-poll; run lingertop in the host's PID namespace to see them",
+            "1 socket shows no process: they belong to another PID namespace (a container) or closed mid-poll; run lingertop in the host's PID namespace to see them",
             "euid {euid:?}"
         );
     }
@@ -421,7 +421,7 @@ fn deferred_owners_are_said_alone_or_after_the_other_reason() {
         assert_eq!(
             partial(&c.poll().unwrap()),
             format!(
-                "not running as root: 1 sockets of other users show no process; lingertop lacks CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: run with sudo or grant them for full process information; {deferred}"
+                "not running as root: 1 socket of another user shows no process; lingertop lacks CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: run with sudo or grant them for full process information; {deferred}"
             ),
             "direct read: {direct}"
         );

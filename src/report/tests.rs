@@ -133,7 +133,7 @@ fn fixture(f: impl FnOnce(&Snapshot, &[Alert], &[Pressure]) -> String) -> String
     tracker.keep(Arc::new(one));
     let mut two = Snapshot::fixture(at(185), second());
     two.process_info = ProcessInfo::Partial {
-        reason: "not running as root: 1 sockets of other users show no process; run with sudo for full process information".into(),
+        reason: "not running as root: 1 socket of another user shows no process; run with sudo for full process information".into(),
     };
     tracker.observe(&mut two);
     let alerts = detect(
