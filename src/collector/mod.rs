@@ -489,7 +489,11 @@ impl Collector {
             Some(_) if hidden > 0 => ProcessInfo::Partial {
                 reason: format!(
                     "not running as root: {} no process; lingertop lacks {lacking}: run with sudo or grant {} for full process information",
-                    counted(hidden, "socket of another user shows", "sockets of other users show"),
+                    counted(
+                        hidden,
+                        "socket of another user shows",
+                        "sockets of other users show"
+                    ),
                     lacking.pronoun()
                 ),
             },
