@@ -493,3 +493,48 @@ fn a_time_wait_pile_up_in_one_namespace_is_named_for_it_not_the_host() {
         assert!(!msg.contains("on this host"), "{msg}");
     }
 }
+
+#[test]
+fn an_orphaned_fin_wait_2_counts_from_its_own_namespaces_fin_timeout() {
+    if !privileged("an_orphaned_fin_wait_2_counts_from_its_own_namespaces_fin_timeout") {
+        return;
+    }
+    // Not the host's 60 s: an age computed from the host's value would read 40 s too old.
+    let ns = Netns::new("fin").expect("ip netns add");
+    let set = ns
+        .command("sysctl")
+        .args(["-q", "-w", "net.ipv4.tcp_fin_timeout=20"])
+        .status()
+        .expect("sysctl");
+    assert!(set.success(), "cannot set tcp_fin_timeout in the namespace");
+    let (_listener, _peer, client) = ns.enter(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let client = c.local_addr().unwrap();
+        // Closed first while the peer holds on: an orphaned FIN_WAIT_2.
+        drop(c);
+        (l, s, client)
+    });
+    let made = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let out = lingertop()
+        .args(["--set", &format!("collector.netns={}", ns.name)])
+        .args(["snapshot", "--format", "json", "--state", "fin-wait-2"])
+        .output()
+        .expect("run lingertop");
+    let json = parse(&out);
+    let c = json["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["local"] == client.to_string())
+        .unwrap_or_else(|| panic!("no FIN_WAIT_2 from {client}: {json}"));
+    assert_eq!(c["state_age_from"], "kernel", "{c}");
+    let age = c["state_age_secs"].as_f64().expect("an age");
+    let lived = made.elapsed().as_secs_f64();
+    assert!(
+        age >= 1.5 && age <= lived + 0.5,
+        "orphaned FIN_WAIT_2 age {age} s, but it began {lived:.1} s ago: {c}"
+    );
+}

@@ -43,7 +43,9 @@ use netlink::DiagError;
 #[cfg(target_os = "linux")]
 pub use netlink::NetlinkSource;
 pub use netstat2_backend::Netstat2Source;
-pub use processes::{ProcessLookup, SysProcesses, SysUsers, UserLookup};
+pub use processes::{
+    ProcessCommand, ProcessLookup, SysProcesses, SysUsers, UserLookup, command_of,
+};
 use processes::{ProcessNames, UserNames};
 
 /// One socket as the OS reports it, before process names are attached.

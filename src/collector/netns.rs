@@ -23,6 +23,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -125,6 +126,10 @@ struct Reader {
     sockstat: Option<File>,
     /// Whether the last look found no TCP socket in it: its dump is skipped.
     empty: bool,
+    /// The namespace's `tcp_fin_timeout`, opened inside it (`/proc/sys/net` shows the
+    /// namespace of the task that opens it): the clock of its orphaned FIN_WAIT_2 ages.
+    /// `None` for lingertop's own namespace, whose value is read directly.
+    fin_timeout: Option<File>,
 }
 
 impl Reader {
@@ -134,7 +139,17 @@ impl Reader {
             netns,
             sockstat,
             empty: false,
+            fin_timeout: None,
         }
+    }
+
+    /// The namespace's own `tcp_fin_timeout`, where it could be opened inside it.
+    fn fin_timeout(&self) -> Option<Duration> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 32];
+        let n = self.fin_timeout.as_ref()?.read_at(&mut buf, 0).ok()?;
+        let secs = std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()?;
+        Some(Duration::from_secs(secs))
     }
 }
 
@@ -161,6 +176,13 @@ fn tcp_sockets(sockstat: &File) -> Option<u64> {
     let inuse = field("inuse")?;
     let tw = field("tw")?;
     Some(inuse + tw)
+}
+
+/// What a reader opens inside its namespace besides the netlink socket.
+#[derive(Default)]
+struct Inside {
+    sockstat: Option<File>,
+    fin_timeout: Option<File>,
 }
 
 /// How a namespace could not be read.
@@ -298,11 +320,15 @@ impl Namespaces {
 
     /// The readers, each with the id its connections carry.
     /// Namespaces found to hold no TCP socket at all are left out.
-    pub fn readers_mut(&mut self) -> impl Iterator<Item = (NetnsId, &mut SockDiag)> {
-        self.readers
-            .values_mut()
-            .filter(|r| !r.empty)
-            .map(|r| (r.netns.id, &mut r.diag))
+    /// With each, the namespace's own `tcp_fin_timeout` where it was read (another
+    /// namespace's; lingertop's own is the caller's to read).
+    pub fn readers_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (NetnsId, &mut SockDiag, Option<Duration>)> {
+        self.readers.values_mut().filter(|r| !r.empty).map(|r| {
+            let fin = r.fin_timeout();
+            (r.netns.id, &mut r.diag, fin)
+        })
     }
 
     /// Whether `id` is lingertop's own namespace (whose failure fails the poll).
@@ -408,9 +434,10 @@ impl Namespaces {
                 continue;
             };
             match self.open(ino, found) {
-                Ok((diag, sockstat)) => {
-                    self.readers
-                        .insert(ino, Reader::new(diag, netns(id), sockstat));
+                Ok((diag, inside)) => {
+                    let mut reader = Reader::new(diag, netns(id), inside.sockstat);
+                    reader.fin_timeout = inside.fin_timeout;
+                    self.readers.insert(ino, reader);
                     changed = true;
                 }
                 Err(_) => {
@@ -451,7 +478,7 @@ impl Namespaces {
 
     /// Opens a reader inside namespace `ino` through its `/run/netns` mount or one of its
     /// processes, checking that the file still is that namespace (a pid can be reused).
-    fn open(&self, ino: u64, found: &Found) -> Result<(SockDiag, Option<File>), DiagError> {
+    fn open(&self, ino: u64, found: &Found) -> Result<(SockDiag, Inside), DiagError> {
         let named = found.named.iter().map(|n| self.named_dir.join(n));
         let procs = found
             .pids
@@ -472,14 +499,17 @@ impl Namespaces {
             }
             let ns: OwnedFd = file.into();
             // The thread's own view of /proc/net: the namespace it entered.
-            let sockstat = open_inside(&ns, || {
-                File::open("/proc/thread-self/net/sockstat").map_err(DiagError::Enter)
+            let inside = open_inside(&ns, || {
+                Ok(Inside {
+                    sockstat: File::open("/proc/thread-self/net/sockstat").ok(),
+                    fin_timeout: File::open("/proc/sys/net/ipv4/tcp_fin_timeout").ok(),
+                })
             })
-            .ok();
+            .unwrap_or_default();
             let mut diag = SockDiag::inside(ns);
             // Open now: a namespace that cannot be entered is known at once.
             match diag.connect() {
-                Ok(()) => return Ok((diag, sockstat)),
+                Ok(()) => return Ok((diag, inside)),
                 Err(e) => last = e,
             }
         }

@@ -152,3 +152,54 @@ impl UserNames {
         user
     }
 }
+
+/// What a process runs: its command line (arguments joined by spaces) and the path of its
+/// executable, as `/proc/PID/cmdline` and `/proc/PID/exe` give them. Read for one process
+/// at a time (the dashboard's detail pane asks for the selected row's owner), so nothing
+/// is kept. `None` where the process is gone or cannot be read (another user's `exe` needs
+/// CAP_SYS_PTRACE); the text is the process's own and must be neutralised before it is
+/// shown.
+pub fn command_of(pid: u32) -> Option<ProcessCommand> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::io::Read;
+        // A command line can be long (a JVM's classpath); the pane shows the start of it.
+        const MAX: u64 = 4096;
+        let mut raw = Vec::new();
+        std::fs::File::open(format!("/proc/{pid}/cmdline"))
+            .ok()?
+            .take(MAX)
+            .read_to_end(&mut raw)
+            .ok()?;
+        let args: Vec<String> = raw
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        if args.is_empty() && exe.is_none() {
+            // A kernel thread, or a process that exited between the two reads.
+            return None;
+        }
+        Some(ProcessCommand {
+            line: args.join(" "),
+            exe,
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// A process's command line and executable ([`command_of`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessCommand {
+    /// The arguments, joined by spaces; empty for a process that has none.
+    pub line: String,
+    /// The executable's path, where it can be read.
+    pub exe: Option<String>,
+}

@@ -551,3 +551,15 @@ fn the_port_range_file_is_two_ports_low_first() {
         assert_eq!(parse_port_range(bad), None, "{bad:?}");
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_process_command_line_and_executable_come_from_proc() {
+    let me = super::command_of(std::process::id()).expect("our own process");
+    let exe = std::env::current_exe().unwrap();
+    assert_eq!(me.exe.as_deref(), exe.to_str());
+    let first = std::env::args().next().unwrap();
+    assert!(me.line.starts_with(&first), "{:?} vs {first:?}", me.line);
+    // A pid that cannot exist (above the kernel's pid_max limit of 2^22).
+    assert_eq!(super::command_of(u32::MAX), None);
+}

@@ -15,7 +15,7 @@ use crate::cli::{self, Format, SnapshotArgs};
 use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
-use crate::model::alerts::{detect_in, port_pressure};
+use crate::model::alerts::{detect_in, port_pressure, time_wait_overflow};
 use crate::model::{Filter, ProcessInfo, TcpState, Tracker};
 use crate::report;
 
@@ -55,6 +55,12 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         exact_owners: true,
     });
     let mut tracker = Tracker::new(cfg.history);
+    // TIME_WAIT the kernel dropped between the two polls (its `TCPTimeWaitOverflow`, in
+    // lingertop's own namespace): the one close rule a snapshot can judge, since it needs
+    // only two readings of a counter and no events.
+    let counters_before = args
+        .interval
+        .and_then(|_| crate::events::counters::read().ok());
     let mut snap = collector.poll().context("first poll failed")?;
     tracker.observe(&mut snap);
     if let Some(interval) = args.interval {
@@ -84,7 +90,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         // Keys built once each rather than at every comparison, and each 232-byte
         // connection moved once (the sort was a tenth of a 100k-socket snapshot's time).
         .sort_by_cached_key(|c| (c.state, c.local(), c.remote()));
-    let alerts = detect_in(
+    let mut alerts = detect_in(
         &snap.connections,
         &snap.netns,
         snap.taken_at,
@@ -92,6 +98,16 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         tracker.history(),
         &cfg.rules,
     );
+    if let (Some(before), Ok(after), Some(within)) = (
+        counters_before,
+        crate::events::counters::read(),
+        args.interval,
+    ) {
+        let dropped = after.since(&before).time_wait_overflow;
+        alerts.extend(time_wait_overflow(dropped, within, &cfg.rules));
+        // Worst first, as the rules give them (a stable sort keeps their order within).
+        alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
+    }
     let pressure = port_pressure(&snap.connections, snap.ephemeral_ports);
     let view = report::SnapshotView {
         snapshot: &snap,

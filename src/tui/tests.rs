@@ -292,8 +292,8 @@ fn assert_strip_reads(app: &App, screen: &str, w: u16) {
 }
 
 #[test]
-fn every_view_and_help_at_both_sizes() {
-    for (w, h) in [(120u16, 40u16), (80, 24)] {
+fn every_view_and_help_at_every_size() {
+    for (w, h) in [(120u16, 40u16), (80, 24), (60, 12)] {
         let mut app = app_with_fixture(false);
         for view in View::ALL {
             assert_eq!(app.view, view);
@@ -364,6 +364,34 @@ fn the_detail_pane_tells_the_peers_fin_from_unread_bytes() {
         "{screen}"
     );
     assert!(!screen.contains("recv-q 1 B unread"), "{screen}");
+}
+
+#[test]
+fn the_detail_pane_shows_what_the_owner_runs_neutralised() {
+    fn hostile(_pid: u32) -> Option<crate::collector::ProcessCommand> {
+        Some(crate::collector::ProcessCommand {
+            line: "java -jar orders.jar --title \x1b]0;PWN\x07".into(),
+            exe: Some("/usr/lib/jvm/bin/java".into()),
+        })
+    }
+    let mut app = App::new(
+        Keymap::default(),
+        std::time::Duration::from_secs(2),
+        300,
+        Filter::parse("state:close-wait").unwrap(),
+    );
+    let (a, b) = super::fixture::two_polls_from(false, true);
+    app.on_update(a);
+    app.on_update(b);
+    let without = draw(&mut app, 120, 40);
+    assert!(!without.contains("cmd     "), "{without}");
+    app.command_of = Some(hostile);
+    let screen = draw(&mut app, 120, 40);
+    // The pane wraps at spaces: each word whole, the escape shown as text.
+    assert!(screen.contains("cmd     java -jar orders.jar"), "{screen}");
+    assert!(screen.contains("\\x1b]0;PWN\\x07"), "{screen}");
+    assert!(screen.contains("exe     /usr/lib/jvm/bin/java"), "{screen}");
+    assert!(!screen.contains('\x1b'), "no escape reaches the terminal");
 }
 
 #[test]

@@ -25,7 +25,7 @@ impl NetlinkSource {
     /// A source of the namespaces `choice` asks for.
     pub fn open_in(choice: NetnsChoice) -> Result<Self, DiagError> {
         let mut netns = Namespaces::new(choice)?;
-        for (_, diag) in netns.readers_mut() {
+        for (_, diag, _) in netns.readers_mut() {
             // The cheapest possible probe: listening sockets only.
             diag.dump_tcp(state_mask(Some(&[TcpState::Listen])), |_| {})?;
         }
@@ -113,7 +113,7 @@ impl SocketSource for NetlinkSource {
     fn count_states(&mut self, states: &[TcpState]) -> Result<Option<StateCounts>, CollectError> {
         // Every namespace the reads cover, as the read's own total does.
         let mut total = StateCounts::default();
-        for (netns, diag) in self.netns.readers_mut() {
+        for (netns, diag, _) in self.netns.readers_mut() {
             let before = total;
             let read = retrying(|| {
                 total = before;
@@ -140,13 +140,14 @@ impl SocketSource for NetlinkSource {
     ) -> Result<bool, CollectError> {
         self.netns.refresh();
         let states = self.states;
-        // Every namespace is read at lingertop's own tcp_fin_timeout (another namespace's
-        // would need entering it for a /proc/sys read; the default 60 s is the usual value).
-        let fin_timeout = fin_timeout();
+        // Each namespace's orphaned FIN_WAIT_2 ages count from its own tcp_fin_timeout,
+        // read inside it (lingertop's own namespace: read here).
+        let own_fin_timeout = fin_timeout();
         out.clear();
         held.clear();
         self.failed.clear();
-        for (netns, diag) in self.netns.readers_mut() {
+        for (netns, diag, ns_fin_timeout) in self.netns.readers_mut() {
+            let fin_timeout = ns_fin_timeout.unwrap_or(own_fin_timeout);
             let (o, h) = (out.len(), held.len());
             // tcp_info only at a namespace's first read of each state (see the module doc).
             let with_info = states & !diag.info_read != 0;

@@ -67,6 +67,7 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     let filter = cfg.default_filter.clone();
     let mut app = App::new(Keymap::new(&cfg.keys), cfg.interval, cfg.history, filter);
     app.set_growth_window(cfg.rules.growth_window);
+    app.command_of = Some(crate::collector::command_of);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
     // Before the terminal is taken, so `--events on` without privilege fails readably.
     let mut closes = closes::CloseFeed::start(events, &mut app, cfg.interval, &cfg.rules)?;

@@ -40,26 +40,40 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
             out.push(a);
         }
     }
-    let tw = &rules.time_wait_overflow;
-    let dropped = u32::try_from(over.counters.time_wait_overflow).unwrap_or(u32::MAX);
-    if tw.enabled
-        && dropped > 0
-        && let Some(severity) = severity_of(dropped, tw.warning, tw.critical)
-    {
-        let mut a = Alert::new(
-            RuleId::TimeWaitOverflow,
-            severity,
-            format!(
-                "{dropped} TIME_WAIT sockets dropped by the kernel in {}: tcp_max_tw_buckets reached; raise it or close fewer connections first",
-                crate::model::duration::compact(std::time::Duration::from_secs_f64(secs)),
-            ),
-            Vec::new(),
-        );
-        a.count = dropped;
-        out.push(a);
-    }
+    out.extend(time_wait_overflow(
+        over.counters.time_wait_overflow,
+        std::time::Duration::from_secs_f64(secs),
+        rules,
+    ));
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)));
     out
+}
+
+/// The TIME_WAIT-overflow alert for `dropped` sockets the kernel's `TCPTimeWaitOverflow`
+/// counted over `within`; none below the rule's warning or with the rule off. Shared by the
+/// dashboard (over its window) and `snapshot --interval` (between its two polls).
+pub fn time_wait_overflow(
+    dropped: u64,
+    within: std::time::Duration,
+    rules: &Rules,
+) -> Option<Alert> {
+    let tw = &rules.time_wait_overflow;
+    let dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
+    if !tw.enabled || dropped == 0 {
+        return None;
+    }
+    let severity = severity_of(dropped, tw.warning, tw.critical)?;
+    let mut a = Alert::new(
+        RuleId::TimeWaitOverflow,
+        severity,
+        format!(
+            "{dropped} TIME_WAIT sockets dropped by the kernel in {}: tcp_max_tw_buckets reached; raise it or close fewer connections first",
+            crate::model::duration::compact(within),
+        ),
+        Vec::new(),
+    );
+    a.count = dropped;
+    Some(a)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub use view::View;
 use super::keys::{Action, Keymap};
 use super::lab_panel::{LabPanel, LabRequest};
 use super::rows::{Ghost, NetnsRow, ProcRow, RemoteRow, Row};
+use crate::collector::ProcessCommand;
 use crate::live::Update;
 use crate::model::Alert;
 use crate::model::close_stats::CloseStats;
@@ -144,6 +145,9 @@ pub struct App {
     pub alert_offset: usize,
     /// How many alerts the box showed at the last draw, for `a`'s step.
     pub alerts_shown: usize,
+    /// Finds what the selected row's owner runs, for the detail pane: the dashboard sets
+    /// it to the OS's (`/proc`), tests to a fixture; none shows no command line.
+    pub command_of: Option<fn(u32) -> Option<ProcessCommand>>,
 }
 
 impl App {
@@ -191,6 +195,7 @@ impl App {
             closes: None,
             closes_panel: false,
             close_alerts: Vec::new(),
+            command_of: None,
         }
     }
 

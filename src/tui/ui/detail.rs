@@ -30,6 +30,9 @@ pub(super) fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
         None => vec![Line::from(Span::styled("nothing selected", theme.muted))],
         Some(row @ (Row::Conn(_) | Row::Ghost(_))) => app.conn(row).map_or_else(Vec::new, |c| {
             let mut lines = conn_lines(c, matches!(row, Row::Ghost(_)), now, theme);
+            // Under the owner line (the fourth): what the owner runs.
+            let at = lines.len().min(4);
+            lines.splice(at..at, command_lines(app, c, theme));
             if let Some(place) = netns_place(app, c) {
                 // Under the two ends: the same ends can be another connection elsewhere.
                 let label = Span::styled(format!("{:<8}", "netns"), theme.label);
@@ -43,6 +46,32 @@ pub(super) fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
         Some(Row::Netns(i)) => netns_lines(&app.netns_rows[i], theme),
     };
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// The owner's command line and executable, neutralised for the terminal: a process names
+/// itself, and its arguments are whatever it was started with.
+fn command_lines(app: &App, c: &Connection, theme: &Theme) -> Vec<Line<'static>> {
+    let (Some(command_of), Some(owner)) = (app.command_of, c.owner()) else {
+        return Vec::new();
+    };
+    let Some(cmd) = command_of(owner.pid) else {
+        return Vec::new();
+    };
+    let label = |s: &str| Span::styled(format!("{s:<8}"), theme.label);
+    let mut lines = Vec::new();
+    if !cmd.line.is_empty() {
+        lines.push(Line::from(vec![
+            label("cmd"),
+            Span::raw(crate::sanitize::terminal(&cmd.line).into_owned()),
+        ]));
+    }
+    if let Some(exe) = &cmd.exe {
+        lines.push(Line::from(vec![
+            label("exe"),
+            Span::raw(crate::sanitize::terminal(exe).into_owned()),
+        ]));
+    }
+    lines
 }
 
 /// The namespace of `c` for a person ("blue (netns, pid 812)"), when the poll read more
