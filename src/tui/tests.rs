@@ -345,10 +345,8 @@ fn kernel_timers_and_queues_show_where_the_backend_reads_them() {
     );
 }
 
-#[test]
-fn the_detail_pane_tells_the_peers_fin_from_unread_bytes() {
-    // The fixture's CLOSE_WAIT has a receive queue of 1 with the receive side shut: the
-    // peer's FIN, no byte.
+/// The fixture filtered to its CLOSE_WAIT, whose receive side the peer's FIN shut.
+fn close_wait_app() -> App {
     let mut app = App::new(
         Keymap::default(),
         std::time::Duration::from_secs(2),
@@ -358,6 +356,14 @@ fn the_detail_pane_tells_the_peers_fin_from_unread_bytes() {
     let (a, b) = super::fixture::two_polls_from(false, true);
     app.on_update(a);
     app.on_update(b);
+    app
+}
+
+#[test]
+fn the_detail_pane_tells_the_peers_fin_from_unread_bytes() {
+    // The fixture's CLOSE_WAIT has a receive queue of 1 with the receive side shut: the
+    // peer's FIN, no byte.
+    let mut app = close_wait_app();
     let screen = draw(&mut app, 120, 40);
     assert!(
         screen.contains("queues  recv-q peer sent FIN, 0 B"),
@@ -374,15 +380,7 @@ fn the_detail_pane_shows_what_the_owner_runs_neutralised() {
             exe: Some("/usr/lib/jvm/bin/java".into()),
         })
     }
-    let mut app = App::new(
-        Keymap::default(),
-        std::time::Duration::from_secs(2),
-        300,
-        Filter::parse("state:close-wait").unwrap(),
-    );
-    let (a, b) = super::fixture::two_polls_from(false, true);
-    app.on_update(a);
-    app.on_update(b);
+    let mut app = close_wait_app();
     let without = draw(&mut app, 120, 40);
     assert!(!without.contains("cmd     "), "{without}");
     app.command_of = Some(hostile);
