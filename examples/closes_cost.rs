@@ -149,7 +149,7 @@ fn run(
         .trim()
         .parse()
         .unwrap_or(0.0);
-    // Let the last closes reach the tally (the reader drains within 100 ms, serve publishes
+    // Let the last closes reach the tally (the reader drains within 50 ms, serve publishes
     // each 1 s poll).
     std::thread::sleep(Duration::from_millis(2500));
     let metrics = scrape(ns, &addr);

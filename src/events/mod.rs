@@ -174,6 +174,11 @@ pub fn own_netns() -> Option<u32> {
     u32::try_from(ino).ok()
 }
 
+/// How often the reader drains the ring buffer when the kernel side has not woken it: the
+/// longest a close waits before it is counted.
+#[cfg(target_os = "linux")]
+const READ_EVERY_MS: i32 = 50;
+
 #[cfg(target_os = "linux")]
 fn read_loop(
     mut loaded: load::Loaded,
@@ -190,8 +195,10 @@ fn read_loop(
             revents: 0,
         };
         // SAFETY: one valid pollfd for the ring buffer's descriptor, which `loaded` keeps open
-        // for the whole call; a bounded timeout so a stop request is seen within 100 ms.
-        unsafe { libc::poll(&mut pfd, 1, 100) };
+        // for the whole call. The kernel side submits without waking us (bpf/closes.bpf.c,
+        // `wakeup_flag`) until an eighth of the ring waits, so this timeout is what bounds how
+        // late a record is read, and how soon a stop request is seen.
+        unsafe { libc::poll(&mut pfd, 1, READ_EVERY_MS) };
         while let Some(item) = loaded.ring.next() {
             match decode::decode(&item) {
                 Ok(e) => {
