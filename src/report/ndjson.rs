@@ -241,3 +241,37 @@ pub fn write_lost(out: &mut dyn Write, time: std::time::SystemTime, lost: u64) -
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }
+
+/// One close rule's alert starting, changing severity (`firing`) or ending (`resolved`) in
+/// `watch --events`, with the fields snapshot and poll lines give alerts.
+#[derive(Serialize)]
+struct AlertLine<'a> {
+    time: String,
+    /// `alert`.
+    event: &'static str,
+    /// `kernel` (its events) or `counters`, where the closes behind it came from.
+    source: &'static str,
+    /// `firing` or `resolved`.
+    state: &'static str,
+    #[serde(flatten)]
+    alert: AlertFields<'a>,
+}
+
+/// Writes one close alert's change as one line.
+pub fn write_alert(
+    out: &mut dyn Write,
+    time: std::time::SystemTime,
+    source: &'static str,
+    state: &'static str,
+    a: &Alert,
+) -> io::Result<()> {
+    let line = AlertLine {
+        time: timestamp(time),
+        event: "alert",
+        source,
+        state,
+        alert: AlertFields::of(a),
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}

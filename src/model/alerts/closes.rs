@@ -28,7 +28,7 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
                 RuleId::ResetStorm,
                 severity,
                 format!(
-                    "{rate:.0} resets/s by {} (pid {pid}) over {}: connections abort instead of closing; see the closes panel",
+                    "{per_s} resets/s by {} (pid {pid}) over {}: connections abort instead of closing",
                     shown.as_deref().unwrap_or("?"),
                     crate::model::duration::compact(std::time::Duration::from_secs_f64(secs)),
                 ),
