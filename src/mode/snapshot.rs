@@ -108,7 +108,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         // Worst first, as the rules give them (a stable sort keeps their order within).
         alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
     }
-    let pressure = port_pressure(&snap.connections, snap.ephemeral_ports);
+    let pressure = port_pressure(&snap.connections, snap.port_ranges());
     let view = report::SnapshotView {
         snapshot: &snap,
         backend: collector.backend_name(),

@@ -6,6 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use super::connection::PortRange;
+
 /// A network namespace, as an index into the snapshot's [`NetnsTable`]. Small on purpose:
 /// every connection carries one.
 pub type NetnsId = u16;
@@ -73,6 +75,9 @@ pub struct Netns {
     pub name: Arc<str>,
     /// The lowest pid holding it, where a process does.
     pub pid: Option<u32>,
+    /// Its own ephemeral port range (`net.ipv4.ip_local_port_range` is per namespace), where
+    /// it was read inside it; `None`: the snapshot's `ephemeral_ports` (lingertop's own).
+    pub ports: Option<PortRange>,
 }
 
 impl Netns {
@@ -112,6 +117,12 @@ impl NetnsTable {
             .binary_search_by_key(&id, |n| n.id)
             .ok()
             .map(|i| &self.entries[i])
+    }
+
+    /// The ephemeral port range of namespace `id`: its own where it was read, else
+    /// `default` (lingertop's own namespace's).
+    pub fn ports(&self, id: NetnsId, default: PortRange) -> PortRange {
+        self.get(id).and_then(|n| n.ports).unwrap_or(default)
     }
 
     /// The name of `id`; `None` where the table does not know it (a backend that reads only
@@ -235,6 +246,7 @@ mod tests {
             kind,
             name: name.into(),
             pid: None,
+            ports: None,
         }
     }
 
