@@ -185,3 +185,66 @@ fn without_events_a_snapshot_over_an_interval_judges_no_reset_storm() {
         json["alerts"]
     );
 }
+
+#[test]
+fn watch_on_the_host_sees_the_closes_inside_a_container_and_names_it() {
+    if !privileged("watch_on_the_host_sees_the_closes_inside_a_container_and_names_it") {
+        return;
+    }
+    let ns = Netns::new("boxed").expect("a network namespace");
+    // On the host, reading every namespace (the default as root); the filter keeps this
+    // test's namespace, as the operator narrowing to one container would.
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_lingertop"))
+        .args([
+            "--netns",
+            "all",
+            "watch",
+            "--events",
+            "on",
+            "--interval",
+            "500ms",
+        ])
+        .args(["--filter", &format!("netns:{}", ns.name)])
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lingertop watch");
+    let stderr = line_reader(watch.stderr.take().unwrap());
+    let said = next_line(&stderr, Duration::from_secs(20), "the first poll's line");
+    assert!(said.contains("the kernel's events"), "{said}");
+    let stdout = line_reader(watch.stdout.take().unwrap());
+
+    let (client, server) = storm(&ns);
+    let mut sent = 0;
+    let mut received = 0;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (sent < M || received < M) && Instant::now() < deadline {
+        let Ok(line) = stdout.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&line).expect("an NDJSON line");
+        if v["event"] != "close" {
+            continue;
+        }
+        assert_eq!(v["netns"], ns.name.as_str(), "{v}");
+        match v["kind"].as_str() {
+            Some("reset-sent") => {
+                assert_eq!(v["pid"].as_u64(), Some(u64::from(client)), "{v}");
+                sent += 1;
+            }
+            Some("reset-received") => {
+                assert_eq!(v["pid"].as_u64(), Some(u64::from(server)), "{v}");
+                received += 1;
+            }
+            _ => {}
+        }
+    }
+    common::live::signal(&watch, libc::SIGTERM);
+    wait_exit(&mut watch, Duration::from_secs(10));
+    assert_eq!(
+        (sent, received),
+        (M, M),
+        "every reset inside the namespace, seen from the host"
+    );
+}

@@ -54,6 +54,8 @@ pub struct EventOptions {
     pub ring_bytes: u32,
     /// Only closes of this network namespace (inode); `None`: the caller's own.
     pub netns: Option<u32>,
+    /// Closes of every network namespace (a container host's): `netns` is then ignored.
+    pub every_netns: bool,
     /// Keep each close for [`KernelEvents::drain`] (up to this many waiting); 0 keeps only
     /// the tally.
     pub queue: usize,
@@ -64,6 +66,7 @@ impl Default for EventOptions {
         EventOptions {
             ring_bytes: 4 << 20,
             netns: None,
+            every_netns: false,
             queue: 0,
         }
     }
@@ -108,6 +111,7 @@ impl KernelEvents {
     #[cfg(target_os = "linux")]
     pub fn start(opts: &EventOptions) -> Result<Self, EventsError> {
         let netns = match opts.netns {
+            _ if opts.every_netns => None,
             Some(n) => Some(n),
             None => own_netns(),
         };

@@ -12,7 +12,10 @@ use crate::model::alerts::close_alerts;
 use crate::model::close_stats::CloseStats;
 use std::net::SocketAddr;
 
-use crate::model::{Alert, Close, Connection, CounterCloses, Filter, Owner, Rules, TcpState};
+use crate::model::{
+    Alert, Close, Connection, CounterCloses, Filter, NetnsChoice, NetnsTable, OWN_NETNS, Owner,
+    Rules, TcpState, Tuple,
+};
 
 /// A close source and what it needs to turn readings into growth and alerts.
 pub struct CloseFeed {
@@ -29,13 +32,17 @@ impl CloseFeed {
     /// and gives back the empty stats the feed fills, keeping one rule window.
     pub fn start(
         mode: EventsMode,
+        netns: &NetnsChoice,
         interval: Duration,
         rules: &Rules,
     ) -> Result<(Self, CloseStats)> {
+        let (one, every) = events_netns(netns);
         let opts = EventOptions {
             // Enough for a few seconds of a heavy close rate between two drains; more is
             // counted as lost and shown.
             queue: 1 << 16,
+            netns: one,
+            every_netns: every,
             ..EventOptions::default()
         };
         let (source, note) = Closes::choose(mode, &opts)?;
@@ -84,18 +91,45 @@ impl CloseFeed {
     }
 }
 
-/// Whether `filter` matches a close: its connection as last seen and owned, in CLOSE. The
-/// close rules of `watch` and `snapshot` judge only the closes their filter shows.
-pub fn close_matches(filter: &Filter, c: &Close) -> bool {
+/// Which namespaces' closes the events report for the collector's choice: every one for
+/// `all` (the containers' closes are what a container host is watched for), lingertop's own
+/// for `host`, the one a pid or an `ip netns` name holds. A container's name is resolved by
+/// the collector from its processes' cgroups, which the events cannot wait for: every
+/// namespace then, each close line naming its own.
+fn events_netns(choice: &NetnsChoice) -> (Option<u32>, bool) {
+    use std::os::unix::fs::MetadataExt;
+    let inode = |path: String| {
+        std::fs::metadata(path)
+            .ok()
+            .and_then(|m| u32::try_from(m.ino()).ok())
+    };
+    match choice {
+        NetnsChoice::All => (None, true),
+        NetnsChoice::Host => (None, false),
+        NetnsChoice::Pid(p) => match inode(format!("/proc/{p}/ns/net")) {
+            Some(i) => (Some(i), false),
+            None => (None, true),
+        },
+        NetnsChoice::Named(n) => match inode(format!("/run/netns/{n}")) {
+            Some(i) => (Some(i), false),
+            None => (None, true),
+        },
+    }
+}
+
+/// Whether `filter` matches a close: its connection as last seen and owned, in CLOSE, in
+/// its namespace as `netns` (the last poll's table) knows it. The close rules of `watch`
+/// and `snapshot` judge only the closes their filter shows.
+pub fn close_matches(filter: &Filter, netns: &NetnsTable, c: &Close) -> bool {
     if filter.is_empty() {
         return true;
     }
     let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
-    let mut conn = Connection::new(
-        c.local.unwrap_or(unknown),
-        c.remote.unwrap_or(unknown),
-        TcpState::Close,
-    );
+    let id = netns
+        .by_inode(u64::from(c.netns))
+        .map_or(OWN_NETNS, |n| n.id);
+    let tuple = Tuple::in_netns(c.local.unwrap_or(unknown), c.remote.unwrap_or(unknown), id);
+    let mut conn = Connection::on(tuple, TcpState::Close);
     if let Some(o) = &c.owner {
         conn.owners = vec![Owner {
             pid: o.pid,
@@ -103,5 +137,5 @@ pub fn close_matches(filter: &Filter, c: &Close) -> bool {
         }]
         .into();
     }
-    filter.matches(&conn)
+    filter.matches_in(&conn, netns)
 }

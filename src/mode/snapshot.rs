@@ -10,12 +10,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::Overrides;
+use super::closes::{CloseFeed, close_matches};
 use crate::EXIT_ALERT;
 use crate::cli::{self, Format, SnapshotArgs};
 use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
-use crate::model::alerts::{detect_in, port_pressure, time_wait_overflow};
+use crate::model::alerts::{detect_in, port_pressure};
 use crate::model::{Filter, ProcessInfo, TcpState, Tracker};
 use crate::report;
 
@@ -55,12 +56,18 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         exact_owners: true,
     });
     let mut tracker = Tracker::new(cfg.history);
-    // TIME_WAIT the kernel dropped between the two polls (its `TCPTimeWaitOverflow`, in
-    // lingertop's own namespace): the one close rule a snapshot can judge, since it needs
-    // only two readings of a counter and no events.
-    let counters_before = args
-        .interval
-        .and_then(|_| crate::events::counters::read().ok());
+    // Between two polls the close rules have a window: a reset storm from the kernel's
+    // events (when `--events` lets them load) and TIME_WAIT the kernel dropped (its
+    // `TCPTimeWaitOverflow` in lingertop's own namespace, from the counters).
+    let mut closes = match args.interval {
+        Some(interval) => Some(CloseFeed::start(
+            args.events,
+            &cfg.netns,
+            interval,
+            &cfg.rules,
+        )?),
+        None => None,
+    };
     let mut snap = collector.poll().context("first poll failed")?;
     tracker.observe(&mut snap);
     if let Some(interval) = args.interval {
@@ -98,13 +105,14 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         tracker.history(),
         &cfg.rules,
     );
-    if let (Some(before), Ok(after), Some(within)) = (
-        counters_before,
-        crate::events::counters::read(),
-        args.interval,
-    ) {
-        let dropped = after.since(&before).time_wait_overflow;
-        alerts.extend(time_wait_overflow(dropped, within, &cfg.rules));
+    if let Some((feed, stats)) = closes.as_mut() {
+        let drained = feed.drain();
+        stats.add_closes(
+            drained
+                .iter()
+                .filter(|c| close_matches(&filter, &snap.netns, c)),
+        );
+        alerts.extend(feed.judge(stats));
         // Worst first, as the rules give them (a stable sort keeps their order within).
         alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
     }

@@ -19,8 +19,8 @@ use crate::events::{self, Closes, EventsMode};
 use crate::live::{self, Message, Update};
 use crate::model::close_stats::CloseStats;
 use crate::model::{
-    Alert, Close, Connection, CounterCloses, Filter, NetnsId, NetnsTable, Rules, StateCounts,
-    Transition, Tuple,
+    Alert, Close, Connection, CounterCloses, Filter, NetnsChoice, NetnsId, NetnsTable, Rules,
+    StateCounts, Transition, Tuple,
 };
 use crate::report::ndjson::{self, PollView};
 use crate::shutdown::Shutdown;
@@ -52,7 +52,7 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
         // Without `--events`, the counters alone: they judge `time-wait-overflow`, and
         // loading eBPF is left to those who ask for closes.
         let mode = args.events.map_or(EventsMode::Off, Option::unwrap_or_default);
-        let mut closes = KernelCloses::start(mode, cfg.interval, &cfg.rules)?;
+        let mut closes = KernelCloses::start(mode, &cfg.netns, cfg.interval, &cfg.rules)?;
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         let stdout = io::stdout();
         let mut out = stdout.lock();
@@ -134,8 +134,13 @@ struct KernelCloses {
 }
 
 impl KernelCloses {
-    fn start(mode: EventsMode, interval: std::time::Duration, rules: &Rules) -> Result<Self> {
-        let (feed, stats) = CloseFeed::start(mode, interval, rules)?;
+    fn start(
+        mode: EventsMode,
+        netns: &NetnsChoice,
+        interval: std::time::Duration,
+        rules: &Rules,
+    ) -> Result<Self> {
+        let (feed, stats) = CloseFeed::start(mode, netns, interval, rules)?;
         let start = events::counters::read().ok();
         Ok(KernelCloses {
             feed,
@@ -156,7 +161,12 @@ impl KernelCloses {
         let matching: Vec<&Close> = closes.iter().filter(|c| stream.close_matches(c)).collect();
         self.stats.add_closes(matching.iter().copied());
         for c in matching {
-            ndjson::write_close(out, c, events::wall_time(c.at_ns))?;
+            ndjson::write_close(
+                out,
+                c,
+                stream.netns_name(c.netns),
+                events::wall_time(c.at_ns),
+            )?;
             out.flush()?;
         }
         let lost = self.feed.lost();
@@ -230,6 +240,8 @@ pub struct Stream {
     /// The close rules' alerts to add to the next poll line's (the live loop judges the
     /// socket table; the closes are judged beside it).
     pub close_alerts: Vec<Alert>,
+    /// The namespaces of the last poll, to name the namespace of a close.
+    netns: std::sync::Arc<NetnsTable>,
     /// Updates written so far.
     pub polls: u64,
     /// Polls that failed so far.
@@ -244,6 +256,7 @@ impl Stream {
             filter,
             events,
             close_alerts: Vec::new(),
+            netns: std::sync::Arc::default(),
             polls: 0,
             poll_errors: 0,
         }
@@ -252,6 +265,7 @@ impl Stream {
     /// Writes the lines of one update, flushing after each.
     pub fn write_update(&mut self, u: &Update, out: &mut dyn Write) -> io::Result<()> {
         self.polls += 1;
+        self.netns = std::sync::Arc::clone(&u.snapshot.netns);
         if self.events {
             self.write_events(u, out)
         } else {
@@ -322,7 +336,12 @@ impl Stream {
     /// A close matches when its connection, as last seen and owned, matches the filter in
     /// CLOSE.
     fn close_matches(&self, c: &Close) -> bool {
-        close_matches(&self.filter, c)
+        close_matches(&self.filter, &self.netns, c)
+    }
+
+    /// The name of the namespace of inode `inode`, where more than one is read.
+    fn netns_name(&self, inode: u32) -> Option<&str> {
+        self.netns.by_inode(u64::from(inode)).map(|n| &*n.name)
     }
 
     /// A transition matches when the connection matches the filter in the state it left

@@ -131,6 +131,11 @@ impl NetnsTable {
         self.get(id).map(|n| &*n.name)
     }
 
+    /// The namespace whose inode is `inode` (as the kernel's events carry it).
+    pub fn by_inode(&self, inode: u64) -> Option<&Netns> {
+        self.entries.iter().find(|n| n.inode == inode)
+    }
+
     /// The namespace whose name is `name`.
     pub fn by_name(&self, name: &str) -> Option<&Netns> {
         self.entries.iter().find(|n| &*n.name == name)

@@ -156,6 +156,8 @@ struct CloseLine<'a> {
     local: Option<String>,
     remote: Option<String>,
     /// Every state the socket went through, exactly as the kernel changed them.
+    /// The network namespace's name (`host`, a container's); null where only one is read.
+    netns: Option<&'a str>,
     states: &'a [TcpState],
     /// From connect or accept to destroy; `null` when the socket predates lingertop.
     lifetime_ms: Option<f64>,
@@ -165,7 +167,12 @@ struct CloseLine<'a> {
 }
 
 /// Writes one close from the kernel's events as one line; `time` is when it happened.
-pub fn write_close(out: &mut dyn Write, c: &Close, time: std::time::SystemTime) -> io::Result<()> {
+pub fn write_close(
+    out: &mut dyn Write,
+    c: &Close,
+    netns: Option<&str>,
+    time: std::time::SystemTime,
+) -> io::Result<()> {
     let line = CloseLine {
         time: timestamp(time),
         event: "close",
@@ -187,6 +194,7 @@ pub fn write_close(out: &mut dyn Write, c: &Close, time: std::time::SystemTime) 
         }),
         local: c.local.as_ref().map(addr),
         remote: c.remote.as_ref().map(addr),
+        netns,
         states: &c.states,
         lifetime_ms: c.lifetime_ns.map(|n| (n as f64 / 1e3).round() / 1e3),
         linger_ticks: c.linger_ticks,

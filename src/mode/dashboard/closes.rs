@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use crate::events::EventsMode;
 use crate::mode::closes::CloseFeed;
-use crate::model::Rules;
+use crate::model::{NetnsChoice, Rules};
 use crate::tui::app::App;
 
 /// The dashboard's close source.
@@ -21,11 +21,12 @@ impl PanelFeed {
     /// is the dashboard's by then).
     pub fn start(
         mode: EventsMode,
+        netns: &NetnsChoice,
         app: &mut App,
         interval: Duration,
         rules: &Rules,
     ) -> Result<Self> {
-        let (feed, stats) = CloseFeed::start(mode, interval, rules)?;
+        let (feed, stats) = CloseFeed::start(mode, netns, interval, rules)?;
         app.closes = Some(stats);
         Ok(PanelFeed(feed))
     }
