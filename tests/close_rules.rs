@@ -105,17 +105,17 @@ fn watch_says_when_a_reset_storm_starts_and_ends_naming_both_processes() {
     );
 }
 
-#[test]
-fn a_snapshot_over_an_interval_raises_the_reset_storm_made_between_its_polls() {
-    if !privileged("a_snapshot_over_an_interval_raises_the_reset_storm_made_between_its_polls") {
-        return;
-    }
-    let ns = Netns::new("snapstorm").expect("a network namespace");
+/// `snapshot --interval 3s --events EVENTS --fail-on warning` in `ns` with the storm made
+/// between its two polls: its exit status, its output and the children's pids.
+fn snapshot_over_a_storm(
+    ns: &Netns,
+    events: &str,
+) -> (std::process::ExitStatus, String, (u32, u32)) {
     let mut snap = ns
         .command(env!("CARGO_BIN_EXE_lingertop"))
         .args(RULE)
         .args(["snapshot", "--format", "json", "--interval", "3s"])
-        .args(["--events", "on", "--fail-on", "warning"])
+        .args(["--events", events, "--fail-on", "warning"])
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -125,10 +125,18 @@ fn a_snapshot_over_an_interval_raises_the_reset_storm_made_between_its_polls() {
     let said = next_line(&stderr, Duration::from_secs(20), "the first poll's line");
     assert!(said.contains("first poll saw"), "{said}");
     let stdout = line_reader(snap.stdout.take().unwrap());
-    let (client, server) = storm(&ns);
-
+    let pids = storm(ns);
     let status = wait_exit(&mut snap, Duration::from_secs(20));
-    let out: String = stdout.iter().collect();
+    (status, stdout.iter().collect(), pids)
+}
+
+#[test]
+fn a_snapshot_over_an_interval_raises_the_reset_storm_made_between_its_polls() {
+    if !privileged("a_snapshot_over_an_interval_raises_the_reset_storm_made_between_its_polls") {
+        return;
+    }
+    let ns = Netns::new("snapstorm").expect("a network namespace");
+    let (status, out, (client, server)) = snapshot_over_a_storm(&ns, "on");
     assert_eq!(
         status.code(),
         Some(2),
@@ -156,22 +164,7 @@ fn without_events_a_snapshot_over_an_interval_judges_no_reset_storm() {
         return;
     }
     let ns = Netns::new("snapquiet").expect("a network namespace");
-    let mut snap = ns
-        .command(env!("CARGO_BIN_EXE_lingertop"))
-        .args(RULE)
-        .args(["snapshot", "--format", "json", "--interval", "2s"])
-        .args(["--events", "off", "--fail-on", "warning"])
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lingertop snapshot");
-    let stderr = line_reader(snap.stderr.take().unwrap());
-    next_line(&stderr, Duration::from_secs(20), "the first poll's line");
-    let stdout = line_reader(snap.stdout.take().unwrap());
-    storm(&ns);
-    let status = wait_exit(&mut snap, Duration::from_secs(20));
-    let out: String = stdout.iter().collect();
+    let (status, out, _) = snapshot_over_a_storm(&ns, "off");
     // The counters cannot tell processes apart: no storm, so no alert and exit 0.
     assert_eq!(status.code(), Some(0), "{out}");
     let json: Value = serde_json::from_str(&out).expect("one JSON document");
