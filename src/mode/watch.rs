@@ -60,7 +60,8 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
             let msg = tokio::select! {
                 _ = shutdown.requested() => return Ok(ExitCode::SUCCESS),
                 msg = rx.recv() => msg,
-                _ = tick.tick(), if closes.is_kernel() => {
+                // Closes wait (queued) for the first poll: its namespaces name theirs.
+                _ = tick.tick(), if closes.is_kernel() && stream.polls > 0 => {
                     if let Err(e) = closes.write_kernel(&stream, &mut out) {
                         if e.kind() == io::ErrorKind::BrokenPipe {
                             return Ok(ExitCode::SUCCESS);
