@@ -1,7 +1,7 @@
 //! The close rules: a reset storm per process (resets sent plus received per second over
 //! `alerts.reset-storm.window`, from the kernel's events) and any TIME_WAIT overflow (the
 //! kernel's `TCPTimeWaitOverflow` grew within that window, from the counters). They run over
-//! [`CloseStats`], which only the dashboard keeps.
+//! [`CloseStats`], which the dashboard, `watch` and `snapshot --interval` keep (`mode::closes`).
 
 use super::{Alert, RuleId, Rules, severity_of};
 use crate::model::CloseSource;
