@@ -30,7 +30,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::netlink::{DiagError, SockDiag};
 use super::workload::{self, StateDirs, Workload};
 use crate::caps::{Cap, Caps, Missing, NAMESPACES};
-use crate::model::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS, PortRange};
+use crate::model::{
+    CounterCloses, Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS, PortRange,
+};
 
 /// Where `ip netns add` mounts its named namespaces.
 const NAMED_DIR: &str = "/run/netns";
@@ -133,6 +135,10 @@ struct Reader {
     /// The namespace's `ip_local_port_range`, opened inside it likewise: its own ports run
     /// out against its own range. `None` for lingertop's own namespace (the snapshot's).
     port_range: Option<File>,
+    /// The namespace's `/proc/net/snmp` and `/proc/net/netstat`, opened inside it: its own
+    /// close counters (a container's TIME_WAIT overflow is counted in its namespace only).
+    /// `None` for lingertop's own namespace, whose files are read directly.
+    counters: Option<(File, File)>,
 }
 
 impl Reader {
@@ -144,7 +150,17 @@ impl Reader {
             empty: false,
             fin_timeout: None,
             port_range: None,
+            counters: None,
         }
+    }
+
+    /// The namespace's close counters now, where its files could be opened inside it.
+    fn counters(&self) -> Option<CounterCloses> {
+        let (snmp, netstat) = self.counters.as_ref()?;
+        Some(CounterCloses::parse(
+            &read_whole(snmp)?,
+            &read_whole(netstat)?,
+        ))
     }
 
     /// The namespace's own ephemeral port range, where it could be opened inside it.
@@ -196,6 +212,27 @@ struct Inside {
     sockstat: Option<File>,
     fin_timeout: Option<File>,
     port_range: Option<File>,
+    counters: Option<(File, File)>,
+}
+
+/// The whole text of a procfs file kept open, read from its start (procfs files regenerate
+/// on each read from offset 0).
+fn read_whole(file: &File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = file.read_at(&mut buf[len..], len as u64).ok()?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
 }
 
 /// How a namespace could not be read.
@@ -344,6 +381,27 @@ impl Namespaces {
         })
     }
 
+    /// Each namespace's close counters now: lingertop's own from its `/proc/net`, the others'
+    /// from the files opened inside them; a namespace whose files cannot be read is left out.
+    pub fn counters(&self) -> Vec<(NetnsId, CounterCloses)> {
+        let own = || {
+            let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+            let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+            Some(CounterCloses::parse(&snmp, &netstat))
+        };
+        self.readers
+            .values()
+            .filter_map(|r| {
+                let c = if r.netns.id == OWN_NETNS {
+                    own()
+                } else {
+                    r.counters()
+                };
+                Some((r.netns.id, c?))
+            })
+            .collect()
+    }
+
     /// Whether `id` is lingertop's own namespace (whose failure fails the poll).
     pub fn is_own(&self, id: NetnsId) -> bool {
         id == OWN_NETNS
@@ -452,6 +510,7 @@ impl Namespaces {
                     let mut reader = Reader::new(diag, netns(id), inside.sockstat);
                     reader.fin_timeout = inside.fin_timeout;
                     reader.port_range = inside.port_range;
+                    reader.counters = inside.counters;
                     self.readers.insert(ino, reader);
                     changed = true;
                 }
@@ -526,6 +585,9 @@ impl Namespaces {
                     sockstat: File::open("/proc/thread-self/net/sockstat").ok(),
                     fin_timeout: File::open("/proc/sys/net/ipv4/tcp_fin_timeout").ok(),
                     port_range: File::open("/proc/sys/net/ipv4/ip_local_port_range").ok(),
+                    counters: File::open("/proc/thread-self/net/snmp")
+                        .and_then(|s| Ok((s, File::open("/proc/thread-self/net/netstat")?)))
+                        .ok(),
                 })
             })
             .unwrap_or_default();
