@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::events::{self, Closes, EventOptions, EventsMode};
-use crate::model::alerts::{OverflowWindow, close_alerts};
+use crate::model::alerts::{OverflowWindow, close_alerts, close_alerts_in};
 use crate::model::close_stats::CloseStats;
 use std::net::SocketAddr;
 
@@ -93,7 +93,11 @@ impl CloseFeed {
         }
         let at = self.started.elapsed();
         stats.mark(at);
-        let mut alerts = close_alerts(stats, &self.rules);
+        let table = snap.map(|s| &*s.netns);
+        let mut alerts = match table {
+            Some(t) => close_alerts_in(stats, &self.rules, t),
+            None => close_alerts(stats, &self.rules),
+        };
         if let Some(s) = snap.filter(|s| !s.counters.is_empty()) {
             let window = self.rules.reset_storm.window;
             self.overflow.mark(at, &s.counters, &s.netns, window);

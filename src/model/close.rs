@@ -232,6 +232,9 @@ pub struct ProcessCloses {
     pub pid: u32,
     pub name: Arc<str>,
     pub counts: KindCounts,
+    /// Inode of the network namespace of its latest close (a container's, say).
+    #[serde(skip)]
+    pub netns: u32,
 }
 
 /// Closes since start, by kind and by process. Processes are kept by pid; `top` gives the
@@ -256,8 +259,10 @@ impl CloseTally {
                     pid: o.pid,
                     name: o.name.clone(),
                     counts: KindCounts::default(),
+                    netns: c.netns,
                 });
                 p.counts.add(c.kind, c.reason);
+                p.netns = c.netns;
             }
             None => self.unowned.add(c.kind, c.reason),
         }

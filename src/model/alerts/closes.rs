@@ -13,6 +13,12 @@ use crate::model::{CloseSource, CounterCloses};
 
 /// The close rules' alerts over `stats`, worst first.
 pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
+    close_alerts_in(stats, rules, &NetnsTable::default())
+}
+
+/// [`close_alerts`], a storm naming the namespace (`netns` knows it) of the process's
+/// closes where it is not the host's.
+pub fn close_alerts_in(stats: &CloseStats, rules: &Rules, netns: &NetnsTable) -> Vec<Alert> {
     let storm = &rules.reset_storm;
     let Some(over) = stats.over(storm.window) else {
         return Vec::new();
@@ -26,13 +32,18 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
             let Some(severity) = severity_of(per_s, storm.warning, storm.critical) else {
                 continue;
             };
-            let name = stats.tally.process(pid).map(|p| p.name.clone());
+            let process = stats.tally.process(pid);
+            let name = process.map(|p| p.name.clone());
             let shown = name.as_deref().map(crate::sanitize::message);
+            let (in_place, place) = match process.and_then(|p| netns.by_inode(u64::from(p.netns))) {
+                Some(n) => place_of(netns, n.id),
+                None => (String::new(), None),
+            };
             let mut a = Alert::new(
                 RuleId::ResetStorm,
                 severity,
                 format!(
-                    "{per_s} resets/s by {} (pid {pid}) over {}: connections abort instead of closing",
+                    "{per_s} resets/s by {} (pid {pid}){in_place} over {}: connections abort instead of closing",
                     shown.as_deref().unwrap_or("?"),
                     crate::model::duration::compact(std::time::Duration::from_secs_f64(secs)),
                 ),
@@ -41,6 +52,7 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
             a.count = per_s;
             a.pid = Some(pid);
             a.process = name;
+            a.netns = place;
             out.push(a);
         }
     }

@@ -30,7 +30,7 @@ use super::tracker::Sample;
 
 /// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
 pub use super::duration::human_duration;
-pub use closes::{OverflowWindow, close_alerts, time_wait_overflow};
+pub use closes::{OverflowWindow, close_alerts, close_alerts_in, time_wait_overflow};
 pub(crate) use pressure::pair_groups;
 pub use pressure::{Pressure, Ranges, port_pressure, pressure_of};
 pub use rules::{CountRule, LingerRule, RateRule, RatioRule, Rules};
