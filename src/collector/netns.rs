@@ -42,6 +42,18 @@ fn inode_of(path: &Path) -> io::Result<u64> {
     std::fs::metadata(path).map(|m| m.ino())
 }
 
+/// The host's network namespace: the one kernel threads live in (the initial namespace),
+/// through kthreadd, pid 2 of the initial PID namespace; else pid 1's. (pid 1's link can be
+/// unreadable even to root, as under a VM's sandboxing init: the host was then named
+/// `kthreadd[2]` as the first process holding it.)
+fn host_netns() -> Option<u64> {
+    let kthreadd = std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd");
+    kthreadd
+        .then(|| inode_of(Path::new("/proc/2/ns/net")).ok())
+        .flatten()
+        .or_else(|| inode_of(Path::new("/proc/1/ns/net")).ok())
+}
+
 /// The namespace inode `/proc/PID/ns/net` links to (`net:[4026531840]`), read without
 /// allocating: this runs for every process at every poll.
 fn netns_of_pid(pid: u32, path: &mut Vec<u8>) -> io::Result<u64> {
@@ -279,7 +291,7 @@ impl Namespaces {
         let mut n = Namespaces {
             choice,
             own,
-            host: inode_of(Path::new("/proc/1/ns/net")).ok(),
+            host: host_netns(),
             nsfs_dev,
             own_cgroup: std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
             named_dir: PathBuf::from(NAMED_DIR),
@@ -477,6 +489,10 @@ impl Namespaces {
                     let i = if ino == self.own {
                         let n = self.ident_own(&found.pids);
                         (n.kind, n.name, n.pid)
+                    } else if Some(ino) == self.host {
+                        // lingertop runs in a namespace of its own (a container, `ip netns
+                        // exec`): the host's is still the host.
+                        (NetnsKind::Host, "host".into(), found.pids.first().copied())
                     } else {
                         self.ident(found)
                     };
