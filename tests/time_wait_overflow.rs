@@ -254,3 +254,26 @@ fn a_containers_time_wait_overflow_is_seen_from_the_host_and_named() {
     let msg = alert["message"].as_str().unwrap();
     assert!(msg.contains(&format!("in netns {name}")), "{msg}");
 }
+
+#[test]
+fn serve_counts_a_containers_time_wait_overflow_among_its_active_alerts() {
+    if !privileged("serve_counts_a_containers_time_wait_overflow_among_its_active_alerts") {
+        return;
+    }
+    let ns = small_time_wait_table("twserve");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lingertop"));
+    cmd.args(["--netns", "all"])
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    let served = common::live::Served::start_from(cmd, &["--interval", "500ms", "--events", "off"]);
+    let active = |s: &common::live::Scrape| {
+        s.get(
+            "lingertop_active_alerts",
+            &[("rule", "time-wait-overflow"), ("severity", "warning")],
+        )
+        .unwrap_or(0.0)
+    };
+    overflow(&ns);
+    let s = served.scrape_until("the overflow among the active alerts", |s| active(s) >= 1.0);
+    assert!(active(&s) >= 1.0, "{}", s.text);
+    served.stop(libc::SIGTERM);
+}
