@@ -194,10 +194,13 @@ impl<'a> Scanner<'a> {
                 }
             }
             other => {
+                let hint = crate::model::spelling::closest(other, KEY_NAMES.iter().copied())
+                    .map(|k| format!("did you mean {k}:? "))
+                    .unwrap_or_default();
                 return Err(self.err(
                     from,
                     from + usize::from(self.text[self.byte(from)..].starts_with('!')),
-                    format!("unknown key \"{other}\"; {KEYS_HELP}"),
+                    format!("unknown key \"{other}\"; {hint}{KEYS_HELP}"),
                 ));
             }
         };
@@ -324,7 +327,7 @@ impl<'a> Scanner<'a> {
 }
 
 /// Spaces (and tabs, newlines) separate terms.
-fn is_separator(c: char) -> bool {
+pub(super) fn is_separator(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
