@@ -16,6 +16,8 @@ pub mod ui;
 #[cfg(test)]
 mod closes_tests;
 #[cfg(test)]
+mod filter_tests;
+#[cfg(test)]
 mod lab_tests;
 #[cfg(test)]
 mod netns_tests;

@@ -3,6 +3,7 @@
 //! mode, the alternate screen, restoring it) and every widget are `tui`'s.
 
 mod closes;
+mod history;
 mod lab;
 
 use std::io::{self, IsTerminal};
@@ -68,6 +69,10 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     let mut app = App::new(Keymap::new(&cfg.keys), cfg.interval, cfg.history, filter);
     app.set_growth_window(cfg.rules.growth_window);
     app.command_of = Some(crate::collector::command_of);
+    let history_path = history::path();
+    if let Some(p) = &history_path {
+        app.filter_history = history::load(p);
+    }
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
     // Before the terminal is taken, so `--events on` without privilege fails readably.
     let mut closes = closes::CloseFeed::start(events, &mut app, cfg.interval, &cfg.rules)?;
@@ -109,7 +114,16 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
             tokio::select! {
                 ev = ev_rx.recv() => {
                     let Some(ev) = ev else { return Ok(()) };
-                    match handle_event(&mut app, ev) {
+                    let effect = handle_event(&mut app, ev);
+                    if let (Some(p), true) = (&history_path, app.filter_history.take_dirty()) {
+                        if let Err(e) = history::save(p, &app.filter_history) {
+                            app.status = Some(crate::sanitize::message(&format!(
+                                "filter history not saved to {} ({e}); it is kept for this session",
+                                p.display()
+                            )).into_owned());
+                        }
+                    }
+                    match effect {
                         Effect::Quit => return Ok(()),
                         Effect::SetInterval(d) => poller.send(Control::SetInterval(d)),
                         Effect::OpenLab => labs.open(&mut app),

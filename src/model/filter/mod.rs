@@ -76,6 +76,9 @@ pub struct FilterError {
     /// 1-based column, in characters of the whole filter text, where the problem starts.
     pub column: usize,
     pub reason: String,
+    /// What a misspelt state or key most likely meant (`close-wait`, `state:`); the
+    /// reason says it too, the prompt puts it first.
+    pub suggestion: Option<String>,
 }
 
 /// Every key the scanner knows, aliases included, for "did you mean" (the scanner's `match`

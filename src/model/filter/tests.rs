@@ -206,6 +206,16 @@ fn misspellings_get_what_was_meant_at_the_column_of_the_mistake() {
     let (col, reason) = error("port:1 state:listen,close-wiat");
     assert_eq!(col, 21, "{reason}");
     assert!(reason.contains("; did you mean close-wait?"), "{reason}");
+    let e = Filter::parse("state:listen,close-wiat").unwrap_err();
+    assert_eq!(e.suggestion.as_deref(), Some("close-wait"));
+    assert_eq!(
+        Filter::parse("stat:listen")
+            .unwrap_err()
+            .suggestion
+            .as_deref(),
+        Some("state:")
+    );
+    assert_eq!(Filter::parse("state:bogus").unwrap_err().suggestion, None);
     let (col, reason) = error("port:1 !stat:listen");
     assert_eq!(col, 9, "{reason}");
     assert!(

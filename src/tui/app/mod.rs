@@ -8,8 +8,13 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+mod history;
+mod prompt;
 mod rebuild;
 mod view;
+
+pub use history::{FilterHistory, HISTORY_MAX};
+pub use prompt::TabCycle;
 
 pub use view::View;
 
@@ -107,6 +112,14 @@ pub struct App {
     /// The filter prompt while it is open.
     pub input: Option<String>,
     pub input_error: Option<String>,
+    /// Where in the prompt's text (0-based, in characters) the error starts.
+    pub input_error_at: Option<usize>,
+    /// The filter applied when the prompt opened, given back by Esc.
+    filter_before_prompt: Option<Filter>,
+    /// Tab's candidates while Tab is being pressed in the prompt.
+    pub tab: Option<TabCycle>,
+    /// The filters applied with Enter (Up/Down in the prompt).
+    pub filter_history: FilterHistory,
     pub sort: [usize; View::ALL.len()],
     pub sort_desc: [bool; View::ALL.len()],
     pub collapsed: BTreeSet<TcpState>,
@@ -170,6 +183,10 @@ impl App {
             quick: BTreeSet::new(),
             input: None,
             input_error: None,
+            input_error_at: None,
+            filter_before_prompt: None,
+            tab: None,
+            filter_history: FilterHistory::default(),
             sort: [0; View::ALL.len()],
             sort_desc: [false; View::ALL.len()],
             collapsed: BTreeSet::new(),
@@ -346,49 +363,6 @@ impl App {
         out
     }
 
-    /// Handles a key typed into the filter prompt. Returns false when no prompt is open.
-    pub fn on_input_key(&mut self, key: &crossterm::event::KeyEvent) -> bool {
-        use crossterm::event::{KeyCode, KeyModifiers};
-        let Some(text) = self.input.as_mut() else {
-            return false;
-        };
-        match key.code {
-            KeyCode::Esc => {
-                self.input = None;
-                self.input_error = None;
-            }
-            KeyCode::Enter => match Filter::parse(text) {
-                Ok(f) => {
-                    self.filter = f;
-                    self.input = None;
-                    self.input_error = None;
-                    self.selected = 0;
-                    self.offset = 0;
-                    self.rebuild();
-                }
-                // Pasted text may hold control characters: shown escaped, like any message.
-                Err(e) => {
-                    self.input_error = Some(crate::sanitize::message(&e.to_string()).into_owned())
-                }
-            },
-            KeyCode::Backspace => {
-                text.pop();
-                self.input_error = None;
-            }
-            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
-            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                self.input = None;
-                self.input_error = None;
-            }
-            KeyCode::Char(c) => {
-                text.push(c);
-                self.input_error = None;
-            }
-            _ => {}
-        }
-        true
-    }
-
     /// Applies one action. The one place state changes in answer to the user.
     pub fn apply(&mut self, action: Action) -> Effect {
         if self.help {
@@ -423,10 +397,7 @@ impl App {
                 self.offset = 0;
                 self.rebuild();
             }
-            Action::Filter => {
-                self.input = Some(self.filter.to_string());
-                self.input_error = None;
-            }
+            Action::Filter => self.open_prompt(),
             Action::ClearFilter => {
                 self.filter = Filter::default();
                 self.quick.clear();

@@ -1,0 +1,209 @@
+//! The filter prompt (`/`): the table narrows as you type. Every keystroke whose text
+//! parses is applied at once, on the poll already held; one that does not keeps the last
+//! good filter and shows the parser's error at its column. Tab completes keys and values
+//! (cycling when several fit), Up and Down walk the history, Enter keeps the filter and
+//! Esc gives back the one applied before the prompt opened.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::App;
+use crate::model::filter::{Completion, Known, complete};
+use crate::model::{Filter, NetnsKind};
+
+/// The most values of one kind Tab offers from the poll (a host with thousands of
+/// process names must not make each Tab scan them all twice).
+const KNOWN_MAX: usize = 500;
+
+/// Tab's state between presses: the candidates and which one the line shows.
+#[derive(Clone, Debug)]
+pub struct TabCycle {
+    pub completion: Completion,
+    pub at: usize,
+    /// The line as Tab left it: a press on another line starts a new completion.
+    produced: String,
+}
+
+impl App {
+    /// Opens the prompt holding the filter applied now.
+    pub(super) fn open_prompt(&mut self) {
+        self.input = Some(self.filter.to_string());
+        self.filter_before_prompt = Some(self.filter.clone());
+        self.input_error = None;
+        self.input_error_at = None;
+        self.tab = None;
+        self.filter_history.reset();
+    }
+
+    /// Handles a key typed into the filter prompt. Returns false when no prompt is open.
+    pub fn on_input_key(&mut self, key: &KeyEvent) -> bool {
+        let Some(text) = self.input.clone() else {
+            return false;
+        };
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if !matches!(key.code, KeyCode::Up | KeyCode::Down) {
+            self.filter_history.reset();
+        }
+        if !matches!(key.code, KeyCode::Tab | KeyCode::BackTab) {
+            self.tab = None;
+        }
+        match key.code {
+            KeyCode::Esc => self.close_prompt(false),
+            KeyCode::Char('c') if ctrl => self.close_prompt(false),
+            KeyCode::Enter => self.close_prompt(true),
+            KeyCode::Backspace => {
+                let mut t = text;
+                t.pop();
+                self.set_line(t);
+            }
+            KeyCode::Char('u') if ctrl => self.set_line(String::new()),
+            KeyCode::Char('w') if ctrl => {
+                let kept = text.trim_end();
+                let cut = kept.rfind(' ').map_or(0, |i| i + 1);
+                self.set_line(kept[..cut].to_string());
+            }
+            KeyCode::Up => {
+                if let Some(older) = self.filter_history.older(&text) {
+                    let older = older.to_string();
+                    self.set_line(older);
+                }
+            }
+            KeyCode::Down => {
+                if let Some(newer) = self.filter_history.newer() {
+                    self.set_line(newer);
+                }
+            }
+            KeyCode::Tab => self.complete_line(&text, true),
+            KeyCode::BackTab => self.complete_line(&text, false),
+            KeyCode::Char(c) if !ctrl => {
+                let mut t = text;
+                t.push(c);
+                self.set_line(t);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Closes the prompt: Enter keeps the filter typed (a line that does not parse keeps
+    /// the prompt open on its error), Esc restores the one from before.
+    fn close_prompt(&mut self, keep: bool) {
+        if keep {
+            let text = self.input.clone().unwrap_or_default();
+            match Filter::parse(&text) {
+                Ok(f) => {
+                    self.filter_history.push(&f.to_string());
+                    self.filter = f;
+                }
+                Err(_) => return,
+            }
+        } else if let Some(before) = self.filter_before_prompt.take() {
+            self.filter = before;
+        }
+        self.input = None;
+        self.input_error = None;
+        self.input_error_at = None;
+        self.filter_before_prompt = None;
+        self.tab = None;
+        self.selected = 0;
+        self.offset = 0;
+        self.rebuild();
+    }
+
+    /// Puts `line` in the prompt and applies it if it parses.
+    fn set_line(&mut self, line: String) {
+        match Filter::parse(&line) {
+            Ok(f) => {
+                self.input_error = None;
+                self.input_error_at = None;
+                if f != self.filter {
+                    self.filter = f;
+                    self.rebuild();
+                }
+            }
+            // Pasted text may hold control characters: shown escaped, like any message.
+            Err(e) => {
+                // The suggestion first: a narrow window still shows it.
+                let shown = match &e.suggestion {
+                    Some(s) => format!("did you mean {s}? {}", e.reason),
+                    None => e.reason.clone(),
+                };
+                self.input_error = Some(crate::sanitize::message(&shown).into_owned());
+                self.input_error_at = Some(e.column.saturating_sub(1));
+            }
+        }
+        self.input = Some(line);
+    }
+
+    /// Tab (`forward`) or Shift-Tab: the next or previous way to finish the last word.
+    fn complete_line(&mut self, text: &str, forward: bool) {
+        let cycling = self
+            .tab
+            .as_ref()
+            .is_some_and(|t| t.produced == text && t.completion.candidates.len() > 1);
+        if cycling {
+            if let Some(t) = self.tab.as_mut() {
+                let n = t.completion.candidates.len();
+                t.at = if forward {
+                    (t.at + 1) % n
+                } else {
+                    (t.at + n - 1) % n
+                };
+            }
+        } else {
+            let Some(completion) = complete(text, &self.known_values()) else {
+                self.tab = None;
+                return;
+            };
+            let n = completion.candidates.len();
+            let at = if forward { 0 } else { n - 1 };
+            self.tab = Some(TabCycle {
+                completion,
+                at,
+                produced: String::new(),
+            });
+        }
+        let Some(line) = self.tab.as_ref().map(|t| t.completion.text(t.at)) else {
+            return;
+        };
+        if let Some(t) = self.tab.as_mut() {
+            t.produced = line.clone();
+        }
+        self.set_line(line);
+    }
+
+    /// The process and user names and namespaces the poll shown holds, for Tab.
+    fn known_values(&self) -> Known {
+        let mut known = Known::default();
+        let Some(u) = &self.shown else {
+            return known;
+        };
+        let mut procs = std::collections::BTreeSet::new();
+        let mut users = std::collections::BTreeSet::new();
+        for c in &u.snapshot.connections {
+            for o in c.owners.iter() {
+                if let Some(n) = &o.name
+                    && procs.len() < KNOWN_MAX
+                {
+                    procs.insert(n.to_string());
+                }
+            }
+            if let Some(n) = c.user_name()
+                && users.len() < KNOWN_MAX
+            {
+                users.insert(n.to_string());
+            }
+        }
+        known.processes = procs.into_iter().collect();
+        known.users = users.into_iter().collect();
+        for ns in u.snapshot.netns.iter().take(KNOWN_MAX) {
+            if ns.kind != NetnsKind::Host {
+                known.netns.push(ns.name.to_string());
+            }
+            let kind = ns.kind.key().to_string();
+            if !known.netns.contains(&kind) {
+                known.netns.push(kind);
+            }
+        }
+        known
+    }
+}
