@@ -124,7 +124,14 @@ impl App {
             Err(e) => {
                 // The suggestion first: a narrow window still shows it.
                 let shown = match &e.suggestion {
-                    Some(s) => format!("did you mean {s}? {}", e.reason),
+                    Some(s) => {
+                        // Said once: the reason (the command line's message) says it too.
+                        let rest = e
+                            .reason
+                            .replace(&format!("; did you mean {s}?"), "")
+                            .replace(&format!("did you mean {s}? "), "");
+                        format!("did you mean {s}? {rest}")
+                    }
                     None => e.reason.clone(),
                 };
                 self.input_error = Some(crate::sanitize::message(&shown).into_owned());
