@@ -55,12 +55,12 @@ fn a_misspelt_state_shows_the_suggestion_under_the_line_at_80x24_and_60x12() {
     let mut app = app_with_fixture(false);
     key(&mut app, KeyCode::Char('/'));
     type_text(&mut app, "port:1-65535 state:close-wiat");
+    let err = app.input_error.clone().unwrap();
     assert!(
-        app.input_error
-            .as_deref()
-            .unwrap()
-            .contains("did you mean close-wait?")
+        err.starts_with("did you mean close-wait? unknown TCP state"),
+        "{err}"
     );
+    assert_eq!(err.matches("did you mean").count(), 1, "said once: {err}");
     assert_eq!(app.filter.to_string(), "port:1-65535 state:close-");
     for (w, h) in [(80u16, 24u16), (60, 12)] {
         let screen = draw(&mut app, w, h);
