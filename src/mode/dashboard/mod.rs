@@ -133,6 +133,11 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
                                 poller.send(Control::PollNow);
                             }
                         }
+                        Effect::Copy(text) => {
+                            if let Err(e) = copy_to_terminal(&text) {
+                                app.notice = Some(format!("nothing copied: cannot write to the terminal ({e})"));
+                            }
+                        }
                         Effect::None => {}
                     }
                 }
@@ -168,4 +173,14 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     drop(poll_rx);
     drop(poller);
     outcome
+}
+
+/// Writes `text` to the terminal as OSC 52 (through tmux's passthrough too inside tmux),
+/// between two frames: the sequence prints nothing and moves no cursor.
+fn copy_to_terminal(text: &str) -> io::Result<()> {
+    use std::io::Write;
+    let in_tmux = std::env::var_os("TMUX").is_some_and(|t| !t.is_empty());
+    let mut out = io::stdout().lock();
+    out.write_all(crate::tui::copy::osc52(text, in_tmux).as_bytes())?;
+    out.flush()
 }

@@ -53,6 +53,9 @@ const GHOST_POLLS: u8 = 2;
 /// The most polls CW/MIN is measured over: a 60 s window at 4 Hz is 240.
 const CW_HISTORY_MAX: usize = 4096;
 
+/// The footer's confirmation of `y`: the row went to the terminal as OSC 52.
+pub const COPIED: &str = "copied 1 row (OSC 52: the terminal's clipboard; tmux: its buffer)";
+
 /// How a connection changed at the last poll.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Mark {
@@ -69,6 +72,8 @@ pub enum Effect {
     /// The lab panel opened: the loop starts the lab if it has none yet.
     OpenLab,
     Lab(LabRequest),
+    /// Put this text on the clipboard (the loop writes it to the terminal as OSC 52).
+    Copy(String),
 }
 
 /// Where things were drawn last frame, for the mouse.
@@ -139,6 +144,8 @@ pub struct App {
     pub hit: HitAreas,
     /// A one-line message for the footer (poll errors).
     pub status: Option<String>,
+    /// A one-line confirmation for the footer ("copied 1 row"), until the next key.
+    pub notice: Option<String>,
     pub errors: u64,
     /// The close lab panel, while it is open; the table then shows lab sockets only.
     pub lab: Option<LabPanel>,
@@ -203,6 +210,7 @@ impl App {
             page: 10,
             hit: HitAreas::default(),
             status: None,
+            notice: None,
             errors: 0,
             lab: None,
             lab_hidden: None,
@@ -375,6 +383,7 @@ impl App {
             return Effect::None;
         }
         let page = self.page.max(1);
+        self.notice = None;
         match action {
             Action::Quit => return Effect::Quit,
             Action::Help => self.help = true,
@@ -432,6 +441,13 @@ impl App {
                 }
             }
             Action::Closes => self.closes_panel = !self.closes_panel,
+            Action::Copy => match super::copy::row_text(self) {
+                Ok(text) => {
+                    self.notice = Some(COPIED.to_string());
+                    return Effect::Copy(text);
+                }
+                Err(why) => self.notice = Some(format!("nothing copied: {why}")),
+            },
             Action::ToggleGroup if self.view == View::ByNetns => self.open_netns(),
             Action::ToggleGroup => self.toggle_group(),
             Action::QuickState(i) => {

@@ -20,6 +20,9 @@ pub(super) fn render_footer(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
         if let Some(s) = &app.status {
             spans.push(Span::styled(format!("{s}  "), theme.critical));
         }
+        if let Some(n) = &app.notice {
+            spans.push(Span::styled(format!("{n}  "), theme.label));
+        }
         let filter = app.filter_text();
         if !filter.is_empty() {
             spans.push(Span::styled("filter ", theme.label));
