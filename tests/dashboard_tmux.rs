@@ -526,3 +526,46 @@ fn the_live_filter_narrows_as_typed_suggests_completes_and_recalls() {
         "{saved}"
     );
 }
+
+/// Issue 15: `y` copies the selected row as OSC 52; tmux with `set-clipboard on` keeps it
+/// as a paste buffer: the row, tab-separated, and the owner's command line.
+#[test]
+fn y_copies_the_selected_row_into_tmuxs_buffer() {
+    let (_l, _s, server) = close_wait_socket();
+    let t = Tmux::start("copy");
+    assert!(
+        t.cmd(&["set", "-g", "set-clipboard", "on"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    t.keys(&["/"]);
+    t.literal(&format!("state:close-wait port:{}", server.port()));
+    t.keys(&["Enter"]);
+    t.wait_for(&server.to_string(), Duration::from_secs(5));
+    t.keys(&["y"]);
+    t.wait_for("copied 1 row", Duration::from_secs(5));
+    let buffer = || {
+        let out = t.cmd(&["show-buffer"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    t.wait_until("tmux holds the row", Duration::from_secs(5), |_| {
+        buffer().starts_with("CLOSE_WAIT\t")
+    });
+    let row = buffer();
+    let fields: Vec<&str> = row.split('\t').collect();
+    assert_eq!(fields[1], server.to_string(), "{row:?}");
+    assert!(
+        fields[3].ends_with(&format!("({})", std::process::id())),
+        "the owner is this test: {row:?}"
+    );
+    assert!(
+        fields.last().unwrap().contains("dashboard_tmux"),
+        "the command line last: {row:?}"
+    );
+    assert!(!row.contains('\n'), "one line: {row:?}");
+    t.keys(&["q"]);
+    t.assert_normal_shell();
+}
