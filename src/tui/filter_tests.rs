@@ -78,6 +78,9 @@ fn a_misspelt_state_shows_the_suggestion_under_the_line_at_80x24_and_60x12() {
             lines[caret].contains("did you mean close-wait?"),
             "{screen}"
         );
+        if w == 80 {
+            assert!(screen.contains("(Esc: previous filter)"), "{screen}");
+        }
     }
 }
 

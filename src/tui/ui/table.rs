@@ -214,7 +214,7 @@ fn render_empty(f: &mut Frame, app: &App, theme: &Theme, inner: Rect) {
     } else {
         // In the prompt Esc gives back the filter from before; outside it clears it.
         let esc = if app.input.is_some() {
-            "Esc restores the filter before"
+            "Esc: previous filter"
         } else {
             "Esc clears the filter"
         };
