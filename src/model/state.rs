@@ -153,7 +153,7 @@ fn did_you_mean(s: Option<TcpState>) -> String {
 }
 
 /// A state name squashed for comparison: upper case, no `-` or `_`.
-fn squash(s: &str) -> String {
+pub(crate) fn squash(s: &str) -> String {
     s.chars()
         .filter(|c| *c != '-' && *c != '_')
         .map(|c| c.to_ascii_uppercase())

@@ -5,6 +5,7 @@
 
 use super::scan::is_separator as is_separator_char;
 use crate::model::TcpState;
+use crate::model::state::squash;
 
 /// The keys Tab offers, one per test (the aliases still parse), in the order the filter's
 /// documentation lists them.
@@ -139,14 +140,6 @@ fn last_word_start(text: &str) -> Option<usize> {
         }
     }
     (!quoted).then_some(start)
-}
-
-/// A state name squashed for prefix comparison: lower case, no `-` or `_`.
-fn squash(s: &str) -> String {
-    s.chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
 }
 
 #[cfg(test)]
