@@ -94,7 +94,7 @@ fn the_help_at_80x24_holds_every_key_and_the_whole_diagram() {
         "+/-",
         "/ ",
         "y ",
-        "copy row",
+        "copy row to clipboard",
         "quit",
         "1-9",
         "(FIN both ways: CLOSING)",

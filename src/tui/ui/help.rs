@@ -219,6 +219,7 @@ const SHORT: &[(Action, &str)] = &[
     (Action::Filter, "filter; Tab completes"),
     (Action::Closes, "closes panel (endings)"),
     (Action::ToggleGroup, "fold group / open netns"),
+    (Action::Copy, "copy row to clipboard"),
 ];
 
 /// Every action the help lists, in its order, with what it does.
@@ -244,6 +245,6 @@ const HELP: &[(Action, &str)] = &[
     (Action::Lab, "close lab panel"),
     (Action::Closes, "closes panel: kinds, resets"),
     (Action::Help, "this help"),
-    (Action::Copy, "copy row (OSC 52)"),
+    (Action::Copy, "copy row: clipboard, tmux buffer"),
     (Action::Quit, "quit"),
 ];
