@@ -128,6 +128,7 @@ impl App {
                         // Said once: the reason (the command line's message) says it too.
                         let rest = e
                             .reason
+                            .replace(&format!("; did you mean {s}? ("), " (")
                             .replace(&format!("; did you mean {s}? "), "; ")
                             .replace(&format!("; did you mean {s}?"), "");
                         format!("did you mean {s}? {rest}")
