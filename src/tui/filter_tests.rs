@@ -199,3 +199,57 @@ fn enter_keeps_the_filter_and_up_down_recall_the_history() {
     );
     assert_eq!(app.filter_history.entries().count(), 2);
 }
+
+#[test]
+fn the_cursor_edits_inside_the_line_and_tab_completes_the_word_before_it() {
+    let mut app = app_with_fixture(false);
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "port:443");
+    key(&mut app, KeyCode::Home);
+    type_text(&mut app, "st");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.as_deref(), Some("state:port:443"));
+    type_text(&mut app, "listen ");
+    assert_eq!(app.input.as_deref(), Some("state:listen port:443"));
+    assert_eq!(
+        app.filter.to_string(),
+        "state:listen port:443",
+        "applied at once"
+    );
+    assert_eq!(app.input_cursor, 13);
+    // The cursor shows on the character it stands on.
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        screen.contains("filter: state:listen port:443  Enter keeps"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Left);
+    key(&mut app, KeyCode::Backspace);
+    assert_eq!(app.input.as_deref(), Some("state:liste port:443"));
+    assert!(
+        app.input_error.is_some(),
+        "listen lost its n: {:?}",
+        app.input
+    );
+    assert_eq!(
+        app.filter.to_string(),
+        "state:listen port:443",
+        "the last good one"
+    );
+    key(&mut app, KeyCode::Delete);
+    key(&mut app, KeyCode::Char('n'));
+    key(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.input.as_deref(), Some("state:listen port:443"));
+    key(&mut app, KeyCode::End);
+    key(&mut app, KeyCode::Right);
+    assert_eq!(app.input_cursor, 21, "not past the end");
+    // Ctrl-W drops the word before the cursor; Ctrl-U everything before it.
+    let ctrl = |c| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+    handle_event(&mut app, ctrl('w'));
+    assert_eq!(app.input.as_deref(), Some("state:listen "));
+    key(&mut app, KeyCode::Home);
+    key(&mut app, KeyCode::Right);
+    handle_event(&mut app, ctrl('u'));
+    assert_eq!(app.input.as_deref(), Some("tate:listen "));
+    assert_eq!(app.input_cursor, 0);
+}

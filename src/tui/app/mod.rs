@@ -119,6 +119,8 @@ pub struct App {
     pub input_error: Option<String>,
     /// Where in the prompt's text (0-based, in characters) the error starts.
     pub input_error_at: Option<usize>,
+    /// The prompt's cursor, in characters from the start of its text.
+    pub input_cursor: usize,
     /// The filter applied when the prompt opened, given back by Esc.
     filter_before_prompt: Option<Filter>,
     /// Tab's candidates while Tab is being pressed in the prompt.
@@ -191,6 +193,7 @@ impl App {
             input: None,
             input_error: None,
             input_error_at: None,
+            input_cursor: 0,
             filter_before_prompt: None,
             tab: None,
             filter_history: FilterHistory::default(),

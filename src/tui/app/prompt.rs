@@ -1,8 +1,9 @@
 //! The filter prompt (`/`): the table narrows as you type. Every keystroke whose text
 //! parses is applied at once, on the poll already held; one that does not keeps the last
 //! good filter and shows the parser's error at its column. Tab completes keys and values
-//! (cycling when several fit), Up and Down walk the history, Enter keeps the filter and
-//! Esc gives back the one applied before the prompt opened.
+//! (cycling when several fit), Up and Down walk the history, Left/Right/Home/End move the
+//! cursor, Enter keeps the filter and Esc gives back the one applied before the prompt
+//! opened.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -19,14 +20,23 @@ const KNOWN_MAX: usize = 500;
 pub struct TabCycle {
     pub completion: Completion,
     pub at: usize,
+    /// The line after the cursor, kept as it was while the word before it is completed.
+    rest: String,
     /// The line as Tab left it: a press on another line starts a new completion.
     produced: String,
+}
+
+/// The byte offset of character `i` of `s` (its length past the end).
+fn byte_at(s: &str, i: usize) -> usize {
+    s.char_indices().nth(i).map_or(s.len(), |(b, _)| b)
 }
 
 impl App {
     /// Opens the prompt holding the filter applied now.
     pub(super) fn open_prompt(&mut self) {
-        self.input = Some(self.filter.to_string());
+        let text = self.filter.to_string();
+        self.input_cursor = text.chars().count();
+        self.input = Some(text);
         self.filter_before_prompt = Some(self.filter.clone());
         self.input_error = None;
         self.input_error_at = None;
@@ -46,20 +56,33 @@ impl App {
         if !matches!(key.code, KeyCode::Tab | KeyCode::BackTab) {
             self.tab = None;
         }
+        let at = self.input_cursor.min(text.chars().count());
+        let (before, after) = text.split_at(byte_at(&text, at));
         match key.code {
             KeyCode::Esc => self.close_prompt(false),
             KeyCode::Char('c') if ctrl => self.close_prompt(false),
             KeyCode::Enter => self.close_prompt(true),
-            KeyCode::Backspace => {
-                let mut t = text;
-                t.pop();
-                self.set_line(t);
+            KeyCode::Left => self.input_cursor = at.saturating_sub(1),
+            KeyCode::Right => self.input_cursor = (at + 1).min(text.chars().count()),
+            KeyCode::Home => self.input_cursor = 0,
+            KeyCode::Char('a') if ctrl => self.input_cursor = 0,
+            KeyCode::End => self.input_cursor = text.chars().count(),
+            KeyCode::Char('e') if ctrl => self.input_cursor = text.chars().count(),
+            KeyCode::Backspace if at > 0 => {
+                let cut = byte_at(before, at - 1);
+                self.set_line_at(format!("{}{after}", &before[..cut]), at - 1);
             }
-            KeyCode::Char('u') if ctrl => self.set_line(String::new()),
+            KeyCode::Delete if !after.is_empty() => {
+                let next = byte_at(after, 1);
+                self.set_line_at(format!("{before}{}", &after[next..]), at);
+            }
+            // As a shell: Ctrl-U kills back to the start, Ctrl-W the word before the cursor.
+            KeyCode::Char('u') if ctrl => self.set_line_at(after.to_string(), 0),
             KeyCode::Char('w') if ctrl => {
-                let kept = text.trim_end();
+                let kept = before.trim_end();
                 let cut = kept.rfind(' ').map_or(0, |i| i + 1);
-                self.set_line(kept[..cut].to_string());
+                let head = &before[..cut];
+                self.set_line_at(format!("{head}{after}"), head.chars().count());
             }
             KeyCode::Up => {
                 if let Some(older) = self.filter_history.older(&text) {
@@ -72,12 +95,10 @@ impl App {
                     self.set_line(newer);
                 }
             }
-            KeyCode::Tab => self.complete_line(&text, true),
-            KeyCode::BackTab => self.complete_line(&text, false),
+            KeyCode::Tab => self.complete_line(&text, at, true),
+            KeyCode::BackTab => self.complete_line(&text, at, false),
             KeyCode::Char(c) if !ctrl => {
-                let mut t = text;
-                t.push(c);
-                self.set_line(t);
+                self.set_line_at(format!("{before}{c}{after}"), at + 1);
             }
             _ => {}
         }
@@ -109,8 +130,16 @@ impl App {
         self.rebuild();
     }
 
-    /// Puts `line` in the prompt and applies it if it parses.
+    /// Puts `line` in the prompt, the cursor at its end, and applies it if it parses.
     fn set_line(&mut self, line: String) {
+        let end = line.chars().count();
+        self.set_line_at(line, end);
+    }
+
+    /// Puts `line` in the prompt with the cursor before character `cursor`, and applies
+    /// it if it parses.
+    fn set_line_at(&mut self, line: String, cursor: usize) {
+        self.input_cursor = cursor;
         match Filter::parse(&line) {
             Ok(f) => {
                 self.input_error = None;
@@ -142,8 +171,9 @@ impl App {
         self.input = Some(line);
     }
 
-    /// Tab (`forward`) or Shift-Tab: the next or previous way to finish the last word.
-    fn complete_line(&mut self, text: &str, forward: bool) {
+    /// Tab (`forward`) or Shift-Tab: the next or previous way to finish the word before
+    /// the cursor (character `at` of `text`).
+    fn complete_line(&mut self, text: &str, at: usize, forward: bool) {
         let cycling = self
             .tab
             .as_ref()
@@ -158,25 +188,31 @@ impl App {
                 };
             }
         } else {
-            let Some(completion) = complete(text, &self.known_values()) else {
+            let (before, rest) = text.split_at(byte_at(text, at));
+            let Some(completion) = complete(before, &self.known_values()) else {
                 self.tab = None;
                 return;
             };
             let n = completion.candidates.len();
-            let at = if forward { 0 } else { n - 1 };
             self.tab = Some(TabCycle {
                 completion,
-                at,
+                at: if forward { 0 } else { n - 1 },
+                rest: rest.to_string(),
                 produced: String::new(),
             });
         }
-        let Some(line) = self.tab.as_ref().map(|t| t.completion.text(t.at)) else {
+        let Some((head, rest)) = self
+            .tab
+            .as_ref()
+            .map(|t| (t.completion.text(t.at), t.rest.clone()))
+        else {
             return;
         };
+        let line = format!("{head}{rest}");
         if let Some(t) = self.tab.as_mut() {
             t.produced = line.clone();
         }
-        self.set_line(line);
+        self.set_line_at(line, head.chars().count());
     }
 
     /// The process and user names and namespaces the poll shown holds, for Tab.

@@ -36,25 +36,31 @@ pub(super) fn render_prompt(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
             (shown, w)
         })
         .collect();
-    // Room for the text and the cursor; a long line shows its end, where typing happens.
+    // Room for the text and the cursor; a long line scrolls so the cursor stays in sight
+    // (the end of the line, where typing happens, unless the cursor was moved back).
+    let cursor = app.input_cursor.min(cells.len());
     let room = width.saturating_sub(label_w + 1).max(2);
-    let total: usize = cells.iter().map(|c| c.1).sum();
-    let (mut first, mut shown_w) = (0, total);
-    if total > room {
-        while first < cells.len() && shown_w > room - 1 {
+    let upto: usize = cells[..cursor].iter().map(|c| c.1).sum();
+    let (mut first, mut shown_w) = (0, upto);
+    if upto > room {
+        while first < cursor && shown_w > room - 1 {
             shown_w -= cells[first].1;
             first += 1;
         }
     }
     let clipped = first > 0;
-    let mut visible: String = if clipped { "…".into() } else { String::new() };
-    visible.extend(cells[first..].iter().map(|c| c.0.as_str()));
-
-    let mut spans = vec![
-        Span::styled(LABEL, theme.key),
-        Span::raw(visible),
-        Span::styled("█", theme.label),
-    ];
+    let mut before: String = if clipped { "…".into() } else { String::new() };
+    before.extend(cells[first..cursor].iter().map(|c| c.0.as_str()));
+    let mut spans = vec![Span::styled(LABEL, theme.key), Span::raw(before)];
+    match cells.get(cursor) {
+        // On a character: that character shown reversed, the rest after it.
+        Some((under, _)) => {
+            spans.push(Span::styled(under.clone(), theme.selected));
+            let after: String = cells[cursor + 1..].iter().map(|c| c.0.as_str()).collect();
+            spans.push(Span::raw(after));
+        }
+        None => spans.push(Span::styled("█", theme.label)),
+    }
     match &app.tab {
         Some(t) if t.completion.candidates.len() > 1 => {
             spans.push(Span::styled("  Tab:", theme.muted));
