@@ -504,9 +504,14 @@ fn the_live_filter_narrows_as_typed_suggests_completes_and_recalls() {
         Duration::from_secs(5),
     );
 
-    // Up recalls it into an emptied prompt.
+    // Up recalls it into an emptied prompt. (Esc, then a pause: an ESC followed at once by
+    // `/` reads as Alt-/.)
     t.keys(&["Escape"]);
+    t.wait_until("the filter cleared", Duration::from_secs(5), |t| {
+        !t.screen().contains("filter port:")
+    });
     t.keys(&["/"]);
+    t.wait_for("filter: ", Duration::from_secs(5));
     t.keys(&["C-u"]);
     t.wait_until("prompt emptied", Duration::from_secs(5), |t| {
         t.screen().lines().any(|l| l.starts_with("filter: █"))
@@ -514,6 +519,9 @@ fn the_live_filter_narrows_as_typed_suggests_completes_and_recalls() {
     t.keys(&["Up"]);
     t.wait_for(&want, Duration::from_secs(5));
     t.keys(&["Escape"]);
+    t.wait_until("the prompt closed", Duration::from_secs(5), |t| {
+        !t.screen().contains("filter: ")
+    });
     t.keys(&["q"]);
     t.assert_normal_shell();
     let cfg = std::env::temp_dir().join(format!("lingertop-tmux-cfg-{}", std::process::id()));
