@@ -1,7 +1,8 @@
-//! Copying the selected row as text (`y`): the row's cells tab-separated as the table
-//! shows them, then the owner's whole command line, every outside string neutralised
-//! ([`crate::sanitize::terminal`]: a tab or newline in a process name cannot split the
-//! row, an escape in it cannot reach the terminal raw). The text goes to the terminal as
+//! Copying the selected row as text (`y`): the row's cells tab-separated in the table's
+//! order (state, local, remote, process, in state, via, namespace), then the owner's
+//! whole command line, every outside string neutralised ([`crate::sanitize::terminal`]:
+//! a tab or newline in a process name cannot split the row, an escape in it cannot reach
+//! the terminal raw). The text goes to the terminal as
 //! OSC 52, which the terminal puts on its clipboard; inside tmux it goes both plainly
 //! (tmux, with `set-clipboard on`, keeps it as a paste buffer and hands it on to the
 //! terminal outside) and through tmux's passthrough (with `allow-passthrough on`, for a
@@ -46,12 +47,19 @@ pub fn row_text(app: &App) -> Result<String, &'static str> {
                 .as_ref()
                 .and_then(|u| u.snapshot.netns.name(c.netns()).map(str::to_string))
                 .unwrap_or_default();
+            // The VIA column's words: how the owner was known when it does not hold it.
+            let via = match c.attribution {
+                Some(crate::model::Attribution::LastOwner) => "last",
+                Some(crate::model::Attribution::Listener) => "lsn",
+                _ => "",
+            };
             vec![
                 c.state.name().to_string(),
                 c.local().to_string(),
                 c.remote().to_string(),
                 owner,
                 age,
+                via.to_string(),
                 netns,
                 command(c.owner().map(|o| o.pid)),
             ]

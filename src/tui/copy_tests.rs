@@ -40,6 +40,7 @@ fn y_copies_the_selected_connection_tab_separated_with_its_command_line() {
         fields[3],
         format!("{} ({})", owner.name.as_deref().unwrap(), owner.pid)
     );
+    assert_eq!(fields.len(), 8, "{text:?}");
     // The command line last, its tab and escapes neutralised: one line, safe to paste.
     assert_eq!(
         *fields.last().unwrap(),
