@@ -2,13 +2,13 @@
 //! `$XDG_STATE_HOME/lingertop/filter-history` (`~/.local/state/...`): one filter a line,
 //! oldest first. It can never fail the dashboard: a file that cannot be read starts an
 //! empty history, one that cannot be written leaves it in memory and says so in the
-//! footer once. `LINGERTOP_NO_HISTORY` (any value) keeps it in memory only.
+//! footer. `LINGERTOP_NO_HISTORY` (any value) keeps it in memory only.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::model::Filter;
-use crate::tui::app::{FilterHistory, HISTORY_MAX};
+use crate::tui::app::{App, FilterHistory, HISTORY_MAX};
 
 /// A file bigger than this is not a history lingertop wrote: only its end is read.
 const READ_MAX: u64 = 64 * 1024;
@@ -65,6 +65,21 @@ pub fn save(path: &Path, history: &FilterHistory) -> std::io::Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// Saves the history when it changed since the last call; a failure is said in the
+/// footer and the history stays in memory.
+pub fn save_if_changed(path: Option<&Path>, app: &mut App) {
+    let (Some(p), true) = (path, app.filter_history.take_dirty()) else {
+        return;
+    };
+    if let Err(e) = save(p, &app.filter_history) {
+        let msg = format!(
+            "filter history not saved to {} ({e}); it is kept for this session",
+            p.display()
+        );
+        app.status = Some(crate::sanitize::message(&msg).into_owned());
+    }
 }
 
 #[cfg(test)]

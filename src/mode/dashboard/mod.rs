@@ -115,14 +115,7 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
                 ev = ev_rx.recv() => {
                     let Some(ev) = ev else { return Ok(()) };
                     let effect = handle_event(&mut app, ev);
-                    if let (Some(p), true) = (&history_path, app.filter_history.take_dirty()) {
-                        if let Err(e) = history::save(p, &app.filter_history) {
-                            app.status = Some(crate::sanitize::message(&format!(
-                                "filter history not saved to {} ({e}); it is kept for this session",
-                                p.display()
-                            )).into_owned());
-                        }
-                    }
+                    history::save_if_changed(history_path.as_deref(), &mut app);
                     match effect {
                         Effect::Quit => return Ok(()),
                         Effect::SetInterval(d) => poller.send(Control::SetInterval(d)),
@@ -133,11 +126,7 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
                                 poller.send(Control::PollNow);
                             }
                         }
-                        Effect::Copy(text) => {
-                            if let Err(e) = copy_to_terminal(&text) {
-                                app.notice = Some(format!("nothing copied: cannot write to the terminal ({e})"));
-                            }
-                        }
+                        Effect::Copy(text) => copy_to_terminal(&mut app, &text),
                         Effect::None => {}
                     }
                 }
@@ -176,11 +165,18 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
 }
 
 /// Writes `text` to the terminal as OSC 52 (through tmux's passthrough too inside tmux),
-/// between two frames: the sequence prints nothing and moves no cursor.
-fn copy_to_terminal(text: &str) -> io::Result<()> {
+/// between two frames: the sequence prints nothing and moves no cursor. A failed write
+/// replaces the footer's "copied" with why.
+fn copy_to_terminal(app: &mut App, text: &str) {
     use std::io::Write;
     let in_tmux = std::env::var_os("TMUX").is_some_and(|t| !t.is_empty());
     let mut out = io::stdout().lock();
-    out.write_all(crate::tui::copy::osc52(text, in_tmux).as_bytes())?;
-    out.flush()
+    let written = out
+        .write_all(crate::tui::copy::osc52(text, in_tmux).as_bytes())
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        app.notice = Some(format!(
+            "nothing copied: cannot write to the terminal ({e})"
+        ));
+    }
 }
