@@ -2,7 +2,8 @@
 //! `$XDG_STATE_HOME/lingertop/filter-history` (`~/.local/state/...`): one filter a line,
 //! oldest first. It can never fail the dashboard: a file that cannot be read starts an
 //! empty history, one that cannot be written leaves it in memory and says so in the
-//! footer. `LINGERTOP_NO_HISTORY` (any value) keeps it in memory only.
+//! footer. `LINGERTOP_NO_HISTORY` (any value) keeps it in memory only, and so does a
+//! state directory that belongs to another user (`sudo` keeping the caller's HOME).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,29 @@ pub fn path() -> Option<PathBuf> {
     if std::env::var_os("LINGERTOP_NO_HISTORY").is_some() {
         return None;
     }
-    dirs::state_dir().map(|d| d.join("lingertop").join("filter-history"))
+    let path = dirs::state_dir()?.join("lingertop").join("filter-history");
+    owned_by_us(&path).then_some(path)
+}
+
+/// Whether the nearest existing directory on the way to `path` belongs to the user
+/// lingertop runs as: `sudo lingertop` with the caller's HOME must not leave root-owned
+/// directories in that user's `~/.local/state` (they could no longer write there).
+#[cfg(target_os = "linux")]
+fn owned_by_us(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective uid.
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return false;
+    };
+    path.ancestors()
+        .skip(1)
+        .find_map(|d| std::fs::metadata(d).ok())
+        .is_some_and(|m| m.uid() == me)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn owned_by_us(_path: &Path) -> bool {
+    true
 }
 
 /// The history in `path`; empty when there is none or it cannot be read. Lines that no
@@ -113,6 +136,24 @@ mod tests {
         // Missing or unreadable: an empty history, no error.
         assert_eq!(load(&dir.join("nope")).entries().count(), 0);
         assert_eq!(load(&dir).entries().count(), 0, "a directory is no history");
+        // Ours (the test's temporary directory); another user's is not written to.
+        assert!(owned_by_us(&path));
+        #[cfg(target_os = "linux")]
+        if std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .ok()
+            != Some(65534)
+        {
+            // A directory of `nobody` (uid 65534) is another user's (checked as root only:
+            // only root can give a directory away).
+            let theirs = dir.join("theirs");
+            std::fs::create_dir_all(&theirs).unwrap();
+            if std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).is_ok() {
+                assert!(!owned_by_us(
+                    &theirs.join("lingertop").join("filter-history")
+                ));
+            }
+        }
         // A path that cannot be written is an error the runner reports, not a panic.
         assert!(save(&path.join("under-a-file"), &h).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
