@@ -442,6 +442,10 @@ fn the_live_filter_narrows_as_typed_suggests_completes_and_recalls() {
     let (_l, _s, server) = close_wait_socket();
     let port = server.port();
     let t = Tmux::start("live");
+    // The state directory exists and is ours, so the history is written there (one
+    // inside another user's directory, /tmp's for a test not run as root, is not).
+    let cfg = std::env::temp_dir().join(format!("lingertop-tmux-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&cfg).unwrap();
     t.start_dashboard("");
     t.wait_for("LIVE", Duration::from_secs(10));
 
@@ -524,7 +528,6 @@ fn the_live_filter_narrows_as_typed_suggests_completes_and_recalls() {
     });
     t.keys(&["q"]);
     t.assert_normal_shell();
-    let cfg = std::env::temp_dir().join(format!("lingertop-tmux-cfg-{}", std::process::id()));
     let saved = std::fs::read_to_string(cfg.join("lingertop").join("filter-history"))
         .expect("the history is kept in $XDG_STATE_HOME/lingertop");
     assert!(
