@@ -42,6 +42,7 @@ pub struct KeysFile {
     pub lab: Option<KeyList>,
     pub closes: Option<KeyList>,
     pub alerts: Option<KeyList>,
+    pub copy: Option<KeyList>,
 }
 
 impl KeysFile {
@@ -70,6 +71,7 @@ impl KeysFile {
             ("lab", self.lab),
             ("closes", self.closes),
             ("alerts", self.alerts),
+            ("copy", self.copy),
         ]
         .into_iter()
         .filter_map(|(n, k)| k.map(|k| (n, k)))

@@ -29,6 +29,7 @@ pub const BINDABLE: &[(&str, &[&str])] = &[
     ("lab", &["L"]),
     ("closes", &["C"]),
     ("alerts", &["a"]),
+    ("copy", &["y"]),
 ];
 
 /// The default keys of the action named `name` (empty for a name not in [`BINDABLE`]).
