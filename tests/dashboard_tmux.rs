@@ -129,12 +129,18 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// This session's own config and state directory: the filter history goes there, never
+    /// to the real home, and never to another test's (tests run in parallel, and each
+    /// dashboard writes its history whole on Enter).
+    fn home(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("{}-home", self.socket))
+    }
+
     fn start_dashboard(&self, env: &str) {
         let bin = env!("CARGO_BIN_EXE_lingertop");
-        let cfg = std::env::temp_dir().join(format!("lingertop-tmux-cfg-{}", std::process::id()));
+        let cfg = self.home();
         self.literal(&format!(
             // The host's namespace only, as every test of host sockets (tests/common).
-            // The filter history goes there too, never to the real home.
             "{env} XDG_CONFIG_HOME={} XDG_STATE_HOME={} {bin} --netns host --interval 500ms",
             cfg.display(),
             cfg.display()
@@ -161,6 +167,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]).status();
+        let _ = std::fs::remove_dir_all(self.home());
     }
 }
 
@@ -444,7 +451,7 @@ fn the_live_filter_narrows_as_typed_suggests_completes_and_recalls() {
     let t = Tmux::start("live");
     // The state directory exists and is ours, so the history is written there (one
     // inside another user's directory, /tmp's for a test not run as root, is not).
-    let cfg = std::env::temp_dir().join(format!("lingertop-tmux-cfg-{}", std::process::id()));
+    let cfg = t.home();
     std::fs::create_dir_all(&cfg).unwrap();
     t.start_dashboard("");
     t.wait_for("LIVE", Duration::from_secs(10));
