@@ -326,18 +326,9 @@ impl App {
         let mut out: FxHashMap<TcpState, Severity> = FxHashMap::default();
         {
             for a in self.all_alerts() {
-                let state = match a.rule {
-                    RuleId::CloseWaitLingering => TcpState::CloseWait,
-                    RuleId::TimeWaitBuildup | RuleId::TimeWaitRemote | RuleId::PortPressure => {
-                        TcpState::TimeWait
-                    }
-                    RuleId::FinWait1Lingering => TcpState::FinWait1,
-                    RuleId::FinWait2Lingering => TcpState::FinWait2,
-                    RuleId::LastAckLingering => TcpState::LastAck,
-                    RuleId::ClosingLingering => TcpState::Closing,
-                    RuleId::TimeWaitOverflow => TcpState::TimeWait,
-                    // Resets end connections in any state: no strip state to mark.
-                    RuleId::ResetStorm => continue,
+                // Resets end connections in any state: no strip state to mark.
+                let Some(state) = a.rule.state() else {
+                    continue;
                 };
                 let e = out.entry(state).or_insert(a.severity);
                 *e = (*e).max(a.severity);
