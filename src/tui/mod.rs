@@ -14,6 +14,8 @@ pub mod theme;
 pub mod ui;
 
 #[cfg(test)]
+mod alerts_tests;
+#[cfg(test)]
 mod closes_tests;
 #[cfg(test)]
 mod lab_tests;
@@ -160,6 +162,9 @@ pub fn handle_event(app: &mut App, ev: Event) -> Effect {
             if app.on_input_key(&k) {
                 return Effect::None;
             }
+            if let Some(effect) = app.on_alerts_key(&k) {
+                return effect;
+            }
             if !app.help {
                 if let Some(effect) = app.on_lab_key(&k) {
                     return effect;
@@ -197,7 +202,12 @@ pub fn handle_event(app: &mut App, ev: Event) -> Effect {
                 MouseEventKind::Down(MouseButton::Left) if in_table => {
                     app.click_table_line(usize::from(m.row - ty));
                 }
-                MouseEventKind::Down(MouseButton::Left) => {
+                MouseEventKind::Down(MouseButton::Left) if !app.alerts_list.open => {
+                    let (ax, ay, aw, ah) = app.hit.alerts_box;
+                    if m.column >= ax && m.column < ax + aw && m.row >= ay && m.row < ay + ah {
+                        app.open_alert(usize::from(m.row - ay));
+                        return Effect::None;
+                    }
                     let cell = app.hit.strip.iter().find(|(x, y, w, h, _)| {
                         m.column >= *x && m.column < x + w && m.row >= *y && m.row < y + h
                     });

@@ -146,8 +146,18 @@ mod tests {
         let mut tw = alert(RuleId::TimeWaitRemote);
         tw.remote = Some("[2001:db8::7]:443".parse().unwrap());
         let f = Filter::parse(&tw.filter_text()).unwrap();
-        let toward = cw("[2001:db8::1]:40000", "[2001:db8::7]:443", 1, TcpState::TimeWait);
-        let elsewhere = cw("[2001:db8::1]:40001", "[2001:db8::7]:80", 1, TcpState::TimeWait);
+        let toward = cw(
+            "[2001:db8::1]:40000",
+            "[2001:db8::7]:443",
+            1,
+            TcpState::TimeWait,
+        );
+        let elsewhere = cw(
+            "[2001:db8::1]:40001",
+            "[2001:db8::7]:80",
+            1,
+            TcpState::TimeWait,
+        );
         assert!(f.matches(&toward));
         assert!(!f.matches(&elsewhere));
 
@@ -162,7 +172,11 @@ mod tests {
 
         let mut ns = alert(RuleId::TimeWaitBuildup);
         ns.netns = Some(Arc::from("sleep[\"812]"));
-        assert!(Filter::parse(&ns.filter_text()).is_ok(), "{}", ns.filter_text());
+        assert!(
+            Filter::parse(&ns.filter_text()).is_ok(),
+            "{}",
+            ns.filter_text()
+        );
         assert_eq!(alert(RuleId::ResetStorm).filter_text(), "");
     }
 

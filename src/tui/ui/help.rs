@@ -175,7 +175,7 @@ fn help_keys(app: &App) -> Vec<(String, &'static str)> {
         (Action::Faster, "poll faster"),
         (Action::Slower, "poll slower"),
         (Action::Detail, "show / hide detail"),
-        (Action::Alerts, "next alerts, worst first"),
+        (Action::Alerts, "alerts list: open one, Enter filters"),
         (Action::ToggleGroup, "fold group / open namespace"),
         (Action::Lab, "close lab panel"),
         (Action::Closes, "closes panel: kinds, resets"),

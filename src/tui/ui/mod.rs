@@ -3,6 +3,7 @@
 //! file; this one lays them out.
 
 mod alerts;
+mod alerts_list;
 mod closes;
 mod detail;
 mod footer;
@@ -61,7 +62,23 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     .areas(area);
     header::render_header(f, app, theme, header);
     hit.strip = strip::render_strip(f, app, theme, strip);
+    if app.alerts_list.open {
+        // The list takes everything between the strip and the footer.
+        let room = alerts.union(main);
+        hit.alerts_list_rows = alerts_list::render_alerts_list(f, app, theme, room);
+        footer::render_footer(f, app, theme, footer);
+        if app.help {
+            help::render_help(f, app, theme, area);
+        }
+        return hit;
+    }
     hit.alerts_shown = alerts::render_alerts(f, app, theme, alerts, max_alerts);
+    hit.alerts_box = (
+        alerts.x,
+        alerts.y + 1,
+        alerts.width,
+        alerts.height.saturating_sub(1),
+    );
 
     let wide = main.width >= 110;
     if let Some(panel) = &app.lab {
