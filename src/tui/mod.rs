@@ -199,6 +199,13 @@ pub fn handle_event(app: &mut App, ev: Event) -> Effect {
                         app.apply(Action::Up);
                     }
                 }
+                MouseEventKind::Down(MouseButton::Left)
+                    if app.header_at(m.column, m.row).is_some() =>
+                {
+                    if let Some(col) = app.header_at(m.column, m.row) {
+                        app.click_header(col);
+                    }
+                }
                 MouseEventKind::Down(MouseButton::Left) if in_table => {
                     app.click_table_line(usize::from(m.row - ty));
                 }

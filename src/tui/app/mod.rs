@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 
 mod alerts;
 mod rebuild;
+mod sort;
 mod view;
 
 pub use alerts::{AlertsList, Since};
@@ -80,6 +81,8 @@ pub struct HitAreas {
     pub alerts_box: (u16, u16, u16, u16),
     /// How many alerts the open alerts list had room for (its page).
     pub alerts_list_rows: usize,
+    /// The table's column headers: x, y, width, sort key (see `View::column_name`).
+    pub headers: Vec<(u16, u16, u16, usize)>,
     /// The lab panel's trace, when the panel is open: x, y, width, height.
     pub lab_trace: (u16, u16, u16, u16),
     /// How far the lab panel's trace scrolls at the size drawn.
@@ -175,8 +178,8 @@ impl App {
             quick: BTreeSet::new(),
             input: None,
             input_error: None,
-            sort: [0; View::ALL.len()],
-            sort_desc: [false; View::ALL.len()],
+            sort: View::ALL.map(View::default_sort).map(|(col, _)| col),
+            sort_desc: View::ALL.map(View::default_sort).map(|(_, desc)| desc),
             collapsed: BTreeSet::new(),
             help: false,
             detail: true,
@@ -431,11 +434,7 @@ impl App {
                 self.quick.clear();
                 self.rebuild();
             }
-            Action::Sort => {
-                let v = self.view.index();
-                self.sort[v] = (self.sort[v] + 1) % self.view.columns().len();
-                self.rebuild();
-            }
+            Action::Sort => self.next_sort(),
             Action::SortDirection => {
                 let v = self.view.index();
                 self.sort_desc[v] = !self.sort_desc[v];

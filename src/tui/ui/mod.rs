@@ -5,6 +5,7 @@
 mod alerts;
 mod alerts_list;
 mod closes;
+mod columns;
 mod detail;
 mod footer;
 mod header;
@@ -91,7 +92,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         };
         let [t, p] =
             Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
-        hit.table = table::render_table(f, app, theme, t);
+        (hit.table, hit.headers) = table::render_table(f, app, theme, t);
         let (r, max_scroll) = lab_panel::render_lab_panel(f, panel, theme, p);
         hit.lab_trace = (r.x, r.y, r.width, r.height);
         hit.lab_max_scroll = max_scroll;
@@ -111,7 +112,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         let [t, p] =
             Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
         if t.height > 0 {
-            hit.table = table::render_table(f, app, theme, t);
+            (hit.table, hit.headers) = table::render_table(f, app, theme, t);
         }
         let key = app.keymap.keys_of(crate::tui::keys::Action::Closes);
         closes::render_closes(f, app.closes.as_ref(), theme, &key, p);
@@ -132,7 +133,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     } else {
         (main, None)
     };
-    hit.table = table::render_table(f, app, theme, table_area);
+    (hit.table, hit.headers) = table::render_table(f, app, theme, table_area);
     if let Some(d) = detail_area {
         detail::render_detail(f, app, theme, d);
     }
