@@ -22,6 +22,8 @@ mod lab_tests;
 #[cfg(test)]
 mod netns_tests;
 #[cfg(test)]
+mod sort_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io::{self, Stdout};

@@ -64,11 +64,44 @@ pub(super) fn render_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
         ));
     }
     let mut lines = vec![Line::from(spans)];
-    if let ProcessInfo::Partial { reason } = &s.process_info {
-        lines.push(Line::from(Span::styled(
-            format!("process info is partial: {reason}"),
-            theme.warning,
-        )));
+    if let Some(notice) = partial_notice(app) {
+        lines.push(Line::from(Span::styled(notice, theme.warning)));
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
+}
+
+/// The partial-process-info notice of the newest poll, if its process information is partial.
+fn partial_notice(app: &App) -> Option<String> {
+    match &app.latest.as_ref()?.snapshot.process_info {
+        ProcessInfo::Partial { reason } => Some(format!("process info is partial: {reason}")),
+        ProcessInfo::Full => None,
+    }
+}
+
+/// How many lines the notice needs at `width` (words wrapped as the header wraps them),
+/// at most `max`; 0 without a notice. The layout gives the header this many more lines,
+/// so the notice's last words (what to do) are never cut.
+pub(super) fn notice_height(app: &App, width: u16, max: u16) -> u16 {
+    let Some(text) = partial_notice(app) else {
+        return 0;
+    };
+    let width = usize::from(width.max(1));
+    let (mut lines, mut used) = (1usize, 0usize);
+    for word in text.split_whitespace() {
+        let w = word.chars().count();
+        if used == 0 {
+            used = w;
+        } else if used + 1 + w <= width {
+            used += 1 + w;
+        } else {
+            lines += 1;
+            used = w;
+        }
+        // A word wider than the line takes as many lines as it needs.
+        while used > width {
+            lines += 1;
+            used -= width;
+        }
+    }
+    u16::try_from(lines).unwrap_or(u16::MAX).min(max)
 }

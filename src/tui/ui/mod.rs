@@ -52,7 +52,14 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     let alert_lines = app.all_alerts().len();
     let max_alerts: usize = if area.height >= 34 { 5 } else { 2 };
     let alerts_h = 1 + alert_lines.min(max_alerts) as u16;
-    let notice_h = if partial { 2 } else { 0 };
+    // The notice as tall as its text wraps to (it says what to do last), up to 3 lines, 2
+    // in a short window.
+    let notice_max = if area.height >= 24 { 3 } else { 2 };
+    let notice_h = if partial {
+        header::notice_height(app, area.width, notice_max)
+    } else {
+        0
+    };
     let [header, strip, alerts, main, footer] = Layout::vertical([
         Constraint::Length(1 + notice_h),
         Constraint::Length(3),
