@@ -487,6 +487,46 @@ fn the_alert_naming_a_process_is_reached_opened_and_filters_the_table() {
     let _ = std::fs::remove_file(file);
 }
 
+/// Click-to-sort in a real terminal: the mouse (an SGR mouse report, as a terminal sends it
+/// with mouse capture on) on a header sorts on it, worst first for a count, and a second
+/// click reverses it; a name column sorts A to Z.
+#[test]
+fn clicking_a_header_sorts_on_it_and_a_second_click_reverses() {
+    let (_l, _s, _server) = close_wait_socket();
+    let t = Tmux::start("sortclick");
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    // Where `name` is on screen: 1-based column and row, as the mouse report counts.
+    let find = |s: &str, name: &str| -> (usize, usize) {
+        s.lines()
+            .enumerate()
+            .find_map(|(y, l)| {
+                l.find(name)
+                    .filter(|_| l.contains('▲') || l.contains('▼'))
+                    .map(|x| (l[..x].chars().count() + 1, y + 1))
+            })
+            .unwrap_or_else(|| panic!("no header {name:?} on screen:\n{s}"))
+    };
+    let click = |(x, y): (usize, usize)| {
+        t.literal(&format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m"));
+    };
+    t.keys(&["Tab", "Tab"]);
+    let s = t.wait_for("By process", Duration::from_secs(5));
+    click(find(&s, "TOTAL"));
+    let s = t.wait_for("TOTAL ▼", Duration::from_secs(5));
+    assert!(!s.contains("CLOSE_W ▼"), "the arrow moved to TOTAL:\n{s}");
+    click(find(&s, "TOTAL"));
+    t.wait_for("TOTAL ▲", Duration::from_secs(5));
+
+    // Back to all connections: PROCESS sorts A to Z on its first click.
+    t.keys(&["BTab", "BTab"]);
+    let s = t.wait_for("All connections", Duration::from_secs(5));
+    click(find(&s, "PROCESS"));
+    t.wait_for("PROCESS ▲", Duration::from_secs(5));
+    t.keys(&["q"]);
+    t.assert_normal_shell();
+}
+
 #[test]
 fn closing_the_terminal_ends_the_dashboard() {
     let t = Tmux::start("hangup");
