@@ -190,6 +190,16 @@ pub fn handle_event(app: &mut App, ev: Event) -> Effect {
                 }
                 return Effect::None;
             }
+            if app.alerts_list.open {
+                // The wheel moves through the alerts list while it has the screen.
+                let sel = app.alerts_list.selected;
+                match m.kind {
+                    MouseEventKind::ScrollDown => app.open_alert(sel + 1),
+                    MouseEventKind::ScrollUp => app.open_alert(sel.saturating_sub(1)),
+                    _ => {}
+                }
+                return Effect::None;
+            }
             match m.kind {
                 MouseEventKind::ScrollDown => {
                     for _ in 0..3 {

@@ -185,6 +185,6 @@ fn help_keys(app: &App) -> Vec<(String, &'static str)> {
         keys.push((app.keymap.keys_of(action), what));
     }
     keys.push(("1-9, 0".to_string(), "quick state filter"));
-    keys.push(("mouse".to_string(), "click selects, wheel scrolls"));
+    keys.push(("mouse".to_string(), "click selects or sorts, wheel scrolls"));
     keys
 }
