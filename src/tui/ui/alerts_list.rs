@@ -16,6 +16,8 @@ use crate::tui::theme::Theme;
 
 /// From this width the opened alert sits beside the list, not under it.
 const SIDE_BY_SIDE: u16 = 100;
+/// Below this many lines (60x12 with a notice) the list shows only the selected alert.
+const SHORT: u16 = 8;
 
 /// Draws the list in `area` (everything between the strip and the footer); returns how many
 /// alerts it had room for (PgUp/PgDn's step).
@@ -47,10 +49,11 @@ pub(super) fn render_alerts_list(f: &mut Frame, app: &App, theme: &Theme, area: 
         let [l, d] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(48)]).areas(inner);
         (l, d)
     } else {
-        // The list keeps two lines (the selected alert and the next) however short the
+        // The list keeps two lines (the selected alert and the next), one in a very short
         // window; the opened alert gets at least five.
         let n = u16::try_from(alerts.len()).unwrap_or(u16::MAX);
-        let list_h = n.min(inner.height.saturating_sub(5).max(2));
+        let least = if inner.height < SHORT { 1 } else { 2 };
+        let list_h = n.min(inner.height.saturating_sub(5).max(least));
         let [l, d] =
             Layout::vertical([Constraint::Length(list_h), Constraint::Fill(1)]).areas(inner);
         (l, d)
@@ -81,8 +84,11 @@ pub(super) fn render_alerts_list(f: &mut Frame, app: &App, theme: &Theme, area: 
         .collect();
     f.render_widget(Paragraph::new(lines), list);
     if let Some(a) = alerts.get(sel) {
+        // A very short window keeps every line for the text: no rule under the list.
         let block = if inner.width >= SIDE_BY_SIDE {
             Block::default().borders(Borders::LEFT)
+        } else if inner.height < SHORT {
+            Block::default()
         } else {
             Block::default().borders(Borders::TOP)
         };
