@@ -235,3 +235,18 @@ fn the_partial_banner_keeps_its_last_line_at_80x24() {
     );
     assert!(screen.contains("ESTABLISHED   10.0.0.2:8080"), "{screen}");
 }
+
+/// At 60x12 with the partial-info banner and several alerts the table still shows rows:
+/// the banner takes one line and the alerts box one alert there (the list has them all).
+#[test]
+fn a_60x12_window_with_the_banner_and_alerts_still_shows_table_rows() {
+    let mut app = super::tests::app_with_fixture(true);
+    assert!(app.all_alerts().len() >= 2);
+    let screen = draw(&mut app, 60, 12);
+    assert!(screen.contains("process info is partial"), "{screen}");
+    let rows = screen
+        .lines()
+        .filter(|l| l.trim_start_matches('"').starts_with("ESTABLISHED"))
+        .count();
+    assert!(rows >= 2, "{screen}");
+}

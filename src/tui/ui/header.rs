@@ -2,7 +2,7 @@
 //! and the partial-process-info notice.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
@@ -63,11 +63,17 @@ pub(super) fn render_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
             theme.critical,
         ));
     }
-    let mut lines = vec![Line::from(spans)];
+    // One line, never wrapped (its last fields are the first to be cut), so the notice
+    // under it keeps the lines the layout gave it.
+    let [line, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+    f.render_widget(Paragraph::new(Line::from(spans)), line);
     if let Some(notice) = partial_notice(app) {
-        lines.push(Line::from(Span::styled(notice, theme.warning)));
+        f.render_widget(
+            Paragraph::new(Line::from(Span::styled(notice, theme.warning)))
+                .wrap(Wrap { trim: true }),
+            rest,
+        );
     }
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
 }
 
 /// The partial-process-info notice of the newest poll, if its process information is partial.

@@ -50,11 +50,20 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         .as_ref()
         .is_some_and(|u| matches!(u.snapshot.process_info, ProcessInfo::Partial { .. }));
     let alert_lines = app.all_alerts().len();
-    let max_alerts: usize = if area.height >= 34 { 5 } else { 2 };
+    // A short window keeps its rows for the table: the list (`a`) has every alert.
+    let max_alerts: usize = match area.height {
+        34.. => 5,
+        16.. => 2,
+        _ => 1,
+    };
     let alerts_h = 1 + alert_lines.min(max_alerts) as u16;
-    // The notice as tall as its text wraps to (it says what to do last), up to 3 lines, 2
-    // in a short window.
-    let notice_max = if area.height >= 24 { 3 } else { 2 };
+    // The notice as tall as its text wraps to (it says what to do last), up to 3 lines; 2,
+    // then 1, in shorter windows, so the table keeps rows.
+    let notice_max = match area.height {
+        24.. => 3,
+        16.. => 2,
+        _ => 1,
+    };
     let notice_h = if partial {
         header::notice_height(app, area.width, notice_max)
     } else {
