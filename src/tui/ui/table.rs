@@ -17,13 +17,18 @@ use crate::tui::app::{App, Mark, View};
 use crate::tui::rows::{NetnsRow, ProcRow, RemoteRow, Row};
 use crate::tui::theme::Theme;
 
+/// x, y, width, height.
+type Area = (u16, u16, u16, u16);
+/// x, y, width and the sort key of a header.
+type HeaderHit = (u16, u16, u16, usize);
+
 /// Draws the table; returns the rows' area for the mouse and where each header landed.
 pub(super) fn render_table(
     f: &mut Frame,
     app: &App,
     theme: &Theme,
     area: Rect,
-) -> ((u16, u16, u16, u16), Vec<(u16, u16, u16, usize)>) {
+) -> (Area, Vec<HeaderHit>) {
     let view = app.view;
     let col = app.sort[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
     let desc = app.sort_desc[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
