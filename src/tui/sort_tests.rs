@@ -250,3 +250,20 @@ fn a_60x12_window_with_the_banner_and_alerts_still_shows_table_rows() {
         .count();
     assert!(rows >= 2, "{screen}");
 }
+
+/// Sorted on a column that would give way (TIMER), a 60-column table keeps it with its
+/// arrow and still every essential column: the sorted one takes a lesser column's place.
+#[test]
+fn a_sorted_extra_column_stays_beside_the_essential_ones() {
+    let mut app = kernel_app();
+    key(&mut app, KeyCode::Char('d'));
+    draw(&mut app, 120, 40);
+    let (x, y, _, _) = app.hit.headers.iter().find(|h| h.3 == 7).copied().unwrap();
+    click(&mut app, x, y);
+    for (w, h) in [(80u16, 24u16), (60, 12)] {
+        let line = header_line(&draw(&mut app, w, h));
+        for name in ["STATE", "REMOTE", "PROCESS", "IN STATE", "TIMER ▼"] {
+            assert!(line.contains(name), "{w}x{h}: no {name} in {line}");
+        }
+    }
+}

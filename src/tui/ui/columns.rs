@@ -101,14 +101,14 @@ pub(super) fn choose(app: &App, view: View, visible: &[Row], width: u16, sorted:
     }
     let mut chosen: Vec<(usize, u16, Constraint)> = Vec::new();
     let mut used: u16 = 0;
-    for (i, key) in keys.into_iter().enumerate() {
+    for key in keys {
         let Some((fit, c)) = candidate(key) else {
             continue;
         };
         let need = used
             .saturating_add(fit)
             .saturating_add(u16::from(!chosen.is_empty()));
-        let must = i < essential || key == sorted;
+        let must = order[..essential].contains(&key) || key == sorted;
         if need > width && !must {
             break;
         }
