@@ -161,3 +161,26 @@ fn snapshots_of_the_alerts_list() {
         insta::assert_snapshot!(format!("alerts_list_{w}x{h}"), draw(&mut app, w, h));
     }
 }
+
+/// Alerts that end while the list is open leave it saying so, not a stale or empty list.
+#[test]
+fn the_list_says_when_the_alerts_ended() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('a'));
+    key(&mut app, KeyCode::End);
+    let (_, b) = seven_alerts();
+    let mut u = (*b).clone();
+    u.alerts.clear();
+    app.on_update(std::sync::Arc::new(u));
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("Alerts: none now"), "{screen}");
+    assert!(
+        screen.contains("no alerts: no close state is building up"),
+        "{screen}"
+    );
+    assert_eq!(app.selected_alert(), None);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.filter_text(), "");
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.alerts_list.open);
+}

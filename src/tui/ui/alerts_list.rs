@@ -24,7 +24,9 @@ const SHORT: u16 = 8;
 pub(super) fn render_alerts_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> usize {
     let alerts = app.all_alerts();
     let sel = app.alerts_list.selected.min(alerts.len().saturating_sub(1));
-    let title = if area.width >= 80 {
+    let title = if alerts.is_empty() {
+        " Alerts: none now · Esc: back ".to_string()
+    } else if area.width >= 80 {
         format!(
             " Alerts {} of {}, worst first · ↑↓ move · Enter: its connections · Esc: back ",
             sel + 1,
@@ -42,7 +44,18 @@ pub(super) fn render_alerts_list(f: &mut Frame, app: &App, theme: &Theme, area: 
         .title(Span::styled(title, theme.title));
     let inner = block.inner(area);
     f.render_widget(block, area);
-    if inner.height == 0 || alerts.is_empty() {
+    if inner.height == 0 {
+        return 1;
+    }
+    if alerts.is_empty() {
+        // The alerts ended while the list was open.
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                "no alerts: no close state is building up",
+                theme.muted,
+            )),
+            inner,
+        );
         return 1;
     }
     let (list, detail) = if inner.width >= SIDE_BY_SIDE {
