@@ -75,6 +75,8 @@ fn the_seventh_alert_is_reached_opened_and_filters_the_table() {
     assert!(!app.alerts_list.open);
     assert_eq!(app.view, View::All);
     assert_eq!(app.filter_text(), "state:close-wait pid:3121");
+    // The oldest first: IN STATE descending.
+    assert!(draw(&mut app, 120, 40).contains("IN STATE ▼"));
     assert_eq!(app.rows.len(), 1);
     let c = app.conn(app.rows[0]).unwrap();
     assert_eq!(c.state, TcpState::CloseWait);

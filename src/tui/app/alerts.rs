@@ -186,6 +186,10 @@ impl App {
                 self.filter = f;
                 self.quick.clear();
                 self.view = View::All;
+                // Oldest first: a lingering rule's connections (past its age) come on top
+                // of the younger ones of the same state that the filter also shows.
+                let v = View::All.index();
+                (self.sort[v], self.sort_desc[v]) = (4, true);
                 self.alerts_list.open = false;
                 self.selected = 0;
                 self.offset = 0;

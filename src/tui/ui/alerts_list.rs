@@ -81,12 +81,15 @@ pub(super) fn render_alerts_list(f: &mut Frame, app: &App, theme: &Theme, area: 
         .take(rows)
         .map(|(i, a)| {
             let marker = if i == sel { "› " } else { "  " };
+            // The selected line in the selection's colours alone, so it reads on any theme.
+            let severity = if i == sel {
+                theme.selected
+            } else {
+                severity_style(theme, a)
+            };
             let mut line = Line::from(vec![
                 Span::raw(marker),
-                Span::styled(
-                    format!("{:<8} ", a.severity.name()),
-                    severity_style(theme, a),
-                ),
+                Span::styled(format!("{:<8} ", a.severity.name()), severity),
                 Span::raw(sanitize::message(&a.message).into_owned()),
             ]);
             if i == sel {
