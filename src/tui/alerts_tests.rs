@@ -186,3 +186,25 @@ fn the_list_says_when_the_alerts_ended() {
     key(&mut app, KeyCode::Esc);
     assert!(!app.alerts_list.open);
 }
+
+/// Enter shows the alert's connections from the top, oldest first, even when the row
+/// selected before is one of them and lands further down.
+#[test]
+fn enter_shows_the_alerts_connections_from_the_top() {
+    let mut app = app();
+    // The table by LOCAL descending: its first row is 10.0.0.1:40051, the second of the
+    // two TIME_WAIT toward 10.0.1.6:443 (the sixth alert) by the oldest-first order.
+    (app.sort[0], app.sort_desc[0]) = (1, true);
+    app.rebuild();
+    app.selected = 0;
+    let first = app.conn(app.rows[0]).unwrap().local();
+    assert_eq!(first.port(), 40051);
+    key(&mut app, KeyCode::Char('a'));
+    for _ in 0..5 {
+        key(&mut app, KeyCode::Down);
+    }
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.filter_text(), "state:time-wait remote:10.0.1.6:443");
+    assert_eq!(app.rows.len(), 2);
+    assert_eq!((app.selected, app.offset), (0, 0));
+}

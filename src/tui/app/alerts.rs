@@ -191,9 +191,10 @@ impl App {
                 let v = View::All.index();
                 (self.sort[v], self.sort_desc[v]) = (4, true);
                 self.alerts_list.open = false;
+                self.rebuild();
+                // From the top (the oldest), not wherever the row selected before landed.
                 self.selected = 0;
                 self.offset = 0;
-                self.rebuild();
             }
             Err(e) => self.status = Some(format!("cannot filter to this alert: {e}")),
         }
