@@ -30,7 +30,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::netlink::{DiagError, SockDiag};
 use super::workload::{self, StateDirs, Workload};
 use crate::caps::{Cap, Caps, Missing, NAMESPACES};
-use crate::model::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS};
+use crate::model::{
+    CounterCloses, Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS, PortRange,
+};
 
 /// Where `ip netns add` mounts its named namespaces.
 const NAMED_DIR: &str = "/run/netns";
@@ -130,6 +132,13 @@ struct Reader {
     /// namespace of the task that opens it): the clock of its orphaned FIN_WAIT_2 ages.
     /// `None` for lingertop's own namespace, whose value is read directly.
     fin_timeout: Option<File>,
+    /// The namespace's `ip_local_port_range`, opened inside it likewise: its own ports run
+    /// out against its own range. `None` for lingertop's own namespace (the snapshot's).
+    port_range: Option<File>,
+    /// The namespace's `/proc/net/snmp` and `/proc/net/netstat`, opened inside it: its own
+    /// close counters (a container's TIME_WAIT overflow is counted in its namespace only).
+    /// `None` for lingertop's own namespace, whose files are read directly.
+    counters: Option<(File, File)>,
 }
 
 impl Reader {
@@ -140,7 +149,26 @@ impl Reader {
             sockstat,
             empty: false,
             fin_timeout: None,
+            port_range: None,
+            counters: None,
         }
+    }
+
+    /// The namespace's close counters now, where its files could be opened inside it.
+    fn counters(&self) -> Option<CounterCloses> {
+        let (snmp, netstat) = self.counters.as_ref()?;
+        Some(CounterCloses::parse(
+            &read_whole(snmp)?,
+            &read_whole(netstat)?,
+        ))
+    }
+
+    /// The namespace's own ephemeral port range, where it could be opened inside it.
+    fn port_range(&self) -> Option<PortRange> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 32];
+        let n = self.port_range.as_ref()?.read_at(&mut buf, 0).ok()?;
+        crate::collector::parse_port_range(std::str::from_utf8(&buf[..n]).ok()?)
     }
 
     /// The namespace's own `tcp_fin_timeout`, where it could be opened inside it.
@@ -183,6 +211,28 @@ fn tcp_sockets(sockstat: &File) -> Option<u64> {
 struct Inside {
     sockstat: Option<File>,
     fin_timeout: Option<File>,
+    port_range: Option<File>,
+    counters: Option<(File, File)>,
+}
+
+/// The whole text of a procfs file kept open, read from its start (procfs files regenerate
+/// on each read from offset 0).
+fn read_whole(file: &File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = file.read_at(&mut buf[len..], len as u64).ok()?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
 }
 
 /// How a namespace could not be read.
@@ -331,6 +381,27 @@ impl Namespaces {
         })
     }
 
+    /// Each namespace's close counters now: lingertop's own from its `/proc/net`, the others'
+    /// from the files opened inside them; a namespace whose files cannot be read is left out.
+    pub fn counters(&self) -> Vec<(NetnsId, CounterCloses)> {
+        let own = || {
+            let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+            let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+            Some(CounterCloses::parse(&snmp, &netstat))
+        };
+        self.readers
+            .values()
+            .filter_map(|r| {
+                let c = if r.netns.id == OWN_NETNS {
+                    own()
+                } else {
+                    r.counters()
+                };
+                Some((r.netns.id, c?))
+            })
+            .collect()
+    }
+
     /// Whether `id` is lingertop's own namespace (whose failure fails the poll).
     pub fn is_own(&self, id: NetnsId) -> bool {
         id == OWN_NETNS
@@ -422,6 +493,7 @@ impl Namespaces {
                 kind: kind.clone(),
                 name: Arc::clone(&name),
                 pid,
+                ports: None,
             };
             if ino == self.own {
                 self.readers
@@ -437,6 +509,8 @@ impl Namespaces {
                 Ok((diag, inside)) => {
                     let mut reader = Reader::new(diag, netns(id), inside.sockstat);
                     reader.fin_timeout = inside.fin_timeout;
+                    reader.port_range = inside.port_range;
+                    reader.counters = inside.counters;
                     self.readers.insert(ino, reader);
                     changed = true;
                 }
@@ -449,6 +523,13 @@ impl Namespaces {
         }
         for r in self.readers.values_mut() {
             r.empty = r.sockstat.as_ref().and_then(tcp_sockets) == Some(0);
+            // A sysctl in the container can change it: a pread each poll, the table
+            // rebuilt only when it did.
+            let ports = r.port_range();
+            if ports != r.netns.ports {
+                r.netns.ports = ports;
+                changed = true;
+            }
         }
         if changed {
             self.rebuild_table();
@@ -503,6 +584,10 @@ impl Namespaces {
                 Ok(Inside {
                     sockstat: File::open("/proc/thread-self/net/sockstat").ok(),
                     fin_timeout: File::open("/proc/sys/net/ipv4/tcp_fin_timeout").ok(),
+                    port_range: File::open("/proc/sys/net/ipv4/ip_local_port_range").ok(),
+                    counters: File::open("/proc/thread-self/net/snmp")
+                        .and_then(|s| Ok((s, File::open("/proc/thread-self/net/netstat")?)))
+                        .ok(),
                 })
             })
             .unwrap_or_default();
@@ -528,6 +613,7 @@ impl Namespaces {
             },
             name: if host { "host".into() } else { "self".into() },
             pid: pids.first().copied(),
+            ports: None,
         }
     }
 

@@ -221,6 +221,7 @@ fn snapshot(at: SystemTime, connections: Vec<Connection>, partial: bool) -> Snap
         connections,
         unread: None,
         netns: Default::default(),
+        counters: Vec::new(),
     }
 }
 
@@ -369,6 +370,7 @@ pub fn three_namespaces() -> NetnsTable {
         kind,
         name: name.into(),
         pid,
+        ports: None,
     };
     NetnsTable::new(vec![
         ns(0, 4026531840, NetnsKind::Host, "host", Some(1)),

@@ -70,7 +70,8 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     app.command_of = Some(crate::collector::command_of);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
     // Before the terminal is taken, so `--events on` without privilege fails readably.
-    let mut closes = closes::CloseFeed::start(events, &mut app, cfg.interval, &cfg.rules)?;
+    let mut closes =
+        closes::PanelFeed::start(events, &cfg.netns, &mut app, cfg.interval, &cfg.rules)?;
 
     let (poll_tx, mut poll_rx) = mpsc::channel(4);
     let poller = live::spawn(

@@ -31,9 +31,9 @@ use super::tracker::Sample;
 
 /// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
 pub use super::duration::human_duration;
-pub use closes::{close_alerts, time_wait_overflow};
+pub use closes::{OverflowWindow, close_alerts, close_alerts_in, time_wait_overflow};
 pub(crate) use pressure::pair_groups;
-pub use pressure::{Pressure, port_pressure, pressure_of};
+pub use pressure::{Pressure, Ranges, port_pressure, pressure_of};
 pub use rules::{CountRule, LingerRule, RateRule, RatioRule, Rules};
 pub(crate) use time_wait::endpoint_key;
 
@@ -176,7 +176,7 @@ pub fn detect_in(
     let mut close_wait = close_wait::CloseWaits::new(rules);
     let mut lingering = linger::Lingering::new(rules);
     let mut time_wait = time_wait::TimeWaits::new(rules);
-    let mut ephemeral = pressure::Ephemeral::new(rules, ports);
+    let mut ephemeral = pressure::Ephemeral::new(rules, Ranges::new(ports, netns));
     for (i, c) in conns.iter().enumerate() {
         match c.state {
             TcpState::CloseWait => close_wait.visit(i, c, now),

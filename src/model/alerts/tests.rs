@@ -225,7 +225,7 @@ fn pressure_ignores_listeners_and_server_ports() {
             TcpState::Established,
         ),
     ];
-    let p = port_pressure(&conns, RANGE);
+    let p = port_pressure(&conns, Ranges::new(RANGE, &NetnsTable::default()));
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].connections, vec![2]);
 }
@@ -241,6 +241,7 @@ fn close_wait_alerts_name_the_container_and_keep_namespaces_apart() {
             kind: NetnsKind::Host,
             name: "host".into(),
             pid: Some(1),
+            ports: None,
         },
         Netns {
             id: 4,
@@ -248,6 +249,7 @@ fn close_wait_alerts_name_the_container_and_keep_namespaces_apart() {
             kind: NetnsKind::Container { runtime: "docker" },
             name: "orders-7f9c".into(),
             pid: Some(812),
+            ports: None,
         },
     ]);
     let old = |ns, i: u16| {
@@ -308,6 +310,7 @@ fn three_namespaces() -> NetnsTable {
         kind,
         name: name.into(),
         pid: None,
+        ports: None,
     };
     NetnsTable::new(vec![
         ns(0, 1, NetnsKind::Host, "host"),
@@ -431,4 +434,35 @@ fn port_pressure_counts_each_namespace_on_its_own_and_names_it() {
             .severity
             == Severity::Warning
     );
+}
+
+#[test]
+fn each_namespace_overflows_on_its_own_over_the_window() {
+    use crate::model::CounterCloses;
+    let rules = Rules::default();
+    let table = three_namespaces();
+    let counts = |host: u64, blue: u64| {
+        let c = |n| CounterCloses {
+            time_wait_overflow: n,
+            ..CounterCloses::default()
+        };
+        vec![(0, c(host)), (3, c(blue))]
+    };
+    let window = Duration::from_secs(10);
+    let mut w = OverflowWindow::default();
+    // The host's counter is high but still; blue's grows by 12 in 2 s.
+    w.mark(Duration::ZERO, &counts(500, 3), &table, window);
+    w.mark(Duration::from_secs(2), &counts(500, 15), &table, window);
+    let a = w.alerts(&table, &rules);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!((a[0].count, a[0].netns.as_deref()), (12, Some("blue")));
+    assert!(
+        a[0].message.contains("in netns blue in 2s"),
+        "{}",
+        a[0].message
+    );
+    // A window later with no growth, it has ended.
+    w.mark(Duration::from_secs(13), &counts(500, 15), &table, window);
+    w.mark(Duration::from_secs(14), &counts(500, 15), &table, window);
+    assert!(w.alerts(&table, &rules).is_empty());
 }

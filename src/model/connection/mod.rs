@@ -565,6 +565,9 @@ pub struct Snapshot {
     /// The network namespaces read, by the id each connection carries; empty where the
     /// backend reads only its own (netstat2).
     pub netns: Arc<NetnsTable>,
+    /// Each namespace's close counters (`/proc/net/snmp`, `/proc/net/netstat` read inside
+    /// it) at this poll; empty where the backend does not read them (netstat2).
+    pub counters: Vec<(NetnsId, crate::model::CounterCloses)>,
 }
 
 /// States a poll did not ask the kernel for. On a big table the live modes read ESTABLISHED
@@ -585,6 +588,11 @@ impl Unread {
 }
 
 impl Snapshot {
+    /// The ephemeral port range of each namespace it read.
+    pub fn port_ranges(&self) -> crate::model::alerts::Ranges<'_> {
+        crate::model::alerts::Ranges::new(self.ephemeral_ports, &self.netns)
+    }
+
     /// A snapshot of `connections` taken at `taken_at` on host `fixture`, with full process
     /// information and Linux's default ephemeral range: the base of the fixtures.
     pub fn fixture(taken_at: SystemTime, connections: Vec<Connection>) -> Snapshot {
@@ -600,6 +608,7 @@ impl Snapshot {
             connections,
             unread: None,
             netns: Arc::default(),
+            counters: Vec::new(),
         }
     }
 

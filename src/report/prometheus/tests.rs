@@ -43,6 +43,7 @@ fn update(connections: Vec<Connection>, alerts: Vec<Alert>) -> Update {
         connections,
         unread: None,
         netns: Default::default(),
+        counters: Vec::new(),
     };
     Update {
         seq: 7,
@@ -435,6 +436,7 @@ fn namespaces_are_cut_to_top_n_plus_other() {
         kind: NetnsKind::Named,
         name: name.into(),
         pid: None,
+        ports: None,
     };
     let mut snap = (*u.snapshot).clone();
     snap.netns = Arc::new(NetnsTable::new(vec![
