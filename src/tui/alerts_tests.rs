@@ -208,3 +208,29 @@ fn enter_shows_the_alerts_connections_from_the_top() {
     assert_eq!(app.rows.len(), 2);
     assert_eq!((app.selected, app.offset), (0, 0));
 }
+
+/// While the list is open the mouse wheel moves through the alerts, not the table.
+#[test]
+fn the_wheel_moves_through_the_open_list() {
+    use crossterm::event::{Event, KeyModifiers, MouseEvent, MouseEventKind};
+    let mut app = app();
+    draw(&mut app, 120, 40);
+    key(&mut app, KeyCode::Char('a'));
+    let wheel = |app: &mut App, kind| {
+        super::handle_event(
+            app,
+            Event::Mouse(MouseEvent {
+                kind,
+                column: 10,
+                row: 10,
+                modifiers: KeyModifiers::NONE,
+            }),
+        );
+    };
+    wheel(&mut app, MouseEventKind::ScrollDown);
+    wheel(&mut app, MouseEventKind::ScrollDown);
+    assert_eq!(app.alerts_list.selected, 2);
+    assert_eq!(app.selected, 0, "the table's selection stays");
+    wheel(&mut app, MouseEventKind::ScrollUp);
+    assert_eq!(app.alerts_list.selected, 1);
+}
