@@ -435,35 +435,64 @@ fn the_alert_naming_a_process_is_reached_opened_and_filters_the_table() {
     t.keys(&["Enter"]);
     let me = my_comm();
     let pid = std::process::id();
-    let s = t.wait_for("list them all", Duration::from_secs(15));
-    let count: usize = s
-        .split_once("ALERTS (")
-        .and_then(|(_, r)| r.split(')').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no alert count:\n{s}"));
-    assert!(count >= 7, "{s}");
+    let count = |s: &str| -> usize {
+        s.split_once("ALERTS (")
+            .and_then(|(_, r)| r.split(')').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    // The CLOSE_WAIT alert comes once its socket is a second old (min-age), maybe a poll
+    // after the TIME_WAIT ones.
+    t.wait_until("seven alerts or more", Duration::from_secs(15), |t| {
+        count(&t.screen()) >= 7
+    });
+    let s = t.screen();
     // The box shows the worst five: not this process's CLOSE_WAIT.
     assert!(!s.contains(&format!("held by {me}")), "{s}");
 
     t.keys(&["a"]);
     t.wait_for("Enter: its connections", Duration::from_secs(5));
     let wanted = format!("› warning  1 CLOSE_WAIT held by {me} (pid {pid})");
-    let mut downs = 0;
-    let s = loop {
-        let s = t.screen();
-        if s.contains(&wanted) {
-            break s;
-        }
-        assert!(downs < 300, "never reached {wanted:?}:\n{s}");
-        t.keys(&["Down"]);
-        downs += 1;
-        std::thread::sleep(Duration::from_millis(30));
+    let at = |s: &str| -> usize {
+        s.split_once(" Alerts ")
+            .and_then(|(_, r)| r.split(" of ").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no position:\n{s}"))
     };
-    let position: usize = s
-        .split_once(" Alerts ")
-        .and_then(|(_, r)| r.split(" of ").next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no position:\n{s}"));
+    let total = |s: &str| -> usize {
+        s.split_once(" Alerts ")
+            .and_then(|(_, r)| r.split_once(" of "))
+            .and_then(|(_, r)| r.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    // Other tests' sockets come and go beside this one's, so the list can reorder under the
+    // selection: from the top, step down one at a time (each step seen on screen before the
+    // next), and from the top again if the end came first.
+    let mut downs = 0;
+    let s = 'found: loop {
+        t.keys(&["Home"]);
+        t.wait_until("the first alert selected", Duration::from_secs(5), |t| {
+            at(&t.screen()) == 1
+        });
+        loop {
+            let s = t.screen();
+            if s.contains(&wanted) {
+                break 'found s;
+            }
+            assert!(downs < 300, "never reached {wanted:?}:\n{s}");
+            let before = at(&s);
+            if before >= total(&s) {
+                break;
+            }
+            t.keys(&["Down"]);
+            downs += 1;
+            t.wait_until("the selection moved", Duration::from_secs(5), |t| {
+                at(&t.screen()) != before
+            });
+        }
+    };
+    let position = at(&s);
     assert!(position >= 7, "below six others: {position}\n{s}");
     assert!(s.contains(&format!("who   {me} (pid {pid})")), "{s}");
     assert!(s.contains("warning at 1, critical at 100"), "{s}");
