@@ -180,6 +180,7 @@ fn every_namespace_agrees_with_ss_inside_it() {
     let _in_b = b.enter(|| hold(port, client, 1, 3));
 
     let want_host = ss(&[], port);
+    let here = own_namespace_name();
     let want_a = ss(&["netns", "exec", &a.name], port);
     let want_b = ss(&["netns", "exec", &b.name], port);
     for (place, rows, cw, tw) in [
@@ -203,7 +204,7 @@ fn every_namespace_agrees_with_ss_inside_it() {
     ]);
     assert_eq!(code, 0);
     for (name, want) in [
-        ("host", &want_host),
+        (here, &want_host),
         (a.name.as_str(), &want_a),
         (b_name.as_str(), &want_b),
     ] {
@@ -229,7 +230,7 @@ fn every_namespace_agrees_with_ss_inside_it() {
         .collect();
     let mut where_: Vec<&str> = same.iter().map(|c| c["netns"].as_str().unwrap()).collect();
     where_.sort_unstable();
-    let mut want_where = vec!["host", a.name.as_str(), b_name.as_str()];
+    let mut want_where = vec![here, a.name.as_str(), b_name.as_str()];
     want_where.sort_unstable();
     assert_eq!(where_, want_where);
     let established: usize = [&want_host, &want_a, &want_b]
@@ -294,7 +295,10 @@ fn every_namespace_agrees_with_ss_inside_it() {
         kind_of(&b_name).as_deref(),
         Some(if in_docker { "docker" } else { "netns" })
     );
-    assert_eq!(kind_of("host").as_deref(), Some("host"));
+    assert_eq!(
+        kind_of(here).as_deref(),
+        Some(if here == "host" { "host" } else { "own" })
+    );
 
     // The filter key picks one namespace, and --netns reads one.
     let (_, only_a) = snapshot_json(&[
@@ -340,7 +344,7 @@ fn every_namespace_agrees_with_ss_inside_it() {
         "--netns",
         "host",
     ]);
-    assert_eq!(rows_of(&host_only, "host"), want_host);
+    assert_eq!(rows_of(&host_only, here), want_host);
     assert_eq!(
         host_only["connections"].as_array().unwrap().len(),
         want_host.len()
@@ -660,4 +664,17 @@ fn from_a_namespace_of_its_own_the_host_is_still_named_host() {
     );
     let own = of(inside.inode());
     assert_eq!(own["kind"], "own", "{own}");
+}
+
+/// What lingertop calls the namespace this test runs in: `host` on the host, `self` when the
+/// test itself runs in a namespace of its own (`unshare -n`).
+fn own_namespace_name() -> &'static str {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &str| std::fs::metadata(p).map(|m| m.ino()).ok();
+    let kthreadd = std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd");
+    if !kthreadd || ino("/proc/self/ns/net") == ino("/proc/2/ns/net") {
+        "host"
+    } else {
+        "self"
+    }
 }
