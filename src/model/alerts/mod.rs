@@ -204,6 +204,11 @@ pub fn detect_in(
 /// alert's `netns`; nothing for the host's namespace or one `netns` does not know (a poll
 /// of one namespace), so a host without containers reads as it always did.
 fn place_of(netns: &NetnsTable, ns: NetnsId) -> (String, Option<Arc<str>>) {
+    // With one namespace read there is nowhere else it could be: lingertop's own, even when
+    // that is not the host's (run in a container, or under `unshare -n`).
+    if netns.len() <= 1 {
+        return (String::new(), None);
+    }
     match netns.get(ns).filter(|n| n.kind != NetnsKind::Host) {
         Some(n) => (format!(" in {}", n.place()), Some(n.name.clone())),
         None => (String::new(), None),
