@@ -150,18 +150,25 @@ boot() {
 stop_container() {
   timeout 5 nsenter -t "$pid1" -a systemctl poweroff >/dev/null 2>&1 || true
   for _ in $(seq 1 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
-  kill -KILL "$pid1" "$nspawn_pid" 2>/dev/null || true
+  # pid 1 is nspawn's child: while nspawn lives, its number is still the container's.
+  if kill -0 "$nspawn_pid" 2>/dev/null; then
+    [ -n "$pid1" ] && kill -KILL "$pid1" 2>/dev/null
+    kill -KILL "$nspawn_pid" 2>/dev/null || true
+  fi
   wait "$nspawn_pid" 2>/dev/null || true
   nspawn_pid=""
 }
 
 # The modern layout first (cgroup v2 alone); nspawn's legacy one where the host cannot give a
 # container a cgroup v2 tree of its own.
-hierarchy="unified"
-if ! boot SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1; then
-  log "boot with the unified cgroup hierarchy failed: retrying with the legacy one"
-  sed 's/\x1b\[[0-9;]*m//g' "$boot_log" | grep -iE 'fail|error|cgroup' | head -n 5 || true
-  stop_container
+hierarchy=${LINGERTOP_NSPAWN_CGROUPS:-unified}
+[ "$hierarchy" = unified ] || [ "$hierarchy" = legacy ] || fail "LINGERTOP_NSPAWN_CGROUPS is unified or legacy, not $hierarchy"
+if [ "$hierarchy" = legacy ] || ! boot SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1; then
+  if [ "$hierarchy" = unified ]; then
+    log "boot with the unified cgroup hierarchy failed: retrying with the legacy one"
+    sed 's/\x1b\[[0-9;]*m//g' "$boot_log" | grep -iE 'fail|error|cgroup' | head -n 5 || true
+    stop_container
+  fi
   hierarchy="legacy"
   if ! boot SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0; then
     sed 's/\x1b\[[0-9;]*m//g' "$boot_log" | tail -n 10
@@ -215,7 +222,7 @@ declared() {
   sed -n "s/^$key=//p" "$@" | tr ' ' '\n' | sed '/^$/d' | tr 'A-Z' 'a-z' | sort -u | paste -sd, -
 }
 # The capabilities in a hex mask of /proc/PID/status, as lower-case names, sorted.
-decoded() { c capsh --decode="$1" | sed 's/^0x[0-9a-f]*=//' | tr ',' '\n' | sed '/^$/d' | sort -u | paste -sd, -; }
+decoded() { { [ -n "$1" ] && c capsh --decode="$1" || true; } | sed 's/^0x[0-9a-f]*=//' | tr ',' '\n' | sed '/^$/d' | sort -u | paste -sd, -; }
 status_field() { sed -n "s/^$1:[[:space:]]*//p" "$work/status"; }
 scrape() { c curl -fsS --max-time 5 "$@" "http://127.0.0.1:$port/metrics" >"$work/metrics" 2>/dev/null; }
 metric() { awk -v m="$1" 'index($0, m) == 1 { print $2; exit }' "$work/metrics"; }
@@ -267,7 +274,7 @@ read_figures() {
 # What the service process holds against what the unit files declare.
 check_privileges() {
   local main amb bnd
-  main=$(c systemctl show -P MainPID lingertop.service)
+  main=$(c systemctl show -P MainPID lingertop.service || true)
   c cat "/proc/$main/status" >"$work/status" 2>/dev/null || : >"$work/status"
   amb=$(declared AmbientCapabilities "$@")
   bnd=$(declared CapabilityBoundingSet "$@")
@@ -291,9 +298,9 @@ check_privileges() {
 check_restart() {
   local t0 restarts=0
   t0=$(now_ms)
-  c systemctl kill --signal=SIGKILL --kill-whom=main lingertop.service
+  c systemctl kill --signal=SIGKILL --kill-whom=main lingertop.service || true
   for _ in $(seq 1 150); do # 15 s
-    restarts=$(c systemctl show -P NRestarts lingertop.service)
+    restarts=$(c systemctl show -P NRestarts lingertop.service || true)
     [ "$restarts" = 1 ] && healthy_within 1 && break
     sleep 0.1
   done
@@ -311,36 +318,9 @@ check_ip_filter() {
   [ "$other" = 000 ] || problems+=("127.0.0.2 got HTTP $other through IPAddressDeny=any")
 }
 
-summary=()
-failures=0
-# One variant: the unit with the given drop-ins (host paths), started, checked, stopped.
-variant() {
-  local name=$1
-  shift
-  local files=(packaging/systemd/lingertop.service "$@") want_netns=0 want_events=0
-  case " $* " in *namespaces.conf*) want_netns=1 ;; esac
-  case " $* " in *events.conf*) want_events=1 ;; esac
-  problems=() extra=""
-  owner="" netns="" names="" source="" partial="" lines=0
-  install_dropins "$@"
-  if [ "$name" = unit ]; then
-    # As the package's notes say: enable --now (WantedBy=multi-user.target), then
-    # disabled again so the other variants start it by hand.
-    c systemctl enable --now --quiet lingertop.service
-    extra+="; enable --now: $(c systemctl is-enabled lingertop.service || true)"
-    c systemctl disable --quiet lingertop.service
-  else
-    c systemctl start lingertop.service
-  fi
-  local inv state restarts after t0 stop_ms
-  inv=$(c systemctl show -P InvocationID lingertop.service)
-  healthy_within 200 || problems+=("/healthz did not answer within 20 s")
-  read_figures "$want_netns" "$want_events"
-  check_privileges "${files[@]}"
-  state=$(c systemctl is-active lingertop.service || true)
-  restarts=$(c systemctl show -P NRestarts lingertop.service)
-  [ "$state" = active ] || problems+=("the unit is $state")
-  [ "$restarts" = 0 ] || problems+=("restarted $restarts times")
+# Each feature on exactly when its drop-in is there; the owners and full process info always.
+check_features() {
+  local want_netns=$1 want_events=$2
   [ "$lines" -gt 50 ] || problems+=("the scrape has $lines lines")
   [ "$partial" = 0 ] || problems+=("lingertop_process_info_partial is ${partial:-missing}: some sockets show no process")
   [ "$owner" = 3 ] || problems+=("root's 3 CLOSE_WAIT not named as lingertop[$leak_pid] (saw: ${owner:-none})")
@@ -354,19 +334,60 @@ variant() {
   else
     [ "$source" = counters ] || problems+=("closes from ${source:-nothing} without events.conf")
   fi
-  case "$name" in
-    unit) check_restart ;;
-    ip-allow) check_ip_filter ;;
-  esac
+}
 
-  echo "--- journalctl -u lingertop ($name) ---"
-  c journalctl --no-pager -o short-monotonic _SYSTEMD_INVOCATION_ID="$inv" + UNIT=lingertop.service _SYSTEMD_INVOCATION_ID="$inv" 2>/dev/null |
-    grep -v '^-- ' | sed 's/^/  /' || true
+# Starts the unit as an operator would: the first variant with enable --now (the package's
+# notes; WantedBy=multi-user.target), disabled again so the others start it by hand.
+start_unit() {
+  if [ "$1" = unit ]; then
+    c systemctl enable --now --quiet lingertop.service || problems+=("systemctl enable --now failed")
+    extra+="; enable --now: $(c systemctl is-enabled lingertop.service || true)"
+    c systemctl disable --quiet lingertop.service || true
+  else
+    c systemctl start lingertop.service || problems+=("systemctl start failed")
+  fi
+}
+
+summary=()
+failures=0
+# One variant: the unit with the given drop-ins (host paths), started, checked, stopped.
+variant() {
+  local name=$1
+  shift
+  local files=(packaging/systemd/lingertop.service "$@") want_netns=0 want_events=0
+  case " $* " in *namespaces.conf*) want_netns=1 ;; esac
+  case " $* " in *events.conf*) want_events=1 ;; esac
+  problems=() extra=""
+  owner="" netns="" names="" source="" partial="" lines=0 eff="" cbnd="" nnp="" uid=""
+  install_dropins "$@"
+  # The journal of this variant: everything after the last entry so far.
+  local cursor state restarts after t0 stop_ms
+  cursor=$(c journalctl -q -n 1 -o export | sed -n 's/^__CURSOR=//p')
+  start_unit "$name"
+  if healthy_within 200; then
+    read_figures "$want_netns" "$want_events"
+    check_privileges "${files[@]}"
+    check_features "$want_netns" "$want_events"
+    case "$name" in
+      unit) check_restart ;;
+      ip-allow) check_ip_filter ;;
+    esac
+  else
+    problems+=("/healthz did not answer within 20 s (the journal below says why)")
+  fi
+  state=$(c systemctl is-active lingertop.service || true)
+  restarts=$(c systemctl show -P NRestarts lingertop.service || true)
+  [ "$state" = active ] || problems+=("the unit is $state")
+  [ "$name" = unit ] || [ "$restarts" = 0 ] || problems+=("restarted $restarts times")
+
   t0=$(now_ms)
-  c systemctl stop lingertop.service
+  c systemctl stop lingertop.service || problems+=("systemctl stop failed")
   stop_ms=$(($(now_ms) - t0))
   after=$(c systemctl is-active lingertop.service || true)
-  [ "$after" = inactive ] || problems+=("after systemctl stop the unit is $after (exit: $(c systemctl show -P Result lingertop.service))")
+  [ "$after" = inactive ] || problems+=("after systemctl stop the unit is $after (result: $(c systemctl show -P Result lingertop.service))")
+  echo "--- journalctl -u lingertop ($name) ---"
+  c journalctl --no-pager -o short-monotonic -u lingertop.service --after-cursor="$cursor" 2>/dev/null |
+    grep -v '^-- ' | tail -n 15 | sed 's/^/  /' || true
 
   local verdict=PASS
   if [ ${#problems[@]} -gt 0 ]; then
@@ -374,9 +395,9 @@ variant() {
     failures=$((failures + 1))
   fi
   summary+=("$(printf '%s %-18s %s; stop: %s in %s ms; uid %s, NoNewPrivs %s; CapEff=CapPrm=CapAmb %s; CapBnd %s' \
-    "$verdict" "$name" "$state" "$after" "$stop_ms" "$uid" "$nnp" "${eff:-none}" "${cbnd:-none}")")
+    "$verdict" "$name" "$state" "$after" "$stop_ms" "${uid:-?}" "${nnp:-?}" "${eff:-none}" "${cbnd:-none}")")
   summary+=("$(printf '     scrape %s lines, process info partial %s; owner lingertop[%s] x%s; namespaces %s (other CLOSE_WAIT %s); closes from %s%s' \
-    "$lines" "${partial:-?}" "$leak_pid" "${owner:-0}" "${names:-none}" "$netns" "${source:-?}" "$extra")")
+    "$lines" "${partial:-?}" "$leak_pid" "${owner:-0}" "${names:-none}" "${netns:-?}" "${source:-?}" "$extra")")
   for p in "${problems[@]}"; do summary+=("     problem: $p"); done
 }
 
@@ -395,6 +416,9 @@ fi
 warnings=$(c journalctl --no-pager -o cat -p warning _PID=1 | grep -F lingertop |
   grep -vxF -e 'lingertop.service: Main process exited, code=killed, status=9/KILL' \
     -e "lingertop.service: Failed with result 'signal'." || true)
+# systemd-analyze verify, by the systemd that runs the unit; not its man pages: a minbase
+# root has no man (packaging/ci-deb.sh checks them on the host).
+verify=$(c systemd-analyze verify --man=no lingertop.service 2>&1 || true)
 # systemd's exposure score of the unit, as this systemd loads it.
 exposure=$(c systemd-analyze security --no-pager lingertop.service 2>/dev/null | sed -n 's/^→ Overall exposure level for lingertop.service: //p')
 
@@ -408,10 +432,11 @@ if [ -n "$warnings" ]; then
   echo "systemd's warnings about the unit:"
   echo "$warnings" | sed 's/^/  /'
 fi
+echo "systemd-analyze verify lingertop.service: ${verify:-no complaint}"
 echo "systemd-analyze security lingertop.service: ${exposure:-not reported}"
 echo "timings: booted at ${t_boot}s (root ${root_from}), total ${t_total}s"
-if [ "$failures" -gt 0 ] || [ -n "$warnings" ]; then
-  echo "FAIL: $failures variant(s) failed${warnings:+; systemd warned about the unit}"
+if [ "$failures" -gt 0 ] || [ -n "$warnings" ] || [ -n "$verify" ]; then
+  echo "FAIL: $failures variant(s) failed${warnings:+; systemd warned about the unit}${verify:+; systemd-analyze verify complained}"
   exit 1
 fi
 echo "PASS: lingertop.service, alone and with its drop-ins, works under a real systemd"
