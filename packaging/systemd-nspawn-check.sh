@@ -315,7 +315,15 @@ check_ip_filter() {
   other=$(c curl -sS -o /dev/null -w '%{http_code}' --max-time 3 --interface 127.0.0.2 "http://127.0.0.1:$port/healthz" 2>/dev/null || true)
   extra+="; /healthz from 127.0.0.1: HTTP $own, from 127.0.0.2: ${other/000/no answer}"
   [ "$own" = 200 ] || problems+=("the allowed 127.0.0.1 got HTTP $own")
-  [ "$other" = 000 ] || problems+=("127.0.0.2 got HTTP $other through IPAddressDeny=any")
+  [ "$other" = 000 ] && return 0
+  # systemd's IP filter is a BPF program on the unit's cgroup v2 group: with no cgroup v2
+  # tree at all (not even the hybrid one) it is not applied, and systemd 252 says nothing.
+  # The unit's comment says so; elsewhere a scrape through it is a failure.
+  if [ "$layout" = "cgroup v1" ]; then
+    extra+=" (expected: not enforced without cgroup v2, and systemd says nothing)"
+  else
+    problems+=("127.0.0.2 got HTTP $other through IPAddressDeny=any")
+  fi
 }
 
 # Each feature on exactly when its drop-in is there; the owners and full process info always.
@@ -405,17 +413,15 @@ variant unit
 variant namespaces packaging/systemd/namespaces.conf
 variant events packaging/systemd/events.conf
 variant namespaces+events packaging/systemd/namespaces.conf packaging/systemd/events.conf
-if [ "$layout" = "cgroup v2" ]; then
-  variant ip-allow "$work/ip-allow.conf"
-else
-  summary+=("SKIP ip-allow            systemd's IP filter (IPAddressDeny=) needs the unified cgroup hierarchy; booted with $layout")
-fi
+variant ip-allow "$work/ip-allow.conf"
 
 # systemd's own complaints about the unit (unknown keys, options this systemd ignores).
 # The two lines of the SIGKILL check_restart sends are expected; any other is a finding.
 warnings=$(c journalctl --no-pager -o cat -p warning _PID=1 | grep -F lingertop |
   grep -vxF -e 'lingertop.service: Main process exited, code=killed, status=9/KILL' \
     -e "lingertop.service: Failed with result 'signal'." || true)
+# The shipped unit alone again for systemd's own verdicts on it.
+install_dropins
 # systemd-analyze verify, by the systemd that runs the unit; not its man pages: a minbase
 # root has no man (packaging/ci-deb.sh checks them on the host).
 verify=$(c systemd-analyze verify --man=no lingertop.service 2>&1 || true)
