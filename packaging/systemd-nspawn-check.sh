@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs lingertop.service under a real systemd: pid 1 of a systemd-nspawn container booted
 # from a minimal Debian bookworm root, with the .deb built from this tree installed in it.
-# For the unit alone and then with each drop-in (namespaces.conf, events.conf), one at a
-# time, it starts the service, checks it is active, scrapes /metrics on the container's
-# loopback, reads the service process's CapEff/CapPrm/CapAmb/CapBnd/NoNewPrivs and uid and
-# compares them with what the unit files declare, checks each feature works (the owner of
-# root's CLOSE_WAIT sockets; another network namespace's sockets; the kernel's close events)
-# and that a feature not turned on stays off, then stops it and powers the container off.
+# For the unit alone, with each drop-in (namespaces.conf, events.conf) one at a time, with
+# both, and with the IPAddressDeny=/IPAddressAllow= drop-in its comment suggests, it starts
+# the service, checks it is active, scrapes /metrics on the container's loopback, reads the
+# service process's CapEff/CapPrm/CapAmb/CapBnd/NoNewPrivs and uid and compares them with
+# what the unit files declare, checks each feature works (the owner of root's CLOSE_WAIT
+# sockets; another network namespace's sockets; the kernel's close events) and that a
+# feature not turned on stays off, then stops it; at the end it powers the container off.
+# The unit alone is also started with enable --now and killed once (Restart=on-failure).
 #
 # Run as root. Exit status 0: PASS; 1: FAIL; 77: SKIP (systemd-nspawn cannot boot a
 # container on this machine, said why).
@@ -16,8 +18,10 @@
 #
 # LINGERTOP_BIN=path packages that binary (no release build). LINGERTOP_NSPAWN_ROOT is the
 # cached root (default /var/tmp/lingertop-nspawn-root; debootstrap fills it once, about
-# 2 minutes; a rerun reuses it). The container boots with --volatile=overlay, so nothing a
-# run installs or writes reaches the cache. DEBIAN_MIRROR overrides deb.debian.org.
+# 100 s; a rerun reuses it); the container boots with --volatile=overlay, so nothing a run
+# installs or writes reaches the cache. LINGERTOP_NSPAWN_CGROUPS=legacy boots with cgroup v1
+# only (default: unified, cgroup v2, and legacy when that does not boot). DEBIAN_MIRROR
+# overrides deb.debian.org.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,7 +66,7 @@ cleanup() {
     for _ in $(seq 1 25); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
     if kill -0 "$nspawn_pid" 2>/dev/null; then
       log "the container did not stop within 25 s: killing it"
-      [ -n "$pid1" ] && kill -KILL "$pid1" 2>/dev/null || true
+      if [ -n "$pid1" ]; then kill -KILL "$pid1" 2>/dev/null || true; fi
       kill -KILL "$nspawn_pid" 2>/dev/null || true
     fi
     wait "$nspawn_pid" 2>/dev/null || true
@@ -152,7 +156,7 @@ stop_container() {
   for _ in $(seq 1 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
   # pid 1 is nspawn's child: while nspawn lives, its number is still the container's.
   if kill -0 "$nspawn_pid" 2>/dev/null; then
-    [ -n "$pid1" ] && kill -KILL "$pid1" 2>/dev/null
+    if [ -n "$pid1" ]; then kill -KILL "$pid1" 2>/dev/null || true; fi
     kill -KILL "$nspawn_pid" 2>/dev/null || true
   fi
   wait "$nspawn_pid" 2>/dev/null || true
@@ -201,7 +205,7 @@ c dpkg -i /mnt/lingertop-deb/"$(basename "$deb")" >"$work/dpkg.log" 2>&1 || {
 enabled=$(c systemctl is-enabled lingertop.service 2>/dev/null || true)
 active=$(c systemctl is-active lingertop.service 2>/dev/null || true)
 log "installed $(basename "$deb"): lingertop.service is $enabled and $active"
-[ "$enabled" = disabled ] && [ "$active" = inactive ] || fail "the install enabled or started the unit"
+if [ "$enabled" != disabled ] || [ "$active" != inactive ]; then fail "the install enabled or started the unit"; fi
 
 # Root's CLOSE_WAIT sockets for the owners check, one set in the container's network
 # namespace and one in a namespace of its own (PrivateNetwork= brings its loopback up).
@@ -219,12 +223,12 @@ printf '[Service]\nIPAddressDeny=any\nIPAddressAllow=127.0.0.1\n' >"$work/ip-all
 declared() {
   local key=$1
   shift
-  sed -n "s/^$key=//p" "$@" | tr ' ' '\n' | sed '/^$/d' | tr 'A-Z' 'a-z' | sort -u | paste -sd, -
+  sed -n "s/^$key=//p" "$@" | tr ' ' '\n' | sed '/^$/d' | tr '[:upper:]' '[:lower:]' | sort -u | paste -sd, -
 }
 # The capabilities in a hex mask of /proc/PID/status, as lower-case names, sorted.
-decoded() { { [ -n "$1" ] && c capsh --decode="$1" || true; } | sed 's/^0x[0-9a-f]*=//' | tr ',' '\n' | sed '/^$/d' | sort -u | paste -sd, -; }
+decoded() { { if [ -n "$1" ]; then c capsh --decode="$1" || true; fi; } | sed 's/^0x[0-9a-f]*=//' | tr ',' '\n' | sed '/^$/d' | sort -u | paste -sd, -; }
 status_field() { sed -n "s/^$1:[[:space:]]*//p" "$work/status"; }
-scrape() { c curl -fsS --max-time 5 "$@" "http://127.0.0.1:$port/metrics" >"$work/metrics" 2>/dev/null; }
+scrape() { c curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" >"$work/metrics" 2>/dev/null; }
 metric() { awk -v m="$1" 'index($0, m) == 1 { print $2; exit }' "$work/metrics"; }
 healthy_within() { # $1 tenths of a second
   for _ in $(seq 1 "$1"); do
