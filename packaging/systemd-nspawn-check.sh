@@ -413,6 +413,28 @@ variant() {
   for p in "${problems[@]}"; do summary+=("     problem: $p"); done
 }
 
+# Type=notify: with the port taken, `systemctl start` fails and the journal says why (a
+# Type=simple unit reported success there, then restarted every RestartSec).
+check_port_taken() {
+  local rc=0 state why t0 ms
+  install_dropins
+  c systemd-run --quiet --unit=lt-check-port lingertop serve --listen "127.0.0.1:$port" --netns host --events off
+  healthy_within 100 || true
+  t0=$(now_ms)
+  c systemctl start lingertop.service 2>/dev/null || rc=$?
+  ms=$(($(now_ms) - t0))
+  state=$(c systemctl is-active lingertop.service || true)
+  why=$(c journalctl --no-pager -o cat -u lingertop.service _COMM=lingertop | grep -m 1 -i 'address\|listen\|bind' || true)
+  c systemctl stop lingertop.service lt-check-port || true
+  c systemctl reset-failed lingertop.service 2>/dev/null || true
+  local verdict=PASS
+  if [ "$rc" = 0 ] || [ -z "$why" ]; then
+    verdict=FAIL
+    failures=$((failures + 1))
+  fi
+  summary+=("$(printf '%s %-18s systemctl start exit %s after %s ms, then %s; journal: %s' "$verdict" port-taken "$rc" "$ms" "$state" "${why:-nothing}")")
+}
+
 variant unit
 variant namespaces packaging/systemd/namespaces.conf
 variant events packaging/systemd/events.conf
@@ -424,6 +446,8 @@ variant ip-allow "$work/ip-allow.conf"
 warnings=$(c journalctl --no-pager -o cat -p warning _PID=1 | grep -F lingertop |
   grep -vxF -e 'lingertop.service: Main process exited, code=killed, status=9/KILL' \
     -e "lingertop.service: Failed with result 'signal'." || true)
+# After the warnings: its start failing is what this check expects.
+check_port_taken
 # The shipped unit alone again for systemd's own verdicts on it.
 install_dropins
 # systemd-analyze verify, by the systemd that runs the unit; not its man pages: a minbase
