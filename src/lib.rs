@@ -14,6 +14,7 @@ pub mod live;
 pub mod manual;
 pub mod mode;
 pub mod model;
+pub mod notify;
 pub mod report;
 pub mod sanitize;
 pub mod shutdown;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Bottom first. A module may use any module of a lower layer, none of its own layer or above.
 /// `lib.rs` and `main.rs` sit above every layer (the one `match` on the mode).
 const LAYERS: &[&[&str]] = &[
-    &["text", "sanitize", "shutdown", "caps"],
+    &["text", "sanitize", "shutdown", "caps", "notify"],
     &["model", "stderr"],
     &["collector", "events"],
     &["config"],

@@ -123,6 +123,11 @@ async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<Ex
         }
     });
 
+    // A Type=notify unit's `systemctl start` returns now, not at the exec (see notify.rs).
+    // Failing to say so is no reason to stop serving; systemd times the start out itself.
+    if let Err(e) = crate::notify::ready() {
+        crate::stderr::say!("lingertop: {e}");
+    }
     crate::stderr::say!(
         "lingertop: serving http://{local}/metrics and /healthz, polling every {}, closes from {} (Ctrl-C to stop)",
         crate::model::duration::compact(cfg.interval),
