@@ -15,6 +15,7 @@ pub mod manual;
 pub mod mode;
 pub mod model;
 pub mod report;
+pub mod resolve;
 pub mod sanitize;
 pub mod shutdown;
 pub mod stderr;
