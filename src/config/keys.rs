@@ -29,6 +29,7 @@ pub const BINDABLE: &[(&str, &[&str])] = &[
     ("lab", &["L"]),
     ("closes", &["C"]),
     ("alerts", &["a"]),
+    ("names", &["n"]),
 ];
 
 /// The default keys of the action named `name` (empty for a name not in [`BINDABLE`]).

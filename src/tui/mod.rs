@@ -18,6 +18,8 @@ mod closes_tests;
 #[cfg(test)]
 mod lab_tests;
 #[cfg(test)]
+mod names_tests;
+#[cfg(test)]
 mod netns_tests;
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+mod names;
 mod rebuild;
 mod view;
 
+pub use names::RemoteNames;
 pub use view::View;
 
 use super::keys::{Action, Keymap};
@@ -148,6 +150,8 @@ pub struct App {
     /// Finds what the selected row's owner runs, for the detail pane: the dashboard sets
     /// it to the OS's (`/proc`), tests to a fixture; none shows no command line.
     pub command_of: Option<fn(u32) -> Option<ProcessCommand>>,
+    /// Remote names (reverse DNS), as far as they have come, and whether they are shown.
+    pub names: RemoteNames,
 }
 
 impl App {
@@ -196,6 +200,7 @@ impl App {
             closes_panel: false,
             close_alerts: Vec::new(),
             command_of: None,
+            names: RemoteNames::default(),
         }
     }
 
@@ -461,6 +466,7 @@ impl App {
                 }
             }
             Action::Closes => self.closes_panel = !self.closes_panel,
+            Action::Names => self.toggle_names(),
             Action::ToggleGroup if self.view == View::ByNetns => self.open_netns(),
             Action::ToggleGroup => self.toggle_group(),
             Action::QuickState(i) => {

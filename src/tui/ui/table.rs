@@ -8,7 +8,7 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TRow, Table};
 
-use super::text::{fit_addr, process_text, queue_text, timer_text, via};
+use super::text::{fit_addr, fit_remote, process_text, queue_text, remote_width, timer_text, via};
 use crate::model::duration::fmt_age;
 use crate::model::{Connection, TcpState};
 use crate::report::state_age_cell;
@@ -62,12 +62,13 @@ pub(super) fn render_table(
     let col = app.sort[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
     let desc = app.sort_desc[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
     let title = format!(
-        " {} ({}) · Tab: next view ",
+        " {} ({}) · Tab: next view{} ",
         view.title(),
         app.rows
             .iter()
             .filter(|r| !matches!(r, Row::Group(..)))
-            .count()
+            .count(),
+        if app.names.on { " · names" } else { "" }
     );
     let block = Block::default()
         .borders(Borders::TOP)
@@ -270,7 +271,7 @@ fn column_widths(
                     .max(6)
             };
             let l = widest(&|c| c.local().to_string().len());
-            let r = widest(&|c| c.remote().to_string().len());
+            let r = widest(&|c| remote_width(&c.remote(), app.names.get(c.remote().ip())));
             let kernel = if kernel_columns(app, view, width) {
                 12 + 13 + 2
             } else {
@@ -340,7 +341,7 @@ fn row_cells<'a>(
         Row::Conn(_) | Row::Ghost(_) => conn_cells(app, theme, row, now, (lw, rw)),
         Row::Group(state, n) => group_cells(app, theme, state, n, lw),
         Row::Process(i) => process_cells(&app.procs[i], theme),
-        Row::Remote(i) => remote_cells(&app.remotes[i], theme),
+        Row::Remote(i) => remote_cells(app, &app.remotes[i], theme),
         Row::Netns(i) => netns_cells(&app.netns_rows[i], theme),
     }
 }
@@ -374,7 +375,7 @@ fn conn_cells<'a>(
         vec![
             Cell::from(c.state.name()),
             Cell::from(fit_addr(&c.local(), lw)),
-            Cell::from(fit_addr(&c.remote(), rw)),
+            Cell::from(fit_remote(&c.remote(), app.names.get(c.remote().ip()), rw)),
             Cell::from(process_text(c)),
             Cell::from(format!("{age:>8}")),
             Cell::from(via(c)),
@@ -468,7 +469,7 @@ fn process_cells(p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
 }
 
 /// A remote endpoint's cells; critical from half the ephemeral range on.
-fn remote_cells(r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
+fn remote_cells(app: &App, r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
     let style = if r.pressure >= 0.5 {
         theme.critical
     } else if r.time_wait > 0 {
@@ -478,7 +479,8 @@ fn remote_cells(r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
     };
     (
         vec![
-            Cell::from(r.remote.to_string()),
+            // Grouped by address still; shown by name where it has one.
+            Cell::from(fit_remote(&r.remote, app.names.get(r.remote.ip()), usize::MAX)),
             Cell::from(r.time_wait.to_string()),
             Cell::from(r.total.to_string()),
             Cell::from(if r.ports_used == 0 {
