@@ -20,6 +20,7 @@ use crate::model::{
     Close, Connection, CounterCloses, Filter, NetnsId, NetnsTable, StateCounts, Transition, Tuple,
 };
 use crate::report::ndjson::{self, PollView};
+use crate::resolve::{Known, Names, Resolver};
 use crate::shutdown::Shutdown;
 
 /// Runs `lingertop watch` until interrupted or until stdout is closed.
@@ -46,6 +47,12 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
         )
         .context("cannot start the poll thread")?;
         let mut stream = Stream::new(filter, args.events.is_some());
+        if args.resolve || cfg.resolve.headless {
+            let resolver = Resolver::system(cfg.resolve.timeout)
+                .inspect_err(|why| crate::stderr::say!("lingertop: {why}"))
+                .ok();
+            stream = stream.with_names(resolver);
+        }
         let mut closes = match args.events {
             Some(mode) => Some(KernelCloses::start(mode.unwrap_or_default())?),
             None => None,
@@ -150,7 +157,8 @@ impl KernelCloses {
         };
         for c in k.drain() {
             if stream.close_matches(&c) {
-                ndjson::write_close(out, &c, events::wall_time(c.at_ns))?;
+                let names = stream.names_for(c.remote.iter().map(|r| r.ip()));
+                ndjson::write_close(out, &c, events::wall_time(c.at_ns), names.as_ref())?;
                 out.flush()?;
             }
         }
@@ -199,6 +207,9 @@ pub struct Stream {
     pub polls: u64,
     /// Polls that failed so far.
     pub poll_errors: u64,
+    /// `--resolve`: lines carry `remote_name`, from this resolver (none: it could not
+    /// start, and every name is null).
+    names: Option<Option<Resolver>>,
 }
 
 impl Stream {
@@ -210,7 +221,26 @@ impl Stream {
             events,
             polls: 0,
             poll_errors: 0,
+            names: None,
         }
+    }
+
+    /// The stream with `remote_name` on its lines, from `resolver`.
+    pub fn with_names(mut self, resolver: Option<Resolver>) -> Self {
+        self.names = Some(resolver);
+        self
+    }
+
+    /// The names of `ips` known now (each not yet known is asked for, never waited for);
+    /// `None` without `--resolve`.
+    fn names_for(&self, ips: impl Iterator<Item = std::net::IpAddr>) -> Option<Names> {
+        let resolver = self.names.as_ref()?;
+        let mut names = Names::default();
+        for ip in ips {
+            let known = resolver.as_ref().map_or(Known::NoName, |r| r.want(ip));
+            names.insert(ip, known);
+        }
+        Some(names)
     }
 
     /// Writes the lines of one update, flushing after each.
@@ -240,6 +270,7 @@ impl Stream {
             }
             (counts, matched)
         };
+        let names = self.names_for(u.alerts.iter().filter_map(|a| a.remote.map(|r| r.ip())));
         let view = PollView {
             update: u,
             filter: &self.filter_text,
@@ -247,6 +278,7 @@ impl Stream {
             matched,
             alerts: &u.alerts,
             poll_errors: self.poll_errors,
+            names: names.as_ref(),
         };
         ndjson::write_poll(out, &view)?;
         out.flush()
@@ -269,7 +301,8 @@ impl Stream {
             let current =
                 t.to.and_then(|to| now.get(&(t.local, t.remote, t.netns, to)).copied());
             if self.event_matches(t, current, netns) {
-                ndjson::write_event(out, t, current, netns)?;
+                let names = self.names_for(std::iter::once(t.remote.ip()));
+                ndjson::write_event(out, t, current, netns, names.as_ref())?;
                 out.flush()?;
             }
         }
