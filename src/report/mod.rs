@@ -6,12 +6,12 @@ pub mod closes_metrics;
 mod csv;
 mod json;
 pub mod lab;
+#[cfg(test)]
+mod names_tests;
 pub mod ndjson;
 pub mod prometheus;
 mod snapshot_lines;
 mod table;
-#[cfg(test)]
-mod names_tests;
 #[cfg(test)]
 mod tests;
 
@@ -120,7 +120,10 @@ pub struct SnapshotView<'a> {
 
 /// A remote address's name as the JSON outputs write it: absent without `--resolve`, else
 /// the name or null.
-pub(crate) fn remote_name<'a>(names: Option<&'a Names>, sa: &SocketAddr) -> Option<Option<&'a str>> {
+pub(crate) fn remote_name<'a>(
+    names: Option<&'a Names>,
+    sa: &SocketAddr,
+) -> Option<Option<&'a str>> {
     names.map(|n| n.get(sa.ip()))
 }
 

@@ -65,7 +65,10 @@ fn json_has_remote_name_only_when_asked_the_name_or_null() {
     for pretty in [true, false] {
         let doc: serde_json::Value =
             serde_json::from_str(&written(Format::Json, pretty, Some(&n))).unwrap();
-        assert_eq!(connection(&doc, "10.0.0.5:5432")["remote_name"], "db.example");
+        assert_eq!(
+            connection(&doc, "10.0.0.5:5432")["remote_name"],
+            "db.example"
+        );
         assert_eq!(
             connection(&doc, "10.0.0.9:51000")["remote_name"],
             serde_json::Value::Null
@@ -96,7 +99,10 @@ fn ndjson_connection_lines_carry_remote_name() {
         .filter(|l| l["type"] == "connection" && l["remote"] == "10.0.0.5:5432")
         .collect();
     assert!(!db.is_empty());
-    assert!(db.iter().all(|l| l["remote_name"] == "db.example"), "{db:?}");
+    assert!(
+        db.iter().all(|l| l["remote_name"] == "db.example"),
+        "{db:?}"
+    );
     assert!(!written(Format::Ndjson, false, None).contains("remote_name"));
 }
 
@@ -105,7 +111,10 @@ fn csv_appends_remote_name_neutralised_only_when_asked() {
     let n = names();
     let text = written(Format::Csv, false, Some(&n));
     let mut lines = text.lines();
-    assert!(lines.next().unwrap().ends_with(",send_q,remote_name"), "{text}");
+    assert!(
+        lines.next().unwrap().ends_with(",send_q,remote_name"),
+        "{text}"
+    );
     let db = text.lines().find(|l| l.contains("10.0.0.5:5432")).unwrap();
     assert!(db.ends_with(",db.example"), "{db}");
     let lo = text.lines().find(|l| l.contains("[::1]:45000")).unwrap();
@@ -121,7 +130,10 @@ fn the_table_shows_name_and_port_and_escapes_a_hostile_name() {
     let n = names();
     let text = written(Format::Table, false, Some(&n));
     assert!(text.contains("db.example:5432"), "{text}");
-    assert!(text.contains("10.0.0.9:51000"), "no name: the address: {text}");
+    assert!(
+        text.contains("10.0.0.9:51000"),
+        "no name: the address: {text}"
+    );
     assert!(text.contains("=cmd\\x1b[2J.example:45000"), "{text}");
     assert!(!text.contains('\u{1b}'));
     assert!(!written(Format::Table, false, None).contains("db.example"));

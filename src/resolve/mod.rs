@@ -181,7 +181,11 @@ impl Resolver {
 
     /// The names of `ips`, waiting at most `within` in all: what is not known by then is
     /// there without a name. For the one-shot `snapshot`.
-    pub async fn resolve_all(&self, ips: impl IntoIterator<Item = IpAddr>, within: Duration) -> Names {
+    pub async fn resolve_all(
+        &self,
+        ips: impl IntoIterator<Item = IpAddr>,
+        within: Duration,
+    ) -> Names {
         let deadline = tokio::time::Instant::now() + within;
         let mut names = Names::default();
         let mut asked = HashSet::new();
@@ -235,15 +239,16 @@ impl Resolver {
                 .flatten()
         };
         let name = name.as_deref().and_then(tidy).map(Arc::<str>::from);
-        self.state()
-            .cache
-            .insert(ip, name.clone(), Instant::now());
+        self.state().cache.insert(ip, name.clone(), Instant::now());
         name
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding it leaves a cache that is still a cache.
-        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -251,6 +256,40 @@ impl Resolver {
 fn tidy(name: &str) -> Option<&str> {
     let name = name.strip_suffix('.').unwrap_or(name);
     (!name.is_empty()).then_some(name)
+}
+
+/// A name in presentation form (`evil\\033\\[31m.example`, as hickory writes a label's
+/// unusual bytes: `\\` and three octal digits, or `\\` before a character that would
+/// read as syntax) back to its own characters, so that each output escapes it the one way
+/// it escapes all outside text (`sanitize`), and JSON keeps it exact.
+fn unescape(presented: &str) -> String {
+    let mut bytes = Vec::with_capacity(presented.len());
+    let mut rest = presented.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            bytes.push(b);
+            continue;
+        }
+        match rest {
+            [
+                d0 @ b'0'..=b'3',
+                d1 @ b'0'..=b'7',
+                d2 @ b'0'..=b'7',
+                tail @ ..,
+            ] => {
+                bytes.push((d0 - b'0') << 6 | (d1 - b'0') << 3 | (d2 - b'0'));
+                rest = tail;
+            }
+            [c, tail @ ..] if !c.is_ascii_digit() => {
+                bytes.push(*c);
+                rest = tail;
+            }
+            // Not an escape hickory writes: kept as it is.
+            _ => bytes.push(b'\\'),
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The lookup of hickory's resolver, configured from /etc/resolv.conf, its per-server
@@ -274,7 +313,7 @@ fn hickory(timeout: Duration) -> Result<Lookup, String> {
         Box::pin(async move {
             let lookup = resolver.reverse_lookup(ip).await.ok()?;
             lookup.answers().iter().find_map(|r| match &r.data {
-                RData::PTR(ptr) => Some(ptr.0.to_utf8()),
+                RData::PTR(ptr) => Some(unescape(&ptr.0.to_utf8())),
                 _ => None,
             })
         })

@@ -118,10 +118,18 @@ fn want_never_waits_and_a_name_arrives_with_a_wake_up() {
         let dns = Arc::new(Dns::default());
         let r = Resolver::with_lookup(dns.lookup(), Duration::from_secs(2)).unwrap();
         assert_eq!(r.want(ip(1)), Known::Pending);
-        assert_eq!(r.want(ip(1)), Known::Pending, "asked once, still on its way");
+        assert_eq!(
+            r.want(ip(1)),
+            Known::Pending,
+            "asked once, still on its way"
+        );
         r.changed().await;
         assert_eq!(r.want(ip(1)), Known::Name(Arc::from("one.example")));
-        assert_eq!(dns.asked.load(Ordering::SeqCst), 1, "the second want was the cache's");
+        assert_eq!(
+            dns.asked.load(Ordering::SeqCst),
+            1,
+            "the second want was the cache's"
+        );
         // Nothing to ask about an unspecified address (a listener's remote).
         assert_eq!(r.want(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), Known::NoName);
         assert_eq!(dns.asked.load(Ordering::SeqCst), 1);
@@ -163,7 +171,11 @@ fn a_lookup_that_never_answers_gives_its_slot_back_at_the_deadline() {
             "at most {IN_FLIGHT} at once, saw {}",
             dns.most.load(Ordering::SeqCst)
         );
-        assert_eq!(dns.now.load(Ordering::SeqCst), 0, "every lookup dropped or done");
+        assert_eq!(
+            dns.now.load(Ordering::SeqCst),
+            0,
+            "every lookup dropped or done"
+        );
     });
 }
 
@@ -219,4 +231,23 @@ fn names_lose_the_final_dot_and_empty_ones_are_none() {
     assert_eq!(tidy("host"), Some("host"));
     assert_eq!(tidy("."), None);
     assert_eq!(tidy(""), None);
+}
+
+#[test]
+fn presentation_escapes_become_the_names_own_characters() {
+    assert_eq!(
+        unescape("evil\\033\\[31m.example"),
+        "evil\u{1b}[31m.example"
+    );
+    assert_eq!(unescape("a\\.b.example"), "a.b.example");
+    assert_eq!(
+        unescape("na\\303\\257ve"),
+        "naïve",
+        "UTF-8 bytes, one at a time"
+    );
+    assert_eq!(unescape("plain.example"), "plain.example");
+    // Not an escape of a byte: kept as it is.
+    assert_eq!(unescape("x\\400"), "x\\400");
+    assert_eq!(unescape("x\\9"), "x\\9");
+    assert_eq!(unescape("trailing\\"), "trailing\\");
 }

@@ -37,7 +37,10 @@ fn n_toggles_names_and_the_table_shows_an_address_until_its_name_comes() {
     // Asked, not answered yet: the address stays.
     let screen = draw(&mut app, 120, 40);
     assert!(screen.contains("10.0.0.5:5432"), "{screen}");
-    assert!(screen.contains("· names"), "the title says names are on: {screen}");
+    assert!(
+        screen.contains("· names"),
+        "the title says names are on: {screen}"
+    );
 
     app.names.insert(db(), Arc::from("db-primary.example"));
     let screen = draw(&mut app, 120, 40);
@@ -55,7 +58,10 @@ fn n_toggles_names_and_the_table_shows_an_address_until_its_name_comes() {
     press(&mut app, 'n');
     assert!(app.wanted_names().is_empty(), "names off: nothing asked");
     let screen = draw(&mut app, 120, 40);
-    assert!(screen.contains("10.0.0.5:5432"), "names off again: {screen}");
+    assert!(
+        screen.contains("10.0.0.5:5432"),
+        "names off again: {screen}"
+    );
     assert!(!screen.contains("db-primary"), "{screen}");
 }
 
@@ -99,7 +105,9 @@ fn the_detail_pane_names_the_remote_and_a_hostile_name_is_neutralised() {
     assert!(!screen.contains('\u{1b}'), "{screen}");
     assert!(screen.contains("evil\\x1b]0;PWNED"), "{screen}");
     assert!(
-        screen.lines().any(|l| l.contains("name") && l.contains("evil\\x1b")),
+        screen
+            .lines()
+            .any(|l| l.contains("name") && l.contains("evil\\x1b")),
         "the detail pane's name line: {screen}"
     );
 }

@@ -480,7 +480,11 @@ fn remote_cells(app: &App, r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>,
     (
         vec![
             // Grouped by address still; shown by name where it has one.
-            Cell::from(fit_remote(&r.remote, app.names.get(r.remote.ip()), usize::MAX)),
+            Cell::from(fit_remote(
+                &r.remote,
+                app.names.get(r.remote.ip()),
+                usize::MAX,
+            )),
             Cell::from(r.time_wait.to_string()),
             Cell::from(r.total.to_string()),
             Cell::from(if r.ports_used == 0 {
