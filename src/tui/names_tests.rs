@@ -44,8 +44,13 @@ fn n_toggles_names_and_the_table_shows_an_address_until_its_name_comes() {
 
     app.names.insert(db(), Arc::from("db-primary.example"));
     let screen = draw(&mut app, 120, 40);
-    // Beside the detail pane the name is cut, its port kept.
-    assert!(screen.contains("db-primary.ex…:5432"), "{screen}");
+    // Beside the detail pane the name is cut, its port kept, the local address whole.
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("10.0.0.2:46000") && l.contains("db-primary.…:5432")),
+        "{screen}"
+    );
     let table: String = screen.lines().skip(10).collect::<Vec<_>>().join("\n");
     assert!(!table.contains("10.0.0.5:5432"), "{screen}");
     // Another address with no name yet keeps its address.

@@ -272,6 +272,8 @@ fn column_widths(
             };
             let l = widest(&|c| c.local().to_string().len());
             let r = widest(&|c| remote_width(&c.remote(), app.names.get(c.remote().ip())));
+            // Without the names: what the remote column needs at the least.
+            let r_addr = widest(&|c| c.remote().to_string().len());
             let kernel = if kernel_columns(app, view, width) {
                 12 + 13 + 2
             } else {
@@ -281,8 +283,11 @@ fn column_widths(
             let room = usize::from(width).saturating_sub(13 + 10 + 4 + 5 + 14 + kernel + netns);
             let (l, r) = if l + r <= room {
                 (l, r)
+            } else if l + r_addr <= room {
+                // Names are cut before any address is: the remote gets what is left.
+                (l, room - l)
             } else {
-                (room * l / (l + r), room * r / (l + r))
+                (room * l / (l + r_addr), room * r_addr / (l + r_addr))
             };
             addr_widths = (l, r);
             vec![
