@@ -6,7 +6,9 @@
 //! namespace's own loopback: nothing leaves it). Then `lingertop snapshot --resolve` must
 //! show the responder's name for one address, the address (a null name) for the one whose
 //! lookup never answers, within a bounded time, and a hostile name neutralised; without
-//! `--resolve` no DNS packet may be sent. Needs root; skips, saying so, without it.
+//! `--resolve` no DNS packet may be sent. The dashboard, in tmux in the same namespace,
+//! must send none until `n`, then show the name where the address was. Needs root; skips,
+//! saying so, without it.
 
 mod common;
 
@@ -33,6 +35,9 @@ const NAME: &str = "named-by-test.lingertop.example";
 const HOSTILE_NAME: &[&[u8]] = &[b"evil\x1b[31m", b"example"];
 /// `resolve.timeout` for these runs: the snapshot waits this long for SILENT.
 const TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// The tests here one at a time: each may create and remove /etc/netns itself.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// `/etc/netns/NAME/`, removed when dropped (a failed assertion included).
 struct EtcNetns(PathBuf);
@@ -290,6 +295,7 @@ fn resolve_names_what_answers_keeps_addresses_that_do_not_and_asks_nothing_unask
     ) {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Netns::new("dns").expect("a network namespace");
     let _etc = EtcNetns::new(&ns);
     let _held = hold_connections(&ns);
@@ -342,4 +348,148 @@ fn resolve_names_what_answers_keeps_addresses_that_do_not_and_asks_nothing_unask
     assert!(table.contains("evil\\x1b[31m.example:"), "{table}");
     assert!(table.contains(&format!("{SILENT}:")), "{table}");
     assert!(!table.contains('\u{1b}'), "{table}");
+}
+
+/// A tmux server of the test's own, with the dashboard run in the namespace at 120x40;
+/// killed when dropped.
+struct Dashboard {
+    socket: String,
+}
+
+impl Dashboard {
+    fn start(ns: &Netns) -> Dashboard {
+        let cfg =
+            std::env::temp_dir().join(format!("lingertop-resolve-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&cfg).unwrap();
+        let d = Dashboard {
+            socket: format!("lingertop-test-resolve-{}", std::process::id()),
+        };
+        let run = format!(
+            "env XDG_CONFIG_HOME={} TERM=xterm-256color ip netns exec {} {} --set collector.netns=host --set resolve.timeout={}ms --interval 500ms",
+            cfg.display(),
+            ns.name,
+            env!("CARGO_BIN_EXE_lingertop"),
+            TIMEOUT.as_millis()
+        );
+        let ok = d
+            .tmux(&[
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                &run,
+            ])
+            .status()
+            .expect("tmux must be installed for this test")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        d
+    }
+
+    fn tmux(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]).args(args);
+        c
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .tmux(&["capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn key(&self, key: &str) {
+        assert!(
+            self.tmux(&["send-keys", "-t", "t", key])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits (10 s at most) until the screen satisfies `ok`; fails with the screen.
+    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "never saw {what}:\n{s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self
+            .tmux(&["kill-server"])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn the_dashboard_asks_nothing_until_n_then_shows_names_where_addresses_were() {
+    if !privileged("the_dashboard_asks_nothing_until_n_then_shows_names_where_addresses_were") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new("dnsui").expect("a network namespace");
+    let _etc = EtcNetns::new(&ns);
+    let _held = hold_connections(&ns);
+    let dns = Dns::start(&ns);
+    let ui = Dashboard::start(&ns);
+    let named_addr = format!("{NAMED}:7001");
+    ui.wait("the connections to NAMED by address", |s| {
+        s.contains("LIVE") && s.contains(&named_addr)
+    });
+    // Two polls at 500 ms with names off: not one query.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        dns.queries.lock().unwrap().is_empty(),
+        "the dashboard asked the DNS with names off: {:?}",
+        dns.queries.lock().unwrap()
+    );
+    // The detail pane hidden, the table has room for whole names.
+    ui.key("d");
+    ui.key("n");
+    // Whole, or cut at its end beside the kernel's columns: the port is always kept.
+    let s = ui.wait("the responder's name", |s| {
+        s.lines()
+            .any(|l| l.contains(&NAME[..20]) && l.contains(":7001"))
+    });
+    assert!(s.contains("· names"), "{s}");
+    // The address whose lookup never answers stays an address; the hostile name is escaped.
+    assert!(s.contains(&format!("{SILENT}:")), "{s}");
+    let s = ui.wait("the hostile name, escaped", |s| s.contains("evil\\x1b[31m"));
+    assert!(!s.contains('\u{1b}'), "{s}");
+    ui.key("n");
+    ui.wait("addresses again", |s| {
+        !s.contains(&NAME[..20]) && s.contains(&named_addr)
+    });
+    ui.key("q");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ui
+        .tmux(&["has-session", "-t", "t"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard did not quit:\n{}",
+            ui.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let asked: BTreeSet<String> = dns.stop().into_iter().collect();
+    assert!(asked.contains(&reverse(NAMED)), "{asked:?}");
 }
