@@ -48,7 +48,7 @@ fn resolve_names(connections: &[Connection], alerts: &[Alert], timeout: Duration
     let runtime = match super::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            crate::stderr::say!("lingertop: {e:#}; names are off");
+            crate::stderr::say!("lingertop: no reverse DNS: {e:#}; every remote_name is null");
             return Names::default();
         }
     };
@@ -57,7 +57,7 @@ fn resolve_names(connections: &[Connection], alerts: &[Alert], timeout: Duration
         match Resolver::system(timeout) {
             Ok(r) => r.resolve_all(ips, timeout).await,
             Err(why) => {
-                crate::stderr::say!("lingertop: {why}");
+                crate::stderr::say!("lingertop: {why}; every remote_name is null");
                 Names::default()
             }
         }

@@ -49,7 +49,9 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
         let mut stream = Stream::new(filter, args.events.is_some());
         if args.resolve || cfg.resolve.headless {
             let resolver = Resolver::system(cfg.resolve.timeout)
-                .inspect_err(|why| crate::stderr::say!("lingertop: {why}"))
+                .inspect_err(|why| {
+                    crate::stderr::say!("lingertop: {why}; every remote_name is null")
+                })
                 .ok();
             stream = stream.with_names(resolver);
         }

@@ -299,14 +299,16 @@ fn hickory(timeout: Duration) -> Result<Lookup, String> {
     use hickory_resolver::proto::rr::RData;
 
     let mut builder = TokioResolver::builder_tokio().map_err(|e| {
-        format!("cannot read the resolver configuration (/etc/resolv.conf): {e}; names are off")
+        format!(
+            "no reverse DNS: cannot use the resolver configuration /etc/resolv.conf ({e}); it needs a nameserver line"
+        )
     })?;
     let options = builder.options_mut();
     options.timeout = options.timeout.min(timeout);
     let resolver = Arc::new(
         builder
             .build()
-            .map_err(|e| format!("cannot start the resolver: {e}; names are off"))?,
+            .map_err(|e| format!("no reverse DNS: cannot start the resolver ({e})"))?,
     );
     Ok(Arc::new(move |ip| {
         let resolver = Arc::clone(&resolver);
