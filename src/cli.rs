@@ -149,6 +149,13 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub pretty: bool,
 
+    /// With --interval: the closes between the two polls, for the reset-storm rule, from
+    /// the kernel's events: on (fail without them), off (the counters only: TIME_WAIT
+    /// overflow but no reset storm), auto (on when privileged: root or CAP_BPF and
+    /// CAP_PERFMON).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    pub events: crate::events::EventsMode,
+
     /// Exit with status 2 when an alert at or above this severity is raised.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
@@ -266,8 +273,10 @@ pub struct WatchArgs {
 
     /// Print one line per event instead of one line per poll: each close from the kernel's
     /// own events (`source: kernel`, with its kind, owner and exact states), the kernel's
-    /// close counters each poll (`source: counters`), and the state transitions two polls
-    /// show (`source: poll`). MODE picks the kernel's events: on (fail without them), off
+    /// close counters each poll (`source: counters`), the state transitions two polls
+    /// show (`source: poll`), and the close rules' alerts as they start and end
+    /// (`event: alert`, `state: firing|resolved`: reset-storm from the kernel's events,
+    /// time-wait-overflow from the counters). MODE picks the kernel's events: on (fail without them), off
     /// (counters only), auto (on when privileged: root or CAP_BPF and CAP_PERFMON)
     /// [default: auto].
     #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = false)]

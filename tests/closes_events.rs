@@ -554,6 +554,7 @@ fn a_tiny_ring_buffer_loses_events_and_says_how_many() {
     let events = KernelEvents::start(&EventOptions {
         ring_bytes: 4096,
         netns: None,
+        every_netns: false,
         queue: 0,
     })
     .expect("kernel events load as root");

@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::netns::{Netns, privileged};
+use common::resets::{CLIENT, SERVER, first_line, python, wait};
 use lingertop::events::{EventOptions, KernelEvents};
 use lingertop::model::CloseSource;
 use lingertop::model::close_stats::CloseStats;
@@ -22,66 +21,6 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 const M: usize = 25;
-
-/// Accepts `M` connections and reads each until its peer's reset; prints its port first.
-const SERVER: &str = r#"
-import socket, sys
-l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(64)
-print(l.getsockname()[1], flush=True)
-l.settimeout(20)
-for _ in range(int(sys.argv[1])):
-    s, _ = l.accept(); s.settimeout(20)
-    try:
-        while s.recv(64):
-            pass
-    except ConnectionResetError:
-        pass
-    s.close()
-print("done", flush=True)
-"#;
-
-/// Connects `M` times and closes each with SO_LINGER {1, 0}: a reset instead of a FIN.
-const CLIENT: &str = r#"
-import socket, struct, sys
-for _ in range(int(sys.argv[1])):
-    c = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20)
-    c.sendall(b"x")
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    c.close()
-print("done", flush=True)
-"#;
-
-fn python(ns: &Netns, script: &str, args: &[String]) -> Child {
-    ns.command("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 in the namespace")
-}
-
-fn first_line(c: &mut Child) -> String {
-    let mut line = String::new();
-    BufReader::new(c.stdout.as_mut().expect("piped stdout"))
-        .read_line(&mut line)
-        .expect("a line from the child");
-    line.trim().to_string()
-}
-
-fn wait(mut c: Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(st) = c.try_wait().unwrap() {
-            assert!(st.success(), "child failed: {st}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    panic!("child did not finish in 30 s");
-}
 
 #[test]
 fn the_panel_attributes_linger0_resets_to_the_child_that_sent_them() {

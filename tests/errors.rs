@@ -160,3 +160,25 @@ fn parse_errors_keep_their_detail_and_point_to_the_subcommands_help() {
     let e = one_line_error(&["--mode", "abort"]);
     assert!(e.contains("option of: lingertop lab"), "{e}");
 }
+
+#[test]
+fn a_snapshot_into_a_full_disk_fails_and_says_so() {
+    // A small snapshot fits the output buffer: the only write is the last flush, whose
+    // error used to be dropped (exit 0, nothing written, nothing said).
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    for format in ["json", "table", "csv"] {
+        let out = lingertop()
+            .args(["snapshot", "--format", format, "--port", &port])
+            .stdout(full())
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {err}");
+        assert!(
+            err.contains("cannot write the snapshot to stdout"),
+            "{format}: {err}"
+        );
+        assert!(err.contains("No space left on device"), "{format}: {err}");
+    }
+}

@@ -538,3 +538,77 @@ fn an_orphaned_fin_wait_2_counts_from_its_own_namespaces_fin_timeout() {
         "orphaned FIN_WAIT_2 age {age} s, but it began {lived:.1} s ago: {c}"
     );
 }
+
+#[test]
+fn port_pressure_is_judged_against_each_namespaces_own_port_range() {
+    if !privileged("port_pressure_is_judged_against_each_namespaces_own_port_range") {
+        return;
+    }
+    // Ten ephemeral ports in `narrow`, the default 28k in `wide`: six connections to one
+    // destination are 60 % of the first (over the 50 % warning) and nothing in the second.
+    let narrow = Netns::new("ports").expect("ip netns add");
+    let wide = Netns::new("wide").expect("ip netns add");
+    let set = narrow
+        .command("sysctl")
+        .args(["-q", "-w", "net.ipv4.ip_local_port_range=40000 40009"])
+        .status()
+        .expect("sysctl");
+    assert!(
+        set.success(),
+        "cannot set ip_local_port_range in the namespace"
+    );
+    // A listening port outside both ranges, so only the clients' ends hold ephemeral ports.
+    let port = 5001;
+    let six = || {
+        let at: SocketAddr = (ours(), port).into();
+        let l = TcpListener::bind(at).unwrap();
+        let pairs: Vec<(TcpStream, TcpStream)> = (0..6)
+            .map(|_| (connect(at, 0), l.accept().unwrap().0))
+            .collect();
+        (l, pairs)
+    };
+    let _in_narrow = narrow.enter(six);
+    let _in_wide = wide.enter(six);
+    let established = |ns: &Netns| {
+        ss(&["netns", "exec", &ns.name], port)
+            .iter()
+            .filter(|r| {
+                ss_state(&r.state) == "ESTABLISHED" && !r.local.ends_with(&format!(":{port}"))
+            })
+            .count()
+    };
+    assert_eq!(established(&narrow), 6, "ss inside {}", narrow.name);
+    assert_eq!(established(&wide), 6, "ss inside {}", wide.name);
+
+    let (_, json) = snapshot_json(&["--netns", "all", "--port", &port.to_string()]);
+    let alerts: Vec<&Value> = json["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "port-pressure")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = alerts[0];
+    assert_eq!(a["netns"], narrow.name.as_str(), "{a}");
+    assert_eq!(a["ratio"].as_f64(), Some(0.6), "{a}");
+    assert_eq!(a["severity"], "warning", "{a}");
+    let msg = a["message"].as_str().unwrap();
+    assert!(msg.contains("(6 of 10,"), "{msg}");
+    // The listing names each destination's namespace, and its share of that range.
+    let listed: Vec<(String, f64)> = json["port_pressure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["netns"].as_str().unwrap_or("").to_string(),
+                p["ratio"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed[0], (narrow.name.clone(), 0.6), "{listed:?}");
+    assert!(
+        listed.iter().any(|(n, r)| n == &wide.name && *r < 0.001),
+        "{listed:?}"
+    );
+}

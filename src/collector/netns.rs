@@ -30,7 +30,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::netlink::{DiagError, SockDiag};
 use super::workload::{self, StateDirs, Workload};
 use crate::caps::{Cap, Caps, Missing, NAMESPACES};
-use crate::model::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS};
+use crate::model::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS, PortRange};
 
 /// Where `ip netns add` mounts its named namespaces.
 const NAMED_DIR: &str = "/run/netns";
@@ -130,6 +130,9 @@ struct Reader {
     /// namespace of the task that opens it): the clock of its orphaned FIN_WAIT_2 ages.
     /// `None` for lingertop's own namespace, whose value is read directly.
     fin_timeout: Option<File>,
+    /// The namespace's `ip_local_port_range`, opened inside it likewise: its own ports run
+    /// out against its own range. `None` for lingertop's own namespace (the snapshot's).
+    port_range: Option<File>,
 }
 
 impl Reader {
@@ -140,7 +143,16 @@ impl Reader {
             sockstat,
             empty: false,
             fin_timeout: None,
+            port_range: None,
         }
+    }
+
+    /// The namespace's own ephemeral port range, where it could be opened inside it.
+    fn port_range(&self) -> Option<PortRange> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 32];
+        let n = self.port_range.as_ref()?.read_at(&mut buf, 0).ok()?;
+        crate::collector::parse_port_range(std::str::from_utf8(&buf[..n]).ok()?)
     }
 
     /// The namespace's own `tcp_fin_timeout`, where it could be opened inside it.
@@ -183,6 +195,7 @@ fn tcp_sockets(sockstat: &File) -> Option<u64> {
 struct Inside {
     sockstat: Option<File>,
     fin_timeout: Option<File>,
+    port_range: Option<File>,
 }
 
 /// How a namespace could not be read.
@@ -422,6 +435,7 @@ impl Namespaces {
                 kind: kind.clone(),
                 name: Arc::clone(&name),
                 pid,
+                ports: None,
             };
             if ino == self.own {
                 self.readers
@@ -437,6 +451,7 @@ impl Namespaces {
                 Ok((diag, inside)) => {
                     let mut reader = Reader::new(diag, netns(id), inside.sockstat);
                     reader.fin_timeout = inside.fin_timeout;
+                    reader.port_range = inside.port_range;
                     self.readers.insert(ino, reader);
                     changed = true;
                 }
@@ -449,6 +464,13 @@ impl Namespaces {
         }
         for r in self.readers.values_mut() {
             r.empty = r.sockstat.as_ref().and_then(tcp_sockets) == Some(0);
+            // A sysctl in the container can change it: a pread each poll, the table
+            // rebuilt only when it did.
+            let ports = r.port_range();
+            if ports != r.netns.ports {
+                r.netns.ports = ports;
+                changed = true;
+            }
         }
         if changed {
             self.rebuild_table();
@@ -503,6 +525,7 @@ impl Namespaces {
                 Ok(Inside {
                     sockstat: File::open("/proc/thread-self/net/sockstat").ok(),
                     fin_timeout: File::open("/proc/sys/net/ipv4/tcp_fin_timeout").ok(),
+                    port_range: File::open("/proc/sys/net/ipv4/ip_local_port_range").ok(),
                 })
             })
             .unwrap_or_default();
@@ -528,6 +551,7 @@ impl Namespaces {
             },
             name: if host { "host".into() } else { "self".into() },
             pid: pids.first().copied(),
+            ports: None,
         }
     }
 

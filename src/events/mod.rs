@@ -54,6 +54,8 @@ pub struct EventOptions {
     pub ring_bytes: u32,
     /// Only closes of this network namespace (inode); `None`: the caller's own.
     pub netns: Option<u32>,
+    /// Closes of every network namespace (a container host's): `netns` is then ignored.
+    pub every_netns: bool,
     /// Keep each close for [`KernelEvents::drain`] (up to this many waiting); 0 keeps only
     /// the tally.
     pub queue: usize,
@@ -64,6 +66,7 @@ impl Default for EventOptions {
         EventOptions {
             ring_bytes: 4 << 20,
             netns: None,
+            every_netns: false,
             queue: 0,
         }
     }
@@ -108,6 +111,7 @@ impl KernelEvents {
     #[cfg(target_os = "linux")]
     pub fn start(opts: &EventOptions) -> Result<Self, EventsError> {
         let netns = match opts.netns {
+            _ if opts.every_netns => None,
             Some(n) => Some(n),
             None => own_netns(),
         };
@@ -174,6 +178,11 @@ pub fn own_netns() -> Option<u32> {
     u32::try_from(ino).ok()
 }
 
+/// How often the reader drains the ring buffer when the kernel side has not woken it: the
+/// longest a close waits before it is counted.
+#[cfg(target_os = "linux")]
+const READ_EVERY_MS: i32 = 50;
+
 #[cfg(target_os = "linux")]
 fn read_loop(
     mut loaded: load::Loaded,
@@ -190,8 +199,10 @@ fn read_loop(
             revents: 0,
         };
         // SAFETY: one valid pollfd for the ring buffer's descriptor, which `loaded` keeps open
-        // for the whole call; a bounded timeout so a stop request is seen within 100 ms.
-        unsafe { libc::poll(&mut pfd, 1, 100) };
+        // for the whole call. The kernel side submits without waking us (bpf/closes.bpf.c,
+        // `wakeup_flag`) until an eighth of the ring waits, so this timeout is what bounds how
+        // late a record is read, and how soon a stop request is seen.
+        unsafe { libc::poll(&mut pfd, 1, READ_EVERY_MS) };
         while let Some(item) = loaded.ring.next() {
             match decode::decode(&item) {
                 Ok(e) => {

@@ -5,6 +5,7 @@
 //!
 //! A new mode is a new file here, an arm in `lib.rs` and a subcommand in `cli.rs`.
 
+mod closes;
 pub mod dashboard;
 mod http;
 pub mod lab;

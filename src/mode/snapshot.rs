@@ -12,12 +12,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::Overrides;
+use super::closes::{CloseFeed, close_matches};
 use crate::EXIT_ALERT;
 use crate::cli::{self, Format, SnapshotArgs};
 use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
-use crate::model::alerts::{detect_in, port_pressure, time_wait_overflow};
+use crate::model::alerts::{detect_in, port_pressure};
 use crate::model::{Alert, Connection, Filter, ProcessInfo, TcpState, Tracker};
 use crate::report;
 use crate::resolve::{Names, Resolver};
@@ -85,12 +86,18 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         exact_owners: true,
     });
     let mut tracker = Tracker::new(cfg.history);
-    // TIME_WAIT the kernel dropped between the two polls (its `TCPTimeWaitOverflow`, in
-    // lingertop's own namespace): the one close rule a snapshot can judge, since it needs
-    // only two readings of a counter and no events.
-    let counters_before = args
-        .interval
-        .and_then(|_| crate::events::counters::read().ok());
+    // Between two polls the close rules have a window: a reset storm from the kernel's
+    // events (when `--events` lets them load) and TIME_WAIT the kernel dropped (its
+    // `TCPTimeWaitOverflow` in lingertop's own namespace, from the counters).
+    let mut closes = match args.interval {
+        Some(interval) => Some(CloseFeed::start(
+            args.events,
+            &cfg.netns,
+            interval,
+            &cfg.rules,
+        )?),
+        None => None,
+    };
     let mut snap = collector.poll().context("first poll failed")?;
     tracker.observe(&mut snap);
     if let Some(interval) = args.interval {
@@ -128,17 +135,18 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         tracker.history(),
         &cfg.rules,
     );
-    if let (Some(before), Ok(after), Some(within)) = (
-        counters_before,
-        crate::events::counters::read(),
-        args.interval,
-    ) {
-        let dropped = after.since(&before).time_wait_overflow;
-        alerts.extend(time_wait_overflow(dropped, within, &cfg.rules));
+    if let Some((feed, stats)) = closes.as_mut() {
+        let drained = feed.drain();
+        stats.add_closes(
+            drained
+                .iter()
+                .filter(|c| close_matches(&filter, &snap.netns, c)),
+        );
+        alerts.extend(feed.judge(stats));
         // Worst first, as the rules give them (a stable sort keeps their order within).
         alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
     }
-    let pressure = port_pressure(&snap.connections, snap.ephemeral_ports);
+    let pressure = port_pressure(&snap.connections, snap.port_ranges());
     let names = (args.resolve || cfg.resolve.headless)
         .then(|| resolve_names(&snap.connections, &alerts, cfg.resolve.timeout));
     let view = report::SnapshotView {
@@ -161,20 +169,23 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     // chunk for its last newline.
     #[cfg(unix)]
     let stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Ok(fd) => {
+            widen_pipe(&fd);
+            Box::new(std::fs::File::from(fd))
+        }
         Err(_) => Box::new(io::stdout().lock()),
     };
     #[cfg(not(unix))]
     let stdout: Box<dyn Write> = Box::new(io::stdout().lock());
     let mut out = io::BufWriter::with_capacity(1 << 18, stdout);
     let pretty = args.pretty || io::stdout().is_terminal();
-    match report::write_snapshot(format, pretty, &view, &mut out) {
+    match report::write_snapshot(format, pretty, &view, &mut out).and_then(|()| out.flush()) {
         Ok(()) => {}
         // The reader went away (`| head`): nothing left to say to it.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        // A full disk shows here, at the last write: the output is incomplete, so say so.
         Err(e) => return Err(e).context("cannot write the snapshot to stdout"),
     }
-    let _ = out.flush();
 
     let failing = args
         .fail_on
@@ -188,3 +199,26 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         ExitCode::SUCCESS
     })
 }
+
+/// Grows the pipe stdout is, when it is one, to 1 MiB (the unprivileged ceiling,
+/// `fs.pipe-max-size`): a 100k-connection JSON is ~30 MB, and through the default 64 KiB
+/// pipe every 64 KiB written waits for the reader to wake and drain it (a quarter of the
+/// snapshot's time at 100k TIME_WAIT). Anything else (a file, a terminal, a refusal) is
+/// left as it is.
+#[cfg(target_os = "linux")]
+fn widen_pipe(fd: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(file) = fd.try_clone().map(std::fs::File::from) else {
+        return;
+    };
+    if !file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+        return;
+    }
+    // SAFETY: F_SETPIPE_SZ on a descriptor we hold open; it changes only the pipe's buffer
+    // size and fails harmlessly (EPERM, EBUSY) when it cannot.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn widen_pipe(_: &std::os::fd::OwnedFd) {}

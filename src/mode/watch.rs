@@ -12,12 +12,15 @@ use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
 use super::Overrides;
+use super::closes::{CloseFeed, close_matches};
 use crate::cli::WatchArgs;
 use crate::config::Config;
-use crate::events::{self, Closes, EventOptions, EventsMode};
+use crate::events::{self, Closes, EventsMode};
 use crate::live::{self, Message, Update};
+use crate::model::close_stats::CloseStats;
 use crate::model::{
-    Close, Connection, CounterCloses, Filter, NetnsId, NetnsTable, StateCounts, Transition, Tuple,
+    Alert, Close, Connection, CounterCloses, Filter, NetnsChoice, NetnsId, NetnsTable, Rules,
+    StateCounts, Transition, Tuple,
 };
 use crate::report::ndjson::{self, PollView};
 use crate::resolve::{Known, Names, Resolver};
@@ -55,10 +58,10 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
                 .ok();
             stream = stream.with_names(resolver);
         }
-        let mut closes = match args.events {
-            Some(mode) => Some(KernelCloses::start(mode.unwrap_or_default())?),
-            None => None,
-        };
+        // Without `--events`, the counters alone: they judge `time-wait-overflow`, and
+        // loading eBPF is left to those who ask for closes.
+        let mode = args.events.map_or(EventsMode::Off, Option::unwrap_or_default);
+        let mut closes = KernelCloses::start(mode, &cfg.netns, cfg.interval, &cfg.rules)?;
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         let stdout = io::stdout();
         let mut out = stdout.lock();
@@ -66,10 +69,9 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
             let msg = tokio::select! {
                 _ = shutdown.requested() => return Ok(ExitCode::SUCCESS),
                 msg = rx.recv() => msg,
-                _ = tick.tick(), if closes.as_ref().is_some_and(KernelCloses::is_kernel) => {
-                    if let Some(c) = closes.as_mut()
-                        && let Err(e) = c.write_kernel(&stream, &mut out)
-                    {
+                // Closes wait (queued) for the first poll: its namespaces name theirs.
+                _ = tick.tick(), if closes.is_kernel() && stream.polls > 0 => {
+                    if let Err(e) = closes.write_kernel(&stream, &mut out) {
                         if e.kind() == io::ErrorKind::BrokenPipe {
                             return Ok(ExitCode::SUCCESS);
                         }
@@ -94,22 +96,27 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
                 }
                 None => bail!("the poll thread stopped unexpectedly"),
             };
-            let written = stream.write_update(&update, &mut out).and_then(|()| match &mut closes {
-                // The counters cover the whole namespace: with a filter they would speak of
-                // connections the filter leaves out.
-                Some(c) if stream.filter.is_empty() => c.write_counters(&mut out),
-                Some(_) => Ok(()),
-                None => Ok(()),
-            });
+            let written = if stream.events {
+                stream.write_update(&update, &mut out).and_then(|()| {
+                    // The counters cover the whole namespace: with a filter they would speak
+                    // of connections the filter leaves out.
+                    if stream.filter.is_empty() {
+                        closes.write_counters(&mut out)?;
+                    }
+                    closes.write_alerts(&mut out)
+                })
+            } else {
+                stream.close_alerts = closes.judge();
+                stream.write_update(&update, &mut out)
+            };
             match written {
                 Ok(()) => {}
                 // The reader went away (`| head`): nothing left to say to it.
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
                 Err(e) => return Err(e).context("cannot write to stdout"),
             }
-            if stream.polls == 1 && !args.quiet
-                && let Some(c) = &closes
-            {
+            if stream.polls == 1 && !args.quiet && stream.events {
+                let c = &closes.feed;
                 let note = c.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
                 crate::stderr::say!(
                     "lingertop: first poll saw {} sockets; printing state transitions, and closes from {}{note}, from now on (Ctrl-C to stop)",
@@ -121,59 +128,96 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
     })
 }
 
-/// The close lines of `watch --events`: the kernel's closes as they come (when its events
-/// are in use) and the counters' closes at each poll.
+/// The closes of `watch`: with `--events`, their lines (the kernel's closes as they come when
+/// its events are in use, and the counters' closes at each poll) and the close rules' alerts
+/// as `alert` lines; without, the close rules the counters can judge (`time-wait-overflow`)
+/// in each poll line's alerts.
 struct KernelCloses {
-    /// Why the kernel's events are not used, said with the first poll.
-    note: Option<String>,
-    source: Closes,
+    feed: CloseFeed,
+    /// The window the close rules run over, filled with the closes the filter matches.
+    stats: CloseStats,
     counters_start: Option<CounterCloses>,
     counters_last: Option<(CounterCloses, std::time::Instant)>,
     lost_said: u64,
+    /// The close alerts of the last poll, to say when one starts, changes or ends.
+    firing: Vec<Alert>,
 }
 
 impl KernelCloses {
-    fn start(mode: EventsMode) -> Result<Self> {
-        let opts = EventOptions {
-            queue: 1 << 16,
-            ..EventOptions::default()
-        };
-        let (source, note) = Closes::choose(mode, &opts)?;
+    fn start(
+        mode: EventsMode,
+        netns: &NetnsChoice,
+        interval: std::time::Duration,
+        rules: &Rules,
+    ) -> Result<Self> {
+        let (feed, stats) = CloseFeed::start(mode, netns, interval, rules)?;
         let start = events::counters::read().ok();
         Ok(KernelCloses {
-            note,
-            source,
+            feed,
+            stats,
             counters_start: start,
             counters_last: start.map(|c| (c, std::time::Instant::now())),
             lost_said: 0,
+            firing: Vec::new(),
         })
     }
 
     fn is_kernel(&self) -> bool {
-        matches!(self.source, Closes::Kernel(_))
+        matches!(self.feed.source, Closes::Kernel(_))
     }
 
     fn write_kernel(&mut self, stream: &Stream, out: &mut dyn Write) -> io::Result<()> {
-        let Closes::Kernel(k) = &self.source else {
-            return Ok(());
-        };
-        for c in k.drain() {
-            if stream.close_matches(&c) {
-                let names = stream.names_for(c.remote.iter().map(|r| r.ip()));
-                ndjson::write_close(out, &c, events::wall_time(c.at_ns), names.as_ref())?;
-                out.flush()?;
-            }
+        let closes = self.feed.drain();
+        let matching: Vec<&Close> = closes.iter().filter(|c| stream.close_matches(c)).collect();
+        self.stats.add_closes(matching.iter().copied());
+        for c in matching {
+            let names = stream.names_for(c.remote.iter().map(|r| r.ip()));
+            ndjson::write_close(
+                out,
+                c,
+                stream.netns_name(c.netns),
+                events::wall_time(c.at_ns),
+                names.as_ref(),
+            )?;
+            out.flush()?;
         }
-        let lost = k.shared().lost.load(std::sync::atomic::Ordering::Relaxed)
-            + k.shared()
-                .queue_dropped
-                .load(std::sync::atomic::Ordering::Relaxed);
+        let lost = self.feed.lost();
         if lost > self.lost_said {
             self.lost_said = lost;
             ndjson::write_lost(out, std::time::SystemTime::now(), lost)?;
             out.flush()?;
         }
         Ok(())
+    }
+
+    /// The close rules over the window up to now.
+    fn judge(&mut self) -> Vec<Alert> {
+        self.feed.judge(&mut self.stats)
+    }
+
+    /// An `alert` line for each close alert that started or changed severity since the last
+    /// call, and a `resolved` one for each that ended.
+    fn write_alerts(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        let now = self.judge();
+        let source = self.feed.source.source().name();
+        let time = std::time::SystemTime::now();
+        let same = |a: &Alert, b: &Alert| a.rule == b.rule && a.pid == b.pid;
+        for a in &now {
+            if !self
+                .firing
+                .iter()
+                .any(|f| same(f, a) && f.severity == a.severity)
+            {
+                ndjson::write_alert(out, time, source, "firing", a)?;
+            }
+        }
+        for f in &self.firing {
+            if !now.iter().any(|a| same(f, a)) {
+                ndjson::write_alert(out, time, source, "resolved", f)?;
+            }
+        }
+        self.firing = now;
+        out.flush()
     }
 
     fn write_counters(&mut self, out: &mut dyn Write) -> io::Result<()> {
@@ -205,6 +249,11 @@ pub struct Stream {
     filter: Filter,
     filter_text: String,
     events: bool,
+    /// The close rules' alerts to add to the next poll line's (the live loop judges the
+    /// socket table; the closes are judged beside it).
+    pub close_alerts: Vec<Alert>,
+    /// The namespaces of the last poll, to name the namespace of a close.
+    netns: std::sync::Arc<NetnsTable>,
     /// Updates written so far.
     pub polls: u64,
     /// Polls that failed so far.
@@ -221,6 +270,8 @@ impl Stream {
             filter_text: filter.to_string(),
             filter,
             events,
+            close_alerts: Vec::new(),
+            netns: std::sync::Arc::default(),
             polls: 0,
             poll_errors: 0,
             names: None,
@@ -248,6 +299,7 @@ impl Stream {
     /// Writes the lines of one update, flushing after each.
     pub fn write_update(&mut self, u: &Update, out: &mut dyn Write) -> io::Result<()> {
         self.polls += 1;
+        self.netns = std::sync::Arc::clone(&u.snapshot.netns);
         if self.events {
             self.write_events(u, out)
         } else {
@@ -272,13 +324,20 @@ impl Stream {
             }
             (counts, matched)
         };
-        let names = self.names_for(u.alerts.iter().filter_map(|a| a.remote.map(|r| r.ip())));
+        let alerts: Vec<Alert> = if self.close_alerts.is_empty() {
+            u.alerts.clone()
+        } else {
+            let mut all: Vec<Alert> = u.alerts.iter().chain(&self.close_alerts).cloned().collect();
+            all.sort_by_key(|a| std::cmp::Reverse(a.severity));
+            all
+        };
+        let names = self.names_for(alerts.iter().filter_map(|a| a.remote.map(|r| r.ip())));
         let view = PollView {
             update: u,
             filter: &self.filter_text,
             counts,
             matched,
-            alerts: &u.alerts,
+            alerts: &alerts,
             poll_errors: self.poll_errors,
             names: names.as_ref(),
         };
@@ -314,23 +373,12 @@ impl Stream {
     /// A close matches when its connection, as last seen and owned, matches the filter in
     /// CLOSE.
     fn close_matches(&self, c: &Close) -> bool {
-        if self.filter.is_empty() {
-            return true;
-        }
-        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
-        let mut conn = Connection::new(
-            c.local.unwrap_or(unknown),
-            c.remote.unwrap_or(unknown),
-            crate::model::TcpState::Close,
-        );
-        if let Some(o) = &c.owner {
-            conn.owners = vec![crate::model::Owner {
-                pid: o.pid,
-                name: Some(o.name.clone()),
-            }]
-            .into();
-        }
-        self.filter.matches(&conn)
+        close_matches(&self.filter, &self.netns, c)
+    }
+
+    /// The name of the namespace of inode `inode`, where more than one is read.
+    fn netns_name(&self, inode: u32) -> Option<&str> {
+        self.netns.by_inode(u64::from(inode)).map(|n| &*n.name)
     }
 
     /// A transition matches when the connection matches the filter in the state it left

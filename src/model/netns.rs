@@ -6,6 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use super::connection::PortRange;
+
 /// A network namespace, as an index into the snapshot's [`NetnsTable`]. Small on purpose:
 /// every connection carries one.
 pub type NetnsId = u16;
@@ -73,6 +75,9 @@ pub struct Netns {
     pub name: Arc<str>,
     /// The lowest pid holding it, where a process does.
     pub pid: Option<u32>,
+    /// Its own ephemeral port range (`net.ipv4.ip_local_port_range` is per namespace), where
+    /// it was read inside it; `None`: the snapshot's `ephemeral_ports` (lingertop's own).
+    pub ports: Option<PortRange>,
 }
 
 impl Netns {
@@ -114,10 +119,21 @@ impl NetnsTable {
             .map(|i| &self.entries[i])
     }
 
+    /// The ephemeral port range of namespace `id`: its own where it was read, else
+    /// `default` (lingertop's own namespace's).
+    pub fn ports(&self, id: NetnsId, default: PortRange) -> PortRange {
+        self.get(id).and_then(|n| n.ports).unwrap_or(default)
+    }
+
     /// The name of `id`; `None` where the table does not know it (a backend that reads only
     /// its own namespace leaves the table empty).
     pub fn name(&self, id: NetnsId) -> Option<&str> {
         self.get(id).map(|n| &*n.name)
+    }
+
+    /// The namespace whose inode is `inode` (as the kernel's events carry it).
+    pub fn by_inode(&self, inode: u64) -> Option<&Netns> {
+        self.entries.iter().find(|n| n.inode == inode)
     }
 
     /// The namespace whose name is `name`.
@@ -235,6 +251,7 @@ mod tests {
             kind,
             name: name.into(),
             pid: None,
+            ports: None,
         }
     }
 

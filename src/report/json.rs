@@ -31,7 +31,7 @@ struct JsonSnapshot<'a> {
     total_connections: usize,
     counts: StateCounts,
     ephemeral_ports: PortRangeJson,
-    port_pressure: Vec<PressureJson>,
+    port_pressure: Vec<PressureJson<'a>>,
     alerts: Vec<AlertJson<'a>>,
     /// The network namespaces read, with the connections shown in each.
     netns: Vec<NetnsJson<'a>>,
@@ -83,12 +83,15 @@ pub(super) struct PortRangeJson {
 }
 
 #[derive(Serialize)]
-pub(super) struct PressureJson {
+pub(super) struct PressureJson<'a> {
     local_ip: IpAddr,
     remote: String,
     in_use: u32,
     time_wait: u32,
+    /// `in_use` over `range_size`, the ephemeral range of the namespace (`netns`).
     ratio: f64,
+    range_size: u32,
+    netns: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -233,7 +236,7 @@ pub(super) fn process_info_reason(s: &Snapshot) -> Option<&str> {
 }
 
 /// The top destinations by ephemeral ports in use.
-pub(super) fn port_pressure_json(v: &SnapshotView<'_>) -> Vec<PressureJson> {
+pub(super) fn port_pressure_json<'a>(v: &SnapshotView<'a>) -> Vec<PressureJson<'a>> {
     v.pressure
         .iter()
         .take(PRESSURE_LISTED)
@@ -243,6 +246,8 @@ pub(super) fn port_pressure_json(v: &SnapshotView<'_>) -> Vec<PressureJson> {
             in_use: p.in_use,
             time_wait: p.time_wait,
             ratio: p.ratio,
+            range_size: p.range_size,
+            netns: v.snapshot.netns.name(p.netns),
         })
         .collect()
 }

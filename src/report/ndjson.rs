@@ -171,6 +171,8 @@ struct CloseLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     remote_name: Option<Option<&'a str>>,
     /// Every state the socket went through, exactly as the kernel changed them.
+    /// The network namespace's name (`host`, a container's); null where only one is read.
+    netns: Option<&'a str>,
     states: &'a [TcpState],
     /// From connect or accept to destroy; `null` when the socket predates lingertop.
     lifetime_ms: Option<f64>,
@@ -184,6 +186,7 @@ struct CloseLine<'a> {
 pub fn write_close(
     out: &mut dyn Write,
     c: &Close,
+    netns: Option<&str>,
     time: std::time::SystemTime,
     names: Option<&Names>,
 ) -> io::Result<()> {
@@ -209,6 +212,7 @@ pub fn write_close(
         local: c.local.as_ref().map(addr),
         remote: c.remote.as_ref().map(addr),
         remote_name: c.remote.as_ref().and_then(|r| remote_name(names, r)),
+        netns,
         states: &c.states,
         lifetime_ms: c.lifetime_ns.map(|n| (n as f64 / 1e3).round() / 1e3),
         linger_ticks: c.linger_ticks,
@@ -260,6 +264,40 @@ pub fn write_lost(out: &mut dyn Write, time: std::time::SystemTime, lost: u64) -
         "source": "kernel",
         "lost_events": lost,
     });
+    serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// One close rule's alert starting, changing severity (`firing`) or ending (`resolved`) in
+/// `watch --events`, with the fields snapshot and poll lines give alerts.
+#[derive(Serialize)]
+struct AlertLine<'a> {
+    time: String,
+    /// `alert`.
+    event: &'static str,
+    /// `kernel` (its events) or `counters`, where the closes behind it came from.
+    source: &'static str,
+    /// `firing` or `resolved`.
+    state: &'static str,
+    #[serde(flatten)]
+    alert: AlertFields<'a>,
+}
+
+/// Writes one close alert's change as one line.
+pub fn write_alert(
+    out: &mut dyn Write,
+    time: std::time::SystemTime,
+    source: &'static str,
+    state: &'static str,
+    a: &Alert,
+) -> io::Result<()> {
+    let line = AlertLine {
+        time: timestamp(time),
+        event: "alert",
+        source,
+        state,
+        alert: AlertFields::of(a),
+    };
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }

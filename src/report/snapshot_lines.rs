@@ -38,7 +38,7 @@ struct Head<'a> {
     matched_connections: usize,
     counts: StateCounts,
     ephemeral_ports: PortRangeJson,
-    port_pressure: Vec<PressureJson>,
+    port_pressure: Vec<PressureJson<'a>>,
 }
 
 fn line<T: Serialize, W: Write>(out: &mut W, kind: &'static str, body: T) -> io::Result<()> {

@@ -143,7 +143,7 @@ pub(super) fn fixture(f: impl FnOnce(&Snapshot, &[Alert], &[Pressure]) -> String
         tracker.history(),
         &Rules::default(),
     );
-    let pressure = port_pressure(&two.connections, two.ephemeral_ports);
+    let pressure = port_pressure(&two.connections, two.port_ranges());
     f(&two, &alerts, &pressure)
 }
 

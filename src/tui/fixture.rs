@@ -369,6 +369,7 @@ pub fn three_namespaces() -> NetnsTable {
         kind,
         name: name.into(),
         pid,
+        ports: None,
     };
     NetnsTable::new(vec![
         ns(0, 4026531840, NetnsKind::Host, "host", Some(1)),

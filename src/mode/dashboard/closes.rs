@@ -1,53 +1,34 @@
-//! The closes panel's feed: the source `--events` chose (the kernel's events, or the
-//! counters), drained into the app's [`CloseStats`] once a second.
+//! The closes panel's feed: the shared [`CloseFeed`] drained into the app's [`CloseStats`]
+//! once a second, its close rules' alerts beside the table's.
+//!
+//! [`CloseStats`]: crate::model::close_stats::CloseStats
 
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::events::{self, Closes, EventOptions, EventsMode};
-use crate::model::alerts::close_alerts;
-use crate::model::close_stats::CloseStats;
-use crate::model::{CounterCloses, Rules};
+use crate::events::EventsMode;
+use crate::mode::closes::CloseFeed;
+use crate::model::{NetnsChoice, Rules};
 use crate::tui::app::App;
 
-/// The dashboard's close source and what it needs to turn readings into growth.
-pub struct CloseFeed {
-    source: Closes,
-    counters_start: Option<CounterCloses>,
-    started: Instant,
-    /// For the close rules (reset storm, TIME_WAIT overflow), run after each refresh.
-    rules: Rules,
-}
+/// The dashboard's close source.
+pub struct PanelFeed(CloseFeed);
 
-impl CloseFeed {
+impl PanelFeed {
     /// Chooses the source as `mode` asks and gives the app an empty panel state. With
     /// `auto`, the reason the kernel's events are not used goes on the panel (the terminal
     /// is the dashboard's by then).
     pub fn start(
         mode: EventsMode,
+        netns: &NetnsChoice,
         app: &mut App,
         interval: Duration,
         rules: &Rules,
     ) -> Result<Self> {
-        let opts = EventOptions {
-            // Enough for a few seconds of a heavy close rate between two drains; more is
-            // counted as lost and shown.
-            queue: 1 << 16,
-            ..EventOptions::default()
-        };
-        let (source, note) = Closes::choose(mode, &opts)?;
-        let mut stats = CloseStats::new(source.source(), note, interval);
-        stats.keep_for(rules.reset_storm.window);
-        stats.mark(Duration::ZERO);
+        let (feed, stats) = CloseFeed::start(mode, netns, interval, rules)?;
         app.closes = Some(stats);
-        Ok(CloseFeed {
-            source,
-            counters_start: events::counters::read().ok(),
-            started: Instant::now(),
-            rules: rules.clone(),
-        })
+        Ok(PanelFeed(feed))
     }
 
     /// Moves what arrived since the last call into the app's panel state.
@@ -56,17 +37,7 @@ impl CloseFeed {
             return;
         };
         stats.interval = app.interval;
-        if let Closes::Kernel(k) = &self.source {
-            let drained: Vec<_> = k.drain().collect();
-            stats.add_closes(&drained);
-            let sh = k.shared();
-            stats.lost = sh.lost.load(Ordering::Relaxed) + sh.queue_dropped.load(Ordering::Relaxed);
-        }
-        // TIME_WAIT dropped is only ever in the counters, whatever the source.
-        if let (Some(start), Ok(now)) = (self.counters_start, events::counters::read()) {
-            stats.set_counters(now.since(&start));
-        }
-        stats.mark(self.started.elapsed());
-        app.close_alerts = close_alerts(stats, &self.rules);
+        stats.add_closes(&self.0.drain());
+        app.close_alerts = self.0.judge(stats);
     }
 }

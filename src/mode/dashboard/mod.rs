@@ -96,7 +96,8 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     let resolver = start_names(&mut app, cfg);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
     // Before the terminal is taken, so `--events on` without privilege fails readably.
-    let mut closes = closes::CloseFeed::start(events, &mut app, cfg.interval, &cfg.rules)?;
+    let mut closes =
+        closes::PanelFeed::start(events, &cfg.netns, &mut app, cfg.interval, &cfg.rules)?;
 
     let (poll_tx, mut poll_rx) = mpsc::channel(4);
     let poller = live::spawn(

@@ -1,7 +1,7 @@
 //! The close rules: a reset storm per process (resets sent plus received per second over
 //! `alerts.reset-storm.window`, from the kernel's events) and any TIME_WAIT overflow (the
 //! kernel's `TCPTimeWaitOverflow` grew within that window, from the counters). They run over
-//! [`CloseStats`], which only the dashboard keeps.
+//! [`CloseStats`], which the dashboard, `watch` and `snapshot --interval` keep (`mode::closes`).
 
 use super::{Alert, RuleId, Rules, severity_of};
 use crate::model::CloseSource;
@@ -28,7 +28,7 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
                 RuleId::ResetStorm,
                 severity,
                 format!(
-                    "{rate:.0} resets/s by {} (pid {pid}) over {}: connections abort instead of closing; see the closes panel",
+                    "{per_s} resets/s by {} (pid {pid}) over {}: connections abort instead of closing",
                     shown.as_deref().unwrap_or("?"),
                     crate::model::duration::compact(std::time::Duration::from_secs_f64(secs)),
                 ),

@@ -32,7 +32,7 @@ use super::tracker::Sample;
 pub use super::duration::human_duration;
 pub use closes::{close_alerts, time_wait_overflow};
 pub(crate) use pressure::pair_groups;
-pub use pressure::{Pressure, port_pressure, pressure_of};
+pub use pressure::{Pressure, Ranges, port_pressure, pressure_of};
 pub use rules::{CountRule, LingerRule, RateRule, RatioRule, Rules};
 pub(crate) use time_wait::endpoint_key;
 
@@ -175,7 +175,7 @@ pub fn detect_in(
     let mut close_wait = close_wait::CloseWaits::new(rules);
     let mut lingering = linger::Lingering::new(rules);
     let mut time_wait = time_wait::TimeWaits::new(rules);
-    let mut ephemeral = pressure::Ephemeral::new(rules, ports);
+    let mut ephemeral = pressure::Ephemeral::new(rules, Ranges::new(ports, netns));
     for (i, c) in conns.iter().enumerate() {
         match c.state {
             TcpState::CloseWait => close_wait.visit(i, c, now),

@@ -1,6 +1,8 @@
 //! Ephemeral-port pressure: the ports in use toward one destination from one local address,
 //! over the size of the ephemeral range (Linux lets one local port serve different
-//! destinations, so the range runs out per destination).
+//! destinations, so the range runs out per destination). Each network namespace has its own
+//! ports and its own range: a destination is one per namespace, and its ratio is over its
+//! namespace's range.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,47 +11,79 @@ use rustc_hash::FxHashMap;
 use super::frequent::frequent;
 use super::{Alert, RatioRule, RuleId, Rules, Severity, place_of};
 use crate::model::connection::{Connection, PortRange};
-use crate::model::netns::NetnsTable;
+use crate::model::netns::{NetnsId, NetnsTable};
 use crate::model::state::TcpState;
+
+/// The ephemeral port range of each namespace: its own where the collector read it, else
+/// lingertop's own namespace's.
+#[derive(Copy, Clone, Debug)]
+pub struct Ranges<'a> {
+    pub default: PortRange,
+    pub netns: &'a NetnsTable,
+}
+
+impl<'a> Ranges<'a> {
+    /// The ranges of the namespaces in `netns`, `default` for the others.
+    pub fn new(default: PortRange, netns: &'a NetnsTable) -> Self {
+        Ranges { default, netns }
+    }
+
+    /// The range of namespace `id`.
+    pub fn of(&self, id: NetnsId) -> PortRange {
+        self.netns.ports(id, self.default)
+    }
+
+    /// The range of the connection's namespace.
+    fn of_conn(&self, c: &Connection) -> PortRange {
+        self.of(c.netns())
+    }
+}
 
 /// Ephemeral ports used toward one destination from one local address.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pressure {
+    /// The namespace whose ports they are.
+    pub netns: NetnsId,
     pub local_ip: IpAddr,
     pub remote: SocketAddr,
     /// Connections (any non-LISTEN state) whose local port is in the ephemeral range.
     pub in_use: u32,
     pub time_wait: u32,
-    /// `in_use` over the size of the ephemeral range.
+    /// `in_use` over the size of the namespace's ephemeral range.
     pub ratio: f64,
+    /// The size of that range.
+    pub range_size: u32,
     pub connections: Vec<usize>,
 }
 
-/// Ephemeral-port use per (local IP -> remote IP:port), highest first. Linux lets the same
-/// local port serve different destinations, so the range runs out per destination.
-pub fn port_pressure(conns: &[Connection], range: PortRange) -> Vec<Pressure> {
-    pressure_of(conns, 0..conns.len(), range)
+/// Ephemeral-port use per (namespace, local IP -> remote IP:port), highest first. Linux
+/// lets the same local port serve different destinations, so the range runs out per
+/// destination.
+pub fn port_pressure(conns: &[Connection], ranges: Ranges<'_>) -> Vec<Pressure> {
+    pressure_of(conns, 0..conns.len(), ranges)
 }
 
 /// [`port_pressure`] over only the connections at `indices` (indices into `conns`).
 pub fn pressure_of(
     conns: &[Connection],
     indices: impl IntoIterator<Item = usize>,
-    range: PortRange,
+    ranges: Ranges<'_>,
 ) -> Vec<Pressure> {
-    let groups = pair_groups(conns, indices, range);
-    let size = f64::from(range.len().max(1));
+    let groups = pair_groups(conns, indices, ranges);
     let mut out: Vec<Pressure> = groups
         .iter()
         .map(|members| {
             let c = &conns[members[0]];
+            let range_size = ranges.of_conn(c).len();
             let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
             Pressure {
+                netns: c.netns(),
                 local_ip: c.local().ip(),
                 remote: c.remote(),
                 in_use,
                 time_wait: time_waits(conns, members),
-                ratio: f64::from(in_use) / size,
+                ratio: f64::from(in_use) / f64::from(range_size.max(1)),
+                range_size,
                 connections: members.to_vec(),
             }
         })
@@ -58,12 +92,15 @@ pub fn pressure_of(
     out
 }
 
-/// Highest use first; then by destination and local address, so ties have one order.
+/// Highest share of its range first (ranges differ per namespace), then most ports; then by
+/// destination, local address and namespace, so ties have one order.
 fn by_use(a: &Pressure, b: &Pressure) -> std::cmp::Ordering {
-    b.in_use
-        .cmp(&a.in_use)
+    b.ratio
+        .total_cmp(&a.ratio)
+        .then(b.in_use.cmp(&a.in_use))
         .then(a.remote.cmp(&b.remote))
         .then(a.local_ip.cmp(&b.local_ip))
+        .then(a.netns.cmp(&b.netns))
 }
 
 fn time_waits(conns: &[Connection], members: &[usize]) -> u32 {
@@ -79,8 +116,9 @@ fn holds_ephemeral_port(c: &Connection, range: PortRange) -> bool {
     c.state != TcpState::Listen && range.contains(c.local().port())
 }
 
-/// The connections at `indices` that hold an ephemeral port, grouped per (local IP ->
-/// remote): one list of indices into `conns` per group, in the order of `indices`.
+/// The connections at `indices` that hold an ephemeral port of their namespace's range,
+/// grouped per (namespace, local IP -> remote): one list of indices into `conns` per group,
+/// in the order of `indices`.
 ///
 /// Grouped by sorting one packed integer per connection rather than through a hash map:
 /// with tens of thousands of groups (many local addresses) a map's random accesses cost
@@ -88,17 +126,19 @@ fn holds_ephemeral_port(c: &Connection, range: PortRange) -> bool {
 pub(crate) fn pair_groups(
     conns: &[Connection],
     indices: impl IntoIterator<Item = usize>,
-    range: PortRange,
+    ranges: Ranges<'_>,
 ) -> PairGroups {
     let mut others = FxHashMap::default();
     let mut members: Vec<usize> = Vec::new();
     let mut keys: Vec<u128> = Vec::new();
     for i in indices {
         let c = &conns[i];
-        if holds_ephemeral_port(c, range) {
-            // The position in `members` below the key (fewer than 2^32 sockets on a host):
-            // ties sort in the order met, and the key needs no pair with a separate index.
-            keys.push((pair_key(c, &mut others) << 32) | members.len() as u128);
+        if holds_ephemeral_port(c, ranges.of_conn(c)) {
+            // The position in `members` in the low 31 bits (fewer than 2^31 sockets on a
+            // host): ties sort in the order met, and the key needs no separate index. Above
+            // it the pair key (below 2^81), and above that the namespace (16 bits): 128.
+            let ns = u128::from(c.netns()) << (81 + INDEX_BITS);
+            keys.push(ns | (pair_key(c, &mut others) << INDEX_BITS) | members.len() as u128);
             members.push(i);
         }
     }
@@ -106,10 +146,10 @@ pub(crate) fn pair_groups(
     let mut sorted = Vec::with_capacity(members.len());
     let mut ends = Vec::new();
     for (n, &k) in keys.iter().enumerate() {
-        if n > 0 && k >> 32 != keys[n - 1] >> 32 {
+        if n > 0 && k >> INDEX_BITS != keys[n - 1] >> INDEX_BITS {
             ends.push(n);
         }
-        sorted.push(members[(k & u128::from(u32::MAX)) as usize]);
+        sorted.push(members[(k & INDEX_MASK) as usize]);
     }
     if !sorted.is_empty() {
         ends.push(sorted.len());
@@ -119,6 +159,10 @@ pub(crate) fn pair_groups(
         ends,
     }
 }
+
+/// Bits of a [`pair_groups`] key that hold the connection's position.
+const INDEX_BITS: u32 = 31;
+const INDEX_MASK: u128 = (1 << INDEX_BITS) - 1;
 
 /// Groups of connections as one list: group `g` is `members[ends[g - 1]..ends[g]]`.
 pub(crate) struct PairGroups {
@@ -158,17 +202,17 @@ fn pair_key(c: &Connection, others: &mut FxHashMap<(IpAddr, SocketAddr), u32>) -
 /// destinations.
 pub(super) struct Ephemeral<'r> {
     rule: &'r RatioRule,
-    ports: PortRange,
+    ranges: Ranges<'r>,
     members: Vec<usize>,
     pairs: Vec<u128>,
     numbered: FxHashMap<(IpAddr, SocketAddr), u32>,
 }
 
 impl<'r> Ephemeral<'r> {
-    pub(super) fn new(rules: &'r Rules, ports: PortRange) -> Self {
+    pub(super) fn new(rules: &'r Rules, ranges: Ranges<'r>) -> Self {
         Ephemeral {
             rule: &rules.port_pressure,
-            ports,
+            ranges,
             members: Vec::new(),
             pairs: Vec::new(),
             numbered: FxHashMap::default(),
@@ -177,7 +221,7 @@ impl<'r> Ephemeral<'r> {
 
     /// Takes connection `i`, in any state.
     pub(super) fn visit(&mut self, i: usize, c: &Connection) {
-        if self.rule.enabled && holds_ephemeral_port(c, self.ports) {
+        if self.rule.enabled && holds_ephemeral_port(c, self.ranges.of_conn(c)) {
             self.members.push(i);
             // Pair keys are below 2^81, so the namespace id fits above them.
             let ns = u128::from(c.netns()) << 81;
@@ -188,24 +232,32 @@ impl<'r> Ephemeral<'r> {
     /// One alert per destination at a threshold, highest use first; `netns` names the
     /// namespace where it is not the host's.
     pub(super) fn alerts(self, conns: &[Connection], netns: &NetnsTable, alerts: &mut Vec<Alert>) {
-        let (rule, ports) = (self.rule, self.ports);
-        if !rule.enabled {
+        let rule = self.rule;
+        if !rule.enabled || self.members.is_empty() {
             return;
         }
-        let size = f64::from(ports.len().max(1));
-        // The fewest connections that can reach the lower threshold, rounded down (and one
-        // less) so float rounding drops no group; each group is then checked exactly.
+        // The fewest connections that can reach the lower threshold in the smallest range
+        // any of them has, rounded down (and one less) so float rounding drops no group;
+        // each group is then checked exactly, over its own namespace's range.
+        let smallest = self
+            .members
+            .iter()
+            .map(|&i| self.ranges.of_conn(&conns[i]).len())
+            .min()
+            .unwrap_or(1);
         let lower = rule.warning.min(rule.critical);
         let min = if lower > 0.0 {
-            ((lower * size).floor() as usize).saturating_sub(1)
+            ((lower * f64::from(smallest.max(1))).floor() as usize).saturating_sub(1)
         } else {
             1
         };
         let mut hot: Vec<(Severity, Pressure)> = Vec::new();
         for (_, at) in frequent(&self.pairs, min) {
             let members: Vec<usize> = at.into_iter().map(|p| self.members[p]).collect();
+            let c = &conns[members[0]];
+            let range_size = self.ranges.of_conn(c).len();
             let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
-            let ratio = f64::from(in_use) / size;
+            let ratio = f64::from(in_use) / f64::from(range_size.max(1));
             let sev = if ratio >= rule.critical {
                 Severity::Critical
             } else if ratio >= rule.warning {
@@ -213,13 +265,14 @@ impl<'r> Ephemeral<'r> {
             } else {
                 continue;
             };
-            let c = &conns[members[0]];
             let p = Pressure {
+                netns: c.netns(),
                 local_ip: c.local().ip(),
                 remote: c.remote(),
                 in_use,
                 time_wait: time_waits(conns, &members),
                 ratio,
+                range_size,
                 connections: members,
             };
             hot.push((sev, p));
@@ -233,7 +286,7 @@ impl<'r> Ephemeral<'r> {
                 p.local_ip,
                 p.remote,
                 p.in_use,
-                ports.len(),
+                p.range_size,
                 p.time_wait
             );
             let mut a = Alert::new(RuleId::PortPressure, sev, msg, p.connections);

@@ -225,7 +225,7 @@ fn pressure_ignores_listeners_and_server_ports() {
             TcpState::Established,
         ),
     ];
-    let p = port_pressure(&conns, RANGE);
+    let p = port_pressure(&conns, Ranges::new(RANGE, &NetnsTable::default()));
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].connections, vec![2]);
 }
@@ -241,6 +241,7 @@ fn close_wait_alerts_name_the_container_and_keep_namespaces_apart() {
             kind: NetnsKind::Host,
             name: "host".into(),
             pid: Some(1),
+            ports: None,
         },
         Netns {
             id: 4,
@@ -248,6 +249,7 @@ fn close_wait_alerts_name_the_container_and_keep_namespaces_apart() {
             kind: NetnsKind::Container { runtime: "docker" },
             name: "orders-7f9c".into(),
             pid: Some(812),
+            ports: None,
         },
     ]);
     let old = |ns, i: u16| {
@@ -308,6 +310,7 @@ fn three_namespaces() -> NetnsTable {
         kind,
         name: name.into(),
         pid: None,
+        ports: None,
     };
     NetnsTable::new(vec![
         ns(0, 1, NetnsKind::Host, "host"),

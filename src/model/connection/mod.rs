@@ -585,6 +585,11 @@ impl Unread {
 }
 
 impl Snapshot {
+    /// The ephemeral port range of each namespace it read.
+    pub fn port_ranges(&self) -> crate::model::alerts::Ranges<'_> {
+        crate::model::alerts::Ranges::new(self.ephemeral_ports, &self.netns)
+    }
+
     /// A snapshot of `connections` taken at `taken_at` on host `fixture`, with full process
     /// information and Linux's default ephemeral range: the base of the fixtures.
     pub fn fixture(taken_at: SystemTime, connections: Vec<Connection>) -> Snapshot {

@@ -160,6 +160,7 @@ fn netns_terms_match_the_namespace_by_name_or_kind() {
             kind: NetnsKind::Host,
             name: "host".into(),
             pid: Some(1),
+            ports: None,
         },
         Netns {
             id: 1,
@@ -167,6 +168,7 @@ fn netns_terms_match_the_namespace_by_name_or_kind() {
             kind: NetnsKind::Container { runtime: "docker" },
             name: "Orders-API".into(),
             pid: Some(812),
+            ports: None,
         },
         Netns {
             id: 2,
@@ -174,6 +176,7 @@ fn netns_terms_match_the_namespace_by_name_or_kind() {
             kind: NetnsKind::Named,
             name: "blue".into(),
             pid: None,
+            ports: None,
         },
     ]);
     let keep = |f: &str| -> Vec<usize> {

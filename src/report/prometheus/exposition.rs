@@ -163,7 +163,7 @@ impl Exposition {
 
 /// Ephemeral ports in use toward each destination, the top N, and the rest summed.
 fn ports_by_destination(snap: &crate::model::Snapshot, top_n: usize) -> (Vec<PortUse>, u64) {
-    let pressure = port_pressure(&snap.connections, snap.ephemeral_ports);
+    let pressure = port_pressure(&snap.connections, snap.port_ranges());
     let ports_other = pressure
         .iter()
         .skip(top_n)

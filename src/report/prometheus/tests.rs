@@ -435,6 +435,7 @@ fn namespaces_are_cut_to_top_n_plus_other() {
         kind: NetnsKind::Named,
         name: name.into(),
         pid: None,
+        ports: None,
     };
     let mut snap = (*u.snapshot).clone();
     snap.netns = Arc::new(NetnsTable::new(vec![

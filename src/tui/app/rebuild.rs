@@ -69,7 +69,7 @@ impl App {
                 }
                 View::ByRemote => {
                     let matching = filter.matching(conns);
-                    self.remotes = aggregate_remotes(conns, u.snapshot.ephemeral_ports, &matching);
+                    self.remotes = aggregate_remotes(conns, u.snapshot.port_ranges(), &matching);
                     sort_remotes(&self.remotes, col, desc)
                 }
                 View::ByNetns => {

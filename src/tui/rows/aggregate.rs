@@ -6,9 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use rustc_hash::FxHashMap;
 
 use super::Row;
-use crate::model::alerts::{endpoint_key, pair_groups};
+use crate::model::alerts::{Ranges, endpoint_key, pair_groups};
 use crate::model::growth::GrowthSpan;
-use crate::model::{Connection, PortRange, StateCounts, TcpState};
+use crate::model::{Connection, StateCounts, TcpState};
 
 /// Counts of each close state held by one process.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,7 +144,7 @@ fn fin_waits(p: &ProcRow) -> u32 {
 /// of the range.
 pub fn aggregate_remotes(
     conns: &[Connection],
-    range: PortRange,
+    ranges: Ranges<'_>,
     matching: &[usize],
 ) -> Vec<RemoteRow> {
     // Remotes keyed as integers (cheap to hash); neighbouring rows often share one.
@@ -181,9 +181,9 @@ pub fn aggregate_remotes(
     }
     // Per remote, the local address using most ephemeral ports toward it (the lowest
     // address among equals: groups come sorted by local address).
-    let size = f64::from(range.len().max(1));
-    for members in pair_groups(conns, matching.iter().copied(), range).iter() {
+    for members in pair_groups(conns, matching.iter().copied(), ranges).iter() {
         let c = &conns[members[0]];
+        let size = f64::from(ranges.of(c.netns()).len().max(1));
         let Some(&r) = ids.get(&endpoint_key(&c.remote(), &mut others)) else {
             continue;
         };
