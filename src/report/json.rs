@@ -86,6 +86,9 @@ pub(super) struct PortRangeJson {
 pub(super) struct PressureJson<'a> {
     local_ip: IpAddr,
     remote: String,
+    /// With `--resolve`: the destination's name, or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_name: Option<Option<&'a str>>,
     in_use: u32,
     time_wait: u32,
     /// `in_use` over `range_size`, the ephemeral range of the namespace (`netns`).
@@ -243,6 +246,7 @@ pub(super) fn port_pressure_json<'a>(v: &SnapshotView<'a>) -> Vec<PressureJson<'
         .map(|p| PressureJson {
             local_ip: p.local_ip,
             remote: addr(&p.remote),
+            remote_name: remote_name(v.names, &p.remote),
             in_use: p.in_use,
             time_wait: p.time_wait,
             ratio: p.ratio,

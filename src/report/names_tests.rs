@@ -78,6 +78,14 @@ fn json_has_remote_name_only_when_asked_the_name_or_null() {
             connection(&doc, "[::1]:45000")["remote_name"],
             "=cmd\u{1b}[2J.example"
         );
+        // The port figures name their destination too.
+        let toward_db = doc["port_pressure"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["remote"] == "10.0.0.5:5432")
+            .unwrap_or_else(|| panic!("no port figure toward 10.0.0.5: {doc}"));
+        assert_eq!(toward_db["remote_name"], "db.example");
         let c = connection(&doc, "0.0.0.0:0");
         assert!(c.get("remote_name").is_some_and(|v| v.is_null()), "{c}");
 
