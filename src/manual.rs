@@ -198,6 +198,17 @@ pub fn main_page(w: &mut dyn Write) -> io::Result<()> {
     r.control("TP", []);
     r.text([bold("XDG_CONFIG_HOME")]);
     r.text([roman("Where the default config file is looked for.")]);
+    r.control("TP", []);
+    r.text([bold("XDG_STATE_HOME")]);
+    r.text([roman(
+        "Where the dashboard keeps its filter history (lingertop/filter-history; \
+         ~/.local/state when unset).",
+    )]);
+    r.control("TP", []);
+    r.text([bold("LINGERTOP_NO_HISTORY")]);
+    r.text([roman(
+        "When set, the dashboard's filter history is kept for the session only, never written.",
+    )]);
     r.to_writer(w)?;
 
     man.render_version_section(w)?;

@@ -188,15 +188,9 @@ fn watch_on_the_host_sees_the_closes_inside_a_container_and_names_it() {
     // On the host, reading every namespace (the default as root); the filter keeps this
     // test's namespace, as the operator narrowing to one container would.
     let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_lingertop"))
-        .args([
-            "--netns",
-            "all",
-            "watch",
-            "--events",
-            "on",
-            "--interval",
-            "500ms",
-        ])
+        .args(["--netns", "all"])
+        .args(&RULE[..6])
+        .args(["watch", "--events", "on", "--interval", "500ms"])
         .args(["--filter", &format!("netns:{}", ns.name)])
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .stdout(Stdio::piped())
@@ -211,12 +205,18 @@ fn watch_on_the_host_sees_the_closes_inside_a_container_and_names_it() {
     let (client, server) = storm(&ns);
     let mut sent = 0;
     let mut received = 0;
+    let mut storm_named = None;
     let deadline = Instant::now() + Duration::from_secs(15);
-    while (sent < M || received < M) && Instant::now() < deadline {
+    while (sent < M || received < M || storm_named.is_none()) && Instant::now() < deadline {
         let Ok(line) = stdout.recv_timeout(Duration::from_secs(1)) else {
             continue;
         };
         let v: Value = serde_json::from_str(&line).expect("an NDJSON line");
+        if v["event"] == "alert" && v["pid"].as_u64() == Some(u64::from(client)) {
+            // The storm's alert names the container the process is in.
+            storm_named = Some(v);
+            continue;
+        }
         if v["event"] != "close" {
             continue;
         }
@@ -240,4 +240,9 @@ fn watch_on_the_host_sees_the_closes_inside_a_container_and_names_it() {
         (M, M),
         "every reset inside the namespace, seen from the host"
     );
+    let storm = storm_named.expect("a reset-storm alert for the client");
+    assert_eq!(storm["rule"], "reset-storm", "{storm}");
+    assert_eq!(storm["netns"], ns.name.as_str(), "{storm}");
+    let msg = storm["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("in netns {}", ns.name)), "{msg}");
 }

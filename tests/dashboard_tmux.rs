@@ -129,12 +129,20 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// This session's own config and state directory: the filter history goes there, never
+    /// to the real home, and never to another test's (tests run in parallel, and each
+    /// dashboard writes its history whole on Enter).
+    fn home(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("{}-home", self.socket))
+    }
+
     fn start_dashboard(&self, env: &str) {
         let bin = env!("CARGO_BIN_EXE_lingertop");
-        let cfg = std::env::temp_dir().join(format!("lingertop-tmux-cfg-{}", std::process::id()));
+        let cfg = self.home();
         self.literal(&format!(
             // The host's namespace only, as every test of host sockets (tests/common).
-            "{env} XDG_CONFIG_HOME={} {bin} --netns host --interval 500ms",
+            "{env} XDG_CONFIG_HOME={} XDG_STATE_HOME={} {bin} --netns host --interval 500ms",
+            cfg.display(),
             cfg.display()
         ));
         self.keys(&["Enter"]);
@@ -159,6 +167,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]).status();
+        let _ = std::fs::remove_dir_all(self.home());
     }
 }
 
@@ -421,4 +430,160 @@ fn closing_the_terminal_ends_the_dashboard() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The table rows on screen (between the table's header and the footer or detail pane).
+fn table_rows(s: &str) -> Vec<&str> {
+    s.lines()
+        .skip_while(|l| !l.contains("All connections"))
+        .skip(2)
+        .take_while(|l| !l.starts_with(' ') && !l.starts_with("filter:") && !l.contains("? help"))
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+/// Issue 15, the live filter: typed one character at a time the table narrows before
+/// Enter; a misspelt state shows the suggestion; Tab completes; Up recalls what Enter kept.
+#[test]
+fn the_live_filter_narrows_as_typed_suggests_completes_and_recalls() {
+    let (_l, _s, server) = close_wait_socket();
+    let port = server.port();
+    let t = Tmux::start("live");
+    // The state directory exists and is ours, so the history is written there (one
+    // inside another user's directory, /tmp's for a test not run as root, is not).
+    let cfg = t.home();
+    std::fs::create_dir_all(&cfg).unwrap();
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+
+    t.keys(&["/"]);
+    t.wait_for("filter:", Duration::from_secs(5));
+    // One key at a time, as a person types, and no Enter.
+    for c in format!("port:{port}").chars() {
+        t.literal(&c.to_string());
+    }
+    t.wait_until(
+        "the table narrowed to the port",
+        Duration::from_secs(5),
+        |t| {
+            let s = t.screen();
+            let rows = table_rows(&s);
+            s.contains(&format!("filter: port:{port}"))
+                && !rows.is_empty()
+                && rows.iter().all(|r| r.contains(&format!(":{port}")))
+                && s.contains(&server.to_string())
+        },
+    );
+    assert!(t.screen().contains("filter: "), "the prompt is still open");
+
+    t.literal(" state:close-wiat");
+    t.wait_until("the suggestion", Duration::from_secs(5), |t| {
+        let s = t.screen();
+        s.contains("state:close-wiat█") && s.contains("did you mean close-wait?")
+    });
+    let s = t.screen();
+    let lines: Vec<&str> = s.lines().collect();
+    let caret = lines
+        .iter()
+        .position(|l| l.contains("^ did you mean"))
+        .unwrap();
+    assert_eq!(
+        lines[caret].find('^'),
+        lines[caret - 1].find("close-wiat"),
+        "the caret under the misspelt value:\n{s}"
+    );
+
+    // Ctrl-W drops the misspelt word; Tab finishes the key, then the state.
+    t.keys(&["C-w"]);
+    t.literal("st");
+    t.keys(&["Tab"]);
+    t.wait_for(
+        &format!("filter: port:{port} state:"),
+        Duration::from_secs(5),
+    );
+    t.literal("close-w");
+    t.keys(&["Tab"]);
+    let want = format!("filter: port:{port} state:close-wait");
+    t.wait_until("completed and applied", Duration::from_secs(5), |t| {
+        let s = t.screen();
+        let rows = table_rows(&s);
+        s.contains(&want) && !rows.is_empty() && rows.iter().all(|r| r.starts_with("CLOSE_WAIT"))
+    });
+    t.keys(&["Enter"]);
+    t.wait_for(
+        &format!("filter port:{port} state:close-wait"),
+        Duration::from_secs(5),
+    );
+
+    // Up recalls it into an emptied prompt. (Esc, then a pause: an ESC followed at once by
+    // `/` reads as Alt-/.)
+    t.keys(&["Escape"]);
+    t.wait_until("the filter cleared", Duration::from_secs(5), |t| {
+        !t.screen().contains("filter port:")
+    });
+    t.keys(&["/"]);
+    t.wait_for("filter: ", Duration::from_secs(5));
+    t.keys(&["C-u"]);
+    t.wait_until("prompt emptied", Duration::from_secs(5), |t| {
+        t.screen().lines().any(|l| l.starts_with("filter: █"))
+    });
+    t.keys(&["Up"]);
+    t.wait_for(&want, Duration::from_secs(5));
+    t.keys(&["Escape"]);
+    t.wait_until("the prompt closed", Duration::from_secs(5), |t| {
+        !t.screen().contains("filter: ")
+    });
+    t.keys(&["q"]);
+    t.assert_normal_shell();
+    let saved = std::fs::read_to_string(cfg.join("lingertop").join("filter-history"))
+        .expect("the history is kept in $XDG_STATE_HOME/lingertop");
+    assert!(
+        saved
+            .lines()
+            .any(|l| l == format!("port:{port} state:close-wait")),
+        "{saved}"
+    );
+}
+
+/// Issue 15: `y` copies the selected row as OSC 52; tmux with `set-clipboard on` keeps it
+/// as a paste buffer: the row, tab-separated, and the owner's command line.
+#[test]
+fn y_copies_the_selected_row_into_tmuxs_buffer() {
+    let (_l, _s, server) = close_wait_socket();
+    let t = Tmux::start("copy");
+    assert!(
+        t.cmd(&["set", "-g", "set-clipboard", "on"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    t.keys(&["/"]);
+    t.literal(&format!("state:close-wait port:{}", server.port()));
+    t.keys(&["Enter"]);
+    t.wait_for(&server.to_string(), Duration::from_secs(5));
+    t.keys(&["y"]);
+    t.wait_for("copied 1 row", Duration::from_secs(5));
+    let buffer = || {
+        let out = t.cmd(&["show-buffer"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    t.wait_until("tmux holds the row", Duration::from_secs(5), |_| {
+        buffer().starts_with("CLOSE_WAIT\t")
+    });
+    let row = buffer();
+    let fields: Vec<&str> = row.split('\t').collect();
+    assert_eq!(fields[1], server.to_string(), "{row:?}");
+    assert!(
+        fields[3].ends_with(&format!("({})", std::process::id())),
+        "the owner is this test: {row:?}"
+    );
+    assert!(
+        fields.last().unwrap().contains("dashboard_tmux"),
+        "the command line last: {row:?}"
+    );
+    assert!(!row.contains('\n'), "one line: {row:?}");
+    t.keys(&["q"]);
+    t.assert_normal_shell();
 }

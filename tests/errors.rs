@@ -55,6 +55,12 @@ fn missing_config_file_says_so() {
 fn bad_filters_say_what_is_allowed() {
     let e = one_line_error(&["snapshot", "--state", "close-wiat"]);
     assert!(e.contains("--state") && e.contains("close-wait"), "{e}");
+    assert!(e.contains("did you mean close-wait?"), "{e}");
+    let e = one_line_error(&["snapshot", "--filter", "port:1 state:listen,close-wiat"]);
+    assert!(
+        e.contains("at column 21: unknown TCP state \"close-wiat\"; did you mean close-wait?"),
+        "{e}"
+    );
     let e = one_line_error(&["snapshot", "--port", "http"]);
     assert!(e.contains("--port") && e.contains("not a port"), "{e}");
     let e = one_line_error(&["snapshot", "--remote", "nowhere:80"]);

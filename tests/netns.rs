@@ -612,3 +612,44 @@ fn port_pressure_is_judged_against_each_namespaces_own_port_range() {
         "{listed:?}"
     );
 }
+
+#[test]
+fn from_a_namespace_of_its_own_the_host_is_still_named_host() {
+    if !privileged("from_a_namespace_of_its_own_the_host_is_still_named_host") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    // This test runs on the host: its namespace is the one lingertop, run inside `inside`,
+    // must call the host (not "kthreadd[2]", where pid 1's link cannot be read).
+    let host = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    let inside = Netns::new("self").expect("ip netns add");
+    let out = inside
+        .command(env!("CARGO_BIN_EXE_lingertop"))
+        .args(["snapshot", "--format", "json", "--netns", "all"])
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .expect("lingertop snapshot");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let of = |inode: u64| {
+        json["netns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["inode"].as_u64() == Some(inode))
+            .cloned()
+            .unwrap_or_else(|| panic!("no namespace {inode}: {}", json["netns"]))
+    };
+    let h = of(host);
+    assert_eq!(
+        (h["name"].as_str(), h["kind"].as_str()),
+        (Some("host"), Some("host")),
+        "{h}"
+    );
+    let own = of(inside.inode());
+    assert_eq!(own["kind"], "own", "{own}");
+}

@@ -135,8 +135,9 @@ fn label_cardinality_stays_bounded_with_thousands_of_endpoints() {
         .unwrap();
     assert!(cw_other >= folded, "other {cw_other} < folded {folded}");
 
-    // The whole scrape stays small whatever the host does.
+    // The whole scrape stays small whatever the host does (a fixed set of series plus the
+    // top N of each breakdown; 4 of the fixed ones are the close rules' active alerts).
     let lines = s.text.lines().count();
-    assert!(lines < 200, "{lines} lines");
+    assert!(lines < 210, "{lines} lines");
     assert!(served.stop(libc::SIGTERM).success());
 }

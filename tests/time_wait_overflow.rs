@@ -129,18 +129,40 @@ fn watch_until(
     tag: &str,
     args: &[&str],
     exact: bool,
-    pick: impl Fn(&Value) -> Option<Value>,
+    pick: impl Fn(&Value, &str) -> Option<Value>,
+) -> (Value, u64) {
+    watch_from(tag, Place::Inside, args, exact, pick)
+}
+
+/// Where `watch` runs: inside the namespace that overflows, reading it alone, or on the
+/// host reading every namespace (a container host's view).
+enum Place {
+    Inside,
+    Host,
+}
+
+fn watch_from(
+    tag: &str,
+    place: Place,
+    args: &[&str],
+    exact: bool,
+    pick: impl Fn(&Value, &str) -> Option<Value>,
 ) -> (Value, u64) {
     let ns = small_time_wait_table(tag);
-    let mut watch = ns
-        .command(env!("CARGO_BIN_EXE_lingertop"))
-        .args([
-            "--set",
-            "collector.netns=host",
-            "watch",
-            "--interval",
-            "500ms",
-        ])
+    let mut cmd = match place {
+        Place::Inside => {
+            let mut c = ns.command(env!("CARGO_BIN_EXE_lingertop"));
+            c.args(["--set", "collector.netns=host"]);
+            c
+        }
+        Place::Host => {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_lingertop"));
+            c.args(["--netns", "all"]);
+            c
+        }
+    };
+    let mut watch = cmd
+        .args(["watch", "--interval", "500ms"])
         .args(args)
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .stdout(Stdio::piped())
@@ -162,7 +184,7 @@ fn watch_until(
     let found = loop {
         let line = next_line(&stdout, Duration::from_secs(10), "after the overflow");
         let v: Value = serde_json::from_str(&line).expect("an NDJSON line");
-        if let Some(a) = pick(&v) {
+        if let Some(a) = pick(&v, &ns.name) {
             if !exact || a["count"].as_u64() == Some(dropped) {
                 break a;
             }
@@ -183,7 +205,7 @@ fn watch_poll_lines_carry_the_time_wait_overflow() {
     if !privileged("watch_poll_lines_carry_the_time_wait_overflow") {
         return;
     }
-    let (alert, dropped) = watch_until("twwatch", &[], true, |v| {
+    let (alert, dropped) = watch_until("twwatch", &[], true, |v, _| {
         v["alerts"]
             .as_array()?
             .iter()
@@ -201,7 +223,7 @@ fn watch_events_says_the_time_wait_overflow_in_an_alert_line() {
     // The line says when the alert starts, not each change of its count: a poll in the
     // middle of the twenty closes fires it with some of them (the poll lines' test checks
     // the count exactly).
-    let (alert, dropped) = watch_until("twevents", &["--events", "off"], false, |v| {
+    let (alert, dropped) = watch_until("twevents", &["--events", "off"], false, |v, _| {
         (v["event"] == "alert").then(|| v.clone())
     });
     assert_eq!(alert["rule"], "time-wait-overflow", "{alert}");
@@ -212,4 +234,46 @@ fn watch_events_says_the_time_wait_overflow_in_an_alert_line() {
         (1..=dropped).contains(&count),
         "{count} of {dropped}: {alert}"
     );
+}
+
+#[test]
+fn a_containers_time_wait_overflow_is_seen_from_the_host_and_named() {
+    if !privileged("a_containers_time_wait_overflow_is_seen_from_the_host_and_named") {
+        return;
+    }
+    // The kernel counts the drop in the namespace's own counters only: the host's never move.
+    let (alert, dropped) = watch_from("twhost", Place::Host, &[], true, |v, name| {
+        v["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["rule"] == "time-wait-overflow" && a["netns"] == name)
+            .cloned()
+    });
+    assert_eq!(alert["count"].as_u64(), Some(dropped), "{alert}");
+    let name = alert["netns"].as_str().unwrap();
+    let msg = alert["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("in netns {name}")), "{msg}");
+}
+
+#[test]
+fn serve_counts_a_containers_time_wait_overflow_among_its_active_alerts() {
+    if !privileged("serve_counts_a_containers_time_wait_overflow_among_its_active_alerts") {
+        return;
+    }
+    let ns = small_time_wait_table("twserve");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lingertop"));
+    cmd.args(["--netns", "all"])
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    let served = common::live::Served::start_from(cmd, &["--interval", "500ms", "--events", "off"]);
+    let active = |s: &common::live::Scrape| {
+        s.get(
+            "lingertop_active_alerts",
+            &[("rule", "time-wait-overflow"), ("severity", "warning")],
+        )
+        .unwrap_or(0.0)
+    };
+    overflow(&ns);
+    let s = served.scrape_until("the overflow among the active alerts", |s| active(s) >= 1.0);
+    assert!(active(&s) >= 1.0, "{}", s.text);
+    served.stop(libc::SIGTERM);
 }

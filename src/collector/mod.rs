@@ -31,8 +31,8 @@ use std::time::{Instant, SystemTime};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
-    Attribution, Connection, NetnsChoice, NetnsTable, Owner, Owners, PortRange, ProcessInfo,
-    Snapshot, StateCounts, TcpState, Timer, Tracking, Tuple, Unread,
+    Attribution, Connection, CounterCloses, NetnsChoice, NetnsId, NetnsTable, Owner, Owners,
+    PortRange, ProcessInfo, Snapshot, StateCounts, TcpState, Timer, Tracking, Tuple, Unread,
 };
 
 pub use host::{Host, ephemeral_ports, parse_port_range};
@@ -171,6 +171,11 @@ pub trait SocketSource: Send {
     /// The network namespaces the last read covered, by the id its connections carry;
     /// `None` where the source reads only lingertop's own (every connection in
     /// [`crate::model::OWN_NETNS`]).
+    /// Each namespace's close counters, read inside it; none where the source does not.
+    fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {
+        Vec::new()
+    }
+
     fn netns(&self) -> Option<Arc<NetnsTable>> {
         None
     }
@@ -371,6 +376,7 @@ impl Collector {
                 last_read: None,
             }),
             netns: self.source.netns().unwrap_or_default(),
+            counters: self.source.counters(),
         })
     }
 

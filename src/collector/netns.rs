@@ -30,7 +30,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::netlink::{DiagError, SockDiag};
 use super::workload::{self, StateDirs, Workload};
 use crate::caps::{Cap, Caps, Missing, NAMESPACES};
-use crate::model::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS, PortRange};
+use crate::model::{
+    CounterCloses, Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS, PortRange,
+};
 
 /// Where `ip netns add` mounts its named namespaces.
 const NAMED_DIR: &str = "/run/netns";
@@ -38,6 +40,18 @@ const NAMED_DIR: &str = "/run/netns";
 /// The inode of a namespace file (`/proc/PID/ns/net` or a `/run/netns` mount).
 fn inode_of(path: &Path) -> io::Result<u64> {
     std::fs::metadata(path).map(|m| m.ino())
+}
+
+/// The host's network namespace: the one kernel threads live in (the initial namespace),
+/// through kthreadd, pid 2 of the initial PID namespace; else pid 1's. (pid 1's link can be
+/// unreadable even to root, as under a VM's sandboxing init: the host was then named
+/// `kthreadd[2]` as the first process holding it.)
+fn host_netns() -> Option<u64> {
+    let kthreadd = std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd");
+    kthreadd
+        .then(|| inode_of(Path::new("/proc/2/ns/net")).ok())
+        .flatten()
+        .or_else(|| inode_of(Path::new("/proc/1/ns/net")).ok())
 }
 
 /// The namespace inode `/proc/PID/ns/net` links to (`net:[4026531840]`), read without
@@ -133,6 +147,10 @@ struct Reader {
     /// The namespace's `ip_local_port_range`, opened inside it likewise: its own ports run
     /// out against its own range. `None` for lingertop's own namespace (the snapshot's).
     port_range: Option<File>,
+    /// The namespace's `/proc/net/snmp` and `/proc/net/netstat`, opened inside it: its own
+    /// close counters (a container's TIME_WAIT overflow is counted in its namespace only).
+    /// `None` for lingertop's own namespace, whose files are read directly.
+    counters: Option<(File, File)>,
 }
 
 impl Reader {
@@ -144,7 +162,17 @@ impl Reader {
             empty: false,
             fin_timeout: None,
             port_range: None,
+            counters: None,
         }
+    }
+
+    /// The namespace's close counters now, where its files could be opened inside it.
+    fn counters(&self) -> Option<CounterCloses> {
+        let (snmp, netstat) = self.counters.as_ref()?;
+        Some(CounterCloses::parse(
+            &read_whole(snmp)?,
+            &read_whole(netstat)?,
+        ))
     }
 
     /// The namespace's own ephemeral port range, where it could be opened inside it.
@@ -196,6 +224,27 @@ struct Inside {
     sockstat: Option<File>,
     fin_timeout: Option<File>,
     port_range: Option<File>,
+    counters: Option<(File, File)>,
+}
+
+/// The whole text of a procfs file kept open, read from its start (procfs files regenerate
+/// on each read from offset 0).
+fn read_whole(file: &File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = file.read_at(&mut buf[len..], len as u64).ok()?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
 }
 
 /// How a namespace could not be read.
@@ -242,7 +291,7 @@ impl Namespaces {
         let mut n = Namespaces {
             choice,
             own,
-            host: inode_of(Path::new("/proc/1/ns/net")).ok(),
+            host: host_netns(),
             nsfs_dev,
             own_cgroup: std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
             named_dir: PathBuf::from(NAMED_DIR),
@@ -344,6 +393,27 @@ impl Namespaces {
         })
     }
 
+    /// Each namespace's close counters now: lingertop's own from its `/proc/net`, the others'
+    /// from the files opened inside them; a namespace whose files cannot be read is left out.
+    pub fn counters(&self) -> Vec<(NetnsId, CounterCloses)> {
+        let own = || {
+            let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+            let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+            Some(CounterCloses::parse(&snmp, &netstat))
+        };
+        self.readers
+            .values()
+            .filter_map(|r| {
+                let c = if r.netns.id == OWN_NETNS {
+                    own()
+                } else {
+                    r.counters()
+                };
+                Some((r.netns.id, c?))
+            })
+            .collect()
+    }
+
     /// Whether `id` is lingertop's own namespace (whose failure fails the poll).
     pub fn is_own(&self, id: NetnsId) -> bool {
         id == OWN_NETNS
@@ -419,6 +489,10 @@ impl Namespaces {
                     let i = if ino == self.own {
                         let n = self.ident_own(&found.pids);
                         (n.kind, n.name, n.pid)
+                    } else if Some(ino) == self.host {
+                        // lingertop runs in a namespace of its own (a container, `ip netns
+                        // exec`): the host's is still the host.
+                        (NetnsKind::Host, "host".into(), found.pids.first().copied())
                     } else {
                         self.ident(found)
                     };
@@ -452,6 +526,7 @@ impl Namespaces {
                     let mut reader = Reader::new(diag, netns(id), inside.sockstat);
                     reader.fin_timeout = inside.fin_timeout;
                     reader.port_range = inside.port_range;
+                    reader.counters = inside.counters;
                     self.readers.insert(ino, reader);
                     changed = true;
                 }
@@ -526,6 +601,9 @@ impl Namespaces {
                     sockstat: File::open("/proc/thread-self/net/sockstat").ok(),
                     fin_timeout: File::open("/proc/sys/net/ipv4/tcp_fin_timeout").ok(),
                     port_range: File::open("/proc/sys/net/ipv4/ip_local_port_range").ok(),
+                    counters: File::open("/proc/thread-self/net/snmp")
+                        .and_then(|s| Ok((s, File::open("/proc/thread-self/net/netstat")?)))
+                        .ok(),
                 })
             })
             .unwrap_or_default();

@@ -43,6 +43,7 @@ pub struct KeysFile {
     pub lab: Option<KeyList>,
     pub closes: Option<KeyList>,
     pub alerts: Option<KeyList>,
+    pub copy: Option<KeyList>,
     pub names: Option<KeyList>,
 }
 
@@ -72,6 +73,7 @@ impl KeysFile {
             ("lab", self.lab),
             ("closes", self.closes),
             ("alerts", self.alerts),
+            ("copy", self.copy),
             ("names", self.names),
         ]
         .into_iter()

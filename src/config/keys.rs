@@ -29,6 +29,7 @@ pub const BINDABLE: &[(&str, &[&str])] = &[
     ("lab", &["L"]),
     ("closes", &["C"]),
     ("alerts", &["a"]),
+    ("copy", &["y"]),
     ("names", &["n"]),
 ];
 

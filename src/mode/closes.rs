@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::events::{self, Closes, EventOptions, EventsMode};
-use crate::model::alerts::close_alerts;
+use crate::model::alerts::{OverflowWindow, close_alerts, close_alerts_in};
 use crate::model::close_stats::CloseStats;
 use std::net::SocketAddr;
 
 use crate::model::{
     Alert, Close, Connection, CounterCloses, Filter, NetnsChoice, NetnsTable, OWN_NETNS, Owner,
-    Rules, TcpState, Tuple,
+    RuleId, Rules, Snapshot, TcpState, Tuple,
 };
 
 /// A close source and what it needs to turn readings into growth and alerts.
@@ -25,6 +25,8 @@ pub struct CloseFeed {
     counters_start: Option<CounterCloses>,
     started: Instant,
     rules: Rules,
+    /// Each namespace's TIME_WAIT overflow counter over the window.
+    overflow: OverflowWindow,
 }
 
 impl CloseFeed {
@@ -55,6 +57,7 @@ impl CloseFeed {
             counters_start: events::counters::read().ok(),
             started: Instant::now(),
             rules: rules.clone(),
+            overflow: OverflowWindow::default(),
         };
         Ok((feed, stats))
     }
@@ -79,15 +82,30 @@ impl CloseFeed {
     }
 
     /// Brings `stats` up to now (the closes already added by the caller, the counters read
-    /// now) and runs the close rules over its window, worst first.
-    pub fn judge(&mut self, stats: &mut CloseStats) -> Vec<Alert> {
+    /// now) and runs the close rules over its window, worst first. With a poll that read
+    /// each namespace's counters (`snap`), TIME_WAIT overflow is judged per namespace, so a
+    /// container's is seen and named; else from lingertop's own namespace's counters.
+    pub fn judge(&mut self, stats: &mut CloseStats, snap: Option<&Snapshot>) -> Vec<Alert> {
         stats.lost = self.lost();
         // TIME_WAIT dropped is only ever in the counters, whatever the source.
         if let (Some(start), Ok(now)) = (self.counters_start, events::counters::read()) {
             stats.set_counters(now.since(&start));
         }
-        stats.mark(self.started.elapsed());
-        close_alerts(stats, &self.rules)
+        let at = self.started.elapsed();
+        stats.mark(at);
+        let table = snap.map(|s| &*s.netns);
+        let mut alerts = match table {
+            Some(t) => close_alerts_in(stats, &self.rules, t),
+            None => close_alerts(stats, &self.rules),
+        };
+        if let Some(s) = snap.filter(|s| !s.counters.is_empty()) {
+            let window = self.rules.reset_storm.window;
+            self.overflow.mark(at, &s.counters, &s.netns, window);
+            alerts.retain(|a| a.rule != RuleId::TimeWaitOverflow);
+            alerts.extend(self.overflow.alerts(&s.netns, &self.rules));
+            alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)));
+        }
+        alerts
     }
 }
 

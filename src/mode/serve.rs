@@ -17,11 +17,12 @@ use axum::routing::get;
 use tokio::sync::{mpsc, watch};
 
 use super::Overrides;
+use super::closes::CloseFeed;
 use super::http;
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::events::{Closes, EventOptions, EventsMode};
-use crate::live::{self, Message};
+use crate::events::EventsMode;
+use crate::live::{self, Message, Update};
 use crate::model::Filter;
 use crate::report::closes_metrics::ClosesFeed;
 use crate::report::prometheus::{Exposition, TextFormat, render};
@@ -71,12 +72,14 @@ async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<Ex
     )
     .context("cannot start the poll thread")?;
     let top_n = cfg.serve.top_n;
-    let (closes, note) = Closes::choose(events, &EventOptions::default())?;
-    if let Some(note) = note {
+    // The close rules (reset storm, TIME_WAIT overflow) judged at each poll, their alerts
+    // among `lingertop_active_alerts`; the closes of every namespace read.
+    let (mut feed, mut stats) = CloseFeed::start(events, &cfg.netns, cfg.interval, &cfg.rules)?;
+    if let Some(note) = &feed.note {
         crate::stderr::say!("lingertop: {note}");
     }
-    let source = closes.described();
-    let mut closes = ClosesFeed::new(closes);
+    let source = feed.source.described();
+    let mut closes = ClosesFeed::new(&feed.source);
 
     // Wait for the first poll, so /metrics never answers without data. Scrapers that
     // connect meanwhile wait in the listen queue.
@@ -90,13 +93,15 @@ async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<Ex
         Some(Message::PollFailed(e)) => bail!("{e}"),
         None => bail!("the poll thread stopped unexpectedly"),
     };
-    let with_closes = move |mut e: Exposition, closes: &mut ClosesFeed| {
-        e.closes = Some(Arc::new(closes.exposition(top_n)));
+    let mut with_closes = move |mut e: Exposition, u: &Update| {
+        e.closes = Some(Arc::new(closes.exposition(&feed.source, top_n)));
+        stats.add_closes(&feed.drain());
+        e.add_alerts(&feed.judge(&mut stats, Some(&u.snapshot)));
         e
     };
     let (latest_tx, latest) = watch::channel(Arc::new(with_closes(
         Exposition::from_update(&first, 0, top_n),
-        &mut closes,
+        &first,
     )));
     drop(first);
 
@@ -107,7 +112,7 @@ async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<Ex
             match msg {
                 Message::Update(u) => {
                     let e = Exposition::from_update(&u, errors, top_n);
-                    latest_tx.send_replace(Arc::new(with_closes(e, &mut closes)));
+                    latest_tx.send_replace(Arc::new(with_closes(e, &u)));
                 }
                 Message::PollFailed(e) => {
                     errors += 1;

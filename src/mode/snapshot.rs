@@ -108,6 +108,10 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
                 crate::model::duration::compact(interval)
             );
         }
+        // The first poll's counters are the start of the close rules' window.
+        if let Some((feed, stats)) = closes.as_mut() {
+            feed.judge(stats, Some(&snap));
+        }
         tracker.keep(std::sync::Arc::new(snap));
         std::thread::sleep(interval);
         snap = collector.poll().context("second poll failed")?;
@@ -142,7 +146,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
                 .iter()
                 .filter(|c| close_matches(&filter, &snap.netns, c)),
         );
-        alerts.extend(feed.judge(stats));
+        alerts.extend(feed.judge(stats, Some(&snap)));
         // Worst first, as the rules give them (a stable sort keeps their order within).
         alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
     }

@@ -103,10 +103,10 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
                     if stream.filter.is_empty() {
                         closes.write_counters(&mut out)?;
                     }
-                    closes.write_alerts(&mut out)
+                    closes.write_alerts(&update, &mut out)
                 })
             } else {
-                stream.close_alerts = closes.judge();
+                stream.close_alerts = closes.judge(&update);
                 stream.write_update(&update, &mut out)
             };
             match written {
@@ -190,15 +190,15 @@ impl KernelCloses {
         Ok(())
     }
 
-    /// The close rules over the window up to now.
-    fn judge(&mut self) -> Vec<Alert> {
-        self.feed.judge(&mut self.stats)
+    /// The close rules over the window up to now, with the counters `u` read.
+    fn judge(&mut self, u: &Update) -> Vec<Alert> {
+        self.feed.judge(&mut self.stats, Some(&u.snapshot))
     }
 
     /// An `alert` line for each close alert that started or changed severity since the last
     /// call, and a `resolved` one for each that ended.
-    fn write_alerts(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        let now = self.judge();
+    fn write_alerts(&mut self, u: &Update, out: &mut dyn Write) -> io::Result<()> {
+        let now = self.judge(u);
         let source = self.feed.source.source().name();
         let time = std::time::SystemTime::now();
         let same = |a: &Alert, b: &Alert| a.rule == b.rule && a.pid == b.pid;

@@ -232,6 +232,9 @@ pub struct ProcessCloses {
     pub pid: u32,
     pub name: Arc<str>,
     pub counts: KindCounts,
+    /// Inode of the network namespace of its latest close (a container's, say).
+    #[serde(skip)]
+    pub netns: u32,
 }
 
 /// Closes since start, by kind and by process. Processes are kept by pid; `top` gives the
@@ -256,8 +259,10 @@ impl CloseTally {
                     pid: o.pid,
                     name: o.name.clone(),
                     counts: KindCounts::default(),
+                    netns: c.netns,
                 });
                 p.counts.add(c.kind, c.reason);
+                p.netns = c.netns;
             }
             None => self.unowned.add(c.kind, c.reason),
         }
@@ -338,7 +343,36 @@ pub struct CounterCloses {
     pub attempt_fails: u64,
 }
 
+/// Finds `key` in the `prefix:` section of a `/proc/net/{snmp,netstat}` text, which holds a
+/// line of names followed by a line of values for each section.
+fn counter_field(text: &str, prefix: &str, key: &str) -> Option<u64> {
+    let mut lines = text.lines().filter(|l| l.starts_with(prefix));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names.split_whitespace().position(|n| n == key)?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
 impl CounterCloses {
+    /// The closes the counters tell, from the texts of one namespace's `/proc/net/snmp` and
+    /// `/proc/net/netstat`. A counter the kernel does not have reads as 0.
+    pub fn parse(snmp: &str, netstat: &str) -> CounterCloses {
+        let tcp = |k| counter_field(snmp, "Tcp:", k).unwrap_or(0);
+        let ext = |k| counter_field(netstat, "TcpExt:", k).unwrap_or(0);
+        CounterCloses {
+            resets_sent: tcp("OutRsts"),
+            reset_sent_unread_data: ext("TCPAbortOnClose"),
+            reset_sent_linger0: ext("TCPAbortOnData"),
+            reset_sent_memory: ext("TCPAbortOnMemory"),
+            timeout: ext("TCPAbortOnTimeout"),
+            established_resets: tcp("EstabResets"),
+            time_wait_overflow: ext("TCPTimeWaitOverflow"),
+            time_wait_done: ext("TW"),
+            active_opens: tcp("ActiveOpens"),
+            passive_opens: tcp("PassiveOpens"),
+            attempt_fails: tcp("AttemptFails"),
+        }
+    }
+
     /// What grew from `earlier` to `self`; a counter that went back (another namespace, a
     /// wrapped value) counts as 0 rather than as a huge rise.
     pub fn since(&self, earlier: &CounterCloses) -> CounterCloses {

@@ -10,6 +10,7 @@ pub mod duration;
 pub mod filter;
 pub mod growth;
 pub mod netns;
+pub mod spelling;
 pub mod state;
 pub mod tracker;
 

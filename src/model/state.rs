@@ -138,10 +138,38 @@ impl Serialize for TcpState {
 
 /// A state name nobody knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown TCP state \"{given}\" (known: {known})")]
+#[error("unknown TCP state \"{given}\"{} (known: {known})", did_you_mean(*.suggestion))]
 pub struct UnknownState {
     pub given: String,
     pub known: String,
+    /// The state `given` is a typo of, when it is close to one (`close-wiat`).
+    pub suggestion: Option<TcpState>,
+}
+
+/// `; did you mean close-wait?`, or nothing.
+fn did_you_mean(s: Option<TcpState>) -> String {
+    s.map(|s| format!("; did you mean {}?", s.filter_name()))
+        .unwrap_or_default()
+}
+
+/// A state name squashed for comparison: upper case, no `-` or `_`.
+pub(crate) fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+impl TcpState {
+    /// The state `given` is most likely a typo of (`close-wiat`: close-wait), compared
+    /// without case or separators, so `CLOSE_WIAT` finds it too.
+    pub fn suggest(given: &str) -> Option<TcpState> {
+        let names: Vec<String> = TcpState::ALL.iter().map(|s| squash(s.name())).collect();
+        let found = super::spelling::closest(&squash(given), names.iter().map(String::as_str))?;
+        TcpState::ALL
+            .into_iter()
+            .find(|s| squash(s.name()) == found)
+    }
 }
 
 impl FromStr for TcpState {
@@ -150,11 +178,7 @@ impl FromStr for TcpState {
     /// Accepts the kernel names in any case, with `-`, `_` or nothing between words
     /// (`close-wait`, `CLOSE_WAIT`, `fin_wait1`, `FIN-WAIT-1`), and `SYN_RCVD`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let squashed: String = s
-            .chars()
-            .filter(|c| *c != '-' && *c != '_')
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let squashed = squash(s);
         let found = TcpState::ALL
             .into_iter()
             .find(|st| st.name().replace('_', "") == squashed)
@@ -170,6 +194,7 @@ impl FromStr for TcpState {
                 .map(|st| st.filter_name())
                 .collect::<Vec<_>>()
                 .join(", "),
+            suggestion: TcpState::suggest(s),
         })
     }
 }
@@ -234,6 +259,29 @@ mod tests {
         let err = "close-wiat".parse::<TcpState>().unwrap_err();
         assert!(err.to_string().contains("close-wait"), "{err}");
         assert!(err.to_string().contains("\"close-wiat\""), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_state_gets_what_was_meant() {
+        let err = "close-wiat".parse::<TcpState>().unwrap_err();
+        assert_eq!(err.suggestion, Some(TcpState::CloseWait));
+        assert!(
+            err.to_string()
+                .starts_with("unknown TCP state \"close-wiat\"; did you mean close-wait? (known: "),
+            "{err}"
+        );
+        for (typo, meant) in [
+            ("CLOSE_WIAT", TcpState::CloseWait),
+            ("time_wiat", TcpState::TimeWait),
+            ("fin-wait-3", TcpState::FinWait1),
+            ("establsihed", TcpState::Established),
+            ("lisen", TcpState::Listen),
+        ] {
+            assert_eq!(TcpState::suggest(typo), Some(meant), "{typo}");
+        }
+        let far = "bogus".parse::<TcpState>().unwrap_err();
+        assert_eq!(far.suggestion, None);
+        assert!(!far.to_string().contains("did you mean"), "{far}");
     }
 
     #[test]

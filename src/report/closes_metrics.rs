@@ -178,32 +178,30 @@ impl ClosesExposition {
     }
 }
 
-/// What `serve` keeps between polls to expose closes: the source, the counters at start and
-/// the processes already listed.
+/// What `serve` keeps between polls to expose closes from its source: the counters at
+/// start and the processes already listed.
 pub struct ClosesFeed {
-    closes: crate::events::Closes,
     counters_start: Option<CounterCloses>,
     shown: Vec<u32>,
 }
 
 impl ClosesFeed {
     /// Starts from `closes`, reading the counters' baseline now.
-    pub fn new(closes: crate::events::Closes) -> Self {
-        let counters_start = match &closes {
+    pub fn new(closes: &crate::events::Closes) -> Self {
+        let counters_start = match closes {
             crate::events::Closes::Counters(b) => Some(b.at_start),
             crate::events::Closes::Kernel(_) => crate::events::counters::read().ok(),
         };
         ClosesFeed {
-            closes,
             counters_start,
             shown: Vec::new(),
         }
     }
 
-    /// The closes as they stand now.
-    pub fn exposition(&mut self, top_n: usize) -> ClosesExposition {
+    /// The closes of `closes` as they stand now.
+    pub fn exposition(&mut self, closes: &crate::events::Closes, top_n: usize) -> ClosesExposition {
         use std::sync::atomic::Ordering::Relaxed;
-        let kernel = match &self.closes {
+        let kernel = match closes {
             crate::events::Closes::Kernel(k) => {
                 let s = k.shared();
                 let lost = s.lost.load(Relaxed) + s.queue_dropped.load(Relaxed);
@@ -217,7 +215,7 @@ impl ClosesFeed {
                 .map(|now| now.since(&start))
         });
         ClosesExposition {
-            source: self.closes.source(),
+            source: closes.source(),
             kernel,
             counters,
         }

@@ -221,6 +221,7 @@ fn snapshot(at: SystemTime, connections: Vec<Connection>, partial: bool) -> Snap
         connections,
         unread: None,
         netns: Default::default(),
+        counters: Vec::new(),
     }
 }
 

@@ -40,6 +40,8 @@ pub enum Action {
     Closes,
     /// Scroll the alerts box to the next alerts (back to the first after the last).
     Alerts,
+    /// Copy the selected row as text to the clipboard (OSC 52).
+    Copy,
     /// Show remote addresses by name (reverse DNS) or as addresses.
     Names,
     /// Toggle the quick filter on the n-th state of the strip (0-based).
@@ -72,6 +74,7 @@ impl Action {
             "lab" => Action::Lab,
             "closes" => Action::Closes,
             "alerts" => Action::Alerts,
+            "copy" => Action::Copy,
             "names" => Action::Names,
             _ => return None,
         })
@@ -321,7 +324,7 @@ mod tests {
             assert_eq!(named.iter().filter(|b| *b == a).count(), 1, "{a:?} twice");
         }
         // `Action` has one variant per name plus QuickState.
-        assert_eq!(named.len(), 23);
+        assert_eq!(named.len(), 24);
         assert_eq!(Action::named("explode"), None);
     }
 

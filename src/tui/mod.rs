@@ -4,6 +4,7 @@
 //! events, poll results, the lab, signals) is `mode::dashboard`.
 
 pub mod app;
+pub mod copy;
 #[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod fixture;
@@ -15,6 +16,10 @@ pub mod ui;
 
 #[cfg(test)]
 mod closes_tests;
+#[cfg(test)]
+mod copy_tests;
+#[cfg(test)]
+mod filter_tests;
 #[cfg(test)]
 mod lab_tests;
 #[cfg(test)]

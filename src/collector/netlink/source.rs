@@ -2,6 +2,7 @@
 //! namespace it may read and joining owners to the sockets.
 
 use super::*;
+use crate::model::CounterCloses;
 
 /// Reads the socket table of every network namespace asked for through a [`SockDiag`]
 /// inside each, and finds owners through an owner cache that rescans `/proc` only when
@@ -108,6 +109,10 @@ impl SocketSource for NetlinkSource {
             }
         }));
         Ok(())
+    }
+
+    fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {
+        self.netns.counters()
     }
 
     fn count_states(&mut self, states: &[TcpState]) -> Result<Option<StateCounts>, CollectError> {

@@ -38,6 +38,7 @@ impl PanelFeed {
         };
         stats.interval = app.interval;
         stats.add_closes(&self.0.drain());
-        app.close_alerts = self.0.judge(stats);
+        let latest = app.latest.clone();
+        app.close_alerts = self.0.judge(stats, latest.as_deref().map(|u| &*u.snapshot));
     }
 }

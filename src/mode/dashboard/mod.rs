@@ -3,6 +3,7 @@
 //! mode, the alternate screen, restoring it) and every widget are `tui`'s.
 
 mod closes;
+mod history;
 mod lab;
 
 use std::io::{self, IsTerminal};
@@ -93,6 +94,10 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     let mut app = App::new(Keymap::new(&cfg.keys), cfg.interval, cfg.history, filter);
     app.set_growth_window(cfg.rules.growth_window);
     app.command_of = Some(crate::collector::command_of);
+    let history_path = history::path();
+    if let Some(p) = &history_path {
+        app.filter_history = history::load(p);
+    }
     let resolver = start_names(&mut app, cfg);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
     // Before the terminal is taken, so `--events on` without privilege fails readably.
@@ -145,7 +150,9 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
             tokio::select! {
                 ev = ev_rx.recv() => {
                     let Some(ev) = ev else { return Ok(()) };
-                    match handle_event(&mut app, ev) {
+                    let effect = handle_event(&mut app, ev);
+                    history::save_if_changed(history_path.as_deref(), &mut app);
+                    match effect {
                         Effect::Quit => return Ok(()),
                         Effect::SetInterval(d) => poller.send(Control::SetInterval(d)),
                         Effect::OpenLab => labs.open(&mut app),
@@ -155,6 +162,7 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
                                 poller.send(Control::PollNow);
                             }
                         }
+                        Effect::Copy(text) => copy_to_terminal(&mut app, &text),
                         Effect::None => {}
                     }
                 }
@@ -191,4 +199,21 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     drop(poll_rx);
     drop(poller);
     outcome
+}
+
+/// Writes `text` to the terminal as OSC 52 (through tmux's passthrough too inside tmux),
+/// between two frames: the sequence prints nothing and moves no cursor. A failed write
+/// replaces the footer's "copied" with why.
+fn copy_to_terminal(app: &mut App, text: &str) {
+    use std::io::Write;
+    let in_tmux = std::env::var_os("TMUX").is_some_and(|t| !t.is_empty());
+    let mut out = io::stdout().lock();
+    let written = out
+        .write_all(crate::tui::copy::osc52(text, in_tmux).as_bytes())
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        app.notice = Some(format!(
+            "nothing copied: cannot write to the terminal ({e})"
+        ));
+    }
 }

@@ -3,12 +3,22 @@
 //! kernel's `TCPTimeWaitOverflow` grew within that window, from the counters). They run over
 //! [`CloseStats`], which the dashboard, `watch` and `snapshot --interval` keep (`mode::closes`).
 
-use super::{Alert, RuleId, Rules, severity_of};
-use crate::model::CloseSource;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::{Alert, RuleId, Rules, place_of, severity_of};
 use crate::model::close_stats::CloseStats;
+use crate::model::netns::{NetnsId, NetnsTable};
+use crate::model::{CloseSource, CounterCloses};
 
 /// The close rules' alerts over `stats`, worst first.
 pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
+    close_alerts_in(stats, rules, &NetnsTable::default())
+}
+
+/// [`close_alerts`], a storm naming the namespace (`netns` knows it) of the process's
+/// closes where it is not the host's.
+pub fn close_alerts_in(stats: &CloseStats, rules: &Rules, netns: &NetnsTable) -> Vec<Alert> {
     let storm = &rules.reset_storm;
     let Some(over) = stats.over(storm.window) else {
         return Vec::new();
@@ -22,13 +32,18 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
             let Some(severity) = severity_of(per_s, storm.warning, storm.critical) else {
                 continue;
             };
-            let name = stats.tally.process(pid).map(|p| p.name.clone());
+            let process = stats.tally.process(pid);
+            let name = process.map(|p| p.name.clone());
             let shown = name.as_deref().map(crate::sanitize::message);
+            let (in_place, place) = match process.and_then(|p| netns.by_inode(u64::from(p.netns))) {
+                Some(n) => place_of(netns, n.id),
+                None => (String::new(), None),
+            };
             let mut a = Alert::new(
                 RuleId::ResetStorm,
                 severity,
                 format!(
-                    "{per_s} resets/s by {} (pid {pid}) over {}: connections abort instead of closing",
+                    "{per_s} resets/s by {} (pid {pid}){in_place} over {}: connections abort instead of closing",
                     shown.as_deref().unwrap_or("?"),
                     crate::model::duration::compact(std::time::Duration::from_secs_f64(secs)),
                 ),
@@ -37,6 +52,7 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
             a.count = per_s;
             a.pid = Some(pid);
             a.process = name;
+            a.netns = place;
             out.push(a);
         }
     }
@@ -44,18 +60,20 @@ pub fn close_alerts(stats: &CloseStats, rules: &Rules) -> Vec<Alert> {
         over.counters.time_wait_overflow,
         std::time::Duration::from_secs_f64(secs),
         rules,
+        "",
     ));
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)));
     out
 }
 
 /// The TIME_WAIT-overflow alert for `dropped` sockets the kernel's `TCPTimeWaitOverflow`
-/// counted over `within`; none below the rule's warning or with the rule off. Shared by the
-/// dashboard (over its window) and `snapshot --interval` (between its two polls).
+/// counted over `within` (`in_place`: " in netns blue", or "" for lingertop's own); none
+/// below the rule's warning or with the rule off.
 pub fn time_wait_overflow(
     dropped: u64,
     within: std::time::Duration,
     rules: &Rules,
+    in_place: &str,
 ) -> Option<Alert> {
     let tw = &rules.time_wait_overflow;
     let dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
@@ -67,13 +85,79 @@ pub fn time_wait_overflow(
         RuleId::TimeWaitOverflow,
         severity,
         format!(
-            "{dropped} TIME_WAIT sockets dropped by the kernel in {}: tcp_max_tw_buckets reached; raise it or close fewer connections first",
+            "{dropped} TIME_WAIT sockets dropped by the kernel{in_place} in {}: tcp_max_tw_buckets reached; raise it or close fewer connections first",
             crate::model::duration::compact(within),
         ),
         Vec::new(),
     );
     a.count = dropped;
     Some(a)
+}
+
+/// Each network namespace's `TCPTimeWaitOverflow`, poll by poll, over the close rules'
+/// window: the kernel counts a container's dropped TIME_WAIT in its namespace only.
+#[derive(Debug, Default)]
+pub struct OverflowWindow {
+    /// (time since start, [(namespace inode, counter)]), oldest first.
+    marks: VecDeque<(Duration, Vec<(u64, u64)>)>,
+}
+
+impl OverflowWindow {
+    /// Adds the counters of one poll (`netns` names its ids) taken `at`, keeping one mark
+    /// at or before `window` ago.
+    pub fn mark(
+        &mut self,
+        at: Duration,
+        counters: &[(NetnsId, CounterCloses)],
+        netns: &NetnsTable,
+        window: Duration,
+    ) {
+        // By inode: an id names another namespace once the first is gone.
+        let now = counters
+            .iter()
+            .map(|(id, c)| (netns.get(*id).map_or(0, |n| n.inode), c.time_wait_overflow))
+            .collect();
+        self.marks.push_back((at, now));
+        while self.marks.len() > 2 && self.marks[1].0 + window <= at {
+            self.marks.pop_front();
+        }
+    }
+
+    /// One alert per namespace whose counter grew over the window, naming it where it is not
+    /// the host's, most dropped first.
+    pub fn alerts(&self, netns: &NetnsTable, rules: &Rules) -> Vec<Alert> {
+        let Some((last_at, last)) = self.marks.back() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for &(inode, value) in last {
+            // The oldest mark that saw this namespace: one that appeared within the window
+            // counts from its first sight.
+            let Some((first_at, before)) = self
+                .marks
+                .iter()
+                .find_map(|(at, m)| m.iter().find(|(i, _)| *i == inode).map(|(_, v)| (*at, *v)))
+            else {
+                continue;
+            };
+            let dropped = value.saturating_sub(before);
+            let within = last_at.saturating_sub(first_at);
+            if dropped == 0 || within.is_zero() {
+                continue;
+            }
+            let ns = netns.by_inode(inode);
+            let (in_place, place) = match ns {
+                Some(n) => place_of(netns, n.id),
+                None => (String::new(), None),
+            };
+            if let Some(mut a) = time_wait_overflow(dropped, within, rules, &in_place) {
+                a.netns = place;
+                out.push(a);
+            }
+        }
+        out.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)));
+        out
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use super::tracker::Sample;
 
 /// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
 pub use super::duration::human_duration;
-pub use closes::{close_alerts, time_wait_overflow};
+pub use closes::{OverflowWindow, close_alerts, close_alerts_in, time_wait_overflow};
 pub(crate) use pressure::pair_groups;
 pub use pressure::{Pressure, Ranges, port_pressure, pressure_of};
 pub use rules::{CountRule, LingerRule, RateRule, RatioRule, Rules};
@@ -66,18 +66,16 @@ pub enum RuleId {
     LastAckLingering,
     ClosingLingering,
     /// One process's resets (sent and received) per second over a window, from the
-    /// kernel's events; the dashboard evaluates it (see `closes`).
+    /// kernel's events (see `closes`).
     ResetStorm,
     /// The kernel dropped TIME_WAIT sockets (`TCPTimeWaitOverflow` grew).
     TimeWaitOverflow,
 }
 
 impl RuleId {
-    /// Every rule over the socket table, so exporters can show a zero for the rules that
-    /// are quiet. The close rules ([`RuleId::ResetStorm`], [`RuleId::TimeWaitOverflow`])
-    /// are not here: they need the close source, which only the dashboard evaluates them
-    /// over (serve has them as Prometheus rules over its close counters).
-    pub const ALL: [RuleId; 8] = [
+    /// Every rule, so exporters can show a zero for the rules that are quiet: those over
+    /// the socket table, then the close rules (judged from the close source beside it).
+    pub const ALL: [RuleId; 10] = [
         RuleId::CloseWaitLingering,
         RuleId::TimeWaitBuildup,
         RuleId::TimeWaitRemote,
@@ -86,6 +84,8 @@ impl RuleId {
         RuleId::FinWait2Lingering,
         RuleId::LastAckLingering,
         RuleId::ClosingLingering,
+        RuleId::ResetStorm,
+        RuleId::TimeWaitOverflow,
     ];
 
     pub fn name(self) -> &'static str {

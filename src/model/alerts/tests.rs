@@ -435,3 +435,34 @@ fn port_pressure_counts_each_namespace_on_its_own_and_names_it() {
             == Severity::Warning
     );
 }
+
+#[test]
+fn each_namespace_overflows_on_its_own_over_the_window() {
+    use crate::model::CounterCloses;
+    let rules = Rules::default();
+    let table = three_namespaces();
+    let counts = |host: u64, blue: u64| {
+        let c = |n| CounterCloses {
+            time_wait_overflow: n,
+            ..CounterCloses::default()
+        };
+        vec![(0, c(host)), (3, c(blue))]
+    };
+    let window = Duration::from_secs(10);
+    let mut w = OverflowWindow::default();
+    // The host's counter is high but still; blue's grows by 12 in 2 s.
+    w.mark(Duration::ZERO, &counts(500, 3), &table, window);
+    w.mark(Duration::from_secs(2), &counts(500, 15), &table, window);
+    let a = w.alerts(&table, &rules);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!((a[0].count, a[0].netns.as_deref()), (12, Some("blue")));
+    assert!(
+        a[0].message.contains("in netns blue in 2s"),
+        "{}",
+        a[0].message
+    );
+    // A window later with no growth, it has ended.
+    w.mark(Duration::from_secs(13), &counts(500, 15), &table, window);
+    w.mark(Duration::from_secs(14), &counts(500, 15), &table, window);
+    assert!(w.alerts(&table, &rules).is_empty());
+}

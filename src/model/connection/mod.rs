@@ -565,6 +565,9 @@ pub struct Snapshot {
     /// The network namespaces read, by the id each connection carries; empty where the
     /// backend reads only its own (netstat2).
     pub netns: Arc<NetnsTable>,
+    /// Each namespace's close counters (`/proc/net/snmp`, `/proc/net/netstat` read inside
+    /// it) at this poll; empty where the backend does not read them (netstat2).
+    pub counters: Vec<(NetnsId, crate::model::CounterCloses)>,
 }
 
 /// States a poll did not ask the kernel for. On a big table the live modes read ESTABLISHED
@@ -605,6 +608,7 @@ impl Snapshot {
             connections,
             unread: None,
             netns: Arc::default(),
+            counters: Vec::new(),
         }
     }
 

@@ -76,7 +76,33 @@ pub struct FilterError {
     /// 1-based column, in characters of the whole filter text, where the problem starts.
     pub column: usize,
     pub reason: String,
+    /// What a misspelt state or key most likely meant (`close-wait`, `state:`); the
+    /// reason says it too, the prompt puts it first.
+    pub suggestion: Option<String>,
 }
+
+/// Every key the scanner knows, aliases included, for "did you mean" (the scanner's `match`
+/// in `scan.rs` is the authority; a test checks each of these parses).
+const KEY_NAMES: &[&str] = &[
+    "state",
+    "s",
+    "port",
+    "p",
+    "lport",
+    "rport",
+    "local",
+    "src",
+    "remote",
+    "dst",
+    "pid",
+    "proc",
+    "process",
+    "user",
+    "lab",
+    "netns",
+    "ns",
+    "container",
+];
 
 const KEYS_HELP: &str = "keys are state (s), port (p), lport, rport, local (src), remote (dst), pid, proc (process), user, netns (container), lab (e.g. state:close-wait port:443)";
 
@@ -143,7 +169,9 @@ impl std::str::FromStr for Filter {
     }
 }
 
+mod complete;
 mod scan;
+pub use complete::{Completion, Known, complete};
 use scan::Scanner;
 
 impl Test {

@@ -61,6 +61,7 @@ impl<'a> Scanner<'a> {
             term: self.term_text(term_from),
             column: at + 1,
             reason: reason.into(),
+            suggestion: None,
         }
     }
 
@@ -164,6 +165,13 @@ impl<'a> Scanner<'a> {
                 v.parse::<TcpState>()
                     .map(|s| Test::State(vec![s]))
                     .map_err(|e| e.to_string())
+            })
+            .map_err(|mut e| {
+                e.suggestion = values.iter().find_map(|v| {
+                    let bad = v.text.parse::<TcpState>().err()?;
+                    Some(bad.suggestion?.filter_name())
+                });
+                e
             })?,
             "port" | "p" => {
                 each(&|v| parse_port_range(v).map(|r| Test::Port(Side::Either, vec![r])))?
@@ -194,11 +202,17 @@ impl<'a> Scanner<'a> {
                 }
             }
             other => {
-                return Err(self.err(
+                let meant = crate::model::spelling::closest(other, KEY_NAMES.iter().copied());
+                let hint = meant
+                    .map(|k| format!("did you mean {k}:? "))
+                    .unwrap_or_default();
+                let mut e = self.err(
                     from,
                     from + usize::from(self.text[self.byte(from)..].starts_with('!')),
-                    format!("unknown key \"{other}\"; {KEYS_HELP}"),
-                ));
+                    format!("unknown key \"{other}\"; {hint}{KEYS_HELP}"),
+                );
+                e.suggestion = meant.map(|k| format!("{k}:"));
+                return Err(e);
             }
         };
         merged(test)
@@ -324,7 +338,7 @@ impl<'a> Scanner<'a> {
 }
 
 /// Spaces (and tabs, newlines) separate terms.
-fn is_separator(c: char) -> bool {
+pub(super) fn is_separator(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 

@@ -205,6 +205,40 @@ fn error(text: &str) -> (usize, String) {
 }
 
 #[test]
+fn misspellings_get_what_was_meant_at_the_column_of_the_mistake() {
+    let (col, reason) = error("port:1 state:listen,close-wiat");
+    assert_eq!(col, 21, "{reason}");
+    assert!(reason.contains("; did you mean close-wait?"), "{reason}");
+    let e = Filter::parse("state:listen,close-wiat").unwrap_err();
+    assert_eq!(e.suggestion.as_deref(), Some("close-wait"));
+    assert_eq!(
+        Filter::parse("stat:listen")
+            .unwrap_err()
+            .suggestion
+            .as_deref(),
+        Some("state:")
+    );
+    assert_eq!(Filter::parse("state:bogus").unwrap_err().suggestion, None);
+    let (col, reason) = error("port:1 !stat:listen");
+    assert_eq!(col, 9, "{reason}");
+    assert!(
+        reason.starts_with("unknown key \"stat\"; did you mean state:? keys are"),
+        "{reason}"
+    );
+    assert!(!error("colour:red").1.contains("did you mean"));
+    // Every key offered as a suggestion is one the scanner reads.
+    for k in KEY_NAMES {
+        let v = match *k {
+            "lab" => "yes",
+            "state" | "s" => "listen",
+            "local" | "src" | "remote" | "dst" => "::1",
+            _ => "1",
+        };
+        assert!(Filter::parse(&format!("{k}:{v}")).is_ok(), "{k}");
+    }
+}
+
+#[test]
 fn what_used_to_be_misparsed_is_an_error_at_its_column() {
     for (text, column, needle) in [
         ("!!state:listen", 2, "two '!'"),

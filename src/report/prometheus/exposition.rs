@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use crate::live::Update;
 use crate::model::alerts::port_pressure;
 use crate::model::state::STATE_COUNT;
-use crate::model::{AgeSource, ProcessInfo, RuleId, Severity, TcpState};
+use crate::model::{AgeSource, Alert, ProcessInfo, RuleId, Severity, TcpState};
 
 /// The label value of the series that sums everything outside the top N.
 pub const OTHER: &str = "other";
@@ -88,6 +88,12 @@ pub struct Exposition {
 }
 
 impl Exposition {
+    /// Counts the close rules' alerts (judged beside the poll, from the closes) among the
+    /// active ones.
+    pub fn add_alerts(&mut self, list: &[Alert]) {
+        count_alerts(&mut self.alerts, list);
+    }
+
     /// Computes the exposition of `update`, keeping `top_n` series per breakdown.
     pub fn from_update(update: &Update, poll_errors: u64, top_n: usize) -> Self {
         let snap = &update.snapshot;
@@ -124,11 +130,7 @@ impl Exposition {
         let (ports_by_destination, ports_other) = ports_by_destination(snap, top_n);
 
         let mut alerts = [[0u64; 2]; RuleId::ALL.len()];
-        for a in &update.alerts {
-            if let Some(r) = RuleId::ALL.iter().position(|&id| id == a.rule) {
-                alerts[r][usize::from(a.severity == Severity::Critical)] += 1;
-            }
-        }
+        count_alerts(&mut alerts, &update.alerts);
 
         let mut state_read_at = [now; STATE_COUNT];
         if let Some(unread) = &snap.unread {
@@ -187,6 +189,15 @@ type NetnsStates = (Arc<str>, [u64; STATE_COUNT]);
 
 /// Connections per state in each namespace: the top N namespaces by sockets, the rest
 /// summed (a host with hundreds of containers still exports a bounded number of series).
+/// Adds `list` to the active alerts per rule and severity.
+fn count_alerts(counts: &mut [[u64; 2]; RuleId::ALL.len()], list: &[Alert]) {
+    for a in list {
+        if let Some(r) = RuleId::ALL.iter().position(|&id| id == a.rule) {
+            counts[r][usize::from(a.severity == Severity::Critical)] += 1;
+        }
+    }
+}
+
 fn netns_breakdown(
     snap: &crate::model::Snapshot,
     by_netns: &FxHashMap<u16, [u64; STATE_COUNT]>,

@@ -43,6 +43,7 @@ fn update(connections: Vec<Connection>, alerts: Vec<Alert>) -> Update {
         connections,
         unread: None,
         netns: Default::default(),
+        counters: Vec::new(),
     };
     Update {
         seq: 7,

@@ -8,11 +8,16 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+mod history;
 mod names;
+mod prompt;
 mod rebuild;
 mod view;
 
+pub use history::{FilterHistory, HISTORY_MAX};
 pub use names::RemoteNames;
+pub use prompt::TabCycle;
+
 pub use view::View;
 
 use super::keys::{Action, Keymap};
@@ -50,6 +55,9 @@ const GHOST_POLLS: u8 = 2;
 /// The most polls CW/MIN is measured over: a 60 s window at 4 Hz is 240.
 const CW_HISTORY_MAX: usize = 4096;
 
+/// The footer's confirmation of `y`: the row went to the terminal as OSC 52.
+pub const COPIED: &str = "copied 1 row (OSC 52: the terminal's clipboard; tmux: its buffer)";
+
 /// How a connection changed at the last poll.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Mark {
@@ -66,6 +74,8 @@ pub enum Effect {
     /// The lab panel opened: the loop starts the lab if it has none yet.
     OpenLab,
     Lab(LabRequest),
+    /// Put this text on the clipboard (the loop writes it to the terminal as OSC 52).
+    Copy(String),
 }
 
 /// Where things were drawn last frame, for the mouse.
@@ -109,6 +119,16 @@ pub struct App {
     /// The filter prompt while it is open.
     pub input: Option<String>,
     pub input_error: Option<String>,
+    /// Where in the prompt's text (0-based, in characters) the error starts.
+    pub input_error_at: Option<usize>,
+    /// The prompt's cursor, in characters from the start of its text.
+    pub input_cursor: usize,
+    /// The filter applied when the prompt opened, given back by Esc.
+    filter_before_prompt: Option<Filter>,
+    /// Tab's candidates while Tab is being pressed in the prompt.
+    pub tab: Option<TabCycle>,
+    /// The filters applied with Enter (Up/Down in the prompt).
+    pub filter_history: FilterHistory,
     pub sort: [usize; View::ALL.len()],
     pub sort_desc: [bool; View::ALL.len()],
     pub collapsed: BTreeSet<TcpState>,
@@ -128,6 +148,8 @@ pub struct App {
     pub hit: HitAreas,
     /// A one-line message for the footer (poll errors).
     pub status: Option<String>,
+    /// A one-line confirmation for the footer ("copied 1 row"), until the next key.
+    pub notice: Option<String>,
     pub errors: u64,
     /// The close lab panel, while it is open; the table then shows lab sockets only.
     pub lab: Option<LabPanel>,
@@ -174,6 +196,11 @@ impl App {
             quick: BTreeSet::new(),
             input: None,
             input_error: None,
+            input_error_at: None,
+            input_cursor: 0,
+            filter_before_prompt: None,
+            tab: None,
+            filter_history: FilterHistory::default(),
             sort: [0; View::ALL.len()],
             sort_desc: [false; View::ALL.len()],
             collapsed: BTreeSet::new(),
@@ -190,6 +217,7 @@ impl App {
             page: 10,
             hit: HitAreas::default(),
             status: None,
+            notice: None,
             errors: 0,
             lab: None,
             lab_hidden: None,
@@ -351,49 +379,6 @@ impl App {
         out
     }
 
-    /// Handles a key typed into the filter prompt. Returns false when no prompt is open.
-    pub fn on_input_key(&mut self, key: &crossterm::event::KeyEvent) -> bool {
-        use crossterm::event::{KeyCode, KeyModifiers};
-        let Some(text) = self.input.as_mut() else {
-            return false;
-        };
-        match key.code {
-            KeyCode::Esc => {
-                self.input = None;
-                self.input_error = None;
-            }
-            KeyCode::Enter => match Filter::parse(text) {
-                Ok(f) => {
-                    self.filter = f;
-                    self.input = None;
-                    self.input_error = None;
-                    self.selected = 0;
-                    self.offset = 0;
-                    self.rebuild();
-                }
-                // Pasted text may hold control characters: shown escaped, like any message.
-                Err(e) => {
-                    self.input_error = Some(crate::sanitize::message(&e.to_string()).into_owned())
-                }
-            },
-            KeyCode::Backspace => {
-                text.pop();
-                self.input_error = None;
-            }
-            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
-            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                self.input = None;
-                self.input_error = None;
-            }
-            KeyCode::Char(c) => {
-                text.push(c);
-                self.input_error = None;
-            }
-            _ => {}
-        }
-        true
-    }
-
     /// Applies one action. The one place state changes in answer to the user.
     pub fn apply(&mut self, action: Action) -> Effect {
         if self.help {
@@ -406,6 +391,7 @@ impl App {
             return Effect::None;
         }
         let page = self.page.max(1);
+        self.notice = None;
         match action {
             Action::Quit => return Effect::Quit,
             Action::Help => self.help = true,
@@ -428,10 +414,7 @@ impl App {
                 self.offset = 0;
                 self.rebuild();
             }
-            Action::Filter => {
-                self.input = Some(self.filter.to_string());
-                self.input_error = None;
-            }
+            Action::Filter => self.open_prompt(),
             Action::ClearFilter => {
                 self.filter = Filter::default();
                 self.quick.clear();
@@ -466,6 +449,13 @@ impl App {
                 }
             }
             Action::Closes => self.closes_panel = !self.closes_panel,
+            Action::Copy => match super::copy::row_text(self) {
+                Ok(text) => {
+                    self.notice = Some(COPIED.to_string());
+                    return Effect::Copy(text);
+                }
+                Err(why) => self.notice = Some(format!("nothing copied: {why}")),
+            },
             Action::Names => self.toggle_names(),
             Action::ToggleGroup if self.view == View::ByNetns => self.open_netns(),
             Action::ToggleGroup => self.toggle_group(),

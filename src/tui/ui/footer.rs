@@ -11,24 +11,17 @@ use crate::tui::theme::Theme;
 
 /// Draws the footer line.
 pub(super) fn render_footer(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
-    let line = if let Some(text) = &app.input {
-        let mut spans = vec![
-            Span::styled("filter: ", theme.key),
-            Span::raw(text.clone()),
-            Span::styled("█", theme.label),
-        ];
-        match &app.input_error {
-            Some(e) => spans.push(Span::styled(format!("  {e}"), theme.critical)),
-            None => spans.push(Span::styled(
-                "  Enter applies, Esc cancels (e.g. state:close-wait port:443 proc:nginx)",
-                theme.muted,
-            )),
-        }
-        Line::from(spans)
-    } else {
+    if app.input.is_some() {
+        super::prompt::render_prompt(f, app, theme, area);
+        return;
+    }
+    let line = {
         let mut spans = Vec::new();
         if let Some(s) = &app.status {
             spans.push(Span::styled(format!("{s}  "), theme.critical));
+        }
+        if let Some(n) = &app.notice {
+            spans.push(Span::styled(format!("{n}  "), theme.label));
         }
         let filter = app.filter_text();
         if !filter.is_empty() {

@@ -93,16 +93,17 @@ pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         )),
     ];
     if inner.width >= 100 {
-        let diagram: Vec<Line> = DIAGRAM.iter().map(|l| diagram_line(l, theme)).collect();
+        // The legend under the diagram: the keys' column is the longer one.
+        let mut diagram: Vec<Line> = DIAGRAM.iter().map(|l| diagram_line(l, theme)).collect();
+        diagram.push(Line::from(""));
+        diagram.extend(legend);
         let [left, right] =
             Layout::horizontal([Constraint::Length(50), Constraint::Fill(1)]).areas(inner);
-        let mut l: Vec<Line> = keys.iter().map(key_line).collect();
-        l.push(Line::from(""));
-        l.extend(legend);
+        let l: Vec<Line> = keys.iter().map(key_line).collect();
         f.render_widget(Paragraph::new(l), left);
         f.render_widget(Paragraph::new(diagram), right);
     } else {
-        render_narrow(f, &keys, theme, inner);
+        render_narrow(f, &paired_keys(app), theme, inner);
     }
 }
 
@@ -122,11 +123,20 @@ fn render_narrow(f: &mut Frame, keys: &[(String, &'static str)], theme: &Theme, 
     let [top, bottom] =
         Layout::vertical([Constraint::Length(rows), Constraint::Fill(1)]).areas(inner);
     let [a, b] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(top);
+    // A space always between a key and its words, and between the two columns.
+    let room = usize::from(a.width).saturating_sub(12);
     let compact = |(k, what): &(String, &str)| {
         let k = k.split(", ").next().unwrap_or("");
+        let what: String = if what.chars().count() > room {
+            let mut w: String = what.chars().take(room.saturating_sub(1)).collect();
+            w.push('…');
+            w
+        } else {
+            what.to_string()
+        };
         Line::from(vec![
-            Span::styled(format!("{k:<10}"), theme.key),
-            Span::raw(what.to_string()),
+            Span::styled(format!("{k:<10} "), theme.key),
+            Span::raw(what),
         ])
     };
     f.render_widget(
@@ -157,35 +167,85 @@ fn render_narrow(f: &mut Frame, keys: &[(String, &'static str)], theme: &Theme, 
 
 /// Every key with what it does, as the keymap binds them.
 fn help_keys(app: &App) -> Vec<(String, &'static str)> {
-    let mut keys: Vec<(String, &str)> = vec![];
-    for (action, what) in [
-        (Action::Up, "move up"),
-        (Action::Down, "move down"),
-        (Action::PageUp, "page up"),
-        (Action::PageDown, "page down"),
-        (Action::Home, "first row"),
-        (Action::End, "last row"),
-        (Action::NextView, "next view"),
-        (Action::PrevView, "previous view"),
-        (Action::Filter, "filter: state: port: proc: netns:"),
-        (Action::ClearFilter, "clear filter"),
-        (Action::Sort, "sort by next column"),
-        (Action::SortDirection, "reverse sort"),
-        (Action::Pause, "pause / resume"),
-        (Action::Faster, "poll faster"),
-        (Action::Slower, "poll slower"),
-        (Action::Detail, "show / hide detail"),
-        (Action::Alerts, "next alerts, worst first"),
-        (Action::Names, "remote names / addresses"),
-        (Action::ToggleGroup, "fold group / open namespace"),
-        (Action::Lab, "close lab panel"),
-        (Action::Closes, "closes panel: kinds, resets"),
-        (Action::Help, "this help"),
-        (Action::Quit, "quit"),
-    ] {
-        keys.push((app.keymap.keys_of(action), what));
-    }
+    let mut keys: Vec<(String, &str)> = HELP
+        .iter()
+        .map(|&(action, what)| (app.keymap.keys_of(action), what))
+        .collect();
     keys.push(("1-9, 0".to_string(), "quick state filter"));
     keys.push(("mouse".to_string(), "click selects, wheel scrolls"));
     keys
 }
+
+/// Actions that read as one line where the help is narrow (`↑/↓ move up / down`), so
+/// every key and the whole diagram fit at 80x24.
+const PAIRS: &[(Action, Action, &str)] = &[
+    (Action::Up, Action::Down, "move up / down"),
+    (Action::PageUp, Action::PageDown, "page up / down"),
+    (Action::Home, Action::End, "first / last row"),
+    (Action::NextView, Action::PrevView, "next / previous view"),
+    (Action::Sort, Action::SortDirection, "sort column / reverse"),
+    (Action::Faster, Action::Slower, "poll faster / slower"),
+];
+
+/// [`help_keys`] with [`PAIRS`] on one line each, every action's first key only.
+fn paired_keys(app: &App) -> Vec<(String, &'static str)> {
+    let first = |a: Action| {
+        let keys = app.keymap.keys_of(a);
+        keys.split(", ").next().unwrap_or("").to_string()
+    };
+    let mut out: Vec<(String, &str)> = Vec::new();
+    for &(action, what) in HELP {
+        if PAIRS.iter().any(|p| p.1 == action) {
+            continue;
+        }
+        let what = SHORT.iter().find(|s| s.0 == action).map_or(what, |s| s.1);
+        match PAIRS.iter().find(|p| p.0 == action) {
+            // `shift-tab` as `S-tab`: the pair must fit the key column.
+            Some(&(a, b, both)) => out.push((
+                format!("{}/{}", first(a), first(b)).replace("shift-", "S-"),
+                both,
+            )),
+            None => out.push((first(action), what)),
+        }
+    }
+    out.push(("1-9, 0".to_string(), "quick state filter"));
+    out.push(("click/wheel".to_string(), "select / scroll"));
+    out
+}
+
+/// Shorter words where the help is narrow (half of 74 columns, less the key's 11 and a
+/// space before the next column).
+const SHORT: &[(Action, &str)] = &[
+    (Action::Filter, "filter; Tab completes"),
+    (Action::Closes, "closes panel (endings)"),
+    (Action::ToggleGroup, "fold group / open netns"),
+    (Action::Copy, "copy row to clipboard"),
+];
+
+/// Every action the help lists, in its order, with what it does.
+const HELP: &[(Action, &str)] = &[
+    (Action::Up, "move up"),
+    (Action::Down, "move down"),
+    (Action::PageUp, "page up"),
+    (Action::PageDown, "page down"),
+    (Action::Home, "first row"),
+    (Action::End, "last row"),
+    (Action::NextView, "next view"),
+    (Action::PrevView, "previous view"),
+    (Action::Filter, "filter: state: port: proc: netns:"),
+    (Action::ClearFilter, "clear filter"),
+    (Action::Sort, "sort by next column"),
+    (Action::SortDirection, "reverse sort"),
+    (Action::Pause, "pause / resume"),
+    (Action::Faster, "poll faster"),
+    (Action::Slower, "poll slower"),
+    (Action::Detail, "show / hide detail"),
+    (Action::Alerts, "next alerts, worst first"),
+    (Action::Names, "remote names / addresses"),
+    (Action::ToggleGroup, "fold group / open namespace"),
+    (Action::Lab, "close lab panel"),
+    (Action::Closes, "closes panel: kinds, resets"),
+    (Action::Help, "this help"),
+    (Action::Copy, "copy row: clipboard, tmux buffer"),
+    (Action::Quit, "quit"),
+];

@@ -9,6 +9,7 @@ mod footer;
 mod header;
 mod help;
 mod lab_panel;
+mod prompt;
 mod strip;
 mod table;
 mod text;
@@ -56,7 +57,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         Constraint::Length(3),
         Constraint::Length(alerts_h),
         Constraint::Fill(1),
-        Constraint::Length(1),
+        Constraint::Length(prompt::prompt_height(app)),
     ])
     .areas(area);
     header::render_header(f, app, theme, header);

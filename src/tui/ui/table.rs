@@ -213,10 +213,13 @@ fn render_empty(f: &mut Frame, app: &App, theme: &Theme, inner: Rect) {
     let msg = if app.shown.is_none() {
         "waiting for the first poll…".to_string()
     } else {
-        format!(
-            "no connection matches \"{}\" (Esc clears the filter)",
-            app.filter_text()
-        )
+        // In the prompt Esc gives back the filter from before; outside it clears it.
+        let esc = if app.input.is_some() {
+            "Esc: previous filter"
+        } else {
+            "Esc clears the filter"
+        };
+        format!("no connection matches \"{}\" ({esc})", app.filter_text())
     };
     f.render_widget(
         Paragraph::new(Span::styled(msg, theme.muted)),
