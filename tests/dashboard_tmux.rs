@@ -406,6 +406,136 @@ fn lab_panel_opens_aborts_traces_and_cleans_up_on_quit() {
 
 /// Closing the terminal under the dashboard (SIGHUP, then a dead tty) ends it promptly
 /// instead of leaving it behind spinning.
+/// Issue 15 item 10: seven alerts or more, the one naming a process (this test's CLOSE_WAIT)
+/// below six TIME_WAIT piles; `a` opens the list, Down reaches it, the opened alert names
+/// the process and the rule's threshold, Enter filters the table to its connection.
+#[test]
+fn the_alert_naming_a_process_is_reached_opened_and_filters_the_table() {
+    let (_l, _s, server) = close_wait_socket();
+    // Six remotes with 2 TIME_WAIT each: critical at 2, so above the CLOSE_WAIT warning.
+    let listeners: Vec<std::net::TcpListener> = (0..6).map(|_| listener(V4)).collect();
+    for l in &listeners {
+        for _ in 0..2 {
+            client_time_wait(l);
+        }
+    }
+    let t = Tmux::start("alerts");
+    let bin = env!("CARGO_BIN_EXE_lingertop");
+    let file =
+        std::env::temp_dir().join(format!("lingertop-tmux-alerts-{}.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        "[alerts.time-wait-per-remote]\nwarning = 1\ncritical = 2\n\n[alerts.close-wait]\nmin-age = \"1s\"\n",
+    )
+    .unwrap();
+    t.literal(&format!(
+        "{bin} --config {} --netns host --interval 500ms",
+        file.display()
+    ));
+    t.keys(&["Enter"]);
+    let me = my_comm();
+    let pid = std::process::id();
+    let s = t.wait_for("list them all", Duration::from_secs(15));
+    let count: usize = s
+        .split_once("ALERTS (")
+        .and_then(|(_, r)| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no alert count:\n{s}"));
+    assert!(count >= 7, "{s}");
+    // The box shows the worst five: not this process's CLOSE_WAIT.
+    assert!(!s.contains(&format!("held by {me}")), "{s}");
+
+    t.keys(&["a"]);
+    t.wait_for("Enter: its connections", Duration::from_secs(5));
+    let wanted = format!("› warning  1 CLOSE_WAIT held by {me} (pid {pid})");
+    let mut downs = 0;
+    let s = loop {
+        let s = t.screen();
+        if s.contains(&wanted) {
+            break s;
+        }
+        assert!(downs < 300, "never reached {wanted:?}:\n{s}");
+        t.keys(&["Down"]);
+        downs += 1;
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    let position: usize = s
+        .split_once(" Alerts ")
+        .and_then(|(_, r)| r.split(" of ").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no position:\n{s}"));
+    assert!(position >= 7, "below six others: {position}\n{s}");
+    assert!(s.contains(&format!("who   {me} (pid {pid})")), "{s}");
+    assert!(s.contains("warning at 1, critical at 100"), "{s}");
+
+    t.keys(&["Enter"]);
+    let s = t.wait_for(
+        &format!("filter state:close-wait pid:{pid}"),
+        Duration::from_secs(5),
+    );
+    let s = if s.contains(&server.to_string()) {
+        s
+    } else {
+        t.wait_for(&server.to_string(), Duration::from_secs(5))
+    };
+    let table: Vec<&str> = s
+        .lines()
+        .skip_while(|l| !l.contains("All connections"))
+        .skip(2)
+        .take_while(|l| !l.starts_with(' ') && !l.contains("? help"))
+        .collect();
+    assert!(!table.is_empty(), "{s}");
+    assert!(
+        table
+            .iter()
+            .all(|l| l.starts_with("CLOSE_WAIT") && l.contains(&me)),
+        "only this process's CLOSE_WAIT after Enter:\n{s}"
+    );
+    t.keys(&["q"]);
+    t.assert_normal_shell();
+    let _ = std::fs::remove_file(file);
+}
+
+/// Click-to-sort in a real terminal: the mouse (an SGR mouse report, as a terminal sends it
+/// with mouse capture on) on a header sorts on it, worst first for a count, and a second
+/// click reverses it; a name column sorts A to Z.
+#[test]
+fn clicking_a_header_sorts_on_it_and_a_second_click_reverses() {
+    let (_l, _s, _server) = close_wait_socket();
+    let t = Tmux::start("sortclick");
+    t.start_dashboard("");
+    t.wait_for("LIVE", Duration::from_secs(10));
+    // Where `name` is on screen: 1-based column and row, as the mouse report counts.
+    let find = |s: &str, name: &str| -> (usize, usize) {
+        s.lines()
+            .enumerate()
+            .find_map(|(y, l)| {
+                l.find(name)
+                    .filter(|_| l.contains('▲') || l.contains('▼'))
+                    .map(|x| (l[..x].chars().count() + 1, y + 1))
+            })
+            .unwrap_or_else(|| panic!("no header {name:?} on screen:\n{s}"))
+    };
+    let click = |(x, y): (usize, usize)| {
+        t.literal(&format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m"));
+    };
+    t.keys(&["Tab", "Tab"]);
+    let s = t.wait_for("By process", Duration::from_secs(5));
+    click(find(&s, "TOTAL"));
+    let s = t.wait_for("TOTAL ▼", Duration::from_secs(5));
+    assert!(!s.contains("CLOSE_W ▼"), "the arrow moved to TOTAL:\n{s}");
+    click(find(&s, "TOTAL"));
+    t.wait_for("TOTAL ▲", Duration::from_secs(5));
+
+    // Back to all connections: PROCESS sorts A to Z on its first click.
+    t.keys(&["BTab", "BTab"]);
+    let s = t.wait_for("All connections", Duration::from_secs(5));
+    click(find(&s, "PROCESS"));
+    t.wait_for("PROCESS ▲", Duration::from_secs(5));
+    t.keys(&["q"]);
+    t.assert_normal_shell();
+}
+
 #[test]
 fn closing_the_terminal_ends_the_dashboard() {
     let t = Tmux::start("hangup");

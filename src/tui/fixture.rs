@@ -411,3 +411,46 @@ pub fn two_polls_in_netns() -> (Arc<Update>, Arc<Update>) {
     let b = update(&mut tracker, second, &rules, 0);
     (a, b)
 }
+
+/// The rules of [`seven_alerts`]: TIME_WAIT toward one remote is a warning at 2 and
+/// critical at 3; CLOSE_WAIT as shipped (a warning from one past 30 s).
+pub fn seven_alerts_rules() -> Rules {
+    let mut r = Rules::default();
+    r.time_wait_per_remote.warning = 2;
+    r.time_wait_per_remote.critical = 3;
+    r
+}
+
+/// Two polls 40 s apart raising seven alerts: six TIME_WAIT piles toward six remotes (7, 6,
+/// 5, 4 and 3 sockets: critical; 2: warning) and, last by severity and size, the one alert
+/// that names a process: a CLOSE_WAIT java (pid 3121) has held since the first poll (the
+/// alerts box's issue 15 item 10).
+pub fn seven_alerts() -> (Arc<Update>, Arc<Update>) {
+    let conns = || {
+        let mut v = vec![conn(
+            "10.0.0.1:8080",
+            "10.0.2.9:5000",
+            TcpState::CloseWait,
+            70,
+            JAVA,
+        )];
+        for r in 0..6u16 {
+            for k in 0..(7 - r) {
+                v.push(conn(
+                    &format!("10.0.0.1:{}", 40000 + r * 10 + k),
+                    &format!("10.0.1.{}:443", r + 1),
+                    TcpState::TimeWait,
+                    0,
+                    None,
+                ));
+            }
+        }
+        v
+    };
+    let rules = seven_alerts_rules();
+    let mut tracker = Tracker::new(300);
+    let a = update(&mut tracker, snapshot(epoch(), conns(), false), &rules, 0);
+    let later = epoch() + Duration::from_secs(40);
+    let b = update(&mut tracker, snapshot(later, conns(), false), &rules, 0);
+    (a, b)
+}

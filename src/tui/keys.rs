@@ -38,7 +38,7 @@ pub enum Action {
     /// Open or hide the closes panel (how connections end, from the kernel's events or
     /// counters).
     Closes,
-    /// Scroll the alerts box to the next alerts (back to the first after the last).
+    /// Open or leave the alerts list (move through every alert, open one, filter to it).
     Alerts,
     /// Copy the selected row as text to the clipboard (OSC 52).
     Copy,

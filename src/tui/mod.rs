@@ -15,6 +15,8 @@ pub mod theme;
 pub mod ui;
 
 #[cfg(test)]
+mod alerts_tests;
+#[cfg(test)]
 mod closes_tests;
 #[cfg(test)]
 mod copy_tests;
@@ -26,6 +28,8 @@ mod lab_tests;
 mod names_tests;
 #[cfg(test)]
 mod netns_tests;
+#[cfg(test)]
+mod sort_tests;
 #[cfg(test)]
 mod tests;
 
@@ -167,6 +171,9 @@ pub fn handle_event(app: &mut App, ev: Event) -> Effect {
             if app.on_input_key(&k) {
                 return Effect::None;
             }
+            if let Some(effect) = app.on_alerts_key(&k) {
+                return effect;
+            }
             if !app.help {
                 if let Some(effect) = app.on_lab_key(&k) {
                     return effect;
@@ -190,6 +197,16 @@ pub fn handle_event(app: &mut App, ev: Event) -> Effect {
                 }
                 return Effect::None;
             }
+            if app.alerts_list.open {
+                // The wheel moves through the alerts list while it has the screen.
+                let sel = app.alerts_list.selected;
+                match m.kind {
+                    MouseEventKind::ScrollDown => app.open_alert(sel + 1),
+                    MouseEventKind::ScrollUp => app.open_alert(sel.saturating_sub(1)),
+                    _ => {}
+                }
+                return Effect::None;
+            }
             match m.kind {
                 MouseEventKind::ScrollDown => {
                     for _ in 0..3 {
@@ -201,10 +218,22 @@ pub fn handle_event(app: &mut App, ev: Event) -> Effect {
                         app.apply(Action::Up);
                     }
                 }
+                MouseEventKind::Down(MouseButton::Left)
+                    if app.header_at(m.column, m.row).is_some() =>
+                {
+                    if let Some(col) = app.header_at(m.column, m.row) {
+                        app.click_header(col);
+                    }
+                }
                 MouseEventKind::Down(MouseButton::Left) if in_table => {
                     app.click_table_line(usize::from(m.row - ty));
                 }
-                MouseEventKind::Down(MouseButton::Left) => {
+                MouseEventKind::Down(MouseButton::Left) if !app.alerts_list.open => {
+                    let (ax, ay, aw, ah) = app.hit.alerts_box;
+                    if m.column >= ax && m.column < ax + aw && m.row >= ay && m.row < ay + ah {
+                        app.open_alert(usize::from(m.row - ay));
+                        return Effect::None;
+                    }
                     let cell = app.hit.strip.iter().find(|(x, y, w, h, _)| {
                         m.column >= *x && m.column < x + w && m.row >= *y && m.row < y + h
                     });

@@ -92,7 +92,7 @@ async fn names_changed(resolver: Option<&Resolver>) {
 async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Result<()> {
     let filter = cfg.default_filter.clone();
     let mut app = App::new(Keymap::new(&cfg.keys), cfg.interval, cfg.history, filter);
-    app.set_growth_window(cfg.rules.growth_window);
+    app.set_rules(&cfg.rules);
     app.command_of = Some(crate::collector::command_of);
     let history_path = history::path();
     if let Some(p) = &history_path {

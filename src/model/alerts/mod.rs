@@ -8,6 +8,7 @@
 
 mod close_wait;
 mod closes;
+mod describe;
 mod frequent;
 mod linger;
 mod pressure;

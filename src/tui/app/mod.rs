@@ -8,16 +8,18 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+mod alerts;
 mod history;
 mod names;
 mod prompt;
 mod rebuild;
+mod sort;
 mod view;
 
+pub use alerts::{AlertsList, Since};
 pub use history::{FilterHistory, HISTORY_MAX};
 pub use names::RemoteNames;
 pub use prompt::TabCycle;
-
 pub use view::View;
 
 use super::keys::{Action, Keymap};
@@ -29,8 +31,7 @@ use crate::model::Alert;
 use crate::model::close_stats::CloseStats;
 use crate::model::tracker::Sample;
 use crate::model::{
-    Attribution, Connection, Filter, Owner, RuleId, Rules, Severity, StateCounts, TcpState,
-    Transition,
+    Attribution, Connection, Filter, Owner, Rules, Severity, StateCounts, TcpState, Transition,
 };
 
 /// The states of the strip, in its order; keys 1..9 and 0 toggle them as quick filters.
@@ -87,6 +88,12 @@ pub struct HitAreas {
     pub strip: Vec<(u16, u16, u16, u16, usize)>,
     /// How many alert lines the alerts box had room for.
     pub alerts_shown: usize,
+    /// The alerts box's alert lines (title excluded): x, y, width, height; a click opens one.
+    pub alerts_box: (u16, u16, u16, u16),
+    /// How many alerts the open alerts list had room for (its page).
+    pub alerts_list_rows: usize,
+    /// The table's column headers: x, y, width, sort key (see `View::column_name`).
+    pub headers: Vec<(u16, u16, u16, usize)>,
     /// The lab panel's trace, when the panel is open: x, y, width, height.
     pub lab_trace: (u16, u16, u16, u16),
     /// How far the lab panel's trace scrolls at the size drawn.
@@ -165,9 +172,9 @@ pub struct App {
     pub closes_panel: bool,
     /// The close rules' alerts (reset storm, TIME_WAIT overflow), from [`App::closes`].
     pub close_alerts: Vec<Alert>,
-    /// The first alert the alerts box shows (`a` moves it a box further).
-    pub alert_offset: usize,
-    /// How many alerts the box showed at the last draw, for `a`'s step.
+    /// The alerts list (`a`): open or not, its selection, when each alert began.
+    pub alerts_list: AlertsList,
+    /// How many alerts the box showed at the last draw.
     pub alerts_shown: usize,
     /// Finds what the selected row's owner runs, for the detail pane: the dashboard sets
     /// it to the OS's (`/proc`), tests to a fixture; none shows no command line.
@@ -201,8 +208,8 @@ impl App {
             filter_before_prompt: None,
             tab: None,
             filter_history: FilterHistory::default(),
-            sort: [0; View::ALL.len()],
-            sort_desc: [false; View::ALL.len()],
+            sort: View::ALL.map(View::default_sort).map(|(col, _)| col),
+            sort_desc: View::ALL.map(View::default_sort).map(|(_, desc)| desc),
             collapsed: BTreeSet::new(),
             help: false,
             detail: true,
@@ -222,7 +229,7 @@ impl App {
             lab: None,
             lab_hidden: None,
             filter_before_lab: None,
-            alert_offset: 0,
+            alerts_list: AlertsList::default(),
             alerts_shown: 1,
             closes: None,
             closes_panel: false,
@@ -264,6 +271,7 @@ impl App {
         self.errors = u.errors;
         self.status = None;
         self.latest = Some(u.clone());
+        self.observe_alerts(now);
         if self.paused {
             self.paused_polls += 1;
             self.paused_changes += u.transitions.len();
@@ -333,6 +341,7 @@ impl App {
     pub fn after_draw(&mut self, hit: HitAreas) {
         self.page = usize::from(hit.table.3).max(1);
         self.alerts_shown = hit.alerts_shown.max(1);
+        self.alerts_list.page = hit.alerts_list_rows.max(1);
         if let Some(p) = &mut self.lab {
             p.max_scroll = hit.lab_max_scroll;
             p.scroll = p.scroll.min(p.max_scroll);
@@ -349,8 +358,9 @@ impl App {
             .flat_map(|u| u.alerts.iter())
             .chain(self.close_alerts.iter())
             .collect();
-        // Stable: each source's own order stays within a severity.
-        v.sort_by_key(|a| std::cmp::Reverse(a.severity));
+        // Worst first: severity, then how many connections (or resets) are behind it;
+        // stable, so each source's own order stays among equals.
+        v.sort_by_key(|a| std::cmp::Reverse((a.severity, a.count)));
         v
     }
 
@@ -359,18 +369,9 @@ impl App {
         let mut out: FxHashMap<TcpState, Severity> = FxHashMap::default();
         {
             for a in self.all_alerts() {
-                let state = match a.rule {
-                    RuleId::CloseWaitLingering => TcpState::CloseWait,
-                    RuleId::TimeWaitBuildup | RuleId::TimeWaitRemote | RuleId::PortPressure => {
-                        TcpState::TimeWait
-                    }
-                    RuleId::FinWait1Lingering => TcpState::FinWait1,
-                    RuleId::FinWait2Lingering => TcpState::FinWait2,
-                    RuleId::LastAckLingering => TcpState::LastAck,
-                    RuleId::ClosingLingering => TcpState::Closing,
-                    RuleId::TimeWaitOverflow => TcpState::TimeWait,
-                    // Resets end connections in any state: no strip state to mark.
-                    RuleId::ResetStorm => continue,
+                // Resets end connections in any state: no strip state to mark.
+                let Some(state) = a.rule.state() else {
+                    continue;
                 };
                 let e = out.entry(state).or_insert(a.severity);
                 *e = (*e).max(a.severity);
@@ -420,11 +421,7 @@ impl App {
                 self.quick.clear();
                 self.rebuild();
             }
-            Action::Sort => {
-                let v = self.view.index();
-                self.sort[v] = (self.sort[v] + 1) % self.view.columns().len();
-                self.rebuild();
-            }
+            Action::Sort => self.next_sort(),
             Action::SortDirection => {
                 let v = self.view.index();
                 self.sort_desc[v] = !self.sort_desc[v];
@@ -437,11 +434,11 @@ impl App {
                 }
             }
             Action::Detail => self.detail = !self.detail,
-            Action::Alerts => {
-                let n = self.all_alerts().len();
-                let next = self.alert_offset + self.alerts_shown.max(1);
-                self.alert_offset = if next >= n { 0 } else { next };
+            Action::Alerts if !self.all_alerts().is_empty() => {
+                let at = self.alerts_list.selected;
+                self.open_alert(at);
             }
+            Action::Alerts => {}
             Action::Lab => {
                 self.toggle_lab();
                 if self.lab.is_some() {

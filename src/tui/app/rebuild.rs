@@ -7,10 +7,10 @@ use super::{App, View};
 use crate::model::growth::growth_span;
 use crate::model::{NetnsId, TcpState};
 use crate::tui::rows::aggregate::{
-    aggregate_processes, aggregate_remotes, sort_processes, sort_remotes,
+    aggregate_processes, aggregate_remotes, sort_processes_with, sort_remotes_with,
 };
 use crate::tui::rows::keyed::keyed_rows;
-use crate::tui::rows::netns::{aggregate_netns, sort_netns};
+use crate::tui::rows::netns::{aggregate_netns, sort_netns_with};
 use crate::tui::rows::{ConnRows, Row, RowFilter, compared_rows};
 
 impl App {
@@ -65,12 +65,17 @@ impl App {
                         growth_span(&self.cw_history, last.at, self.growth_window)
                     });
                     self.procs = aggregate_processes(conns, &matching, growth);
-                    sort_processes(&self.procs, col, desc)
+                    if let Some(closes) = &self.closes {
+                        for p in &mut self.procs {
+                            p.resets = p.pid.and_then(|pid| closes.resets_of(pid));
+                        }
+                    }
+                    sort_processes_with(&self.procs, col, desc, false)
                 }
                 View::ByRemote => {
                     let matching = filter.matching(conns);
                     self.remotes = aggregate_remotes(conns, u.snapshot.port_ranges(), &matching);
-                    sort_remotes(&self.remotes, col, desc)
+                    sort_remotes_with(&self.remotes, col, desc, false)
                 }
                 View::ByNetns => {
                     let matching = filter.matching(conns);
@@ -79,7 +84,7 @@ impl App {
                     });
                     let (snap, now) = (&u.snapshot, u.snapshot.taken_at);
                     self.netns_rows = aggregate_netns(conns, &matching, &snap.netns, now, growth);
-                    sort_netns(&self.netns_rows, col, desc)
+                    sort_netns_with(&self.netns_rows, col, desc, false)
                 }
             };
         self.restore_selection(key);

@@ -19,6 +19,8 @@ pub struct ProcRow {
     pub total: u32,
     /// CLOSE_WAIT change per minute over the last polls.
     pub close_wait_per_min: Option<f64>,
+    /// Resets sent and received, from the kernel's events (the RST columns); `None` without.
+    pub resets: Option<(u64, u64)>,
 }
 
 /// Connections toward one remote endpoint.
@@ -55,6 +57,7 @@ pub fn aggregate_processes(
             counts: StateCounts::default(),
             total: 0,
             close_wait_per_min: None,
+            resets: None,
         });
         row.counts.add(c.state);
         row.total += 1;
@@ -70,6 +73,17 @@ pub fn aggregate_processes(
 
 /// The rows of the process view sorted on column `col` (see `View::columns`).
 pub fn sort_processes(procs: &[ProcRow], col: usize, desc: bool) -> Vec<Row> {
+    sort_processes_with(procs, col, desc, true)
+}
+
+/// [`sort_processes`]; with `worst_default` false, column 0 ascending is by name, A to Z
+/// (the dashboard's default is then CLOSE_W descending, which a header click can leave).
+pub fn sort_processes_with(
+    procs: &[ProcRow],
+    col: usize,
+    desc: bool,
+    worst_default: bool,
+) -> Vec<Row> {
     let mut idx: Vec<usize> = (0..procs.len()).collect();
     idx.sort_by(|&a, &b| {
         let (pa, pb) = (&procs[a], &procs[b]);
@@ -92,13 +106,15 @@ pub fn sort_processes(procs: &[ProcRow], col: usize, desc: bool) -> Vec<Row> {
                 .get(TcpState::TimeWait)
                 .cmp(&pb.counts.get(TcpState::TimeWait)),
             7 => fin_waits(pa).cmp(&fin_waits(pb)),
+            9 => pa.resets.map(|r| r.0).cmp(&pb.resets.map(|r| r.0)),
+            10 => pa.resets.map(|r| r.1).cmp(&pb.resets.map(|r| r.1)),
             _ => pa
                 .counts
                 .get(TcpState::LastAck)
                 .cmp(&pb.counts.get(TcpState::LastAck)),
         };
         // Default (column 0 ascending) lists the worst CLOSE_WAIT holders first.
-        let o = if col == 0 && !desc {
+        let o = if worst_default && col == 0 && !desc {
             pb.counts.get(cw).cmp(&pa.counts.get(cw)).then(o)
         } else if desc {
             o.reverse()
@@ -112,6 +128,16 @@ pub fn sort_processes(procs: &[ProcRow], col: usize, desc: bool) -> Vec<Row> {
 
 /// The rows of the remote view sorted on column `col` (see `View::columns`).
 pub fn sort_remotes(rs: &[RemoteRow], col: usize, desc: bool) -> Vec<Row> {
+    sort_remotes_with(rs, col, desc, true)
+}
+
+/// [`sort_remotes`]; with `worst_default` false, column 0 ascending is by address.
+pub fn sort_remotes_with(
+    rs: &[RemoteRow],
+    col: usize,
+    desc: bool,
+    worst_default: bool,
+) -> Vec<Row> {
     let mut idx: Vec<usize> = (0..rs.len()).collect();
     idx.sort_by(|&a, &b| {
         let (ra, rb) = (&rs[a], &rs[b]);
@@ -123,7 +149,7 @@ pub fn sort_remotes(rs: &[RemoteRow], col: usize, desc: bool) -> Vec<Row> {
             _ => ra.from.cmp(&rb.from),
         };
         // Default (column 0 ascending): most TIME_WAIT first.
-        let o = if col == 0 && !desc {
+        let o = if worst_default && col == 0 && !desc {
             rb.time_wait.cmp(&ra.time_wait).then(o)
         } else if desc {
             o.reverse()

@@ -100,7 +100,7 @@ pub struct ConnRows<'a> {
     /// The by-state view: rows grouped under one header per state.
     pub by_state: bool,
     /// The sort column, an index into the view's columns (state, local, remote, process,
-    /// age).
+    /// age, then via, namespace, timer, recv-q, send-q).
     pub col: usize,
     pub desc: bool,
     /// States whose group shows only its header.
@@ -143,7 +143,16 @@ pub fn compared_rows(q: &ConnRows<'_>, now: SystemTime) -> Vec<Row> {
             1 => ca.local().cmp(&cb.local()),
             2 => ca.remote().cmp(&cb.remote()),
             3 => owner_name(ca).cmp(owner_name(cb)),
-            _ => ca.state_age(now).cmp(&cb.state_age(now)),
+            4 => ca.state_age(now).cmp(&cb.state_age(now)),
+            // The columns shown where there is room (`View::extra_columns`).
+            5 => ca
+                .attribution
+                .map(|a| a as u8)
+                .cmp(&cb.attribution.map(|a| a as u8)),
+            6 => ca.netns().cmp(&cb.netns()),
+            7 => timer_left(ca).cmp(&timer_left(cb)),
+            8 => ca.recv_q().cmp(&cb.recv_q()),
+            _ => ca.send_q().cmp(&cb.send_q()),
         };
         let by_col = if q.desc { by_col.reverse() } else { by_col };
         primary
@@ -176,6 +185,11 @@ fn group(q: &ConnRows<'_>, rows: Vec<Row>) -> Vec<Row> {
         i = end;
     }
     out
+}
+
+/// How long the kernel's timer has left; `None` (first ascending) without one.
+fn timer_left(c: &Connection) -> Option<std::time::Duration> {
+    c.timer.map(|t| t.expires())
 }
 
 fn owner_name(c: &Connection) -> &str {

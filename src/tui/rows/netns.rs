@@ -93,6 +93,11 @@ fn empty_row(id: NetnsId, netns: &NetnsTable) -> NetnsRow {
 /// The rows of the namespace view sorted on column `col` (see `View::columns`); the
 /// default (column 0 ascending) lists the most CLOSE_WAIT first, then the most TIME_WAIT.
 pub fn sort_netns(rows: &[NetnsRow], col: usize, desc: bool) -> Vec<Row> {
+    sort_netns_with(rows, col, desc, true)
+}
+
+/// [`sort_netns`]; with `worst_default` false, column 0 ascending is by name.
+pub fn sort_netns_with(rows: &[NetnsRow], col: usize, desc: bool, worst_default: bool) -> Vec<Row> {
     let mut idx: Vec<usize> = (0..rows.len()).collect();
     let get = |r: &NetnsRow, s| r.counts.get(s);
     idx.sort_by(|&a, &b| {
@@ -112,7 +117,7 @@ pub fn sort_netns(rows: &[NetnsRow], col: usize, desc: bool) -> Vec<Row> {
             8 => fin_waits(ra).cmp(&fin_waits(rb)),
             _ => get(ra, TcpState::LastAck).cmp(&get(rb, TcpState::LastAck)),
         };
-        let o = if col == 0 && !desc {
+        let o = if worst_default && col == 0 && !desc {
             let cw = get(rb, TcpState::CloseWait).cmp(&get(ra, TcpState::CloseWait));
             let tw = get(rb, TcpState::TimeWait).cmp(&get(ra, TcpState::TimeWait));
             cw.then(tw).then(o)

@@ -10,9 +10,9 @@ use crate::tui::app::App;
 use crate::tui::keys::Action;
 use crate::tui::theme::Theme;
 
-/// Draws at most `max` alerts under a title line, from the app's alert offset (`a` moves
-/// it, so every alert can be reached however short the window); returns how many it drew.
-/// The alerts come worst first (critical, then warning), as the rules list them.
+/// Draws the first `max` alerts, worst first, under a title line that says how many more
+/// there are and which key opens the list of them all (`a`: move through, open, filter);
+/// returns how many it drew.
 pub(super) fn render_alerts(
     f: &mut Frame,
     app: &App,
@@ -29,37 +29,21 @@ pub(super) fn render_alerts(
             theme.muted,
         )));
     } else {
-        let from = if app.alert_offset < alerts.len() {
-            app.alert_offset
-        } else {
-            0
-        };
-        let page = &alerts[from..(from + max).min(alerts.len())];
+        let page = &alerts[..max.min(alerts.len())];
         shown = page.len();
-        let more = alerts.len() > max;
         let key = app.keymap.keys_of(Action::Alerts);
+        let key = key.split(", ").next().unwrap_or("");
+        let hint = match (alerts.len() - shown, key) {
+            (_, "") => String::new(),
+            (0, k) => format!("  {k}: open them"),
+            (_, k) => format!(
+                "  1-{shown} of {}, worst first · {k}: list them all",
+                alerts.len()
+            ),
+        };
         lines.push(Line::from(vec![
             Span::styled(format!("ALERTS ({})", alerts.len()), theme.title),
-            Span::styled(
-                if more && !key.is_empty() {
-                    format!(
-                        "  {}-{} of {}, worst first; {key}: next {}",
-                        from + 1,
-                        from + shown,
-                        alerts.len(),
-                        if from + shown >= alerts.len() {
-                            "(back to the first)".to_string()
-                        } else {
-                            format!("{}", max.min(alerts.len() - from - shown))
-                        }
-                    )
-                } else if more {
-                    format!("  {}-{} of {}", from + 1, from + shown, alerts.len())
-                } else {
-                    String::new()
-                },
-                theme.muted,
-            ),
+            Span::styled(hint, theme.muted),
         ]));
         for a in page {
             let style = match a.severity {
@@ -68,7 +52,7 @@ pub(super) fn render_alerts(
             };
             lines.push(Line::from(vec![
                 Span::styled(format!("{:<8} ", a.severity.name()), style),
-                Span::raw(a.message.clone()),
+                Span::raw(crate::sanitize::message(&a.message).into_owned()),
             ]));
         }
     }

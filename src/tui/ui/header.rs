@@ -2,7 +2,7 @@
 //! and the partial-process-info notice.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
@@ -63,12 +63,51 @@ pub(super) fn render_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
             theme.critical,
         ));
     }
-    let mut lines = vec![Line::from(spans)];
-    if let ProcessInfo::Partial { reason } = &s.process_info {
-        lines.push(Line::from(Span::styled(
-            format!("process info is partial: {reason}"),
-            theme.warning,
-        )));
+    // One line, never wrapped (its last fields are the first to be cut), so the notice
+    // under it keeps the lines the layout gave it.
+    let [line, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+    f.render_widget(Paragraph::new(Line::from(spans)), line);
+    if let Some(notice) = partial_notice(app) {
+        f.render_widget(
+            Paragraph::new(Line::from(Span::styled(notice, theme.warning)))
+                .wrap(Wrap { trim: true }),
+            rest,
+        );
     }
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
+}
+
+/// The partial-process-info notice of the newest poll, if its process information is partial.
+fn partial_notice(app: &App) -> Option<String> {
+    match &app.latest.as_ref()?.snapshot.process_info {
+        ProcessInfo::Partial { reason } => Some(format!("process info is partial: {reason}")),
+        ProcessInfo::Full => None,
+    }
+}
+
+/// How many lines the notice needs at `width` (words wrapped as the header wraps them),
+/// at most `max`; 0 without a notice. The layout gives the header this many more lines,
+/// so the notice's last words (what to do) are never cut.
+pub(super) fn notice_height(app: &App, width: u16, max: u16) -> u16 {
+    let Some(text) = partial_notice(app) else {
+        return 0;
+    };
+    let width = usize::from(width.max(1));
+    let (mut lines, mut used) = (1usize, 0usize);
+    for word in text.split_whitespace() {
+        let w = word.chars().count();
+        if used == 0 {
+            used = w;
+        } else if used + 1 + w <= width {
+            used += 1 + w;
+        } else {
+            lines += 1;
+            used = w;
+        }
+        // A word wider than the line takes as many lines as it needs.
+        while used > width {
+            lines += 1;
+            used -= width;
+        }
+    }
+    u16::try_from(lines).unwrap_or(u16::MAX).min(max)
 }

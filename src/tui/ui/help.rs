@@ -172,7 +172,7 @@ fn help_keys(app: &App) -> Vec<(String, &'static str)> {
         .map(|&(action, what)| (app.keymap.keys_of(action), what))
         .collect();
     keys.push(("1-9, 0".to_string(), "quick state filter"));
-    keys.push(("mouse".to_string(), "click selects, wheel scrolls"));
+    keys.push(("mouse".to_string(), "click selects or sorts, wheel scrolls"));
     keys
 }
 
@@ -209,7 +209,7 @@ fn paired_keys(app: &App) -> Vec<(String, &'static str)> {
         }
     }
     out.push(("1-9, 0".to_string(), "quick state filter"));
-    out.push(("click/wheel".to_string(), "select / scroll"));
+    out.push(("click/wheel".to_string(), "select, sort, scroll"));
     out
 }
 
@@ -220,6 +220,7 @@ const SHORT: &[(Action, &str)] = &[
     (Action::Closes, "closes panel (endings)"),
     (Action::ToggleGroup, "fold group / open netns"),
     (Action::Copy, "copy row to clipboard"),
+    (Action::Alerts, "alerts list (Enter)"),
 ];
 
 /// Every action the help lists, in its order, with what it does.
@@ -240,7 +241,7 @@ const HELP: &[(Action, &str)] = &[
     (Action::Faster, "poll faster"),
     (Action::Slower, "poll slower"),
     (Action::Detail, "show / hide detail"),
-    (Action::Alerts, "next alerts, worst first"),
+    (Action::Alerts, "alerts list: open one, Enter filters"),
     (Action::Names, "remote names / addresses"),
     (Action::ToggleGroup, "fold group / open namespace"),
     (Action::Lab, "close lab panel"),

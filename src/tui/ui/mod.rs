@@ -3,7 +3,9 @@
 //! file; this one lays them out.
 
 mod alerts;
+mod alerts_list;
 mod closes;
+mod columns;
 mod detail;
 mod footer;
 mod header;
@@ -49,9 +51,25 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         .as_ref()
         .is_some_and(|u| matches!(u.snapshot.process_info, ProcessInfo::Partial { .. }));
     let alert_lines = app.all_alerts().len();
-    let max_alerts: usize = if area.height >= 34 { 5 } else { 2 };
+    // A short window keeps its rows for the table: the list (`a`) has every alert.
+    let max_alerts: usize = match area.height {
+        34.. => 5,
+        16.. => 2,
+        _ => 1,
+    };
     let alerts_h = 1 + alert_lines.min(max_alerts) as u16;
-    let notice_h = if partial { 2 } else { 0 };
+    // The notice as tall as its text wraps to (it says what to do last), up to 3 lines; 2,
+    // then 1, in shorter windows, so the table keeps rows.
+    let notice_max = match area.height {
+        24.. => 3,
+        16.. => 2,
+        _ => 1,
+    };
+    let notice_h = if partial {
+        header::notice_height(app, area.width, notice_max)
+    } else {
+        0
+    };
     let [header, strip, alerts, main, footer] = Layout::vertical([
         Constraint::Length(1 + notice_h),
         Constraint::Length(3),
@@ -62,7 +80,23 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     .areas(area);
     header::render_header(f, app, theme, header);
     hit.strip = strip::render_strip(f, app, theme, strip);
+    if app.alerts_list.open {
+        // The list takes everything between the strip and the footer.
+        let room = alerts.union(main);
+        hit.alerts_list_rows = alerts_list::render_alerts_list(f, app, theme, room);
+        footer::render_footer(f, app, theme, footer);
+        if app.help {
+            help::render_help(f, app, theme, area);
+        }
+        return hit;
+    }
     hit.alerts_shown = alerts::render_alerts(f, app, theme, alerts, max_alerts);
+    hit.alerts_box = (
+        alerts.x,
+        alerts.y + 1,
+        alerts.width,
+        alerts.height.saturating_sub(1),
+    );
 
     let wide = main.width >= 110;
     if let Some(panel) = &app.lab {
@@ -75,7 +109,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         };
         let [t, p] =
             Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
-        hit.table = table::render_table(f, app, theme, t);
+        (hit.table, hit.headers) = table::render_table(f, app, theme, t);
         let (r, max_scroll) = lab_panel::render_lab_panel(f, panel, theme, p);
         hit.lab_trace = (r.x, r.y, r.width, r.height);
         hit.lab_max_scroll = max_scroll;
@@ -95,7 +129,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
         let [t, p] =
             Layout::vertical([Constraint::Fill(1), Constraint::Length(panel_h)]).areas(main);
         if t.height > 0 {
-            hit.table = table::render_table(f, app, theme, t);
+            (hit.table, hit.headers) = table::render_table(f, app, theme, t);
         }
         let key = app.keymap.keys_of(crate::tui::keys::Action::Closes);
         closes::render_closes(f, app.closes.as_ref(), theme, &key, p);
@@ -116,7 +150,7 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     } else {
         (main, None)
     };
-    hit.table = table::render_table(f, app, theme, table_area);
+    (hit.table, hit.headers) = table::render_table(f, app, theme, table_area);
     if let Some(d) = detail_area {
         detail::render_detail(f, app, theme, d);
     }

@@ -8,56 +8,27 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TRow, Table};
 
-use super::text::{fit_addr, fit_remote, process_text, queue_text, remote_width, timer_text, via};
+use super::columns::{self, Columns};
+use super::text::{fit_addr, fit_remote, process_text, timer_text, via};
+use crate::model::TcpState;
 use crate::model::duration::fmt_age;
-use crate::model::{Connection, TcpState};
 use crate::report::state_age_cell;
 use crate::tui::app::{App, Mark, View};
 use crate::tui::rows::{NetnsRow, ProcRow, RemoteRow, Row};
 use crate::tui::theme::Theme;
 
-/// Whether the table has room for, and data in, the kernel timer and queue columns.
-fn kernel_columns(app: &App, view: View, width: u16) -> bool {
-    matches!(view, View::All | View::ByState)
-        && width >= 100
-        && app.shown.as_ref().is_some_and(|u| {
-            u.snapshot
-                .connections
-                .iter()
-                .take(64)
-                .any(|c| c.recv_q().is_some())
-        })
-}
+/// x, y, width, height.
+type Area = (u16, u16, u16, u16);
+/// x, y, width and the sort key of a header.
+type HeaderHit = (u16, u16, u16, usize);
 
-/// The NETNS column's width, where the poll read more than one namespace and the table has
-/// room: it gives way first, before the kernel columns and the addresses narrow.
-fn netns_column(app: &App, view: View, width: u16) -> Option<u16> {
-    let table = &app.shown.as_ref()?.snapshot.netns;
-    if !matches!(view, View::All | View::ByState) || !table.several() {
-        return None;
-    }
-    let w = table
-        .iter()
-        .map(|n| n.name.chars().count())
-        .max()
-        .unwrap_or(5);
-    let w = u16::try_from(w.clamp(5, 12)).unwrap_or(12);
-    let kernel = if kernel_columns(app, view, width) {
-        27
-    } else {
-        0
-    };
-    // The fixed columns (46 with their gaps), two IPv4 addresses (30) and this one's gap.
-    (width >= 77 + w + kernel).then_some(w)
-}
-
-/// Draws the table; returns the rows' area for the mouse.
+/// Draws the table; returns the rows' area for the mouse and where each header landed.
 pub(super) fn render_table(
     f: &mut Frame,
     app: &App,
     theme: &Theme,
     area: Rect,
-) -> (u16, u16, u16, u16) {
+) -> (Area, Vec<HeaderHit>) {
     let view = app.view;
     let col = app.sort[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
     let desc = app.sort_desc[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
@@ -76,48 +47,26 @@ pub(super) fn render_table(
     let inner = block.inner(area);
     f.render_widget(block, area);
     if inner.height < 2 {
-        return (inner.x, inner.y, inner.width, 0);
+        return ((inner.x, inner.y, inner.width, 0), Vec::new());
     }
     let body_h = inner.height - 1;
     let (mark_col, mark_desc) = sort_mark(view, col, desc);
-    let header_cells: Vec<Cell> = view
-        .columns()
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let arrow = if i == mark_col {
-                if mark_desc { " ▼" } else { " ▲" }
-            } else {
-                ""
-            };
-            Cell::from(format!("{name}{arrow}"))
-        })
-        .collect();
     let end = (app.offset + usize::from(body_h)).min(app.rows.len());
     let visible = &app.rows[app.offset.min(end)..end];
-    let (widths, addr_widths) = column_widths(app, view, visible, inner.width);
-    // Room for the sorted column's header with its arrow (the others keep their widths,
-    // so the row still fits beside the detail pane).
-    let widths: Vec<Constraint> = widths
-        .into_iter()
-        .enumerate()
-        .map(|(i, w)| {
-            let need = match view.columns().get(i) {
-                Some(n) if i == mark_col => {
-                    u16::try_from(n.chars().count() + 2).unwrap_or(u16::MAX)
-                }
-                _ => 0,
+    let columns = columns::choose(app, view, visible, inner.width, mark_col);
+    let header_cells: Vec<Cell> = columns
+        .cols
+        .iter()
+        .map(|c| {
+            let arrow = match (c.key == mark_col, mark_desc) {
+                (true, true) => " ▼",
+                (true, false) => " ▲",
+                _ => "",
             };
-            match w {
-                Constraint::Length(n) => Constraint::Length(n.max(need)),
-                Constraint::Min(n) => Constraint::Min(n.max(need)),
-                other => other,
-            }
+            Cell::from(format!("{}{arrow}", view.column_name(c.key)))
         })
         .collect();
-    let extra = Extra::of(app, view, inner.width);
-    let (mut header_cells, mut widths) = (header_cells, widths);
-    extra.header(&mut header_cells, &mut widths);
+    let widths: Vec<Constraint> = columns.cols.iter().map(|c| c.width).collect();
     let now = app
         .shown
         .as_ref()
@@ -127,12 +76,15 @@ pub(super) fn render_table(
         .enumerate()
         .map(|(i, &row)| {
             let selected = app.offset + i == app.selected;
-            let (mut cells, mut style) = row_cells(app, theme, row, now, addr_widths);
-            extra.cells(app, row, &mut cells);
+            let (cells, mut style) = row_cells(app, theme, row, now, &columns);
             if selected {
                 style = theme.selected;
             }
-            TRow::new(cells).style(style)
+            let shown = columns
+                .cols
+                .iter()
+                .map(|c| cells.get(c.key).cloned().unwrap_or_default());
+            TRow::new(shown).style(style)
         })
         .collect();
     let table = Table::new(rows, widths)
@@ -142,70 +94,10 @@ pub(super) fn render_table(
     if app.rows.is_empty() {
         render_empty(f, app, theme, inner);
     }
-    (inner.x, inner.y + 1, inner.width, body_h)
-}
-
-/// The columns after a view's own: VIA, NETNS, the kernel's timer and queues (connection
-/// views), resets per process (by-process), each where the width has room for it.
-struct Extra {
-    via: bool,
-    netns_w: Option<u16>,
-    kernel_cols: bool,
-    rst_cols: bool,
-}
-
-impl Extra {
-    fn of(app: &App, view: View, width: u16) -> Extra {
-        let conn_view = matches!(view, View::All | View::ByState);
-        Extra {
-            via: conn_view,
-            netns_w: netns_column(app, view, width).filter(|_| conn_view),
-            kernel_cols: conn_view && kernel_columns(app, view, width),
-            // Resets per process, from the kernel's events, where the table has room beside
-            // the state columns (hide the detail pane for them at 120 columns).
-            rst_cols: view == View::ByProcess && width >= RST_MIN_WIDTH,
-        }
-    }
-
-    fn header<'a>(&self, cells: &mut Vec<Cell<'a>>, widths: &mut Vec<Constraint>) {
-        if self.via {
-            cells.push(Cell::from("VIA"));
-        }
-        if let Some(w) = self.netns_w {
-            cells.push(Cell::from("NETNS"));
-            widths.push(Constraint::Length(w));
-        }
-        if self.kernel_cols {
-            cells.push(Cell::from("TIMER"));
-            cells.push(Cell::from("RECV-Q SEND-Q"));
-            widths.push(Constraint::Length(12));
-            widths.push(Constraint::Length(13));
-        }
-        if self.rst_cols {
-            cells.push(Cell::from("RST OUT"));
-            cells.push(Cell::from("RST IN"));
-            widths.push(Constraint::Length(7));
-            widths.push(Constraint::Length(7));
-        }
-    }
-
-    fn cells<'a>(&self, app: &App, row: Row, cells: &mut Vec<Cell<'a>>) {
-        if self.netns_w.is_some() {
-            cells.push(Cell::from(netns_name(app, row)));
-        }
-        if self.kernel_cols {
-            let c = app.conn(row);
-            cells.push(Cell::from(c.map_or(String::new(), timer_text)));
-            cells.push(Cell::from(c.map_or(String::new(), queue_text)));
-        }
-        if self.rst_cols
-            && let Row::Process(i) = row
-        {
-            let (out, inn) = reset_cells(app, app.procs[i].pid);
-            cells.push(Cell::from(out));
-            cells.push(Cell::from(inn));
-        }
-    }
+    (
+        (inner.x, inner.y + 1, inner.width, body_h),
+        columns.hit_areas(inner),
+    )
 }
 
 /// The line an empty table shows: waiting, or what the filter matched nothing of.
@@ -240,115 +132,33 @@ fn netns_name(app: &App, row: Row) -> String {
     }
 }
 
-/// Which header carries the sort arrow, and whether it points down (largest first).
-/// The process and remote views' default order (column 0 ascending) is worst first, by
-/// CLOSE_WAIT and by TIME_WAIT: the arrow says so on that column, not on the name.
-pub(super) fn sort_mark(view: View, col: usize, desc: bool) -> (usize, bool) {
-    match view {
-        View::ByProcess if col == 0 && !desc => (4, true),
-        View::ByRemote if col == 0 && !desc => (1, true),
-        View::ByNetns if col == 0 && !desc => (4, true),
-        _ => (col, desc),
-    }
-}
-
-/// The widths of the view's columns for the `visible` rows in `width` columns, and the
-/// address columns' widths (`usize::MAX` where the view has none).
-fn column_widths(
-    app: &App,
-    view: View,
-    visible: &[Row],
-    width: u16,
-) -> (Vec<Constraint>, (usize, usize)) {
-    let mut addr_widths = (usize::MAX, usize::MAX);
-    let widths: Vec<Constraint> = match view {
-        View::All | View::ByState => {
-            // Addresses as wide as the visible ones need, the process gets the rest.
-            let widest = |f: &dyn Fn(&Connection) -> usize| {
-                visible
-                    .iter()
-                    .filter_map(|&r| app.conn(r))
-                    .map(f)
-                    .max()
-                    .unwrap_or(6)
-                    .max(6)
-            };
-            let l = widest(&|c| c.local().to_string().len());
-            let r = widest(&|c| remote_width(&c.remote(), app.names.get(c.remote().ip())));
-            // Without the names: what the remote column needs at the least.
-            let r_addr = widest(&|c| c.remote().to_string().len());
-            let kernel = if kernel_columns(app, view, width) {
-                12 + 13 + 2
-            } else {
-                0
-            };
-            let netns = netns_column(app, view, width).map_or(0, |w| usize::from(w) + 1);
-            let room = usize::from(width).saturating_sub(13 + 10 + 4 + 5 + 14 + kernel + netns);
-            let (l, r) = if l + r <= room {
-                (l, r)
-            } else if l + r_addr <= room {
-                // Names are cut before any address is: the remote gets what is left.
-                (l, room - l)
-            } else {
-                (room * l / (l + r_addr), room * r_addr / (l + r_addr))
-            };
-            addr_widths = (l, r);
-            vec![
-                Constraint::Length(13),
-                Constraint::Length(u16::try_from(l).unwrap_or(20)),
-                Constraint::Length(u16::try_from(r).unwrap_or(20)),
-                Constraint::Fill(1),
-                Constraint::Length(10),
-                Constraint::Length(4),
-            ]
-        }
-        View::ByProcess => vec![
-            Constraint::Min(14),
-            Constraint::Length(7),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(8),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(6),
-            Constraint::Length(7),
-        ],
-        // 79 columns with their gaps: fits beside the detail pane at 120 and alone at 80.
-        View::ByNetns => vec![
-            Constraint::Min(10),
-            Constraint::Length(7),
-            Constraint::Length(5),
-            Constraint::Length(5),
-            Constraint::Length(9),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(6),
-            Constraint::Length(7),
-        ],
-        View::ByRemote => vec![
-            Constraint::Fill(2),
-            Constraint::Length(10),
-            Constraint::Length(7),
-            Constraint::Length(16),
-            Constraint::Fill(1),
-        ],
-    };
-    (widths, addr_widths)
+/// Which header carries the sort arrow, and whether it points down (largest first): the
+/// sorted column itself, as every view's default is now a real column (CLOSE_W, TIME_WAIT
+/// descending), so a click on a name column sorts by name.
+pub(super) fn sort_mark(_view: View, col: usize, desc: bool) -> (usize, bool) {
+    (col, desc)
 }
 
 /// The cells and style of one table row.
+/// Every column's cell, by sort key; the table picks the columns it shows.
 fn row_cells<'a>(
     app: &'a App,
     theme: &Theme,
     row: Row,
     now: SystemTime,
-    (lw, rw): (usize, usize),
+    columns: &Columns,
 ) -> (Vec<Cell<'a>>, Style) {
+    let (lw, rw) = (columns.local_w, columns.remote_w);
     match row {
         Row::Conn(_) | Row::Ghost(_) => conn_cells(app, theme, row, now, (lw, rw)),
-        Row::Group(state, n) => group_cells(app, theme, state, n, lw),
-        Row::Process(i) => process_cells(&app.procs[i], theme),
+        // The count goes under LOCAL, or under REMOTE where LOCAL gave way.
+        Row::Group(state, n) if columns.shows(1) => group_cells(app, theme, state, n, lw),
+        Row::Group(state, n) => {
+            let (mut cells, style) = group_cells(app, theme, state, n, rw);
+            cells.swap(1, 2);
+            (cells, style)
+        }
+        Row::Process(i) => process_cells(app, &app.procs[i], theme),
         Row::Remote(i) => remote_cells(app, &app.remotes[i], theme),
         Row::Netns(i) => netns_cells(&app.netns_rows[i], theme),
     }
@@ -387,6 +197,10 @@ fn conn_cells<'a>(
             Cell::from(process_text(c)),
             Cell::from(format!("{age:>8}")),
             Cell::from(via(c)),
+            Cell::from(netns_name(app, row)),
+            Cell::from(timer_text(c)),
+            Cell::from(c.recv_q().map_or(String::new(), |q| format!("{q:>6}"))),
+            Cell::from(c.send_q().map_or(String::new(), |q| format!("{q:>6}"))),
         ],
         style,
     )
@@ -432,9 +246,6 @@ fn group_cells(
     )
 }
 
-/// The by-process view shows its RST columns from this table width on.
-pub(super) const RST_MIN_WIDTH: u16 = 96;
-
 /// A process's resets sent and received since start; `-` when the source is the counters
 /// (host-wide, no processes) or there is no source.
 fn reset_cells(app: &App, pid: Option<u32>) -> (String, String) {
@@ -448,7 +259,7 @@ fn reset_cells(app: &App, pid: Option<u32>) -> (String, String) {
 }
 
 /// A process's cells; a warning while it holds CLOSE_WAIT.
-fn process_cells(p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
+fn process_cells(app: &App, p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
     let cw = p.counts.get(TcpState::CloseWait);
     let growth = p
         .close_wait_per_min
@@ -458,6 +269,7 @@ fn process_cells(p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
     } else {
         Style::default()
     };
+    let (out, inn) = reset_cells(app, p.pid);
     (
         vec![
             Cell::from(p.name.clone()),
@@ -471,6 +283,8 @@ fn process_cells(p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
                 (p.counts.get(TcpState::FinWait1) + p.counts.get(TcpState::FinWait2)).to_string(),
             ),
             Cell::from(p.counts.get(TcpState::LastAck).to_string()),
+            Cell::from(out),
+            Cell::from(inn),
         ],
         style,
     )

@@ -67,14 +67,6 @@ pub(super) fn timer_text(c: &Connection) -> String {
     format!("{kind} {left}{retries}")
 }
 
-/// `0 0`: bytes waiting to be read, bytes not yet acknowledged.
-pub(super) fn queue_text(c: &Connection) -> String {
-    match (c.recv_q(), c.send_q()) {
-        (Some(r), Some(s)) => format!("{r:>6} {s:>6}"),
-        _ => String::new(),
-    }
-}
-
 /// The VIA column: how the owner was attributed when not by holding the socket.
 pub(super) fn via(c: &Connection) -> &'static str {
     match c.attribution {
