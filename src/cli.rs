@@ -163,6 +163,13 @@ pub struct SnapshotArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
+    /// Add each remote address's name (reverse DNS: /etc/hosts, then the servers of
+    /// /etc/resolv.conf) as remote_name in JSON, NDJSON and CSV; the table shows
+    /// name:port. Waits at most resolve.timeout (2s) in all after the poll; an address not
+    /// named by then gets null [default: the config's resolve.headless, else off].
+    #[arg(long)]
+    pub resolve: bool,
+
     /// Print nothing on stderr while waiting for the second poll.
     #[arg(long, short)]
     pub quiet: bool,
@@ -277,6 +284,13 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     pub filter: FilterArgs,
+
+    /// Add the remote's name (reverse DNS: /etc/hosts, then the servers of
+    /// /etc/resolv.conf) as remote_name to alerts and event lines. Never waited for: a
+    /// line has it once the name has come (null until then, and where there is none)
+    /// [default: the config's resolve.headless, else off].
+    #[arg(long)]
+    pub resolve: bool,
 
     /// Print nothing on stderr but errors.
     #[arg(long, short)]

@@ -16,6 +16,7 @@ pub mod mode;
 pub mod model;
 pub mod notify;
 pub mod report;
+pub mod resolve;
 pub mod sanitize;
 pub mod shutdown;
 pub mod stderr;

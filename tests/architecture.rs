@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["text", "sanitize", "shutdown", "caps", "notify"],
     &["model", "stderr"],
-    &["collector", "events"],
+    &["collector", "events", "resolve"],
     &["config"],
     &["lab"],
     &["live"],

@@ -14,6 +14,7 @@ pub struct FileConfig {
     pub keys: Option<KeysFile>,
     pub theme: Option<ThemeFile>,
     pub serve: Option<ServeFile>,
+    pub resolve: Option<ResolveFile>,
 }
 
 /// `[keys]`: each action's keys, as a string or a list of strings.
@@ -43,6 +44,7 @@ pub struct KeysFile {
     pub closes: Option<KeyList>,
     pub alerts: Option<KeyList>,
     pub copy: Option<KeyList>,
+    pub names: Option<KeyList>,
 }
 
 impl KeysFile {
@@ -72,6 +74,7 @@ impl KeysFile {
             ("closes", self.closes),
             ("alerts", self.alerts),
             ("copy", self.copy),
+            ("names", self.names),
         ]
         .into_iter()
         .filter_map(|(n, k)| k.map(|k| (n, k)))
@@ -161,6 +164,32 @@ pub struct ServeFile {
     pub max_connections: Option<MaxConnections>,
     pub header_timeout: Option<Interval>,
     pub idle_timeout: Option<Interval>,
+}
+
+/// `[resolve]`: reverse DNS of remote addresses.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ResolveFile {
+    pub dashboard: Option<bool>,
+    pub headless: Option<bool>,
+    pub timeout: Option<LookupTimeout>,
+}
+
+/// One reverse lookup's deadline: 100 ms to 30 s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LookupTimeout(pub Duration);
+
+impl<'de> Deserialize<'de> for LookupTimeout {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let v = parse_duration(&s).map_err(serde::de::Error::custom)?;
+        if v < Duration::from_millis(100) || v > Duration::from_secs(30) {
+            return Err(serde::de::Error::custom(format!(
+                "\"{s}\" is out of range; allowed: 100ms to 30s"
+            )));
+        }
+        Ok(LookupTimeout(v))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -30,6 +30,7 @@ pub const BINDABLE: &[(&str, &[&str])] = &[
     ("closes", &["C"]),
     ("alerts", &["a"]),
     ("copy", &["y"]),
+    ("names", &["n"]),
 ];
 
 /// The default keys of the action named `name` (empty for a name not in [`BINDABLE`]).

@@ -46,6 +46,8 @@ pub struct Config {
     pub theme: ThemeColors,
     /// Settings of `lingertop serve`.
     pub serve: ServeConfig,
+    /// Reverse DNS of remote addresses.
+    pub resolve: ResolveConfig,
 }
 
 impl Default for Config {
@@ -61,6 +63,30 @@ impl Default for Config {
             keys: default_keys(),
             theme: ThemeColors::default(),
             serve: ServeConfig::default(),
+            resolve: ResolveConfig::default(),
+        }
+    }
+}
+
+/// Reverse DNS of remote addresses (the `resolve` table). Off unless asked: a lookup tells
+/// the DNS server which peers this host talks to, and a monitoring tool sends no packet
+/// of its own that nobody asked for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ResolveConfig {
+    /// The dashboard starts showing names (its `names` key toggles them either way).
+    pub dashboard: bool,
+    /// `snapshot` and `watch` add `remote_name` as with `--resolve`.
+    pub headless: bool,
+    /// One lookup's deadline; `snapshot --resolve` waits at most this long in all.
+    pub timeout: Duration,
+}
+
+impl Default for ResolveConfig {
+    fn default() -> Self {
+        ResolveConfig {
+            dashboard: false,
+            headless: false,
+            timeout: crate::resolve::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -209,6 +235,7 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
     let collector = file.collector.unwrap_or_default();
     let alerts = file.alerts.unwrap_or_default();
     let serve = file.serve.unwrap_or_default();
+    let resolve = file.resolve.unwrap_or_default();
     let r = &d.rules;
     let rules = Rules {
         growth_window: alerts.growth_window.map_or(r.growth_window, |i| i.0),
@@ -298,6 +325,11 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
                     .idle_timeout
                     .map_or(d.serve.limits.idle_timeout, |i| i.0),
             },
+        },
+        resolve: ResolveConfig {
+            dashboard: resolve.dashboard.unwrap_or(d.resolve.dashboard),
+            headless: resolve.headless.unwrap_or(d.resolve.headless),
+            timeout: resolve.timeout.map_or(d.resolve.timeout, |t| t.0),
         },
     })
 }

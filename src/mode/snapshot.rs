@@ -3,9 +3,11 @@
 //! a table, JSON or CSV. Exit status 2 when an alert reaches `--fail-on`.
 
 use std::io::{self, IsTerminal, Write};
+use std::net::IpAddr;
 #[cfg(unix)]
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -17,8 +19,9 @@ use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
 use crate::model::alerts::{detect_in, port_pressure};
-use crate::model::{Filter, ProcessInfo, TcpState, Tracker};
+use crate::model::{Alert, Connection, Filter, ProcessInfo, TcpState, Tracker};
 use crate::report;
+use crate::resolve::{Names, Resolver};
 
 /// The states to ask the kernel for: only those the filter can match, plus LISTEN so
 /// server-side connections can still be attributed to their listener. A snapshot with
@@ -33,6 +36,33 @@ fn kernel_states(filter: &Filter, two_polls: bool) -> Option<Vec<TcpState>> {
         states.push(TcpState::Listen);
     }
     Some(states)
+}
+
+/// The names of the remote ends of `connections` and `alerts`, waiting at most `timeout`
+/// in all. Without a resolver (no /etc/resolv.conf) it says why and every name is null.
+fn resolve_names(connections: &[Connection], alerts: &[Alert], timeout: Duration) -> Names {
+    let ips: Vec<IpAddr> = connections
+        .iter()
+        .map(|c| c.remote().ip())
+        .chain(alerts.iter().filter_map(|a| a.remote.map(|r| r.ip())))
+        .collect();
+    let runtime = match super::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            crate::stderr::say!("lingertop: no reverse DNS: {e:#}; every remote_name is null");
+            return Names::default();
+        }
+    };
+    // Dropped on return: the lookups still on the wire are abandoned with it.
+    runtime.block_on(async {
+        match Resolver::system(timeout) {
+            Ok(r) => r.resolve_all(ips, timeout).await,
+            Err(why) => {
+                crate::stderr::say!("lingertop: {why}; every remote_name is null");
+                Names::default()
+            }
+        }
+    })
 }
 
 /// Runs `lingertop snapshot`: one poll (two with `--interval`), printed once.
@@ -121,6 +151,8 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
     }
     let pressure = port_pressure(&snap.connections, snap.port_ranges());
+    let names = (args.resolve || cfg.resolve.headless)
+        .then(|| resolve_names(&snap.connections, &alerts, cfg.resolve.timeout));
     let view = report::SnapshotView {
         snapshot: &snap,
         backend: collector.backend_name(),
@@ -130,6 +162,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         filter: filter.to_string(),
         alerts: &alerts,
         pressure: &pressure,
+        names: names.as_ref(),
     };
     // CSV has no place for it, so the partial-information notice goes to stderr.
     if let (Format::Csv, ProcessInfo::Partial { reason }) = (format, &snap.process_info) {

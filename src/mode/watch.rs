@@ -23,6 +23,7 @@ use crate::model::{
     StateCounts, Transition, Tuple,
 };
 use crate::report::ndjson::{self, PollView};
+use crate::resolve::{Known, Names, Resolver};
 use crate::shutdown::Shutdown;
 
 /// Runs `lingertop watch` until interrupted or until stdout is closed.
@@ -49,6 +50,14 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
         )
         .context("cannot start the poll thread")?;
         let mut stream = Stream::new(filter, args.events.is_some());
+        if args.resolve || cfg.resolve.headless {
+            let resolver = Resolver::system(cfg.resolve.timeout)
+                .inspect_err(|why| {
+                    crate::stderr::say!("lingertop: {why}; every remote_name is null")
+                })
+                .ok();
+            stream = stream.with_names(resolver);
+        }
         // Without `--events`, the counters alone: they judge `time-wait-overflow`, and
         // loading eBPF is left to those who ask for closes.
         let mode = args.events.map_or(EventsMode::Off, Option::unwrap_or_default);
@@ -162,11 +171,13 @@ impl KernelCloses {
         let matching: Vec<&Close> = closes.iter().filter(|c| stream.close_matches(c)).collect();
         self.stats.add_closes(matching.iter().copied());
         for c in matching {
+            let names = stream.names_for(c.remote.iter().map(|r| r.ip()));
             ndjson::write_close(
                 out,
                 c,
                 stream.netns_name(c.netns),
                 events::wall_time(c.at_ns),
+                names.as_ref(),
             )?;
             out.flush()?;
         }
@@ -247,6 +258,9 @@ pub struct Stream {
     pub polls: u64,
     /// Polls that failed so far.
     pub poll_errors: u64,
+    /// `--resolve`: lines carry `remote_name`, from this resolver (none: it could not
+    /// start, and every name is null).
+    names: Option<Option<Resolver>>,
 }
 
 impl Stream {
@@ -260,7 +274,26 @@ impl Stream {
             netns: std::sync::Arc::default(),
             polls: 0,
             poll_errors: 0,
+            names: None,
         }
+    }
+
+    /// The stream with `remote_name` on its lines, from `resolver`.
+    pub fn with_names(mut self, resolver: Option<Resolver>) -> Self {
+        self.names = Some(resolver);
+        self
+    }
+
+    /// The names of `ips` known now (each not yet known is asked for, never waited for);
+    /// `None` without `--resolve`.
+    fn names_for(&self, ips: impl Iterator<Item = std::net::IpAddr>) -> Option<Names> {
+        let resolver = self.names.as_ref()?;
+        let mut names = Names::default();
+        for ip in ips {
+            let known = resolver.as_ref().map_or(Known::NoName, |r| r.want(ip));
+            names.insert(ip, known);
+        }
+        Some(names)
     }
 
     /// Writes the lines of one update, flushing after each.
@@ -298,6 +331,7 @@ impl Stream {
             all.sort_by_key(|a| std::cmp::Reverse(a.severity));
             all
         };
+        let names = self.names_for(alerts.iter().filter_map(|a| a.remote.map(|r| r.ip())));
         let view = PollView {
             update: u,
             filter: &self.filter_text,
@@ -305,6 +339,7 @@ impl Stream {
             matched,
             alerts: &alerts,
             poll_errors: self.poll_errors,
+            names: names.as_ref(),
         };
         ndjson::write_poll(out, &view)?;
         out.flush()
@@ -327,7 +362,8 @@ impl Stream {
             let current =
                 t.to.and_then(|to| now.get(&(t.local, t.remote, t.netns, to)).copied());
             if self.event_matches(t, current, netns) {
-                ndjson::write_event(out, t, current, netns)?;
+                let names = self.names_for(std::iter::once(t.remote.ip()));
+                ndjson::write_event(out, t, current, netns, names.as_ref())?;
                 out.flush()?;
             }
         }
@@ -368,6 +404,10 @@ impl Stream {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "watch_resolve_tests.rs"]
+mod resolve_tests;
 
 #[cfg(test)]
 mod tests {
@@ -418,7 +458,7 @@ mod tests {
             .collect()
     }
 
-    fn lines(stream: &mut Stream, updates: &[Update]) -> Vec<Value> {
+    pub(super) fn lines(stream: &mut Stream, updates: &[Update]) -> Vec<Value> {
         let mut out = Vec::new();
         for u in updates {
             stream.write_update(u, &mut out).unwrap();
@@ -430,7 +470,7 @@ mod tests {
             .collect()
     }
 
-    fn close_sequence() -> Vec<Update> {
+    pub(super) fn close_sequence() -> Vec<Update> {
         let c = "127.0.0.1:40000";
         let s = "127.0.0.1:5000";
         let other = conn(

@@ -37,9 +37,13 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<(
     if with_netns {
         head.push("netns");
     }
+    // Appended too, and only with --resolve.
+    if v.names.is_some() {
+        head.push("remote_name");
+    }
     w.write_record(&head)?;
     for c in &v.snapshot.connections {
-        let j = connection_json(c, now, &v.snapshot.netns);
+        let j = connection_json(c, now, &v.snapshot.netns, v.names);
         let netns = j.netns.unwrap_or_default().to_string();
         let mut row = vec![
             j.state.name().to_string(),
@@ -61,6 +65,9 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<(
         ];
         if with_netns {
             row.push(netns);
+        }
+        if let Some(name) = j.remote_name {
+            row.push(csv_cell(name.unwrap_or_default()).into_owned());
         }
         w.write_record(&row)?;
     }

@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::{AddrText, AlertFields, SnapshotView, addr, timestamp};
+use super::{AddrText, AlertFields, SnapshotView, addr, remote_name, timestamp};
 use crate::model::{
     AgeSource, Alert, Connection, NetnsTable, PortRange, Snapshot, StateCounts, TcpState,
 };
+use crate::resolve::Names;
 
 /// How many connections each alert lists in JSON (the count is always complete).
 const ALERT_CONNECTIONS_LISTED: usize = 100;
@@ -53,6 +54,7 @@ struct ConnectionsJson<'a> {
     connections: &'a [Connection],
     now: SystemTime,
     netns: &'a NetnsTable,
+    names: Option<&'a Names>,
     /// Left out of the serde document: [`write_compact`] writes them after it.
     by_hand: bool,
 }
@@ -68,7 +70,7 @@ impl Serialize for ConnectionsJson<'_> {
         s.collect_seq(
             self.connections
                 .iter()
-                .map(|c| connection_json(c, self.now, self.netns)),
+                .map(|c| connection_json(c, self.now, self.netns, self.names)),
         )
     }
 }
@@ -84,6 +86,9 @@ pub(super) struct PortRangeJson {
 pub(super) struct PressureJson<'a> {
     local_ip: IpAddr,
     remote: String,
+    /// With `--resolve`: the destination's name, or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_name: Option<Option<&'a str>>,
     in_use: u32,
     time_wait: u32,
     /// `in_use` over `range_size`, the ephemeral range of the namespace (`netns`).
@@ -133,6 +138,10 @@ pub(super) struct ConnectionJson<'a> {
     pub(super) state: TcpState,
     pub(super) local: AddrJson,
     pub(super) remote: AddrJson,
+    /// The remote address's name, with `--resolve`: null where it has none (or none came
+    /// in time); absent without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) remote_name: Option<Option<&'a str>>,
     /// The network namespace's name (`host`, a container's); null where the backend reads
     /// only its own.
     pub(super) netns: Option<&'a str>,
@@ -177,12 +186,14 @@ pub(super) fn connection_json<'a>(
     c: &'a Connection,
     now: SystemTime,
     netns: &'a NetnsTable,
+    names: Option<&'a Names>,
 ) -> ConnectionJson<'a> {
     let owner = c.owner();
     ConnectionJson {
         state: c.state,
         local: AddrJson(c.local()),
         remote: AddrJson(c.remote()),
+        remote_name: remote_name(names, &c.remote()),
         netns: netns.name(c.netns()),
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
@@ -235,6 +246,7 @@ pub(super) fn port_pressure_json<'a>(v: &SnapshotView<'a>) -> Vec<PressureJson<'
         .map(|p| PressureJson {
             local_ip: p.local_ip,
             remote: addr(&p.remote),
+            remote_name: remote_name(v.names, &p.remote),
             in_use: p.in_use,
             time_wait: p.time_wait,
             ratio: p.ratio,
@@ -245,9 +257,13 @@ pub(super) fn port_pressure_json<'a>(v: &SnapshotView<'a>) -> Vec<PressureJson<'
 }
 
 /// An alert with the first connections behind it.
-pub(super) fn alert_json<'a>(a: &'a Alert, s: &'a Snapshot) -> AlertJson<'a> {
+pub(super) fn alert_json<'a>(
+    a: &'a Alert,
+    s: &'a Snapshot,
+    names: Option<&'a Names>,
+) -> AlertJson<'a> {
     AlertJson {
-        fields: AlertFields::of(a),
+        fields: AlertFields::named(a, names),
         connections: a
             .connections
             .iter()
@@ -281,7 +297,7 @@ fn to_json<'a>(v: &'a SnapshotView<'a>, by_hand: bool) -> JsonSnapshot<'a> {
         counts: s.counts(),
         ephemeral_ports: PortRangeJson::of(range),
         port_pressure: port_pressure_json(v),
-        alerts: v.alerts.iter().map(|a| alert_json(a, s)).collect(),
+        alerts: v.alerts.iter().map(|a| alert_json(a, s, v.names)).collect(),
         netns: s
             .netns
             .iter()
@@ -297,6 +313,7 @@ fn to_json<'a>(v: &'a SnapshotView<'a>, by_hand: bool) -> JsonSnapshot<'a> {
             connections: &s.connections,
             now: s.taken_at,
             netns: &s.netns,
+            names: v.names,
             by_hand,
         },
     }
@@ -330,7 +347,7 @@ fn write_compact<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> 
         if i > 0 {
             buf.push(b',');
         }
-        connection_compact(&mut buf, &connection_json(c, s.taken_at, &s.netns))?;
+        connection_compact(&mut buf, &connection_json(c, s.taken_at, &s.netns, v.names))?;
         if buf.len() >= 1 << 16 {
             out.write_all(&buf)?;
             buf.clear();
@@ -350,6 +367,9 @@ fn connection_compact(b: &mut Vec<u8>, j: &ConnectionJson<'_>) -> io::Result<()>
     b.extend_from_slice(b"\",\"remote\":\"");
     b.extend_from_slice(AddrText::of(&j.remote.0).as_str().as_bytes());
     b.push(b'"');
+    if let Some(name) = &j.remote_name {
+        field(b, "remote_name", name)?;
+    }
     field(b, "netns", &j.netns)?;
     field(b, "pid", &j.pid)?;
     field(b, "process", &j.process)?;

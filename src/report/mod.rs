@@ -6,6 +6,8 @@ pub mod closes_metrics;
 mod csv;
 mod json;
 pub mod lab;
+#[cfg(test)]
+mod names_tests;
 pub mod ndjson;
 pub mod prometheus;
 mod snapshot_lines;
@@ -21,6 +23,7 @@ use serde::Serialize;
 
 use crate::model::alerts::Pressure;
 use crate::model::{Alert, Connection, OWN_NETNS, Snapshot};
+use crate::resolve::Names;
 
 /// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
 pub use crate::model::duration::{fmt_age, fmt_age_from, state_age_cell};
@@ -110,6 +113,18 @@ pub struct SnapshotView<'a> {
     pub filter: String,
     pub alerts: &'a [Alert],
     pub pressure: &'a [Pressure],
+    /// Remote names, when `--resolve` asked for them: every connection then has a
+    /// `remote_name` (null where the address has none, or none came in time).
+    pub names: Option<&'a Names>,
+}
+
+/// A remote address's name as the JSON outputs write it: absent without `--resolve`, else
+/// the name or null.
+pub(crate) fn remote_name<'a>(
+    names: Option<&'a Names>,
+    sa: &SocketAddr,
+) -> Option<Option<&'a str>> {
+    names.map(|n| n.get(sa.ip()))
 }
 
 /// An alert's fields as every JSON output (snapshot, watch lines) spells them.
@@ -123,6 +138,9 @@ pub(crate) struct AlertFields<'a> {
     process: Option<&'a str>,
     local_ip: Option<IpAddr>,
     remote: Option<String>,
+    /// The remote's name, with `--resolve` (null while it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_name: Option<Option<&'a str>>,
     ratio: Option<f64>,
     growth_per_min: Option<f64>,
     /// The container or namespace it is about, when not the host.
@@ -140,10 +158,20 @@ impl<'a> AlertFields<'a> {
             process: a.process.as_deref(),
             local_ip: a.local_ip,
             remote: a.remote.as_ref().map(addr),
+            remote_name: None,
             ratio: a.ratio,
             growth_per_min: a.growth_per_min,
             netns: a.netns.as_deref(),
         }
+    }
+
+    /// The alert's fields with its remote's name from `names` (given `--resolve`).
+    pub(crate) fn named(a: &'a Alert, names: Option<&'a Names>) -> Self {
+        let mut f = AlertFields::of(a);
+        if let Some(sa) = &a.remote {
+            f.remote_name = remote_name(names, sa);
+        }
+        f
     }
 }
 

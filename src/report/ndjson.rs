@@ -6,12 +6,13 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{AlertFields, addr, timestamp};
+use super::{AlertFields, addr, remote_name, timestamp};
 use crate::live::Update;
 use crate::model::{
     AgeSource, Alert, Attribution, Close, CloseKind, Connection, CounterCloses, NetnsTable,
     ResetReason, StateCounts, TcpState, Transition,
 };
+use crate::resolve::Names;
 
 /// What one per-poll line reports.
 pub struct PollView<'a> {
@@ -26,6 +27,8 @@ pub struct PollView<'a> {
     pub alerts: &'a [Alert],
     /// Polls that failed so far.
     pub poll_errors: u64,
+    /// Remote names known so far, with `--resolve`.
+    pub names: Option<&'a Names>,
 }
 
 #[derive(Serialize)]
@@ -58,6 +61,9 @@ struct EventLine<'a> {
     source: &'static str,
     local: String,
     remote: String,
+    /// With `--resolve`: the remote's name, null until it is known (or where it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_name: Option<Option<&'a str>>,
     /// The network namespace's name (`host`, a container's); null where only one is read.
     netns: Option<&'a str>,
     /// `null` when the connection appeared.
@@ -85,7 +91,11 @@ pub fn write_poll(out: &mut dyn Write, v: &PollView<'_>) -> io::Result<()> {
         total_connections: s.connections.len(),
         matched_connections: v.matched,
         counts: v.counts,
-        alerts: v.alerts.iter().map(AlertFields::of).collect(),
+        alerts: v
+            .alerts
+            .iter()
+            .map(|a| AlertFields::named(a, v.names))
+            .collect(),
         poll_duration_secs: (s.poll_duration.as_secs_f64() * 1e6).round() / 1e6,
         poll_errors: v.poll_errors,
         carried_states: s.unread.as_ref().map_or(&[], |u| &u.states),
@@ -97,12 +107,13 @@ pub fn write_poll(out: &mut dyn Write, v: &PollView<'_>) -> io::Result<()> {
 
 /// Writes one transition as one line. `now` is the connection as the same poll saw it
 /// (absent when it vanished); its owner and attribution are the most complete, else the
-/// transition's owner is used.
+/// transition's owner is used. `names`: the remote names known so far, with `--resolve`.
 pub fn write_event(
     out: &mut dyn Write,
     t: &Transition,
     now: Option<&Connection>,
     netns: &NetnsTable,
+    names: Option<&Names>,
 ) -> io::Result<()> {
     let owner = now.and_then(|c| c.owner()).or(t.owner.as_ref());
     let line = EventLine {
@@ -115,6 +126,7 @@ pub fn write_event(
         source: "poll",
         local: addr(&t.local),
         remote: addr(&t.remote),
+        remote_name: remote_name(names, &t.remote),
         netns: netns.name(t.netns),
         from: t.from,
         to: t.to,
@@ -155,6 +167,9 @@ struct CloseLine<'a> {
     attribution: Option<&'static str>,
     local: Option<String>,
     remote: Option<String>,
+    /// With `--resolve`: the remote's name, null until it is known (or where it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_name: Option<Option<&'a str>>,
     /// Every state the socket went through, exactly as the kernel changed them.
     /// The network namespace's name (`host`, a container's); null where only one is read.
     netns: Option<&'a str>,
@@ -167,11 +182,13 @@ struct CloseLine<'a> {
 }
 
 /// Writes one close from the kernel's events as one line; `time` is when it happened.
+/// `names`: the remote names known so far, with `--resolve`.
 pub fn write_close(
     out: &mut dyn Write,
     c: &Close,
     netns: Option<&str>,
     time: std::time::SystemTime,
+    names: Option<&Names>,
 ) -> io::Result<()> {
     let line = CloseLine {
         time: timestamp(time),
@@ -194,6 +211,7 @@ pub fn write_close(
         }),
         local: c.local.as_ref().map(addr),
         remote: c.remote.as_ref().map(addr),
+        remote_name: c.remote.as_ref().and_then(|r| remote_name(names, r)),
         netns,
         states: &c.states,
         lifetime_ms: c.lifetime_ns.map(|n| (n as f64 / 1e3).round() / 1e3),

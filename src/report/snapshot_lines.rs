@@ -68,10 +68,14 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<(
         },
     )?;
     for a in v.alerts {
-        line(out, "alert", alert_json(a, s))?;
+        line(out, "alert", alert_json(a, s, v.names))?;
     }
     for c in &s.connections {
-        line(out, "connection", connection_json(c, s.taken_at, &s.netns))?;
+        line(
+            out,
+            "connection",
+            connection_json(c, s.taken_at, &s.netns, v.names),
+        )?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use super::{AddrText, SnapshotView, timestamp};
 use crate::model::duration::{Age, human_duration};
 use crate::model::{AgeSource, Connection, ProcessInfo, Snapshot};
+use crate::resolve::Names;
 use crate::sanitize::terminal;
 
 pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> {
@@ -15,7 +16,7 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<(
         return Ok(());
     }
     writeln!(out)?;
-    rows(v.snapshot, out)
+    rows(v.snapshot, v.names, out)
 }
 
 /// What was read, how, what matched, the counts per state and the alerts.
@@ -98,7 +99,7 @@ struct Cells {
 }
 
 impl Cells {
-    fn of(s: &Snapshot) -> Cells {
+    fn of(s: &Snapshot, names: Option<&Names>) -> Cells {
         let now = s.taken_at;
         // Fifty bytes a row holds a loopback row's cells; the string grows if not.
         let mut cells = Cells {
@@ -123,7 +124,14 @@ impl Cells {
             // Writing into a `String` cannot fail.
             t.push_str(AddrText::of(&c.local()).as_str());
             end_cell(t, LOCAL);
-            t.push_str(AddrText::of(&c.remote()).as_str());
+            // With --resolve, `name:port` where the address has a name.
+            match names.and_then(|n| n.get(c.remote().ip())) {
+                Some(name) => {
+                    t.push_str(&terminal(name));
+                    let _ = write!(t, ":{}", c.remote().port());
+                }
+                None => t.push_str(AddrText::of(&c.remote()).as_str()),
+            }
             end_cell(t, REMOTE);
             match c.owner() {
                 Some(o) => {
@@ -209,9 +217,9 @@ fn pad(line: &mut String, (cell, chars): (&str, usize), width: usize, right: boo
 }
 
 /// The connections, one aligned row each.
-fn rows<W: Write>(s: &Snapshot, out: &mut W) -> io::Result<()> {
+fn rows<W: Write>(s: &Snapshot, names: Option<&Names>, out: &mut W) -> io::Result<()> {
     let with_netns = super::shows_netns(&s.connections);
-    let cells = Cells::of(s);
+    let cells = Cells::of(s, names);
     let (wl, wr, wp, wa) = (
         cells.width(LOCAL, "LOCAL"),
         cells.width(REMOTE, "REMOTE"),

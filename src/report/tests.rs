@@ -126,7 +126,7 @@ fn second() -> Vec<Connection> {
 }
 
 /// The view of the second poll, with its alerts and port pressure, as `snapshot` builds it.
-fn fixture(f: impl FnOnce(&Snapshot, &[Alert], &[Pressure]) -> String) -> String {
+pub(super) fn fixture(f: impl FnOnce(&Snapshot, &[Alert], &[Pressure]) -> String) -> String {
     let mut tracker = Tracker::new(10);
     let mut one = Snapshot::fixture(at(0), first());
     tracker.observe(&mut one);
@@ -173,6 +173,7 @@ fn written_as(format: Format, pretty: bool) -> String {
             filter: "!state:syn-sent".to_string(),
             alerts,
             pressure,
+            names: None,
         };
         write_as(format, pretty, &v)
     })
@@ -227,6 +228,7 @@ fn one_empty_poll_says_how_to_measure_ages() {
         filter: String::new(),
         alerts: &[],
         pressure: &[],
+        names: None,
     };
     assert_eq!(
         write(Format::Table, &v),
@@ -280,6 +282,7 @@ fn compact_json_by_hand_is_the_bytes_serde_writes() {
             filter: String::new(),
             alerts,
             pressure,
+            names: None,
         };
         let mut by_hand = Vec::new();
         write_snapshot(Format::Json, false, &v, &mut by_hand).unwrap();
@@ -304,6 +307,7 @@ fn compact_json_by_hand_is_the_bytes_serde_writes() {
         filter: String::new(),
         alerts: &[],
         pressure: &[],
+        names: None,
     };
     let doc: serde_json::Value = serde_json::from_str(&write_as(Format::Json, false, &v)).unwrap();
     assert_eq!(doc["connections"], serde_json::json!([]));

@@ -42,6 +42,8 @@ pub enum Action {
     Alerts,
     /// Copy the selected row as text to the clipboard (OSC 52).
     Copy,
+    /// Show remote addresses by name (reverse DNS) or as addresses.
+    Names,
     /// Toggle the quick filter on the n-th state of the strip (0-based).
     QuickState(usize),
 }
@@ -73,6 +75,7 @@ impl Action {
             "closes" => Action::Closes,
             "alerts" => Action::Alerts,
             "copy" => Action::Copy,
+            "names" => Action::Names,
             _ => return None,
         })
     }
@@ -321,7 +324,7 @@ mod tests {
             assert_eq!(named.iter().filter(|b| *b == a).count(), 1, "{a:?} twice");
         }
         // `Action` has one variant per name plus QuickState.
-        assert_eq!(named.len(), 23);
+        assert_eq!(named.len(), 24);
         assert_eq!(Action::named("explode"), None);
     }
 

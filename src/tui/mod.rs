@@ -25,6 +25,8 @@ mod filter_tests;
 #[cfg(test)]
 mod lab_tests;
 #[cfg(test)]
+mod names_tests;
+#[cfg(test)]
 mod netns_tests;
 #[cfg(test)]
 mod sort_tests;

@@ -23,8 +23,9 @@ use crate::config::Config;
 use crate::events::EventsMode;
 use crate::live::{self, Control, Message};
 use crate::model::Filter;
+use crate::resolve::{Known, Resolver};
 use crate::shutdown::Shutdown;
-use crate::tui::app::{App, Effect};
+use crate::tui::app::{App, Effect, RemoteNames};
 use crate::tui::keys::Keymap;
 use crate::tui::theme::Theme;
 use crate::tui::{TerminalGuard, handle_event, install_panic_hook, spawn_event_reader};
@@ -64,6 +65,30 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The dashboard's resolver, with names shown from the start when the config says so.
+/// Without one (no /etc/resolv.conf), the `names` key says why.
+fn start_names(app: &mut App, cfg: &Config) -> Option<Resolver> {
+    app.names = RemoteNames::new(cfg.resolve.dashboard);
+    match Resolver::system(cfg.resolve.timeout) {
+        Ok(r) => Some(r),
+        Err(why) => {
+            if app.names.on {
+                app.status = Some(why.clone());
+            }
+            app.names.unavailable = Some(why);
+            None
+        }
+    }
+}
+
+/// Wakes when the resolver has a new answer; never without a resolver.
+async fn names_changed(resolver: Option<&Resolver>) {
+    match resolver {
+        Some(r) => r.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Result<()> {
     let filter = cfg.default_filter.clone();
     let mut app = App::new(Keymap::new(&cfg.keys), cfg.interval, cfg.history, filter);
@@ -73,6 +98,7 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     if let Some(p) = &history_path {
         app.filter_history = history::load(p);
     }
+    let resolver = start_names(&mut app, cfg);
     let theme = Theme::new(&cfg.theme, Theme::no_color_env());
     // Before the terminal is taken, so `--events on` without privilege fails readably.
     let mut closes =
@@ -105,6 +131,15 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
 
     let outcome: Result<()> = async {
         loop {
+            // Names the resolver has for the rows on screen; the others are asked for and
+            // wake the loop when they come. The frame shows addresses meanwhile.
+            if let Some(r) = &resolver {
+                for ip in app.wanted_names() {
+                    if let Known::Name(name) = r.want(ip) {
+                        app.names.insert(ip, name);
+                    }
+                }
+            }
             let hit = guard.draw(&app, &theme)?;
             app.after_draw(hit);
             #[cfg(feature = "test-support")]
@@ -145,6 +180,7 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
                     }
                 }
                 _ = tick.tick() => closes.refresh(&mut app),
+                _ = names_changed(resolver.as_ref()) => {}
                 _ = shutdown.requested() => return Ok(()),
             }
         }

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 
 mod alerts;
 mod history;
+mod names;
 mod prompt;
 mod rebuild;
 mod sort;
@@ -17,6 +18,7 @@ mod view;
 
 pub use alerts::{AlertsList, Since};
 pub use history::{FilterHistory, HISTORY_MAX};
+pub use names::RemoteNames;
 pub use prompt::TabCycle;
 pub use view::View;
 
@@ -177,6 +179,8 @@ pub struct App {
     /// Finds what the selected row's owner runs, for the detail pane: the dashboard sets
     /// it to the OS's (`/proc`), tests to a fixture; none shows no command line.
     pub command_of: Option<fn(u32) -> Option<ProcessCommand>>,
+    /// Remote names (reverse DNS), as far as they have come, and whether they are shown.
+    pub names: RemoteNames,
 }
 
 impl App {
@@ -231,6 +235,7 @@ impl App {
             closes_panel: false,
             close_alerts: Vec::new(),
             command_of: None,
+            names: RemoteNames::default(),
         }
     }
 
@@ -448,6 +453,7 @@ impl App {
                 }
                 Err(why) => self.notice = Some(format!("nothing copied: {why}")),
             },
+            Action::Names => self.toggle_names(),
             Action::ToggleGroup if self.view == View::ByNetns => self.open_netns(),
             Action::ToggleGroup => self.toggle_group(),
             Action::QuickState(i) => {

@@ -7,6 +7,7 @@
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 
+use super::text::remote_width;
 use crate::model::Connection;
 use crate::tui::app::{App, View};
 use crate::tui::rows::Row;
@@ -83,6 +84,13 @@ pub(super) fn choose(app: &App, view: View, visible: &[Row], width: u16, sorted:
     } else {
         (0, 0)
     };
+    // With names on, what the remote would take whole (`name:port`); the address width
+    // above is what it needs at the least, and what the columns are chosen by.
+    let named = if conn_view && app.names.on {
+        widest(&|c| remote_width(&c.remote(), app.names.get(c.remote().ip())))
+    } else {
+        r
+    };
     // What each column needs to be worth showing, and how it is drawn.
     let arrow_room = |key: usize| u16::try_from(view.column_name(key).chars().count() + 2).ok();
     let candidate = |key: usize| -> Option<(u16, Constraint)> {
@@ -118,7 +126,7 @@ pub(super) fn choose(app: &App, view: View, visible: &[Row], width: u16, sorted:
     chosen.sort_by_key(|c| c.0);
     let (mut local_w, mut remote_w) = (usize::MAX, usize::MAX);
     if conn_view {
-        (local_w, remote_w) = address_widths(&chosen, width, (l, r));
+        (local_w, remote_w) = address_widths(&chosen, width, (l, r), named);
         for c in &mut chosen {
             let arrow = arrow_room(c.0).filter(|_| c.0 == sorted).unwrap_or(0);
             match c.0 {
@@ -218,6 +226,7 @@ fn address_widths(
     chosen: &[(usize, u16, Constraint)],
     width: u16,
     (l, r): (usize, usize),
+    named: usize,
 ) -> (usize, usize) {
     let others: usize = chosen
         .iter()
@@ -228,10 +237,13 @@ fn address_widths(
     let room = usize::from(width).saturating_sub(others + gaps);
     let local = chosen.iter().any(|c| c.0 == 1);
     if !local {
-        return (0, r.min(room));
+        return (0, named.max(r).min(room));
     }
-    if l + r <= room {
-        (l, r)
+    if l + named.max(r) <= room {
+        (l, named.max(r))
+    } else if l + r <= room {
+        // Names are cut before any address is: the remote gets what is left.
+        (l, room - l)
     } else {
         (room * l / (l + r), room * r / (l + r))
     }

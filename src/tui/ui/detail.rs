@@ -38,6 +38,12 @@ pub(super) fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
                 let label = Span::styled(format!("{:<8}", "netns"), theme.label);
                 lines.insert(3, Line::from(vec![label, Span::raw(place)]));
             }
+            if let Some(name) = app.names.get(c.remote().ip()) {
+                // Under the remote address it names.
+                let label = Span::styled(format!("{:<8}", "name"), theme.label);
+                let name = crate::sanitize::terminal(name).into_owned();
+                lines.insert(3, Line::from(vec![label, Span::raw(name)]));
+            }
             lines
         }),
         Some(Row::Group(state, n)) => group_lines(state, n, theme),
@@ -248,6 +254,9 @@ fn process_lines(p: &ProcRow, theme: &Theme) -> Vec<Line<'static>> {
 fn remote_lines(app: &App, r: &RemoteRow, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     lines.push(Line::from(Span::styled(r.remote.to_string(), theme.title)));
+    if let Some(name) = app.names.get(r.remote.ip()) {
+        lines.push(Line::from(crate::sanitize::terminal(name).into_owned()));
+    }
     lines.push(Line::from(format!("TIME_WAIT   {:>7}", r.time_wait)));
     lines.push(Line::from(format!("connections {:>7}", r.total)));
     if let (Some(from), Some(u)) = (r.from, &app.shown) {

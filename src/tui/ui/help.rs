@@ -55,8 +55,8 @@ const COMPACT_DIAGRAM: &[&str] = &[
 /// Draws the help overlay over `area`.
 pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let w = area.width.saturating_sub(4).min(110);
-    // 29: every key, the VIA legend and its two lines fit at 40 rows.
-    let h = area.height.saturating_sub(2).min(29);
+    // 30: every key, the VIA legend and its two lines fit at 40 rows.
+    let h = area.height.saturating_sub(2).min(30);
     let rect = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -242,6 +242,7 @@ const HELP: &[(Action, &str)] = &[
     (Action::Slower, "poll slower"),
     (Action::Detail, "show / hide detail"),
     (Action::Alerts, "alerts list: open one, Enter filters"),
+    (Action::Names, "remote names / addresses"),
     (Action::ToggleGroup, "fold group / open namespace"),
     (Action::Lab, "close lab panel"),
     (Action::Closes, "closes panel: kinds, resets"),

@@ -9,7 +9,7 @@ use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TRow, Table};
 
 use super::columns::{self, Columns};
-use super::text::{fit_addr, process_text, timer_text, via};
+use super::text::{fit_addr, fit_remote, process_text, timer_text, via};
 use crate::model::TcpState;
 use crate::model::duration::fmt_age;
 use crate::report::state_age_cell;
@@ -33,12 +33,13 @@ pub(super) fn render_table(
     let col = app.sort[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
     let desc = app.sort_desc[View::ALL.iter().position(|v| *v == view).unwrap_or(0)];
     let title = format!(
-        " {} ({}) · Tab: next view ",
+        " {} ({}) · Tab: next view{} ",
         view.title(),
         app.rows
             .iter()
             .filter(|r| !matches!(r, Row::Group(..)))
-            .count()
+            .count(),
+        if app.names.on { " · names" } else { "" }
     );
     let block = Block::default()
         .borders(Borders::TOP)
@@ -158,7 +159,7 @@ fn row_cells<'a>(
             (cells, style)
         }
         Row::Process(i) => process_cells(app, &app.procs[i], theme),
-        Row::Remote(i) => remote_cells(&app.remotes[i], theme),
+        Row::Remote(i) => remote_cells(app, &app.remotes[i], theme),
         Row::Netns(i) => netns_cells(&app.netns_rows[i], theme),
     }
 }
@@ -192,7 +193,7 @@ fn conn_cells<'a>(
         vec![
             Cell::from(c.state.name()),
             Cell::from(fit_addr(&c.local(), lw)),
-            Cell::from(fit_addr(&c.remote(), rw)),
+            Cell::from(fit_remote(&c.remote(), app.names.get(c.remote().ip()), rw)),
             Cell::from(process_text(c)),
             Cell::from(format!("{age:>8}")),
             Cell::from(via(c)),
@@ -290,7 +291,7 @@ fn process_cells(app: &App, p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, 
 }
 
 /// A remote endpoint's cells; critical from half the ephemeral range on.
-fn remote_cells(r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
+fn remote_cells(app: &App, r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
     let style = if r.pressure >= 0.5 {
         theme.critical
     } else if r.time_wait > 0 {
@@ -300,7 +301,12 @@ fn remote_cells(r: &RemoteRow, theme: &Theme) -> (Vec<Cell<'static>>, Style) {
     };
     (
         vec![
-            Cell::from(r.remote.to_string()),
+            // Grouped by address still; shown by name where it has one.
+            Cell::from(fit_remote(
+                &r.remote,
+                app.names.get(r.remote.ip()),
+                usize::MAX,
+            )),
             Cell::from(r.time_wait.to_string()),
             Cell::from(r.total.to_string()),
             Cell::from(if r.ports_used == 0 {

@@ -19,6 +19,31 @@ pub(super) fn fit_addr(sa: &std::net::SocketAddr, width: usize) -> String {
     format!("{open}{ip}…{close}{port}")
 }
 
+/// A remote end in at most `width` columns: `name:port` where its name is known (the name
+/// neutralised, cut with `…` at its end, the port kept), else the address as [`fit_addr`]
+/// fits it.
+pub(super) fn fit_remote(sa: &std::net::SocketAddr, name: Option<&str>, width: usize) -> String {
+    let Some(name) = name else {
+        return fit_addr(sa, width);
+    };
+    let name = crate::sanitize::terminal(name);
+    let port = format!(":{}", sa.port());
+    if name.chars().count() + port.len() <= width {
+        return format!("{name}{port}");
+    }
+    let keep = width.saturating_sub(port.len() + 1);
+    let cut: String = name.chars().take(keep).collect();
+    format!("{cut}…{port}")
+}
+
+/// How wide [`fit_remote`]'s text is with room to spare.
+pub(super) fn remote_width(sa: &std::net::SocketAddr, name: Option<&str>) -> usize {
+    match name {
+        Some(n) => crate::sanitize::terminal(n).chars().count() + 1 + sa.port().to_string().len(),
+        None => sa.to_string().len(),
+    }
+}
+
 /// `timewait 58s`, `on 200ms ×2`, `keepalive 2h`; empty without a timer.
 pub(super) fn timer_text(c: &Connection) -> String {
     let Some(t) = c.timer else {
