@@ -447,6 +447,28 @@ pub fn is_lab_command(args: &[OsString]) -> bool {
 /// usage dropped, and a pointer to the help of the subcommand the error is in. `args` is
 /// the command line (program name first), to find that subcommand when clap's text has
 /// no usage line, and to say which subcommand an option given at the top level belongs to.
+/// Every `--set` of the command line, in order, wherever it stands (before the subcommand
+/// and after it). clap keeps a global argument's values from one level only (those after the
+/// subcommand replace those before), so `lingertop --set a=1 snapshot --set b=2` lost `a=1`;
+/// the parsed command line has already checked their shape, this only gathers them.
+pub fn all_sets(args: &[OsString]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if a == "--set" {
+            if let Some(v) = it.next() {
+                out.push(v.into_owned());
+            }
+        } else if let Some(v) = a.strip_prefix("--set=") {
+            out.push(v.to_string());
+        }
+    }
+    out
+}
+
 pub fn one_line_error(e: &clap::Error, args: &[OsString]) -> String {
     use clap::CommandFactory;
     use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -548,6 +570,29 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_set_is_gathered_from_both_sides_of_the_subcommand() {
+        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let got = all_sets(&a(&[
+            "lingertop",
+            "--set",
+            "a=1",
+            "snapshot",
+            "--set=b=2",
+            "--set",
+            "c=3",
+            "--",
+            "--set",
+            "d=4",
+        ]));
+        assert_eq!(got, ["a=1", "b=2", "c=3"]);
+        // What each set means is the config's to say; an option's value is not a set.
+        assert_eq!(
+            all_sets(&a(&["lingertop", "--filter", "x", "snapshot"])),
+            Vec::<String>::new()
+        );
+    }
+
     use super::*;
 
     fn args(s: &str) -> Vec<OsString> {

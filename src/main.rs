@@ -11,7 +11,10 @@ use lingertop::{EXIT_ERROR, cli::Cli};
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
+        Ok(mut cli) => {
+            cli.sets = lingertop::cli::all_sets(&args);
+            cli
+        }
         Err(e) => match e.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                 let _ = e.print();

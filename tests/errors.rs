@@ -188,3 +188,23 @@ fn a_snapshot_into_a_full_disk_fails_and_says_so() {
         assert!(err.contains("No space left on device"), "{format}: {err}");
     }
 }
+
+#[test]
+fn a_set_before_the_subcommand_is_kept_beside_one_after_it() {
+    // The first --set makes the run fail; it used to be dropped by the second one (clap keeps
+    // a global argument's values from one level only), and the run went on with the default.
+    let out = lingertop()
+        .args([
+            "--set",
+            "collector.netns=no/such",
+            "snapshot",
+            "--format",
+            "json",
+        ])
+        .args(["--set", "alerts.close-wait.min-age=1s"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no/such"), "{err}");
+}
