@@ -253,3 +253,18 @@ fn the_cursor_edits_inside_the_line_and_tab_completes_the_word_before_it() {
     assert_eq!(app.input.as_deref(), Some("tate:listen "));
     assert_eq!(app.input_cursor, 0);
 }
+
+#[test]
+fn ctrl_c_in_the_prompt_quits_and_leaves_the_filter_from_before() {
+    let mut app = app_with_fixture(false);
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "state:listen");
+    let ctrl_c = Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(handle_event(&mut app, ctrl_c), super::app::Effect::Quit);
+    assert!(app.input.is_none(), "the prompt closed");
+    assert!(
+        app.filter.is_empty(),
+        "the typed filter was not kept: {}",
+        app.filter
+    );
+}

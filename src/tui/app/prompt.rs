@@ -44,7 +44,8 @@ impl App {
         self.filter_history.reset();
     }
 
-    /// Handles a key typed into the filter prompt. Returns false when no prompt is open.
+    /// Handles a key typed into the filter prompt. Returns false when no prompt is open, or
+    /// for Ctrl-C (which closes it, then quits).
     pub fn on_input_key(&mut self, key: &KeyEvent) -> bool {
         let Some(text) = self.input.clone() else {
             return false;
@@ -60,7 +61,12 @@ impl App {
         let (before, after) = text.split_at(byte_at(&text, at));
         match key.code {
             KeyCode::Esc => self.close_prompt(false),
-            KeyCode::Char('c') if ctrl => self.close_prompt(false),
+            // Ctrl-C always quits (issue 15 item 2): the prompt gives back the filter from
+            // before it opened and lets the key through to the keymap.
+            KeyCode::Char('c') if ctrl => {
+                self.close_prompt(false);
+                return false;
+            }
             KeyCode::Enter => self.close_prompt(true),
             KeyCode::Left => self.input_cursor = at.saturating_sub(1),
             KeyCode::Right => self.input_cursor = (at + 1).min(text.chars().count()),
