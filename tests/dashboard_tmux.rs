@@ -202,12 +202,7 @@ fn dashboard_filters_helps_switches_views_and_quits_cleanly() {
     } else {
         t.wait_for(&server.to_string(), Duration::from_secs(5))
     };
-    let table: Vec<&str> = s
-        .lines()
-        .skip_while(|l| !l.contains("All connections"))
-        .skip(2)
-        .take_while(|l| !l.starts_with(' ') && !l.contains("? help"))
-        .collect();
+    let table = table_rows(&s);
     assert!(!table.is_empty(), "{s}");
     assert!(
         table.iter().all(|l| l.starts_with("CLOSE_WAIT")),
@@ -507,12 +502,7 @@ fn the_alert_naming_a_process_is_reached_opened_and_filters_the_table() {
     } else {
         t.wait_for(&server.to_string(), Duration::from_secs(5))
     };
-    let table: Vec<&str> = s
-        .lines()
-        .skip_while(|l| !l.contains("All connections"))
-        .skip(2)
-        .take_while(|l| !l.starts_with(' ') && !l.contains("? help"))
-        .collect();
+    let table = table_rows(&s);
     assert!(!table.is_empty(), "{s}");
     assert!(
         table
