@@ -560,28 +560,44 @@ fn close_wait_leak_makes_another_lingertop_alert_on_lingertop() {
 
 #[test]
 fn time_wait_storm_makes_the_per_remote_alert_fire() {
+    let resets_before = out_rsts();
     let report = lab_json(&["--scenario", "time-wait-storm", "-n", "300"]);
+    let resets = out_rsts() - resets_before;
     assert_eq!(report["done"], 300, "{report}");
-    // Every client end closed first, so TIME_WAIT is on the client side. Not all 300: on
-    // this kernel about one run in ten finds up to 13 client ends gone rather than in
-    // TIME_WAIT (not recycled: TWRecycled does not move; still gone when looked up again
-    // 100 ms later; not explained yet), so nine in ten is what is asked.
-    let tw = report["client"]["states"]["TIME_WAIT"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(tw >= 270, "{report}");
-    assert!(
-        report["server"]["states"]["TIME_WAIT"].is_null(),
-        "{report}"
-    );
+    // Every client end closed first, so TIME_WAIT is on the client side, never the server's.
+    let side = |side: &str, state: &str| report[side]["states"][state].as_u64().unwrap_or(0);
+    let (tw, gone) = (side("client", "TIME_WAIT"), side("client", "gone"));
+    assert_eq!(tw + gone, 300, "{report}");
+    assert_eq!(side("server", "TIME_WAIT"), 0, "{report}");
+    // Some client ends can be gone: a late segment reaches a server end already closed, the
+    // kernel answers it with a RST, and a RST that reaches a TIME_WAIT kills it (TIME-WAIT
+    // assassination, RFC 1337) unless net.ipv4.tcp_rfc1337 = 1. Checked here: up to 47 of
+    // 300 gone with 0 (Linux's default), none in 15 runs with 1. So every one gone had a
+    // RST sent in this namespace, and with the sysctl on none is.
+    let rfc1337 =
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rfc1337").is_ok_and(|v| v.trim() == "1");
+    if rfc1337 {
+        assert_eq!(
+            gone, 0,
+            "tcp_rfc1337 = 1 keeps TIME_WAIT from RSTs: {report}"
+        );
+    } else {
+        assert!(
+            resets >= gone,
+            "{gone} gone but {resets} RSTs sent: {report}"
+        );
+    }
+    assert!(tw >= 150, "the pile is there: {report}");
     let listener = report["listener"].as_str().unwrap().to_string();
     let port = listener.parse::<SocketAddr>().unwrap().port().to_string();
+    // Most of the pile, so a TIME_WAIT ended by its timer meanwhile does not matter.
+    let warning = tw - 50;
 
     let (code, json) = snapshot_json(&[
         "--port",
         &port,
         "--set",
-        "alerts.time-wait-per-remote.warning=250",
+        &format!("alerts.time-wait-per-remote.warning={warning}"),
         "--fail-on",
         "warning",
     ]);
@@ -594,7 +610,7 @@ fn time_wait_storm_makes_the_per_remote_alert_fire() {
         .unwrap_or_else(|| panic!("no time-wait-remote alert: {}", json["alerts"]));
     assert_eq!(alert["remote"], listener.as_str());
     let count = alert["count"].as_u64().unwrap_or(0);
-    assert!((250..=tw).contains(&count), "{alert}");
+    assert!((warning..=tw).contains(&count), "{alert}");
 }
 
 #[test]
@@ -654,4 +670,16 @@ fn every_action_on_every_behaviour_and_either_end_yields_a_trace() {
     }
     drop(lab);
     assert_only_time_wait_remains(&ports);
+}
+
+/// `OutRsts` of this namespace (`/proc/net/snmp`): every RST the kernel sent.
+fn out_rsts() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/snmp").expect("/proc/net/snmp");
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "OutRsts")
+        .expect("OutRsts");
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
 }
