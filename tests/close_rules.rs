@@ -43,16 +43,12 @@ fn storm(ns: &Netns) -> (u32, u32) {
     pids
 }
 
-#[test]
-fn watch_says_when_a_reset_storm_starts_and_ends_naming_both_processes() {
-    if !privileged("watch_says_when_a_reset_storm_starts_and_ends_naming_both_processes") {
-        return;
-    }
-    let ns = Netns::new("storm").expect("a network namespace");
-    let mut watch = ns
-        .command(env!("CARGO_BIN_EXE_lingertop"))
-        .args(RULE)
-        .args(["watch", "--events", "on", "--interval", "500ms"])
+/// Starts `cmd` (a `watch --events on`) and returns once its first poll says it reads the
+/// kernel's events, with its stdout's lines.
+fn watch_events(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut watch = cmd
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -62,6 +58,19 @@ fn watch_says_when_a_reset_storm_starts_and_ends_naming_both_processes() {
     let said = next_line(&stderr, Duration::from_secs(20), "the first poll's line");
     assert!(said.contains("the kernel's events"), "{said}");
     let stdout = line_reader(watch.stdout.take().unwrap());
+    (watch, stdout)
+}
+
+#[test]
+fn watch_says_when_a_reset_storm_starts_and_ends_naming_both_processes() {
+    if !privileged("watch_says_when_a_reset_storm_starts_and_ends_naming_both_processes") {
+        return;
+    }
+    let ns = Netns::new("storm").expect("a network namespace");
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_lingertop"));
+    cmd.args(RULE)
+        .args(["watch", "--events", "on", "--interval", "500ms"]);
+    let (mut watch, stdout) = watch_events(cmd);
 
     let (client, server) = storm(&ns);
     let want: BTreeSet<u64> = [u64::from(client), u64::from(server)].into();
@@ -187,20 +196,12 @@ fn watch_on_the_host_sees_the_closes_inside_a_container_and_names_it() {
     let ns = Netns::new("boxed").expect("a network namespace");
     // On the host, reading every namespace (the default as root); the filter keeps this
     // test's namespace, as the operator narrowing to one container would.
-    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_lingertop"))
-        .args(["--netns", "all"])
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lingertop"));
+    cmd.args(["--netns", "all"])
         .args(&RULE[..6])
         .args(["watch", "--events", "on", "--interval", "500ms"])
-        .args(["--filter", &format!("netns:{}", ns.name)])
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lingertop watch");
-    let stderr = line_reader(watch.stderr.take().unwrap());
-    let said = next_line(&stderr, Duration::from_secs(20), "the first poll's line");
-    assert!(said.contains("the kernel's events"), "{said}");
-    let stdout = line_reader(watch.stdout.take().unwrap());
+        .args(["--filter", &format!("netns:{}", ns.name)]);
+    let (mut watch, stdout) = watch_events(cmd);
 
     let (client, server) = storm(&ns);
     let mut sent = 0;

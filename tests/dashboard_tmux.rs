@@ -106,6 +106,16 @@ impl Tmux {
         }
     }
 
+    /// The screen once it shows `filter` applied and the row of `server` in the table.
+    fn wait_for_filtered(&self, filter: &str, server: SocketAddr) -> String {
+        let s = self.wait_for(filter, Duration::from_secs(5));
+        if s.contains(&server.to_string()) {
+            s
+        } else {
+            self.wait_for(&server.to_string(), Duration::from_secs(5))
+        }
+    }
+
     /// The shell is back and in cooked mode with echo on (not left raw by the dashboard).
     fn assert_normal_shell(&self) {
         self.wait_until("left the alternate screen", Duration::from_secs(5), |t| {
@@ -193,15 +203,7 @@ fn dashboard_filters_helps_switches_views_and_quits_cleanly() {
     t.wait_for("filter:", Duration::from_secs(5));
     t.literal(&format!("state:close-wait port:{port}"));
     t.keys(&["Enter"]);
-    let s = t.wait_for(
-        &format!("filter state:close-wait port:{port}"),
-        Duration::from_secs(5),
-    );
-    let s = if s.contains(&server.to_string()) {
-        s
-    } else {
-        t.wait_for(&server.to_string(), Duration::from_secs(5))
-    };
+    let s = t.wait_for_filtered(&format!("filter state:close-wait port:{port}"), server);
     let table = table_rows(&s);
     assert!(!table.is_empty(), "{s}");
     assert!(
@@ -493,15 +495,7 @@ fn the_alert_naming_a_process_is_reached_opened_and_filters_the_table() {
     assert!(s.contains("warning at 1, critical at 100"), "{s}");
 
     t.keys(&["Enter"]);
-    let s = t.wait_for(
-        &format!("filter state:close-wait pid:{pid}"),
-        Duration::from_secs(5),
-    );
-    let s = if s.contains(&server.to_string()) {
-        s
-    } else {
-        t.wait_for(&server.to_string(), Duration::from_secs(5))
-    };
+    let s = t.wait_for_filtered(&format!("filter state:close-wait pid:{pid}"), server);
     let table = table_rows(&s);
     assert!(!table.is_empty(), "{s}");
     assert!(
