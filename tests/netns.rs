@@ -15,6 +15,7 @@ use std::time::Duration;
 use common::live::{Watched, next_line};
 use common::netns::*;
 use common::*;
+use lingertop::collector::Collector;
 use serde_json::Value;
 
 /// `ss -tanpH` for `port` from our address, run as `ip PREFIX ss` or plain `ss`.
@@ -677,4 +678,165 @@ fn own_namespace_name() -> &'static str {
     } else {
         "self"
     }
+}
+
+/// A socket's state, ends and receive queue.
+type QRow = (String, String, String, u32);
+
+/// `ss -tanH` inside `ns`: state, ends and receive queue of every TCP socket, sorted.
+fn ss_queues(ns: &Netns) -> Vec<QRow> {
+    let out = ns
+        .command("ss")
+        .arg("-tanH")
+        .output()
+        .expect("ss (iproute2) must be installed for this test");
+    assert!(out.status.success());
+    let mut rows: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                ss_state(f.first()?).to_string(),
+                f.get(3)?.to_string(),
+                f.get(4)?.replace(":*", ":0"),
+                f.get(1)?.parse().ok()?,
+            ))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The same of one poll of lingertop's collector.
+fn polled_queues(c: &mut Collector) -> Vec<QRow> {
+    let snap = c.poll().expect("poll");
+    let mut rows: Vec<_> = snap
+        .connections
+        .iter()
+        .map(|c| {
+            (
+                c.state.name().to_string(),
+                c.local().to_string(),
+                c.remote().to_string(),
+                c.recv_q().unwrap_or(0),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// A small namespace in which nothing happened since the last poll is read by asking for
+/// its known sockets one by one, not by a walk of the machine's table; whatever happens in
+/// it next (data, a close, a new connection, a reset, an application draining its receive
+/// queue without a segment) shows at the next poll, as `ss` inside it says.
+#[test]
+fn a_quiet_namespace_is_looked_up_and_every_change_in_it_shows_at_the_next_poll() {
+    use lingertop::collector::{Backend, NetnsReads};
+    use lingertop::model::NetnsChoice;
+    use std::io::Write;
+    if !privileged("a_quiet_namespace_is_looked_up_and_every_change_in_it_shows_at_the_next_poll") {
+        return;
+    }
+    let ns = Netns::new("quiet").unwrap();
+    let mut c = Collector::in_netns(Backend::Netlink, &NetnsChoice::Named(ns.name.clone()))
+        .expect("a collector of the namespace");
+    let dumped = Some(NetnsReads {
+        dumped: 1,
+        ..NetnsReads::default()
+    });
+    let looked_up = Some(NetnsReads {
+        looked_up: 1,
+        ..NetnsReads::default()
+    });
+    let port = 4555;
+    let at: SocketAddr = ([127, 0, 0, 1], port).into();
+    let (listener, c1, s1, mut c2, mut s2) = ns.enter(|| {
+        let l = TcpListener::bind(at).unwrap();
+        let c1 = TcpStream::connect(at).unwrap();
+        let s1 = l.accept().unwrap().0;
+        let c2 = TcpStream::connect(at).unwrap();
+        let s2 = l.accept().unwrap().0;
+        (l, c1, s1, c2, s2)
+    });
+    // Five bytes s2 does not read yet, once acknowledged (nothing left in flight).
+    c2.write_all(b"hello").unwrap();
+    let settled = |what: &str, ok: &dyn Fn(&[QRow]) -> bool| {
+        wait_until(what, || ok(&ss_queues(&ns)));
+    };
+    settled("the data is queued at s2", &|rows| {
+        rows.iter().any(|r| r.0 == "ESTABLISHED" && r.3 == 5)
+    });
+
+    assert_eq!(polled_queues(&mut c), ss_queues(&ns));
+    assert_eq!(c.netns_reads(), dumped, "the first read walks the table");
+    assert_eq!(polled_queues(&mut c), ss_queues(&ns));
+    assert_eq!(c.netns_reads(), looked_up, "nothing happened: looked up");
+
+    // s2 reads its data: the receive queue drains, maybe with no segment at all.
+    let mut buf = [0u8; 5];
+    std::io::Read::read_exact(&mut s2, &mut buf).unwrap();
+    settled("s2's queue drains", &|rows| rows.iter().all(|r| r.3 == 0));
+    assert_eq!(polled_queues(&mut c), ss_queues(&ns));
+
+    // c1 closes: s1 in CLOSE_WAIT, c1 in FIN_WAIT_2.
+    c1.shutdown(std::net::Shutdown::Both).unwrap();
+    settled("s1 is in CLOSE_WAIT", &|rows| {
+        rows.iter().any(|r| r.0 == "CLOSE_WAIT")
+    });
+    let rows = polled_queues(&mut c);
+    assert!(rows.iter().any(|r| r.0 == "CLOSE_WAIT"), "{rows:?}");
+    assert_eq!(rows, ss_queues(&ns));
+    assert_eq!(c.netns_reads(), dumped, "a close stirs the namespace");
+    assert_eq!(polled_queues(&mut c), ss_queues(&ns));
+    assert_eq!(c.netns_reads(), looked_up);
+
+    // A new connection.
+    let (c3, s3) = ns.enter(|| {
+        let c3 = TcpStream::connect(at).unwrap();
+        (c3, listener.accept().unwrap().0)
+    });
+    let rows = polled_queues(&mut c);
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    assert_eq!(rows, ss_queues(&ns));
+
+    // s1 closes too (LAST_ACK, then gone; c1 into TIME_WAIT); c3 is reset.
+    drop(s1);
+    socket2::SockRef::from(&c3)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c3);
+    settled("c1 is in TIME_WAIT and c3 gone", &|rows| {
+        rows.iter().any(|r| r.0 == "TIME_WAIT") && rows.len() == 4
+    });
+    let rows = polled_queues(&mut c);
+    assert!(rows.iter().any(|r| r.0 == "TIME_WAIT"), "{rows:?}");
+    assert_eq!(rows, ss_queues(&ns));
+    assert_eq!(polled_queues(&mut c), ss_queues(&ns));
+    assert_eq!(c.netns_reads(), looked_up);
+    drop((s3, c2, s2, c1));
+}
+
+/// A namespace holding only IPv6 connections holds TCP sockets: its `/proc/net/sockstat`
+/// says `TCP: inuse 0` (IPv4 only), `sockstat6` says how many.
+#[test]
+fn a_namespace_of_ipv6_connections_only_is_read() {
+    use lingertop::collector::Backend;
+    use lingertop::model::NetnsChoice;
+    if !privileged("a_namespace_of_ipv6_connections_only_is_read") {
+        return;
+    }
+    let ns = Netns::new("six").unwrap();
+    let at: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, 4556).into();
+    let _held = ns.enter(|| {
+        let l = TcpListener::bind(at).unwrap();
+        let c = TcpStream::connect(at).unwrap();
+        let s = l.accept().unwrap().0;
+        (l, c, s)
+    });
+    let mut c = Collector::in_netns(Backend::Netlink, &NetnsChoice::Named(ns.name.clone()))
+        .expect("a collector of the namespace");
+    let rows = polled_queues(&mut c);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows, ss_queues(&ns));
 }

@@ -171,6 +171,10 @@ pub trait SocketSource: Send {
     /// The network namespaces the last read covered, by the id its connections carry;
     /// `None` where the source reads only lingertop's own (every connection in
     /// [`crate::model::OWN_NETNS`]).
+    /// How the last read went through the namespaces, where the source reads them apart.
+    fn netns_reads(&self) -> Option<NetnsReads> {
+        None
+    }
     /// Each namespace's close counters, read inside it; none where the source does not.
     fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {
         Vec::new()
@@ -185,6 +189,16 @@ pub trait SocketSource: Send {
 /// shrinking costs nothing next to the conversion, small enough that little of the buffer
 /// outlives its contents.
 const SHRINK_EVERY: usize = 8192;
+
+/// How one read went through the network namespaces: each was dumped (the kernel walked its
+/// table), looked up (quiet and small: its known sockets asked for one by one) or skipped
+/// (no TCP socket in it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetnsReads {
+    pub dumped: usize,
+    pub looked_up: usize,
+    pub empty: usize,
+}
 
 /// Polls a [`SocketSource`] and resolves owners, users and the context of a snapshot.
 pub struct Collector {
@@ -345,6 +359,11 @@ impl Collector {
     }
 
     /// Reads the socket table once.
+    /// How the last poll read the network namespaces (`None`: the source reads only its own).
+    pub fn netns_reads(&self) -> Option<NetnsReads> {
+        self.source.netns_reads()
+    }
+
     pub fn poll(&mut self) -> Result<Snapshot, CollectError> {
         let started = Instant::now();
         let taken_at = SystemTime::now();

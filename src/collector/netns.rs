@@ -15,6 +15,20 @@
 //! (and the namespace file it was opened through) pins its namespace, so a namespace that is
 //! no longer found is let go at the same poll: otherwise a deleted container's namespace,
 //! with its veth and its sockets, would live on as long as lingertop does.
+//!
+//! What a namespace costs. Unless it was made with a table of its own
+//! (`net.ipv4.tcp_child_ehash_entries`), every namespace's TCP sockets live in one hash table
+//! of the whole machine (262144 buckets here), and a dump of any namespace walks all of it:
+//! 2-3 ms for a namespace holding nothing, so a hundred small containers would cost a
+//! hundred walks a poll. So each poll first looks at the namespace's own counts, a few
+//! `pread`s of files opened inside it: `sockstat` and `sockstat6` (its TCP sockets) and
+//! `/proc/net/dev` (its packets). A namespace holding no TCP socket is not read at all. A
+//! small one ([`SMALL`] sockets at most) is dumped whole, every state, and each socket's
+//! identity kept; at the next poll, if its counts did not move (see [`Stir`]: no packet, no
+//! socket made or ended), its sockets are asked for by identity, a hash lookup each in the
+//! kernel (`SockDiag::lookup`), which returns each one's state, timer and queues now; one
+//! gone or replaced, or any count moved, and it is dumped again. A namespace in which
+//! something happens is read exactly as before; a quiet one costs microseconds.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -27,7 +41,7 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::netlink::{DiagError, SockDiag};
+use super::netlink::{DiagError, SockDiag, SockKey};
 use super::workload::{self, StateDirs, Workload};
 use crate::caps::{Cap, Caps, Missing, NAMESPACES};
 use crate::model::{
@@ -131,15 +145,47 @@ fn scan(named_dir: &Path, nsfs_dev: u64) -> Scan {
     s
 }
 
+/// A namespace holding at most this many TCP sockets is small: its dump asks for every
+/// state (whatever the poll asks for) and keeps each socket's identity, so that a poll
+/// finding it quiet asks for its sockets one by one instead of walking the table.
+pub const SMALL: u64 = 256;
+
+/// What a namespace's own counts said at one look: its TCP sockets (`inuse` of
+/// `/proc/net/sockstat` and `sockstat6`, TIME_WAIT) and its interfaces' packet and byte
+/// counters (`/proc/net/dev`). When two looks agree, no packet came in or went out of it
+/// and no TCP socket was made, hashed, turned to TIME_WAIT or ended, its TIME_WAIT
+/// included: every socket a dump would find was there at the look before (a new one counts
+/// in `inuse`, a connection request needs a SYN to arrive), and every close counter
+/// lingertop reads is unchanged (each moves with a packet or with a socket's end). Whatever
+/// can still change in a known socket (a receive queue drained by the application, a
+/// timer, a retransmission held back by a firewall) the lookups read again, and one gone
+/// sends the namespace back to a dump.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Stir {
+    sockets: [u64; 3],
+    dev: String,
+}
+
 /// A sock_diag socket inside one namespace, and what the namespace is.
 struct Reader {
     diag: SockDiag,
     netns: Netns,
-    /// The namespace's `/proc/net/sockstat`, opened inside it: says in a few microseconds
-    /// whether it holds any TCP socket at all (see [`tcp_sockets`]).
-    sockstat: Option<File>,
+    /// The namespace's `/proc/net/sockstat` and `/proc/net/sockstat6`, opened inside it:
+    /// say in a few microseconds how many TCP sockets it holds (see [`tcp_sockets`]).
+    sockstat: Option<(File, Option<File>)>,
+    /// How many TCP sockets the last look found in it (`None`: unknown).
+    sockets: Option<u64>,
     /// Whether the last look found no TCP socket in it: its dump is skipped.
     empty: bool,
+    /// The namespace's `/proc/net/dev`, opened inside it.
+    dev: Option<File>,
+    /// What the last two looks found, and whether they agreed.
+    stir: Option<Stir>,
+    quiet: bool,
+    /// The counters read at the last poll that read them.
+    last_counters: Option<CounterCloses>,
+    /// Every socket of the namespace at the last read, while it is small ([`SMALL`]).
+    known: Option<Vec<SockKey>>,
     /// The namespace's `tcp_fin_timeout`, opened inside it (`/proc/sys/net` shows the
     /// namespace of the task that opens it): the clock of its orphaned FIN_WAIT_2 ages.
     /// `None` for lingertop's own namespace, whose value is read directly.
@@ -149,30 +195,60 @@ struct Reader {
     port_range: Option<File>,
     /// The namespace's `/proc/net/snmp` and `/proc/net/netstat`, opened inside it: its own
     /// close counters (a container's TIME_WAIT overflow is counted in its namespace only).
-    /// `None` for lingertop's own namespace, whose files are read directly.
     counters: Option<(File, File)>,
 }
 
 impl Reader {
-    fn new(diag: SockDiag, netns: Netns, sockstat: Option<File>) -> Self {
+    fn new(diag: SockDiag, netns: Netns, inside: Inside) -> Self {
         Reader {
             diag,
             netns,
-            sockstat,
+            sockstat: inside.sockstat,
+            sockets: None,
             empty: false,
-            fin_timeout: None,
-            port_range: None,
-            counters: None,
+            dev: inside.dev,
+            stir: None,
+            quiet: false,
+            last_counters: None,
+            known: None,
+            fin_timeout: inside.fin_timeout,
+            port_range: inside.port_range,
+            counters: inside.counters,
         }
     }
 
-    /// The namespace's close counters now, where its files could be opened inside it.
-    fn counters(&self) -> Option<CounterCloses> {
+    /// Looks at the namespace's counts: how many sockets it holds, and whether anything
+    /// happened in it since the last look.
+    fn look(&mut self) {
+        let counts = self.sockstat.as_ref().and_then(|(v4, v6)| {
+            let (inuse4, tw) = tcp_sockets(v4, "TCP:")?;
+            let (inuse6, _) = match v6 {
+                Some(v6) => tcp_sockets(v6, "TCP6:")?,
+                None => (0, 0),
+            };
+            Some([inuse4, inuse6, tw])
+        });
+        self.sockets = counts.map(|c| c.iter().sum());
+        self.empty = self.sockets == Some(0);
+        let dev = self.dev.as_ref().and_then(read_whole);
+        let stir = counts.zip(dev).map(|(sockets, dev)| Stir { sockets, dev });
+        self.quiet = stir.is_some() && stir == self.stir;
+        self.stir = stir;
+        if !self.quiet {
+            self.known = None;
+        }
+    }
+
+    /// The namespace's close counters now, where its files could be opened inside it: the
+    /// last ones again when nothing happened in it since (see [`Stir`]).
+    fn counters(&mut self) -> Option<CounterCloses> {
+        if self.quiet && self.last_counters.is_some() {
+            return self.last_counters;
+        }
         let (snmp, netstat) = self.counters.as_ref()?;
-        Some(CounterCloses::parse(
-            &read_whole(snmp)?,
-            &read_whole(netstat)?,
-        ))
+        let c = CounterCloses::parse(&read_whole(snmp)?, &read_whole(netstat)?);
+        self.last_counters = Some(c);
+        Some(c)
     }
 
     /// The namespace's own ephemeral port range, where it could be opened inside it.
@@ -193,8 +269,11 @@ impl Reader {
     }
 }
 
-/// How many TCP sockets the namespace of `sockstat` holds (hashed ones and TIME_WAIT), from
-/// its `TCP: inuse N orphan O tw T ...` line; `None` when it cannot be read.
+/// The TCP sockets hashed (`inuse`) and in TIME_WAIT (`tw`, 0 where absent: `sockstat6`
+/// has none, the two families share one count) that the `prefix` line (`TCP:` or `TCP6:`) of
+/// a namespace's `/proc/net/sockstat` or `sockstat6` counts; `None` when it cannot be read.
+/// Each family counts its own hashed sockets: a namespace holding only IPv6 connections
+/// reads `TCP: inuse 0` and `TCP6: inuse 3`.
 ///
 /// Why: unless the namespace was made with a table of its own
 /// (`net.ipv4.tcp_child_ehash_entries`), every namespace's TCP sockets live in one hash
@@ -202,29 +281,60 @@ impl Reader {
 /// others' sockets: a dump of an empty namespace costs as much as a walk of the host's table.
 /// `inuse` and `tw` are counted per namespace (`orphan` is not, but an orphan is still
 /// hashed and so in `inuse`).
-fn tcp_sockets(sockstat: &File) -> Option<u64> {
+fn tcp_sockets(sockstat: &File, prefix: &str) -> Option<(u64, u64)> {
     use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 512];
     let n = sockstat.read_at(&mut buf, 0).ok()?;
     let text = std::str::from_utf8(&buf[..n]).ok()?;
-    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
-    let mut words = line.split_whitespace();
-    let mut field = |name: &str| -> Option<u64> {
+    sockstat_counts(text, prefix)
+}
+
+fn sockstat_counts(text: &str, prefix: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|l| l.starts_with(prefix))?;
+    let field = |name: &str| -> Option<u64> {
+        let mut words = line.split_whitespace();
         words.find(|w| *w == name)?;
         words.next()?.parse().ok()
     };
-    let inuse = field("inuse")?;
-    let tw = field("tw")?;
-    Some(inuse + tw)
+    Some((field("inuse")?, field("tw").unwrap_or(0)))
 }
 
 /// What a reader opens inside its namespace besides the netlink socket.
 #[derive(Default)]
 struct Inside {
-    sockstat: Option<File>,
+    sockstat: Option<(File, Option<File>)>,
+    dev: Option<File>,
     fin_timeout: Option<File>,
     port_range: Option<File>,
     counters: Option<(File, File)>,
+}
+
+impl Inside {
+    /// The namespace's counts and counters, through the opening thread's own view of
+    /// /proc/net: the namespace it is in.
+    fn counts() -> Inside {
+        let net = |f: &str| File::open(format!("/proc/thread-self/net/{f}"));
+        Inside {
+            // No sockstat6 where IPv6 is off: no IPv6 socket to count.
+            sockstat: net("sockstat").ok().zip(match net("sockstat6") {
+                Ok(v6) => Some(Some(v6)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Some(None),
+                Err(_) => None,
+            }),
+            dev: net("dev").ok(),
+            counters: net("snmp").and_then(|s| Ok((s, net("netstat")?))).ok(),
+            ..Inside::default()
+        }
+    }
+
+    /// [`Inside::counts`], and the namespace's own sysctls of the TCP clocks and ports.
+    fn all() -> Inside {
+        Inside {
+            fin_timeout: File::open("/proc/sys/net/ipv4/tcp_fin_timeout").ok(),
+            port_range: File::open("/proc/sys/net/ipv4/ip_local_port_range").ok(),
+            ..Inside::counts()
+        }
+    }
 }
 
 /// The whole text of a procfs file kept open, read from its start (procfs files regenerate
@@ -245,6 +355,21 @@ fn read_whole(file: &File) -> Option<String> {
     }
     buf.truncate(len);
     String::from_utf8(buf).ok()
+}
+
+/// One namespace's reader at a poll, and what the look before it found.
+pub struct NsPoll<'a> {
+    pub id: NetnsId,
+    pub diag: &'a mut SockDiag,
+    /// The namespace's own `tcp_fin_timeout`, where read inside it.
+    pub fin_timeout: Option<Duration>,
+    /// At most [`SMALL`] sockets: read whole, each socket's identity kept in `known`.
+    pub small: bool,
+    /// Nothing happened in it since the previous look (see [`Stir`]).
+    pub quiet: bool,
+    /// Every socket of the last read, while small and quiet since (the caller fills it
+    /// after a whole read of a small namespace; the look empties it when it stirs).
+    pub known: &'a mut Option<Vec<SockKey>>,
 }
 
 /// How a namespace could not be read.
@@ -393,24 +518,28 @@ impl Namespaces {
         })
     }
 
-    /// Each namespace's close counters now: lingertop's own from its `/proc/net`, the others'
-    /// from the files opened inside them; a namespace whose files cannot be read is left out.
-    pub fn counters(&self) -> Vec<(NetnsId, CounterCloses)> {
-        let own = || {
-            let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
-            let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
-            Some(CounterCloses::parse(&snmp, &netstat))
-        };
+    /// The readers for a poll, with what the last look at each namespace found: as
+    /// [`Namespaces::readers_mut`], with the sockets known of the quiet small ones.
+    pub fn polls_mut(&mut self) -> impl Iterator<Item = NsPoll<'_>> {
+        self.readers.values_mut().filter(|r| !r.empty).map(|r| {
+            let fin_timeout = r.fin_timeout();
+            NsPoll {
+                id: r.netns.id,
+                diag: &mut r.diag,
+                fin_timeout,
+                small: r.sockets.is_some_and(|n| n <= SMALL),
+                quiet: r.quiet,
+                known: &mut r.known,
+            }
+        })
+    }
+
+    /// Each namespace's close counters now, from the files opened inside it (lingertop's
+    /// own: by the poll thread); a namespace whose files cannot be read is left out.
+    pub fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {
         self.readers
-            .values()
-            .filter_map(|r| {
-                let c = if r.netns.id == OWN_NETNS {
-                    own()
-                } else {
-                    r.counters()
-                };
-                Some((r.netns.id, c?))
-            })
+            .values_mut()
+            .filter_map(|r| Some((r.netns.id, r.counters()?)))
             .collect()
     }
 
@@ -449,9 +578,14 @@ impl Namespaces {
         if self.choice == NetnsChoice::Host {
             if self.readers.is_empty() {
                 let netns = self.ident_own(&[]);
-                self.readers
-                    .insert(self.own, Reader::new(SockDiag::new(), netns, None));
+                self.readers.insert(
+                    self.own,
+                    Reader::new(SockDiag::new(), netns, Inside::counts()),
+                );
                 self.rebuild_table();
+            }
+            for r in self.readers.values_mut() {
+                r.look();
             }
             return Unseen::default();
         }
@@ -512,8 +646,10 @@ impl Namespaces {
                 ports: None,
             };
             if ino == self.own {
-                self.readers
-                    .insert(ino, Reader::new(SockDiag::new(), netns(OWN_NETNS), None));
+                self.readers.insert(
+                    ino,
+                    Reader::new(SockDiag::new(), netns(OWN_NETNS), Inside::counts()),
+                );
                 changed = true;
                 continue;
             }
@@ -523,11 +659,8 @@ impl Namespaces {
             };
             match self.open(ino, found) {
                 Ok((diag, inside)) => {
-                    let mut reader = Reader::new(diag, netns(id), inside.sockstat);
-                    reader.fin_timeout = inside.fin_timeout;
-                    reader.port_range = inside.port_range;
-                    reader.counters = inside.counters;
-                    self.readers.insert(ino, reader);
+                    self.readers
+                        .insert(ino, Reader::new(diag, netns(id), inside));
                     changed = true;
                 }
                 Err(_) => {
@@ -538,7 +671,7 @@ impl Namespaces {
             }
         }
         for r in self.readers.values_mut() {
-            r.empty = r.sockstat.as_ref().and_then(tcp_sockets) == Some(0);
+            r.look();
             // A sysctl in the container can change it: a pread each poll, the table
             // rebuilt only when it did.
             let ports = r.port_range();
@@ -596,17 +729,7 @@ impl Namespaces {
             }
             let ns: OwnedFd = file.into();
             // The thread's own view of /proc/net: the namespace it entered.
-            let inside = open_inside(&ns, || {
-                Ok(Inside {
-                    sockstat: File::open("/proc/thread-self/net/sockstat").ok(),
-                    fin_timeout: File::open("/proc/sys/net/ipv4/tcp_fin_timeout").ok(),
-                    port_range: File::open("/proc/sys/net/ipv4/ip_local_port_range").ok(),
-                    counters: File::open("/proc/thread-self/net/snmp")
-                        .and_then(|s| Ok((s, File::open("/proc/thread-self/net/netstat")?)))
-                        .ok(),
-                })
-            })
-            .unwrap_or_default();
+            let inside = open_inside(&ns, || Ok(Inside::all())).unwrap_or_default();
             let mut diag = SockDiag::inside(ns);
             // Open now: a namespace that cannot be entered is known at once.
             match diag.connect() {
@@ -739,17 +862,16 @@ mod tests {
             return;
         };
         let _l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        assert!(tcp_sockets(&f).is_some_and(|n| n >= 1));
-        let dir = tempfile::tempdir().unwrap();
-        let fake = dir.path().join("sockstat");
-        std::fs::write(
-            &fake,
-            "sockets: used 9\nTCP: inuse 0 orphan 3 tw 0 alloc 4 mem 1\nUDP: inuse 2\n",
-        )
-        .unwrap();
-        assert_eq!(tcp_sockets(&File::open(&fake).unwrap()), Some(0));
-        std::fs::write(&fake, "TCP: inuse 2 orphan 3 tw 5 alloc 4 mem 1\n").unwrap();
-        assert_eq!(tcp_sockets(&File::open(&fake).unwrap()), Some(7));
+        assert!(tcp_sockets(&f, "TCP:").is_some_and(|(inuse, _)| inuse >= 1));
+        let text = "sockets: used 9\nTCP: inuse 0 orphan 3 tw 0 alloc 4 mem 1\nUDP: inuse 2\n";
+        assert_eq!(sockstat_counts(text, "TCP:"), Some((0, 0)));
+        let text = "TCP: inuse 2 orphan 3 tw 5 alloc 4 mem 1\n";
+        assert_eq!(sockstat_counts(text, "TCP:"), Some((2, 5)));
+        // sockstat6 counts the IPv6 sockets, and has no TIME_WAIT of its own.
+        let text = "TCP6: inuse 3\nUDP6: inuse 0\n";
+        assert_eq!(sockstat_counts(text, "TCP6:"), Some((3, 0)));
+        assert_eq!(sockstat_counts(text, "TCP:"), None);
+        assert_eq!(sockstat_counts("TCP: orphan 1\n", "TCP:"), None);
     }
 
     #[test]

@@ -96,8 +96,12 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts at a dump that was interrupted, overrun or truncated.
 const ATTEMPTS: u32 = 3;
 
-/// Every state: the request mask `ss -ta` sends.
-pub const ALL_STATES: u32 = u32::MAX;
+/// Every state a connection can be in: ESTABLISHED (1) to NEW_SYN_RECV (12), what `ss -ta`
+/// asks (0xfff, the kernel adding NEW_SYN_RECV to SYN_RECV). Not TCP_BOUND_INACTIVE (13,
+/// sockets bound and never connected nor listening): asking for it makes the kernel walk
+/// the whole bind hash table (65536 buckets here, shared by every namespace) on top of the
+/// socket table, in every namespace and at every poll.
+pub const ALL_STATES: u32 = ((1 << (TCP_NEW_SYN_RECV + 1)) - 1) & !1;
 
 /// What can go wrong reading the table.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +161,9 @@ pub struct DiagSocket {
     pub inode: u32,
     /// `idiag_cookie`: the socket's 64-bit cookie, unique for its life.
     pub cookie: u64,
+    /// `idiag_if`: the interface a socket is bound to (0: none); part of its identity for
+    /// a lookup ([`SockKey`]).
+    pub if_index: u32,
     /// The times of `tcp_info`, where the dump asked for it and the socket is a full one.
     pub info: Option<TcpTimes>,
     /// `sk_shutdown` (`INET_DIAG_SHUTDOWN`), for full sockets (TIME_WAIT and request
@@ -420,6 +427,152 @@ impl SockDiag {
     }
 }
 
+/// Sockets asked for by identity in one datagram: their answers (at most a few hundred
+/// bytes each) wait together in the socket's receive buffer.
+const LOOKUP_BATCH: usize = 32;
+
+/// The identity of one socket as the kernel finds it again: its family and
+/// `inet_diag_sockid` (ports, addresses, bound interface, cookie), as a dump gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockKey {
+    family: u8,
+    id: [u8; 48],
+}
+
+impl SockKey {
+    /// The identity of a socket a dump or a lookup gave.
+    pub fn of(d: &DiagSocket) -> SockKey {
+        let mut id = [0u8; 48];
+        id[0..2].copy_from_slice(&d.local.port().to_be_bytes());
+        id[2..4].copy_from_slice(&d.remote.port().to_be_bytes());
+        for (at, addr) in [(4, d.local.ip()), (20, d.remote.ip())] {
+            match addr {
+                IpAddr::V4(a) => id[at..at + 4].copy_from_slice(&a.octets()),
+                IpAddr::V6(a) => id[at..at + 16].copy_from_slice(&a.octets()),
+            }
+        }
+        id[36..40].copy_from_slice(&d.if_index.to_ne_bytes());
+        id[40..44].copy_from_slice(&(d.cookie as u32).to_ne_bytes());
+        id[44..48].copy_from_slice(&((d.cookie >> 32) as u32).to_ne_bytes());
+        SockKey {
+            family: d.family,
+            id,
+        }
+    }
+}
+
+impl SockDiag {
+    /// Asks the kernel for each socket of `keys` by its identity, a few dozen requests to a
+    /// datagram (`inet_diag_find_one_icsk`: a hash lookup, not a walk of the table), and
+    /// calls `each` for every one still there. Returns how many were not: gone, or another
+    /// socket on the same addresses (its cookie differs). One attempt; on an error the
+    /// socket is opened afresh at the next request, as after a failed dump.
+    pub fn lookup(
+        &mut self,
+        keys: &[SockKey],
+        mut each: impl FnMut(&DiagSocket),
+    ) -> Result<usize, DiagError> {
+        let result = self.lookup_once(keys, &mut each);
+        if result.is_err() {
+            self.fd = None;
+        }
+        result
+    }
+
+    fn lookup_once(
+        &mut self,
+        keys: &[SockKey],
+        each: &mut dyn FnMut(&DiagSocket),
+    ) -> Result<usize, DiagError> {
+        self.connect()?;
+        let fd = self.fd.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let ext = EXT_SHUTDOWN | if self.tcp_info { EXT_INFO } else { 0 };
+        let with_info = self.tcp_info;
+        let mut missing = 0;
+        let mut req = Vec::with_capacity(LOOKUP_BATCH * (NLMSG_HDRLEN + REQ_LEN));
+        for batch in keys.chunks(LOOKUP_BATCH) {
+            // One sequence number a request, so each answer is matched to its question and
+            // a late answer to an earlier batch is told apart.
+            let first = self.seq.wrapping_add(1);
+            self.seq = self.seq.wrapping_add(batch.len() as u32);
+            req.clear();
+            for (i, key) in batch.iter().enumerate() {
+                let mut m = [0u8; NLMSG_HDRLEN + REQ_LEN];
+                m[0..4].copy_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
+                m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+                m[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+                m[8..12].copy_from_slice(&first.wrapping_add(i as u32).to_ne_bytes());
+                m[16] = key.family;
+                m[17] = libc::IPPROTO_TCP as u8;
+                m[18] = ext;
+                m[20..24].copy_from_slice(&ALL_STATES.to_ne_bytes());
+                m[24..72].copy_from_slice(&key.id);
+                req.extend_from_slice(&m);
+            }
+            let kernel = kernel_addr();
+            let asked_at = SystemTime::now();
+            // SAFETY: `req` and `kernel` are valid for the lengths passed.
+            let sent = unsafe {
+                libc::sendto(
+                    fd,
+                    req.as_ptr().cast(),
+                    req.len(),
+                    0,
+                    (&raw const kernel).cast(),
+                    mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                )
+            };
+            if sent < 0 {
+                return Err(DiagError::Send(io::Error::last_os_error()));
+            }
+            // Every request is answered once: by the socket, or by an error (ENOENT).
+            let mut answered = 0;
+            while answered < batch.len() {
+                let n = recv_from_kernel(fd, &mut self.buf)?;
+                let data = &self.buf[..n];
+                let mut off = 0;
+                while off + NLMSG_HDRLEN <= n {
+                    let len = ne_u32(data, off) as usize;
+                    let kind = ne_u16(data, off + 4);
+                    let msg_seq = ne_u32(data, off + 8);
+                    if len < NLMSG_HDRLEN || off + len > n {
+                        return Err(DiagError::Malformed("message length out of bounds"));
+                    }
+                    let body = &data[off + NLMSG_HDRLEN..off + len];
+                    off += (len + 3) & !3;
+                    if msg_seq.wrapping_sub(first) as usize >= batch.len() {
+                        continue;
+                    }
+                    match kind {
+                        SOCK_DIAG_BY_FAMILY => {
+                            answered += 1;
+                            each(&parse_diag(body, with_info, asked_at)?);
+                        }
+                        NLMSG_ERROR => {
+                            if body.len() < 4 {
+                                return Err(DiagError::Malformed("short NLMSG_ERROR"));
+                            }
+                            answered += 1;
+                            match -(ne_u32(body, 0) as i32) {
+                                0 => {}
+                                libc::ENOENT => missing += 1,
+                                errno => {
+                                    return Err(DiagError::Kernel(io::Error::from_raw_os_error(
+                                        errno,
+                                    )));
+                                }
+                            }
+                        }
+                        NLMSG_OVERRUN => return Err(DiagError::Overrun),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(missing)
+    }
+}
+
 impl Default for SockDiag {
     fn default() -> Self {
         SockDiag::new()
@@ -544,6 +697,7 @@ fn parse_diag(b: &[u8], with_info: bool, asked_at: SystemTime) -> Result<DiagSoc
         inode: ne_u32(b, 68),
         // idiag_cookie[0] is the low half, [1] the high (`sock_diag_save_cookie`).
         cookie: u64::from(ne_u32(b, 44)) | (u64::from(ne_u32(b, 48)) << 32),
+        if_index: ne_u32(b, 40),
         info,
         shutdown,
         asked_at,

@@ -2,6 +2,7 @@
 //! namespace it may read and joining owners to the sockets.
 
 use super::*;
+use crate::collector::NetnsReads;
 use crate::model::CounterCloses;
 
 /// Reads the socket table of every network namespace asked for through a [`SockDiag`]
@@ -14,6 +15,8 @@ pub struct NetlinkSource {
     owners: OwnerCache,
     /// Readers whose dump failed this poll (kept for its capacity).
     failed: Vec<NetnsId>,
+    /// How the last poll read its namespaces.
+    reads: NetnsReads,
 }
 
 impl NetlinkSource {
@@ -35,6 +38,7 @@ impl NetlinkSource {
             states: ALL_STATES,
             owners: OwnerCache::default(),
             failed: Vec::new(),
+            reads: NetnsReads::default(),
         })
     }
 
@@ -63,6 +67,49 @@ fn retrying(mut dump: impl FnMut() -> Result<(), DiagError>) -> Result<(), Colle
                 });
             }
         }
+    }
+}
+
+/// Where the sockets of one namespace's read go, and which of them.
+struct Place {
+    netns: NetnsId,
+    fin_timeout: Duration,
+    /// The states the poll asks for (a small namespace's read returns every state).
+    states: u32,
+}
+
+impl Place {
+    /// One socket of the kernel's answer, as a connection (and its file, for the owners).
+    fn push(&self, d: &DiagSocket, out: &mut Vec<Connection>, held: &mut Vec<Held>) {
+        if self.states & (1 << d.state.min(31)) == 0 {
+            return;
+        }
+        let Some(state) = state_of(d.state) else {
+            return;
+        };
+        if d.inode != 0 {
+            held.push(Held {
+                index: u32::try_from(out.len()).unwrap_or(u32::MAX),
+                inode: d.inode,
+                uid: d.uid,
+                pids: Vec::new(),
+                owner_pending: false,
+            });
+        }
+        let mut c = Connection::on(Tuple::in_netns(d.local, d.remote, self.netns), state);
+        c.inode = d.inode;
+        c.cookie = d.cookie;
+        c.timer = timer_of(d);
+        c.set_queues(Some(d.rqueue), Some(d.wqueue));
+        c.shutdown = d.shutdown.map(Shutdown::from_kernel);
+        let clocks = KernelClocks {
+            timer: c.timer,
+            info: d.info,
+            send_q: d.wqueue,
+            fin_timeout: self.fin_timeout,
+        };
+        c.tracking = kernel_age(state, &clocks).map(|age| Tracking::from_kernel(d.asked_at, age));
+        out.push(c);
     }
 }
 
@@ -115,6 +162,16 @@ impl SocketSource for NetlinkSource {
         self.netns.counters()
     }
 
+    fn netns_reads(&self) -> Option<NetnsReads> {
+        Some(NetnsReads {
+            empty: self
+                .netns
+                .len()
+                .saturating_sub(self.reads.dumped + self.reads.looked_up),
+            ..self.reads
+        })
+    }
+
     fn count_states(&mut self, states: &[TcpState]) -> Result<Option<StateCounts>, CollectError> {
         // Every namespace the reads cover, as the read's own total does.
         let mut total = StateCounts::default();
@@ -151,60 +208,73 @@ impl SocketSource for NetlinkSource {
         out.clear();
         held.clear();
         self.failed.clear();
-        for (netns, diag, ns_fin_timeout) in self.netns.readers_mut() {
-            let fin_timeout = ns_fin_timeout.unwrap_or(own_fin_timeout);
+        self.reads = NetnsReads::default();
+        for ns in self.netns.polls_mut() {
+            let netns = ns.id;
+            let diag = ns.diag;
+            let place = Place {
+                netns,
+                fin_timeout: ns.fin_timeout.unwrap_or(own_fin_timeout),
+                states,
+            };
             let (o, h) = (out.len(), held.len());
+            // A small namespace in which nothing happened since its last read (see
+            // `collector::netns`): its sockets asked for by identity, not by a walk of the
+            // whole machine's table. A socket gone or replaced sends it to the walk.
+            if ns.quiet
+                && let Some(keys) = ns.known.as_ref()
+            {
+                match diag.lookup(keys, |d| place.push(d, out, held)) {
+                    Ok(0) => {
+                        self.reads.looked_up += 1;
+                        continue;
+                    }
+                    Ok(_) | Err(_) => {
+                        out.truncate(o);
+                        held.truncate(h);
+                        *ns.known = None;
+                    }
+                }
+            }
+            // A small namespace is read whole, whatever the poll asks for, so that its
+            // sockets are known for the next poll.
+            let mask = if ns.small { ALL_STATES } else { states };
             // tcp_info only at a namespace's first read of each state (see the module doc).
-            let with_info = states & !diag.info_read != 0;
+            let with_info = mask & !diag.info_read != 0;
             diag.set_tcp_info(with_info);
+            let mut keys = Vec::new();
             let read = retrying(|| {
                 out.truncate(o);
                 held.truncate(h);
-                diag.dump_tcp(states, |d| {
-                    let Some(state) = state_of(d.state) else {
-                        return;
-                    };
-                    if d.inode != 0 {
-                        held.push(Held {
-                            index: u32::try_from(out.len()).unwrap_or(u32::MAX),
-                            inode: d.inode,
-                            uid: d.uid,
-                            pids: Vec::new(),
-                            owner_pending: false,
-                        });
+                keys.clear();
+                diag.dump_tcp(mask, |d| {
+                    if ns.small {
+                        keys.push(SockKey::of(d));
                     }
-                    let mut c = Connection::on(Tuple::in_netns(d.local, d.remote, netns), state);
-                    c.inode = d.inode;
-                    c.cookie = d.cookie;
-                    c.timer = timer_of(d);
-                    c.set_queues(Some(d.rqueue), Some(d.wqueue));
-                    c.shutdown = d.shutdown.map(Shutdown::from_kernel);
-                    let clocks = KernelClocks {
-                        timer: c.timer,
-                        info: d.info,
-                        send_q: d.wqueue,
-                        fin_timeout,
-                    };
-                    c.tracking = kernel_age(state, &clocks)
-                        .map(|age| Tracking::from_kernel(d.asked_at, age));
-                    out.push(c);
+                    place.push(d, out, held);
                 })
             });
-            if with_info && read.is_ok() {
-                diag.info_read |= states;
-            }
             diag.set_tcp_info(false);
-            if let Err(e) = read {
-                out.truncate(o);
-                held.truncate(h);
-                if netns == OWN_NETNS {
-                    out.clear();
-                    held.clear();
-                    return Err(e);
+            match read {
+                Ok(()) => {
+                    self.reads.dumped += 1;
+                    if with_info {
+                        diag.info_read |= mask;
+                    }
+                    *ns.known = ns.small.then_some(keys);
                 }
-                // Another namespace's reader: dropped and opened afresh at the next poll,
-                // if the namespace is still there; this poll goes on without it.
-                self.failed.push(netns);
+                Err(e) => {
+                    out.truncate(o);
+                    held.truncate(h);
+                    if netns == OWN_NETNS {
+                        out.clear();
+                        held.clear();
+                        return Err(e);
+                    }
+                    // Another namespace's reader: dropped and opened afresh at the next
+                    // poll, if the namespace is still there; this poll goes on without it.
+                    self.failed.push(netns);
+                }
             }
         }
         for &id in &self.failed {
