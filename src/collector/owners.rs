@@ -75,6 +75,11 @@ impl OwnerCache {
         self.partial_reads = partial;
     }
 
+    /// Whether no walk of /proc has been made yet (the first read's will walk it all).
+    pub fn never_scanned(&self) -> bool {
+        self.last_scan.is_none()
+    }
+
     /// Fills `pids` of every socket with a file, rescanning through `scan` when due.
     /// `scan` reports every (pid, socket inode) pair it finds. Sockets whose first lookup
     /// is deferred by the rate limit get `owner_pending`.

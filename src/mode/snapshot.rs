@@ -127,10 +127,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     let total_connections = snap.connections.len() + unread.map_or(0, |c| c.total() as usize);
     let netns = std::sync::Arc::clone(&snap.netns);
     snap.connections.retain(|c| filter.matches_in(c, &netns));
-    snap.connections
-        // Keys built once each rather than at every comparison, and each 232-byte
-        // connection moved once (the sort was a tenth of a 100k-socket snapshot's time).
-        .sort_by_cached_key(|c| (c.state, c.local(), c.remote()));
+    sort_rows(&mut snap.connections);
     let mut alerts = detect_in(
         &snap.connections,
         &snap.netns,
@@ -226,3 +223,147 @@ fn widen_pipe(fd: &std::os::fd::OwnedFd) {
 
 #[cfg(all(unix, not(target_os = "linux")))]
 fn widen_pipe(_: &std::os::fd::OwnedFd) {}
+
+/// Sorts the rows by state, then local end, then remote end, equal rows in the read's
+/// order. Where every end is IPv4 (the common case, and always at 100k TIME_WAIT), the
+/// whole key and the row's position pack into one `u128`, so the sort compares integers;
+/// else each row's key is built once (`sort_by_cached_key`). Either way each row is moved
+/// once: the sort was a tenth of a 100k-socket snapshot's time.
+fn sort_rows(rows: &mut [Connection]) {
+    let packed: Option<Vec<u128>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, c)| sort_key_v4(c, i))
+        .collect();
+    let Some(mut keys) = packed else {
+        rows.sort_by_cached_key(|c| (c.state, c.local(), c.remote()));
+        return;
+    };
+    keys.sort_unstable();
+    let mut from: Vec<usize> = keys.iter().map(|k| (*k as usize) & POSITION).collect();
+    // In place, as `sort_by_cached_key` does: the row for place `i` is at `from[i]`, or,
+    // where that place was already filled, wherever the row there was moved.
+    for i in 0..rows.len() {
+        let mut j = from[i];
+        while j < i {
+            j = from[j];
+        }
+        from[i] = j;
+        rows.swap(i, j);
+    }
+}
+
+/// The low bits of a packed key: the row's position.
+const POSITION: usize = (1 << 28) - 1;
+
+/// State (4 bits), local address and port, remote address and port (48 bits each), then the
+/// position (28 bits): ordered as `(state, local, remote)` then position, for IPv4 ends.
+fn sort_key_v4(c: &Connection, position: usize) -> Option<u128> {
+    let end = |a: std::net::SocketAddr| match a {
+        std::net::SocketAddr::V4(a) => {
+            Some((u128::from(a.ip().to_bits()) << 16) | u128::from(a.port()))
+        }
+        std::net::SocketAddr::V6(_) => None,
+    };
+    if position > POSITION {
+        return None;
+    }
+    Some(
+        ((c.state.index() as u128) << 124)
+            | (end(c.local())? << 76)
+            | (end(c.remote())? << 28)
+            | position as u128,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Tuple;
+    use std::net::SocketAddr;
+
+    /// Rows with few distinct ends, so that many are equal, each told apart by its cookie.
+    fn rows(v6: bool) -> Vec<Connection> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        (0..2000)
+            .map(|i| {
+                let state = TcpState::ALL[next(TcpState::ALL.len() as u64) as usize];
+                let ip = |n: u64| -> std::net::IpAddr {
+                    if v6 && n == 3 {
+                        "::1".parse().unwrap()
+                    } else {
+                        std::net::Ipv4Addr::new(10, 0, (n >> 8) as u8, n as u8).into()
+                    }
+                };
+                let local = SocketAddr::new(ip(next(4) * 255), 8080 + next(3) as u16);
+                let remote = SocketAddr::new(ip(next(4)), 40000 + next(5) as u16);
+                let mut c = Connection::on(Tuple::in_netns(local, remote, 0), state);
+                c.cookie = i;
+                c
+            })
+            .collect()
+    }
+
+    fn order(rows: &[Connection]) -> Vec<u64> {
+        rows.iter().map(|c| c.cookie).collect()
+    }
+
+    #[test]
+    fn rows_sort_by_state_then_ends_equal_ones_in_read_order() {
+        for v6 in [false, true] {
+            let mut want = rows(v6);
+            // The reference: a stable sort on the key itself.
+            want.sort_by(|a, b| {
+                (a.state, a.local(), a.remote()).cmp(&(b.state, b.local(), b.remote()))
+            });
+            let mut got = rows(v6);
+            sort_rows(&mut got);
+            assert_eq!(order(&got), order(&want), "with IPv6: {v6}");
+        }
+    }
+
+    #[test]
+    fn a_packed_key_orders_as_its_fields() {
+        let c = |state, l: &str, r: &str| {
+            Connection::on(
+                Tuple::in_netns(l.parse().unwrap(), r.parse().unwrap(), 0),
+                state,
+            )
+        };
+        let keys = [
+            c(TcpState::Established, "10.0.0.1:80", "10.0.0.9:9"),
+            c(TcpState::Established, "10.0.0.1:81", "10.0.0.0:0"),
+            c(TcpState::Established, "10.0.0.2:1", "10.0.0.0:0"),
+            c(TcpState::TimeWait, "0.0.0.0:0", "0.0.0.0:0"),
+            c(
+                TcpState::Listen,
+                "255.255.255.255:65535",
+                "255.255.255.255:65535",
+            ),
+        ]
+        .iter()
+        .map(|c| sort_key_v4(c, POSITION).unwrap())
+        .collect::<Vec<_>>();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:x?}");
+        let v6 = c(TcpState::Listen, "[::1]:80", "[::]:0");
+        assert_eq!(sort_key_v4(&v6, 0), None);
+        assert_eq!(sort_key_v4(&keys_row(), POSITION + 1), None);
+    }
+
+    fn keys_row() -> Connection {
+        Connection::on(
+            Tuple::in_netns(
+                "10.0.0.1:1".parse().unwrap(),
+                "10.0.0.2:2".parse().unwrap(),
+                0,
+            ),
+            TcpState::Established,
+        )
+    }
+}

@@ -342,22 +342,65 @@ fn write_compact<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> 
     head.extend_from_slice(b",\"connections\":[");
     out.write_all(&head)?;
     let s = v.snapshot;
-    let mut buf = Vec::with_capacity(1 << 16);
-    for (i, c) in s.connections.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
+    let rows = |from: &[Connection], first: bool, buf: &mut Vec<u8>| -> io::Result<()> {
+        for (i, c) in from.iter().enumerate() {
+            if i > 0 || !first {
+                buf.push(b',');
+            }
+            connection_compact(buf, &connection_json(c, s.taken_at, &s.netns, v.names))?;
         }
-        connection_compact(&mut buf, &connection_json(c, s.taken_at, &s.netns, v.names))?;
-        if buf.len() >= 1 << 16 {
-            out.write_all(&buf)?;
-            buf.clear();
-        }
+        Ok(())
+    };
+    let chunks = s.connections.chunks(CHUNK);
+    if chunks.len() < 2 {
+        let mut buf = Vec::with_capacity(1 << 16);
+        rows(&s.connections, true, &mut buf)?;
+        buf.extend_from_slice(b"]}");
+        return out.write_all(&buf);
     }
-    buf.extend_from_slice(b"]}");
-    out.write_all(&buf)
+    // Two threads: a helper writes every other chunk of rows into a buffer of its own
+    // while this one writes the others and hands everything to `out` in order; a bounded
+    // channel keeps at most two chunks (about 3 MB each) waiting.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+        let helper = scope.spawn(move || {
+            for chunk in s.connections.chunks(CHUNK).skip(1).step_by(2) {
+                let mut buf = Vec::with_capacity(chunk.len() * 360);
+                let done = rows(chunk, false, &mut buf).map(|()| buf);
+                let failed = done.is_err();
+                if tx.send(done).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut buf = Vec::with_capacity(CHUNK * 360);
+        for (i, chunk) in chunks.enumerate() {
+            if i % 2 == 0 {
+                buf.clear();
+                rows(chunk, i == 0, &mut buf)?;
+                out.write_all(&buf)?;
+            } else {
+                let theirs = rx
+                    .recv()
+                    .map_err(|_| io::Error::other("the JSON writer thread stopped"))??;
+                out.write_all(&theirs)?;
+            }
+        }
+        drop(rx);
+        helper
+            .join()
+            .map_err(|_| io::Error::other("the JSON writer thread panicked"))?;
+        out.write_all(b"]}")
+    })
 }
 
-/// One connection as compact JSON, fields in [`ConnectionJson`]'s order.
+/// Rows a thread writes at a time when a large snapshot's rows are written on two.
+const CHUNK: usize = 8192;
+
+/// One connection as compact JSON, fields in [`ConnectionJson`]'s order. Numbers, `null`s
+/// and lingertop's own names (states, age sources, timer kinds) are written here; text from
+/// outside (namespace, process and user names) and the age, a float, go through serde, so
+/// that every byte is what serde writes (`compact_json_by_hand_is_the_bytes_serde_writes`).
 fn connection_compact(b: &mut Vec<u8>, j: &ConnectionJson<'_>) -> io::Result<()> {
     // Names and addresses are plain ASCII that JSON writes as it is: no escaping to check.
     b.extend_from_slice(b"{\"state\":\"");
@@ -371,29 +414,93 @@ fn connection_compact(b: &mut Vec<u8>, j: &ConnectionJson<'_>) -> io::Result<()>
         field(b, "remote_name", name)?;
     }
     field(b, "netns", &j.netns)?;
-    field(b, "pid", &j.pid)?;
+    number(b, "pid", j.pid);
     field(b, "process", &j.process)?;
-    field(b, "pids", &j.pids)?;
+    key(b, "pids");
+    b.push(b'[');
+    for (i, o) in j.pids.0.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(itoa::Buffer::new().format(o.pid).as_bytes());
+    }
+    b.push(b']');
     field(b, "user", &j.user)?;
-    field(b, "uid", &j.uid)?;
-    field(b, "inode", &j.inode)?;
-    field(b, "attribution", &j.attribution)?;
+    number(b, "uid", j.uid);
+    number(b, "inode", Some(j.inode));
+    own_name(b, "attribution", j.attribution);
     field(b, "state_age_secs", &j.state_age_secs)?;
-    field(b, "state_age_from", &j.state_age_from)?;
-    field(b, "previous_states", &j.previous_states)?;
-    field(b, "lab", &j.lab)?;
-    field(b, "timer", &j.timer)?;
-    field(b, "recv_q", &j.recv_q)?;
-    field(b, "send_q", &j.send_q)?;
+    own_name(b, "state_age_from", j.state_age_from);
+    key(b, "previous_states");
+    b.push(b'[');
+    for (i, s) in j.previous_states.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        quoted(b, s.name());
+    }
+    b.push(b']');
+    key(b, "lab");
+    b.extend_from_slice(if j.lab { b"true" } else { b"false" });
+    key(b, "timer");
+    match &j.timer {
+        None => b.extend_from_slice(b"null"),
+        Some(t) => {
+            b.extend_from_slice(b"{\"kind\":");
+            quoted(b, t.kind);
+            number(b, "expires_ms", Some(t.expires_ms));
+            number(b, "retransmits", Some(t.retransmits));
+            b.push(b'}');
+        }
+    }
+    number(b, "recv_q", j.recv_q);
+    number(b, "send_q", j.send_q);
     b.push(b'}');
     Ok(())
 }
 
-/// `,"key":value`, the value through serde with lingertop's escaping.
-fn field<T: Serialize + ?Sized>(b: &mut Vec<u8>, key: &str, value: &T) -> io::Result<()> {
+/// `,"key":`
+fn key(b: &mut Vec<u8>, key: &str) {
     b.extend_from_slice(b",\"");
     b.extend_from_slice(key.as_bytes());
     b.extend_from_slice(b"\":");
+}
+
+/// `,"key":N` or `,"key":null`.
+fn number<N: itoa::Integer>(b: &mut Vec<u8>, name: &str, n: Option<N>) {
+    key(b, name);
+    match n {
+        Some(n) => b.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        None => b.extend_from_slice(b"null"),
+    }
+}
+
+/// One of lingertop's own names, quoted: ASCII letters, digits, `_`, `-` and `/` only
+/// (`own_names_need_no_escaping` checks every one), which JSON writes as they are.
+fn quoted(b: &mut Vec<u8>, name: &str) {
+    debug_assert!(needs_no_escape(name), "{name:?}");
+    b.push(b'"');
+    b.extend_from_slice(name.as_bytes());
+    b.push(b'"');
+}
+
+/// `,"key":"name"` or `,"key":null`.
+fn own_name(b: &mut Vec<u8>, name: &str, value: Option<&str>) {
+    key(b, name);
+    match value {
+        Some(v) => quoted(b, v),
+        None => b.extend_from_slice(b"null"),
+    }
+}
+
+pub(super) fn needs_no_escape(name: &str) -> bool {
+    name.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'/'))
+}
+
+/// `,"key":value`, the value through serde with lingertop's escaping.
+fn field<T: Serialize + ?Sized>(b: &mut Vec<u8>, name: &str, value: &T) -> io::Result<()> {
+    key(b, name);
     crate::sanitize::json_to_writer(&mut *b, value).map_err(io::Error::from)
 }
 

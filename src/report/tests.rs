@@ -330,3 +330,83 @@ fn addresses_by_hand_are_as_display_writes_them() {
         assert_eq!(AddrText::of(&sa).as_str(), addr(&sa), "{a}");
     }
 }
+
+#[test]
+fn compact_json_of_many_rows_written_on_two_threads_is_the_bytes_serde_writes() {
+    // More rows than one thread's chunk, an odd number of chunks and a short last one.
+    let out = fixture(|snapshot, alerts, pressure| {
+        let mut s = snapshot.clone();
+        let base = s.connections.clone();
+        s.connections = (0..3 * 8192 + 5)
+            .map(|i| {
+                let mut c = base[i % base.len()].clone();
+                c.cookie = i as u64;
+                c.inode = i as u32;
+                c
+            })
+            .collect();
+        let v = SnapshotView {
+            snapshot: &s,
+            backend: "netlink",
+            polls: 2,
+            interval: None,
+            total_connections: s.connections.len(),
+            filter: String::new(),
+            alerts,
+            pressure,
+            names: None,
+        };
+        let mut by_hand = Vec::new();
+        write_snapshot(Format::Json, false, &v, &mut by_hand).unwrap();
+        let mut by_serde = Vec::new();
+        json::write_compact_by_serde(&v, &mut by_serde).unwrap();
+        by_serde.push(b'\n');
+        assert!(by_hand == by_serde, "the two documents differ");
+        let doc: serde_json::Value = serde_json::from_slice(&by_hand).unwrap();
+        let inodes: Vec<u64> = doc["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["inode"].as_u64().unwrap())
+            .collect();
+        assert_eq!(inodes, (0..3 * 8192 + 5).collect::<Vec<u64>>());
+        String::new()
+    });
+    assert!(out.is_empty());
+}
+
+#[test]
+fn own_names_need_no_escaping() {
+    use crate::model::{AgeSource, Attribution, TimerKind};
+    let mut names: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
+    names.extend(
+        [
+            AgeSource::Kernel,
+            AgeSource::Observed,
+            AgeSource::FirstSight,
+        ]
+        .map(AgeSource::name),
+    );
+    names.extend(
+        [
+            Attribution::Owner,
+            Attribution::LastOwner,
+            Attribution::Listener,
+        ]
+        .map(Attribution::name),
+    );
+    names.extend(
+        [
+            TimerKind::Retransmit,
+            TimerKind::Keepalive,
+            TimerKind::TimeWait,
+            TimerKind::ZeroWindowProbe,
+        ]
+        .map(TimerKind::name),
+    );
+    for n in names {
+        assert!(json::needs_no_escape(n), "{n:?}");
+        assert_eq!(serde_json::to_string(n).unwrap(), format!("\"{n}\""));
+    }
+    assert!(!json::needs_no_escape("a\"b"));
+}

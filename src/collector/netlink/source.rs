@@ -200,6 +200,18 @@ impl SocketSource for NetlinkSource {
         out: &mut Vec<Connection>,
         held: &mut Vec<Held>,
     ) -> Result<bool, CollectError> {
+        // The first read finds every owner by a walk of /proc, which waits for nothing the
+        // kernel's dump does: walked on another thread meanwhile (it joins below).
+        let walk = self.owners.never_scanned().then(|| {
+            std::thread::Builder::new()
+                .name("lingertop-owners".into())
+                .spawn(|| {
+                    let mut pairs = Vec::new();
+                    scan_proc(&mut |pid, inode| pairs.push((pid, inode)));
+                    pairs
+                })
+                .ok()
+        });
         self.netns.refresh();
         let states = self.states;
         // Each namespace's orphaned FIN_WAIT_2 ages count from its own tcp_fin_timeout,
@@ -280,7 +292,14 @@ impl SocketSource for NetlinkSource {
         for &id in &self.failed {
             self.netns.drop_reader(id);
         }
-        self.owners.attach(held, Instant::now(), &mut scan_proc);
+        match walk.flatten().and_then(|w| w.join().ok()) {
+            Some(pairs) => self.owners.attach(held, Instant::now(), &mut |found| {
+                for &(pid, inode) in &pairs {
+                    found(pid, inode);
+                }
+            }),
+            None => self.owners.attach(held, Instant::now(), &mut scan_proc),
+        }
         Ok(true)
     }
 }
