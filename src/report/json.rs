@@ -363,9 +363,15 @@ fn write_compact<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> 
     // channel keeps at most two chunks (about 3 MB each) waiting.
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+        // The helper's buffers come back once written, to be filled again: new ones each
+        // time would be mapped, faulted in and unmapped (a TLB shootdown) every chunk.
+        let (back, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
         let helper = scope.spawn(move || {
             for chunk in s.connections.chunks(CHUNK).skip(1).step_by(2) {
-                let mut buf = Vec::with_capacity(chunk.len() * 360);
+                let mut buf = returned
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK * 360));
+                buf.clear();
                 let done = rows(chunk, false, &mut buf).map(|()| buf);
                 let failed = done.is_err();
                 if tx.send(done).is_err() || failed {
@@ -384,6 +390,8 @@ fn write_compact<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> 
                     .recv()
                     .map_err(|_| io::Error::other("the JSON writer thread stopped"))??;
                 out.write_all(&theirs)?;
+                // The helper may have finished: then the buffer is simply dropped.
+                let _ = back.try_send(theirs);
             }
         }
         drop(rx);
