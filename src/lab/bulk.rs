@@ -32,6 +32,7 @@ pub(super) fn run(
         Scenario::CloseWaitLeak => count,
     };
     ensure_descriptors(held + 2 * BATCH + 64)?;
+    let resets_before = resets_sent();
 
     let mut ids = Vec::with_capacity(count);
     let mut stopped_early = None;
@@ -66,6 +67,9 @@ pub(super) fn run(
         }
     }
     let (client, server) = states(inner, &ids);
+    let resets = resets_before
+        .zip(resets_sent())
+        .map(|(a, b)| b.saturating_sub(a));
     Ok(ScenarioReport {
         scenario,
         family,
@@ -77,8 +81,18 @@ pub(super) fn run(
         server,
         elapsed: started.elapsed(),
         stopped_early,
+        resets_sent: resets,
+        rfc1337: std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rfc1337")
+            .ok()
+            .map(|v| v.trim() != "0"),
         ids,
     })
+}
+
+/// The RSTs lingertop's network namespace has sent (`OutRsts` of `/proc/net/snmp`).
+fn resets_sent() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    Some(crate::model::CounterCloses::parse(&snmp, "").resets_sent)
 }
 
 /// The graceful recipe on each client: shutdown(SHUT_WR), read to EOF, close. The normal

@@ -81,6 +81,85 @@ pub struct ScenarioReport {
     pub elapsed: Duration,
     /// Why it stopped before `requested`, when it did.
     pub stopped_early: Option<String>,
+    /// RSTs lingertop's namespace sent while the scenario ran (`OutRsts`), where read.
+    pub resets_sent: Option<u64>,
+    /// `net.ipv4.tcp_rfc1337` there: whether a RST received in TIME_WAIT is ignored.
+    pub rfc1337: Option<bool>,
     /// The connections, for a view that lists or acts on them.
     pub ids: Vec<ConnId>,
+}
+
+impl ScenarioReport {
+    /// Why client ends of a storm are gone instead of in TIME_WAIT, where the kernel's own
+    /// figures say so: a late segment reached a server end already closed, the kernel
+    /// answered it with a RST, and with `tcp_rfc1337 = 0` (Linux's default) a RST kills the
+    /// TIME_WAIT it reaches (TIME-WAIT assassination, RFC 1337).
+    pub fn assassinated(&self) -> Option<String> {
+        if self.scenario != Scenario::TimeWaitStorm || self.client.gone == 0 {
+            return None;
+        }
+        let resets = self.resets_sent?;
+        if self.rfc1337 != Some(false) || resets == 0 {
+            return None;
+        }
+        Some(format!(
+            "{} client end{} gone instead of in TIME_WAIT, and the kernel sent {resets} RST{} meanwhile: a late segment reached a server end already closed, its RST killed the TIME_WAIT (TIME-WAIT assassination, RFC 1337); `sysctl net.ipv4.tcp_rfc1337=1` keeps them",
+            self.client.gone,
+            if self.client.gone == 1 {
+                " is"
+            } else {
+                "s are"
+            },
+            if resets == 1 { "" } else { "s" }
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storm(gone: u32, resets: Option<u64>, rfc1337: Option<bool>) -> ScenarioReport {
+        ScenarioReport {
+            scenario: Scenario::TimeWaitStorm,
+            family: Family::Ipv4,
+            requested: 300,
+            done: 300,
+            listener: "127.0.0.1:9".parse().unwrap(),
+            pid: 1,
+            client: SideStates {
+                gone,
+                ..SideStates::default()
+            },
+            server: SideStates::default(),
+            elapsed: Duration::ZERO,
+            stopped_early: None,
+            resets_sent: resets,
+            rfc1337,
+            ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ends_gone_are_put_down_to_resets_only_when_the_kernel_says_so() {
+        let why = storm(11, Some(11), Some(false)).assassinated().unwrap();
+        assert!(why.starts_with("11 client ends are gone"), "{why}");
+        assert!(why.contains("sent 11 RSTs"), "{why}");
+        assert!(why.contains("tcp_rfc1337=1"), "{why}");
+        assert!(
+            storm(1, Some(1), Some(false))
+                .assassinated()
+                .unwrap()
+                .starts_with("1 client end is gone")
+        );
+        // None gone, no RST sent, the sysctl on or unknown: nothing to explain.
+        assert_eq!(storm(0, Some(5), Some(false)).assassinated(), None);
+        assert_eq!(storm(3, Some(0), Some(false)).assassinated(), None);
+        assert_eq!(storm(3, Some(3), Some(true)).assassinated(), None);
+        assert_eq!(storm(3, None, Some(false)).assassinated(), None);
+        assert_eq!(storm(3, Some(3), None).assassinated(), None);
+        let mut leak = storm(3, Some(3), Some(false));
+        leak.scenario = Scenario::CloseWaitLeak;
+        assert_eq!(leak.assassinated(), None);
+    }
 }

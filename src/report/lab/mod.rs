@@ -339,6 +339,10 @@ struct ScenarioJson {
     hold_secs: Option<f64>,
     /// A command that shows the buildup from another terminal.
     next: String,
+    /// RSTs the namespace sent while the scenario ran, where read.
+    resets_sent: Option<u64>,
+    /// Why client ends are gone, where the kernel's figures say (TIME-WAIT assassination).
+    gone_because: Option<String>,
 }
 
 /// The `lingertop snapshot` command that shows what a scenario built.
@@ -394,6 +398,8 @@ pub fn write_scenario(
                 stopped_early: r.stopped_early.clone(),
                 hold_secs: hold.map(|h| h.as_secs_f64()),
                 next: scenario_next(r),
+                resets_sent: r.resets_sent,
+                gone_because: r.assassinated(),
             },
             out,
         )?,
@@ -413,6 +419,9 @@ pub fn write_scenario(
             }
             writeln!(out, "client ends  {}", side_line(&r.client))?;
             writeln!(out, "server ends  {}", side_line(&r.server))?;
+            if let Some(why) = r.assassinated() {
+                writeln!(out, "! {why}")?;
+            }
             let what = match r.scenario {
                 Scenario::TimeWaitStorm => {
                     "TIME_WAIT toward the listener stays for 60 s (the kernel's, no process holds it)"
