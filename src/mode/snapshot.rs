@@ -128,59 +128,71 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     let netns = std::sync::Arc::clone(&snap.netns);
     snap.connections.retain(|c| filter.matches_in(c, &netns));
     sort_rows(&mut snap.connections);
-    let mut alerts = detect_in(
-        &snap.connections,
-        &snap.netns,
-        snap.taken_at,
-        snap.ephemeral_ports,
-        tracker.history(),
-        &cfg.rules,
-    );
-    if let Some((feed, stats)) = closes.as_mut() {
-        let drained = feed.drain();
-        stats.add_closes(
-            drained
-                .iter()
-                .filter(|c| close_matches(&filter, &snap.netns, c)),
-        );
-        alerts.extend(feed.judge(stats, Some(&snap)));
-        // Worst first, as the rules give them (a stable sort keeps their order within).
-        alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
-    }
-    let pressure = port_pressure(&snap.connections, snap.port_ranges());
-    let names = (args.resolve || cfg.resolve.headless)
-        .then(|| resolve_names(&snap.connections, &alerts, cfg.resolve.timeout));
-    let view = report::SnapshotView {
-        snapshot: &snap,
-        backend: collector.backend_name(),
-        polls: tracker.polls(),
-        interval: args.interval,
-        total_connections,
-        filter: filter.to_string(),
-        alerts: &alerts,
-        pressure: &pressure,
-        names: names.as_ref(),
-    };
-    // CSV has no place for it, so the partial-information notice goes to stderr.
-    if let (Format::Csv, ProcessInfo::Partial { reason }) = (format, &snap.process_info) {
-        crate::stderr::say!("lingertop: process info is partial: {reason}");
-    }
-    // A large buffer: a 100k-connection JSON is tens of megabytes. Straight to the file
-    // descriptor, where it can be had: `Stdout`'s line buffering searched every 256 KiB
-    // chunk for its last newline.
-    #[cfg(unix)]
-    let stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => {
-            widen_pipe(&fd);
-            Box::new(std::fs::File::from(fd))
-        }
-        Err(_) => Box::new(io::stdout().lock()),
-    };
-    #[cfg(not(unix))]
-    let stdout: Box<dyn Write> = Box::new(io::stdout().lock());
-    let mut out = io::BufWriter::with_capacity(1 << 18, stdout);
     let pretty = args.pretty || io::stdout().is_terminal();
-    match report::write_snapshot(format, pretty, &view, &mut out).and_then(|()| out.flush()) {
+    let resolve = args.resolve || cfg.resolve.headless;
+    let snap = snap;
+    let written = std::thread::scope(|scope| {
+        // The rows are in their final order: a large compact JSON's can be written (half of
+        // them, on a helper thread) while the alerts that go before them are worked out.
+        let ahead = (format == Format::Json && !pretty && !resolve)
+            .then(|| report::RowsAhead::start(scope, &snap, None))
+            .flatten();
+        let mut alerts = detect_in(
+            &snap.connections,
+            &snap.netns,
+            snap.taken_at,
+            snap.ephemeral_ports,
+            tracker.history(),
+            &cfg.rules,
+        );
+        if let Some((feed, stats)) = closes.as_mut() {
+            let drained = feed.drain();
+            stats.add_closes(
+                drained
+                    .iter()
+                    .filter(|c| close_matches(&filter, &snap.netns, c)),
+            );
+            alerts.extend(feed.judge(stats, Some(&snap)));
+            // Worst first, as the rules give them (a stable sort keeps their order within).
+            alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
+        }
+        let pressure = port_pressure(&snap.connections, snap.port_ranges());
+        let names = resolve.then(|| resolve_names(&snap.connections, &alerts, cfg.resolve.timeout));
+        let view = report::SnapshotView {
+            snapshot: &snap,
+            backend: collector.backend_name(),
+            polls: tracker.polls(),
+            interval: args.interval,
+            total_connections,
+            filter: filter.to_string(),
+            alerts: &alerts,
+            pressure: &pressure,
+            names: names.as_ref(),
+        };
+        // CSV has no place for it, so the partial-information notice goes to stderr.
+        if let (Format::Csv, ProcessInfo::Partial { reason }) = (format, &snap.process_info) {
+            crate::stderr::say!("lingertop: process info is partial: {reason}");
+        }
+        // A large buffer: a 100k-connection JSON is tens of megabytes. Straight to the file
+        // descriptor, where it can be had: `Stdout`'s line buffering searched every 256 KiB
+        // chunk for its last newline.
+        #[cfg(unix)]
+        let stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
+            Ok(fd) => {
+                widen_pipe(&fd);
+                Box::new(std::fs::File::from(fd))
+            }
+            Err(_) => Box::new(io::stdout().lock()),
+        };
+        #[cfg(not(unix))]
+        let stdout: Box<dyn Write> = Box::new(io::stdout().lock());
+        let mut out = io::BufWriter::with_capacity(1 << 18, stdout);
+        let written = report::write_snapshot_ahead(format, pretty, &view, ahead, &mut out)
+            .and_then(|()| out.flush());
+        (written, alerts, pressure)
+    });
+    let (written, alerts, pressure) = written;
+    match written {
         Ok(()) => {}
         // The reader went away (`| head`): nothing left to say to it.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),

@@ -321,12 +321,17 @@ fn to_json<'a>(v: &'a SnapshotView<'a>, by_hand: bool) -> JsonSnapshot<'a> {
 
 /// Writes the snapshot as JSON and a newline: indented when `pretty` (for a person at a
 /// terminal), else compact (a third of the bytes, for scripts).
-pub(super) fn write<W: Write>(v: &SnapshotView<'_>, pretty: bool, out: &mut W) -> io::Result<()> {
+pub(super) fn write<W: Write>(
+    v: &SnapshotView<'_>,
+    pretty: bool,
+    ahead: Option<RowsAhead<'_>>,
+    out: &mut W,
+) -> io::Result<()> {
     if pretty {
         crate::sanitize::json_to_writer_pretty(&mut *out, &to_json(v, false))
             .map_err(io::Error::from)?;
     } else {
-        write_compact(v, out)?;
+        write_compact(v, ahead, out)?;
     }
     writeln!(out)
 }
@@ -334,7 +339,28 @@ pub(super) fn write<W: Write>(v: &SnapshotView<'_>, pretty: bool, out: &mut W) -
 /// The compact document, the same bytes serde writes: the head through serde, then the
 /// connections with their keys and punctuation written directly and each value through
 /// serde. Escaping every constant key of 100k connections was a fifth of the time.
-fn write_compact<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> {
+fn write_compact<W: Write>(
+    v: &SnapshotView<'_>,
+    ahead: Option<RowsAhead<'_>>,
+    out: &mut W,
+) -> io::Result<()> {
+    let s = v.snapshot;
+    // Rows started ahead are used only for the very snapshot they were started on, and
+    // only without names (they are written without).
+    let ahead = ahead.filter(|a| std::ptr::eq(a.snapshot, s) && v.names.is_none());
+    if ahead.is_none() && s.connections.len() > CHUNK {
+        return std::thread::scope(|scope| {
+            write_compact_with(v, RowsAhead::start(scope, s, v.names), out)
+        });
+    }
+    write_compact_with(v, ahead, out)
+}
+
+fn write_compact_with<W: Write>(
+    v: &SnapshotView<'_>,
+    ahead: Option<RowsAhead<'_>>,
+    out: &mut W,
+) -> io::Result<()> {
     let mut head = Vec::new();
     crate::sanitize::json_to_writer(&mut head, &to_json(v, true)).map_err(io::Error::from)?;
     // The head ends with its object's `}`: the connections go in before it.
@@ -342,64 +368,107 @@ fn write_compact<W: Write>(v: &SnapshotView<'_>, out: &mut W) -> io::Result<()> 
     head.extend_from_slice(b",\"connections\":[");
     out.write_all(&head)?;
     let s = v.snapshot;
-    let rows = |from: &[Connection], first: bool, buf: &mut Vec<u8>| -> io::Result<()> {
-        for (i, c) in from.iter().enumerate() {
-            if i > 0 || !first {
-                buf.push(b',');
-            }
-            connection_compact(buf, &connection_json(c, s.taken_at, &s.netns, v.names))?;
-        }
-        Ok(())
-    };
-    let chunks = s.connections.chunks(CHUNK);
-    if chunks.len() < 2 {
+    let Some(ahead) = ahead else {
         let mut buf = Vec::with_capacity(1 << 16);
-        rows(&s.connections, true, &mut buf)?;
+        rows_compact(s, v.names, &s.connections, true, &mut buf)?;
         buf.extend_from_slice(b"]}");
         return out.write_all(&buf);
+    };
+    // This thread writes the even chunks; the helper's odd ones arrive in order.
+    let mut buf = Vec::with_capacity(CHUNK * 360);
+    for (i, chunk) in s.connections.chunks(CHUNK).enumerate() {
+        if i % 2 == 0 {
+            buf.clear();
+            rows_compact(s, v.names, chunk, i == 0, &mut buf)?;
+            out.write_all(&buf)?;
+        } else {
+            let theirs = ahead
+                .rows
+                .recv()
+                .map_err(|_| io::Error::other("the JSON writer thread stopped"))??;
+            out.write_all(&theirs)?;
+            // The helper may have finished: then the buffer is simply dropped.
+            let _ = ahead.back.try_send(theirs);
+        }
     }
-    // Two threads: a helper writes every other chunk of rows into a buffer of its own
-    // while this one writes the others and hands everything to `out` in order; a bounded
-    // channel keeps at most two chunks (about 3 MB each) waiting.
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
-        // The helper's buffers come back once written, to be filled again: new ones each
-        // time would be mapped, faulted in and unmapped (a TLB shootdown) every chunk.
-        let (back, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    ahead.finish()?;
+    out.write_all(b"]}")
+}
+
+/// `rows` of `s` as compact JSON, comma separated (and led by one unless `first`).
+fn rows_compact(
+    s: &Snapshot,
+    names: Option<&Names>,
+    rows: &[Connection],
+    first: bool,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    for (i, c) in rows.iter().enumerate() {
+        if i > 0 || !first {
+            buf.push(b',');
+        }
+        connection_compact(buf, &connection_json(c, s.taken_at, &s.netns, names))?;
+    }
+    Ok(())
+}
+
+/// The odd chunks of a large snapshot's compact rows, written by a helper thread into
+/// buffers of their own, which can start as soon as the rows are in their final order:
+/// while the caller still works out the alerts that go before them in the document.
+/// Bounded: at most [`AHEAD`] chunks (about 3 MB each) wait.
+pub struct RowsAhead<'scope> {
+    snapshot: *const Snapshot,
+    rows: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// Written buffers go back to the helper to be filled again: new ones each time would
+    /// be mapped, faulted in and unmapped (a TLB shootdown) every chunk.
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
+    helper: std::thread::ScopedJoinHandle<'scope, ()>,
+}
+
+/// Chunks the helper may have written before they are asked for.
+const AHEAD: usize = 3;
+
+impl<'scope> RowsAhead<'scope> {
+    /// Starts writing the odd chunks of `s`'s rows (with `names`, as the document will
+    /// carry them); `None` where there is one chunk or none, which one thread writes.
+    pub fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        s: &'env Snapshot,
+        names: Option<&'env Names>,
+    ) -> Option<RowsAhead<'scope>> {
+        if s.connections.len() <= CHUNK {
+            return None;
+        }
+        let (tx, rows) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(AHEAD);
+        let (back, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(AHEAD + 1);
         let helper = scope.spawn(move || {
             for chunk in s.connections.chunks(CHUNK).skip(1).step_by(2) {
                 let mut buf = returned
                     .try_recv()
                     .unwrap_or_else(|_| Vec::with_capacity(CHUNK * 360));
                 buf.clear();
-                let done = rows(chunk, false, &mut buf).map(|()| buf);
+                let done = rows_compact(s, names, chunk, false, &mut buf).map(|()| buf);
                 let failed = done.is_err();
+                // The writer gave up (an error, a closed pipe): nothing more to write.
                 if tx.send(done).is_err() || failed {
                     return;
                 }
             }
         });
-        let mut buf = Vec::with_capacity(CHUNK * 360);
-        for (i, chunk) in chunks.enumerate() {
-            if i % 2 == 0 {
-                buf.clear();
-                rows(chunk, i == 0, &mut buf)?;
-                out.write_all(&buf)?;
-            } else {
-                let theirs = rx
-                    .recv()
-                    .map_err(|_| io::Error::other("the JSON writer thread stopped"))??;
-                out.write_all(&theirs)?;
-                // The helper may have finished: then the buffer is simply dropped.
-                let _ = back.try_send(theirs);
-            }
-        }
-        drop(rx);
-        helper
+        Some(RowsAhead {
+            snapshot: s,
+            rows,
+            back,
+            helper,
+        })
+    }
+
+    fn finish(self) -> io::Result<()> {
+        drop(self.rows);
+        self.helper
             .join()
-            .map_err(|_| io::Error::other("the JSON writer thread panicked"))?;
-        out.write_all(b"]}")
-    })
+            .map_err(|_| io::Error::other("the JSON writer thread panicked"))
+    }
 }
 
 /// Rows a thread writes at a time when a large snapshot's rows are written on two.

@@ -27,6 +27,7 @@ use crate::resolve::Names;
 
 /// Kept at its old path for the dashboard; the one duration format is in `model::duration`.
 pub use crate::model::duration::{fmt_age, fmt_age_from, state_age_cell};
+pub use json::RowsAhead;
 
 /// Output formats of the snapshot (`--format`; the command line's values are [`Format::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,8 +272,20 @@ pub fn write_snapshot<W: Write>(
     v: &SnapshotView<'_>,
     out: &mut W,
 ) -> io::Result<()> {
+    write_snapshot_ahead(format, pretty, v, None, out)
+}
+
+/// [`write_snapshot`], with the compact JSON's rows started ahead ([`RowsAhead`]) where
+/// the caller could start them (ignored by the other forms).
+pub fn write_snapshot_ahead<W: Write>(
+    format: Format,
+    pretty: bool,
+    v: &SnapshotView<'_>,
+    ahead: Option<RowsAhead<'_>>,
+    out: &mut W,
+) -> io::Result<()> {
     match format {
-        Format::Json => json::write(v, pretty, out)?,
+        Format::Json => json::write(v, pretty, ahead, out)?,
         Format::Ndjson => snapshot_lines::write(v, out)?,
         Format::Csv => csv::write(v, out)?,
         Format::Table => table::write(v, out)?,

@@ -370,6 +370,22 @@ fn compact_json_of_many_rows_written_on_two_threads_is_the_bytes_serde_writes() 
             .map(|c| c["inode"].as_u64().unwrap())
             .collect();
         assert_eq!(inodes, (0..3 * 8192 + 5).collect::<Vec<u64>>());
+        // The rows started ahead, before the alerts, on this snapshot: the same bytes. Rows
+        // started on another snapshot are not used.
+        // (Its rows differ, so that using them would show.)
+        let mut other = s.clone();
+        for c in &mut other.connections {
+            c.inode += 7;
+        }
+        for started_on in [&s, &other] {
+            let mut ahead_bytes = Vec::new();
+            std::thread::scope(|scope| {
+                let ahead = RowsAhead::start(scope, started_on, None);
+                assert!(ahead.is_some());
+                write_snapshot_ahead(Format::Json, false, &v, ahead, &mut ahead_bytes).unwrap();
+            });
+            assert!(ahead_bytes == by_hand, "rows started ahead differ");
+        }
         String::new()
     });
     assert!(out.is_empty());
