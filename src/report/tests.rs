@@ -253,6 +253,16 @@ fn one_empty_poll_says_how_to_measure_ages() {
     );
 }
 
+/// The compact JSON document of `v` as lingertop writes it, and as serde writes it.
+fn by_hand_and_by_serde(v: &SnapshotView<'_>) -> (Vec<u8>, Vec<u8>) {
+    let mut by_hand = Vec::new();
+    write_snapshot(Format::Json, false, v, &mut by_hand).unwrap();
+    let mut by_serde = Vec::new();
+    json::write_compact_by_serde(v, &mut by_serde).unwrap();
+    by_serde.push(b'\n');
+    (by_hand, by_serde)
+}
+
 #[test]
 fn compact_json_by_hand_is_the_bytes_serde_writes() {
     // The fixture (ages, timers, previous states, pids, users), then hostile names: a
@@ -284,11 +294,7 @@ fn compact_json_by_hand_is_the_bytes_serde_writes() {
             pressure,
             names: None,
         };
-        let mut by_hand = Vec::new();
-        write_snapshot(Format::Json, false, &v, &mut by_hand).unwrap();
-        let mut by_serde = Vec::new();
-        json::write_compact_by_serde(&v, &mut by_serde).unwrap();
-        by_serde.push(b'\n');
+        let (by_hand, by_serde) = by_hand_and_by_serde(&v);
         assert_eq!(
             String::from_utf8(by_hand).unwrap(),
             String::from_utf8(by_serde).unwrap()
@@ -356,11 +362,7 @@ fn compact_json_of_many_rows_written_on_two_threads_is_the_bytes_serde_writes() 
             pressure,
             names: None,
         };
-        let mut by_hand = Vec::new();
-        write_snapshot(Format::Json, false, &v, &mut by_hand).unwrap();
-        let mut by_serde = Vec::new();
-        json::write_compact_by_serde(&v, &mut by_serde).unwrap();
-        by_serde.push(b'\n');
+        let (by_hand, by_serde) = by_hand_and_by_serde(&v);
         assert!(by_hand == by_serde, "the two documents differ");
         let doc: serde_json::Value = serde_json::from_slice(&by_hand).unwrap();
         let inodes: Vec<u64> = doc["connections"]

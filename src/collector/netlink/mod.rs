@@ -348,23 +348,8 @@ impl SockDiag {
         req[4..6].copy_from_slice(&req_kind.to_ne_bytes());
         req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
         req[8..12].copy_from_slice(&seq.to_ne_bytes());
-        let req = &req[..len];
-        let kernel = kernel_addr();
         let asked_at = SystemTime::now();
-        // SAFETY: `req` and `kernel` are valid for the lengths passed.
-        let sent = unsafe {
-            libc::sendto(
-                fd,
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&raw const kernel).cast(),
-                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            return Err(DiagError::Send(io::Error::last_os_error()));
-        }
+        send_to_kernel(fd, &req[..len])?;
 
         let mut interrupted = false;
         let with_info = self.tcp_info;
@@ -509,22 +494,8 @@ impl SockDiag {
                 m[24..72].copy_from_slice(&key.id);
                 req.extend_from_slice(&m);
             }
-            let kernel = kernel_addr();
             let asked_at = SystemTime::now();
-            // SAFETY: `req` and `kernel` are valid for the lengths passed.
-            let sent = unsafe {
-                libc::sendto(
-                    fd,
-                    req.as_ptr().cast(),
-                    req.len(),
-                    0,
-                    (&raw const kernel).cast(),
-                    mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                )
-            };
-            if sent < 0 {
-                return Err(DiagError::Send(io::Error::last_os_error()));
-            }
+            send_to_kernel(fd, &req)?;
             // Every request is answered once: by the socket, or by an error (ENOENT).
             let mut answered = 0;
             while answered < batch.len() {
@@ -584,6 +555,26 @@ fn kernel_addr() -> libc::sockaddr_nl {
     let mut a: libc::sockaddr_nl = unsafe { mem::zeroed() };
     a.nl_family = libc::AF_NETLINK as libc::sa_family_t;
     a
+}
+
+/// Sends the requests in `req` (one or more netlink messages) to the kernel in one datagram.
+fn send_to_kernel(fd: libc::c_int, req: &[u8]) -> Result<(), DiagError> {
+    let kernel = kernel_addr();
+    // SAFETY: `req` and `kernel` are valid for the lengths passed.
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            req.as_ptr().cast(),
+            req.len(),
+            0,
+            (&raw const kernel).cast(),
+            mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(DiagError::Send(io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Receives one datagram sent by the kernel (others are dropped), retrying on EINTR.
