@@ -344,10 +344,7 @@ impl SockDiag {
             req[20..24].copy_from_slice(&states.to_ne_bytes());
             (SOCK_DIAG_BY_FAMILY, NLMSG_HDRLEN + REQ_LEN)
         };
-        req[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-        req[4..6].copy_from_slice(&req_kind.to_ne_bytes());
-        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-        req[8..12].copy_from_slice(&seq.to_ne_bytes());
+        put_header(&mut req, len, req_kind, NLM_F_REQUEST | NLM_F_DUMP, seq);
         let asked_at = SystemTime::now();
         send_to_kernel(fd, &req[..len])?;
 
@@ -355,18 +352,13 @@ impl SockDiag {
         let with_info = self.tcp_info;
         loop {
             let n = recv_from_kernel(fd, &mut self.buf)?;
-            let data = &self.buf[..n];
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= n {
-                let len = ne_u32(data, off) as usize;
-                let kind = ne_u16(data, off + 4);
-                let flags = ne_u16(data, off + 6);
-                let msg_seq = ne_u32(data, off + 8);
-                if len < NLMSG_HDRLEN || off + len > n {
-                    return Err(DiagError::Malformed("message length out of bounds"));
-                }
-                let body = &data[off + NLMSG_HDRLEN..off + len];
-                off += (len + 3) & !3;
+            for msg in messages(&self.buf[..n]) {
+                let Message {
+                    kind,
+                    flags,
+                    seq: msg_seq,
+                    body,
+                } = msg?;
                 if msg_seq != seq {
                     // Left over from an earlier request on this socket: not ours to read.
                     continue;
@@ -483,10 +475,13 @@ impl SockDiag {
             req.clear();
             for (i, key) in batch.iter().enumerate() {
                 let mut m = [0u8; NLMSG_HDRLEN + REQ_LEN];
-                m[0..4].copy_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
-                m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-                m[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-                m[8..12].copy_from_slice(&first.wrapping_add(i as u32).to_ne_bytes());
+                put_header(
+                    &mut m,
+                    NLMSG_HDRLEN + REQ_LEN,
+                    SOCK_DIAG_BY_FAMILY,
+                    NLM_F_REQUEST,
+                    first.wrapping_add(i as u32),
+                );
                 m[16] = key.family;
                 m[17] = libc::IPPROTO_TCP as u8;
                 m[18] = ext;
@@ -500,17 +495,13 @@ impl SockDiag {
             let mut answered = 0;
             while answered < batch.len() {
                 let n = recv_from_kernel(fd, &mut self.buf)?;
-                let data = &self.buf[..n];
-                let mut off = 0;
-                while off + NLMSG_HDRLEN <= n {
-                    let len = ne_u32(data, off) as usize;
-                    let kind = ne_u16(data, off + 4);
-                    let msg_seq = ne_u32(data, off + 8);
-                    if len < NLMSG_HDRLEN || off + len > n {
-                        return Err(DiagError::Malformed("message length out of bounds"));
-                    }
-                    let body = &data[off + NLMSG_HDRLEN..off + len];
-                    off += (len + 3) & !3;
+                for msg in messages(&self.buf[..n]) {
+                    let Message {
+                        kind,
+                        seq: msg_seq,
+                        body,
+                        ..
+                    } = msg?;
                     if msg_seq.wrapping_sub(first) as usize >= batch.len() {
                         continue;
                     }
@@ -555,6 +546,46 @@ fn kernel_addr() -> libc::sockaddr_nl {
     let mut a: libc::sockaddr_nl = unsafe { mem::zeroed() };
     a.nl_family = libc::AF_NETLINK as libc::sa_family_t;
     a
+}
+
+/// Writes a netlink message header (`struct nlmsghdr`) at the start of `m`.
+fn put_header(m: &mut [u8], len: usize, kind: u16, flags: u16, seq: u32) {
+    m[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
+    m[4..6].copy_from_slice(&kind.to_ne_bytes());
+    m[6..8].copy_from_slice(&flags.to_ne_bytes());
+    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+}
+
+/// One netlink message of a datagram.
+struct Message<'a> {
+    kind: u16,
+    flags: u16,
+    seq: u32,
+    body: &'a [u8],
+}
+
+/// The messages of one datagram from the kernel, in order; a length out of bounds ends
+/// it with an error.
+fn messages(data: &[u8]) -> impl Iterator<Item = Result<Message<'_>, DiagError>> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        if off + NLMSG_HDRLEN > data.len() {
+            return None;
+        }
+        let len = ne_u32(data, off) as usize;
+        if len < NLMSG_HDRLEN || off + len > data.len() {
+            off = data.len();
+            return Some(Err(DiagError::Malformed("message length out of bounds")));
+        }
+        let msg = Message {
+            kind: ne_u16(data, off + 4),
+            flags: ne_u16(data, off + 6),
+            seq: ne_u32(data, off + 8),
+            body: &data[off + NLMSG_HDRLEN..off + len],
+        };
+        off += (len + 3) & !3;
+        Some(Ok(msg))
+    })
 }
 
 /// Sends the requests in `req` (one or more netlink messages) to the kernel in one datagram.

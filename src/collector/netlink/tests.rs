@@ -249,3 +249,26 @@ fn parses_an_ipv6_message_and_refuses_a_short_one() {
         Err(DiagError::Malformed(_))
     ));
 }
+
+#[test]
+fn a_datagram_splits_into_its_messages_and_a_bad_length_ends_it() {
+    // Two messages: one with a 5-byte body (padded to 8), one empty.
+    let mut d = vec![0u8; 24 + 16];
+    put_header(&mut d, 21, 20, 2, 7);
+    d[16..21].copy_from_slice(b"hello");
+    put_header(&mut d[24..], 16, 3, 0, 8);
+    let got: Vec<(u16, u16, u32, Vec<u8>)> = messages(&d)
+        .map(|m| m.map(|m| (m.kind, m.flags, m.seq, m.body.to_vec())))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![(20, 2, 7, b"hello".to_vec()), (3, 0, 8, Vec::new())]
+    );
+    // A length past the datagram's end: an error, then nothing more.
+    put_header(&mut d[24..], 99, 3, 0, 8);
+    let mut it = messages(&d);
+    assert!(it.next().unwrap().is_ok());
+    assert!(matches!(it.next(), Some(Err(DiagError::Malformed(_)))));
+    assert!(it.next().is_none());
+}
