@@ -51,7 +51,11 @@ fn the_panel_attributes_linger0_resets_to_the_child_that_sent_them() {
     let mut stats = CloseStats::new(CloseSource::Kernel, None, Duration::from_secs(2));
     stats.mark(Duration::ZERO);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while stats.tally.all.reset_sent < M as u64 && Instant::now() < deadline {
+    // Until both ends' resets are in: the ring is drained every 50 ms, so the received
+    // side can still be on its way when the sent side is all read.
+    while (stats.tally.all.reset_sent < M as u64 || stats.tally.all.reset_received < M as u64)
+        && Instant::now() < deadline
+    {
         if let Some(c) = ev.next_timeout(Duration::from_millis(200)) {
             stats.add_closes([&c]);
         }
