@@ -78,7 +78,9 @@ pub struct RawSocket {
 /// A socket with a file, as [`SocketSource::read_direct`] lists it for the owner lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Held {
-    /// Its position in the connections read.
+    /// Its position in the connections read; [`Held::UNREAD`] for a socket of a state this
+    /// read left out whose deferred owner lookup the read's scan made (its owners go to the
+    /// snapshot's [`Unread::found_owners`]).
     pub index: u32,
     pub inode: u32,
     pub uid: u32,
@@ -86,6 +88,11 @@ pub struct Held {
     pub pids: Vec<u32>,
     /// As [`RawSocket::owner_pending`].
     pub owner_pending: bool,
+}
+
+impl Held {
+    /// The position of a socket that is not in this read.
+    pub const UNREAD: u32 = u32::MAX;
 }
 
 /// Which backend reads the socket table (`--backend`, `collector.backend`).
@@ -372,9 +379,10 @@ impl Collector {
         let kind = usize::from(self.unread.is_some());
         let expect = self.last_read[kind] + self.last_read[kind] / 16;
         let mut connections = Vec::with_capacity(expect);
+        let mut found_owners = Vec::new();
         let (hidden, pending) = if self.source.read_direct(&mut connections, &mut self.held)? {
             self.last_read[kind] = connections.len();
-            self.attach_held(&mut connections)
+            self.attach_held(&mut connections, &mut found_owners)
         } else {
             self.raw.reserve(expect);
             self.source.read(&mut self.raw)?;
@@ -393,6 +401,7 @@ impl Collector {
             unread: self.unread.clone().map(|states| Unread {
                 states,
                 last_read: None,
+                found_owners,
             }),
             netns: self.source.netns().unwrap_or_default(),
             counters: self.source.counters(),
@@ -424,9 +433,14 @@ impl Collector {
         o
     }
 
-    /// Gives the connections of a direct read their owners and users; returns the counts of
-    /// hidden and pending sockets.
-    fn attach_held(&mut self, connections: &mut [Connection]) -> (usize, usize) {
+    /// Gives the connections of a direct read their owners and users, and lists in `found`
+    /// the owners found for sockets the read left out; returns the counts of hidden and
+    /// pending sockets.
+    fn attach_held(
+        &mut self,
+        connections: &mut [Connection],
+        found: &mut Vec<(u32, Owners)>,
+    ) -> (usize, usize) {
         let pids: FxHashSet<u32> = self
             .held
             .iter()
@@ -436,6 +450,12 @@ impl Collector {
         let (mut hidden, mut pending) = (0, 0);
         let mut shared = FxHashMap::default();
         for h in &self.held {
+            if h.index == Held::UNREAD {
+                if !h.pids.is_empty() {
+                    found.push((h.inode, self.owners_of(&h.pids, &mut shared)));
+                }
+                continue;
+            }
             if h.owner_pending {
                 pending += 1;
             } else if self.hidden(&h.pids, Some(h.uid)) {
@@ -445,7 +465,7 @@ impl Collector {
             let Some(c) = connections.get_mut(h.index as usize) else {
                 continue;
             };
-            c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
+            c.attribution = attribution(&owners, h.owner_pending);
             c.owners = owners;
             c.user = Some(self.users.get(h.uid));
         }
@@ -485,7 +505,7 @@ impl Collector {
             }
             let owners = self.owners_of(&r.pids, &mut shared);
             let mut c = Connection::on(r.tuple, r.state);
-            c.attribution = (!owners.is_empty()).then_some(Attribution::Owner);
+            c.attribution = attribution(&owners, r.owner_pending);
             c.owners = owners;
             c.inode = r.inode;
             c.cookie = r.cookie;
@@ -545,6 +565,17 @@ impl Collector {
         }
 
         process_info
+    }
+}
+
+/// How the owners of a socket just read are known: it holds them, or its lookup waits.
+fn attribution(owners: &Owners, pending: bool) -> Option<Attribution> {
+    if !owners.is_empty() {
+        Some(Attribution::Owner)
+    } else if pending {
+        Some(Attribution::Pending)
+    } else {
+        None
     }
 }
 

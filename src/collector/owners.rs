@@ -2,7 +2,11 @@
 //! inode but not its holders, so they are found by reading the links in `/proc/*/fd`
 //! (about 2 µs per descriptor). This cache keeps the answer across polls and rescans only
 //! when a socket it has not looked up appears, at most as often as the rate limit allows;
-//! sockets without a file (inode 0: TIME_WAIT, orphans) are never looked up.
+//! sockets without a file (inode 0: TIME_WAIT, orphans) are never looked up. A lookup the
+//! rate limit deferred waits for the next scan due, whether or not the read that follows
+//! includes the socket's state: a read of fewer states still rescans for it, and reports
+//! what it found apart ([`Held::UNREAD`]), since by the next read of its state the socket
+//! may have no file left to look up.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +50,8 @@ pub struct OwnerCache {
     exact: bool,
     /// The reads leave some states out: a socket missing from one may still exist.
     partial_reads: bool,
+    /// Entries no scan has looked for yet, in this read or not.
+    unscanned: usize,
 }
 
 /// Whether to rescan now. `unscanned` sockets await a first look; `since` is the time since
@@ -82,27 +88,36 @@ impl OwnerCache {
 
     /// Fills `pids` of every socket with a file, rescanning through `scan` when due.
     /// `scan` reports every (pid, socket inode) pair it finds. Sockets whose first lookup
-    /// is deferred by the rate limit get `owner_pending`.
-    pub fn attach(&mut self, sockets: &mut [Held], now: Instant, scan: &mut dyn FnMut(&mut Found)) {
+    /// is deferred by the rate limit get `owner_pending`. When a rescan finds the holders of
+    /// sockets whose lookup was pending and that this read left out (a state it did not
+    /// ask for), they are appended to `sockets` at [`Held::UNREAD`].
+    pub fn attach(
+        &mut self,
+        sockets: &mut Vec<Held>,
+        now: Instant,
+        scan: &mut dyn FnMut(&mut Found),
+    ) {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         // One lookup per socket: mark it seen and, in the steady state where no rescan
         // follows, fill its owners at once.
-        let (mut live, mut unscanned) = (0usize, 0usize);
+        let mut live = 0usize;
         for s in sockets.iter_mut() {
             let Some(inode) = file_inode(s) else {
                 continue;
             };
-            let e = self.map.entry(inode).or_insert(Entry {
-                pid: 0,
-                seen: generation.wrapping_sub(1),
-                scanned: false,
-                multi: false,
+            let e = self.map.entry(inode).or_insert_with(|| {
+                self.unscanned += 1;
+                Entry {
+                    pid: 0,
+                    seen: generation.wrapping_sub(1),
+                    scanned: false,
+                    multi: false,
+                }
             });
             if e.seen != generation {
                 e.seen = generation;
                 live += 1;
-                unscanned += usize::from(!e.scanned);
             }
             fill(s, inode, e, &self.multi);
         }
@@ -110,6 +125,7 @@ impl OwnerCache {
         // a complete read says so.
         if self.map.len() > live && !self.partial_reads {
             self.map.retain(|_, e| e.seen == generation);
+            self.unscanned = self.map.values().filter(|e| !e.scanned).count();
             if !self.multi.is_empty() {
                 let map = &self.map;
                 self.multi.retain(|inode, _| map.contains_key(inode));
@@ -117,7 +133,17 @@ impl OwnerCache {
         }
 
         let since = self.last_scan.map(|t| now.saturating_duration_since(t));
-        if rescan_due(unscanned, since, self.last_scan_took, self.exact) {
+        if rescan_due(self.unscanned, since, self.last_scan_took, self.exact) {
+            // Pending sockets this read left out: their owners are reported apart.
+            let unread: Vec<u32> = if self.map.len() > live {
+                self.map
+                    .iter()
+                    .filter(|(_, e)| !e.scanned && e.seen != generation)
+                    .map(|(inode, _)| *inode)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             self.rescan(now, scan);
             for s in sockets.iter_mut() {
                 let Some(inode) = file_inode(s) else {
@@ -127,6 +153,22 @@ impl OwnerCache {
                 s.owner_pending = false;
                 if let Some(e) = self.map.get(&inode) {
                     fill(s, inode, e, &self.multi);
+                }
+            }
+            for inode in unread {
+                let Some(e) = self.map.get(&inode) else {
+                    continue;
+                };
+                let mut found = Held {
+                    index: Held::UNREAD,
+                    inode,
+                    uid: 0,
+                    pids: Vec::new(),
+                    owner_pending: false,
+                };
+                fill(&mut found, inode, e, &self.multi);
+                if !found.pids.is_empty() {
+                    sockets.push(found);
                 }
             }
         }
@@ -143,6 +185,7 @@ impl OwnerCache {
             };
         }
         self.multi.clear();
+        self.unscanned = 0;
         let map = &mut self.map;
         let multi = &mut self.multi;
         scan(&mut |pid, inode| {
@@ -323,7 +366,7 @@ mod tests {
     }
 
     impl FakeProc {
-        fn attach(&mut self, cache: &mut OwnerCache, socks: &mut [Held], at: Instant) {
+        fn attach(&mut self, cache: &mut OwnerCache, socks: &mut Vec<Held>, at: Instant) {
             let fds = self.fds.clone();
             let walks = &mut self.walks;
             cache.attach(socks, at, &mut |found| {
@@ -365,7 +408,7 @@ mod tests {
         };
         let mut cache = OwnerCache::default();
         let t0 = Instant::now();
-        proc_.attach(&mut cache, &mut [sock(100)], t0);
+        proc_.attach(&mut cache, &mut vec![sock(100)], t0);
         proc_.fds.push((20, 200));
         let mut socks = vec![sock(200)];
         proc_.attach(&mut cache, &mut socks, t0 + Duration::from_secs(1));
@@ -382,11 +425,11 @@ mod tests {
         };
         let mut cache = OwnerCache::default();
         let t0 = Instant::now();
-        proc_.attach(&mut cache, &mut [sock(100), sock(101)], t0);
+        proc_.attach(&mut cache, &mut vec![sock(100), sock(101)], t0);
         // ESTABLISHED (101) left out of two reads.
         cache.set_partial_reads(true);
         for s in 1..3 {
-            proc_.attach(&mut cache, &mut [sock(100)], t0 + Duration::from_secs(s));
+            proc_.attach(&mut cache, &mut vec![sock(100)], t0 + Duration::from_secs(s));
         }
         assert_eq!(cache.map.len(), 2, "101 is only unread, not gone");
         cache.set_partial_reads(false);
@@ -395,7 +438,7 @@ mod tests {
         assert_eq!(proc_.walks, 1, "nothing new: no rescan");
         assert_eq!(socks[1].pids, vec![10]);
         // A complete read without 101 forgets it.
-        proc_.attach(&mut cache, &mut [sock(100)], t0 + Duration::from_secs(4));
+        proc_.attach(&mut cache, &mut vec![sock(100)], t0 + Duration::from_secs(4));
         assert_eq!(cache.map.len(), 1);
     }
 
@@ -474,6 +517,47 @@ mod tests {
         cache.attach(&mut socks, at, &mut |_| walks += 1);
         assert_eq!(walks, 0);
         assert!(socks[0].owner_pending);
+    }
+
+    /// The case: a new socket's lookup is deferred at a read of every state; the
+    /// next reads leave its state (ESTABLISHED) out. The lookup is still made when the rate
+    /// limit allows, and its owner reported apart, before the socket can lose its file.
+    #[test]
+    fn a_deferred_lookup_is_made_at_the_next_scan_due_even_by_a_read_that_leaves_it_out() {
+        let t0 = Instant::now();
+        let took = Duration::from_millis(100);
+        let mut cache = OwnerCache {
+            last_scan: Some(t0),
+            last_scan_took: took,
+            ..OwnerCache::default()
+        };
+        let mut proc_ = FakeProc {
+            fds: vec![(70, 700), (71, 701)],
+            walks: 0,
+        };
+        // A complete read finds 700 (listening, say) and 701, new: deferred (100 ms after a
+        // scan that took 100 ms).
+        let mut socks = vec![sock(700), sock(701)];
+        proc_.attach(&mut cache, &mut socks, t0 + took);
+        assert_eq!(proc_.walks, 0);
+        assert!(socks[1].owner_pending);
+        // Reads of fewer states: 701 is left out. Still too soon, then due.
+        cache.set_partial_reads(true);
+        let mut socks = vec![sock(700)];
+        proc_.attach(&mut cache, &mut socks, t0 + took * 5);
+        assert_eq!(proc_.walks, 0, "the rate limit still holds");
+        assert_eq!(socks.len(), 1);
+        let mut socks = vec![sock(700)];
+        proc_.attach(&mut cache, &mut socks, t0 + took * 11);
+        assert_eq!(proc_.walks, 1, "701's lookup is due although this read leaves it out");
+        assert_eq!(socks.len(), 2);
+        assert_eq!(socks[1].index, Held::UNREAD);
+        assert_eq!((socks[1].inode, socks[1].pids.clone()), (701, vec![71]));
+        // Found once: the next scan reports nothing apart.
+        let mut socks = vec![sock(700)];
+        proc_.attach(&mut cache, &mut socks, t0 + REFRESH * 2);
+        assert_eq!(proc_.walks, 2);
+        assert_eq!(socks.len(), 1);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::decode::{EventKind, RawEvent, state_of};
+use super::owners::Learned;
 use crate::model::{Close, CloseKind, CloseOwner, ResetReason, TcpState};
 
 /// The kernel's `enum sk_rst_reason` values the joiner tells apart.
@@ -102,6 +103,9 @@ pub struct Joiner {
     /// Listening sockets by (namespace, port), for the owner of what they accept.
     listeners: FxHashMap<(u32, u16), u64>,
     pub stats: JoinStats,
+    /// Owners learned and sockets ended since the reader last took them, for the poll
+    /// thread's [`super::owners::OwnerMemory`].
+    pub learned: Vec<Learned>,
 }
 
 /// The sockets followed at most at once; beyond, new sockets are counted as untracked.
@@ -117,6 +121,7 @@ impl Joiner {
             names: FxHashMap::default(),
             listeners: FxHashMap::default(),
             stats: JoinStats::default(),
+            learned: Vec::new(),
         }
     }
 
@@ -152,6 +157,9 @@ impl Joiner {
         }
         if let EventKind::Destroy = e.kind {
             let t = self.sockets.remove(&e.sk)?;
+            if t.owner.is_some() {
+                self.learned.push(Learned::Ended(t.cookie));
+            }
             if t.listening
                 && let Some(port) = t.local.map(|a| a.port())
                 && self.listeners.get(&(t.netns, port)) == Some(&e.sk)
@@ -180,10 +188,16 @@ impl Joiner {
         if t.cookie != e.cookie {
             // The address now holds another socket: the old one's destroy was lost.
             self.stats.missed_destroys += 1;
+            if t.owner.is_some() {
+                self.learned.push(Learned::Ended(t.cookie));
+            }
             *t = Track::new(e);
         }
-        if owner.is_some() {
-            t.owner = owner;
+        if let Some(o) = owner {
+            if t.owner.as_ref() != Some(&o) || t.owner_from_listener {
+                self.learned.push(Learned::Owner(e.cookie, o.clone()));
+            }
+            t.owner = Some(o);
             t.owner_from_listener = false;
         }
         if e.local.is_some() {

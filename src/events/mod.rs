@@ -10,6 +10,7 @@ pub mod decode;
 pub mod join;
 #[cfg(target_os = "linux")]
 mod load;
+pub mod owners;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -101,6 +102,7 @@ impl Shared {
 /// the programs.
 pub struct KernelEvents {
     shared: Arc<Shared>,
+    owners: owners::EventOwners,
     closes: Option<Receiver<Close>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -124,16 +126,25 @@ impl KernelEvents {
         } else {
             (None, None)
         };
+        let known = Arc::new(owners::SharedOwners::default());
+        let wake = wake_fd().map(Arc::new);
         let thread = {
             let shared = shared.clone();
             let stop = stop.clone();
+            let reader = Reader {
+                shared,
+                owners: known.clone(),
+                wake: wake.clone(),
+                tx,
+            };
             std::thread::Builder::new()
                 .name("lingertop-events".into())
-                .spawn(move || read_loop(loaded, join::Joiner::new(netns), &shared, tx, &stop))
+                .spawn(move || read_loop(loaded, join::Joiner::new(netns), &reader, &stop))
                 .map_err(|e| EventsError::Load(format!("cannot start the event thread: {e}")))?
         };
         Ok(KernelEvents {
             shared,
+            owners: owners::EventOwners::new(known, wake),
             closes: rx,
             stop,
             thread: Some(thread),
@@ -149,6 +160,11 @@ impl KernelEvents {
     /// What the reader shares: tally, lost records.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Who owns each socket as the events saw it, for the poll thread.
+    pub fn owners(&self) -> owners::EventOwners {
+        self.owners.clone()
     }
 
     /// The closes read since the last call (only with [`EventOptions::queue`] > 0).
@@ -183,26 +199,63 @@ pub fn own_netns() -> Option<u32> {
 #[cfg(target_os = "linux")]
 const READ_EVERY_MS: i32 = 50;
 
+/// An eventfd the poll thread writes to wake the reader at once; `None` if the kernel
+/// refuses one (the reader then wakes by its timeout only).
+#[cfg(target_os = "linux")]
+fn wake_fd() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: eventfd takes no pointers; the result is checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    // SAFETY: `fd` is a new descriptor nothing else owns.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// What the reader thread writes to: the tally and counts, the owners, the closes' queue.
+#[cfg(target_os = "linux")]
+struct Reader {
+    shared: Arc<Shared>,
+    owners: Arc<owners::SharedOwners>,
+    wake: Option<Arc<std::os::fd::OwnedFd>>,
+    tx: Option<SyncSender<Close>>,
+}
+
 #[cfg(target_os = "linux")]
 fn read_loop(
     mut loaded: load::Loaded,
     mut joiner: join::Joiner,
-    shared: &Shared,
-    tx: Option<SyncSender<Close>>,
+    reader: &Reader,
     stop: &AtomicBool,
 ) {
+    use std::os::fd::AsRawFd;
+    let (shared, tx) = (&*reader.shared, reader.tx.as_ref());
+    let wake = reader.wake.as_ref().map_or(-1, |w| w.as_raw_fd());
     let mut batch: Vec<Close> = Vec::with_capacity(1024);
     while !stop.load(Ordering::Relaxed) {
-        let mut pfd = libc::pollfd {
-            fd: loaded.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the ring buffer's descriptor, which `loaded` keeps open
-        // for the whole call. The kernel side submits without waking us (bpf/closes.bpf.c,
-        // `wakeup_flag`) until an eighth of the ring waits, so this timeout is what bounds how
-        // late a record is read, and how soon a stop request is seen.
-        unsafe { libc::poll(&mut pfd, 1, READ_EVERY_MS) };
+        let mut pfds = [
+            libc::pollfd {
+                fd: loaded.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            // A negative descriptor is ignored by poll.
+            libc::pollfd {
+                fd: wake,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds for descriptors kept open for the whole call (the ring
+        // buffer's by `loaded`, the eventfd by `reader`). The kernel side submits without
+        // waking us (bpf/closes.bpf.c, `wakeup_flag`) until an eighth of the ring waits, so
+        // this timeout is what bounds how late a record is read, and how soon a stop request
+        // is seen; the poll thread wakes us through the eventfd when it needs the owners now.
+        unsafe { libc::poll(pfds.as_mut_ptr(), 2, READ_EVERY_MS) };
+        if pfds[1].revents & libc::POLLIN != 0 {
+            let mut count = 0u64;
+            // SAFETY: reads the eventfd's 8-byte counter into a valid u64, resetting it.
+            unsafe { libc::read(wake, (&mut count as *mut u64).cast(), 8) };
+        }
+        reader.owners.drain_started();
         while let Some(item) = loaded.ring.next() {
             match decode::decode(&item) {
                 Ok(e) => {
@@ -216,10 +269,17 @@ fn read_loop(
                 }
             }
             if batch.len() == batch.capacity() {
-                publish(&mut batch, shared, tx.as_ref());
+                publish(&mut batch, shared, tx);
             }
         }
-        publish(&mut batch, shared, tx.as_ref());
+        publish(&mut batch, shared, tx);
+        if !joiner.learned.is_empty() {
+            reader
+                .owners
+                .memory()
+                .learn(joiner.learned.drain(..), std::time::Instant::now());
+        }
+        reader.owners.drain_done();
         shared.lost.store(loaded.lost(), Ordering::Relaxed);
         shared.events.store(joiner.stats.events, Ordering::Relaxed);
         shared

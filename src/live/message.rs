@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::lab::LabRecogniser;
 use crate::model::alerts::detect_in;
 use crate::model::tracker::Sample;
-use crate::model::{Alert, Connection, Filter, Rules, Snapshot, Tracker, Transition};
+use crate::model::{Alert, Connection, Filter, Owners, Rules, Snapshot, Tracker, Transition};
 
 /// One poll's complete result.
 #[derive(Debug, Clone)]
@@ -46,13 +46,27 @@ impl Update {
     /// the whole machine), as a filter does not change whose CLOSE_WAIT grows.
     pub fn observe_over(
         tracker: &mut Tracker,
-        mut snapshot: Snapshot,
+        snapshot: Snapshot,
         rules: &Rules,
         scope: &Filter,
         errors: u64,
         labs: &mut LabRecogniser,
     ) -> Update {
-        let transitions = tracker.observe(&mut snapshot);
+        Update::observe_known(tracker, snapshot, rules, scope, errors, labs, &mut |_| None)
+    }
+
+    /// As [`Update::observe_over`], with the owners the kernel's events know by cookie for
+    /// connections nothing else names (see [`Tracker::observe_known`]).
+    pub fn observe_known(
+        tracker: &mut Tracker,
+        mut snapshot: Snapshot,
+        rules: &Rules,
+        scope: &Filter,
+        errors: u64,
+        labs: &mut LabRecogniser,
+        known: &mut dyn FnMut(u64) -> Option<Owners>,
+    ) -> Update {
+        let transitions = tracker.observe_known(&mut snapshot, known);
         // Lab sockets (this process's lab, or another lingertop lab's); after the tracker, so
         // earlier owners count.
         labs.mark(&mut snapshot);

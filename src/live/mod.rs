@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::collector::{Collector, ReadOptions};
 use crate::config::{Config, EstablishedEvery};
+use crate::events::owners::EventOwners;
 use crate::lab::LabRecogniser;
 use crate::model::{Filter, TcpState, Tracker};
 
@@ -28,7 +29,15 @@ pub struct Scope {
     /// Marks lab sockets, also those of a lab in another lingertop process when it was
     /// made with [`LabRecogniser::new`] and a command line test.
     pub labs: LabRecogniser,
+    /// The owners the kernel's events saw, where the mode loaded them: each poll waits for
+    /// them to catch up with its dump and names by them the connections nothing else names.
+    pub owners: Option<EventOwners>,
 }
+
+/// How long a poll waits at most for the kernel's events to be read up to its dump: the
+/// reader is woken at once and drains in well under a millisecond unless a storm fills
+/// the ring.
+const CATCH_UP: Duration = Duration::from_millis(200);
 
 /// Which states the next poll reads: ESTABLISHED only every `every` polls.
 #[derive(Debug)]
@@ -128,6 +137,7 @@ pub fn spawn(
     let Scope {
         alerts_over,
         mut labs,
+        owners,
     } = scope;
     tune_allocator();
     let (tx, rx) = std_mpsc::channel();
@@ -149,14 +159,24 @@ pub fn spawn(
                 let full = plan.prepare(&mut collector);
                 let msg = match collector.poll() {
                     Ok(snapshot) => {
-                        let update = Update::observe_over(
-                            &mut tracker,
-                            snapshot,
-                            &rules,
-                            &alerts_over,
-                            errors,
-                            &mut labs,
-                        );
+                        let observe = |known: &mut dyn FnMut(u64) -> _| {
+                            Update::observe_known(
+                                &mut tracker,
+                                snapshot,
+                                &rules,
+                                &alerts_over,
+                                errors,
+                                &mut labs,
+                                known,
+                            )
+                        };
+                        let update = match &owners {
+                            Some(o) => {
+                                o.catch_up(CATCH_UP);
+                                o.with_lookup(observe)
+                            }
+                            None => observe(&mut |_| None),
+                        };
                         plan.done(full, &update);
                         Message::Update(Arc::new(update))
                     }

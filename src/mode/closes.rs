@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use crate::events::owners::EventOwners;
 use crate::events::{self, Closes, EventOptions, EventsMode};
 use crate::model::alerts::{OverflowWindow, close_alerts, close_alerts_in};
 use crate::model::close_stats::CloseStats;
@@ -60,6 +61,15 @@ impl CloseFeed {
             overflow: OverflowWindow::default(),
         };
         Ok((feed, stats))
+    }
+
+    /// Who owns each socket as the kernel's events saw it, for the poll loop's
+    /// [`Scope`](crate::live::Scope); `None` on the counters.
+    pub fn owners(&self) -> Option<EventOwners> {
+        match &self.source {
+            Closes::Kernel(k) => Some(k.owners()),
+            Closes::Counters(_) => None,
+        }
     }
 
     /// The kernel's closes that arrived since the last call; none from the counters.

@@ -21,6 +21,7 @@ use anyhow::{Context, Result};
 use crate::cli;
 use crate::collector::{Backend, Collector};
 use crate::config::Config;
+use crate::events::owners::EventOwners;
 use crate::lab::LabRecogniser;
 use crate::live;
 use crate::model::{Filter, NetnsChoice};
@@ -61,10 +62,11 @@ impl Overrides {
 
 /// The live loop's scope for a mode: alerts over the connections `alerts_over` matches,
 /// and lab sockets of every lingertop lab recognised.
-pub(crate) fn live_scope(alerts_over: Filter) -> live::Scope {
+pub(crate) fn live_scope(alerts_over: Filter, owners: Option<EventOwners>) -> live::Scope {
     live::Scope {
         alerts_over,
         labs: LabRecogniser::new(cli::is_lab_command),
+        owners,
     }
 }
 

@@ -63,21 +63,22 @@ async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<Ex
         .local_addr()
         .context("cannot read the address listened on")?;
 
-    let (tx, mut rx) = mpsc::channel(2);
-    let live = live::spawn(
-        super::open_collector(cfg.backend, &cfg.netns, false)?,
-        &cfg,
-        super::live_scope(Filter::default()),
-        tx,
-    )
-    .context("cannot start the poll thread")?;
-    let top_n = cfg.serve.top_n;
     // The close rules (reset storm, TIME_WAIT overflow) judged at each poll, their alerts
-    // among `lingertop_active_alerts`; the closes of every namespace read.
+    // among `lingertop_active_alerts`; the closes of every namespace read. Started before
+    // the poll loop, which names owners by the events too.
     let (mut feed, mut stats) = CloseFeed::start(events, &cfg.netns, cfg.interval, &cfg.rules)?;
     if let Some(note) = &feed.note {
         crate::stderr::say!("lingertop: {note}");
     }
+    let (tx, mut rx) = mpsc::channel(2);
+    let live = live::spawn(
+        super::open_collector(cfg.backend, &cfg.netns, false)?,
+        &cfg,
+        super::live_scope(Filter::default(), feed.owners()),
+        tx,
+    )
+    .context("cannot start the poll thread")?;
+    let top_n = cfg.serve.top_n;
     let source = feed.source.described();
     let mut closes = ClosesFeed::new(&feed.source);
 

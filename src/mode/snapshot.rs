@@ -115,7 +115,17 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
         tracker.keep(std::sync::Arc::new(snap));
         std::thread::sleep(interval);
         snap = collector.poll().context("second poll failed")?;
-        tracker.observe(&mut snap);
+        // Owners the kernel's events saw name the sockets whose file is gone (TIME_WAIT)
+        // and that no earlier poll saw owned.
+        match closes.as_ref().and_then(|(feed, _)| feed.owners()) {
+            Some(owners) => {
+                owners.catch_up(std::time::Duration::from_millis(200));
+                owners.with_lookup(|known| tracker.observe_known(&mut snap, known));
+            }
+            None => {
+                tracker.observe(&mut snap);
+            }
+        }
     }
     LabRecogniser::new(cli::is_lab_command).mark(&mut snap);
 

@@ -38,6 +38,11 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
+        // Without `--events`, the counters alone: they judge `time-wait-overflow`, and
+        // loading eBPF is left to those who ask for closes. Started before the poll loop,
+        // which names owners by the events too.
+        let mode = args.events.map_or(EventsMode::Off, Option::unwrap_or_default);
+        let mut closes = KernelCloses::start(mode, &cfg.netns, cfg.interval, &cfg.rules)?;
         let (tx, mut rx) = mpsc::channel(4);
         // Dropped on return: stops the poll thread and waits for it.
         // The loop runs the alert rules over the filtered set, so a line's alerts are about
@@ -45,7 +50,7 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
         let _live = live::spawn(
             super::open_collector(cfg.backend, &cfg.netns, args.quiet)?,
             &cfg,
-            super::live_scope(filter.clone()),
+            super::live_scope(filter.clone(), closes.feed.owners()),
             tx,
         )
         .context("cannot start the poll thread")?;
@@ -58,10 +63,6 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
                 .ok();
             stream = stream.with_names(resolver);
         }
-        // Without `--events`, the counters alone: they judge `time-wait-overflow`, and
-        // loading eBPF is left to those who ask for closes.
-        let mode = args.events.map_or(EventsMode::Off, Option::unwrap_or_default);
-        let mut closes = KernelCloses::start(mode, &cfg.netns, cfg.interval, &cfg.rules)?;
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         let stdout = io::stdout();
         let mut out = stdout.lock();
@@ -571,6 +572,7 @@ mod tests {
         snap.unread = Some(crate::model::Unread {
             states: vec![TcpState::Established],
             last_read: Some(at(1)),
+            found_owners: Vec::new(),
         });
         u.snapshot = std::sync::Arc::new(snap);
         let got = lines(&mut Stream::new(Filter::default(), false), &[u]);

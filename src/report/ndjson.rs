@@ -55,7 +55,9 @@ struct PollLine<'a> {
 struct EventLine<'a> {
     /// The poll that saw the change (it happened since the poll before).
     time: String,
-    /// `appeared`, `changed` or `vanished`.
+    /// `appeared`, `changed`, `vanished`, or `owner`: a connection whose owner lookup was
+    /// pending (`"attribution":"pending"` on its earlier line) has its owner named now, in
+    /// the same state (`from` equals `to`).
     event: &'static str,
     /// `poll`: inferred from two polls of the socket table.
     source: &'static str,
@@ -121,6 +123,7 @@ pub fn write_event(
         event: match (t.from, t.to) {
             (None, _) => "appeared",
             (_, None) => "vanished",
+            (from, to) if from == to => "owner",
             _ => "changed",
         },
         source: "poll",
@@ -133,7 +136,9 @@ pub fn write_event(
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
         attribution: match now {
-            Some(c) if !c.owners.is_empty() => c.attribution.map(|a| a.name()),
+            Some(c) if !c.owners.is_empty() || c.owner_pending() => {
+                c.attribution.map(|a| a.name())
+            }
             // Gone, or without an owner now: the owner is the one the tracker last saw.
             _ => owner.map(|_| Attribution::LastOwner.name()),
         },

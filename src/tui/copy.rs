@@ -48,11 +48,7 @@ pub fn row_text(app: &App) -> Result<String, &'static str> {
                 .and_then(|u| u.snapshot.netns.name(c.netns()).map(str::to_string))
                 .unwrap_or_default();
             // The VIA column's words: how the owner was known when it does not hold it.
-            let via = match c.attribution {
-                Some(crate::model::Attribution::LastOwner) => "last",
-                Some(crate::model::Attribution::Listener) => "lsn",
-                _ => "",
-            };
+            let via = crate::model::Attribution::short(c.attribution);
             vec![
                 c.state.name().to_string(),
                 c.local().to_string(),

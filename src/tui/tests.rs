@@ -59,6 +59,7 @@ fn the_header_says_when_established_was_last_read() {
     snap.unread = Some(crate::model::Unread {
         states: vec![TcpState::Established],
         last_read: Some(snap.taken_at - std::time::Duration::from_secs(4)),
+        found_owners: Vec::new(),
     });
     u.snapshot = std::sync::Arc::new(snap);
     app.on_update(std::sync::Arc::new(u));

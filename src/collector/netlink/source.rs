@@ -137,6 +137,8 @@ impl SocketSource for NetlinkSource {
     fn read(&mut self, out: &mut Vec<RawSocket>) -> Result<(), CollectError> {
         let (mut conns, mut held) = (Vec::new(), Vec::new());
         self.read_direct(&mut conns, &mut held)?;
+        // Owners found for sockets this read left out have no raw socket to go with.
+        held.retain(|h| h.index != Held::UNREAD);
         let mut held = held.into_iter().peekable();
         out.clear();
         out.extend(conns.into_iter().enumerate().map(|(i, c)| {

@@ -31,6 +31,11 @@ impl PanelFeed {
         Ok(PanelFeed(feed))
     }
 
+    /// Who owns each socket as the kernel's events saw it, for the poll loop.
+    pub fn owners(&self) -> Option<crate::events::owners::EventOwners> {
+        self.0.owners()
+    }
+
     /// Moves what arrived since the last call into the app's panel state.
     pub fn refresh(&mut self, app: &mut App) {
         let Some(stats) = app.closes.as_mut() else {

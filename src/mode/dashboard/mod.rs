@@ -108,7 +108,7 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     let poller = live::spawn(
         collector,
         cfg,
-        super::live_scope(Filter::default()),
+        super::live_scope(Filter::default(), closes.owners()),
         poll_tx,
     )
     .context("cannot start the poll thread")?;

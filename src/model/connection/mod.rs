@@ -81,6 +81,14 @@ pub enum Attribution {
     /// No owner now and never seen owned; this process listens on the connection's local port,
     /// so the connection is the server side of one of its connections.
     Listener,
+    /// No owner from the socket table or an earlier poll; the kernel's events saw this
+    /// process act on the socket (by its cookie) in its own system call: connect, listen,
+    /// send, receive, shutdown or close.
+    Event,
+    /// No owner yet: the socket's lookup was deferred by the rate limit of the `/proc` scan,
+    /// so nobody is named, not because nobody visible holds it (a later poll, or the
+    /// kernel's events, names it). The only attribution that comes with no owner.
+    Pending,
 }
 
 impl Attribution {
@@ -89,6 +97,20 @@ impl Attribution {
             Attribution::Owner => "owner",
             Attribution::LastOwner => "last-owner",
             Attribution::Listener => "listener",
+            Attribution::Event => "event",
+            Attribution::Pending => "pending",
+        }
+    }
+
+    /// The VIA column's word: how the owner is known when it does not hold the socket now
+    /// (empty for [`Attribution::Owner`]).
+    pub fn short(attribution: Option<Attribution>) -> &'static str {
+        match attribution {
+            Some(Attribution::LastOwner) => "last",
+            Some(Attribution::Listener) => "lsn",
+            Some(Attribution::Event) => "evt",
+            Some(Attribution::Pending) => "pend",
+            Some(Attribution::Owner) | None => "",
         }
     }
 }
@@ -490,6 +512,11 @@ impl Connection {
         self.owners.first()
     }
 
+    /// Whether its owner lookup was deferred (see [`Attribution::Pending`]).
+    pub fn owner_pending(&self) -> bool {
+        self.attribution == Some(Attribution::Pending)
+    }
+
     /// How long the connection has been in its state at `now`, at least (see
     /// [`Connection::age_source`] for how it is known, and `model::age`). `None` when
     /// nothing is known of when the state began: no kernel clock, and only lingertop's first
@@ -579,6 +606,9 @@ pub struct Unread {
     /// When these states were last read (set by the tracker; `None` before it has seen a
     /// poll that read them).
     pub last_read: Option<SystemTime>,
+    /// Owners this poll's `/proc` scan found for sockets of these states whose lookup was
+    /// pending (by socket inode): the tracker gives them to the connections it carries.
+    pub found_owners: Vec<(u32, Owners)>,
 }
 
 impl Unread {

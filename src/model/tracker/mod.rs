@@ -34,7 +34,9 @@ pub struct Sample {
     pub close_wait_by_pid: FxHashMap<u32, u32>,
 }
 
-/// A change the tracker observed between two polls.
+/// A change the tracker observed between two polls: a connection appeared (`from` is
+/// `None`), changed state, vanished (`to` is `None`), or, in the same state, had its owner
+/// named at last (`from == to`: its owner lookup had been deferred).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
     pub at: SystemTime,
@@ -209,6 +211,18 @@ impl Tracker {
     /// Annotates `snap` with tracking and attribution, and returns what changed since the
     /// snapshot last kept (nothing "appeared" on the first one: everything did).
     pub fn observe(&mut self, snap: &mut Snapshot) -> Vec<Transition> {
+        self.observe_known(snap, &mut |_| None)
+    }
+
+    /// As [`Tracker::observe`], with `known` asked for the owners of a connection (by its
+    /// kernel cookie) that neither the socket table nor an earlier poll names: the kernel's
+    /// events saw who acted on it (see `events::EventOwners`). Its answer is used before any
+    /// transition is made, so every transition of such a connection names its owner.
+    pub fn observe_known(
+        &mut self,
+        snap: &mut Snapshot,
+        known: &mut dyn FnMut(u64) -> Option<Owners>,
+    ) -> Vec<Transition> {
         self.polls += 1;
         let first_poll = self.polls == 1;
         let now = snap.taken_at;
@@ -226,9 +240,10 @@ impl Tracker {
                     let j = on_tuple.iter().position(|p| succeeds(conn, p))?;
                     Some(on_tuple.swap_remove(j))
                 }) {
-                    follow(conn, &p, now, &mut transitions);
+                    follow(conn, &p, now, &mut transitions, known);
                     continue;
                 }
+                ask_events(conn, known);
                 if !first_poll {
                     transitions.push(Transition {
                         at: now,
@@ -248,7 +263,7 @@ impl Tracker {
                 continue;
             };
             hint = i + 1;
-            follow(conn, &prev[i], now, &mut transitions);
+            follow(conn, &prev[i], now, &mut transitions, known);
         }
 
         // States this poll did not read: their connections as last read, unless the poll
@@ -269,10 +284,30 @@ impl Tracker {
                 .filter(|(p, claimed)| !**claimed && unread.contains(p.state))
                 .count();
             snap.connections.reserve(carried);
+            let found: FxHashMap<u32, &Owners> = unread
+                .found_owners
+                .iter()
+                .map(|(inode, owners)| (*inode, owners))
+                .collect();
             for (p, claimed) in prev.iter().zip(&mut self.join.claimed) {
                 if !*claimed && unread.contains(p.state) {
                     *claimed = true;
-                    snap.connections.push(p.clone());
+                    let mut c = p.clone();
+                    // Its deferred lookup was made by this poll's scan, or the kernel's
+                    // events know who acted on it: said now, not at the next read of its
+                    // state (by then it may have no file left to look up).
+                    if c.owner_pending() {
+                        if let Some(owners) = found.get(&c.inode) {
+                            c.owners = (*owners).clone();
+                            c.attribution = Some(Attribution::Owner);
+                        } else {
+                            ask_events(&mut c, known);
+                        }
+                        if !c.owner_pending() {
+                            transitions.push(owner_found(&c, now));
+                        }
+                    }
+                    snap.connections.push(c);
                 }
             }
         }
@@ -332,10 +367,17 @@ fn follow(
     p: &Connection,
     now: SystemTime,
     transitions: &mut Vec<Transition>,
+    known: &mut dyn FnMut(u64) -> Option<Owners>,
 ) {
     if let (true, Some(held)) = (conn.owners.is_empty(), held_owners(p)) {
         conn.owners.clone_from(held);
         conn.attribution = Some(Attribution::LastOwner);
+    }
+    ask_events(conn, known);
+    // A lookup deferred at an earlier poll named the owner now, with no change of state
+    // to say it with.
+    if p.owner_pending() && !conn.owners.is_empty() && p.state == conn.state {
+        transitions.push(owner_found(conn, now));
     }
     let known = p
         .tracking
@@ -359,6 +401,35 @@ fn follow(
     };
     tracking.absorb(seed.as_ref());
     conn.tracking = Some(tracking);
+}
+
+/// Gives `conn`, owned by nobody the socket table or an earlier poll names, the owner the
+/// kernel's events know by its cookie; returns whether it got one.
+fn ask_events(conn: &mut Connection, known: &mut dyn FnMut(u64) -> Option<Owners>) -> bool {
+    if !conn.owners.is_empty() || conn.cookie == 0 {
+        return false;
+    }
+    match known(conn.cookie) {
+        Some(owners) if !owners.is_empty() => {
+            conn.owners = owners;
+            conn.attribution = Some(Attribution::Event);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The transition that says a connection's owner became known while its state stayed.
+fn owner_found(c: &Connection, now: SystemTime) -> Transition {
+    Transition {
+        at: now,
+        local: c.local(),
+        remote: c.remote(),
+        netns: c.netns(),
+        from: Some(c.state),
+        to: Some(c.state),
+        owner: c.owners.first().cloned(),
+    }
 }
 
 /// Whether `conn` can be the same connection as `p` (seen earlier): the same 4-tuple, and

@@ -277,6 +277,7 @@ fn unread_states_are_carried_until_read_and_moves_out_of_them_still_seen() {
     partial.unread = Some(crate::model::Unread {
         states: vec![TcpState::Established],
         last_read: None,
+        found_owners: Vec::new(),
     });
     let (s, changes) = step(&mut tr, partial);
     assert_eq!(
@@ -299,6 +300,7 @@ fn unread_states_are_carried_until_read_and_moves_out_of_them_still_seen() {
     partial.unread = Some(crate::model::Unread {
         states: vec![TcpState::Established],
         last_read: None,
+        found_owners: Vec::new(),
     });
     let (s, changes) = step(&mut tr, partial);
     assert!(changes.is_empty(), "{changes:?}");
@@ -318,6 +320,7 @@ fn without_established(t: u64, conns: Vec<Connection>) -> Snapshot {
     s.unread = Some(crate::model::Unread {
         states: vec![TcpState::Established],
         last_read: None,
+        found_owners: Vec::new(),
     });
     s
 }
@@ -512,4 +515,94 @@ fn history_is_a_bounded_ring_of_counts() {
         tr.history().back().unwrap().close_wait_by_pid.get(&7),
         Some(&4)
     );
+}
+
+/// A short client connection whose owner lookup the rate limit deferred at the poll that
+/// found it: the next poll leaves ESTABLISHED out but its scan finds the owner; the poll
+/// after finds the socket in TIME_WAIT without a file. Every later line names the owner.
+#[test]
+fn a_pending_owner_found_by_a_read_that_left_its_state_out_is_carried_to_its_close() {
+    let mut tr = Tracker::new(10);
+    let client = |state, inode| {
+        let mut c = conn("127.0.0.1:40000", "127.0.0.1:80", state, inode, None);
+        if inode != 0 {
+            c.attribution = Some(Attribution::Pending);
+        }
+        c
+    };
+    step(&mut tr, snap(0, vec![]));
+    let (_, appeared) = step(&mut tr, snap(1, vec![client(TcpState::Established, 9)]));
+    assert_eq!(kinds(&appeared), [(None, Some(TcpState::Established))]);
+    assert_eq!(appeared[0].owner, None, "nobody named yet: pending");
+    // ESTABLISHED left out; this poll's scan found inode 9 held by pid 7.
+    let mut partial = without_established(2, vec![]);
+    let owners: Owners = vec![Owner {
+        pid: 7,
+        name: Some("ab".into()),
+    }]
+    .into();
+    partial.unread.as_mut().unwrap().found_owners = vec![(9, owners)];
+    let (s, named) = step(&mut tr, partial);
+    assert_eq!(
+        kinds(&named),
+        [(Some(TcpState::Established), Some(TcpState::Established))],
+        "an owner line: same state, owner named"
+    );
+    assert_eq!(named[0].owner.as_ref().map(|o| o.pid), Some(7));
+    assert_eq!(s.connections[0].attribution, Some(Attribution::Owner));
+    // It closed: TIME_WAIT, no file. The change names the owner it had.
+    let (s, changed) = step(&mut tr, snap(3, vec![client(TcpState::TimeWait, 0)]));
+    assert_eq!(
+        kinds(&changed),
+        [(Some(TcpState::Established), Some(TcpState::TimeWait))]
+    );
+    assert_eq!(changed[0].owner.as_ref().map(|o| o.pid), Some(7));
+    assert_eq!(s.connections[0].attribution, Some(Attribution::LastOwner));
+}
+
+/// With the kernel's events, a connection no scan named (its lookup deferred, then its file
+/// gone) is named by its cookie in every transition, from the first.
+#[test]
+fn the_kernel_events_name_by_cookie_what_no_scan_could() {
+    let mut tr = Tracker::new(10);
+    let client = |state, inode| {
+        let mut c = conn("127.0.0.1:40001", "127.0.0.1:80", state, inode, None);
+        c.cookie = 0xc0ffee;
+        if inode != 0 {
+            c.attribution = Some(Attribution::Pending);
+        }
+        c
+    };
+    let ab: Owners = vec![Owner {
+        pid: 8,
+        name: Some("ab".into()),
+    }]
+    .into();
+    let mut known = |cookie: u64| (cookie == 0xc0ffee).then(|| ab.clone());
+    let mut observe = |tr: &mut Tracker, mut s: Snapshot| {
+        let changes = tr.observe_known(&mut s, &mut known);
+        let s = Arc::new(s);
+        tr.keep(s.clone());
+        (s, changes)
+    };
+    observe(&mut tr, snap(0, vec![]));
+    let (s, appeared) = observe(&mut tr, snap(1, vec![client(TcpState::Established, 9)]));
+    assert_eq!(appeared[0].owner.as_ref().map(|o| o.pid), Some(8));
+    assert_eq!(s.connections[0].attribution, Some(Attribution::Event));
+    let (_, changed) = observe(&mut tr, snap(2, vec![client(TcpState::TimeWait, 0)]));
+    assert_eq!(changed[0].owner.as_ref().map(|o| o.pid), Some(8));
+    // A socket the events never saw stays unnamed, and a scan's owner is never replaced.
+    let mut other = conn("127.0.0.1:40002", "127.0.0.1:80", TcpState::TimeWait, 0, None);
+    other.cookie = 1;
+    let owned = conn(
+        "127.0.0.1:40003",
+        "127.0.0.1:80",
+        TcpState::Established,
+        5,
+        Some(3),
+    );
+    let (s, _) = observe(&mut tr, snap(3, vec![other, owned]));
+    assert!(s.connections[0].owners.is_empty());
+    assert_eq!(s.connections[1].owner().map(|o| o.pid), Some(3));
+    assert_eq!(s.connections[1].attribution, Some(Attribution::Owner));
 }

@@ -256,6 +256,7 @@ fn a_state_carried_from_an_earlier_read_says_when_it_was_read() {
     snap.unread = Some(crate::model::Unread {
         states: vec![TcpState::Established],
         last_read: Some(at(7)),
+        found_owners: Vec::new(),
     });
     u.snapshot = Arc::new(snap);
     let text = render(

@@ -274,7 +274,7 @@ impl App {
         self.observe_alerts(now);
         if self.paused {
             self.paused_polls += 1;
-            self.paused_changes += u.transitions.len();
+            self.paused_changes += u.transitions.iter().filter(|t| t.from != t.to).count();
         } else {
             self.show(u);
         }
@@ -297,6 +297,8 @@ impl App {
                 (None, Some(_)) => {
                     self.marks.insert((t.local, t.remote), Mark::New);
                 }
+                // Its owner named at last: not a change of the connection.
+                (Some(from), Some(to)) if from == to => {}
                 (Some(_), Some(_)) => {
                     self.marks.insert((t.local, t.remote), Mark::Changed);
                 }

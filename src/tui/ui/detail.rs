@@ -152,6 +152,12 @@ fn conn_lines(
         (Some(_), Some(Attribution::Listener)) => {
             format!("{} (listens on this port)", process_text(c))
         }
+        (Some(_), Some(Attribution::Event)) => {
+            format!("{} (seen acting on it by the kernel's events)", process_text(c))
+        }
+        (None, Some(Attribution::Pending)) => {
+            "not looked up yet (the /proc scan is rate-limited; a later poll names it)".to_string()
+        }
         _ => "none visible".to_string(),
     };
     lines.push(Line::from(vec![label("owner"), Span::raw(owner)]));

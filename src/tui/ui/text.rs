@@ -69,11 +69,7 @@ pub(super) fn timer_text(c: &Connection) -> String {
 
 /// The VIA column: how the owner was attributed when not by holding the socket.
 pub(super) fn via(c: &Connection) -> &'static str {
-    match c.attribution {
-        Some(Attribution::LastOwner) => "last",
-        Some(Attribution::Listener) => "lsn",
-        _ => "",
-    }
+    Attribution::short(c.attribution)
 }
 
 /// The owner as `name (pid)`, with `+n` for more holders; `-` without one.
