@@ -429,7 +429,11 @@ mod tests {
         // ESTABLISHED (101) left out of two reads.
         cache.set_partial_reads(true);
         for s in 1..3 {
-            proc_.attach(&mut cache, &mut vec![sock(100)], t0 + Duration::from_secs(s));
+            proc_.attach(
+                &mut cache,
+                &mut vec![sock(100)],
+                t0 + Duration::from_secs(s),
+            );
         }
         assert_eq!(cache.map.len(), 2, "101 is only unread, not gone");
         cache.set_partial_reads(false);
@@ -438,7 +442,11 @@ mod tests {
         assert_eq!(proc_.walks, 1, "nothing new: no rescan");
         assert_eq!(socks[1].pids, vec![10]);
         // A complete read without 101 forgets it.
-        proc_.attach(&mut cache, &mut vec![sock(100)], t0 + Duration::from_secs(4));
+        proc_.attach(
+            &mut cache,
+            &mut vec![sock(100)],
+            t0 + Duration::from_secs(4),
+        );
         assert_eq!(cache.map.len(), 1);
     }
 
@@ -549,7 +557,10 @@ mod tests {
         assert_eq!(socks.len(), 1);
         let mut socks = vec![sock(700)];
         proc_.attach(&mut cache, &mut socks, t0 + took * 11);
-        assert_eq!(proc_.walks, 1, "701's lookup is due although this read leaves it out");
+        assert_eq!(
+            proc_.walks, 1,
+            "701's lookup is due although this read leaves it out"
+        );
         assert_eq!(socks.len(), 2);
         assert_eq!(socks[1].index, Held::UNREAD);
         assert_eq!((socks[1].inode, socks[1].pids.clone()), (701, vec![71]));

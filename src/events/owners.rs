@@ -225,14 +225,22 @@ mod tests {
             t0,
         );
         m.learn([Learned::Ended(1)], t0 + Duration::from_secs(1));
-        assert_eq!(m.get(1).map(|o| o.pid), Some(10), "its TIME_WAIT asks by cookie");
+        assert_eq!(
+            m.get(1).map(|o| o.pid),
+            Some(10),
+            "its TIME_WAIT asks by cookie"
+        );
         assert_eq!(m.get(2).map(|o| o.pid), Some(11));
         // Still known a whole ENDED_KEPT / 2 later, gone after ENDED_KEPT and one more turn.
         m.learn([], t0 + ENDED_KEPT / 2 + Duration::from_secs(1));
         assert!(m.get(1).is_some());
         m.learn([], t0 + ENDED_KEPT + Duration::from_secs(2));
         assert!(m.get(1).is_none());
-        assert_eq!(m.get(2).map(|o| o.pid), Some(11), "a live socket is never forgotten");
+        assert_eq!(
+            m.get(2).map(|o| o.pid),
+            Some(11),
+            "a live socket is never forgotten"
+        );
         assert_eq!(m.len(), 1);
     }
 

@@ -136,10 +136,10 @@ pub fn write_event(
         pid: owner.map(|o| o.pid),
         process: owner.and_then(|o| o.name.as_deref()),
         attribution: match now {
-            Some(c) if !c.owners.is_empty() || c.owner_pending() => {
-                c.attribution.map(|a| a.name())
-            }
-            // Gone, or without an owner now: the owner is the one the tracker last saw.
+            Some(c) if !c.owners.is_empty() || c.owner_pending() => c.attribution.map(|a| a.name()),
+            // Gone: as the tracker last saw it.
+            None => t.attribution.map(|a| a.name()),
+            // Without an owner now: the owner is the one the tracker last saw.
             _ => owner.map(|_| Attribution::LastOwner.name()),
         },
         state_age_secs: now

@@ -49,6 +49,8 @@ pub struct Transition {
     /// `None`: the connection vanished.
     pub to: Option<TcpState>,
     pub owner: Option<Owner>,
+    /// How `owner` is known (for a connection that vanished: as it was last seen).
+    pub attribution: Option<Attribution>,
 }
 
 /// No position: the end of a chain in [`Join::next`].
@@ -253,6 +255,7 @@ impl Tracker {
                         from: None,
                         to: Some(conn.state),
                         owner: conn.owners.first().cloned(),
+                        attribution: conn.attribution,
                     });
                 }
                 // Seen first now: at its state's start, unless this is the first poll; the
@@ -396,6 +399,7 @@ fn follow(
             from: Some(p.state),
             to: Some(conn.state),
             owner: conn.owners.first().cloned(),
+            attribution: conn.attribution,
         });
         known.entering(p.state, nanos(now), MAX_PREVIOUS)
     };
@@ -429,6 +433,7 @@ fn owner_found(c: &Connection, now: SystemTime) -> Transition {
         from: Some(c.state),
         to: Some(c.state),
         owner: c.owners.first().cloned(),
+        attribution: c.attribution,
     }
 }
 
@@ -447,7 +452,12 @@ fn vanished(p: &Connection, now: SystemTime) -> Transition {
         netns: p.netns(),
         from: Some(p.state),
         to: None,
-        owner: held_owners(p).and_then(|o| o.first()).cloned(),
+        // As last seen: the socket's holder, or the listener it was attributed to.
+        owner: p.owners.first().cloned(),
+        attribution: match p.attribution {
+            Some(Attribution::Owner) => Some(Attribution::LastOwner),
+            other => other,
+        },
     }
 }
 

@@ -592,7 +592,13 @@ fn the_kernel_events_name_by_cookie_what_no_scan_could() {
     let (_, changed) = observe(&mut tr, snap(2, vec![client(TcpState::TimeWait, 0)]));
     assert_eq!(changed[0].owner.as_ref().map(|o| o.pid), Some(8));
     // A socket the events never saw stays unnamed, and a scan's owner is never replaced.
-    let mut other = conn("127.0.0.1:40002", "127.0.0.1:80", TcpState::TimeWait, 0, None);
+    let mut other = conn(
+        "127.0.0.1:40002",
+        "127.0.0.1:80",
+        TcpState::TimeWait,
+        0,
+        None,
+    );
     other.cookie = 1;
     let owned = conn(
         "127.0.0.1:40003",

@@ -153,7 +153,10 @@ fn conn_lines(
             format!("{} (listens on this port)", process_text(c))
         }
         (Some(_), Some(Attribution::Event)) => {
-            format!("{} (seen acting on it by the kernel's events)", process_text(c))
+            format!(
+                "{} (seen acting on it by the kernel's events)",
+                process_text(c)
+            )
         }
         (None, Some(Attribution::Pending)) => {
             "not looked up yet (the /proc scan is rate-limited; a later poll names it)".to_string()
