@@ -77,7 +77,8 @@ fn the_panel_at_three_sizes_from_both_sources() {
     }
 }
 
-/// The RST columns of one process's row in the by-process view, as drawn.
+/// The RST columns of one process's row in the by-process view, as drawn: sent, received,
+/// sent with data unread, sent with SO_LINGER {1, 0}.
 fn rst_of(screen: &str, pid: u32) -> Vec<String> {
     let line = screen
         .lines()
@@ -88,7 +89,7 @@ fn rst_of(screen: &str, pid: u32) -> Vec<String> {
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    cells[cells.len() - 2..].to_vec()
+    cells[cells.len() - 4..].to_vec()
 }
 
 #[test]
@@ -109,18 +110,25 @@ fn the_process_view_has_rst_columns_from_the_events_and_dashes_from_the_counters
             screen.contains("RST OUT") && screen.contains("RST IN"),
             "{screen}"
         );
-        let (worker, nginx) = (rst_of(&screen, 4410), rst_of(&screen, 812));
+        assert!(
+            screen.contains("RST UNREAD") && screen.contains("RST LINGER0"),
+            "{screen}"
+        );
+        let rows = [4410, 812, 3121].map(|pid| rst_of(&screen, pid));
         if kernel {
+            // worker aborts on purpose (linger-0); java closes with the request unread.
             assert_eq!(
-                (worker, nginx),
-                (
-                    vec!["120".into(), "0".into()],
-                    vec!["0".into(), "12".into()]
-                )
+                rows,
+                [
+                    ["120", "0", "0", "120"],
+                    ["0", "12", "0", "0"],
+                    ["30", "0", "30", "0"]
+                ]
+                .map(|r| r.map(String::from).to_vec())
             );
             insta::assert_snapshot!("closes_by_process_rst_120x40", screen);
         } else {
-            assert_eq!(worker, vec!["-", "-"], "{screen}");
+            assert_eq!(rows[0], vec!["-"; 4], "{screen}");
         }
     }
 }

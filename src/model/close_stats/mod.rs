@@ -213,22 +213,51 @@ impl CloseStats {
         v
     }
 
-    /// Resets sent and received by `pid`; `None` when the source cannot tell processes
-    /// apart (the counters are per namespace).
-    pub fn resets_of(&self, pid: u32) -> Option<(u64, u64)> {
+    /// Resets sent (with why) and received by `pid`; `None` when the source cannot tell
+    /// processes apart (the counters are per namespace).
+    pub fn resets_of(&self, pid: u32) -> Option<Resets> {
         if self.source != CloseSource::Kernel {
             return None;
         }
         Some(
             self.tally
                 .process(pid)
-                .map_or((0, 0), |p| (p.counts.reset_sent, p.counts.reset_received)),
+                .map_or(Resets::default(), |p| Resets::of(&p.counts)),
         )
     }
 
     /// Time since the panel started, as of the last mark.
     pub fn elapsed(&self) -> Duration {
         self.now
+    }
+}
+
+/// One process's resets: sent, the sent ones by reason, and received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resets {
+    pub sent: u64,
+    /// Sent by close() with data unread: the application closed without reading (a bug).
+    pub unread_data: u64,
+    /// Sent by close() with SO_LINGER {1, 0}: aborted on purpose.
+    pub linger0: u64,
+    pub received: u64,
+}
+
+impl Resets {
+    pub fn of(k: &KindCounts) -> Self {
+        Resets {
+            sent: k.reset_sent,
+            unread_data: k.reset_sent_unread_data,
+            linger0: k.reset_sent_linger0,
+            received: k.reset_received,
+        }
+    }
+
+    /// Sent for another reason the kernel gave.
+    pub fn other(&self) -> u64 {
+        self.sent
+            .saturating_sub(self.unread_data)
+            .saturating_sub(self.linger0)
     }
 }
 

@@ -56,7 +56,7 @@ impl View {
     pub fn extra_columns(self) -> &'static [&'static str] {
         match self {
             View::All | View::ByState => &["VIA", "NETNS", "TIMER", "RECV-Q", "SEND-Q"],
-            View::ByProcess => &["RST OUT", "RST IN"],
+            View::ByProcess => &["RST OUT", "RST IN", "RST UNREAD", "RST LINGER0"],
             View::ByRemote | View::ByNetns => &[],
         }
     }

@@ -7,6 +7,7 @@ use rustc_hash::FxHashMap;
 
 use super::Row;
 use crate::model::alerts::{Ranges, endpoint_key, pair_groups};
+use crate::model::close_stats::Resets;
 use crate::model::growth::GrowthSpan;
 use crate::model::{Connection, StateCounts, TcpState};
 
@@ -19,8 +20,9 @@ pub struct ProcRow {
     pub total: u32,
     /// CLOSE_WAIT change per minute over the last polls.
     pub close_wait_per_min: Option<f64>,
-    /// Resets sent and received, from the kernel's events (the RST columns); `None` without.
-    pub resets: Option<(u64, u64)>,
+    /// Resets sent (and why) and received, from the kernel's events (the RST columns);
+    /// `None` without.
+    pub resets: Option<Resets>,
 }
 
 /// Connections toward one remote endpoint.
@@ -106,8 +108,19 @@ pub fn sort_processes_with(
                 .get(TcpState::TimeWait)
                 .cmp(&pb.counts.get(TcpState::TimeWait)),
             7 => fin_waits(pa).cmp(&fin_waits(pb)),
-            9 => pa.resets.map(|r| r.0).cmp(&pb.resets.map(|r| r.0)),
-            10 => pa.resets.map(|r| r.1).cmp(&pb.resets.map(|r| r.1)),
+            9 => pa.resets.map(|r| r.sent).cmp(&pb.resets.map(|r| r.sent)),
+            10 => pa
+                .resets
+                .map(|r| r.received)
+                .cmp(&pb.resets.map(|r| r.received)),
+            11 => pa
+                .resets
+                .map(|r| r.unread_data)
+                .cmp(&pb.resets.map(|r| r.unread_data)),
+            12 => pa
+                .resets
+                .map(|r| r.linger0)
+                .cmp(&pb.resets.map(|r| r.linger0)),
             _ => pa
                 .counts
                 .get(TcpState::LastAck)

@@ -7,7 +7,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use crate::model::close_stats::{CloseStats, LIFETIME_BOUNDS};
+use crate::model::close_stats::{CloseStats, LIFETIME_BOUNDS, Resets};
 use crate::model::{CloseSource, CounterCloses, KindCounts};
 use crate::tui::theme::Theme;
 
@@ -168,23 +168,35 @@ fn summary_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
     ))];
     if let Some(p) = s.top_resetters(1).first() {
         let name = crate::sanitize::terminal(&p.name).into_owned();
+        let r = Resets::of(&p.counts);
         lines.push(Line::from(vec![
             Span::styled("most resets ", theme.label),
             Span::raw(format!(
-                "{name} ({}) out {} in {}",
-                p.pid, p.counts.reset_sent, p.counts.reset_received
+                "{name} ({}) out {} (unread {} l0 {}) in {}",
+                p.pid, r.sent, r.unread_data, r.linger0, r.received
             )),
         ]));
     }
     lines
 }
 
-/// The processes with the most resets.
+/// The processes with the most resets, the sent ones by why: data left unread at close()
+/// (an application bug), SO_LINGER {1, 0} (on purpose), another reason the kernel gave.
 fn process_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
+    let row = |name: &str, pid: &str, r: &Resets| {
+        format!(
+            "{name:<14}{pid:>7}{:>6}{:>7}{:>7}{:>6}{:>6}",
+            r.sent,
+            r.unread_data,
+            r.linger0,
+            r.other(),
+            r.received
+        )
+    };
     let mut lines = vec![Line::from(Span::styled(
         format!(
-            "{:<16}{:>8}{:>10}{:>10}",
-            "RESETS BY", "PID", "SENT", "RECEIVED"
+            "{:<14}{:>7}{:>6}{:>7}{:>7}{:>6}{:>6}",
+            "RESETS BY", "PID", "SENT", "UNREAD", "LNGR-0", "OTHER", "RECV"
         ),
         theme.header_row,
     ))];
@@ -199,24 +211,22 @@ fn process_lines(s: &CloseStats, theme: &Theme) -> Vec<Line<'static>> {
     if top.is_empty() {
         lines.push(Line::from(Span::styled("no resets yet", theme.muted)));
     }
-    let unowned = &s.tally.unowned;
     for p in top {
         let name: String = crate::sanitize::terminal(&p.name)
             .chars()
-            .take(15)
+            .take(13)
             .collect();
-        lines.push(Line::from(format!(
-            "{name:<16}{:>8}{:>10}{:>10}",
-            p.pid, p.counts.reset_sent, p.counts.reset_received
+        lines.push(Line::from(row(
+            &name,
+            &p.pid.to_string(),
+            &Resets::of(&p.counts),
         )));
     }
     // Sockets no process acted on in process context (reset in the accept queue, say).
-    if unowned.reset_sent + unowned.reset_received > 0 {
+    let unowned = Resets::of(&s.tally.unowned);
+    if unowned.sent + unowned.received > 0 {
         lines.push(Line::from(Span::styled(
-            format!(
-                "{:<16}{:>8}{:>10}{:>10}",
-                "(no owner)", "-", unowned.reset_sent, unowned.reset_received
-            ),
+            row("(no owner)", "-", &unowned),
             theme.muted,
         )));
     }

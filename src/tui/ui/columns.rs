@@ -55,8 +55,9 @@ pub(crate) fn keep_order(view: View) -> (&'static [usize], usize) {
     match view {
         // STATE, REMOTE, PROCESS, IN STATE; then LOCAL, VIA, TIMER, RECV-Q, SEND-Q, NETNS.
         View::All | View::ByState => (&[0, 2, 3, 4, 1, 5, 7, 8, 9, 6], 4),
-        // PROCESS, CLOSE_W, TIME_W, TOTAL; PID, CW/MIN, ESTAB, FIN_W, LAST_A, RST OUT, RST IN.
-        View::ByProcess => (&[0, 4, 6, 2, 1, 5, 3, 7, 8, 9, 10], 4),
+        // PROCESS, CLOSE_W, TIME_W, TOTAL; PID, CW/MIN, ESTAB, FIN_W, LAST_A, RST OUT, RST IN,
+        // RST UNREAD, RST LINGER0 (why the resets sent were sent).
+        View::ByProcess => (&[0, 4, 6, 2, 1, 5, 3, 7, 8, 9, 10, 11, 12], 4),
         // REMOTE, TIME_WAIT, TOTAL; PORTS USED, FROM.
         View::ByRemote => (&[0, 1, 2, 3, 4], 3),
         // NETNS, CLOSE_W, TIME_W, TOTAL; OLD_CW, CW/MIN, KIND, ESTAB, FIN_W, LAST_A.
@@ -188,6 +189,8 @@ fn base_width(
             2 | 3 | 7 => len(6),
             4 => len(8),
             5 | 6 | 8..=10 => len(7),
+            11 => len(10),
+            12 => len(11),
             _ => None,
         },
         View::ByNetns => match key {

@@ -246,15 +246,16 @@ fn group_cells(
     )
 }
 
-/// A process's resets sent and received since start; `-` when the source is the counters
-/// (host-wide, no processes) or there is no source.
-fn reset_cells(app: &App, pid: Option<u32>) -> (String, String) {
+/// A process's resets since start: sent, received, and the sent ones with data unread and
+/// with SO_LINGER {1, 0}; `-` when the source is the counters (host-wide, no processes) or
+/// there is no source.
+fn reset_cells(app: &App, pid: Option<u32>) -> [String; 4] {
     match (app.closes.as_ref(), pid) {
         (Some(s), Some(pid)) => match s.resets_of(pid) {
-            Some((out, inn)) => (out.to_string(), inn.to_string()),
-            None => ("-".to_string(), "-".to_string()),
+            Some(r) => [r.sent, r.received, r.unread_data, r.linger0].map(|n| n.to_string()),
+            None => ["-"; 4].map(String::from),
         },
-        _ => ("-".to_string(), "-".to_string()),
+        _ => ["-"; 4].map(String::from),
     }
 }
 
@@ -269,7 +270,7 @@ fn process_cells(app: &App, p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, 
     } else {
         Style::default()
     };
-    let (out, inn) = reset_cells(app, p.pid);
+    let [out, inn, unread, linger0] = reset_cells(app, p.pid);
     (
         vec![
             Cell::from(p.name.clone()),
@@ -285,6 +286,8 @@ fn process_cells(app: &App, p: &ProcRow, theme: &Theme) -> (Vec<Cell<'static>>, 
             Cell::from(p.counts.get(TcpState::LastAck).to_string()),
             Cell::from(out),
             Cell::from(inn),
+            Cell::from(unread),
+            Cell::from(linger0),
         ],
         style,
     )
