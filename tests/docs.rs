@@ -697,6 +697,89 @@ fn nothing_of_the_old_readme_was_lost() {
     );
 }
 
+/// Every file under `dir` (recursively), relative to the repository.
+fn files_under(dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root().join(dir)];
+    while let Some(d) = dirs.pop() {
+        for entry in fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(root())
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `docs/NAME.md` and `docs/NAME.md#anchor` as written in `text`.
+fn guide_pointers(text: &str) -> Vec<(String, Option<String>)> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("docs/") {
+        rest = &rest[i + 5..];
+        let name_len = rest.find(|c: char| !word(c)).unwrap_or(rest.len());
+        let Some(after) = rest[name_len..].strip_prefix(".md") else {
+            continue;
+        };
+        let anchor = after
+            .strip_prefix('#')
+            .map(|a| a[..a.find(|c: char| !word(c)).unwrap_or(a.len())].to_string());
+        out.push((format!("docs/{}.md", &rest[..name_len]), anchor));
+    }
+    out
+}
+
+#[test]
+fn the_binary_and_the_packaging_point_at_the_guide_not_the_readme() {
+    let mut problems = Vec::new();
+    let mut sources = files_under("src");
+    sources.retain(|f| f.ends_with(".rs"));
+    let mut others = files_under("packaging");
+    others.extend(files_under("deploy"));
+    others.extend(["fuzz/Cargo.toml", "BENCHMARKS.md", "ARCHITECTURE.md"].map(String::from));
+    let mut pointers = 0;
+    for rel in sources.iter().chain(&others) {
+        let Ok(text) = fs::read_to_string(root().join(rel)) else {
+            continue; // not text
+        };
+        for (file, anchor) in guide_pointers(&text) {
+            pointers += 1;
+            if !root().join(&file).exists() {
+                problems.push(format!("{rel} points at {file}, which does not exist"));
+            } else if let Some(a) = anchor
+                && !Page::load(&file).anchors().contains(&a)
+            {
+                problems.push(format!(
+                    "{rel} points at {file}#{a}, a heading it does not have"
+                ));
+            }
+        }
+        // What the binary says and its comments: the README is a landing page now.
+        if sources.contains(rel) {
+            for (n, line) in text.lines().enumerate() {
+                if line.replace("docs/README.md", "").contains("README") {
+                    problems.push(format!(
+                        "{rel}:{}: points at the README; point at the chapter of the guide (docs/) instead",
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(pointers >= 5, "only {pointers} pointers into docs/ found");
+    fail_with(problems, "pointers that lead nowhere");
+}
+
 /// The Markdown reader itself, on the cases the guide relies on.
 #[test]
 fn headings_give_the_anchors_github_gives() {
