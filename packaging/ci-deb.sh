@@ -33,10 +33,15 @@ fi
 
 # man finds the page; each shell finds its completions where the package put them.
 MANPAGER=cat MANWIDTH=100 man lingertop | grep -q '^EXIT STATUS'
+# The guide is where the page's SEE ALSO says, each chapter beside the table of contents.
+MANPAGER=cat MANWIDTH=100 man lingertop | grep -q '/usr/share/doc/lingertop/docs/README.md'
+for chapter in README install dashboard troubleshooting; do
+  [ -f "/usr/share/doc/lingertop/docs/$chapter.md" ] || { echo "the package lacks docs/$chapter.md" >&2; exit 1; }
+done
 bash -c 'source /usr/share/bash-completion/completions/lingertop; complete -p lingertop' | grep -q _lingertop
 # Each shell's default search path, with no user start-up file (an empty HOME).
 home=$(mktemp -d)
 [ "$(HOME=$home zsh -fc 'autoload -Uz compinit; compinit -u -D; print -r -- $_comps[lingertop]')" = _lingertop ]
 HOME=$home XDG_CONFIG_HOME=$home fish -c 'complete -C "lingertop sn"' | grep -q '^snapshot'
 rm -rf "$home"
-echo "package: installed, snapshot ran from /usr/bin, unit verified and not enabled, man page and completions found"
+echo "package: installed, snapshot ran from /usr/bin, unit verified and not enabled, man page, guide and completions found"

@@ -325,7 +325,8 @@ pub struct FilterArgs {
     #[arg(long, value_name = "NAME")]
     pub process: Vec<String>,
 
-    /// A filter expression, e.g. "state:close-wait port:443 !proc:sshd" (see README).
+    /// A filter expression, e.g. "state:close-wait port:443 !proc:sshd" (the language:
+    /// FILTER LANGUAGE in `man lingertop`, or the guide's docs/filter.md).
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
 }

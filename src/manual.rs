@@ -265,8 +265,9 @@ fn see_also(w: &mut dyn Write) -> io::Result<()> {
         roman("(7), "),
         bold("lingertop"),
         roman(
-            "(1). The README (/usr/share/doc/lingertop/README.md in the Debian package) \
-               has captures of every mode and the JSON shape.",
+            "(1). The guide (/usr/share/doc/lingertop/docs/README.md in the Debian package, \
+             docs/ in the source) has every mode with captures, every key, config key and \
+             metric, the JSON shape, and every message with what to do.",
         ),
     ]);
     r.to_writer(w)

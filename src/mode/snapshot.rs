@@ -130,7 +130,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     LabRecogniser::new(cli::is_lab_command).mark(&mut snap);
 
     // The states the filter let the read skip still count in the total: the kernel counts
-    // them in a dump of those states alone (a few ms at 10k sockets; see README).
+    // them in a dump of those states alone (a few ms at 10k sockets; see the guide's docs/socket-table.md).
     let unread = collector
         .count_unread()
         .context("cannot count the sockets outside the filter")?;

@@ -1,5 +1,5 @@
 //! How long a connection has been in its state, and how lingertop knows it: the one place
-//! that says which kernel clock bounds the age of each state (README: "How ages are known").
+//! that says which kernel clock bounds the age of each state (the guide: docs/ages.md).
 //!
 //! An age is always a **lower bound** on the time since the state began ("at least"), from
 //! one of three sources, the oldest winning:

@@ -69,7 +69,7 @@ impl fmt::Display for Age {
 
 /// An age with how it is known, in a few characters: `40s` (observed: lingertop saw the
 /// state begin), `≥40s k` (at least, by the kernel's clocks), `≥40s f` (at least, since
-/// lingertop's first sight); `-` when unknown. See README "How ages are known".
+/// lingertop's first sight); `-` when unknown. See the guide's docs/ages.md.
 pub fn fmt_age_from(age: Option<Duration>, from: Option<AgeSource>) -> String {
     match (age, from) {
         (Some(a), Some(AgeSource::Kernel)) => format!("≥{} k", fmt_age(Some(a))),

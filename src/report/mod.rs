@@ -34,8 +34,8 @@ pub use json::RowsAhead;
 pub enum Format {
     /// Aligned text for people.
     Table,
-    /// One JSON document (shape in the README): compact, or indented with --pretty or on
-    /// a terminal.
+    /// One JSON document (its shape: the guide's docs/snapshot.md#json-shape): compact, or
+    /// indented with --pretty or on a terminal.
     Json,
     /// JSON lines: the snapshot first, then one line per alert and one per connection.
     Ndjson,
@@ -62,7 +62,7 @@ impl Format {
         match self {
             Format::Table => "Aligned text for people",
             Format::Json => {
-                "One JSON document (shape in the README): compact, or indented with --pretty or on a terminal"
+                "One JSON document (its shape: the guide's docs/snapshot.md#json-shape): compact, or indented with --pretty or on a terminal"
             }
             Format::Ndjson => {
                 "JSON lines: the snapshot's counts, then one line per alert and one per connection, each with a \"type\""
@@ -77,7 +77,7 @@ impl Format {
 pub enum LabFormat {
     /// Aligned text for people.
     Table,
-    /// JSON (shape in the README).
+    /// JSON (its shape: the guide's docs/lab.md#the-trace-of-one-mode).
     Json,
 }
 
@@ -97,7 +97,7 @@ impl LabFormat {
     pub fn about(self) -> &'static str {
         match self {
             LabFormat::Table => "Aligned text for people",
-            LabFormat::Json => "JSON (shape in the README)",
+            LabFormat::Json => "JSON (its shape: the guide's docs/lab.md#the-trace-of-one-mode)",
         }
     }
 }

@@ -184,7 +184,7 @@ fn conn_lines(
         for (s, at) in t.previous() {
             lines.push(Line::from(format!("  -{:>7}  {}", ago(now, at), s.name())));
         }
-        // The age and how it is known (README "How ages are known").
+        // The age and how it is known (the guide's docs/ages.md).
         let for_how_long = match (c.state_age(now), c.age_source(now)) {
             (Some(a), Some(from)) if !a.is_zero() => {
                 let how = match from {
