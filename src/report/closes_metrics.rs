@@ -138,6 +138,26 @@ impl ClosesExposition {
                     })
                 }),
             )?;
+            counter_family(
+                enc,
+                "lingertop_process_resets_sent",
+                "RSTs sent since start by owning process (the same processes as lingertop_process_closes_total) and reason (kernel events): unread-data is close() with data left unread (the application closed without reading: a bug), linger-0 is SO_LINGER {1,0} (an abort on purpose).",
+                k.by_process.iter().flat_map(|p| {
+                    REASONS
+                        .iter()
+                        .zip(reason_counts(&p.counts))
+                        .map(move |(reason, v)| {
+                            (
+                                vec![
+                                    ("pid", p.pid.as_str()),
+                                    ("process", p.process.as_str()),
+                                    ("reason", *reason),
+                                ],
+                                v,
+                            )
+                        })
+                }),
+            )?;
             let c = ConstCounter::new(k.lost);
             c.encode(enc.encode_descriptor(
                 "lingertop_events_lost",
@@ -286,6 +306,9 @@ pub(crate) mod tests {
             r#"lingertop_resets_sent_total{reason="linger-0"} 2"#,
             r#"lingertop_process_closes_total{pid="1",process="p1",kind="reset-sent"} 2"#,
             r#"lingertop_process_closes_total{pid="",process="other",kind="graceful-passive"} 1"#,
+            r#"lingertop_process_resets_sent_total{pid="1",process="p1",reason="linger-0"} 2"#,
+            r#"lingertop_process_resets_sent_total{pid="1",process="p1",reason="unread-data"} 0"#,
+            r#"lingertop_process_resets_sent_total{pid="",process="other",reason="linger-0"} 0"#,
             "lingertop_events_lost_total 5",
             r#"lingertop_kernel_tcp_events_total{counter="TCPTimeWaitOverflow"} 7"#,
             "lingertop_time_wait_overflow_total 7",

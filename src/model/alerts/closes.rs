@@ -26,7 +26,7 @@ pub fn close_alerts_in(stats: &CloseStats, rules: &Rules, netns: &NetnsTable) ->
     let secs = over.secs;
     let mut out = Vec::new();
     if storm.enabled && stats.source == CloseSource::Kernel {
-        for &(pid, rate) in &over.resets_per_s {
+        for &(pid, rate, grew) in &over.resets_per_s {
             // Rounded down: 49.9/s is not yet a storm at 50.
             let per_s = rate.floor() as u32;
             let Some(severity) = severity_of(per_s, storm.warning, storm.critical) else {
@@ -43,9 +43,12 @@ pub fn close_alerts_in(stats: &CloseStats, rules: &Rules, netns: &NetnsTable) ->
                 RuleId::ResetStorm,
                 severity,
                 format!(
-                    "{per_s} resets/s by {} (pid {pid}){in_place} over {}: connections abort instead of closing",
+                    "{per_s} resets/s by {} (pid {pid}){in_place} over {}: connections abort instead of closing (sent {}: {}; received {})",
                     shown.as_deref().unwrap_or("?"),
                     crate::model::duration::compact(std::time::Duration::from_secs_f64(secs)),
+                    grew.sent,
+                    grew.sent_by_reason(),
+                    grew.received,
                 ),
                 Vec::new(),
             );
@@ -197,6 +200,13 @@ mod tests {
         assert_eq!(
             (a[0].rule, a[0].severity, a[0].pid, a[0].count),
             (RuleId::ResetStorm, Severity::Warning, Some(1), 60)
+        );
+        // Why, from the window's own closes: all aborted on purpose.
+        assert!(
+            a[0].message
+                .ends_with("(sent 600: 600 linger-0; received 0)"),
+            "{}",
+            a[0].message
         );
         // Quiet for a whole window: the storm is over.
         s.mark(Duration::from_secs(20));

@@ -30,15 +30,17 @@ struct Mark {
     at: Duration,
     all: KindCounts,
     counters: CounterCloses,
-    /// Resets (sent plus received) of each process that had any, for the storm rule.
-    resets: rustc_hash::FxHashMap<u32, u64>,
+    /// Resets (sent, by reason, and received) of each process that had any, for the storm
+    /// rule.
+    resets: rustc_hash::FxHashMap<u32, Resets>,
 }
 
 /// What happened over one span of time, for the close rules.
 #[derive(Clone, Debug)]
 pub struct Over {
-    /// Each process's resets (sent plus received) per second, busiest first.
-    pub resets_per_s: Vec<(u32, f64)>,
+    /// Each process's resets (sent plus received) per second, busiest first, with what
+    /// they were over the span (the sent ones by reason).
+    pub resets_per_s: Vec<(u32, f64, Resets)>,
     /// The counters' growth.
     pub counters: CounterCloses,
     /// The span's length in seconds.
@@ -128,7 +130,7 @@ impl CloseStats {
             .processes()
             .into_iter()
             .filter(|p| resets(p) > 0)
-            .map(|p| (p.pid, resets(p)))
+            .map(|p| (p.pid, Resets::of(&p.counts)))
             .collect();
         self.marks.push_back(Mark {
             at,
@@ -171,14 +173,14 @@ impl CloseStats {
     /// first; and the counters' growth over that span with its length in seconds.
     pub fn over(&self, span: Duration) -> Option<Over> {
         let (first, last, secs) = self.span(span)?;
-        let mut v: Vec<(u32, f64)> = last
+        let mut v: Vec<(u32, f64, Resets)> = last
             .resets
             .iter()
-            .map(|(pid, n)| {
-                let before = first.resets.get(pid).copied().unwrap_or(0);
-                (*pid, n.saturating_sub(before) as f64 / secs)
+            .map(|(pid, now)| {
+                let grew = now.since(&first.resets.get(pid).copied().unwrap_or_default());
+                (*pid, (grew.sent + grew.received) as f64 / secs, grew)
             })
-            .filter(|(_, r)| *r > 0.0)
+            .filter(|(_, r, _)| *r > 0.0)
             .collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         Some(Over {
@@ -250,6 +252,35 @@ impl Resets {
             unread_data: k.reset_sent_unread_data,
             linger0: k.reset_sent_linger0,
             received: k.reset_received,
+        }
+    }
+
+    /// What grew from `earlier` to `self`.
+    pub fn since(&self, earlier: &Resets) -> Resets {
+        Resets {
+            sent: self.sent.saturating_sub(earlier.sent),
+            unread_data: self.unread_data.saturating_sub(earlier.unread_data),
+            linger0: self.linger0.saturating_sub(earlier.linger0),
+            received: self.received.saturating_sub(earlier.received),
+        }
+    }
+
+    /// The resets sent by why, for a message: `30 unread-data, 10 linger-0` (the reasons
+    /// with any), or `none` when none were sent.
+    pub fn sent_by_reason(&self) -> String {
+        let parts: Vec<String> = [
+            (self.unread_data, "unread-data"),
+            (self.linger0, "linger-0"),
+            (self.other(), "other"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, why)| format!("{n} {why}"))
+        .collect();
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
         }
     }
 

@@ -401,6 +401,7 @@ fn the_shipped_dashboard_and_rules_use_only_exported_metrics() {
         "lingertop_active_alerts",
         "lingertop_poll_duration_seconds",
         "lingertop_poll_errors_total",
+        "lingertop_process_resets_sent_total",
     ] {
         assert!(
             queries
