@@ -4,6 +4,7 @@
 //! events, poll results, the lab, signals) is `mode::dashboard`.
 
 pub mod app;
+mod cells;
 pub mod copy;
 #[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
