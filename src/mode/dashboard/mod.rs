@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use lab::LabSession;
 
-use super::Overrides;
+use super::settings::Dashboard;
 use crate::collector::Collector;
 use crate::config::Config;
 use crate::events::EventsMode;
@@ -31,13 +31,7 @@ use crate::tui::theme::Theme;
 use crate::tui::{TerminalGuard, handle_event, install_panic_hook, spawn_event_reader};
 
 /// Opens the dashboard and runs it until the user quits or a signal asks it to stop.
-pub fn run(
-    cfg: Config,
-    over: Overrides,
-    interval: Option<Duration>,
-    filter: Option<&str>,
-    events: EventsMode,
-) -> Result<ExitCode> {
+pub fn run(cfg: Config, settings: Dashboard) -> Result<ExitCode> {
     // A dumb terminal (an editor's shell buffer, some CI consoles) cannot position the
     // cursor: the full-screen dashboard would be a stream of escape codes.
     if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
@@ -50,18 +44,9 @@ pub fn run(
             "the dashboard needs a terminal and stdin/stdout is not one; for scripts use `lingertop snapshot` (e.g. `lingertop snapshot --format json`)"
         );
     }
-    let filter = filter
-        .map(|expr| Filter::parse(expr).map_err(|e| anyhow::anyhow!("bad --filter: {e}")))
-        .transpose()?;
-    let cfg = Overrides {
-        interval,
-        filter,
-        ..over
-    }
-    .over(cfg);
     // Said before the dashboard takes the screen, so it stays readable after.
     let collector = super::open_collector(cfg.backend, &cfg.netns, false)?;
-    super::runtime()?.block_on(run_async(&cfg, collector, events))?;
+    super::runtime()?.block_on(run_async(&cfg, collector, settings.events))?;
     Ok(ExitCode::SUCCESS)
 }
 
