@@ -23,6 +23,8 @@ struct FakeSource {
     reads: Vec<Vec<RawSocket>>,
     served: usize,
     kernel: bool,
+    /// The direct read also lists a holder for a position past the read.
+    stray: bool,
     fail: bool,
     log: Log,
 }
@@ -85,6 +87,15 @@ impl KernelTable for FakeSource {
             c.inode = r.inode;
             out.push(c);
         }
+        if self.stray {
+            held.push(Held {
+                index: out.len() as u32 + 4,
+                inode: 9,
+                uid: 0,
+                pids: vec![10],
+                owner_pending: false,
+            });
+        }
         Ok(())
     }
 
@@ -141,6 +152,7 @@ fn collector(reads: Vec<Vec<RawSocket>>, euid: Option<u32>, direct: bool) -> (Co
         reads,
         served: 0,
         kernel: direct,
+        stray: false,
         fail: false,
         log: Arc::clone(&log),
     };
@@ -291,6 +303,7 @@ fn names_are_looked_up_once_and_forgotten_only_after_complete_reads() {
         reads: vec![with.clone(), with.clone(), without.clone(), with.clone()],
         served: 0,
         kernel: true,
+        stray: false,
         fail: false,
         log: Arc::clone(&log),
     };
@@ -326,6 +339,7 @@ fn options_reach_the_source_and_name_the_unread_states() {
             reads: vec![vec![]],
             served: 0,
             kernel: selects,
+            stray: false,
             fail: false,
             log: Arc::clone(&log),
         };
@@ -472,63 +486,15 @@ fn a_direct_read_gets_owners_and_users_by_position() {
 
 #[test]
 fn a_held_socket_past_the_read_is_skipped() {
-    /// Lists a holder for a position the read does not have.
-    struct Stray;
-    impl SocketSource for Stray {
-        fn name(&self) -> &'static str {
-            "stray"
-        }
-        fn read(&mut self, _out: &mut Vec<RawSocket>) -> Result<(), CollectError> {
-            Ok(())
-        }
-        fn kernel_table(&mut self) -> Option<&mut dyn KernelTable> {
-            Some(self)
-        }
-    }
-    impl KernelTable for Stray {
-        fn set_options(&mut self, _opts: &ReadOptions) {}
-        fn count_states(&mut self, _states: &[TcpState]) -> Result<StateCounts, CollectError> {
-            Ok(StateCounts::default())
-        }
-        fn netns(&self) -> Arc<NetnsTable> {
-            Arc::default()
-        }
-        fn netns_reads(&self) -> NetnsReads {
-            NetnsReads::default()
-        }
-        fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {
-            Vec::new()
-        }
-        fn read_direct(
-            &mut self,
-            out: &mut Vec<Connection>,
-            held: &mut Vec<Held>,
-        ) -> Result<(), CollectError> {
-            out.push(Connection::new(
-                "10.0.0.1:1".parse().unwrap(),
-                "10.0.0.2:2".parse().unwrap(),
-                TcpState::Established,
-            ));
-            *held = vec![Held {
-                index: 5,
-                inode: 9,
-                uid: 0,
-                pids: vec![10],
-                owner_pending: false,
-            }];
-            Ok(())
-        }
-    }
-    let log = Log::default();
-    let host = Host {
-        name: "h".to_string(),
-        euid: Some(0),
-        caps: Caps::NONE,
-        processes: Box::new(FakeProcesses(Arc::clone(&log))),
-        users: Box::new(FakeUsers(log)),
-        ephemeral_ports: Box::new(|| RANGE),
+    let source = FakeSource {
+        reads: vec![vec![sock(40001, TcpState::Established, 0, None, &[])]],
+        served: 0,
+        kernel: true,
+        stray: true,
+        fail: false,
+        log: Log::default(),
     };
-    let s = Collector::with_host(Box::new(Stray), host).poll().unwrap();
+    let s = with_source(source, Some(0)).poll().unwrap();
     assert_eq!(s.connections.len(), 1);
     assert!(s.connections[0].owners.is_empty());
 }
@@ -540,6 +506,7 @@ fn a_failed_read_is_the_sources_error() {
         reads: vec![],
         served: 0,
         kernel: false,
+        stray: false,
         fail: true,
         log,
     };
