@@ -18,7 +18,7 @@ use crate::model::{Filter, Severity};
 #[derive(Debug, Parser)]
 #[command(name = "lingertop", version, about, long_about)]
 pub struct Cli {
-    /// Config file to read instead of the default
+    /// Config file to read instead of $LINGERTOP_CONFIG or the default
     /// ($XDG_CONFIG_HOME/lingertop/config.toml on Linux).
     #[arg(long, global = true, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub config: Option<PathBuf>,
@@ -103,14 +103,14 @@ pub enum Command {
     Man(ManArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, PartialEq, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, PartialEq, Args)]
 pub struct ManArgs {
     /// Write lingertop.1 and lingertop-COMMAND.1 into this directory (created if missing)
     /// instead of printing lingertop(1).
@@ -176,7 +176,7 @@ pub struct SnapshotArgs {
 }
 
 /// What `lingertop lab` runs: one close mode, all of them, or a bulk scenario.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, PartialEq, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["mode", "all", "scenario"])))]
 pub struct LabArgs {
     /// Run one close mode on a new lab connection and print its trace.
@@ -357,66 +357,6 @@ impl FilterArgs {
             add(Filter::parse(expr).map_err(|e| format!("bad --filter: {e}"))?);
         }
         Ok(out)
-    }
-}
-
-impl Cli {
-    /// Moves `--interval` and `--filter` given before the subcommand into it
-    /// (`lingertop --interval 1s snapshot` is `lingertop snapshot --interval 1s`), and
-    /// refuses them, saying why, where the subcommand has no such option or got it twice.
-    /// With no subcommand they are the dashboard's own and stay where they are.
-    pub fn lift_globals(mut self) -> Result<Cli, String> {
-        let Some(command) = &mut self.command else {
-            return Ok(self);
-        };
-        let name = command.name();
-        let twice = |flag: &str| {
-            format!(
-                "{flag} was given both before and after `{name}`; give it once (e.g. `lingertop {name} {flag} ...`)"
-            )
-        };
-        if let Some(interval) = self.interval.take() {
-            let slot = match command {
-                Command::Snapshot(a) => &mut a.interval,
-                Command::Watch(a) => &mut a.interval,
-                Command::Serve(a) => &mut a.interval,
-                Command::Completions(_) | Command::Man(_) => {
-                    return Err(format!("--interval does not apply to `{name}`"));
-                }
-                Command::Lab(_) => {
-                    return Err(
-                        "--interval does not apply to `lab` (the lab polls its own sockets as fast as it needs); for how long close-wait-leak holds, use `lab --hold`".into(),
-                    );
-                }
-            };
-            if slot.replace(interval).is_some() {
-                return Err(twice("--interval"));
-            }
-        }
-        if let Some(filter) = self.filter.take() {
-            let slot = match command {
-                Command::Snapshot(a) => &mut a.filter.filter,
-                Command::Watch(a) => &mut a.filter.filter,
-                Command::Serve(_) => {
-                    return Err(
-                        "--filter does not apply to `serve`: the exporter counts every connection of the host; filter in the Prometheus query instead".into(),
-                    );
-                }
-                Command::Completions(_) | Command::Man(_) => {
-                    return Err(format!("--filter does not apply to `{name}`"));
-                }
-                Command::Lab(_) => {
-                    return Err(
-                        "--filter does not apply to `lab`: the lab only shows its own connections"
-                            .into(),
-                    );
-                }
-            };
-            if slot.replace(filter).is_some() {
-                return Err(twice("--filter"));
-            }
-        }
-        Ok(self)
     }
 }
 

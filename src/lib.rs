@@ -26,36 +26,28 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use cli::{Cli, Command};
-use mode::Overrides;
+use cli::Cli;
+use mode::settings::{self, Env, Mode};
 
 /// Exit status when an alert reaches `--fail-on`.
 pub const EXIT_ALERT: u8 = 2;
 /// Exit status on any error.
 pub const EXIT_ERROR: u8 = 1;
 
-/// Runs the mode the command line asks for.
+/// Runs the mode the command line asks for, every setting resolved once before
+/// (`mode::settings`): the command line over the config file over the defaults.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    // Options given before the subcommand move into it, or are refused: never ignored.
-    let cli = cli.lift_globals().map_err(anyhow::Error::msg)?;
-    // Completions and the man page come from the command line's definition alone: a broken
-    // config must not break a shell's start-up or a package build.
-    let cfg = match cli.command {
-        Some(Command::Completions(_) | Command::Man(_)) => config::Config::default(),
-        _ => config::load(cli.config.as_deref(), &cli.sets)?,
-    };
-    let over = Overrides {
-        backend: cli.backend,
-        netns: cli.netns,
-        ..Overrides::default()
-    };
-    match cli.command {
-        Some(Command::Snapshot(args)) => mode::snapshot::run(cfg, over, &args),
-        Some(Command::Lab(args)) => mode::lab::run(&args),
-        Some(Command::Serve(args)) => mode::serve::run(cfg, over, &args),
-        Some(Command::Watch(args)) => mode::watch::run(cfg, over, &args),
-        Some(Command::Completions(args)) => manual::completions(&args),
-        Some(Command::Man(args)) => manual::man(&args),
-        None => mode::dashboard::run(cfg, over, cli.interval, cli.filter.as_deref(), cli.events),
+    let env = Env::of_process();
+    let file = settings::read_config(settings::config_path(&cli, &env).as_ref())?;
+    let settings = settings::resolve(cli, file.as_ref(), &env).map_err(anyhow::Error::msg)?;
+    let cfg = settings.config;
+    match settings.mode {
+        Mode::Dashboard(s) => mode::dashboard::run(cfg, s),
+        Mode::Snapshot(s) => mode::snapshot::run(cfg, &s),
+        Mode::Watch(s) => mode::watch::run(cfg, &s),
+        Mode::Serve(s) => mode::serve::run(cfg, &s),
+        Mode::Lab(args) => mode::lab::run(&args),
+        Mode::Completions(args) => manual::completions(&args),
+        Mode::Man(args) => manual::man(&args),
     }
 }

@@ -182,7 +182,7 @@ pub fn main_page(w: &mut dyn Write) -> io::Result<()> {
     r.text([italic("$XDG_CONFIG_HOME/lingertop/config.toml")]);
     r.text([roman(
         "The config file read when it exists (usually ~/.config/lingertop/config.toml), \
-         unless --config PATH names another.",
+         unless --config PATH or LINGERTOP_CONFIG names another.",
     )]);
     r.control("TP", []);
     r.text([italic("/etc/lingertop/config.toml")]);
@@ -203,6 +203,12 @@ pub fn main_page(w: &mut dyn Write) -> io::Result<()> {
     r.text([roman(
         "Where the dashboard keeps its filter history (lingertop/filter-history; \
          ~/.local/state when unset).",
+    )]);
+    r.control("TP", []);
+    r.text([bold("LINGERTOP_CONFIG")]);
+    r.text([roman(
+        "The config file to read when --config is not given (it must exist); when unset or \
+         empty, the default path.",
     )]);
     r.control("TP", []);
     r.text([bold("LINGERTOP_NO_HISTORY")]);

@@ -88,6 +88,40 @@ fn every_invalid_filter_gives_its_message() {
 }
 
 #[test]
+fn lingertop_config_names_the_file_when_config_does_not() {
+    let fixture = fixtures().join("configs/interval_too_short.toml");
+    let shown = fixture.to_str().unwrap();
+    let expected = std::fs::read_to_string(fixture.with_extension("stderr")).unwrap();
+    let expected = expected.trim_end_matches('\n');
+    // Through the environment, the fixture gives the line it gives through --config.
+    let out = lingertop()
+        .env("LINGERTOP_CONFIG", shown)
+        .arg("snapshot")
+        .output()
+        .unwrap();
+    assert_eq!(failure(&out, shown).replace(shown, "{path}"), expected);
+    // A file it names must exist, and the message says where the path came from.
+    let out = lingertop()
+        .env("LINGERTOP_CONFIG", "/nonexistent/lingertop.toml")
+        .arg("snapshot")
+        .output()
+        .unwrap();
+    let e = failure(&out, "a missing LINGERTOP_CONFIG");
+    assert!(
+        e.starts_with("lingertop: config file /nonexistent/lingertop.toml cannot be read")
+            && e.ends_with("; check the path in LINGERTOP_CONFIG"),
+        "{e}"
+    );
+    // --config wins over it.
+    let out = lingertop()
+        .env("LINGERTOP_CONFIG", "/nonexistent/lingertop.toml")
+        .args(["--config", shown, "snapshot"])
+        .output()
+        .unwrap();
+    assert_eq!(failure(&out, shown).replace(shown, "{path}"), expected);
+}
+
+#[test]
 fn configs_too_big_or_endless_are_refused_and_pipes_are_read() {
     let e = failure(
         &lingertop()

@@ -14,8 +14,6 @@
 mod host;
 #[cfg(target_os = "linux")]
 pub mod netlink;
-#[cfg(target_os = "linux")]
-pub mod netns;
 mod netstat2_backend;
 #[cfg(target_os = "linux")]
 mod owners;
@@ -146,50 +144,45 @@ impl std::fmt::Display for Note {
 }
 
 /// The OS boundary: something that lists every TCP socket (IPv4 and IPv6, every state).
+/// The read is all a source must do (netstat2, a test's fake); what a source reading the
+/// kernel's table itself can do besides is one optional capability, [`KernelTable`].
 pub trait SocketSource: Send {
     /// Short name for messages (`netstat2`).
     fn name(&self) -> &'static str;
     /// Replaces `out`'s contents with the current sockets.
     fn read(&mut self, out: &mut Vec<RawSocket>) -> Result<(), CollectError>;
-    /// Applies `opts` to later reads. The default ignores them.
-    fn set_options(&mut self, _opts: &ReadOptions) {}
-    /// Whether the kernel itself leaves out the states [`ReadOptions::states`] does not ask
-    /// for, so that reading fewer states costs less.
-    fn selects_states(&self) -> bool {
-        false
+    /// The source's reading of the kernel's table beyond the plain list, where it has one
+    /// (netlink); `None`, the default, for a source that only lists sockets.
+    fn kernel_table(&mut self) -> Option<&mut dyn KernelTable> {
+        None
     }
+}
+
+/// What a source that reads the kernel's table itself does besides listing it: the kernel
+/// leaves out the states not asked for, counts states apart from a read, reads straight into
+/// connections, and reads each network namespace apart (with its close counters).
+pub trait KernelTable {
+    /// Applies `opts` to later reads; the kernel then leaves out the states
+    /// [`ReadOptions::states`] does not ask for, so that reading fewer states costs less.
+    fn set_options(&mut self, opts: &ReadOptions);
     /// How many sockets are in each of `states`, without reading them into connections
-    /// (what a read of fewer states leaves out still counts in a total). `None` where the
-    /// source cannot count apart from a read; such a source reads every state anyway.
-    fn count_states(&mut self, _states: &[TcpState]) -> Result<Option<StateCounts>, CollectError> {
-        Ok(None)
-    }
+    /// (what a read of fewer states leaves out still counts in a total).
+    fn count_states(&mut self, states: &[TcpState]) -> Result<StateCounts, CollectError>;
     /// Reads straight into `out` (ends, state, inode, timer, queues; no owners or user),
     /// listing in `held` the sockets with a file and their holders: one pass and no
     /// intermediate buffer, where [`SocketSource::read`] builds a `RawSocket` per socket
-    /// first. Returns false, reading nothing, where the source cannot.
+    /// first.
     fn read_direct(
         &mut self,
-        _out: &mut Vec<Connection>,
-        _held: &mut Vec<Held>,
-    ) -> Result<bool, CollectError> {
-        Ok(false)
-    }
-    /// The network namespaces the last read covered, by the id its connections carry;
-    /// `None` where the source reads only lingertop's own (every connection in
-    /// [`crate::model::OWN_NETNS`]).
-    /// How the last read went through the namespaces, where the source reads them apart.
-    fn netns_reads(&self) -> Option<NetnsReads> {
-        None
-    }
-    /// Each namespace's close counters, read inside it; none where the source does not.
-    fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {
-        Vec::new()
-    }
-
-    fn netns(&self) -> Option<Arc<NetnsTable>> {
-        None
-    }
+        out: &mut Vec<Connection>,
+        held: &mut Vec<Held>,
+    ) -> Result<(), CollectError>;
+    /// The network namespaces the last read covered, by the id its connections carry.
+    fn netns(&self) -> Arc<NetnsTable>;
+    /// How the last read went through the namespaces.
+    fn netns_reads(&self) -> NetnsReads;
+    /// Each namespace's close counters, read inside it.
+    fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)>;
 }
 
 /// Raw sockets converted between two shrinks of the collector's buffer: large enough that
@@ -224,6 +217,8 @@ pub struct Collector {
     last_read: [usize; 2],
     /// The sockets with a file of the last direct read (kept for its capacity).
     held: Vec<Held>,
+    /// Whether the source reads the kernel's table itself ([`KernelTable`]).
+    selective: bool,
 }
 
 impl Collector {
@@ -233,7 +228,8 @@ impl Collector {
     }
 
     /// A collector over `source` whose names, ports and uid come from `host`.
-    pub fn with_host(source: Box<dyn SocketSource>, host: Host) -> Self {
+    pub fn with_host(mut source: Box<dyn SocketSource>, host: Host) -> Self {
+        let selective = source.kernel_table().is_some();
         Collector {
             source,
             names: ProcessNames::new(host.processes),
@@ -247,6 +243,7 @@ impl Collector {
             unread: None,
             last_read: [0; 2],
             held: Vec::new(),
+            selective,
         }
     }
 
@@ -333,13 +330,17 @@ impl Collector {
         self
     }
 
-    /// Applies `opts` to the source's later reads.
+    /// Applies `opts` to the source's later reads (a source that only lists sockets reads
+    /// every state, and finds owners its own way, whatever they say).
     pub fn set_options(&mut self, opts: &ReadOptions) {
-        self.source.set_options(opts);
+        let Some(kernel) = self.source.kernel_table() else {
+            self.unread = None;
+            return;
+        };
+        kernel.set_options(opts);
         self.unread = opts
             .states
             .as_ref()
-            .filter(|_| self.source.selects_states())
             .map(|read| {
                 TcpState::ALL
                     .into_iter()
@@ -352,25 +353,25 @@ impl Collector {
     /// Whether asking for fewer states makes a read cheaper (netlink: the kernel leaves
     /// them out); where it does not, the live modes always read every state.
     pub fn selects_states(&self) -> bool {
-        self.source.selects_states()
+        self.selective
     }
 
     /// The sockets in the states the options leave unread, counted per state by the
     /// kernel (one dump of those states, parsed no further than each socket's state);
     /// `None` when every state is read.
     pub fn count_unread(&mut self) -> Result<Option<StateCounts>, CollectError> {
-        match &self.unread {
-            Some(states) => self.source.count_states(states),
-            None => Ok(None),
+        match (&self.unread, self.source.kernel_table()) {
+            (Some(states), Some(kernel)) => kernel.count_states(states).map(Some),
+            _ => Ok(None),
         }
     }
 
-    /// Reads the socket table once.
     /// How the last poll read the network namespaces (`None`: the source reads only its own).
-    pub fn netns_reads(&self) -> Option<NetnsReads> {
-        self.source.netns_reads()
+    pub fn netns_reads(&mut self) -> Option<NetnsReads> {
+        self.source.kernel_table().map(|k| k.netns_reads())
     }
 
+    /// Reads the socket table once.
     pub fn poll(&mut self) -> Result<Snapshot, CollectError> {
         let started = Instant::now();
         let taken_at = SystemTime::now();
@@ -380,7 +381,8 @@ impl Collector {
         let expect = self.last_read[kind] + self.last_read[kind] / 16;
         let mut connections = Vec::with_capacity(expect);
         let mut found_owners = Vec::new();
-        let (hidden, pending) = if self.source.read_direct(&mut connections, &mut self.held)? {
+        let (hidden, pending) = if let Some(kernel) = self.source.kernel_table() {
+            kernel.read_direct(&mut connections, &mut self.held)?;
             self.last_read[kind] = connections.len();
             self.attach_held(&mut connections, &mut found_owners)
         } else {
@@ -388,6 +390,11 @@ impl Collector {
             self.source.read(&mut self.raw)?;
             self.last_read[kind] = self.raw.len();
             self.convert_raw(&mut connections)
+        };
+        let (netns, counters) = match self.source.kernel_table() {
+            Some(kernel) => (kernel.netns(), kernel.counters()),
+            // Every connection in lingertop's own namespace (`model::OWN_NETNS`).
+            None => (Arc::default(), Vec::new()),
         };
         let process_info = self.process_info(hidden, pending);
 
@@ -403,8 +410,8 @@ impl Collector {
                 last_read: None,
                 found_owners,
             }),
-            netns: self.source.netns().unwrap_or_default(),
-            counters: self.source.counters(),
+            netns,
+            counters,
         })
     }
 

@@ -17,12 +17,14 @@ struct Asked {
 type Log = Arc<Mutex<Asked>>;
 
 /// Serves `reads` in turn (the last one again when they run out), through
-/// [`SocketSource::read`] or, when `direct`, through [`SocketSource::read_direct`].
+/// [`SocketSource::read`] or, when `kernel`, as a [`KernelTable`] (its options logged,
+/// served through [`KernelTable::read_direct`]).
 struct FakeSource {
     reads: Vec<Vec<RawSocket>>,
     served: usize,
-    direct: bool,
-    selects: bool,
+    kernel: bool,
+    /// The direct read also lists a holder for a position past the read.
+    stray: bool,
     fail: bool,
     log: Log,
 }
@@ -51,22 +53,25 @@ impl SocketSource for FakeSource {
         Ok(())
     }
 
+    fn kernel_table(&mut self) -> Option<&mut dyn KernelTable> {
+        if self.kernel { Some(self) } else { None }
+    }
+}
+
+impl KernelTable for FakeSource {
     fn set_options(&mut self, opts: &ReadOptions) {
         self.log.lock().unwrap().options.push(opts.clone());
     }
 
-    fn selects_states(&self) -> bool {
-        self.selects
+    fn count_states(&mut self, _states: &[TcpState]) -> Result<StateCounts, CollectError> {
+        Ok(StateCounts::default())
     }
 
     fn read_direct(
         &mut self,
         out: &mut Vec<Connection>,
         held: &mut Vec<Held>,
-    ) -> Result<bool, CollectError> {
-        if !self.direct {
-            return Ok(false);
-        }
+    ) -> Result<(), CollectError> {
         held.clear();
         for r in self.next() {
             if r.inode != 0 {
@@ -82,7 +87,28 @@ impl SocketSource for FakeSource {
             c.inode = r.inode;
             out.push(c);
         }
-        Ok(true)
+        if self.stray {
+            held.push(Held {
+                index: out.len() as u32 + 4,
+                inode: 9,
+                uid: 0,
+                pids: vec![10],
+                owner_pending: false,
+            });
+        }
+        Ok(())
+    }
+
+    fn netns(&self) -> Arc<NetnsTable> {
+        Arc::default()
+    }
+
+    fn netns_reads(&self) -> NetnsReads {
+        NetnsReads::default()
+    }
+
+    fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {
+        Vec::new()
     }
 }
 
@@ -125,8 +151,8 @@ fn collector(reads: Vec<Vec<RawSocket>>, euid: Option<u32>, direct: bool) -> (Co
     let source = FakeSource {
         reads,
         served: 0,
-        direct,
-        selects: false,
+        kernel: direct,
+        stray: false,
         fail: false,
         log: Arc::clone(&log),
     };
@@ -276,8 +302,8 @@ fn names_are_looked_up_once_and_forgotten_only_after_complete_reads() {
     let source = FakeSource {
         reads: vec![with.clone(), with.clone(), without.clone(), with.clone()],
         served: 0,
-        direct: false,
-        selects: true,
+        kernel: true,
+        stray: false,
         fail: false,
         log: Arc::clone(&log),
     };
@@ -312,15 +338,21 @@ fn options_reach_the_source_and_name_the_unread_states() {
         let source = FakeSource {
             reads: vec![vec![]],
             served: 0,
-            direct: false,
-            selects,
+            kernel: selects,
+            stray: false,
             fail: false,
             log: Arc::clone(&log),
         };
         let mut c = with_source(source, Some(0));
         c.set_options(&opts);
         assert_eq!(c.selects_states(), selects);
-        assert_eq!(log.lock().unwrap().options, std::slice::from_ref(&opts));
+        // A source that only lists sockets has nothing to apply them to.
+        let reached: &[ReadOptions] = if selects {
+            std::slice::from_ref(&opts)
+        } else {
+            &[]
+        };
+        assert_eq!(log.lock().unwrap().options, reached);
         let unread = c.poll().unwrap().unread.map(|u| u.states);
         if selects {
             let want: Vec<TcpState> = TcpState::ALL
@@ -454,45 +486,15 @@ fn a_direct_read_gets_owners_and_users_by_position() {
 
 #[test]
 fn a_held_socket_past_the_read_is_skipped() {
-    /// Lists a holder for a position the read does not have.
-    struct Stray;
-    impl SocketSource for Stray {
-        fn name(&self) -> &'static str {
-            "stray"
-        }
-        fn read(&mut self, _out: &mut Vec<RawSocket>) -> Result<(), CollectError> {
-            Ok(())
-        }
-        fn read_direct(
-            &mut self,
-            out: &mut Vec<Connection>,
-            held: &mut Vec<Held>,
-        ) -> Result<bool, CollectError> {
-            out.push(Connection::new(
-                "10.0.0.1:1".parse().unwrap(),
-                "10.0.0.2:2".parse().unwrap(),
-                TcpState::Established,
-            ));
-            *held = vec![Held {
-                index: 5,
-                inode: 9,
-                uid: 0,
-                pids: vec![10],
-                owner_pending: false,
-            }];
-            Ok(true)
-        }
-    }
-    let log = Log::default();
-    let host = Host {
-        name: "h".to_string(),
-        euid: Some(0),
-        caps: Caps::NONE,
-        processes: Box::new(FakeProcesses(Arc::clone(&log))),
-        users: Box::new(FakeUsers(log)),
-        ephemeral_ports: Box::new(|| RANGE),
+    let source = FakeSource {
+        reads: vec![vec![sock(40001, TcpState::Established, 0, None, &[])]],
+        served: 0,
+        kernel: true,
+        stray: true,
+        fail: false,
+        log: Log::default(),
     };
-    let s = Collector::with_host(Box::new(Stray), host).poll().unwrap();
+    let s = with_source(source, Some(0)).poll().unwrap();
     assert_eq!(s.connections.len(), 1);
     assert!(s.connections[0].owners.is_empty());
 }
@@ -503,8 +505,8 @@ fn a_failed_read_is_the_sources_error() {
     let source = FakeSource {
         reads: vec![],
         served: 0,
-        direct: false,
-        selects: false,
+        kernel: false,
+        stray: false,
         fail: true,
         log,
     };

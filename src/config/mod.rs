@@ -1,8 +1,10 @@
 //! Configuration: defaults, overridden by the TOML file, overridden by the command line.
 //!
-//! The file is looked up at `--config PATH`, else at the platform's config directory
-//! (`$XDG_CONFIG_HOME/lingertop/config.toml` on Linux). Every key is documented in
-//! `config.example.toml`. Errors are one line naming the file, line, key and what is allowed.
+//! The file is looked up at `--config PATH`, else at `$LINGERTOP_CONFIG`, else at the
+//! platform's config directory (`$XDG_CONFIG_HOME/lingertop/config.toml` on Linux); which
+//! one, and how the command line lies over it, is decided once in `mode::settings`. Every
+//! key is documented in `config.example.toml`. Errors are one line naming the file, line,
+//! key and what is allowed.
 
 pub mod established;
 mod file;
@@ -140,30 +142,10 @@ pub fn default_path() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("lingertop").join("config.toml"))
 }
 
-/// Loads the configuration: `explicit` must exist when given; the default path may be
-/// missing. `sets` are `--set KEY=VALUE` overrides applied on top of the file.
-pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {
-    let read = |p: &Path, hint: &str| {
-        read::read_text(p, read::MAX_BYTES, read::WAIT)
-            .map_err(|why| ConfigError(format!("config file {} {why}{hint}", p.display())))
-    };
-    let (path, text) = match explicit {
-        Some(p) => {
-            let text = read(p, "; check the path given to --config")?;
-            (Some(p.to_path_buf()), text)
-        }
-        None => match default_path() {
-            Some(p) if p.exists() => {
-                let text = read(&p, "")?;
-                (Some(p), text)
-            }
-            _ => (None, String::new()),
-        },
-    };
-    let shown = path
-        .as_deref()
-        .map_or_else(|| "config".to_string(), |p| p.display().to_string());
-    parse(&text, &shown, sets)
+/// The text of the config file at `path`, bounded in size and in waiting (`read.rs`); the
+/// error is the end of a one-line message that starts with the path.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    read::read_text(path, read::MAX_BYTES, read::WAIT)
 }
 
 /// Parses config `text` (named `shown` in errors) and applies `sets`.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::Inner;
 use super::observe::system_probe;
-use super::trace::ReadOutcome;
+use super::outcome::ReadOutcome;
 use super::{
     Behaviour, ConnId, End, EndStatus, Family, LabError, Scenario, ScenarioReport, SideStates,
 };

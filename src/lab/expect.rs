@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::CloseMode;
-use super::trace::{CallResult, ReadOutcome, TimeWaitSide};
+use super::outcome::{CallResult, ReadOutcome, TimeWaitSide};
 
 /// A call that should return at once counts as blocking past this. Loopback closes take
 /// microseconds; the margin keeps a busy machine from reading as a deviation.

@@ -45,6 +45,7 @@ pub mod expect;
 mod handle;
 mod kinds;
 pub mod observe;
+pub mod outcome;
 pub mod recognise;
 #[cfg(unix)]
 pub mod run;
@@ -58,9 +59,10 @@ use std::time::Duration;
 #[cfg(unix)]
 pub use handle::{Lab, Pending};
 pub use kinds::{Behaviour, CloseMode, ConnId, End, Family};
+pub use outcome::{ReadOutcome, TimeWaitSide};
 pub use recognise::LabRecogniser;
 pub use scenario::{Scenario, ScenarioReport, SideStates};
-pub use trace::{ReadOutcome, TimeWaitSide, Trace};
+pub use trace::Trace;
 
 /// What `lingertop lab` and the dashboard's lab key say where the lab cannot run.
 pub const UNIX_ONLY: &str = "the close lab runs on unix systems only (Linux, macOS, the BSDs): it drives its sockets through descriptor calls (ioctl, close, SO_LINGER) this platform lacks";

@@ -16,10 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::{mpsc, watch};
 
-use super::Overrides;
 use super::closes::CloseFeed;
 use super::http;
-use crate::cli::ServeArgs;
+use super::settings::Serve;
 use crate::config::Config;
 use crate::events::EventsMode;
 use crate::live::{self, Message, Update};
@@ -34,13 +33,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Runs `lingertop serve` until SIGINT, SIGTERM or SIGHUP. SIGHUP ends it like the others
 /// (no reload: a supervisor that sends HUP to reload gets a clean exit and restarts it
 /// with the new config, which is simpler to reason about than a half-applied reload).
-pub fn run(cfg: Config, over: Overrides, args: &ServeArgs) -> Result<ExitCode> {
-    let cfg = Overrides {
-        interval: args.interval,
-        listen: args.listen,
-        ..over
-    }
-    .over(cfg);
+pub fn run(cfg: Config, args: &Serve) -> Result<ExitCode> {
     let listen = cfg.serve.listen;
     super::runtime()?.block_on(serve(cfg, listen, args.events))
 }

@@ -2,7 +2,7 @@
 //! have ages and CLOSE_WAIT growth has a rate, and print counts, alerts and connections as
 //! a table, JSON or CSV. Exit status 2 when an alert reaches `--fail-on`.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
 #[cfg(unix)]
 use std::os::fd::AsFd;
@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::Overrides;
 use super::closes::{CloseFeed, close_matches};
+use super::settings::Snapshot;
 use crate::EXIT_ALERT;
-use crate::cli::{self, Format, SnapshotArgs};
+use crate::cli::{self, Format};
 use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
@@ -66,22 +66,13 @@ fn resolve_names(connections: &[Connection], alerts: &[Alert], timeout: Duration
 }
 
 /// Runs `lingertop snapshot`: one poll (two with `--interval`), printed once.
-pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode> {
-    let cfg = Overrides {
-        filter: args.filter.to_filter().map_err(anyhow::Error::msg)?,
-        ..over
-    }
-    .over(cfg);
+pub fn run(cfg: Config, args: &Snapshot) -> Result<ExitCode> {
     let filter = cfg.default_filter.clone();
-    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Json
-    });
+    let format = args.format;
 
     let mut collector = super::open_collector(cfg.backend, &cfg.netns, args.quiet)?;
     collector.set_options(&ReadOptions {
-        states: kernel_states(&filter, args.interval.is_some()),
+        states: kernel_states(&filter, args.second_poll.is_some()),
         // A snapshot is read once or twice and must be complete: no deferred owners.
         exact_owners: true,
     });
@@ -89,7 +80,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     // Between two polls the close rules have a window: a reset storm from the kernel's
     // events (when `--events` lets them load) and TIME_WAIT the kernel dropped (its
     // `TCPTimeWaitOverflow` in lingertop's own namespace, from the counters).
-    let mut closes = match args.interval {
+    let mut closes = match args.second_poll {
         Some(interval) => Some(CloseFeed::start(
             args.events,
             &cfg.netns,
@@ -100,7 +91,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     };
     let mut snap = collector.poll().context("first poll failed")?;
     tracker.observe(&mut snap);
-    if let Some(interval) = args.interval {
+    if let Some(interval) = args.second_poll {
         if !args.quiet {
             crate::stderr::say!(
                 "lingertop: first poll saw {} sockets; polling again in {} to measure ages",
@@ -138,8 +129,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     let netns = std::sync::Arc::clone(&snap.netns);
     snap.connections.retain(|c| filter.matches_in(c, &netns));
     sort_rows(&mut snap.connections);
-    let pretty = args.pretty || io::stdout().is_terminal();
-    let resolve = args.resolve || cfg.resolve.headless;
+    let (pretty, resolve) = (args.pretty, args.resolve);
     let snap = snap;
     let written = std::thread::scope(|scope| {
         // The rows are in their final order: a large compact JSON's can be written (half of
@@ -172,7 +162,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
             snapshot: &snap,
             backend: collector.backend_name(),
             polls: tracker.polls(),
-            interval: args.interval,
+            interval: args.second_poll,
             total_connections,
             filter: filter.to_string(),
             alerts: &alerts,
@@ -212,7 +202,7 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
 
     let failing = args
         .fail_on
-        .is_some_and(|f| alerts.iter().any(|a| a.severity >= f.severity()));
+        .is_some_and(|f| alerts.iter().any(|a| a.severity >= f));
     // The process exits next: freeing 100k connections one allocation at a time would
     // cost a fifth of a large snapshot's time, and the OS takes the memory back at once.
     std::mem::forget((snap, tracker, alerts, pressure, collector));

@@ -11,9 +11,8 @@ use anyhow::{Context, Result, bail};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
-use super::Overrides;
 use super::closes::{CloseFeed, close_matches};
-use crate::cli::WatchArgs;
+use super::settings::Watch;
 use crate::config::Config;
 use crate::events::{self, Closes, EventsMode};
 use crate::live::{self, Message, Update};
@@ -27,13 +26,7 @@ use crate::resolve::{Known, Names, Resolver};
 use crate::shutdown::Shutdown;
 
 /// Runs `lingertop watch` until interrupted or until stdout is closed.
-pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
-    let cfg = Overrides {
-        interval: args.interval,
-        filter: args.filter.to_filter().map_err(anyhow::Error::msg)?,
-        ..over
-    }
-    .over(cfg);
+pub fn run(cfg: Config, args: &Watch) -> Result<ExitCode> {
     let filter = cfg.default_filter.clone();
     let runtime = super::runtime()?;
     runtime.block_on(async {
@@ -41,7 +34,7 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
         // Without `--events`, the counters alone: they judge `time-wait-overflow`, and
         // loading eBPF is left to those who ask for closes. Started before the poll loop,
         // which names owners by the events too.
-        let mode = args.events.map_or(EventsMode::Off, Option::unwrap_or_default);
+        let mode = args.events.unwrap_or(EventsMode::Off);
         let mut closes = KernelCloses::start(mode, &cfg.netns, cfg.interval, &cfg.rules)?;
         let (tx, mut rx) = mpsc::channel(4);
         // Dropped on return: stops the poll thread and waits for it.
@@ -55,7 +48,7 @@ pub fn run(cfg: Config, over: Overrides, args: &WatchArgs) -> Result<ExitCode> {
         )
         .context("cannot start the poll thread")?;
         let mut stream = Stream::new(filter, args.events.is_some());
-        if args.resolve || cfg.resolve.headless {
+        if args.resolve {
             let resolver = Resolver::system(cfg.resolve.timeout)
                 .inspect_err(|why| {
                     crate::stderr::say!("lingertop: {why}; every remote_name is null")

@@ -33,8 +33,8 @@
 
 use std::time::Duration;
 
-use super::connection::{TIME_WAIT_LEN, Timer, TimerKind};
 use super::state::TcpState;
+use super::timer::{TIME_WAIT_LEN, Timer, TimerKind};
 
 /// Where a connection's age in its state comes from (see the module documentation).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -10,8 +10,10 @@ pub mod duration;
 pub mod filter;
 pub mod growth;
 pub mod netns;
+pub mod ports;
 pub mod spelling;
 pub mod state;
+pub mod timer;
 pub mod tracker;
 
 pub use age::AgeSource;
@@ -20,10 +22,12 @@ pub use close::{
     Close, CloseKind, CloseOwner, CloseSource, CloseTally, CounterCloses, KindCounts, ResetReason,
 };
 pub use connection::{
-    Attribution, Connection, Owner, Owners, PortRange, ProcessInfo, ReceiveQueue, Shutdown,
-    Snapshot, TIME_WAIT_LEN, Timer, TimerKind, Tracking, Tuple, Unread, User,
+    Attribution, Connection, Owner, Owners, ProcessInfo, ReceiveQueue, Shutdown, Snapshot,
+    Tracking, Tuple, Unread, User,
 };
 pub use filter::Filter;
 pub use netns::{Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS};
+pub use ports::PortRange;
 pub use state::{StateCounts, TcpState};
+pub use timer::{TIME_WAIT_LEN, Timer, TimerKind};
 pub use tracker::{Tracker, Transition};

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::connection::PortRange;
+use super::ports::PortRange;
 
 /// A network namespace, as an index into the snapshot's [`NetnsTable`]. Small on purpose:
 /// every connection carries one.
@@ -212,6 +212,26 @@ impl fmt::Display for NetnsChoice {
             NetnsChoice::Named(n) => f.write_str(n),
             NetnsChoice::Pid(p) => write!(f, "{p}"),
         }
+    }
+}
+
+/// The ephemeral port range of each namespace: its own where the collector read it, else
+/// lingertop's own namespace's.
+#[derive(Copy, Clone, Debug)]
+pub struct Ranges<'a> {
+    pub default: PortRange,
+    pub netns: &'a NetnsTable,
+}
+
+impl<'a> Ranges<'a> {
+    /// The ranges of the namespaces in `netns`, `default` for the others.
+    pub fn new(default: PortRange, netns: &'a NetnsTable) -> Self {
+        Ranges { default, netns }
+    }
+
+    /// The range of namespace `id`.
+    pub fn of(&self, id: NetnsId) -> PortRange {
+        self.netns.ports(id, self.default)
     }
 }
 

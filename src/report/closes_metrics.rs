@@ -54,7 +54,7 @@ impl KernelCloses {
             .collect();
         by_process.push(ProcessRow {
             pid: String::new(),
-            process: super::prometheus::OTHER.to_string(),
+            process: super::OTHER.to_string(),
             counts: other,
         });
         KernelCloses {
@@ -295,9 +295,10 @@ pub(crate) mod tests {
         }
         let mut registry = prometheus_client::registry::Registry::default();
         registry.register_collector(Box::new(Only(both_sources())));
-        let mut om = String::new();
-        prometheus_client::encoding::text::encode(&mut om, &registry).unwrap();
-        let text = crate::report::prometheus::openmetrics_to_prometheus(&om);
+        // The samples read the same in the OpenMetrics text the crate writes and in the
+        // classic form `prometheus/` derives from it.
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
             r#"lingertop_closes_source{source="kernel"} 1"#,
             r#"lingertop_closes_source{source="counters"} 0"#,

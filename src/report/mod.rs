@@ -29,6 +29,10 @@ use crate::resolve::Names;
 pub use crate::model::duration::{fmt_age, fmt_age_from, state_age_cell};
 pub use json::RowsAhead;
 
+/// The label value of the series that sums everything outside the top N, in `serve`'s
+/// exposition (`prometheus/`) and its closes part (`closes_metrics.rs`) alike.
+pub const OTHER: &str = "other";
+
 /// Output formats of the snapshot (`--format`; the command line's values are [`Format::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

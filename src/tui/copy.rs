@@ -1,99 +1,16 @@
-//! Copying the selected row as text (`y`): the row's cells tab-separated in the table's
-//! order (state, local, remote, process, in state, via, namespace), then the owner's
-//! whole command line, every outside string neutralised ([`crate::sanitize::terminal`]:
-//! a tab or newline in a process name cannot split the row, an escape in it cannot reach
-//! the terminal raw). The text goes to the terminal as
-//! OSC 52, which the terminal puts on its clipboard; inside tmux it goes both plainly
-//! (tmux, with `set-clipboard on`, keeps it as a paste buffer and hands it on to the
-//! terminal outside) and through tmux's passthrough (with `allow-passthrough on`, for a
-//! tmux that keeps application clipboards out of its buffers).
+//! Copying the selected row (`y`) to the terminal's clipboard: the row's text (written by
+//! `App::row_text`, in `app/row_text.rs`) goes to the terminal as OSC 52, which the
+//! terminal puts on its clipboard; inside tmux it goes both plainly (tmux, with
+//! `set-clipboard on`, keeps it as a paste buffer and hands it on to the terminal outside)
+//! and through tmux's passthrough (with `allow-passthrough on`, for a tmux that keeps
+//! application clipboards out of its buffers).
 
 use base64::Engine as _;
-
-use super::app::App;
-use super::rows::Row;
-use crate::sanitize::terminal;
 
 /// At most this much text is copied (terminals cap OSC 52; xterm's default is far above,
 /// others drop a longer one whole): a row is a few hundred bytes, a command line up to
 /// the 4 KiB the detail pane reads.
 pub const COPY_MAX: usize = 16 * 1024;
-
-/// The selected row as one line of tab-separated text, or why there is nothing to copy.
-pub fn row_text(app: &App) -> Result<String, &'static str> {
-    let row = app.selected_row().ok_or("no row selected")?;
-    let command = |pid: Option<u32>| -> String {
-        let cmd = pid.and_then(|p| app.command_of.and_then(|f| f(p)));
-        cmd.map(|c| c.line).unwrap_or_default()
-    };
-    let cells: Vec<String> = match row {
-        Row::Conn(_) | Row::Ghost(_) => {
-            let c = app.conn(row).ok_or("the row's connection is gone")?;
-            let now = app
-                .shown
-                .as_ref()
-                .map_or_else(std::time::SystemTime::now, |u| u.snapshot.taken_at);
-            let age = if matches!(row, Row::Ghost(_)) {
-                "gone".to_string()
-            } else {
-                crate::report::state_age_cell(c, now).trim().to_string()
-            };
-            let owner = match c.owner() {
-                Some(o) => format!("{} ({})", o.name.as_deref().unwrap_or("?"), o.pid),
-                None => "-".to_string(),
-            };
-            let netns = app
-                .shown
-                .as_ref()
-                .and_then(|u| u.snapshot.netns.name(c.netns()).map(str::to_string))
-                .unwrap_or_default();
-            // The VIA column's words: how the owner was known when it does not hold it.
-            let via = crate::model::Attribution::short(c.attribution);
-            vec![
-                c.state.name().to_string(),
-                c.local().to_string(),
-                c.remote().to_string(),
-                owner,
-                age,
-                via.to_string(),
-                netns,
-                command(c.owner().map(|o| o.pid)),
-            ]
-        }
-        Row::Process(i) => {
-            let p = app.procs.get(i).ok_or("the row's process is gone")?;
-            vec![
-                p.name.clone(),
-                p.pid.map_or("-".to_string(), |x| x.to_string()),
-                p.total.to_string(),
-                command(p.pid),
-            ]
-        }
-        Row::Remote(i) => {
-            let r = app.remotes.get(i).ok_or("the row's endpoint is gone")?;
-            vec![
-                r.remote.to_string(),
-                r.time_wait.to_string(),
-                r.total.to_string(),
-            ]
-        }
-        Row::Netns(i) => {
-            let n = app.netns_rows.get(i).ok_or("the row's namespace is gone")?;
-            vec![n.name.to_string(), n.kind.to_string(), n.total.to_string()]
-        }
-        Row::Group(..) => return Err("a group header: select a connection to copy"),
-    };
-    let line: Vec<String> = cells.iter().map(|c| terminal(c).into_owned()).collect();
-    let mut text = line.join("\t");
-    if text.len() > COPY_MAX {
-        let mut cut = COPY_MAX;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
-    Ok(text)
-}
 
 /// The bytes that ask the terminal to put `text` on its clipboard (OSC 52, `c`: the
 /// clipboard selection, BEL-terminated as xterm and tmux both read it). `in_tmux` (`$TMUX`

@@ -156,7 +156,8 @@ fn second() -> Vec<Connection> {
 /// read at `at`.
 fn with_kernel_fields(at: SystemTime, mut conns: Vec<Connection>) -> Vec<Connection> {
     use crate::model::age::{KernelClocks, kernel_age};
-    use crate::model::connection::{Timer, TimerKind, Tracking};
+    use crate::model::connection::Tracking;
+    use crate::model::timer::{Timer, TimerKind};
     let to_second = u32::try_from(
         (epoch() + Duration::from_secs(40))
             .duration_since(at)

@@ -7,7 +7,8 @@ use crossterm::event::{Event, KeyCode, MouseEvent, MouseEventKind};
 use super::handle_event;
 use super::lab_panel::LabPanel;
 use super::tests::{app_with_fixture, draw, fixture_trace, key};
-use crate::lab::trace::{Call, CallResult};
+use crate::lab::outcome::CallResult;
+use crate::lab::trace::Call;
 use crate::lab::{ConnId, End};
 
 /// The fixture's trace with `calls` calls (a long CALLS block), as connection `#id`.

@@ -4,6 +4,7 @@
 //! events, poll results, the lab, signals) is `mode::dashboard`.
 
 pub mod app;
+mod cells;
 pub mod copy;
 #[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
@@ -48,7 +49,7 @@ use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
+use ratatui::backend::{Backend, CrosstermBackend};
 use tokio::sync::mpsc;
 
 use app::{App, Effect, HitAreas};
@@ -111,14 +112,23 @@ impl TerminalGuard {
 }
 
 impl TerminalGuard {
-    /// Draws one frame of `app`; returns where the clickable areas landed.
-    pub fn draw(&mut self, app: &App, theme: &Theme) -> Result<HitAreas> {
-        let mut hit = HitAreas::default();
-        self.terminal
-            .draw(|f| hit = ui::render(f, app, theme))
-            .context("cannot draw to the terminal")?;
-        Ok(hit)
+    /// The terminal the dashboard draws on while the guard holds it.
+    pub fn terminal(&mut self) -> &mut Terminal<CrosstermBackend<Stdout>> {
+        &mut self.terminal
     }
+}
+
+/// Draws one frame of `app` on `terminal`, whatever its backend (the real terminal, or
+/// ratatui's `TestBackend` in tests); returns where the clickable areas landed.
+pub fn draw<B: Backend>(terminal: &mut Terminal<B>, app: &App, theme: &Theme) -> Result<HitAreas>
+where
+    B::Error: Send + Sync + 'static,
+{
+    let mut hit = HitAreas::default();
+    terminal
+        .draw(|f| hit = ui::render(f, app, theme))
+        .context("cannot draw to the terminal")?;
+    Ok(hit)
 }
 
 impl Drop for TerminalGuard {

@@ -891,7 +891,8 @@ fn packed_ipv4_sort_matches_the_general_order() {
 
 /// A finished abortive close whose peer read differs from the documents.
 pub(super) fn fixture_trace() -> crate::lab::Trace {
-    use crate::lab::trace::{Call, CallResult, PeerRead, Step};
+    use crate::lab::outcome::CallResult;
+    use crate::lab::trace::{Call, PeerRead, Step};
     use crate::lab::{Behaviour, CloseMode as LabAction, End, ReadOutcome, TimeWaitSide, expect};
     let ms = std::time::Duration::from_millis;
     let step = |state, at| Step {

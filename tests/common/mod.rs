@@ -28,6 +28,7 @@ pub fn lingertop() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lingertop"));
     cmd.args(["--set", "collector.netns=host"]);
     cmd.env("XDG_CONFIG_HOME", empty_config_home());
+    cmd.env_remove("LINGERTOP_CONFIG");
     cmd.env_remove("NO_COLOR");
     cmd
 }

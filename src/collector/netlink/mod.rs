@@ -18,6 +18,10 @@
 //! for only the states wanted, and treats as errors what a dump can go wrong with: a netlink
 //! error message, an error in `NLMSG_DONE`, `NLM_F_DUMP_INTR`, a truncated or malformed
 //! datagram, an overrun. The interrupted, overrun and truncated cases are retried.
+//!
+//! This file is the wire: [`SockDiag`] and what it reads. Beside it, `netns.rs` opens a
+//! reader inside each network namespace, and `source.rs` is the collector's source over
+//! both ([`NetlinkSource`]).
 
 use std::io;
 use std::mem;
@@ -27,7 +31,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use std::sync::Arc;
 
-use super::netns::Namespaces;
 use super::owners::{OwnerCache, scan_proc};
 use super::{CollectError, Held, RawSocket, ReadOptions, SocketSource};
 use crate::model::age::{KernelClocks, TcpTimes, kernel_age};
@@ -179,7 +182,7 @@ pub struct DiagSocket {
 pub struct SockDiag {
     fd: Option<OwnedFd>,
     /// The network namespace the socket is opened in, where it is not lingertop's own (see
-    /// `collector::netns`): kept to open it again there after an error.
+    /// `netlink::netns`): kept to open it again there after an error.
     netns: Option<OwnedFd>,
     buf: Vec<u8>,
     seq: u32,
@@ -226,7 +229,7 @@ impl SockDiag {
     pub fn connect(&mut self) -> Result<(), DiagError> {
         if self.fd.is_none() {
             self.fd = Some(match &self.netns {
-                Some(ns) => super::netns::open_inside(ns, Self::open)?,
+                Some(ns) => netns::open_inside(ns, Self::open)?,
                 None => Self::open()?,
             });
         }
@@ -776,7 +779,9 @@ fn fin_timeout() -> Duration {
         .map_or(Duration::from_secs(60), Duration::from_secs)
 }
 
+pub mod netns;
 mod source;
+use netns::Namespaces;
 pub use source::NetlinkSource;
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! namespace it may read and joining owners to the sockets.
 
 use super::*;
-use crate::collector::NetnsReads;
+use crate::collector::{KernelTable, NetnsReads};
 use crate::model::CounterCloses;
 
 /// Reads the socket table of every network namespace asked for through a [`SockDiag`]
@@ -118,18 +118,8 @@ impl SocketSource for NetlinkSource {
         "netlink"
     }
 
-    fn set_options(&mut self, opts: &ReadOptions) {
-        self.states = state_mask(opts.states.as_deref());
-        self.owners.set_exact(opts.exact_owners);
-        self.owners.set_partial_reads(self.states != ALL_STATES);
-    }
-
-    fn selects_states(&self) -> bool {
-        true
-    }
-
-    fn netns(&self) -> Option<Arc<NetnsTable>> {
-        Some(self.netns.table())
+    fn kernel_table(&mut self) -> Option<&mut dyn KernelTable> {
+        Some(self)
     }
 
     /// The trait's general read, for callers that want raw sockets: the direct read, with
@@ -159,22 +149,34 @@ impl SocketSource for NetlinkSource {
         }));
         Ok(())
     }
+}
+
+impl KernelTable for NetlinkSource {
+    fn set_options(&mut self, opts: &ReadOptions) {
+        self.states = state_mask(opts.states.as_deref());
+        self.owners.set_exact(opts.exact_owners);
+        self.owners.set_partial_reads(self.states != ALL_STATES);
+    }
+
+    fn netns(&self) -> Arc<NetnsTable> {
+        self.netns.table()
+    }
 
     fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {
         self.netns.counters()
     }
 
-    fn netns_reads(&self) -> Option<NetnsReads> {
-        Some(NetnsReads {
+    fn netns_reads(&self) -> NetnsReads {
+        NetnsReads {
             empty: self
                 .netns
                 .len()
                 .saturating_sub(self.reads.dumped + self.reads.looked_up),
             ..self.reads
-        })
+        }
     }
 
-    fn count_states(&mut self, states: &[TcpState]) -> Result<Option<StateCounts>, CollectError> {
+    fn count_states(&mut self, states: &[TcpState]) -> Result<StateCounts, CollectError> {
         // Every namespace the reads cover, as the read's own total does.
         let mut total = StateCounts::default();
         for (netns, diag, _) in self.netns.readers_mut() {
@@ -194,14 +196,14 @@ impl SocketSource for NetlinkSource {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Some(total))
+        Ok(total)
     }
 
     fn read_direct(
         &mut self,
         out: &mut Vec<Connection>,
         held: &mut Vec<Held>,
-    ) -> Result<bool, CollectError> {
+    ) -> Result<(), CollectError> {
         // The first read finds every owner by a walk of /proc, which waits for nothing the
         // kernel's dump does: walked on another thread meanwhile (it joins below).
         let walk = self.owners.never_scanned().then(|| {
@@ -233,7 +235,7 @@ impl SocketSource for NetlinkSource {
             };
             let (o, h) = (out.len(), held.len());
             // A small namespace in which nothing happened since its last read (see
-            // `collector::netns`): its sockets asked for by identity, not by a walk of the
+            // `netlink::netns`): its sockets asked for by identity, not by a walk of the
             // whole machine's table. A socket gone or replaced sends it to the walk.
             if ns.quiet
                 && let Some(keys) = ns.known.as_ref()
@@ -302,6 +304,6 @@ impl SocketSource for NetlinkSource {
             }),
             None => self.owners.attach(held, Instant::now(), &mut scan_proc),
         }
-        Ok(true)
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the parent module.
 
 use super::*;
+use crate::collector::KernelTable;
 
 #[test]
 fn state_numbers_are_the_kernels() {

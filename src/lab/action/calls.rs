@@ -12,7 +12,8 @@ use super::reads::{read_once, read_to_end, unread};
 use super::record::Recorder;
 use super::{Act, DATA_CAP, GRACEFUL_READ, READ_WAIT, UNREAD_BYTES};
 use crate::lab::engine::Inner;
-use crate::lab::trace::{CallResult, PeerRead, ReadOutcome};
+use crate::lab::outcome::{CallResult, ReadOutcome};
+use crate::lab::trace::PeerRead;
 use crate::lab::{Behaviour, CloseMode, ConnId, End, EndStatus};
 
 /// What the close mode's calls did.
@@ -155,7 +156,7 @@ pub(super) fn fill(socket: &Socket, rec: &mut Recorder, end: End) -> u64 {
         match socket.send(&chunk) {
             Ok(n) => total += n as u64,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break CallResult::Err(crate::lab::trace::errno_name(&e)),
+            Err(e) => break CallResult::Err(crate::lab::outcome::errno_name(&e)),
         }
     };
     rec.push(end, "send() until it would block", result, start);
@@ -233,7 +234,7 @@ pub(super) fn close(socket: Socket, rec: &mut Recorder, end: End) -> (CallResult
     let result = if r == 0 {
         CallResult::Ok
     } else {
-        CallResult::Err(crate::lab::trace::errno_name(&io::Error::last_os_error()))
+        CallResult::Err(crate::lab::outcome::errno_name(&io::Error::last_os_error()))
     };
     rec.push(end, "close()", result.clone(), start);
     (result, took)

@@ -22,7 +22,8 @@ use self::record::{Recorder, StopOnDrop, Watch};
 use super::engine::Inner;
 use super::expect::{self, Documented, Observed};
 use super::observe::system_probe;
-use super::trace::{Step, TimeWaitSide, Trace};
+use super::outcome::TimeWaitSide;
+use super::trace::{Step, Trace};
 use super::{Behaviour, CloseMode, CloseOptions, ConnId, End, LabError};
 use crate::model::TcpState;
 

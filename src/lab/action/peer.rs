@@ -8,7 +8,8 @@ use super::reads::{read_result, read_to_end};
 use super::record::{Recorder, Watch};
 use super::{Act, PEER_READ_WAIT, QUIET, READ_WAIT};
 use crate::lab::engine::Inner;
-use crate::lab::trace::{PeerRead, ReadOutcome};
+use crate::lab::outcome::ReadOutcome;
+use crate::lab::trace::PeerRead;
 use crate::lab::{CloseMode, ConnId, End, EndStatus};
 
 /// What the peer's next read got after the calls (`calls` = when they began and returned),

@@ -12,7 +12,7 @@ use socket2::Socket;
 use super::DATA_CAP;
 use super::record::Recorder;
 use crate::lab::engine::Inner;
-use crate::lab::trace::{CallResult, ReadOutcome};
+use crate::lab::outcome::{CallResult, ReadOutcome};
 use crate::lab::{End, LabError};
 
 pub(super) fn local_of(s: &Socket) -> Result<SocketAddr, LabError> {

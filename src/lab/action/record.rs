@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use super::{FAST, SLOW};
 use crate::lab::End;
 use crate::lab::observe::TupleProbe;
-use crate::lab::trace::{Call, CallResult, Step};
+use crate::lab::outcome::CallResult;
+use crate::lab::trace::{Call, Step};
 
 /// The calls of an action, timed from its start.
 pub(super) struct Recorder {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use socket2::Socket;
 
 use super::READ_LOG;
-use crate::lab::trace::ReadOutcome;
+use crate::lab::outcome::ReadOutcome;
 use crate::lab::{Behaviour, ConnId, ConnView, End, EndStatus, EndView, Family};
 
 /// One read on an end, as the engine or an action saw it.

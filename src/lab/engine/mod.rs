@@ -25,7 +25,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 mod conn;
 mod table;
 
-use super::trace::ReadOutcome;
+use super::outcome::ReadOutcome;
 use super::{Behaviour, ConnId, End, EndStatus, Family, LabError};
 pub(super) use conn::{Conn, EndSlot, ReadEvent};
 

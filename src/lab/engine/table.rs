@@ -9,7 +9,7 @@ use std::time::Instant;
 use socket2::Socket;
 
 use super::{Conn, FORGET_AFTER, Inner, ReadEvent};
-use crate::lab::trace::ReadOutcome;
+use crate::lab::outcome::ReadOutcome;
 use crate::lab::{Behaviour, ConnId, ConnView, End, EndStatus, LabError};
 
 impl Inner {

@@ -1,23 +1,30 @@
-//! The dashboard's runner: one tokio loop over terminal events, poll results from the live
-//! loop, finished lab operations, a render tick and [`Shutdown`]. The terminal itself (raw
-//! mode, the alternate screen, restoring it) and every widget are `tui`'s.
+//! The dashboard's runner: one tokio loop ([`run_loop`]) over terminal events, poll results
+//! from the live loop, finished lab operations, a render tick and [`Shutdown`]. The loop is
+//! generic over ratatui's backend and takes everything outside the dashboard as one value
+//! ([`Io`]), so its effects are tested on a `TestBackend` (`tests.rs`); [`run`] wires it to
+//! the real terminal. The terminal itself (raw mode, the alternate screen, restoring it)
+//! and every widget are `tui`'s.
 
 mod closes;
 mod history;
 mod lab;
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use crossterm::event::Event;
+use ratatui::Terminal;
+use ratatui::backend::Backend;
 use tokio::sync::mpsc;
 
 use lab::LabSession;
 
-use super::Overrides;
+use super::settings::Dashboard;
 use crate::collector::Collector;
 use crate::config::Config;
 use crate::events::EventsMode;
@@ -31,13 +38,7 @@ use crate::tui::theme::Theme;
 use crate::tui::{TerminalGuard, handle_event, install_panic_hook, spawn_event_reader};
 
 /// Opens the dashboard and runs it until the user quits or a signal asks it to stop.
-pub fn run(
-    cfg: Config,
-    over: Overrides,
-    interval: Option<Duration>,
-    filter: Option<&str>,
-    events: EventsMode,
-) -> Result<ExitCode> {
+pub fn run(cfg: Config, settings: Dashboard) -> Result<ExitCode> {
     // A dumb terminal (an editor's shell buffer, some CI consoles) cannot position the
     // cursor: the full-screen dashboard would be a stream of escape codes.
     if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
@@ -50,18 +51,9 @@ pub fn run(
             "the dashboard needs a terminal and stdin/stdout is not one; for scripts use `lingertop snapshot` (e.g. `lingertop snapshot --format json`)"
         );
     }
-    let filter = filter
-        .map(|expr| Filter::parse(expr).map_err(|e| anyhow::anyhow!("bad --filter: {e}")))
-        .transpose()?;
-    let cfg = Overrides {
-        interval,
-        filter,
-        ..over
-    }
-    .over(cfg);
     // Said before the dashboard takes the screen, so it stays readable after.
     let collector = super::open_collector(cfg.backend, &cfg.netns, false)?;
-    super::runtime()?.block_on(run_async(&cfg, collector, events))?;
+    super::runtime()?.block_on(run_async(&cfg, collector, settings.events))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -90,124 +82,208 @@ async fn names_changed(resolver: Option<&Resolver>) {
 }
 
 async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Result<()> {
-    let filter = cfg.default_filter.clone();
-    let mut app = App::new(Keymap::new(&cfg.keys), cfg.interval, cfg.history, filter);
-    app.set_rules(&cfg.rules);
+    let mut app = new_app(cfg);
     app.command_of = Some(crate::collector::command_of);
-    let history_path = history::path();
-    if let Some(p) = &history_path {
+    let history = history::path();
+    if let Some(p) = &history {
         app.filter_history = history::load(p);
     }
     let resolver = start_names(&mut app, cfg);
-    let theme = Theme::new(&cfg.theme, Theme::no_color_env());
     // Before the terminal is taken, so `--events on` without privilege fails readably.
-    let mut closes =
-        closes::PanelFeed::start(events, &cfg.netns, &mut app, cfg.interval, &cfg.rules)?;
+    let closes = closes::PanelFeed::start(events, &cfg.netns, &mut app, cfg.interval, &cfg.rules)?;
+    let event_owners = closes.owners();
+    let mut parts = Parts {
+        theme: Theme::new(&cfg.theme, Theme::no_color_env()),
+        // The lab starts the first time its panel opens; dropped (every socket closed,
+        // every thread joined) when the dashboard ends.
+        labs: LabSession::default(),
+        closes: Some(closes),
+        resolver,
+        history,
+    };
 
-    let (poll_tx, mut poll_rx) = mpsc::channel(4);
+    let (poll_tx, poll_rx) = mpsc::channel(4);
     let poller = live::spawn(
         collector,
         cfg,
-        super::live_scope(Filter::default(), closes.owners()),
+        super::live_scope(Filter::default(), event_owners),
         poll_tx,
     )
     .context("cannot start the poll thread")?;
-    let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
+    let signals = Shutdown::install().context("cannot install signal handlers")?;
 
     install_panic_hook();
     let mut guard = TerminalGuard::enter()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    let (ev_tx, ev_rx) = mpsc::channel(64);
     let reader =
         spawn_event_reader(ev_tx, stop.clone()).context("cannot start the input thread")?;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    // The lab starts the first time its panel opens; dropped (every socket closed, every
-    // thread joined) when the dashboard ends.
-    let mut labs = LabSession::default();
-    let mut lab_tick = tokio::time::interval(Duration::from_millis(100));
-    // For the end-to-end test that a panic restores the terminal; not in a release build.
-    #[cfg(feature = "test-support")]
-    let test_panic = std::env::var_os("LINGERTOP_TEST_PANIC").is_some();
-
-    let outcome: Result<()> = async {
-        loop {
-            // Names the resolver has for the rows on screen; the others are asked for and
-            // wake the loop when they come. The frame shows addresses meanwhile.
-            if let Some(r) = &resolver {
-                for ip in app.wanted_names() {
-                    if let Known::Name(name) = r.want(ip) {
-                        app.names.insert(ip, name);
-                    }
-                }
-            }
-            let hit = guard.draw(&app, &theme)?;
-            app.after_draw(hit);
-            #[cfg(feature = "test-support")]
-            if test_panic {
-                panic!("LINGERTOP_TEST_PANIC is set: panicking on purpose after the first frame");
-            }
-
-            tokio::select! {
-                ev = ev_rx.recv() => {
-                    let Some(ev) = ev else { return Ok(()) };
-                    let effect = handle_event(&mut app, ev);
-                    history::save_if_changed(history_path.as_deref(), &mut app);
-                    match effect {
-                        Effect::Quit => return Ok(()),
-                        Effect::SetInterval(d) => poller.send(Control::SetInterval(d)),
-                        Effect::OpenLab => labs.open(&mut app),
-                        Effect::Lab(req) => {
-                            if labs.request(&mut app, req) {
-                                // Show the new sockets without waiting for the next poll.
-                                poller.send(Control::PollNow);
-                            }
-                        }
-                        Effect::Copy(text) => copy_to_terminal(&mut app, &text),
-                        Effect::None => {}
-                    }
-                }
-                msg = poll_rx.recv() => match msg {
-                    Some(Message::Update(u)) => {
-                        app.on_update(u);
-                        labs.refresh(&mut app);
-                    }
-                    Some(Message::PollFailed(e)) => app.on_poll_failed(e),
-                    None => anyhow::bail!("the poll thread stopped"),
-                },
-                _ = lab_tick.tick(), if labs.busy() => {
-                    if labs.collect(&mut app) {
-                        poller.send(Control::PollNow);
-                    }
-                }
-                _ = tick.tick() => closes.refresh(&mut app),
-                _ = names_changed(resolver.as_ref()) => {}
-                _ = shutdown.requested() => return Ok(()),
-            }
-        }
-    }
+    let control = |c| poller.send(c);
+    let mut stdout = io::stdout();
+    let outcome = run_loop(
+        &mut app,
+        &mut parts,
+        Io {
+            terminal: guard.terminal(),
+            events: ev_rx,
+            polls: poll_rx,
+            control: &control,
+            clipboard: &mut stdout,
+            in_tmux: std::env::var_os("TMUX").is_some_and(|t| !t.is_empty()),
+            signals: Some(signals),
+        },
+    )
     .await;
 
     stop.store(true, Ordering::Relaxed);
     drop(guard);
     // Close every lab socket and stop its threads before leaving.
-    drop(labs);
-    drop(ev_rx);
+    drop(parts);
     // The input thread is not joined: on a terminal that hung up, crossterm can keep
     // re-reading an EOF inside one call and never come back to see `stop`. It holds
     // nothing that needs cleaning up, and it ends with the process.
     drop(reader);
-    drop(poll_rx);
     drop(poller);
     outcome
 }
 
-/// Writes `text` to the terminal as OSC 52 (through tmux's passthrough too inside tmux),
-/// between two frames: the sequence prints nothing and moves no cursor. A failed write
-/// replaces the footer's "copied" with why.
-fn copy_to_terminal(app: &mut App, text: &str) {
-    use std::io::Write;
-    let in_tmux = std::env::var_os("TMUX").is_some_and(|t| !t.is_empty());
-    let mut out = io::stdout().lock();
+/// The app as the config starts it: its keys, interval, history, filter and rules.
+fn new_app(cfg: &Config) -> App {
+    let mut app = App::new(
+        Keymap::new(&cfg.keys),
+        cfg.interval,
+        cfg.history,
+        cfg.default_filter.clone(),
+    );
+    app.set_rules(&cfg.rules);
+    app
+}
+
+/// Everything outside the dashboard that its loop reads and writes, as one value
+/// (bandwhich's `OsInputOutput`): the same loop runs on the real terminal and, in tests, on
+/// ratatui's `TestBackend` with channels the test holds; fed by the live loop today, it
+/// can be fed by a recording.
+pub(crate) struct Io<'a, B: Backend> {
+    /// Where the frames are drawn.
+    pub terminal: &'a mut Terminal<B>,
+    /// The terminal's events: keys, the mouse, resizes. Closed: the loop ends.
+    pub events: mpsc::Receiver<Event>,
+    /// The polls to show: the live loop's messages. Closed: the loop ends with an error.
+    pub polls: mpsc::Receiver<Message>,
+    /// The control channel back to whatever sends the polls (a new interval, a poll now).
+    pub control: &'a dyn Fn(Control),
+    /// Where a copied row goes as OSC 52: the terminal's own output.
+    pub clipboard: &'a mut dyn Write,
+    /// Whether the dashboard runs inside tmux: OSC 52 also goes through its passthrough.
+    pub in_tmux: bool,
+    /// The signals that end the dashboard (INT, TERM, HUP); none in tests.
+    pub signals: Option<Shutdown>,
+}
+
+/// The dashboard's own parts its loop drives beside the app.
+pub(crate) struct Parts {
+    pub theme: Theme,
+    /// The close lab behind the lab panel.
+    pub labs: LabSession,
+    /// The closes panel's feed; none leaves the panel empty.
+    pub closes: Option<closes::PanelFeed>,
+    /// Reverse DNS of the rows' remote ends, where there is a resolver.
+    pub resolver: Option<Resolver>,
+    /// Where the filter history is kept; none keeps it in memory.
+    pub history: Option<PathBuf>,
+}
+
+/// The dashboard's loop: a frame, then whichever comes first of a terminal event (turned
+/// into an [`Effect`] the loop carries out), a poll, the lab's tick while an operation runs,
+/// the closes panel's tick, a name resolved, or a signal. Returns when the user quits, the
+/// events end or a signal comes.
+pub(crate) async fn run_loop<B: Backend>(
+    app: &mut App,
+    parts: &mut Parts,
+    mut io: Io<'_, B>,
+) -> Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut lab_tick = tokio::time::interval(Duration::from_millis(100));
+    // For the end-to-end test that a panic restores the terminal; not in a release build.
+    #[cfg(feature = "test-support")]
+    let test_panic = std::env::var_os("LINGERTOP_TEST_PANIC").is_some();
+    loop {
+        // Names the resolver has for the rows on screen; the others are asked for and
+        // wake the loop when they come. The frame shows addresses meanwhile.
+        if let Some(r) = &parts.resolver {
+            for ip in app.wanted_names() {
+                if let Known::Name(name) = r.want(ip) {
+                    app.names.insert(ip, name);
+                }
+            }
+        }
+        let hit = crate::tui::draw(io.terminal, app, &parts.theme)?;
+        app.after_draw(hit);
+        #[cfg(feature = "test-support")]
+        if test_panic {
+            panic!("LINGERTOP_TEST_PANIC is set: panicking on purpose after the first frame");
+        }
+
+        tokio::select! {
+            ev = io.events.recv() => {
+                let Some(ev) = ev else { return Ok(()) };
+                let effect = handle_event(app, ev);
+                history::save_if_changed(parts.history.as_deref(), app);
+                match effect {
+                    Effect::Quit => return Ok(()),
+                    Effect::SetInterval(d) => (io.control)(Control::SetInterval(d)),
+                    Effect::OpenLab => parts.labs.open(app),
+                    Effect::Lab(req) => {
+                        if parts.labs.request(app, req) {
+                            // Show the new sockets without waiting for the next poll.
+                            (io.control)(Control::PollNow);
+                        }
+                    }
+                    Effect::Copy(text) => copy_to(io.clipboard, io.in_tmux, app, &text),
+                    Effect::None => {}
+                }
+            }
+            msg = io.polls.recv() => match msg {
+                Some(Message::Update(u)) => {
+                    app.on_update(u);
+                    parts.labs.refresh(app);
+                }
+                Some(Message::PollFailed(e)) => app.on_poll_failed(e),
+                None => anyhow::bail!("the poll thread stopped"),
+            },
+            _ = lab_tick.tick(), if parts.labs.busy() => {
+                if parts.labs.collect(app) {
+                    (io.control)(Control::PollNow);
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(closes) = parts.closes.as_mut() {
+                    closes.refresh(app);
+                }
+            }
+            _ = names_changed(parts.resolver.as_ref()) => {}
+            _ = signalled(io.signals.as_mut()) => return Ok(()),
+        }
+    }
+}
+
+/// Wakes when a signal asks the dashboard to stop; never without signals.
+async fn signalled(signals: Option<&mut Shutdown>) {
+    match signals {
+        Some(s) => {
+            s.requested().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `text` to the terminal's output `out` as OSC 52 (through tmux's passthrough too
+/// `in_tmux`), between two frames: the sequence prints nothing and moves no cursor. A
+/// failed write replaces the footer's "copied" with why.
+fn copy_to(out: &mut dyn Write, in_tmux: bool, app: &mut App, text: &str) {
     let written = out
         .write_all(crate::tui::copy::osc52(text, in_tmux).as_bytes())
         .and_then(|()| out.flush());
@@ -217,3 +293,6 @@ fn copy_to_terminal(app: &mut App, text: &str) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests;

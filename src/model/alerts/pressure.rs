@@ -10,34 +10,10 @@ use rustc_hash::FxHashMap;
 
 use super::frequent::frequent;
 use super::{Alert, RatioRule, RuleId, Rules, Severity, place_of};
-use crate::model::connection::{Connection, PortRange};
-use crate::model::netns::{NetnsId, NetnsTable};
+use crate::model::connection::Connection;
+use crate::model::netns::{NetnsId, NetnsTable, Ranges};
+use crate::model::ports::PortRange;
 use crate::model::state::TcpState;
-
-/// The ephemeral port range of each namespace: its own where the collector read it, else
-/// lingertop's own namespace's.
-#[derive(Copy, Clone, Debug)]
-pub struct Ranges<'a> {
-    pub default: PortRange,
-    pub netns: &'a NetnsTable,
-}
-
-impl<'a> Ranges<'a> {
-    /// The ranges of the namespaces in `netns`, `default` for the others.
-    pub fn new(default: PortRange, netns: &'a NetnsTable) -> Self {
-        Ranges { default, netns }
-    }
-
-    /// The range of namespace `id`.
-    pub fn of(&self, id: NetnsId) -> PortRange {
-        self.netns.ports(id, self.default)
-    }
-
-    /// The range of the connection's namespace.
-    fn of_conn(&self, c: &Connection) -> PortRange {
-        self.of(c.netns())
-    }
-}
 
 /// Ephemeral ports used toward one destination from one local address.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,7 +50,7 @@ pub fn pressure_of(
         .iter()
         .map(|members| {
             let c = &conns[members[0]];
-            let range_size = ranges.of_conn(c).len();
+            let range_size = ranges.of(c.netns()).len();
             let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
             Pressure {
                 netns: c.netns(),
@@ -133,7 +109,7 @@ pub(crate) fn pair_groups(
     let mut keys: Vec<u128> = Vec::new();
     for i in indices {
         let c = &conns[i];
-        if holds_ephemeral_port(c, ranges.of_conn(c)) {
+        if holds_ephemeral_port(c, ranges.of(c.netns())) {
             // The position in `members` in the low 31 bits (fewer than 2^31 sockets on a
             // host): ties sort in the order met, and the key needs no separate index. Above
             // it the pair key (below 2^81), and above that the namespace (16 bits): 128.
@@ -221,7 +197,7 @@ impl<'r> Ephemeral<'r> {
 
     /// Takes connection `i`, in any state.
     pub(super) fn visit(&mut self, i: usize, c: &Connection) {
-        if self.rule.enabled && holds_ephemeral_port(c, self.ranges.of_conn(c)) {
+        if self.rule.enabled && holds_ephemeral_port(c, self.ranges.of(c.netns())) {
             self.members.push(i);
             // Pair keys are below 2^81, so the namespace id fits above them.
             let ns = u128::from(c.netns()) << 81;
@@ -242,7 +218,7 @@ impl<'r> Ephemeral<'r> {
         let smallest = self
             .members
             .iter()
-            .map(|&i| self.ranges.of_conn(&conns[i]).len())
+            .map(|&i| self.ranges.of(conns[i].netns()).len())
             .min()
             .unwrap_or(1);
         let lower = rule.warning.min(rule.critical);
@@ -255,7 +231,7 @@ impl<'r> Ephemeral<'r> {
         for (_, at) in frequent(&self.pairs, min) {
             let members: Vec<usize> = at.into_iter().map(|p| self.members[p]).collect();
             let c = &conns[members[0]];
-            let range_size = self.ranges.of_conn(c).len();
+            let range_size = self.ranges.of(c.netns()).len();
             let in_use = u32::try_from(members.len()).unwrap_or(u32::MAX);
             let ratio = f64::from(in_use) / f64::from(range_size.max(1));
             let sev = if ratio >= rule.critical {

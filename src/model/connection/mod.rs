@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::age::AgeSource;
-use super::netns::{NetnsId, NetnsTable, OWN_NETNS};
+use super::netns::{NetnsId, NetnsTable, OWN_NETNS, Ranges};
+use super::ports::PortRange;
 use super::state::{StateCounts, TcpState};
+use super::timer::Timer;
 
 mod receive;
 pub use receive::{ReceiveQueue, Shutdown};
@@ -114,52 +116,6 @@ impl Attribution {
         }
     }
 }
-
-/// Which kernel timer is running on a socket (`ss -o` shows the same names).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum TimerKind {
-    /// Retransmission (or loss probe, or a SYN_RECV's SYN-ACK resend): `on` in `ss`.
-    Retransmit,
-    /// Keepalive, or the FIN_WAIT_2 timeout of an orphan that still has its full socket.
-    Keepalive,
-    /// The TIME_WAIT (or orphaned FIN_WAIT_2) countdown of a socket with no file.
-    TimeWait,
-    /// Zero-window probe: the peer advertises no room, so we probe it (`persist` in `ss`).
-    ZeroWindowProbe,
-}
-
-impl TimerKind {
-    /// The name `ss -o` prints.
-    pub fn name(self) -> &'static str {
-        match self {
-            TimerKind::Retransmit => "on",
-            TimerKind::Keepalive => "keepalive",
-            TimerKind::TimeWait => "timewait",
-            TimerKind::ZeroWindowProbe => "persist",
-        }
-    }
-}
-
-/// A kernel timer on a socket, as read at the poll that carried it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Timer {
-    pub kind: TimerKind,
-    /// Milliseconds left until it fires, as of the poll (0 when already due): the kernel's
-    /// own unit and width, 16 bytes less per connection than a `Duration`.
-    pub expires_ms: u32,
-    /// Retransmissions (for `on`) or unanswered probes (keepalive, persist) so far.
-    pub retransmits: u8,
-}
-
-impl Timer {
-    /// Time left until it fires, as of the poll.
-    pub fn expires(&self) -> Duration {
-        Duration::from_millis(u64::from(self.expires_ms))
-    }
-}
-
-/// How long Linux keeps a socket in TIME_WAIT (`TCP_TIMEWAIT_LEN`, fixed at 60 s).
-pub const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
 
 /// What is known of a connection's history: 32 bytes, carried by every connection of every
 /// snapshot (times as [`Nanos`], earlier states shared between polls). The collector seeds
@@ -555,27 +511,6 @@ impl ProcessInfo {
     }
 }
 
-/// An inclusive port range, such as the kernel's ephemeral range.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct PortRange {
-    pub low: u16,
-    pub high: u16,
-}
-
-impl PortRange {
-    pub fn contains(&self, port: u16) -> bool {
-        (self.low..=self.high).contains(&port)
-    }
-
-    pub fn len(&self) -> u32 {
-        u32::from(self.high.saturating_sub(self.low)) + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.high < self.low
-    }
-}
-
 /// Every TCP socket of the machine at one poll.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -619,8 +554,8 @@ impl Unread {
 
 impl Snapshot {
     /// The ephemeral port range of each namespace it read.
-    pub fn port_ranges(&self) -> crate::model::alerts::Ranges<'_> {
-        crate::model::alerts::Ranges::new(self.ephemeral_ports, &self.netns)
+    pub fn port_ranges(&self) -> Ranges<'_> {
+        Ranges::new(self.ephemeral_ports, &self.netns)
     }
 
     /// A snapshot of `connections` taken at `taken_at` on host `fixture`, with full process

@@ -14,8 +14,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::exposition::{Exposition, OTHER, UNKNOWN_PROCESS};
+use super::exposition::{Exposition, UNKNOWN_PROCESS};
 use crate::model::{AgeSource, RuleId, Severity, TcpState};
+use crate::report::OTHER;
 
 /// Address families, as the `family` label spells them.
 pub(super) const FAMILIES: [&str; 2] = ["ipv4", "ipv6"];

@@ -13,8 +13,6 @@ use crate::model::alerts::port_pressure;
 use crate::model::state::STATE_COUNT;
 use crate::model::{AgeSource, Alert, ProcessInfo, RuleId, Severity, TcpState};
 
-/// The label value of the series that sums everything outside the top N.
-pub const OTHER: &str = "other";
 /// The `process` label of CLOSE_WAIT sockets no visible process holds.
 pub const UNKNOWN_PROCESS: &str = "unknown";
 

@@ -15,4 +15,4 @@ mod exposition;
 mod tests;
 
 pub use encode::{TextFormat, openmetrics_to_prometheus, render};
-pub use exposition::{Exposition, OTHER, PortUse, ProcessKey, Ranked, UNKNOWN_PROCESS, rank};
+pub use exposition::{Exposition, PortUse, ProcessKey, Ranked, UNKNOWN_PROCESS, rank};

@@ -13,6 +13,7 @@ mod history;
 mod names;
 mod prompt;
 mod rebuild;
+mod row_text;
 mod sort;
 mod view;
 
@@ -448,7 +449,7 @@ impl App {
                 }
             }
             Action::Closes => self.closes_panel = !self.closes_panel,
-            Action::Copy => match super::copy::row_text(self) {
+            Action::Copy => match self.row_text() {
                 Ok(text) => {
                     self.notice = Some(COPIED.to_string());
                     return Effect::Copy(text);

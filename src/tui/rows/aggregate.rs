@@ -6,9 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use rustc_hash::FxHashMap;
 
 use super::Row;
-use crate::model::alerts::{Ranges, endpoint_key, pair_groups};
+use crate::model::alerts::{endpoint_key, pair_groups};
 use crate::model::close_stats::Resets;
 use crate::model::growth::GrowthSpan;
+use crate::model::netns::Ranges;
 use crate::model::{Connection, StateCounts, TcpState};
 
 /// Counts of each close state held by one process.

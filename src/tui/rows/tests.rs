@@ -360,7 +360,7 @@ fn remotes_are_counted_with_the_port_pressure_of_their_busiest_local_address() {
     };
     let matching: Vec<usize> = (0..conns.len()).filter(|&i| i != 7).collect();
     let table = crate::model::NetnsTable::default();
-    let ranges = crate::model::alerts::Ranges::new(range, &table);
+    let ranges = crate::model::netns::Ranges::new(range, &table);
     let remotes = aggregate_remotes(&conns, ranges, &matching);
     let summary: Vec<_> = remotes
         .iter()

@@ -7,11 +7,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::text::ago;
 use crate::model::duration::fmt_age;
 use crate::model::{Alert, RuleId, Severity};
 use crate::sanitize;
 use crate::tui::app::App;
+use crate::tui::cells::ago;
 use crate::tui::theme::Theme;
 
 /// From this width the opened alert sits beside the list, not under it.

@@ -7,9 +7,9 @@
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 
-use super::text::remote_width;
 use crate::model::Connection;
 use crate::tui::app::{App, View};
+use crate::tui::cells::remote_width;
 use crate::tui::rows::Row;
 
 /// One column the table shows: its sort key (see `View::column_name`) and width.

@@ -7,11 +7,11 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::text::{ago, process_text, timer_text};
 use crate::model::Connection;
 use crate::model::{AgeSource, Attribution, TcpState};
 use crate::report::fmt_age;
 use crate::tui::app::App;
+use crate::tui::cells::{ago, process_text, timer_text};
 use crate::tui::rows::{NetnsRow, ProcRow, RemoteRow, Row};
 use crate::tui::theme::Theme;
 

@@ -7,10 +7,10 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::text::ago;
 use crate::model::ProcessInfo;
 use crate::model::alerts::human_duration;
 use crate::tui::app::App;
+use crate::tui::cells::ago;
 use crate::tui::theme::Theme;
 
 /// Draws the header line (and the partial-info notice under it).

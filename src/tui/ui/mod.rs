@@ -14,7 +14,6 @@ mod lab_panel;
 mod prompt;
 mod strip;
 mod table;
-mod text;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};

@@ -9,11 +9,11 @@ use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TRow, Table};
 
 use super::columns::{self, Columns};
-use super::text::{fit_addr, fit_remote, process_text, timer_text, via};
 use crate::model::TcpState;
 use crate::model::duration::fmt_age;
 use crate::report::state_age_cell;
 use crate::tui::app::{App, Mark, View};
+use crate::tui::cells::{fit_addr, fit_remote, process_text, timer_text, via};
 use crate::tui::rows::{NetnsRow, ProcRow, RemoteRow, Row};
 use crate::tui::theme::Theme;
 

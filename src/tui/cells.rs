@@ -1,4 +1,5 @@
-//! Text of connection fields shared by the table and the detail pane.
+//! Text of connection fields shared by the table, the detail pane and the copied row (`y`):
+//! one place writes each cell, so what is copied reads as what is shown.
 
 use std::time::{Duration, SystemTime};
 

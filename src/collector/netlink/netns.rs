@@ -41,9 +41,9 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::netlink::{DiagError, SockDiag, SockKey};
-use super::workload::{self, StateDirs, Workload};
+use super::{DiagError, SockDiag, SockKey};
 use crate::caps::{Cap, Caps, Missing, NAMESPACES};
+use crate::collector::workload::{self, StateDirs, Workload};
 use crate::model::{
     CounterCloses, Netns, NetnsChoice, NetnsId, NetnsKind, NetnsTable, OWN_NETNS, PortRange,
 };
