@@ -16,6 +16,7 @@ use serde_json::Value;
 pub mod live;
 pub mod netns;
 pub mod resets;
+pub mod tmux;
 
 pub const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
