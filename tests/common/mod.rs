@@ -178,3 +178,11 @@ pub fn alert<'a>(json: &'a Value, rule: &str) -> &'a Value {
         .find(|a| a["rule"] == rule)
         .unwrap_or_else(|| panic!("no {rule} alert: {json}"))
 }
+
+/// Held by the tests that load the machine (tens of thousands of sockets, a load client):
+/// they run one at a time, as they did when each file was a test binary of its own, so
+/// none of them measures another's load.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}

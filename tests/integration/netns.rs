@@ -3,8 +3,6 @@
 //! guard), hold CLOSE_WAIT / TIME_WAIT / ESTABLISHED in two of them and on the host, and
 //! check what lingertop shows. They need root and skip, saying so, without it.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,9 +10,9 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::live::{Watched, next_line};
-use common::netns::*;
-use common::*;
+use crate::common::live::{Watched, next_line};
+use crate::common::netns::*;
+use crate::common::*;
 use lingertop::collector::Collector;
 use serde_json::Value;
 
@@ -425,7 +423,7 @@ fn without_privilege_it_says_once_what_it_cannot_see() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("setpriv (util-linux) must be installed for this test");
-    let stdout = common::live::line_reader(child.stdout.take().unwrap());
+    let stdout = crate::common::live::line_reader(child.stdout.take().unwrap());
     // Several polls, each free to repeat the message.
     for _ in 0..4 {
         let _ = next_line(&stdout, Duration::from_secs(10), "a watch line as nobody");

@@ -2,12 +2,10 @@
 //! pages render with the real `man`. Needs bash, zsh, fish and man-db (`.ci/run` installs
 //! them).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::lingertop;
+use crate::common::lingertop;
 
 /// Runs `shell -c script` with the real binary's completion script in a file, and returns
 /// stdout; fails on a non-zero status.

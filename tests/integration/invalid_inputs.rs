@@ -7,13 +7,11 @@
 //! To add a case: add the fixture and its expected line; a wrong or missing line fails with
 //! what the binary said, ready to paste after review.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use common::lingertop;
+use crate::common::lingertop;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid")

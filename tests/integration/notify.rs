@@ -3,15 +3,13 @@
 //! READY=1 arrives once serve answers; a serve that cannot start never sends it.
 //! (packaging/systemd-nspawn-check.sh runs the unit itself under a real systemd.)
 
-mod common;
-
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::live::Served;
-use common::*;
+use crate::common::live::Served;
+use crate::common::*;
 
 /// A datagram socket in a directory of its own, as the manager's notify socket.
 struct Manager {

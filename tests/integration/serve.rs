@@ -2,15 +2,13 @@
 //! port, scraped over HTTP with a real client, its values checked against sockets this
 //! test put into known states.
 
-mod common;
-
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::live::{Scrape, Served, unix_now};
-use common::*;
+use crate::common::live::{Scrape, Served, unix_now};
+use crate::common::*;
 use lingertop::model::TcpState;
 
 /// `n` connections to `l` whose client closed first and whose server end this process
@@ -206,11 +204,11 @@ fn the_config_sets_the_listen_address_and_the_flag_wins() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let stderr = common::live::line_reader(child.stderr.take().unwrap());
-    let line = common::live::next_line(&stderr, Duration::from_secs(20), "serving");
+    let stderr = crate::common::live::line_reader(child.stderr.take().unwrap());
+    let line = crate::common::live::next_line(&stderr, Duration::from_secs(20), "serving");
     assert!(line.contains("serving http://127.0.0.1:"), "{line}");
-    common::live::signal(&child, libc::SIGTERM);
-    assert!(common::live::wait_exit(&mut child, Duration::from_secs(10)).success());
+    crate::common::live::signal(&child, libc::SIGTERM);
+    assert!(crate::common::live::wait_exit(&mut child, Duration::from_secs(10)).success());
 }
 
 #[test]
@@ -227,14 +225,14 @@ fn an_ipv4_mapped_loopback_address_is_loopback() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let stderr = common::live::line_reader(child.stderr.take().unwrap());
-    let line = common::live::next_line(&stderr, Duration::from_secs(20), "serving");
+    let stderr = crate::common::live::line_reader(child.stderr.take().unwrap());
+    let line = crate::common::live::next_line(&stderr, Duration::from_secs(20), "serving");
     assert!(
         line.contains("serving http://[::ffff:127.0.0.1]:"),
         "{line}"
     );
-    common::live::signal(&child, libc::SIGTERM);
-    assert!(common::live::wait_exit(&mut child, Duration::from_secs(10)).success());
+    crate::common::live::signal(&child, libc::SIGTERM);
+    assert!(crate::common::live::wait_exit(&mut child, Duration::from_secs(10)).success());
     // The warning, when given, follows the serving line at once.
     // The child has exited, so its stderr ends and the reader stops.
     let rest: Vec<String> = stderr.iter().collect();

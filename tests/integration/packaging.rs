@@ -3,8 +3,6 @@
 //! capabilities, through setpriv), and its hardening is in place; the Kubernetes DaemonSet
 //! sees the node, listens on the node's address and holds the same capabilities.
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::Command;
 
@@ -12,11 +10,11 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_yaml_ng::Value as Yaml;
 
-use common::live::Served;
-use common::*;
+use crate::common::live::Served;
+use crate::common::*;
 use lingertop::model::TcpState;
 
-const UNIT: &str = include_str!("../packaging/systemd/lingertop.service");
+const UNIT: &str = include_str!("../../packaging/systemd/lingertop.service");
 
 /// Every value of `key=` in the unit's [Service] section, in order.
 fn values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
@@ -162,8 +160,8 @@ fn serve_with_the_units_capabilities_sees_other_users_owners() {
     drop(held);
 }
 
-const DAEMONSET: &str = include_str!("../deploy/lingertop-daemonset.yaml");
-const PODMONITOR: &str = include_str!("../deploy/lingertop-podmonitor.yaml");
+const DAEMONSET: &str = include_str!("../../deploy/lingertop-daemonset.yaml");
+const PODMONITOR: &str = include_str!("../../deploy/lingertop-podmonitor.yaml");
 
 /// Every document of a YAML stream.
 fn documents(text: &str) -> Vec<Yaml> {

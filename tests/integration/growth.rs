@@ -4,11 +4,9 @@
 //! collector, tracker, alert rules and dashboard state, without a terminal. Alone in its file
 //! so no other test's sockets count toward this process's CLOSE_WAIT.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lingertop::collector::Collector;
 use lingertop::lab::LabRecogniser;
 use lingertop::live::Update;

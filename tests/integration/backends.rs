@@ -5,15 +5,13 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lingertop::collector::{Backend, Collector, ReadOptions};
 use lingertop::model::{Connection, TcpState};
 

@@ -7,14 +7,12 @@
 //! Unix only, as the lab's machinery is.
 #![cfg(unix)]
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lingertop::collector::{Netstat2Source, RawSocket, SocketSource};
 use lingertop::lab::run::run_mode;
 use lingertop::lab::{

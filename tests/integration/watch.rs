@@ -1,14 +1,12 @@
 //! `lingertop watch` against real loopback sockets: the real binary's NDJSON lines, the
 //! transitions of a connection this test closes step by step, and how the stream ends.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::live::{Watched, next_line, signal, wait_exit};
-use common::*;
+use crate::common::live::{Watched, next_line, signal, wait_exit};
+use crate::common::*;
 use serde_json::Value;
 
 /// Reads event lines into `seen` until one for `local -> remote` satisfies `done` (at

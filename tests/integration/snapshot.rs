@@ -1,11 +1,9 @@
 //! `lingertop snapshot` against real loopback sockets and the real kernel socket table.
 
-mod common;
-
 use std::io::Read;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 
-use common::*;
+use crate::common::*;
 use lingertop::model::TcpState;
 use serde_json::Value;
 
@@ -420,7 +418,7 @@ fn total_connections_counts_the_states_a_filter_leaves_unread() {
         );
     }
     // The table says the same.
-    let out = common::lingertop()
+    let out = crate::common::lingertop()
         .args(["snapshot", "--format", "table", "--state", "listen"])
         .output()
         .unwrap();

@@ -1,8 +1,6 @@
 //! Bad input gets one line on stderr that says what to do, and exit status 1.
 
-mod common;
-
-use common::lingertop;
+use crate::common::lingertop;
 
 /// Runs the binary and returns its single stderr line; fails unless it exits 1 with
 /// exactly one line and nothing on stdout.
@@ -138,8 +136,8 @@ fn an_unwritable_stderr_leaves_the_exit_status_alone() {
             .expect("spawn");
         std::thread::sleep(std::time::Duration::from_millis(700));
         assert_eq!(child.try_wait().unwrap(), None, "{args:?} ended early");
-        common::live::signal(&child, libc::SIGINT);
-        let status = common::live::wait_exit(&mut child, std::time::Duration::from_secs(10));
+        crate::common::live::signal(&child, libc::SIGINT);
+        let status = crate::common::live::wait_exit(&mut child, std::time::Duration::from_secs(10));
         assert_eq!(status.code(), Some(0), "{args:?}");
     }
 }

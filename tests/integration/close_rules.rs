@@ -6,15 +6,13 @@
 //! between its two polls and exits 2 with `--fail-on warning`. Needs root (a namespace and
 //! eBPF); skips with a message otherwise.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::live::{line_reader, next_line, wait_exit};
-use common::netns::{Netns, privileged};
-use common::resets::{CLIENT, SERVER, first_line, python, wait};
+use crate::common::live::{line_reader, next_line, wait_exit};
+use crate::common::netns::{Netns, privileged};
+use crate::common::resets::{CLIENT, SERVER, first_line, python, wait};
 use serde_json::Value;
 
 const M: usize = 25;
@@ -104,7 +102,7 @@ fn watch_says_when_a_reset_storm_starts_and_ends_naming_both_processes() {
             other => panic!("state {other:?}: {v}"),
         }
     }
-    common::live::signal(&watch, libc::SIGTERM);
+    crate::common::live::signal(&watch, libc::SIGTERM);
     let status = wait_exit(&mut watch, Duration::from_secs(10));
     assert!(status.success(), "{status}");
     assert_eq!(firing, want, "a firing line for the client and the server");
@@ -234,7 +232,7 @@ fn watch_on_the_host_sees_the_closes_inside_a_container_and_names_it() {
             _ => {}
         }
     }
-    common::live::signal(&watch, libc::SIGTERM);
+    crate::common::live::signal(&watch, libc::SIGTERM);
     wait_exit(&mut watch, Duration::from_secs(10));
     assert_eq!(
         (sent, received),

@@ -5,13 +5,11 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lingertop::collector::{Backend, Collector};
 use lingertop::config::{Config, EstablishedEvery};
 use lingertop::live::{self, Message, Update};

@@ -2,14 +2,12 @@
 //! exactly some capabilities (`setpriv --ambient-caps`), as a unit or `setcap` would give
 //! them. Needs root (to hand capabilities out); skips clearly otherwise.
 
-mod common;
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::netns::{Netns, privileged};
+use crate::common::netns::{Netns, privileged};
 use serde_json::Value;
 
 /// Runs lingertop in `ns` as nobody holding exactly `caps` (setpriv's names: `sys_ptrace`),

@@ -10,8 +10,6 @@
 //! must send none until `n`, then show the name where the address was. Needs root; skips,
 //! saying so, without it.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
@@ -21,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::netns::{Netns, ip, privileged};
+use crate::common::netns::{Netns, ip, privileged};
 use serde_json::Value;
 
 /// Answered with [`NAME`].

@@ -3,15 +3,13 @@
 //! silent, half-way through a request, or idle after one. A fresh scrape must still be
 //! answered, and the server must close what it holds within its bounds.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use common::lingertop;
-use common::live::Served;
+use crate::common::lingertop;
+use crate::common::live::Served;
 
 /// `lingertop` with its soft and hard open-files limit set to `n` before it starts.
 fn with_open_files(n: u64) -> std::process::Command {

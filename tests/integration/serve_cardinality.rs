@@ -4,16 +4,14 @@
 //! (each client end briefly in CLOSE_WAIT) would blur the exact per-process counts that
 //! tests/serve.rs checks for this process.
 
-mod common;
-
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
-use common::live::{Served, unix_now};
-use common::*;
+use crate::common::live::{Served, unix_now};
+use crate::common::*;
 use lingertop::model::TcpState;
 
 /// A child process (`sleep`) that holds `sock` as its fd 3 and nothing else of ours.

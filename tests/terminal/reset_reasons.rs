@@ -6,16 +6,14 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::live::{Served, Watched, next_line};
-use common::netns::{Netns, privileged};
-use common::resets::{first_line, wait};
-use common::tmux::Tmux;
+use crate::common::live::{Served, Watched, next_line};
+use crate::common::netns::{Netns, privileged};
+use crate::common::resets::{first_line, wait};
+use crate::common::tmux::Tmux;
 use serde_json::Value;
 
 /// Accepts N connections one after the other: greets each, reads it until the peer's

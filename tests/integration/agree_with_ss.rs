@@ -1,13 +1,11 @@
 //! lingertop's per-state counts agree with `ss -tan` on a population of a few thousand
 //! loopback sockets this test creates.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use lingertop::model::TcpState;
 
 /// `ss` spells states its own way; map them to the kernel names lingertop uses.

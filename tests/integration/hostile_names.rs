@@ -6,15 +6,13 @@
 //! (the kernel takes a process's name, `comm`, from the file name it executed) as
 //! `lab --scenario close-wait-leak --hold`, which holds CLOSE_WAIT sockets on 127.0.0.1.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::lingertop;
-use common::live::{Served, line_reader, next_line, signal, wait_exit};
+use crate::common::lingertop;
+use crate::common::live::{Served, line_reader, next_line, signal, wait_exit};
 use lingertop::model::TcpState;
 
 const PWN: &str = "\x1b]0;PWN\x07\x1b[2J";

@@ -3,14 +3,12 @@
 //! checked in the kernel's /proc/net/tcp and tcp6); options given before the subcommand are
 //! honoured or refused, never ignored; `--interval` has the config's 100ms minimum.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::live::{Served, Watched, next_line, signal, wait_exit};
-use common::*;
+use crate::common::live::{Served, Watched, next_line, signal, wait_exit};
+use crate::common::*;
 use serde_json::Value;
 
 #[test]

@@ -2,14 +2,12 @@
 //! open help, switch views, quit; the pane must be back to a normal shell. Also: SIGTERM
 //! and a panic restore the terminal too.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::tmux::Tmux;
-use common::*;
+use crate::common::tmux::Tmux;
+use crate::common::*;
 use lingertop::model::TcpState;
 
 /// A tmux server of our own (its own socket), killed when dropped.

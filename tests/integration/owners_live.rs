@@ -7,17 +7,15 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::live::next_line;
-use common::netns::{Netns, privileged};
-use common::resets::first_line;
-use common::*;
+use crate::common::live::next_line;
+use crate::common::netns::{Netns, privileged};
+use crate::common::resets::first_line;
+use crate::common::*;
 use serde_json::Value;
 
 /// Holds N loopback pairs open (2N ESTABLISHED) until its stdin closes; prints its port.
@@ -88,6 +86,7 @@ fn watch_burst(events: &str) -> Option<(u32, BTreeMap<(String, String), Vec<Valu
     if !privileged(&test) {
         return None;
     }
+    let _one_at_a_time = crate::common::heavy();
     let mut ns = Netns::new("owners").expect("a namespace");
     let mut holders: Vec<Child> = (0..2)
         .map(|_| python(&ns, HOLDER, &[(PAIRS / 2).to_string()]))
@@ -127,8 +126,8 @@ fn watch_burst(events: &str) -> Option<(u32, BTreeMap<(String, String), Vec<Valu
         .stderr(Stdio::piped())
         .spawn()
         .expect("lingertop watch");
-    let out = common::live::line_reader(watch.stdout.take().expect("stdout"));
-    let err = common::live::line_reader(watch.stderr.take().expect("stderr"));
+    let out = crate::common::live::line_reader(watch.stdout.take().expect("stdout"));
+    let err = crate::common::live::line_reader(watch.stderr.take().expect("stderr"));
     let said = next_line(&err, Duration::from_secs(20), "the first poll");
     assert!(said.contains("first poll saw"), "{said}");
 

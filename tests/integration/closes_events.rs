@@ -6,8 +6,6 @@
 //!
 //! The children are this test binary run again with `LT_CLOSES_ROLE` set (see `helper`).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -4,15 +4,13 @@
 //! `TCPTimeWaitOverflow` delta, in `snapshot --interval` (between its two polls), in `watch`'s
 //! poll lines and as `watch --events`' alert line. Needs root.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::live::{line_reader, next_line};
-use common::netns::{Netns, privileged};
+use crate::common::live::{line_reader, next_line};
+use crate::common::netns::{Netns, privileged};
 use serde_json::Value;
 
 /// `TCPTimeWaitOverflow` of the namespace, from its `/proc/net/netstat`.
@@ -195,8 +193,8 @@ fn watch_from(
             "no alert counting {dropped} within 10 s; the last: {last:?}"
         );
     };
-    common::live::signal(&watch, libc::SIGTERM);
-    common::live::wait_exit(&mut watch, Duration::from_secs(10));
+    crate::common::live::signal(&watch, libc::SIGTERM);
+    crate::common::live::wait_exit(&mut watch, Duration::from_secs(10));
     (found, dropped)
 }
 
@@ -264,8 +262,9 @@ fn serve_counts_a_containers_time_wait_overflow_among_its_active_alerts() {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lingertop"));
     cmd.args(["--netns", "all"])
         .env("XDG_CONFIG_HOME", "/nonexistent");
-    let served = common::live::Served::start_from(cmd, &["--interval", "500ms", "--events", "off"]);
-    let active = |s: &common::live::Scrape| {
+    let served =
+        crate::common::live::Served::start_from(cmd, &["--interval", "500ms", "--events", "off"]);
+    let active = |s: &crate::common::live::Scrape| {
         s.get(
             "lingertop_active_alerts",
             &[("rule", "time-wait-overflow"), ("severity", "warning")],

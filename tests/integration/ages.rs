@@ -2,13 +2,11 @@
 //! and the one-poll CLOSE_WAIT alert, against real loopback sockets (netlink backend; the
 //! tests say so and return where sock_diag is missing).
 
-mod common;
-
 use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lingertop::collector::NetlinkSource;
 use lingertop::model::TcpState;
 use serde_json::Value;
@@ -206,7 +204,7 @@ fn a_tuple_reused_after_time_wait_is_a_new_connection() {
 
 #[test]
 fn watch_reports_the_old_socket_gone_and_the_new_one_appeared() {
-    use common::live::{Watched, next_line, signal, wait_exit};
+    use crate::common::live::{Watched, next_line, signal, wait_exit};
     if !have_netlink() {
         return;
     }
@@ -284,7 +282,7 @@ fn watch_reports_the_old_socket_gone_and_the_new_one_appeared() {
 
 #[test]
 fn serve_reads_an_old_leak_at_its_age_right_after_it_starts() {
-    use common::live::Served;
+    use crate::common::live::Served;
     if !have_netlink() {
         return;
     }
