@@ -81,7 +81,10 @@ fn python(ns: &Netns, script: &str, args: &[String]) -> Child {
 
 /// Every transition line `watch --events` wrote about the burst (either end on its port)
 /// while it ran, by connection.
-fn watch_burst(events: &str) -> Option<(u32, BTreeMap<(String, String), Vec<Value>>)> {
+/// Lines by connection (local, remote).
+type ByConn = BTreeMap<(String, String), Vec<Value>>;
+
+fn watch_burst(events: &str) -> Option<(u32, ByConn)> {
     let test = format!("owners_live (--events {events})");
     if !privileged(&test) {
         return None;
@@ -165,7 +168,7 @@ fn watch_burst(events: &str) -> Option<(u32, BTreeMap<(String, String), Vec<Valu
             .and_then(|s| s.rsplit(':').next())
             .is_some_and(|p| p == port.to_string())
     };
-    let mut by_conn: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    let mut by_conn = ByConn::new();
     for l in &lines {
         let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
         if v["source"] != "poll" || !(on_port(&v["local"]) || on_port(&v["remote"])) {
