@@ -21,8 +21,9 @@ use crate::model::{CloseOwner, Owner, Owners};
 pub const ENDED_KEPT: Duration = Duration::from_secs(120);
 
 /// Ended sockets kept per generation at most: beyond, the generation turns early (a close
-/// storm of 10k/s keeps the last ~50 s rather than growing without bound).
-const ENDED_PER_GENERATION: usize = 1 << 19;
+/// storm of 10k/s still keeps the last 26 s or more rather than growing without bound: at most
+/// about 25 MiB for both generations).
+const ENDED_PER_GENERATION: usize = 1 << 18;
 
 /// What the joiner learned of owners, in the order it learned it.
 #[derive(Clone, Debug, PartialEq, Eq)]
