@@ -133,9 +133,15 @@ fn label_cardinality_stays_bounded_with_thousands_of_endpoints() {
         .unwrap();
     assert!(cw_other >= folded, "other {cw_other} < folded {folded}");
 
+    // The per-process closes (with the kernel's events): the same top N plus other, by
+    // kind and by reason.
+    assert!(s.all("lingertop_process_closes_total").len() <= 5 * (top_n + 1));
+    assert!(s.all("lingertop_process_resets_sent_total").len() <= 3 * (top_n + 1));
+
     // The whole scrape stays small whatever the host does (a fixed set of series plus the
-    // top N of each breakdown; 4 of the fixed ones are the close rules' active alerts).
+    // top N of each breakdown; 4 of the fixed ones are the close rules' active alerts; the
+    // resets by process and reason add 3 a listed process).
     let lines = s.text.lines().count();
-    assert!(lines < 210, "{lines} lines");
+    assert!(lines < 250, "{lines} lines");
     assert!(served.stop(libc::SIGTERM).success());
 }
