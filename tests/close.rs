@@ -502,3 +502,99 @@ fn a_descriptor_number_reused_between_listing_and_acting_is_refused_and_the_new_
     assert_eq!(h.ask("extra"), "wait");
     assert_eq!(h.ask("fds"), "1");
 }
+
+#[test]
+fn closes_lingertop_makes_are_its_actions_in_watch_and_serve_never_the_applications() {
+    let test = "closes_are_lingertops_actions";
+    if !privileged(test) {
+        return;
+    }
+    use common::live::{Served, Watched, next_line};
+    use std::time::{Duration, Instant};
+    let mut ns = Netns::new("act").expect("netns");
+    ns.sleeper();
+    let in_ns = format!("collector.netns={}", ns.name);
+    let served = Served::start(&["--set", &in_ns, "--events", "on", "--interval", "500ms"]);
+    let watched = Watched::start(&["--set", &in_ns, "--events=on", "--interval", "500ms"]);
+    let said = next_line(
+        &watched.stderr,
+        Duration::from_secs(20),
+        "watch's first poll",
+    );
+    assert!(said.contains("first poll saw"), "{said}");
+
+    let h = Holder::start(&ns, "close-wait", 6);
+    let e = Holder::start(&ns, "established", 4);
+    let cw = format!("state close-wait sport = :{}", h.port);
+    wait_until("6 CLOSE_WAIT", || count(&ns, &cw) == 6);
+    let pid = h.pid().to_string();
+    let out = close(
+        &ns,
+        &[
+            "--pid",
+            &pid,
+            "--state",
+            "close-wait",
+            "--graceful",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let local = format!("127.0.0.1:{}", e.port);
+    let out = close(
+        &ns,
+        &[
+            "--local",
+            &local,
+            "--state",
+            "established",
+            "--abort",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // watch --events: one action line per close, by how, naming the owner; no close line
+    // of either holder is a reset it sent.
+    let holders = [u64::from(h.pid()), u64::from(e.pid())];
+    let (mut graceful, mut abort, mut resets) = (0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (graceful < 6 || abort < 4) && Instant::now() < deadline {
+        let Ok(line) = watched.stdout.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v["event"] == "action" {
+            match v["how"].as_str() {
+                Some("graceful") => graceful += 1,
+                Some("abort") => abort += 1,
+                other => panic!("an action line without how: {other:?} {line}"),
+            }
+            assert!(holders.contains(&v["pid"].as_u64().unwrap_or(0)), "{line}");
+        }
+        if v["event"] == "close"
+            && v["kind"] == "reset-sent"
+            && holders.contains(&v["pid"].as_u64().unwrap_or(0))
+        {
+            resets += 1;
+        }
+    }
+    assert_eq!((graceful, abort, resets), (6, 4, 0));
+
+    // serve: the actions counted apart; the holders' reset counts never moved.
+    let scrape = served.scrape_until("the actions counted", |s| {
+        s.get("lingertop_actions_total", &[("how", "abort")]) == Some(4.0)
+    });
+    assert_eq!(
+        scrape.get("lingertop_actions_total", &[("how", "graceful")]),
+        Some(6.0)
+    );
+    for p in [h.pid(), e.pid()] {
+        let pid = p.to_string();
+        assert_eq!(
+            scrape.sum("lingertop_process_resets_sent_total", &[("pid", &pid)]),
+            0.0,
+            "pid {pid}"
+        );
+    }
+}
