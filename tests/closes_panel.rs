@@ -65,8 +65,9 @@ fn the_panel_attributes_linger0_resets_to_the_child_that_sent_them() {
     stats.mark(Duration::from_secs(1));
     app.closes = Some(stats);
     let s = app.closes.as_ref().unwrap();
-    assert_eq!(s.resets_of(client_pid), Some((M as u64, 0)), "client");
-    assert_eq!(s.resets_of(server_pid), Some((0, M as u64)), "server");
+    let sent_received = |pid| s.resets_of(pid).map(|r| (r.sent, r.received));
+    assert_eq!(sent_received(client_pid), Some((M as u64, 0)), "client");
+    assert_eq!(sent_received(server_pid), Some((0, M as u64)), "server");
     let c = s.tally.process(client_pid).unwrap();
     assert_eq!(c.counts.reset_sent_linger0, M as u64);
     assert_eq!(s.lost, 0);

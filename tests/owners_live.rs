@@ -83,7 +83,10 @@ fn python(ns: &Netns, script: &str, args: &[String]) -> Child {
 
 /// Every transition line `watch --events` wrote about the burst (either end on its port)
 /// while it ran, by connection.
-fn watch_burst(events: &str) -> Option<(u32, BTreeMap<(String, String), Vec<Value>>)> {
+/// Each connection's lines (by its two ends) that one watch gave.
+type LinesByConnection = BTreeMap<(String, String), Vec<Value>>;
+
+fn watch_burst(events: &str) -> Option<(u32, LinesByConnection)> {
     let test = format!("owners_live (--events {events})");
     if !privileged(&test) {
         return None;

@@ -190,9 +190,10 @@ impl Joiner {
         // FIN, in the caller's context) or a destroy (its RST, sent from the netlink
         // request). Taken as the application's, it would count as its own close or reset.
         let actor = match e.kind {
-            EventKind::State { new, .. } if matches!(new, TCP_FIN_WAIT1 | TCP_LAST_ACK) => {
-                owner.clone()
-            }
+            EventKind::State {
+                new: TCP_FIN_WAIT1 | TCP_LAST_ACK,
+                ..
+            } => owner.clone(),
             EventKind::SendReset { .. } => self.owner(e),
             _ => None,
         }
