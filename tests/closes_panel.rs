@@ -114,18 +114,26 @@ fn the_panel_attributes_linger0_resets_to_the_child_that_sent_them() {
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
+    // SENT UNREAD LNGR-0 OTHER RECV: the last five cells of a resetter's row.
     let client_row = row(client_pid);
     let n = client_row.len();
+    let (m, zero) = (M.to_string(), "0".to_string());
     assert_eq!(
-        client_row[n - 2..],
-        [M.to_string(), "0".to_string()],
+        client_row[n - 5..],
+        [
+            m.clone(),
+            zero.clone(),
+            m.clone(),
+            zero.clone(),
+            zero.clone()
+        ],
         "{screen}"
     );
     let server_row = row(server_pid);
     let n = server_row.len();
     assert_eq!(
-        server_row[n - 2..],
-        ["0".to_string(), M.to_string()],
+        server_row[n - 5..],
+        [zero.clone(), zero.clone(), zero.clone(), zero, m],
         "{screen}"
     );
 }
