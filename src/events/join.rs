@@ -58,8 +58,7 @@ struct Track {
     remote: Option<SocketAddr>,
     linger_ticks: Option<u64>,
     netns: u32,
-    /// A lingertop process that closed the socket from outside (`lingertop close`, the
-    /// dashboard's close keys): its shutdown or its destroy ran in that task.
+    /// A lingertop process that closed the socket from outside (`lingertop close`): its shutdown or its destroy ran in that task.
     action: Option<CloseOwner>,
 }
 

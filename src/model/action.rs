@@ -1,5 +1,4 @@
-//! Closing connections from outside, as `lingertop close` and the dashboard's close keys do
-//! it: how a connection is closed ([`CloseHow`]), the rails that leave a connection out or
+//! Closing connections from outside, as `lingertop close` does it: how a connection is closed ([`CloseHow`]), the rails that leave a connection out or
 //! refuse it ([`Rails`], [`Refusal`]), and how each socket's end is judged once it is read
 //! again by its cookie ([`judge`]). Pure: the acts themselves are the collector's
 //! (`collector::close`), the runners' the asking and the printing.

@@ -146,9 +146,8 @@ pub struct Close {
     pub linger_ticks: Option<u64>,
     /// CLOCK_MONOTONIC nanoseconds of the destroy.
     pub at_ns: u64,
-    /// The lingertop process that closed this connection from outside (`lingertop close`,
-    /// the dashboard's close keys): lingertop's action, counted apart, never as the
-    /// owner's own close or reset.
+    /// The lingertop process that closed this connection from outside (`lingertop close`):
+    /// lingertop's action, counted apart, never as the owner's own close or reset.
     pub action: Option<CloseOwner>,
 }
 

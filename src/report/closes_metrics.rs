@@ -119,7 +119,7 @@ impl ClosesExposition {
             counter_family(
                 enc,
                 "lingertop_actions",
-                "Connections lingertop closed from outside since start (lingertop close, the dashboard's close keys), by how; never counted as their owner's closes (kernel events).",
+                "Connections lingertop closed from outside since start (lingertop close), by how; never counted as their owner's closes (kernel events).",
                 [
                     (vec![("how", "graceful")], k.actions.graceful),
                     (vec![("how", "abort")], k.actions.abort),
