@@ -91,6 +91,17 @@ pub enum Command {
     /// 1 on error.
     Watch(WatchArgs),
 
+    /// Close the connections a filter selects, gracefully (the FIN the application never
+    /// sent, through its own descriptor) or abortively (the kernel resets them), then read
+    /// them again and report each one: closed, half-closed, still there, or refused and why.
+    ///
+    /// Lists and asks first on a terminal unless --yes; refuses without a terminal and
+    /// without --yes. Never selects lingertop's own sockets nor the SSH connection you are
+    /// on; refuses listeners unless --include-listen, and more than --max connections. Every
+    /// action goes to stderr and to the system log. Exit status: 0 when every selected
+    /// connection reached its end, 3 when some did, 1 when none did or on error.
+    Close(CloseArgs),
+
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
     ///
     /// bash: `source <(lingertop completions bash)`, or save it as
@@ -253,6 +264,59 @@ pub struct ServeArgs {
     pub events: crate::events::EventsMode,
 }
 
+/// Output formats of `close`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloseFormat {
+    /// One row per connection.
+    Table,
+    /// One JSON document: every connection with its result.
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("how").required(true).args(["graceful", "abort"])))]
+pub struct CloseArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Close by sending the FIN the owner never sent: shutdown(SHUT_WR) on a duplicate of
+    /// its descriptor (pidfd_getfd; needs ptrace rights over the owner). The peer reads an
+    /// orderly EOF; a connection no process holds (TIME_WAIT) is refused, never aborted.
+    #[arg(long)]
+    pub graceful: bool,
+
+    /// Close by destroying the socket (SOCK_DESTROY, as `ss -K`; needs CAP_NET_ADMIN in the
+    /// socket's network namespace). The peer gets a RST: ECONNRESET, data lost.
+    #[arg(long)]
+    pub abort: bool,
+
+    /// List what would be closed and how, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Close without asking (needed when stdin is not a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
+
+    /// Refuse a selection of more than N connections (1 to 100000).
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max: u32,
+
+    /// How long to wait for the closed connections to reach their end before reporting
+    /// (e.g. 3s; 10ms to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub wait: Duration,
+
+    /// Also close listening sockets the filter selects (closing a listener stops a service).
+    #[arg(long)]
+    pub include_listen: bool,
+
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<CloseFormat>,
+}
+
 /// Line formats of `watch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StreamFormat {
@@ -368,6 +432,7 @@ impl Command {
             Command::Lab(_) => "lab",
             Command::Serve(_) => "serve",
             Command::Watch(_) => "watch",
+            Command::Close(_) => "close",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
         }

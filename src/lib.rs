@@ -20,6 +20,7 @@ pub mod resolve;
 pub mod sanitize;
 pub mod shutdown;
 pub mod stderr;
+pub mod syslog;
 pub mod tui;
 
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Mode::Snapshot(s) => mode::snapshot::run(cfg, &s),
         Mode::Watch(s) => mode::watch::run(cfg, &s),
         Mode::Serve(s) => mode::serve::run(cfg, &s),
+        Mode::Close(s) => mode::close::run(cfg, &s),
         Mode::Lab(args) => mode::lab::run(&args),
         Mode::Completions(args) => manual::completions(&args),
         Mode::Man(args) => manual::man(&args),

@@ -11,6 +11,8 @@
 //! our own uid, the host's name) comes through [`Host`], whose lookups tests replace with
 //! fakes. The collector prints nothing: what the user should know comes back as [`Note`]s.
 
+#[cfg(target_os = "linux")]
+pub mod close;
 mod host;
 #[cfg(target_os = "linux")]
 pub mod netlink;
@@ -36,6 +38,7 @@ use crate::model::{
 pub use host::{Host, ephemeral_ports, parse_port_range};
 
 use crate::caps::{self, Caps};
+use crate::model::action::Refusal;
 #[cfg(target_os = "linux")]
 use netlink::DiagError;
 #[cfg(target_os = "linux")]
@@ -183,6 +186,9 @@ pub trait KernelTable {
     fn netns_reads(&self) -> NetnsReads;
     /// Each namespace's close counters, read inside it.
     fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)>;
+    /// Aborts each socket of `targets` (its namespace and cookie) with `SOCK_DESTROY`, sent
+    /// from inside its namespace: one result per target, in order.
+    fn destroy(&mut self, targets: &[(NetnsId, u64)]) -> Vec<Result<(), Refusal>>;
 }
 
 /// Raw sockets converted between two shrinks of the collector's buffer: large enough that
@@ -363,6 +369,16 @@ impl Collector {
         match (&self.unread, self.source.kernel_table()) {
             (Some(states), Some(kernel)) => kernel.count_states(states).map(Some),
             _ => Ok(None),
+        }
+    }
+
+    /// Aborts each socket of `targets` (namespace, cookie) from inside its namespace; a
+    /// source without the kernel's table (netstat2) refuses every one: it has no cookies to
+    /// check a socket's identity with.
+    pub fn destroy(&mut self, targets: &[(NetnsId, u64)]) -> Vec<Result<(), Refusal>> {
+        match self.source.kernel_table() {
+            Some(kernel) => kernel.destroy(targets),
+            None => vec![Err(Refusal::NoCookie); targets.len()],
         }
     }
 

@@ -107,6 +107,13 @@ impl KernelTable for FakeSource {
         NetnsReads::default()
     }
 
+    fn destroy(
+        &mut self,
+        targets: &[(NetnsId, u64)],
+    ) -> Vec<Result<(), crate::model::action::Refusal>> {
+        vec![Err(crate::model::action::Refusal::GoneBefore); targets.len()]
+    }
+
     fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {
         Vec::new()
     }

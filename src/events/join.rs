@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap;
 
 use super::decode::{EventKind, RawEvent, state_of};
 use super::owners::Learned;
+use crate::model::action::LINGERTOP;
 use crate::model::{Close, CloseKind, CloseOwner, ResetReason, TcpState};
 
 /// The kernel's `enum sk_rst_reason` values the joiner tells apart.
@@ -32,6 +33,7 @@ const TCP_CLOSE_WAIT: u8 = 8;
 const TCP_LAST_ACK: u8 = 9;
 const TCP_LISTEN: u8 = 10;
 const TCP_CLOSING: u8 = 11;
+const TCP_CLOSE: u8 = 7;
 
 /// What the joiner knows of one live socket.
 #[derive(Debug)]
@@ -56,6 +58,8 @@ struct Track {
     remote: Option<SocketAddr>,
     linger_ticks: Option<u64>,
     netns: u32,
+    /// A lingertop process that closed the socket from outside (`lingertop close`): its shutdown or its destroy ran in that task.
+    action: Option<CloseOwner>,
 }
 
 impl Track {
@@ -76,6 +80,7 @@ impl Track {
             remote: None,
             linger_ticks: None,
             netns: e.netns,
+            action: None,
         }
     }
 }
@@ -172,7 +177,7 @@ impl Joiner {
             }
             return finish(t, e);
         }
-        let owner = match e.kind {
+        let mut owner = match e.kind {
             EventKind::State { new, .. } if in_callers_context(new) => self.owner(e),
             EventKind::SendReset { reason } if reset_reason(reason, e).is_some_and(by_close) => {
                 self.owner(e)
@@ -180,6 +185,18 @@ impl Joiner {
             EventKind::Owner => self.owner(e),
             _ => None,
         };
+        // A close lingertop made from outside runs in lingertop's task: a shutdown (the
+        // FIN, in the caller's context) or a destroy (its RST, sent from the netlink
+        // request). Taken as the application's, it would count as its own close or reset.
+        let actor = match e.kind {
+            EventKind::State {
+                new: TCP_FIN_WAIT1 | TCP_LAST_ACK,
+                ..
+            } => owner.clone(),
+            EventKind::SendReset { .. } => self.owner(e),
+            _ => None,
+        }
+        .filter(|a| &*a.name == LINGERTOP);
         if !self.sockets.contains_key(&e.sk) && self.sockets.len() >= self.max_tracked {
             self.stats.untracked += 1;
             return None;
@@ -192,6 +209,13 @@ impl Joiner {
                 self.learned.push(Learned::Ended(t.cookie));
             }
             *t = Track::new(e);
+        }
+        if let Some(a) = actor
+            && t.owner.as_ref().is_some_and(|o| o.pid != a.pid)
+        {
+            // Another process's socket: lingertop acted on it; its owner stays the owner.
+            t.action = Some(a);
+            owner = None;
         }
         if let Some(o) = owner {
             if t.owner.as_ref() != Some(&o) || t.owner_from_listener {
@@ -210,7 +234,22 @@ impl Joiner {
             t.linger_ticks = e.linger_ticks;
         }
         match e.kind {
-            EventKind::State { old, new } => self.on_state(e, old, new),
+            EventKind::State { old, new } => {
+                self.on_state(e, old, new);
+                // A connection lingertop closed ends when it reaches CLOSE, though the
+                // application may hold its descriptor (and so the socket) for long after:
+                // the action is told then, and the later destroy finds nothing to tell.
+                if new == TCP_CLOSE
+                    && let Some(t) = self.sockets.get(&e.sk)
+                    && t.action.is_some()
+                {
+                    let t = self.sockets.remove(&e.sk)?;
+                    if t.owner.is_some() {
+                        self.learned.push(Learned::Ended(t.cookie));
+                    }
+                    return finish(t, e);
+                }
+            }
             EventKind::SendReset { reason } => {
                 if t.reset.is_none() {
                     t.reset = Some(Some(
@@ -339,6 +378,7 @@ fn finish(t: Track, e: &RawEvent) -> Option<Close> {
         states: t.states,
         linger_ticks: t.linger_ticks,
         at_ns: e.ts_ns,
+        action: t.action,
     })
 }
 
@@ -483,6 +523,65 @@ mod tests {
         assert!(closes.is_empty());
         assert_eq!(j.stats.missed_destroys, 2);
         assert_eq!(j.tracked(), 0);
+    }
+
+    #[test]
+    fn a_close_lingertop_made_from_outside_is_its_action_never_the_owners_close() {
+        let mut j = Joiner::new(None);
+        let by = |mut e: RawEvent, comm: &str| {
+            e.comm = comm.into();
+            e
+        };
+        let closes = run(
+            &mut j,
+            &[
+                // Socket 1, owned by pid 10: lingertop (pid 50) shuts it down (LAST_ACK).
+                ev(1, 1, CLOSE, TCP_SYN_SENT, 0, 10, 1),
+                ev(1, 1, TCP_SYN_SENT, TCP_ESTABLISHED, 0, 10, 2),
+                ev(1, 1, TCP_ESTABLISHED, TCP_CLOSE_WAIT, 0, 20, 3),
+                by(
+                    ev(1, 1, TCP_CLOSE_WAIT, TCP_LAST_ACK, 0, 50, 4),
+                    "lingertop",
+                ),
+                ev(1, 1, TCP_LAST_ACK, CLOSE, 0, 20, 5),
+                ev(4, 1, CLOSE, CLOSE, 0, 20, 6),
+                // Socket 2, owned by pid 11: lingertop destroys it (a RST in its task).
+                ev(1, 2, CLOSE, TCP_SYN_SENT, 0, 11, 1),
+                ev(1, 2, TCP_SYN_SENT, TCP_ESTABLISHED, 0, 11, 2),
+                by(ev(2, 2, CLOSE, CLOSE, RST_TCP_STATE, 50, 3), "lingertop"),
+                by(ev(1, 2, TCP_ESTABLISHED, CLOSE, 0, 50, 4), "lingertop"),
+                ev(4, 2, CLOSE, CLOSE, 0, 50, 5),
+                // Socket 3, lingertop's own: its own close stays its own.
+                by(ev(1, 3, CLOSE, TCP_SYN_SENT, 0, 50, 1), "lingertop"),
+                by(
+                    ev(1, 3, TCP_SYN_SENT, TCP_ESTABLISHED, 0, 50, 2),
+                    "lingertop",
+                ),
+                by(
+                    ev(1, 3, TCP_ESTABLISHED, TCP_FIN_WAIT1, 0, 50, 3),
+                    "lingertop",
+                ),
+                ev(4, 3, CLOSE, CLOSE, 0, 50, 4),
+            ],
+        );
+        let got: Vec<_> = closes
+            .iter()
+            .map(|c| {
+                (
+                    c.owner.as_ref().map(|o| o.pid),
+                    c.kind,
+                    c.action.as_ref().map(|a| a.pid),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(10), CloseKind::GracefulPassive, Some(50)),
+                (Some(11), CloseKind::ResetSent, Some(50)),
+                (Some(50), CloseKind::GracefulActive, None),
+            ]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! A new mode is a new file here, a variant of [`settings::Mode`] resolved in
 //! [`settings::resolve`], an arm in `lib.rs` and a subcommand in `cli.rs`.
 
+pub mod close;
 mod closes;
 pub mod dashboard;
 mod http;

@@ -12,11 +12,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{
-    Cli, Command, CompletionsArgs, FilterArgs, Format, LabArgs, ManArgs, StreamFormat,
+    Cli, CloseFormat, Command, CompletionsArgs, FilterArgs, Format, LabArgs, ManArgs, StreamFormat,
 };
 use crate::config::{self, Config, ConfigError};
 use crate::events::EventsMode;
-use crate::model::Severity;
+use crate::model::action::{CloseHow, Rails};
+use crate::model::{Filter, Severity};
 
 /// The environment variable naming the config file when `--config` does not.
 pub const CONFIG_ENV: &str = "LINGERTOP_CONFIG";
@@ -36,6 +37,10 @@ pub struct Env {
     pub default_config: Option<PathBuf>,
     /// Whether stdout is a terminal: the default output format and indentation.
     pub stdout_terminal: bool,
+    /// Whether stdin is a terminal: `close` may ask there.
+    pub stdin_terminal: bool,
+    /// `$SSH_CONNECTION`: the connection a close never selects.
+    pub ssh_connection: Option<String>,
 }
 
 impl Env {
@@ -48,6 +53,8 @@ impl Env {
                 .map(PathBuf::from),
             default_config: config::default_path(),
             stdout_terminal: std::io::stdout().is_terminal(),
+            stdin_terminal: std::io::stdin().is_terminal(),
+            ssh_connection: std::env::var("SSH_CONNECTION").ok(),
         }
     }
 }
@@ -118,6 +125,7 @@ pub enum Mode {
     Snapshot(Snapshot),
     Watch(Watch),
     Serve(Serve),
+    Close(Close),
     Lab(LabArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
@@ -164,6 +172,23 @@ pub struct Watch {
 pub struct Serve {
     /// `--events`: closes from the kernel's events.
     pub events: EventsMode,
+}
+
+/// `lingertop close`'s settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Close {
+    /// What the filter flags select (never the config's default filter: a close acts only
+    /// on what its own command line names).
+    pub filter: Filter,
+    pub how: CloseHow,
+    pub dry_run: bool,
+    pub yes: bool,
+    /// Whether it may ask (stdin is a terminal).
+    pub ask: bool,
+    pub max: usize,
+    pub wait: Duration,
+    pub rails: Rails,
+    pub format: CloseFormat,
 }
 
 /// The settings of the run `cli` asks for, over the config `file` (none: the defaults)
@@ -226,6 +251,37 @@ pub fn resolve(cli: Cli, file: Option<&ConfigFile>, env: &Env) -> Result<Setting
             config.serve.listen = layer(a.listen, config.serve.listen);
             Mode::Serve(Serve { events: a.events })
         }
+        Some(Command::Close(a)) => {
+            let filter = a.filter.to_filter()?.ok_or(
+                "close needs a filter: give --state, --port, --pid, --process, --local, --remote or --filter (lingertop close never selects every connection)",
+            )?;
+            Mode::Close(Close {
+                filter,
+                how: if a.abort {
+                    CloseHow::Abort
+                } else {
+                    CloseHow::Graceful
+                },
+                dry_run: a.dry_run,
+                yes: a.yes,
+                ask: env.stdin_terminal,
+                max: a.max as usize,
+                wait: a.wait,
+                rails: Rails {
+                    include_listen: a.include_listen,
+                    ssh: env
+                        .ssh_connection
+                        .as_deref()
+                        .and_then(crate::model::action::parse_ssh_connection),
+                    own_pid: std::process::id(),
+                },
+                format: a.format.unwrap_or(if env.stdout_terminal {
+                    CloseFormat::Table
+                } else {
+                    CloseFormat::Json
+                }),
+            })
+        }
         Some(Command::Lab(a)) => Mode::Lab(a),
         Some(Command::Completions(a)) => Mode::Completions(a),
         Some(Command::Man(a)) => Mode::Man(a),
@@ -252,7 +308,7 @@ fn lift_globals(mut cli: Cli) -> Result<Cli, String> {
             Command::Snapshot(a) => &mut a.interval,
             Command::Watch(a) => &mut a.interval,
             Command::Serve(a) => &mut a.interval,
-            Command::Completions(_) | Command::Man(_) => {
+            Command::Completions(_) | Command::Man(_) | Command::Close(_) => {
                 return Err(format!("--interval does not apply to `{name}`"));
             }
             Command::Lab(_) => {
@@ -269,6 +325,7 @@ fn lift_globals(mut cli: Cli) -> Result<Cli, String> {
         let slot = match command {
             Command::Snapshot(a) => &mut a.filter.filter,
             Command::Watch(a) => &mut a.filter.filter,
+            Command::Close(a) => &mut a.filter.filter,
             Command::Serve(_) => {
                 return Err(
                     "--filter does not apply to `serve`: the exporter counts every connection of the host; filter in the Prometheus query instead".into(),
@@ -352,6 +409,18 @@ mod tests {
                 "serve {common} listen={} events={:?}",
                 c.serve.listen, v.events
             ),
+            Mode::Close(x) => format!(
+                "close {common} select={:?} how={} dry_run={} yes={} ask={} max={} wait={:?} listen={} format={:?}",
+                x.filter.to_string(),
+                x.how,
+                x.dry_run,
+                x.yes,
+                x.ask,
+                x.max,
+                x.wait,
+                x.rails.include_listen,
+                x.format
+            ),
             Mode::Lab(_) => "lab".into(),
             Mode::Completions(_) => "completions".into(),
             Mode::Man(_) => "man".into(),
@@ -416,6 +485,11 @@ mod tests {
             ("completions bash", Some(BROKEN), false, "completions"),
             ("man", Some(BROKEN), false, "man"),
             ("lab --all", None, false, "lab"),
+            // close: its selection is its own flags only, never the config's default filter.
+            ("close --state close-wait --pid 7 --graceful --yes", Some(NOT_LISTEN), false,
+             r#"close interval=2s filter="!state:listen" backend=Auto netns=all select="state:close-wait pid:7" how=graceful dry_run=false yes=true ask=false max=100 wait=3s listen=false format=Json"#),
+            ("--filter port:80 close --abort --dry-run --max 5 --wait 1s --include-listen", None, true,
+             r#"close interval=2s filter="" backend=Auto netns=all select="port:80" how=abort dry_run=true yes=false ask=false max=5 wait=1s listen=true format=Table"#),
         ];
         let mut wrong = Vec::new();
         for (argv, file, terminal, want) in table {
@@ -440,6 +514,9 @@ mod tests {
             ("--interval 1s lab --all", None,
              "--interval does not apply to `lab` (the lab polls its own sockets as fast as it needs); for how long close-wait-leak holds, use `lab --hold`"),
             ("--filter port:1 man", None, "--filter does not apply to `man`"),
+            ("close --graceful", None,
+             "close needs a filter: give --state, --port, --pid, --process, --local, --remote or --filter (lingertop close never selects every connection)"),
+            ("--interval 1s close --abort --port 1", None, "--interval does not apply to `close`"),
             ("snapshot", Some(BROKEN),
              "config error in test.toml line 2, key collector.interval: invalid type: integer `5`, expected a string"),
             ("--set collector.interval=nope watch", None,
@@ -484,6 +561,7 @@ mod tests {
             config: Some("/from/env.toml".into()),
             default_config: Some("/home/me/.config/lingertop/config.toml".into()),
             stdout_terminal: false,
+            ..Env::default()
         };
         assert_eq!(
             config_path(&cli("--config /from/flag.toml snapshot"), &env),

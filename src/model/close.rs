@@ -146,6 +146,9 @@ pub struct Close {
     pub linger_ticks: Option<u64>,
     /// CLOCK_MONOTONIC nanoseconds of the destroy.
     pub at_ns: u64,
+    /// The lingertop process that closed this connection from outside (`lingertop close`):
+    /// lingertop's action, counted apart, never as the owner's own close or reset.
+    pub action: Option<CloseOwner>,
 }
 
 impl Close {
@@ -173,6 +176,7 @@ impl Close {
             states: vec![],
             linger_ticks: None,
             at_ns: 0,
+            action: None,
         }
     }
 }
@@ -237,6 +241,23 @@ pub struct ProcessCloses {
     pub netns: u32,
 }
 
+/// The closes lingertop made from outside, by how: a graceful one ends as the graceful
+/// closes do, an abort with the RST the destroy sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ActionCounts {
+    pub graceful: u64,
+    pub abort: u64,
+}
+
+impl ActionCounts {
+    fn add(&mut self, c: &Close) {
+        match c.kind {
+            CloseKind::ResetSent => self.abort += 1,
+            _ => self.graceful += 1,
+        }
+    }
+}
+
 /// Closes since start, by kind and by process. Processes are kept by pid; `top` gives the
 /// busiest few, and a process once listed stays listed (see [`CloseTally::shown`]) so a
 /// counter a scraper has seen keeps counting.
@@ -246,12 +267,18 @@ pub struct CloseTally {
     pub all: KindCounts,
     /// Closes whose socket had no known owner.
     pub unowned: KindCounts,
+    /// Closes lingertop made from outside ([`Close::action`]), counted here only.
+    pub actions: ActionCounts,
     by_pid: rustc_hash::FxHashMap<u32, ProcessCloses>,
 }
 
 impl CloseTally {
     /// Counts one close.
     pub fn add(&mut self, c: &Close) {
+        if c.action.is_some() {
+            self.actions.add(c);
+            return;
+        }
         self.all.add(c.kind, c.reason);
         match &c.owner {
             Some(o) => {
@@ -414,6 +441,7 @@ mod tests {
             states: vec![],
             linger_ticks: None,
             at_ns: 0,
+            action: None,
         }
     }
 

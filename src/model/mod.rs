@@ -1,6 +1,7 @@
 //! The pure model: connections, snapshots, tracking across polls, the filter language and
 //! buildup detection. No I/O and no terminal code: everything here is tested with fixtures.
 
+pub mod action;
 pub mod age;
 pub mod alerts;
 pub mod close;

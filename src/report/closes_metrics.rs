@@ -12,6 +12,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use crate::model::close::ActionCounts;
 use crate::model::{CloseKind, CloseSource, CloseTally, CounterCloses, KindCounts};
 
 /// One process's row: pid (as text), name and counts.
@@ -36,6 +37,8 @@ pub struct ClosesExposition {
 #[derive(Clone, Debug, PartialEq)]
 pub struct KernelCloses {
     pub all: KindCounts,
+    /// Closes lingertop made from outside, never in `all` nor a process's counts.
+    pub actions: ActionCounts,
     pub by_process: Vec<ProcessRow>,
     pub lost: u64,
 }
@@ -59,6 +62,7 @@ impl KernelCloses {
         });
         KernelCloses {
             all: tally.all.clone(),
+            actions: tally.actions,
             by_process,
             lost,
         }
@@ -111,6 +115,15 @@ impl ClosesExposition {
                 CloseKind::ALL
                     .iter()
                     .map(|kind| (vec![("kind", kind.name())], k.all.get(*kind))),
+            )?;
+            counter_family(
+                enc,
+                "lingertop_actions",
+                "Connections lingertop closed from outside since start (lingertop close), by how; never counted as their owner's closes (kernel events).",
+                [
+                    (vec![("how", "graceful")], k.actions.graceful),
+                    (vec![("how", "abort")], k.actions.abort),
+                ],
             )?;
             counter_family(
                 enc,
@@ -272,6 +285,7 @@ pub(crate) mod tests {
                 states: vec![],
                 linger_ticks: None,
                 at_ns: 0,
+                action: None,
             });
         }
         ClosesExposition {

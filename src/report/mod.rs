@@ -2,6 +2,7 @@
 //! and of the live modes: the Prometheus exposition and the NDJSON stream.
 //! The serialisable DTOs here are the documented JSON shape; no terminal code.
 
+pub mod close;
 pub mod closes_metrics;
 mod csv;
 mod json;

@@ -184,9 +184,17 @@ struct CloseLine<'a> {
     /// SO_LINGER was on: its deadline in kernel ticks.
     linger_ticks: Option<u64>,
     cookie: u64,
+    /// On an `action` line: `graceful` or `abort`, as lingertop closed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    how: Option<&'static str>,
+    /// On an `action` line: the lingertop process that closed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by_pid: Option<u32>,
 }
 
-/// Writes one close from the kernel's events as one line; `time` is when it happened.
+/// Writes one close from the kernel's events as one line (`event: "close"`, or
+/// `event: "action"` for a close a lingertop process made from outside: `pid` and
+/// `process` are then still the socket's owner, `by_pid` the lingertop that closed it); `time` is when it happened.
 /// `names`: the remote names known so far, with `--resolve`.
 pub fn write_close(
     out: &mut dyn Write,
@@ -197,7 +205,11 @@ pub fn write_close(
 ) -> io::Result<()> {
     let line = CloseLine {
         time: timestamp(time),
-        event: "close",
+        event: if c.action.is_some() {
+            "action"
+        } else {
+            "close"
+        },
         source: "kernel",
         kind: c.kind,
         reason: c.reason.map(ResetReason::name),
@@ -222,6 +234,11 @@ pub fn write_close(
         lifetime_ms: c.lifetime_ns.map(|n| (n as f64 / 1e3).round() / 1e3),
         linger_ticks: c.linger_ticks,
         cookie: c.cookie,
+        how: c.action.as_ref().map(|_| match c.kind {
+            CloseKind::ResetSent => "abort",
+            _ => "graceful",
+        }),
+        by_pid: c.action.as_ref().map(|a| a.pid),
     };
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
     out.write_all(b"\n")

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// `lib.rs` and `main.rs` sit above every layer (the one `match` on the mode).
 const LAYERS: &[&[&str]] = &[
     &["sanitize", "shutdown", "caps", "notify"],
-    &["model", "stderr"],
+    &["model", "stderr", "syslog"],
     &["collector", "events", "resolve"],
     &["config"],
     &["lab"],

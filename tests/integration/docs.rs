@@ -31,6 +31,7 @@ const CHAPTERS: &[(Option<&str>, &str)] = &[
     (Some("watch"), "docs/watch.md"),
     (Some("serve"), "docs/serve.md"),
     (Some("lab"), "docs/lab.md"),
+    (Some("close"), "docs/close.md"),
     (Some("completions"), "docs/install.md"),
     (Some("man"), "docs/install.md"),
 ];

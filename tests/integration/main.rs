@@ -12,6 +12,7 @@ mod agree_with_ss;
 mod architecture;
 mod backends;
 mod capabilities;
+mod close;
 mod close_rules;
 mod closes_events;
 mod closes_panel;

@@ -538,6 +538,70 @@ impl SockDiag {
     }
 }
 
+/// `SOCK_DESTROY` (`include/uapi/linux/sock_diag.h`): the request that makes the kernel
+/// abort one socket, found by its `inet_diag_sockid` (cookie included), what `ss -K` sends.
+const SOCK_DESTROY: u16 = 21;
+/// Ask for an acknowledgement: the kernel's answer to a destroy is its errno (0 or not).
+const NLM_F_ACK: u16 = 0x4;
+
+impl SockDiag {
+    /// Asks the kernel to abort the socket `key` names (`SOCK_DESTROY`): a RST to the peer
+    /// where there is one, the socket gone (a TIME_WAIT too). The request carries the
+    /// socket's cookie, so a socket that took the same addresses since is never touched: the
+    /// kernel answers ENOENT. Answers EPERM without CAP_NET_ADMIN in the socket's network
+    /// namespace, EOPNOTSUPP on a kernel built without `CONFIG_INET_DIAG_DESTROY`; both as
+    /// [`DiagError::Kernel`]. Runs in the calling task: the kernel's events see lingertop
+    /// as the task that reset the socket.
+    pub fn destroy(&mut self, key: &SockKey) -> Result<(), DiagError> {
+        let result = self.destroy_once(key);
+        if matches!(result, Err(ref e) if !matches!(e, DiagError::Kernel(_))) {
+            self.fd = None;
+        }
+        result
+    }
+
+    fn destroy_once(&mut self, key: &SockKey) -> Result<(), DiagError> {
+        self.connect()?;
+        let fd = self.fd.as_ref().map_or(-1, |f| f.as_raw_fd());
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut m = [0u8; NLMSG_HDRLEN + REQ_LEN];
+        put_header(
+            &mut m,
+            NLMSG_HDRLEN + REQ_LEN,
+            SOCK_DESTROY,
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+        );
+        m[16] = key.family;
+        m[17] = libc::IPPROTO_TCP as u8;
+        m[20..24].copy_from_slice(&ALL_STATES.to_ne_bytes());
+        m[24..72].copy_from_slice(&key.id);
+        send_to_kernel(fd, &m)?;
+        loop {
+            let n = recv_from_kernel(fd, &mut self.buf)?;
+            for msg in messages(&self.buf[..n]) {
+                let Message {
+                    kind,
+                    seq: msg_seq,
+                    body,
+                    ..
+                } = msg?;
+                if msg_seq != seq || kind != NLMSG_ERROR {
+                    continue;
+                }
+                if body.len() < 4 {
+                    return Err(DiagError::Malformed("short NLMSG_ERROR"));
+                }
+                return match -(ne_u32(body, 0) as i32) {
+                    0 => Ok(()),
+                    errno => Err(DiagError::Kernel(io::Error::from_raw_os_error(errno))),
+                };
+            }
+        }
+    }
+}
+
 impl Default for SockDiag {
     fn default() -> Self {
         SockDiag::new()

@@ -534,6 +534,15 @@ impl Namespaces {
         })
     }
 
+    /// The reader of namespace `id`, to act on its sockets (`SOCK_DESTROY` must be sent
+    /// from inside the socket's own namespace).
+    pub fn reader_of(&mut self, id: NetnsId) -> Option<&mut SockDiag> {
+        self.readers
+            .values_mut()
+            .find(|r| r.netns.id == id)
+            .map(|r| &mut r.diag)
+    }
+
     /// Each namespace's close counters now, from the files opened inside it (lingertop's
     /// own: by the poll thread); a namespace whose files cannot be read is left out.
     pub fn counters(&mut self) -> Vec<(NetnsId, CounterCloses)> {

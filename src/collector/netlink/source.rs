@@ -4,6 +4,7 @@
 use super::*;
 use crate::collector::{KernelTable, NetnsReads};
 use crate::model::CounterCloses;
+use crate::model::action::Refusal;
 
 /// Reads the socket table of every network namespace asked for through a [`SockDiag`]
 /// inside each, and finds owners through an owner cache that rescans `/proc` only when
@@ -174,6 +175,67 @@ impl KernelTable for NetlinkSource {
                 .saturating_sub(self.reads.dumped + self.reads.looked_up),
             ..self.reads
         }
+    }
+
+    fn destroy(&mut self, targets: &[(NetnsId, u64)]) -> Vec<Result<(), Refusal>> {
+        let table = self.netns.table();
+        let mut out: Vec<Result<(), Refusal>> = vec![Err(Refusal::GoneBefore); targets.len()];
+        let mut namespaces: Vec<NetnsId> = targets.iter().map(|t| t.0).collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        for netns in namespaces {
+            let name = table
+                .get(netns)
+                .map_or_else(|| format!("namespace {netns}"), |n| n.name.to_string());
+            let Some(diag) = self.netns.reader_of(netns) else {
+                continue;
+            };
+            // The sockets' identities as the kernel knows them now (the bound interface
+            // included), found by cookie: one dump of the namespace.
+            let wanted: rustc_hash::FxHashSet<u64> = targets
+                .iter()
+                .filter(|t| t.0 == netns)
+                .map(|t| t.1)
+                .collect();
+            let mut keys = rustc_hash::FxHashMap::default();
+            let read = retrying(|| {
+                keys.clear();
+                diag.dump_tcp(ALL_STATES, |d| {
+                    if wanted.contains(&d.cookie) {
+                        keys.insert(d.cookie, SockKey::of(d));
+                    }
+                })
+            });
+            if let Err(e) = read {
+                for (i, _) in targets.iter().enumerate().filter(|(_, t)| t.0 == netns) {
+                    out[i] = Err(Refusal::Failed {
+                        detail: e.to_string(),
+                    });
+                }
+                continue;
+            }
+            for (i, t) in targets.iter().enumerate().filter(|(_, t)| t.0 == netns) {
+                let Some(key) = keys.get(&t.1) else {
+                    continue;
+                };
+                out[i] = diag.destroy(key).map_err(|e| match e {
+                    DiagError::Kernel(e) => match e.raw_os_error() {
+                        Some(libc::ENOENT) => Refusal::GoneBefore,
+                        Some(libc::EPERM | libc::EACCES) => Refusal::NoNetAdmin {
+                            netns: name.clone(),
+                        },
+                        Some(libc::EOPNOTSUPP) => Refusal::NoDestroy,
+                        _ => Refusal::Failed {
+                            detail: format!("the kernel refused SOCK_DESTROY: {e}"),
+                        },
+                    },
+                    e => Refusal::Failed {
+                        detail: e.to_string(),
+                    },
+                });
+            }
+        }
+        out
     }
 
     fn count_states(&mut self, states: &[TcpState]) -> Result<StateCounts, CollectError> {
