@@ -15,6 +15,7 @@ pub mod manual;
 pub mod mode;
 pub mod model;
 pub mod notify;
+pub mod record;
 pub mod report;
 pub mod resolve;
 pub mod sanitize;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Mode::Snapshot(s) => mode::snapshot::run(cfg, &s),
         Mode::Watch(s) => mode::watch::run(cfg, &s),
         Mode::Serve(s) => mode::serve::run(cfg, &s),
+        Mode::Record(s) => mode::record::run(cfg, &s),
         Mode::Lab(args) => mode::lab::run(&args),
         Mode::Completions(args) => manual::completions(&args),
         Mode::Man(args) => manual::man(&args),
