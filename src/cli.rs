@@ -98,6 +98,11 @@ pub enum Command {
     /// recorder on the file, a symlinked path, another program's database).
     Record(RecordArgs),
 
+    /// The dashboard over a recording, with a time cursor: [ and ] step a poll, { and } a
+    /// minute, t types a time, p plays at 1x, 10x or 60x. The header says REPLAY and the
+    /// instant; the lab is off.
+    Replay(ReplayArgs),
+
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
     ///
     /// bash: `source <(lingertop completions bash)`, or save it as
@@ -326,6 +331,18 @@ pub struct RecordArgs {
     pub quiet: bool,
 }
 
+#[derive(Clone, Debug, PartialEq, Args)]
+pub struct ReplayArgs {
+    /// A recording made by `lingertop record` or `serve --record`.
+    #[arg(value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub path: PathBuf,
+
+    /// Start at the last poll at or before this instant (RFC 3339, e.g.
+    /// 2025-03-02T03:12:00Z) [default: the first recorded poll].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<std::time::SystemTime>,
+}
+
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Line format.
@@ -435,6 +452,7 @@ impl Command {
             Command::Serve(_) => "serve",
             Command::Watch(_) => "watch",
             Command::Record(_) => "record",
+            Command::Replay(_) => "replay",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
         }

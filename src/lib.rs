@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Mode::Watch(s) => mode::watch::run(cfg, &s),
         Mode::Serve(s) => mode::serve::run(cfg, &s),
         Mode::Record(s) => mode::record::run(cfg, &s),
+        Mode::Replay(r) => mode::dashboard::run_replay(cfg, &r.path, r.at),
         Mode::Lab(args) => mode::lab::run(&args),
         Mode::Completions(args) => manual::completions(&args),
         Mode::Man(args) => manual::man(&args),

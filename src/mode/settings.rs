@@ -119,6 +119,7 @@ pub enum Mode {
     Watch(Watch),
     Serve(Serve),
     Record(Record),
+    Replay(crate::cli::ReplayArgs),
     Lab(LabArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
@@ -280,6 +281,7 @@ pub fn resolve(cli: Cli, file: Option<&ConfigFile>, env: &Env) -> Result<Setting
                 quiet: a.quiet,
             })
         }
+        Some(Command::Replay(a)) => Mode::Replay(a),
         Some(Command::Lab(a)) => Mode::Lab(a),
         Some(Command::Completions(a)) => Mode::Completions(a),
         Some(Command::Man(a)) => Mode::Man(a),
@@ -307,6 +309,12 @@ fn lift_globals(mut cli: Cli) -> Result<Cli, String> {
             Command::Watch(a) => &mut a.interval,
             Command::Serve(a) => &mut a.interval,
             Command::Record(a) => &mut a.interval,
+            Command::Replay(_) => {
+                return Err(
+                    "--interval does not apply to `replay`: it steps through the recorded polls"
+                        .into(),
+                );
+            }
             Command::Completions(_) | Command::Man(_) => {
                 return Err(format!("--interval does not apply to `{name}`"));
             }
@@ -324,6 +332,11 @@ fn lift_globals(mut cli: Cli) -> Result<Cli, String> {
         let slot = match command {
             Command::Snapshot(a) => &mut a.filter.filter,
             Command::Watch(a) => &mut a.filter.filter,
+            Command::Replay(_) => {
+                return Err(
+                    "--filter does not apply to `replay`: open it, then filter with / as in the dashboard".into(),
+                );
+            }
             Command::Record(_) => {
                 return Err(
                     "--filter does not apply to `record`: it records every connection; filter when you read it (replay, snapshot --from, SQL)".into(),
@@ -413,6 +426,7 @@ mod tests {
                 c.serve.listen, v.events
             ),
             Mode::Record(r) => format!("record {common} {:?}", r),
+            Mode::Replay(r) => format!("replay {common} {:?}", r),
             Mode::Lab(_) => "lab".into(),
             Mode::Completions(_) => "completions".into(),
             Mode::Man(_) => "man".into(),

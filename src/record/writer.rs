@@ -723,7 +723,6 @@ impl Recorder {
     /// over `--max-size`; never the newest. Connections open across a dropped piece are
     /// carried over: their row and their last change before the cut stay.
     fn hold_retention(&mut self, now: i64) -> rusqlite::Result<()> {
-        let mut dropped = false;
         loop {
             let pieces: Vec<(i64, i64, i64)> = {
                 let mut st = self.store.db.prepare_cached(
@@ -746,9 +745,7 @@ impl Recorder {
                 break;
             }
             self.drop_piece(oldest, next_first)?;
-            dropped = true;
-        }
-        if dropped {
+            // The freed pages back to the file system before the size is measured again.
             self.store.db.execute_batch("PRAGMA incremental_vacuum")?;
             self.checkpoint();
         }

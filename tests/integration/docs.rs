@@ -31,6 +31,8 @@ const CHAPTERS: &[(Option<&str>, &str)] = &[
     (Some("watch"), "docs/watch.md"),
     (Some("serve"), "docs/serve.md"),
     (Some("lab"), "docs/lab.md"),
+    (Some("record"), "docs/record.md"),
+    (Some("replay"), "docs/record.md"),
     (Some("completions"), "docs/install.md"),
     (Some("man"), "docs/install.md"),
 ];

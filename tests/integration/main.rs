@@ -29,6 +29,7 @@ mod notify;
 mod owners_live;
 mod packaging;
 mod real_software;
+mod record;
 mod resolve;
 mod serve;
 mod serve_cardinality;
