@@ -729,3 +729,52 @@ mod tests {
         assert!(!is_lab_command(&args("lingertop no-such-mode")));
     }
 }
+
+#[cfg(test)]
+mod record_values {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::{parse_size, parse_time};
+
+    #[test]
+    fn sizes_in_decimal_and_binary_units_and_their_refusals() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("2097152"), Ok(2 << 20));
+        assert!(parse_size("1KiB").unwrap_err().contains("too small"));
+        assert!(parse_size("1TB").unwrap_err().contains("not a size"));
+        assert!(parse_size("GiB").unwrap_err().contains("not a size"));
+        assert!(
+            parse_size("99999999999999GiB")
+                .unwrap_err()
+                .contains("not a size")
+        );
+    }
+
+    #[test]
+    fn times_in_utc_with_fractions_and_with_an_offset() {
+        let t = |secs: u64, nanos: u32| UNIX_EPOCH + Duration::new(secs, nanos);
+        assert_eq!(parse_time("2025-03-02T03:12:00Z"), Ok(t(1_740_885_120, 0)));
+        assert_eq!(
+            parse_time("2025-03-02T03:12:00.250Z"),
+            Ok(t(1_740_885_120, 250_000_000))
+        );
+        assert_eq!(
+            parse_time("2025-03-02T04:12:00+01:00"),
+            Ok(t(1_740_885_120, 0))
+        );
+        assert_eq!(
+            parse_time("2025-03-01T22:42:00-04:30"),
+            Ok(t(1_740_885_120, 0))
+        );
+        for bad in [
+            "yesterday",
+            "2025-03-02 03:12",
+            "2025-03-02T03:12:00+25:00",
+            "",
+        ] {
+            assert!(parse_time(bad).unwrap_err().contains("RFC 3339"), "{bad}");
+        }
+    }
+}

@@ -296,8 +296,11 @@ fn sql_over_the_recording_gives_every_process_its_closes_by_kind_and_reason_and_
     ns.delete();
 }
 
-/// The rows a snapshot JSON lists, as (state, local, remote, pid, process).
-fn rows(json: &Value) -> BTreeSet<(String, String, String, Option<u64>, Option<String>)> {
+/// One row of a snapshot JSON: state, local, remote, pid, process.
+type Row = (String, String, String, Option<u64>, Option<String>);
+
+/// The rows a snapshot JSON lists.
+fn rows(json: &Value) -> BTreeSet<Row> {
     json["connections"]
         .as_array()
         .expect("connections")
