@@ -30,6 +30,10 @@ pub enum StoreError {
         "{path} was written by a newer lingertop (schema {found}, this one knows up to {VERSION}); replay it with that version, or record to another file"
     )]
     Newer { path: PathBuf, found: i32 },
+    #[error(
+        "there is no recording at {0}: give the file `lingertop record` (or `serve --record`) wrote"
+    )]
+    Missing(PathBuf),
     #[error("{path}: {why}")]
     Io { path: PathBuf, why: std::io::Error },
     #[error("{path}: {why}")]
@@ -172,6 +176,9 @@ fn migrate(db: &Connection, from: i32) -> rusqlite::Result<()> {
 /// a newer schema. Never writes (an older schema is read as it is only once a writer has
 /// migrated it: the version is checked).
 pub fn open_readable(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Missing(path.to_path_buf()));
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let db = Connection::open_with_flags(path, flags).map_err(sql(path))?;
     let app: i64 = db
