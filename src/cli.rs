@@ -101,6 +101,17 @@ pub enum Command {
     /// action goes to stderr and to the system log. Exit status: 0 when every selected
     /// connection reached its end, 3 when some did, 1 when none did or on error.
     Close(CloseArgs),
+    /// Record every poll, every close the kernel's events tell and every alert to an
+    /// SQLite file, for `replay`, `snapshot --from` and SQL (the guide's docs/record.md).
+    ///
+    /// Runs until Ctrl-C, SIGTERM or SIGHUP; exit status 0 then, 1 on error (a second
+    /// recorder on the file, a symlinked path, another program's database).
+    Record(RecordArgs),
+
+    /// The dashboard over a recording, with a time cursor: [ and ] step a poll, { and } a
+    /// minute, t types a time, p plays at 1x, 10x or 60x. The header says REPLAY and the
+    /// instant; the lab is off.
+    Replay(ReplayArgs),
 
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
     ///
@@ -184,6 +195,17 @@ pub struct SnapshotArgs {
     /// Print nothing on stderr while waiting for the second poll.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Read the snapshot from a recording instead of the kernel: the last poll at or
+    /// before --at, as a live snapshot gave it then (what was not recorded is null).
+    #[arg(long, value_name = "PATH", requires = "at", conflicts_with_all = ["interval", "resolve"],
+          value_hint = clap::ValueHint::FilePath)]
+    pub from: Option<PathBuf>,
+
+    /// With --from: the instant, in RFC 3339 (2025-03-02T03:12:00Z, or with an offset
+    /// such as +01:00).
+    #[arg(long, value_name = "TIME", requires = "from", value_parser = parse_time)]
+    pub at: Option<std::time::SystemTime>,
 }
 
 /// What `lingertop lab` runs: one close mode, all of them, or a bulk scenario.
@@ -262,6 +284,14 @@ pub struct ServeArgs {
     /// CAP_BPF and CAP_PERFMON).
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
     pub events: crate::events::EventsMode,
+
+    /// Also record every poll, close and alert to this SQLite file, as `lingertop record`
+    /// does [default: off].
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub record: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 /// Output formats of `close`.
@@ -322,6 +352,58 @@ pub struct CloseArgs {
 pub enum StreamFormat {
     /// One JSON document per line.
     Ndjson,
+}
+
+/// How much a recording keeps: `record` and `serve --record`.
+#[derive(Debug, Args, Default)]
+pub struct RetentionArgs {
+    /// Drop recorded data older than this, a whole piece at a time (e.g. 7d, 12h)
+    /// [default: keep everything].
+    #[arg(long, value_name = "DURATION", value_parser = parse_retain)]
+    pub retain: Option<Duration>,
+
+    /// Keep the recording (the database and its -wal) within this size, dropping the
+    /// oldest pieces, never the newest (e.g. 1GiB, 500MiB, 10MB) [default: no bound].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The recording: an SQLite file, created 0600 if missing (never through a symlink);
+    /// an existing lingertop recording is appended to.
+    #[arg(value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub path: PathBuf,
+
+    /// Poll the socket table this often (e.g. 1s); overrides the config's
+    /// collector.interval (100ms to 1h) [default: 2s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub interval: Option<Duration>,
+
+    /// Closes from the kernel's events (every close, by kind, reason and process): on
+    /// (fail without them), off (none recorded), auto (on when privileged: root or CAP_BPF
+    /// and CAP_PERFMON).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    pub events: crate::events::EventsMode,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// Print nothing on stderr but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Args)]
+pub struct ReplayArgs {
+    /// A recording made by `lingertop record` or `serve --record`.
+    #[arg(value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub path: PathBuf,
+
+    /// Start at the last poll at or before this instant (RFC 3339, e.g.
+    /// 2025-03-02T03:12:00Z) [default: the first recorded poll].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, Args)]
@@ -433,6 +515,8 @@ impl Command {
             Command::Serve(_) => "serve",
             Command::Watch(_) => "watch",
             Command::Close(_) => "close",
+            Command::Record(_) => "record",
+            Command::Replay(_) => "replay",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
         }
@@ -565,6 +649,76 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--retain`: at least a minute (a piece is an eighth of it, at most an hour).
+fn parse_retain(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|_| format!("\"{s}\" is not a duration; write e.g. 7d, 12h, 30m"))?;
+    if d < Duration::from_secs(60) {
+        return Err(format!("{s} is too short: keep at least 1m"));
+    }
+    Ok(d)
+}
+
+/// `--max-size`: bytes, or a number with B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB
+/// (powers of 1024); at least 1 MiB.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("\"{s}\" is not a size; write e.g. 1GiB, 500MiB, 10MB");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let size = n.checked_mul(mult).ok_or_else(bad)?;
+    if size < 1 << 20 {
+        return Err(format!("{s} is too small: a recording needs at least 1MiB"));
+    }
+    Ok(size)
+}
+
+/// An instant in RFC 3339: `2025-03-02T03:12:00Z`, with fractions of a second, or with an
+/// offset (`+01:00`, `-05:30`) instead of `Z`.
+pub fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+    let bad = || {
+        format!(
+            "\"{s}\" is not an RFC 3339 time; write e.g. 2025-03-02T03:12:00Z or 2025-03-02T04:12:00+01:00"
+        )
+    };
+    let t = s.trim();
+    let (local, offset) = if let Some(rest) = t.strip_suffix(['Z', 'z']) {
+        (rest, 0i64)
+    } else if t.len() > 6
+        && matches!(t.as_bytes()[t.len() - 6], b'+' | b'-')
+        && t.as_bytes()[t.len() - 3] == b':'
+    {
+        let (l, o) = t.split_at(t.len() - 6);
+        let sign = if o.starts_with('-') { -1 } else { 1 };
+        let h: i64 = o[1..3].parse().map_err(|_| bad())?;
+        let m: i64 = o[4..6].parse().map_err(|_| bad())?;
+        if h > 23 || m > 59 {
+            return Err(bad());
+        }
+        (l, sign * (h * 3600 + m * 60))
+    } else {
+        return Err(bad());
+    };
+    let utc = humantime::parse_rfc3339(&format!("{local}Z")).map_err(|_| bad())?;
+    let shift = Duration::from_secs(offset.unsigned_abs());
+    Ok(if offset >= 0 {
+        utc - shift
+    } else {
+        utc + shift
+    })
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s)
         .map_err(|_| format!("\"{s}\" is not a duration; write e.g. 500ms, 2s, 1m"))?;
@@ -637,5 +791,54 @@ mod tests {
         assert!(is_lab_command(&args("lingertop")));
         assert!(!is_lab_command(&args("lingertop snapshot --interval 2s")));
         assert!(!is_lab_command(&args("lingertop no-such-mode")));
+    }
+}
+
+#[cfg(test)]
+mod record_values {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::{parse_size, parse_time};
+
+    #[test]
+    fn sizes_in_decimal_and_binary_units_and_their_refusals() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("2097152"), Ok(2 << 20));
+        assert!(parse_size("1KiB").unwrap_err().contains("too small"));
+        assert!(parse_size("1TB").unwrap_err().contains("not a size"));
+        assert!(parse_size("GiB").unwrap_err().contains("not a size"));
+        assert!(
+            parse_size("99999999999999GiB")
+                .unwrap_err()
+                .contains("not a size")
+        );
+    }
+
+    #[test]
+    fn times_in_utc_with_fractions_and_with_an_offset() {
+        let t = |secs: u64, nanos: u32| UNIX_EPOCH + Duration::new(secs, nanos);
+        assert_eq!(parse_time("2025-03-02T03:12:00Z"), Ok(t(1_740_885_120, 0)));
+        assert_eq!(
+            parse_time("2025-03-02T03:12:00.250Z"),
+            Ok(t(1_740_885_120, 250_000_000))
+        );
+        assert_eq!(
+            parse_time("2025-03-02T04:12:00+01:00"),
+            Ok(t(1_740_885_120, 0))
+        );
+        assert_eq!(
+            parse_time("2025-03-01T22:42:00-04:30"),
+            Ok(t(1_740_885_120, 0))
+        );
+        for bad in [
+            "yesterday",
+            "2025-03-02 03:12",
+            "2025-03-02T03:12:00+25:00",
+            "",
+        ] {
+            assert!(parse_time(bad).unwrap_err().contains("RFC 3339"), "{bad}");
+        }
     }
 }

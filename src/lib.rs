@@ -15,6 +15,7 @@ pub mod manual;
 pub mod mode;
 pub mod model;
 pub mod notify;
+pub mod record;
 pub mod report;
 pub mod resolve;
 pub mod sanitize;
@@ -48,6 +49,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Mode::Watch(s) => mode::watch::run(cfg, &s),
         Mode::Serve(s) => mode::serve::run(cfg, &s),
         Mode::Close(s) => mode::close::run(cfg, &s),
+        Mode::Record(s) => mode::record::run(cfg, &s),
+        Mode::Replay(r) => mode::dashboard::run_replay(cfg, &r.path, r.at),
         Mode::Lab(args) => mode::lab::run(&args),
         Mode::Completions(args) => manual::completions(&args),
         Mode::Man(args) => manual::man(&args),

@@ -12,9 +12,11 @@ mod closes;
 pub mod dashboard;
 mod http;
 pub mod lab;
+pub mod record;
 pub mod serve;
 pub mod settings;
 pub mod snapshot;
+mod snapshot_from;
 pub mod watch;
 
 use anyhow::{Context, Result};

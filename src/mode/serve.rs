@@ -20,7 +20,6 @@ use super::closes::CloseFeed;
 use super::http;
 use super::settings::Serve;
 use crate::config::Config;
-use crate::events::EventsMode;
 use crate::live::{self, Message, Update};
 use crate::model::Filter;
 use crate::report::closes_metrics::ClosesFeed;
@@ -35,7 +34,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// with the new config, which is simpler to reason about than a half-applied reload).
 pub fn run(cfg: Config, args: &Serve) -> Result<ExitCode> {
     let listen = cfg.serve.listen;
-    super::runtime()?.block_on(serve(cfg, listen, args.events))
+    super::runtime()?.block_on(serve(cfg, listen, args))
 }
 
 /// What the handlers read.
@@ -46,7 +45,8 @@ struct AppState {
     stale_after: Duration,
 }
 
-async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<ExitCode> {
+async fn serve(cfg: Config, listen: SocketAddr, args: &Serve) -> Result<ExitCode> {
+    let events = args.events;
     let mut shutdown = Shutdown::install().context("cannot install signal handlers")?;
     // Bind before anything else so a taken port is reported at once.
     let listener = tokio::net::TcpListener::bind(listen)
@@ -73,6 +73,15 @@ async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<Ex
     .context("cannot start the poll thread")?;
     let top_n = cfg.serve.top_n;
     let source = feed.source.described();
+    // `--record PATH`: every poll also to the recording, on the recorder's own thread.
+    let sink = match &args.record {
+        Some(to) => Some(super::record::RecordSink::start(
+            to,
+            &cfg,
+            feed.source.source().name(),
+        )?),
+        None => None,
+    };
     let mut closes = ClosesFeed::new(&feed.source);
 
     // Wait for the first poll, so /metrics never answers without data. Scrapers that
@@ -87,10 +96,15 @@ async fn serve(cfg: Config, listen: SocketAddr, events: EventsMode) -> Result<Ex
         Some(Message::PollFailed(e)) => bail!("{e}"),
         None => bail!("the poll thread stopped unexpectedly"),
     };
-    let mut with_closes = move |mut e: Exposition, u: &Update| {
+    let mut with_closes = move |mut e: Exposition, u: &Arc<Update>| {
         e.closes = Some(Arc::new(closes.exposition(&feed.source, top_n)));
-        stats.add_closes(&feed.drain());
-        e.add_alerts(&feed.judge(&mut stats, Some(&u.snapshot)));
+        let drained = feed.drain();
+        stats.add_closes(&drained);
+        let close_alerts = feed.judge(&mut stats, Some(&u.snapshot));
+        e.add_alerts(&close_alerts);
+        if let Some(sink) = &sink {
+            sink.send(u, drained, super::record::all_alerts(u, close_alerts));
+        }
         e
     };
     let (latest_tx, latest) = watch::channel(Arc::new(with_closes(

@@ -126,6 +126,8 @@ pub enum Mode {
     Watch(Watch),
     Serve(Serve),
     Close(Close),
+    Record(Record),
+    Replay(crate::cli::ReplayArgs),
     Lab(LabArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
@@ -153,6 +155,8 @@ pub struct Snapshot {
     /// `--resolve`, or the config's `resolve.headless`.
     pub resolve: bool,
     pub quiet: bool,
+    /// `--from PATH --at TIME`: read from a recording, not the kernel.
+    pub from: Option<(std::path::PathBuf, std::time::SystemTime)>,
 }
 
 /// `lingertop watch`'s settings (its interval and filter are the config's).
@@ -172,6 +176,37 @@ pub struct Watch {
 pub struct Serve {
     /// `--events`: closes from the kernel's events.
     pub events: EventsMode,
+    /// `--record PATH`: also record, as `lingertop record` does.
+    pub record: Option<RecordTo>,
+}
+
+/// Where and how much to record: `record PATH` or `serve --record PATH`, with `--retain`
+/// and `--max-size`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordTo {
+    pub path: std::path::PathBuf,
+    pub retention: crate::record::Retention,
+}
+
+impl RecordTo {
+    fn of(path: std::path::PathBuf, r: &crate::cli::RetentionArgs) -> Self {
+        RecordTo {
+            path,
+            retention: crate::record::Retention {
+                age: r.retain,
+                max_size: r.max_size,
+            },
+        }
+    }
+}
+
+/// `lingertop record`'s settings (its interval is the config's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub to: RecordTo,
+    /// `--events`: closes from the kernel's events.
+    pub events: EventsMode,
+    pub quiet: bool,
 }
 
 /// `lingertop close`'s settings.
@@ -234,6 +269,7 @@ pub fn resolve(cli: Cli, file: Option<&ConfigFile>, env: &Env) -> Result<Setting
                 fail_on: a.fail_on.map(|f| f.severity()),
                 resolve: a.resolve || config.resolve.headless,
                 quiet: a.quiet,
+                from: a.from.zip(a.at),
             })
         }
         Some(Command::Watch(a)) => {
@@ -249,7 +285,18 @@ pub fn resolve(cli: Cli, file: Option<&ConfigFile>, env: &Env) -> Result<Setting
         Some(Command::Serve(a)) => {
             config.interval = layer(a.interval, config.interval);
             config.serve.listen = layer(a.listen, config.serve.listen);
-            Mode::Serve(Serve { events: a.events })
+            if a.record.is_none()
+                && (a.retention.retain.is_some() || a.retention.max_size.is_some())
+            {
+                return Err(
+                    "--retain and --max-size bound a recording: give --record PATH with them"
+                        .into(),
+                );
+            }
+            Mode::Serve(Serve {
+                events: a.events,
+                record: a.record.map(|p| RecordTo::of(p, &a.retention)),
+            })
         }
         Some(Command::Close(a)) => {
             let filter = a.filter.to_filter()?.ok_or(
@@ -282,6 +329,15 @@ pub fn resolve(cli: Cli, file: Option<&ConfigFile>, env: &Env) -> Result<Setting
                 }),
             })
         }
+        Some(Command::Record(a)) => {
+            config.interval = layer(a.interval, config.interval);
+            Mode::Record(Record {
+                to: RecordTo::of(a.path, &a.retention),
+                events: a.events,
+                quiet: a.quiet,
+            })
+        }
+        Some(Command::Replay(a)) => Mode::Replay(a),
         Some(Command::Lab(a)) => Mode::Lab(a),
         Some(Command::Completions(a)) => Mode::Completions(a),
         Some(Command::Man(a)) => Mode::Man(a),
@@ -308,6 +364,13 @@ fn lift_globals(mut cli: Cli) -> Result<Cli, String> {
             Command::Snapshot(a) => &mut a.interval,
             Command::Watch(a) => &mut a.interval,
             Command::Serve(a) => &mut a.interval,
+            Command::Record(a) => &mut a.interval,
+            Command::Replay(_) => {
+                return Err(
+                    "--interval does not apply to `replay`: it steps through the recorded polls"
+                        .into(),
+                );
+            }
             Command::Completions(_) | Command::Man(_) | Command::Close(_) => {
                 return Err(format!("--interval does not apply to `{name}`"));
             }
@@ -326,6 +389,16 @@ fn lift_globals(mut cli: Cli) -> Result<Cli, String> {
             Command::Snapshot(a) => &mut a.filter.filter,
             Command::Watch(a) => &mut a.filter.filter,
             Command::Close(a) => &mut a.filter.filter,
+            Command::Replay(_) => {
+                return Err(
+                    "--filter does not apply to `replay`: open it, then filter with / as in the dashboard".into(),
+                );
+            }
+            Command::Record(_) => {
+                return Err(
+                    "--filter does not apply to `record`: it records every connection; filter when you read it (replay, snapshot --from, SQL)".into(),
+                );
+            }
             Command::Serve(_) => {
                 return Err(
                     "--filter does not apply to `serve`: the exporter counts every connection of the host; filter in the Prometheus query instead".into(),
@@ -421,6 +494,8 @@ mod tests {
                 x.rails.include_listen,
                 x.format
             ),
+            Mode::Record(r) => format!("record {common} {:?}", r),
+            Mode::Replay(r) => format!("replay {common} {:?}", r),
             Mode::Lab(_) => "lab".into(),
             Mode::Completions(_) => "completions".into(),
             Mode::Man(_) => "man".into(),

@@ -67,6 +67,9 @@ fn resolve_names(connections: &[Connection], alerts: &[Alert], timeout: Duration
 
 /// Runs `lingertop snapshot`: one poll (two with `--interval`), printed once.
 pub fn run(cfg: Config, args: &Snapshot) -> Result<ExitCode> {
+    if let Some((path, at)) = &args.from {
+        return super::snapshot_from::run(&cfg, args, path, *at);
+    }
     let filter = cfg.default_filter.clone();
     let format = args.format;
 

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["lab"],
     &["live"],
-    &["report"],
+    &["report", "record"],
     &["tui"],
     &["cli"],
     &["mode", "manual"],

@@ -32,6 +32,8 @@ const CHAPTERS: &[(Option<&str>, &str)] = &[
     (Some("serve"), "docs/serve.md"),
     (Some("lab"), "docs/lab.md"),
     (Some("close"), "docs/close.md"),
+    (Some("record"), "docs/record.md"),
+    (Some("replay"), "docs/record.md"),
     (Some("completions"), "docs/install.md"),
     (Some("man"), "docs/install.md"),
 ];

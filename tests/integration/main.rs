@@ -30,6 +30,7 @@ mod notify;
 mod owners_live;
 mod packaging;
 mod real_software;
+mod record;
 mod resolve;
 mod serve;
 mod serve_cardinality;

@@ -6,4 +6,5 @@
 mod common;
 
 mod dashboard_tmux;
+mod replay;
 mod reset_reasons;

@@ -8,6 +8,7 @@
 mod closes;
 mod history;
 mod lab;
+mod replay;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -54,6 +55,66 @@ pub fn run(cfg: Config, settings: Dashboard) -> Result<ExitCode> {
     // Said before the dashboard takes the screen, so it stays readable after.
     let collector = super::open_collector(cfg.backend, &cfg.netns, false)?;
     super::runtime()?.block_on(run_async(&cfg, collector, settings.events))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the dashboard over the recording at `path`, its cursor at `at` (the first poll
+/// without it), and runs it until the user quits or a signal asks it to stop.
+pub fn run_replay(
+    cfg: Config,
+    path: &std::path::Path,
+    at: Option<std::time::SystemTime>,
+) -> Result<ExitCode> {
+    if std::env::var_os("TERM").is_some_and(|t| t == "dumb")
+        || !io::stdout().is_terminal()
+        || !io::stdin().is_terminal()
+    {
+        bail!(
+            "replay needs a full-screen terminal; for scripts read the recording with `lingertop snapshot --from PATH --at TIME` or sqlite3"
+        );
+    }
+    super::runtime()?.block_on(async {
+        let (poll_tx, poll_rx) = mpsc::channel(2);
+        // Opened before the terminal is taken, so a refusal is readable.
+        let replay = replay::Replay::open(path, at, poll_tx)?;
+        let mut app = new_app(&cfg);
+        let mut parts = Parts {
+            theme: Theme::new(&cfg.theme, Theme::no_color_env()),
+            labs: LabSession::default(),
+            closes: None,
+            resolver: None,
+            history: None,
+        };
+        let signals = Shutdown::install().context("cannot install signal handlers")?;
+        install_panic_hook();
+        let mut guard = TerminalGuard::enter()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ev_tx, ev_rx) = mpsc::channel(64);
+        let reader =
+            spawn_event_reader(ev_tx, stop.clone()).context("cannot start the input thread")?;
+        // Nothing to control: the recording is read at the cursor.
+        let control = |_| {};
+        let mut stdout = io::stdout();
+        let outcome = run_loop(
+            &mut app,
+            &mut parts,
+            Io {
+                terminal: guard.terminal(),
+                events: ev_rx,
+                polls: poll_rx,
+                control: &control,
+                clipboard: &mut stdout,
+                in_tmux: std::env::var_os("TMUX").is_some_and(|t| !t.is_empty()),
+                signals: Some(signals),
+                replay: Some(replay),
+            },
+        )
+        .await;
+        stop.store(true, Ordering::Relaxed);
+        drop(guard);
+        drop(reader);
+        outcome
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -131,6 +192,7 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
             clipboard: &mut stdout,
             in_tmux: std::env::var_os("TMUX").is_some_and(|t| !t.is_empty()),
             signals: Some(signals),
+            replay: None,
         },
     )
     .await;
@@ -178,6 +240,9 @@ pub(crate) struct Io<'a, B: Backend> {
     pub in_tmux: bool,
     /// The signals that end the dashboard (INT, TERM, HUP); none in tests.
     pub signals: Option<Shutdown>,
+    /// A replay: the recording that sends the polls, which takes its cursor keys first;
+    /// none live.
+    pub replay: Option<replay::Replay>,
 }
 
 /// The dashboard's own parts its loop drives beside the app.
@@ -207,6 +272,7 @@ where
 {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut lab_tick = tokio::time::interval(Duration::from_millis(100));
+    let mut play_tick = tokio::time::interval(Duration::from_millis(100));
     // For the end-to-end test that a panic restores the terminal; not in a release build.
     #[cfg(feature = "test-support")]
     let test_panic = std::env::var_os("LINGERTOP_TEST_PANIC").is_some();
@@ -220,6 +286,7 @@ where
                 }
             }
         }
+        app.replay = io.replay.as_ref().map(replay::Replay::header);
         let hit = crate::tui::draw(io.terminal, app, &parts.theme)?;
         app.after_draw(hit);
         #[cfg(feature = "test-support")]
@@ -230,11 +297,21 @@ where
         tokio::select! {
             ev = io.events.recv() => {
                 let Some(ev) = ev else { return Ok(()) };
+                // The time cursor's keys, unless the filter prompt is taking the keys.
+                if let Some(r) = io.replay.as_mut() {
+                    if app.input.is_none() && r.on_event(&ev) {
+                        continue;
+                    }
+                }
                 let effect = handle_event(app, ev);
                 history::save_if_changed(parts.history.as_deref(), app);
                 match effect {
                     Effect::Quit => return Ok(()),
                     Effect::SetInterval(d) => (io.control)(Control::SetInterval(d)),
+                    // A replay shows what was: nothing it does may open or close a socket.
+                    Effect::OpenLab | Effect::Lab(_) if io.replay.is_some() => {
+                        app.notice = Some("the lab is off in a replay".into());
+                    }
                     Effect::OpenLab => parts.labs.open(app),
                     Effect::Lab(req) => {
                         if parts.labs.request(app, req) {
@@ -262,6 +339,11 @@ where
             _ = tick.tick() => {
                 if let Some(closes) = parts.closes.as_mut() {
                     closes.refresh(app);
+                }
+            }
+            _ = play_tick.tick(), if io.replay.as_ref().is_some_and(replay::Replay::playing) => {
+                if let Some(r) = io.replay.as_mut() {
+                    r.tick();
                 }
             }
             _ = names_changed(parts.resolver.as_ref()) => {}

@@ -171,6 +171,7 @@ where
         clipboard,
         in_tmux,
         signals: None,
+        replay: None,
     };
     let script = script(
         Screen {

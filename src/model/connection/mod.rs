@@ -205,6 +205,24 @@ impl Tracking {
         }
     }
 
+    /// What a recording kept of a connection's history (`record`): when it was first
+    /// seen, when its state began, the states before it with when each began, and where
+    /// its age comes from.
+    pub fn restored(
+        first_seen: SystemTime,
+        state_since: SystemTime,
+        previous: Vec<(TcpState, SystemTime)>,
+        source: AgeSource,
+    ) -> Self {
+        Tracking {
+            first_seen: nanos(first_seen),
+            state_since: nanos(state_since),
+            previous: (!previous.is_empty())
+                .then(|| Arc::new(previous.into_iter().map(|(s, t)| (s, nanos(t))).collect())),
+            source,
+        }
+    }
+
     /// The first poll that saw this connection.
     pub fn first_seen(&self) -> SystemTime {
         time(self.first_seen)

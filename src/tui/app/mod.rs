@@ -158,6 +158,8 @@ pub struct App {
     pub status: Option<String>,
     /// A one-line confirmation for the footer ("copied 1 row"), until the next key.
     pub notice: Option<String>,
+    /// In a replay: what the header says instead of LIVE (REPLAY, the instant, the cursor).
+    pub replay: Option<String>,
     pub errors: u64,
     /// The close lab panel, while it is open; the table then shows lab sockets only.
     pub lab: Option<LabPanel>,
@@ -226,6 +228,7 @@ impl App {
             hit: HitAreas::default(),
             status: None,
             notice: None,
+            replay: None,
             errors: 0,
             lab: None,
             lab_hidden: None,

@@ -27,7 +27,12 @@ pub(super) fn render_header(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
         format!("every {}  ", human_duration(app.interval)),
         theme.muted,
     ));
-    if app.paused {
+    if let Some(replay) = &app.replay {
+        spans.push(Span::styled(
+            format!("{replay}  "),
+            theme.warning.add_modifier(Modifier::BOLD),
+        ));
+    } else if app.paused {
         spans.push(Span::styled(
             format!(
                 "PAUSED: {} polls, {} changes since  ",
