@@ -250,7 +250,12 @@ fn run_workload(ns: &mut Netns) -> Vec<(Role, u32, u32)> {
     for (role, name, count) in ROLES {
         let mut server = ns
             .command(me)
-            .args(["--exact", "closes_events::helper", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "closes_events::helper",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("LT_CLOSES_ROLE", format!("server:{name}:{count}"))
             .stdout(Stdio::piped())
             .spawn()
@@ -260,7 +265,12 @@ fn run_workload(ns: &mut Netns) -> Vec<(Role, u32, u32)> {
         let (spid, port) = first.split_once(' ').unwrap();
         let mut client = ns
             .command(me)
-            .args(["--exact", "closes_events::helper", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "closes_events::helper",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("LT_CLOSES_ROLE", format!("client:{name}:{count}:{port}"))
             .stdout(Stdio::piped())
             .spawn()

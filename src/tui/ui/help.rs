@@ -185,6 +185,7 @@ const PAIRS: &[(Action, Action, &str)] = &[
     (Action::NextView, Action::PrevView, "next / previous view"),
     (Action::Sort, Action::SortDirection, "sort column / reverse"),
     (Action::Faster, Action::Slower, "poll faster / slower"),
+    (Action::Close, Action::Abort, "close FIN / abort RST"),
 ];
 
 /// [`help_keys`] with [`PAIRS`] on one line each, every action's first key only.
@@ -248,5 +249,7 @@ const HELP: &[(Action, &str)] = &[
     (Action::Closes, "closes panel: kinds, resets"),
     (Action::Help, "this help"),
     (Action::Copy, "copy row: clipboard, tmux buffer"),
+    (Action::Close, "close row: FIN (--allow-close)"),
+    (Action::Abort, "abort row: RST (--allow-close)"),
     (Action::Quit, "quit"),
 ];
