@@ -5,5 +5,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod close_keys;
 mod dashboard_tmux;
 mod reset_reasons;
