@@ -463,10 +463,14 @@ fn without_allow_close_the_close_keys_say_how_to_turn_them_on_and_send_nothing()
         &mut io::sink(),
         |mut s, _| async move {
             s.poll(with_cookies(&b)).await;
-            s.until("a CLOSE_WAIT row", |f| f.contains("10.0.0.44:41999"))
+            let frame = s
+                .until("a CLOSE_WAIT row", |f| f.contains("10.0.0.44:41999"))
                 .await;
+            assert!(
+                !frame.contains("close   "),
+                "keys off, no close line:\n{frame}"
+            );
             for key in ['x', 'X'] {
-                s.key(KeyCode::Char('d')).await;
                 s.key(KeyCode::Char(key)).await;
                 let frame = s
                     .until("how to enable closing", |f| f.contains("--allow-close"))
@@ -565,8 +569,11 @@ fn a_listener_is_refused_before_any_confirmation() {
         &mut io::sink(),
         |mut s, _| async move {
             s.poll(with_cookies(&b)).await;
-            s.until("a LISTEN row", |f| f.contains("0.0.0.0:8080"))
+            let frame = s
+                .until("a LISTEN row", |f| f.contains("0.0.0.0:8080"))
                 .await;
+            // The detail pane says which close the row allows: none.
+            assert!(frame.contains("close   refused: listen"), "{frame}");
             s.key(KeyCode::Char('X')).await;
             let frame = s.until("the refusal", |f| f.contains("not closed:")).await;
             assert!(frame.contains("a listening socket"), "{frame}");

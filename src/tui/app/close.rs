@@ -171,6 +171,36 @@ impl App {
         lines
     }
 
+    /// Which close the close keys allow on `c`, for the detail pane; `None` while the keys
+    /// are off (no `--allow-close`, or a replay).
+    pub fn close_allows(&self, c: &Connection) -> Option<String> {
+        if !self.close_keys.allowed || self.close_keys.replay {
+            return None;
+        }
+        let keys = |a| self.keymap.keys_of(a);
+        let rails = &self.close_keys.rails;
+        Some(match rails.left_out(c) {
+            Some(LeftOut::Lingertop) => "never: lingertop's own".to_string(),
+            Some(LeftOut::Ssh) => "never: the SSH connection you are on".to_string(),
+            None => match (
+                rails.refuse(c, CloseHow::Graceful),
+                rails.refuse(c, CloseHow::Abort),
+            ) {
+                (None, None) => format!(
+                    "{} graceful (FIN), {} abort (RST)",
+                    keys(crate::tui::keys::Action::Close),
+                    keys(crate::tui::keys::Action::Abort)
+                ),
+                (Some(why), None) => format!(
+                    "{} abort (RST) only; graceful refused: {}",
+                    keys(crate::tui::keys::Action::Abort),
+                    why.code()
+                ),
+                (_, Some(why)) => format!("refused: {}", why.code()),
+            },
+        })
+    }
+
     /// A key while the confirmation is open: `y` sends the close, `n` or Esc cancels, any
     /// other key is ignored (the confirmation keeps the screen). `None`: no confirmation.
     pub fn on_confirm_key(&mut self, k: &crossterm::event::KeyEvent) -> Option<Effect> {
