@@ -20,12 +20,7 @@ pub(super) fn render_confirm(f: &mut Frame, c: &CloseConfirm, theme: &Theme, are
         .map(|l| l.chars().count().div_ceil(inner_w).max(1))
         .sum();
     let h = (text_h as u16 + 4).min(area.height);
-    let rect = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
+    let rect = super::help::centred(area, w, h);
     f.render_widget(Clear, rect);
     let block = Block::default().borders(Borders::ALL).title(Span::styled(
         format!(" {} close: are you sure? ", c.how),

@@ -52,17 +52,22 @@ const COMPACT_DIAGRAM: &[&str] = &[
     " CLOSED",
 ];
 
+/// A `w`x`h` rectangle in the middle of `area` (which holds it), for an overlay.
+pub(super) fn centred(area: Rect, w: u16, h: u16) -> Rect {
+    Rect {
+        x: area.x + area.width.saturating_sub(w) / 2,
+        y: area.y + area.height.saturating_sub(h) / 2,
+        width: w.min(area.width),
+        height: h.min(area.height),
+    }
+}
+
 /// Draws the help overlay over `area`.
 pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let w = area.width.saturating_sub(4).min(110);
     // 30: every key, the VIA legend and its two lines fit at 40 rows.
     let h = area.height.saturating_sub(2).min(30);
-    let rect = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
+    let rect = centred(area, w, h);
     f.render_widget(Clear, rect);
     let block = Block::default().borders(Borders::ALL).title(Span::styled(
         " Help: keys and TCP close states (? or Esc closes) ",
