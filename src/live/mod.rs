@@ -264,7 +264,28 @@ fn close(collector: &mut Collector, req: &CloseRequest) -> CloseDone {
     use crate::model::action::Outcome;
     let mut targets: Vec<Target> = req.connections.iter().map(Target::of).collect();
     Target::note_descriptors(&mut targets);
-    let results = collector.close(&targets, req.how);
+    // The kernel's events name the task that closes by its thread's name, and the poll
+    // thread is `lingertop-poll`: the act runs on a thread named as the process, so that
+    // `watch --events` and `serve` take it as lingertop's action (`events/join.rs`), never
+    // as the application's own close or reset.
+    let how = req.how;
+    let results = std::thread::scope(|s| {
+        let acting = std::thread::Builder::new()
+            .name(crate::model::action::LINGERTOP.into())
+            .spawn_scoped(s, || collector.close(&targets, how));
+        match acting {
+            Ok(t) => t.join().ok(),
+            Err(_) => None,
+        }
+    });
+    let results = results.unwrap_or_else(|| {
+        vec![
+            Err(crate::model::action::Refusal::Failed {
+                detail: "cannot start the thread that closes".into(),
+            });
+            targets.len()
+        ]
+    });
     let who = crate::syslog::who();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; targets.len()];
     let mut acted = vec![false; targets.len()];

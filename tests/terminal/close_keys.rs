@@ -3,13 +3,17 @@
 //! Without `--allow-close`, `x` only says how to turn closing on; with it, `x` opens the
 //! confirmation, `n` cancels (the socket still there, by `ss`), and `x` `y` closes it
 //! gracefully: the footer gives the verified result, `ss` in the namespace no longer has
-//! it, and the process that held it is alive.
+//! it, the process that held it is alive, and `watch --events` beside it sees the close
+//! as lingertop's action, not the holder's own close.
 
 #![cfg(target_os = "linux")]
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
+use crate::common::live::{Watched, next_line};
 use crate::common::netns::{Netns, privileged, wait_until};
 use crate::common::resets::first_line;
 use crate::common::tmux::Tmux;
@@ -34,6 +38,22 @@ fn close_keys_say_how_to_enable_then_confirm_cancel_and_close_a_close_wait() {
         return;
     }
     let mut ns = Netns::new("closekeys").expect("a namespace");
+    ns.sleeper();
+    // Beside the dashboard from before the connection is made, so the kernel's events
+    // follow its socket from the start.
+    let watched = Watched::start(&[
+        "--set",
+        &format!("collector.netns={}", ns.name),
+        "--events=on",
+        "--interval",
+        "500ms",
+    ]);
+    let said = next_line(
+        &watched.stderr,
+        Duration::from_secs(20),
+        "watch's first poll",
+    );
+    assert!(said.contains("first poll saw"), "{said}");
     let mut holder = ns
         .command("python3")
         .args(["-c", HOLDER])
@@ -91,6 +111,30 @@ fn close_keys_say_how_to_enable_then_confirm_cancel_and_close_a_close_wait() {
     assert!(
         holder.try_wait().expect("the holder's status").is_none(),
         "the process that held the connection must be alive"
+    );
+    // The kernel's events name lingertop as the actor: an action line for the holder's
+    // connection, and no close of the holder's own.
+    let (mut actions, mut own) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while actions == 0 && Instant::now() < deadline {
+        let Ok(line) = watched.stdout.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        // The closed connection: the holder's end, on the listener's port (the holder's
+        // own client end was closed by the holder itself, and is its own close).
+        let closed = v["local"] == row.as_str() && v["remote"] != "0.0.0.0:0";
+        if v["event"] == "action" && v["how"] == "graceful" && closed {
+            actions += 1;
+        }
+        if v["event"] == "close" && closed {
+            own += 1;
+        }
+    }
+    assert_eq!(
+        (actions, own),
+        (1, 0),
+        "one action of lingertop's, no close of the holder's own"
     );
     tmux.keys(&["q"]);
     tmux.wait_for("shell> ", Duration::from_secs(5));
