@@ -89,7 +89,7 @@ fn a_key_bound_to_two_actions_is_a_config_error_naming_both() {
 #[test]
 fn ctrl_c_quits_whatever_the_bindings() {
     let t = Tmux::start("ctrlc");
-    let file = t.start_dashboard_with_config("ctrlc", "[keys]\nquit = \"x\"\n");
+    let file = t.start_dashboard_with_config("ctrlc", "[keys]\nquit = \"z\"\n");
     t.wait_for("LIVE", Duration::from_secs(10));
     t.keys(&["C-c"]);
     let s = t.wait_for(":ex", Duration::from_secs(10));
