@@ -44,6 +44,12 @@ pub struct Cli {
     /// only), auto (on when privileged: root or CAP_BPF and CAP_PERFMON).
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
     pub events: crate::events::EventsMode,
+
+    /// Dashboard: let keys x (graceful close) and X (abort) close the selected connection,
+    /// each after a confirmation; as the config's actions.allow-close. Off by default: a
+    /// stray key never resets a connection.
+    #[arg(long)]
+    pub allow_close: bool,
     /// Which backend reads the socket table: netlink (Linux sock_diag: timers, queues,
     /// cached owners), netstat2 (portable), or auto (netlink where it works)
     /// [default: the config's collector.backend, else auto].

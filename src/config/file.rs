@@ -15,6 +15,7 @@ pub struct FileConfig {
     pub theme: Option<ThemeFile>,
     pub serve: Option<ServeFile>,
     pub resolve: Option<ResolveFile>,
+    pub actions: Option<ActionsFile>,
 }
 
 /// `[keys]`: each action's keys, as a string or a list of strings.
@@ -45,6 +46,8 @@ pub struct KeysFile {
     pub alerts: Option<KeyList>,
     pub copy: Option<KeyList>,
     pub names: Option<KeyList>,
+    pub close: Option<KeyList>,
+    pub abort: Option<KeyList>,
 }
 
 impl KeysFile {
@@ -75,6 +78,8 @@ impl KeysFile {
             ("alerts", self.alerts),
             ("copy", self.copy),
             ("names", self.names),
+            ("close", self.close),
+            ("abort", self.abort),
         ]
         .into_iter()
         .filter_map(|(n, k)| k.map(|k| (n, k)))
@@ -164,6 +169,13 @@ pub struct ServeFile {
     pub max_connections: Option<MaxConnections>,
     pub header_timeout: Option<Interval>,
     pub idle_timeout: Option<Interval>,
+}
+
+/// `[actions]`: what the dashboard may do to the connections it shows.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ActionsFile {
+    pub allow_close: Option<bool>,
 }
 
 /// `[resolve]`: reverse DNS of remote addresses.

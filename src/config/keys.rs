@@ -31,6 +31,8 @@ pub const BINDABLE: &[(&str, &[&str])] = &[
     ("alerts", &["a"]),
     ("copy", &["y"]),
     ("names", &["n"]),
+    ("close", &["x"]),
+    ("abort", &["X"]),
 ];
 
 /// The default keys of the action named `name` (empty for a name not in [`BINDABLE`]).

@@ -50,6 +50,9 @@ pub struct Config {
     pub serve: ServeConfig,
     /// Reverse DNS of remote addresses.
     pub resolve: ResolveConfig,
+    /// `[actions] allow-close`: the dashboard's close keys act (off: they say how to turn
+    /// them on), as `--allow-close` does.
+    pub allow_close: bool,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             theme: ThemeColors::default(),
             serve: ServeConfig::default(),
             resolve: ResolveConfig::default(),
+            allow_close: false,
         }
     }
 }
@@ -218,6 +222,7 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
     let alerts = file.alerts.unwrap_or_default();
     let serve = file.serve.unwrap_or_default();
     let resolve = file.resolve.unwrap_or_default();
+    let actions = file.actions.unwrap_or_default();
     let r = &d.rules;
     let rules = Rules {
         growth_window: alerts.growth_window.map_or(r.growth_window, |i| i.0),
@@ -313,6 +318,7 @@ fn build(file: FileConfig) -> Result<Config, (String, String)> {
             headless: resolve.headless.unwrap_or(d.resolve.headless),
             timeout: resolve.timeout.map_or(d.resolve.timeout, |t| t.0),
         },
+        allow_close: actions.allow_close.unwrap_or(d.allow_close),
     })
 }
 

@@ -54,13 +54,13 @@ fn file_values_override_defaults() {
 #[test]
 fn keys_and_theme_override_defaults_and_bad_ones_name_their_line() {
     let cfg = parse(
-        "[keys]\nquit = \"x\"\nhelp = [\"h\", \"f1\"]\n[theme]\ncritical = \"#ff8800\"\n",
+        "[keys]\nquit = \"z\"\nhelp = [\"h\", \"f1\"]\n[theme]\ncritical = \"#ff8800\"\n",
         "t.toml",
         &[],
     )
     .unwrap();
     let quit = cfg.keys.iter().find(|(n, _)| n == "quit").unwrap();
-    assert_eq!(quit.1, vec!["x".parse().unwrap()]);
+    assert_eq!(quit.1, vec!["z".parse().unwrap()]);
     let help = cfg.keys.iter().find(|(n, _)| n == "help").unwrap();
     assert_eq!(help.1.len(), 2);
     assert_eq!(cfg.theme.critical, theme::Colour::Rgb(0xff, 0x88, 0x00));

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::lab::LabRecogniser;
+use crate::model::action::{CloseHow, Outcome};
 use crate::model::alerts::detect_in;
 use crate::model::tracker::Sample;
 use crate::model::{Alert, Connection, Filter, Owners, Rules, Snapshot, Tracker, Transition};
@@ -114,12 +115,38 @@ pub enum Message {
     Update(Arc<Update>),
     /// A poll failed; the loop keeps going and tries again at the next interval.
     PollFailed(String),
+    /// A [`Control::Close`] was carried out and verified.
+    Closed(CloseDone),
 }
 
 /// Requests to the poll loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     SetInterval(Duration),
     PollNow,
+    /// Close these connections (the dashboard's close keys, confirmed): the poll thread
+    /// owns the collector and its netlink socket in each namespace, so the close, its
+    /// verification and the record go there, then a poll at once.
+    Close(Box<CloseRequest>),
     Stop,
+}
+
+/// Connections to close from outside, as they were listed: the rails were applied by
+/// whoever asks (the poll thread acts on exactly these, by cookie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub how: CloseHow,
+    pub connections: Vec<Connection>,
+    /// How each connection is named in the record and the result (addresses, state,
+    /// holders, namespace).
+    pub labels: Vec<String>,
+    /// How long to read the sockets again for them to reach their end.
+    pub wait: Duration,
+}
+
+/// The verified result of a [`CloseRequest`]: one outcome per connection, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseDone {
+    pub how: CloseHow,
+    pub results: Vec<(String, Outcome)>,
 }

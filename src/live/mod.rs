@@ -19,7 +19,7 @@ use crate::events::owners::EventOwners;
 use crate::lab::LabRecogniser;
 use crate::model::{Filter, TcpState, Tracker};
 
-pub use message::{Control, Message, Update};
+pub use message::{CloseDone, CloseRequest, Control, Message, Update};
 
 /// What a mode wants the loop's results to be about, beyond the config.
 #[derive(Default)]
@@ -188,6 +188,7 @@ pub fn spawn(
                 // Hand the result over; while the consumer is busy, keep answering controls
                 // so a stop request is never stuck behind a full channel.
                 let mut pending = msg;
+                let mut done: Vec<Message> = Vec::new();
                 loop {
                     match out.try_send(pending) {
                         Ok(()) => break,
@@ -201,9 +202,19 @@ pub fn spawn(
                                 }
                                 Ok(Control::SetInterval(d)) => interval = d,
                                 Ok(Control::PollNow) => plan.since_full = None,
-                                _ => {}
+                                Ok(Control::Close(req)) => {
+                                    done.push(Message::Closed(close(&mut collector, &req)));
+                                    plan.since_full = None;
+                                }
+                                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                             }
                         }
+                    }
+                }
+                // The closes carried out meanwhile, after the poll they came behind.
+                for m in done {
+                    if out.blocking_send(m).is_err() {
+                        return;
                     }
                 }
                 // Wait for the next poll, answering control requests meanwhile.
@@ -220,6 +231,15 @@ pub fn spawn(
                             plan.since_full = None;
                             break;
                         }
+                        Ok(Control::Close(req)) => {
+                            let m = Message::Closed(close(&mut collector, &req));
+                            if out.blocking_send(m).is_err() {
+                                return;
+                            }
+                            // The table without what was closed, at once.
+                            plan.since_full = None;
+                            break;
+                        }
                         Ok(Control::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                             return;
                         }
@@ -231,6 +251,119 @@ pub fn spawn(
     Ok(LiveHandle {
         control: tx,
         thread: Some(thread),
+    })
+}
+
+/// Carries out a close the dashboard asked for, as `lingertop close --yes` would: each
+/// connection closed `how` by cookie (a graceful close through a descriptor of its own
+/// holder, an abort inside its own namespace), then read again until it reached its end or
+/// `wait` passed. Every act goes to the system log (stderr is the dashboard's screen).
+#[cfg(target_os = "linux")]
+fn close(collector: &mut Collector, req: &CloseRequest) -> CloseDone {
+    use crate::collector::close::Target;
+    use crate::model::action::Outcome;
+    let mut targets: Vec<Target> = req.connections.iter().map(Target::of).collect();
+    Target::note_descriptors(&mut targets);
+    // The kernel's events name the task that closes by its thread's name, and the poll
+    // thread is `lingertop-poll`: the act runs on a thread named as the process, so that
+    // `watch --events` and `serve` take it as lingertop's action (`events/join.rs`), never
+    // as the application's own close or reset.
+    let how = req.how;
+    let results = std::thread::scope(|s| {
+        let acting = std::thread::Builder::new()
+            .name(crate::model::action::LINGERTOP.into())
+            .spawn_scoped(s, || collector.close(&targets, how));
+        match acting {
+            Ok(t) => t.join().ok(),
+            Err(_) => None,
+        }
+    });
+    let results = results.unwrap_or_else(|| {
+        vec![
+            Err(crate::model::action::Refusal::Failed {
+                detail: "cannot start the thread that closes".into(),
+            });
+            targets.len()
+        ]
+    });
+    let who = crate::syslog::who();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; targets.len()];
+    let mut acted = vec![false; targets.len()];
+    for (i, r) in results.into_iter().enumerate() {
+        let what = format!("{} close of {} (dashboard)", req.how, label(req, i));
+        match r {
+            Ok(()) => {
+                acted[i] = true;
+                crate::syslog::notice(&format!("{who}: {what}: sent"));
+            }
+            Err(refusal) => {
+                crate::syslog::notice(&format!("{who}: {what}: refused: {refusal}"));
+                outcomes[i] = Some(Outcome::Refused { refusal });
+            }
+        }
+    }
+    match collector.verify(&targets, &acted, req.how, req.wait) {
+        Ok(verified) => {
+            for (i, v) in verified.into_iter().enumerate() {
+                if acted[i] {
+                    outcomes[i] = Some(v.unwrap_or(Outcome::Closed));
+                }
+            }
+        }
+        Err(e) => {
+            for (i, o) in outcomes.iter_mut().enumerate() {
+                if acted[i] {
+                    *o = Some(Outcome::Refused {
+                        refusal: crate::model::action::Refusal::Failed {
+                            detail: format!(
+                                "sent, but cannot read the socket table again to verify: {e}"
+                            ),
+                        },
+                    });
+                }
+            }
+        }
+    }
+    let results: Vec<(String, Outcome)> = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| (label(req, i), o.unwrap_or(Outcome::Closed)))
+        .collect();
+    for ((what, o), _) in results.iter().zip(&acted).filter(|(_, a)| **a) {
+        crate::syslog::notice(&format!(
+            "{who}: {} close of {what} (dashboard): {o}",
+            req.how
+        ));
+    }
+    CloseDone {
+        how: req.how,
+        results,
+    }
+}
+
+/// Elsewhere there are no socket cookies to close by.
+#[cfg(not(target_os = "linux"))]
+fn close(_collector: &mut Collector, req: &CloseRequest) -> CloseDone {
+    use crate::model::action::{Outcome, Refusal};
+    CloseDone {
+        how: req.how,
+        results: (0..req.connections.len())
+            .map(|i| {
+                (
+                    label(req, i),
+                    Outcome::Refused {
+                        refusal: Refusal::NoCookie,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+fn label(req: &CloseRequest, i: usize) -> String {
+    req.labels.get(i).cloned().unwrap_or_else(|| {
+        let c = &req.connections[i];
+        format!("{} -> {}", c.local(), c.remote())
     })
 }
 

@@ -132,6 +132,8 @@ pub fn run(cfg: Config, args: &Record) -> Result<ExitCode> {
                         );
                     }
                 }
+                // Only a dashboard asks the poll thread to close a connection.
+                Some(Message::Closed(_)) => {}
                 Some(Message::PollFailed(e)) => {
                     if polls == 0 {
                         bail!("{e}");

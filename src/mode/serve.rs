@@ -94,6 +94,8 @@ async fn serve(cfg: Config, listen: SocketAddr, args: &Serve) -> Result<ExitCode
         Some(Message::Update(u)) => u,
         // The very first read failed: a setup problem, not a passing one.
         Some(Message::PollFailed(e)) => bail!("{e}"),
+        // serve asks for no close.
+        Some(Message::Closed(_)) => bail!("the poll thread answered a close serve never asked for"),
         None => bail!("the poll thread stopped unexpectedly"),
     };
     let mut with_closes = move |mut e: Exposition, u: &Arc<Update>| {
@@ -127,6 +129,8 @@ async fn serve(cfg: Config, listen: SocketAddr, args: &Serve) -> Result<ExitCode
                     crate::stderr::say!("lingertop: {e}; trying again in {interval}");
                     latest_tx.send_modify(|x| Arc::make_mut(x).poll_errors = errors);
                 }
+                // serve asks for no close.
+                Message::Closed(_) => {}
             }
         }
     });

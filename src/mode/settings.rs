@@ -138,6 +138,10 @@ pub enum Mode {
 pub struct Dashboard {
     /// `--events`: the closes panel's source.
     pub events: EventsMode,
+    /// `--allow-close`, or the config's `actions.allow-close`: the close keys act.
+    pub allow_close: bool,
+    /// The rails every close from the dashboard goes through (listeners always refused).
+    pub rails: Rails,
 }
 
 /// `lingertop snapshot`'s settings.
@@ -252,7 +256,18 @@ pub fn resolve(cli: Cli, file: Option<&ConfigFile>, env: &Env) -> Result<Setting
                 ..FilterArgs::default()
             };
             config.default_filter = layer(flags.to_filter()?, config.default_filter);
-            Mode::Dashboard(Dashboard { events: cli.events })
+            Mode::Dashboard(Dashboard {
+                events: cli.events,
+                allow_close: cli.allow_close || config.allow_close,
+                rails: Rails {
+                    include_listen: false,
+                    ssh: env
+                        .ssh_connection
+                        .as_deref()
+                        .and_then(crate::model::action::parse_ssh_connection),
+                    own_pid: std::process::id(),
+                },
+            })
         }
         Some(Command::Snapshot(a)) => {
             config.default_filter = layer(a.filter.to_filter()?, config.default_filter);
@@ -463,7 +478,10 @@ mod tests {
             c.netns
         );
         match &s.mode {
-            Mode::Dashboard(d) => format!("dashboard {common} events={:?}", d.events),
+            Mode::Dashboard(d) => format!(
+                "dashboard {common} events={:?} allow_close={}",
+                d.events, d.allow_close
+            ),
             Mode::Snapshot(x) => format!(
                 "snapshot {common} second_poll={:?} format={} pretty={} events={:?} fail_on={:?} resolve={} quiet={}",
                 x.second_poll,
@@ -510,9 +528,14 @@ mod tests {
         let table: &[(&str, Option<&str>, bool, &str)] = &[
             // The defaults, and the dashboard's own flags.
             ("", None, true,
-             r#"dashboard interval=2s filter="" backend=Auto netns=all events=Auto"#),
+             r#"dashboard interval=2s filter="" backend=Auto netns=all events=Auto allow_close=false"#),
             ("--interval 500ms --filter port:443 --events off", None, true,
-             r#"dashboard interval=500ms filter="port:443" backend=Auto netns=all events=Off"#),
+             r#"dashboard interval=500ms filter="port:443" backend=Auto netns=all events=Off allow_close=false"#),
+            // Closing from the dashboard: the flag, or the config's actions.allow-close.
+            ("--allow-close", None, true,
+             r#"dashboard interval=2s filter="" backend=Auto netns=all events=Auto allow_close=true"#),
+            ("--set actions.allow-close=true", None, true,
+             r#"dashboard interval=2s filter="" backend=Auto netns=all events=Auto allow_close=true"#),
             // The file over the defaults; --set over the file; a flag over both, given
             // before the subcommand or after it.
             ("watch", Some(FIVE_SECONDS), false,
@@ -533,7 +556,7 @@ mod tests {
             ("watch --state close-wait", Some(NOT_LISTEN), false,
              r#"watch interval=2s filter="state:close-wait" backend=Auto netns=all events=None resolve=false quiet=false"#),
             ("--filter port:80", Some(NOT_LISTEN), true,
-             r#"dashboard interval=2s filter="port:80" backend=Auto netns=all events=Auto"#),
+             r#"dashboard interval=2s filter="port:80" backend=Auto netns=all events=Auto allow_close=false"#),
             ("--filter port:80 snapshot", Some(NOT_LISTEN), false,
              r#"snapshot interval=2s filter="port:80" backend=Auto netns=all second_poll=None format=json pretty=false events=Auto fail_on=None resolve=false quiet=false"#),
             // snapshot: the format and indentation follow the terminal unless given; its

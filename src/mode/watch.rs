@@ -88,6 +88,8 @@ pub fn run(cfg: Config, args: &Watch) -> Result<ExitCode> {
                     );
                     continue;
                 }
+                // watch asks for no close.
+                Some(Message::Closed(_)) => continue,
                 None => bail!("the poll thread stopped unexpectedly"),
             };
             let written = if stream.events {

@@ -44,6 +44,11 @@ pub enum Action {
     Copy,
     /// Show remote addresses by name (reverse DNS) or as addresses.
     Names,
+    /// Close the selected connection gracefully (after a confirmation; only with
+    /// `--allow-close`).
+    Close,
+    /// Abort the selected connection (RST; after a confirmation; only with `--allow-close`).
+    Abort,
     /// Toggle the quick filter on the n-th state of the strip (0-based).
     QuickState(usize),
 }
@@ -76,6 +81,8 @@ impl Action {
             "alerts" => Action::Alerts,
             "copy" => Action::Copy,
             "names" => Action::Names,
+            "close" => Action::Close,
+            "abort" => Action::Abort,
             _ => return None,
         })
     }
@@ -286,18 +293,26 @@ mod tests {
             k.action(&ev(KeyCode::Char('7'), KeyModifiers::NONE)),
             Some(Action::QuickState(6))
         );
-        assert_eq!(k.action(&ev(KeyCode::Char('x'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('x'), KeyModifiers::NONE)),
+            Some(Action::Close)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('X'), KeyModifiers::NONE)),
+            Some(Action::Abort)
+        );
+        assert_eq!(k.action(&ev(KeyCode::Char('z'), KeyModifiers::NONE)), None);
     }
 
     #[test]
     fn overrides_replace_an_actions_keys() {
-        let k = Keymap::new(&[("quit".into(), vec!["x".parse().unwrap()])]);
+        let k = Keymap::new(&[("quit".into(), vec!["z".parse().unwrap()])]);
         assert_eq!(
-            k.action(&ev(KeyCode::Char('x'), KeyModifiers::NONE)),
+            k.action(&ev(KeyCode::Char('z'), KeyModifiers::NONE)),
             Some(Action::Quit)
         );
         assert_eq!(k.action(&ev(KeyCode::Char('q'), KeyModifiers::NONE)), None);
-        assert_eq!(k.keys_of(Action::Quit), "x");
+        assert_eq!(k.keys_of(Action::Quit), "z");
     }
 
     #[test]
@@ -324,7 +339,7 @@ mod tests {
             assert_eq!(named.iter().filter(|b| *b == a).count(), 1, "{a:?} twice");
         }
         // `Action` has one variant per name plus QuickState.
-        assert_eq!(named.len(), 24);
+        assert_eq!(named.len(), 26);
         assert_eq!(Action::named("explode"), None);
     }
 

@@ -178,6 +178,9 @@ pub fn spawn_event_reader(
 pub fn handle_event(app: &mut App, ev: Event) -> Effect {
     match ev {
         Event::Key(k) if k.kind != KeyEventKind::Release => {
+            if let Some(effect) = app.on_confirm_key(&k) {
+                return effect;
+            }
             if app.on_input_key(&k) {
                 return Effect::None;
             }

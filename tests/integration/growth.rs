@@ -1,8 +1,9 @@
 //! One growth definition: the dashboard's CW/MIN in its by-process view is the
 //! `close-wait-lingering` alert's growth over `alerts.growth-window`, on a real leak (loopback
 //! CLOSE_WAIT sockets this test holds) that grows, then stops. In-process: the real
-//! collector, tracker, alert rules and dashboard state, without a terminal. Alone in its file
-//! so no other test's sockets count toward this process's CLOSE_WAIT.
+//! collector, tracker, alert rules and dashboard state, without a terminal. It runs in a
+//! process of its own (the test binary run again for this one test) so no other test's
+//! sockets count toward its process's CLOSE_WAIT.
 
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,30 @@ use lingertop::model::{Filter, RuleId, Rules, TcpState, Tracker};
 use lingertop::tui::app::{App, View};
 use lingertop::tui::keys::Keymap;
 
+/// Set in the process that runs the test alone.
+const ALONE: &str = "LT_GROWTH_ALONE";
+
 #[test]
 fn cw_per_min_is_the_alert_growth_on_a_leak_that_grows_then_stops() {
+    if std::env::var_os(ALONE).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "growth::cw_per_min_is_the_alert_growth_on_a_leak_that_grows_then_stops",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ALONE, "1")
+            .output()
+            .expect("run the test binary again");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "alone it failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     let me = std::process::id();
     let mut rules = Rules::default();
     rules.close_wait.min_age = Duration::ZERO;

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod close_keys;
 mod dashboard_tmux;
 mod replay;
 mod reset_reasons;

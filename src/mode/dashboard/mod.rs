@@ -28,12 +28,11 @@ use lab::LabSession;
 use super::settings::Dashboard;
 use crate::collector::Collector;
 use crate::config::Config;
-use crate::events::EventsMode;
 use crate::live::{self, Control, Message};
 use crate::model::Filter;
 use crate::resolve::{Known, Resolver};
 use crate::shutdown::Shutdown;
-use crate::tui::app::{App, Effect, RemoteNames};
+use crate::tui::app::{App, CloseKeys, Effect, RemoteNames};
 use crate::tui::keys::Keymap;
 use crate::tui::theme::Theme;
 use crate::tui::{TerminalGuard, handle_event, install_panic_hook, spawn_event_reader};
@@ -54,7 +53,7 @@ pub fn run(cfg: Config, settings: Dashboard) -> Result<ExitCode> {
     }
     // Said before the dashboard takes the screen, so it stays readable after.
     let collector = super::open_collector(cfg.backend, &cfg.netns, false)?;
-    super::runtime()?.block_on(run_async(&cfg, collector, settings.events))?;
+    super::runtime()?.block_on(run_async(&cfg, collector, settings))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -142,9 +141,16 @@ async fn names_changed(resolver: Option<&Resolver>) {
     }
 }
 
-async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Result<()> {
+async fn run_async(cfg: &Config, collector: Collector, settings: Dashboard) -> Result<()> {
+    let events = settings.events;
     let mut app = new_app(cfg);
     app.command_of = Some(crate::collector::command_of);
+    app.close_keys = CloseKeys {
+        allowed: settings.allow_close,
+        replay: false,
+        rails: settings.rails,
+        sigpipe_of: sigpipe_of(),
+    };
     let history = history::path();
     if let Some(p) = &history {
         app.filter_history = history::load(p);
@@ -207,6 +213,14 @@ async fn run_async(cfg: &Config, collector: Collector, events: EventsMode) -> Re
     drop(reader);
     drop(poller);
     outcome
+}
+
+/// Whether a process ignores SIGPIPE, from `/proc/PID/status` (Linux only).
+fn sigpipe_of() -> Option<fn(u32) -> Option<bool>> {
+    #[cfg(target_os = "linux")]
+    return Some(crate::collector::close::ignores_sigpipe);
+    #[cfg(not(target_os = "linux"))]
+    None
 }
 
 /// The app as the config starts it: its keys, interval, history, filter and rules.
@@ -287,6 +301,7 @@ where
             }
         }
         app.replay = io.replay.as_ref().map(replay::Replay::header);
+        app.close_keys.replay = io.replay.is_some();
         let hit = crate::tui::draw(io.terminal, app, &parts.theme)?;
         app.after_draw(hit);
         #[cfg(feature = "test-support")]
@@ -320,6 +335,10 @@ where
                         }
                     }
                     Effect::Copy(text) => copy_to(io.clipboard, io.in_tmux, app, &text),
+                    Effect::Close(_) if io.replay.is_some() => {
+                        app.notice = Some("closing is off in a replay".into());
+                    }
+                    Effect::Close(req) => (io.control)(Control::Close(req)),
                     Effect::None => {}
                 }
             }
@@ -329,6 +348,7 @@ where
                     parts.labs.refresh(app);
                 }
                 Some(Message::PollFailed(e)) => app.on_poll_failed(e),
+                Some(Message::Closed(done)) => app.on_closed(done),
                 None => anyhow::bail!("the poll thread stopped"),
             },
             _ = lab_tick.tick(), if parts.labs.busy() => {

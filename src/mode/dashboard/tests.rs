@@ -312,7 +312,7 @@ fn the_lab_tick_collects_a_finished_close_and_asks_for_a_poll() {
     );
     outcome.expect("the loop ends on q");
     // The open, the close's request, and the tick that collected the close.
-    assert_eq!(sent, [Control::PollNow; 3]);
+    assert_eq!(sent, [const { Control::PollNow }; 3]);
     let panel = app.lab.as_ref().expect("the lab panel is open");
     assert_eq!(panel.busy, 0, "nothing left running");
 }
@@ -425,4 +425,162 @@ fn the_loop_ends_with_an_error_when_its_polls_stop() {
     );
     let e = outcome.expect_err("the loop cannot go on without polls");
     assert_eq!(e.to_string(), "the poll thread stopped");
+}
+
+/// `u` with a socket cookie on every connection, as the netlink backend reads them (the
+/// fixture's are 0, which the rails refuse to close: no identity to check).
+fn with_cookies(u: &Update) -> Arc<Update> {
+    let mut u = u.clone();
+    let mut snap = (*u.snapshot).clone();
+    for c in &mut snap.connections {
+        c.cookie = u64::from(c.inode) + 1000;
+    }
+    u.snapshot = Arc::new(snap);
+    Arc::new(u)
+}
+
+/// A dashboard showing only the fixture's CLOSE_WAIT rows (the first one selected).
+fn close_wait_app(allowed: bool) -> App {
+    let mut app = new_app();
+    app.filter = Filter::parse("state:close-wait").expect("a filter");
+    app.close_keys = crate::tui::app::CloseKeys {
+        allowed,
+        replay: false,
+        rails: crate::model::action::Rails::default(),
+        // Every holder keeps SIGPIPE's default action: the warning must show.
+        sigpipe_of: Some(|_| Some(false)),
+    };
+    app
+}
+
+#[test]
+fn without_allow_close_the_close_keys_say_how_to_turn_them_on_and_send_nothing() {
+    let mut app = close_wait_app(false);
+    let (_, b) = two_polls(false);
+    let (outcome, sent) = run_dashboard(
+        &mut app,
+        (120, 40),
+        false,
+        &mut io::sink(),
+        |mut s, _| async move {
+            s.poll(with_cookies(&b)).await;
+            let frame = s
+                .until("a CLOSE_WAIT row", |f| f.contains("10.0.0.44:41999"))
+                .await;
+            assert!(
+                !frame.contains("close   "),
+                "keys off, no close line:\n{frame}"
+            );
+            for key in ['x', 'X'] {
+                s.key(KeyCode::Char(key)).await;
+                let frame = s
+                    .until("how to enable closing", |f| f.contains("--allow-close"))
+                    .await;
+                assert!(!frame.contains("are you sure"), "{frame}");
+            }
+            s.quit().await;
+        },
+    );
+    outcome.expect("the loop ends on q");
+    assert!(
+        sent.is_empty(),
+        "nothing may reach the poll thread: {sent:?}"
+    );
+    assert!(app.confirm.is_none());
+}
+
+#[test]
+fn with_allow_close_a_confirmation_comes_first_n_cancels_and_y_sends_the_close() {
+    let mut app = close_wait_app(true);
+    let (_, b) = two_polls(false);
+    let b = with_cookies(&b);
+    let (outcome, sent) = run_dashboard(
+        &mut app,
+        (120, 40),
+        false,
+        &mut io::sink(),
+        |mut s, sent| async move {
+            s.poll(Arc::clone(&b)).await;
+            s.until("a CLOSE_WAIT row", |f| f.contains("10.0.0.44:41999"))
+                .await;
+            s.key(KeyCode::Char('x')).await;
+            let frame = s
+                .until("the confirmation", |f| f.contains("are you sure"))
+                .await;
+            for said in [
+                "graceful close: are you sure",
+                "shutdown(SHUT_WR)",
+                "The peer sees: an orderly EOF",
+                "does not ignore SIGPIPE",
+            ] {
+                assert!(frame.contains(said), "no {said:?} in:\n{frame}");
+            }
+            insta::assert_snapshot!("close_confirmation_120x40", frame);
+            // While it waits, other keys do nothing: `q` does not quit.
+            s.key(KeyCode::Char('q')).await;
+            s.key(KeyCode::Char('n')).await;
+            let frame = s
+                .until("the cancel", |f| f.contains("nothing closed"))
+                .await;
+            assert!(!frame.contains("are you sure"), "{frame}");
+            assert!(sent.borrow().is_empty(), "n sends nothing");
+
+            s.key(KeyCode::Char('X')).await;
+            s.until("the abort's confirmation", |f| {
+                f.contains("abort close: are you sure") && f.contains("RST")
+            })
+            .await;
+            s.key(KeyCode::Char('y')).await;
+            s.until("the close sent", |f| f.contains("verifying")).await;
+            let req = match sent.borrow().as_slice() {
+                [Control::Close(req)] => req.clone(),
+                other => panic!("one close expected, sent {other:?}"),
+            };
+            assert_eq!(req.how, crate::model::action::CloseHow::Abort);
+            assert_eq!(req.connections.len(), 1);
+            assert_eq!(req.connections[0].state, crate::model::TcpState::CloseWait);
+            assert_ne!(req.connections[0].cookie, 0);
+            // The poll thread's verified answer goes to the footer.
+            let done = crate::live::CloseDone {
+                how: req.how,
+                results: vec![(req.labels[0].clone(), crate::model::action::Outcome::Closed)],
+            };
+            s.polls
+                .send(Message::Closed(done))
+                .await
+                .expect("the loop reads polls");
+            let frame = s.until("the result", |f| f.contains("): closed")).await;
+            assert!(frame.contains("abort close of"), "{frame}");
+            s.quit().await;
+        },
+    );
+    outcome.expect("the loop ends on q");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+}
+
+#[test]
+fn a_listener_is_refused_before_any_confirmation() {
+    let mut app = close_wait_app(true);
+    app.filter = Filter::parse("state:listen").expect("a filter");
+    let (_, b) = two_polls(false);
+    let (outcome, sent) = run_dashboard(
+        &mut app,
+        (120, 40),
+        false,
+        &mut io::sink(),
+        |mut s, _| async move {
+            s.poll(with_cookies(&b)).await;
+            let frame = s
+                .until("a LISTEN row", |f| f.contains("0.0.0.0:8080"))
+                .await;
+            // The detail pane says which close the row allows: none.
+            assert!(frame.contains("close   refused: listen"), "{frame}");
+            s.key(KeyCode::Char('X')).await;
+            let frame = s.until("the refusal", |f| f.contains("not closed:")).await;
+            assert!(frame.contains("a listening socket"), "{frame}");
+            s.quit().await;
+        },
+    );
+    outcome.expect("the loop ends on q");
+    assert!(sent.is_empty(), "{sent:?}");
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 mod alerts;
+mod close;
 mod history;
 mod names;
 mod prompt;
@@ -18,6 +19,7 @@ mod sort;
 mod view;
 
 pub use alerts::{AlertsList, Since};
+pub use close::{CLOSE_OFF, CLOSE_REPLAY, CLOSE_WAIT_FOR, CloseConfirm, CloseKeys};
 pub use history::{FilterHistory, HISTORY_MAX};
 pub use names::RemoteNames;
 pub use prompt::TabCycle;
@@ -78,6 +80,8 @@ pub enum Effect {
     Lab(LabRequest),
     /// Put this text on the clipboard (the loop writes it to the terminal as OSC 52).
     Copy(String),
+    /// A confirmed close: the loop sends it to the poll thread.
+    Close(Box<crate::live::CloseRequest>),
 }
 
 /// Where things were drawn last frame, for the mouse.
@@ -184,6 +188,10 @@ pub struct App {
     pub command_of: Option<fn(u32) -> Option<ProcessCommand>>,
     /// Remote names (reverse DNS), as far as they have come, and whether they are shown.
     pub names: RemoteNames,
+    /// Whether the close keys act, and the rails they go through.
+    pub close_keys: CloseKeys,
+    /// A close waiting for its confirmation (`y`, or `n`/Esc).
+    pub confirm: Option<CloseConfirm>,
 }
 
 impl App {
@@ -240,6 +248,8 @@ impl App {
             close_alerts: Vec::new(),
             command_of: None,
             names: RemoteNames::default(),
+            close_keys: CloseKeys::default(),
+            confirm: None,
         }
     }
 
@@ -460,6 +470,8 @@ impl App {
                 Err(why) => self.notice = Some(format!("nothing copied: {why}")),
             },
             Action::Names => self.toggle_names(),
+            Action::Close => self.ask_close(crate::model::action::CloseHow::Graceful),
+            Action::Abort => self.ask_close(crate::model::action::CloseHow::Abort),
             Action::ToggleGroup if self.view == View::ByNetns => self.open_netns(),
             Action::ToggleGroup => self.toggle_group(),
             Action::QuickState(i) => {

@@ -44,6 +44,11 @@ pub(super) fn render_detail(f: &mut Frame, app: &App, theme: &Theme, area: Rect)
                 let name = crate::sanitize::terminal(name).into_owned();
                 lines.insert(3, Line::from(vec![label, Span::raw(name)]));
             }
+            if let Some(allows) = app.close_allows(c).filter(|_| matches!(row, Row::Conn(_))) {
+                // Under the state: what the close keys would do here.
+                let label = Span::styled(format!("{:<8}", "close"), theme.label);
+                lines.insert(1, Line::from(vec![label, Span::raw(allows)]));
+            }
             lines
         }),
         Some(Row::Group(state, n)) => group_lines(state, n, theme),

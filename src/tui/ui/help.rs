@@ -52,17 +52,22 @@ const COMPACT_DIAGRAM: &[&str] = &[
     " CLOSED",
 ];
 
+/// A `w`x`h` rectangle in the middle of `area` (which holds it), for an overlay.
+pub(super) fn centred(area: Rect, w: u16, h: u16) -> Rect {
+    Rect {
+        x: area.x + area.width.saturating_sub(w) / 2,
+        y: area.y + area.height.saturating_sub(h) / 2,
+        width: w.min(area.width),
+        height: h.min(area.height),
+    }
+}
+
 /// Draws the help overlay over `area`.
 pub(super) fn render_help(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let w = area.width.saturating_sub(4).min(110);
     // 30: every key, the VIA legend and its two lines fit at 40 rows.
     let h = area.height.saturating_sub(2).min(30);
-    let rect = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
+    let rect = centred(area, w, h);
     f.render_widget(Clear, rect);
     let block = Block::default().borders(Borders::ALL).title(Span::styled(
         " Help: keys and TCP close states (? or Esc closes) ",
@@ -185,6 +190,7 @@ const PAIRS: &[(Action, Action, &str)] = &[
     (Action::NextView, Action::PrevView, "next / previous view"),
     (Action::Sort, Action::SortDirection, "sort column / reverse"),
     (Action::Faster, Action::Slower, "poll faster / slower"),
+    (Action::Close, Action::Abort, "close FIN / abort RST"),
 ];
 
 /// [`help_keys`] with [`PAIRS`] on one line each, every action's first key only.
@@ -248,5 +254,7 @@ const HELP: &[(Action, &str)] = &[
     (Action::Closes, "closes panel: kinds, resets"),
     (Action::Help, "this help"),
     (Action::Copy, "copy row: clipboard, tmux buffer"),
+    (Action::Close, "close row: FIN (--allow-close)"),
+    (Action::Abort, "abort row: RST (--allow-close)"),
     (Action::Quit, "quit"),
 ];

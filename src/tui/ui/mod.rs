@@ -6,6 +6,7 @@ mod alerts;
 mod alerts_list;
 mod closes;
 mod columns;
+mod confirm;
 mod detail;
 mod footer;
 mod header;
@@ -33,8 +34,20 @@ pub(crate) fn sort_mark_of(view: crate::tui::app::View, col: usize, desc: bool) 
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 12;
 
-/// Draws the whole dashboard.
+/// Draws the whole dashboard, and the close confirmation over it while one waits.
 pub fn render(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
+    let hit = render_screen(f, app, theme);
+    let area = f.area();
+    if let Some(c) = &app.confirm
+        && area.width >= MIN_WIDTH
+        && area.height >= MIN_HEIGHT
+    {
+        confirm::render_confirm(f, c, theme, area);
+    }
+    hit
+}
+
+fn render_screen(f: &mut Frame, app: &App, theme: &Theme) -> HitAreas {
     let area = f.area();
     let mut hit = HitAreas::default();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
