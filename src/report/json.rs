@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::{AddrText, AlertFields, SnapshotView, addr, remote_name, timestamp};
 use crate::model::{
-    AgeSource, Alert, Connection, NetnsTable, PortRange, Snapshot, StateCounts, TcpState,
+    AgeSource, Alert, Attribution, Connection, NetnsTable, PortRange, Snapshot, StateCounts,
+    TcpState,
 };
 use crate::resolve::Names;
 
@@ -403,11 +404,12 @@ fn rows_compact(
     first: bool,
     buf: &mut Vec<u8>,
 ) -> io::Result<()> {
+    let mut w = RowWriter::new(s, names);
     for (i, c) in rows.iter().enumerate() {
         if i > 0 || !first {
             buf.push(b',');
         }
-        connection_compact(buf, &connection_json(c, s.taken_at, &s.netns, names))?;
+        w.row(buf, c)?;
     }
     Ok(())
 }
@@ -474,66 +476,207 @@ impl<'scope> RowsAhead<'scope> {
 /// Rows a thread writes at a time when a large snapshot's rows are written on two.
 const CHUNK: usize = 8192;
 
-/// One connection as compact JSON, fields in [`ConnectionJson`]'s order. Numbers, `null`s
-/// and lingertop's own names (states, age sources, timer kinds) are written here; text from
-/// outside (namespace, process and user names) and the age, a float, go through serde, so
-/// that every byte is what serde writes (`compact_json_by_hand_is_the_bytes_serde_writes`).
-fn connection_compact(b: &mut Vec<u8>, j: &ConnectionJson<'_>) -> io::Result<()> {
-    // Names and addresses are plain ASCII that JSON writes as it is: no escaping to check.
-    b.extend_from_slice(b"{\"state\":\"");
-    b.extend_from_slice(j.state.name().as_bytes());
-    b.extend_from_slice(b"\",\"local\":\"");
-    b.extend_from_slice(AddrText::of(&j.local.0).as_str().as_bytes());
-    b.extend_from_slice(b"\",\"remote\":\"");
-    b.extend_from_slice(AddrText::of(&j.remote.0).as_str().as_bytes());
-    b.push(b'"');
-    if let Some(name) = &j.remote_name {
-        field(b, "remote_name", name)?;
-    }
-    field(b, "netns", &j.netns)?;
-    number(b, "pid", j.pid);
-    field(b, "process", &j.process)?;
-    key(b, "pids");
-    b.push(b'[');
-    for (i, o) in j.pids.0.iter().enumerate() {
-        if i > 0 {
-            b.push(b',');
+/// Writes connections as compact JSON, fields in [`ConnectionJson`]'s order, straight from
+/// the [`Connection`]: numbers, `null`s, addresses and lingertop's own names (states, age
+/// sources, timer kinds) are written here, and runs of constant keys and `null`s go in as
+/// one piece; text from outside (namespace, process and user names) goes through serde
+/// with lingertop's escaping once per distinct text, its bytes kept for the rows that
+/// repeat it; the age, a float, is written as serde writes it ([`secs_json`]). Every byte is
+/// what serde writes (`compact_json_by_hand_is_the_bytes_serde_writes` and the tests after
+/// it).
+struct RowWriter<'a> {
+    now: SystemTime,
+    netns: &'a NetnsTable,
+    names: Option<&'a Names>,
+    /// The JSON value of each namespace's name met so far, by id.
+    netns_json: Vec<(crate::model::NetnsId, Vec<u8>)>,
+    /// The last process name and user name written, by where their text lives (owners of
+    /// one process share one name), with their JSON values.
+    process_json: Escaped,
+    user_json: Escaped,
+}
+
+/// A text's JSON value, kept for the text at `key` (its address and length).
+#[derive(Default)]
+struct Escaped {
+    key: Option<(usize, usize)>,
+    json: Vec<u8>,
+}
+
+impl Escaped {
+    /// Appends `text`'s JSON value (a string, with lingertop's escaping), escaping it only
+    /// when it is not the text met last.
+    fn put(&mut self, b: &mut Vec<u8>, text: &str) -> io::Result<()> {
+        let key = (text.as_ptr() as usize, text.len());
+        if self.key != Some(key) {
+            self.json.clear();
+            crate::sanitize::json_to_writer(&mut self.json, text).map_err(io::Error::from)?;
+            self.key = Some(key);
         }
-        b.extend_from_slice(itoa::Buffer::new().format(o.pid).as_bytes());
+        b.extend_from_slice(&self.json);
+        Ok(())
     }
-    b.push(b']');
-    field(b, "user", &j.user)?;
-    number(b, "uid", j.uid);
-    number(b, "inode", Some(j.inode));
-    own_name(b, "attribution", j.attribution);
-    field(b, "state_age_secs", &j.state_age_secs)?;
-    own_name(b, "state_age_from", j.state_age_from);
-    key(b, "previous_states");
-    b.push(b'[');
-    for (i, s) in j.previous_states.iter().enumerate() {
-        if i > 0 {
-            b.push(b',');
-        }
-        quoted(b, s.name());
-    }
-    b.push(b']');
-    key(b, "lab");
-    b.extend_from_slice(if j.lab { b"true" } else { b"false" });
-    key(b, "timer");
-    match &j.timer {
-        None => b.extend_from_slice(b"null"),
-        Some(t) => {
-            b.extend_from_slice(b"{\"kind\":");
-            quoted(b, t.kind);
-            number(b, "expires_ms", Some(t.expires_ms));
-            number(b, "retransmits", Some(t.retransmits));
-            b.push(b'}');
+}
+
+impl<'a> RowWriter<'a> {
+    fn new(s: &'a Snapshot, names: Option<&'a Names>) -> Self {
+        RowWriter {
+            now: s.taken_at,
+            netns: &s.netns,
+            names,
+            netns_json: Vec::new(),
+            process_json: Escaped::default(),
+            user_json: Escaped::default(),
         }
     }
-    number(b, "recv_q", j.recv_q);
-    number(b, "send_q", j.send_q);
-    b.push(b'}');
-    Ok(())
+
+    fn row(&mut self, b: &mut Vec<u8>, c: &Connection) -> io::Result<()> {
+        b.extend_from_slice(b"{\"state\":\"");
+        b.extend_from_slice(c.state.name().as_bytes());
+        b.extend_from_slice(b"\",\"local\":\"");
+        push_addr(b, &c.local());
+        b.extend_from_slice(b"\",\"remote\":\"");
+        push_addr(b, &c.remote());
+        b.push(b'"');
+        if let Some(name) = remote_name(self.names, &c.remote()) {
+            field(b, "remote_name", &name)?;
+        }
+        b.extend_from_slice(b",\"netns\":");
+        self.netns_value(b, c.netns())?;
+        match c.owner() {
+            None => b.extend_from_slice(b",\"pid\":null,\"process\":null,\"pids\":["),
+            Some(o) => {
+                b.extend_from_slice(b",\"pid\":");
+                push_int(b, o.pid);
+                b.extend_from_slice(b",\"process\":");
+                match o.name.as_deref() {
+                    Some(name) => self.process_json.put(b, name)?,
+                    None => b.extend_from_slice(b"null"),
+                }
+                b.extend_from_slice(b",\"pids\":[");
+            }
+        }
+        for (i, o) in c.owners.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            push_int(b, o.pid);
+        }
+        match &c.user {
+            None => b.extend_from_slice(b"],\"user\":null,\"uid\":null,\"inode\":"),
+            Some(u) => {
+                b.extend_from_slice(b"],\"user\":");
+                match u.name.as_deref() {
+                    Some(name) => self.user_json.put(b, name)?,
+                    None => b.extend_from_slice(b"null"),
+                }
+                b.extend_from_slice(b",\"uid\":");
+                push_int(b, u.uid);
+                b.extend_from_slice(b",\"inode\":");
+            }
+        }
+        push_int(b, c.inode);
+        b.extend_from_slice(match c.attribution {
+            None => b",\"attribution\":null,\"state_age_secs\":",
+            Some(Attribution::Owner) => b",\"attribution\":\"owner\",\"state_age_secs\":",
+            Some(Attribution::LastOwner) => b",\"attribution\":\"last-owner\",\"state_age_secs\":",
+            Some(Attribution::Listener) => b",\"attribution\":\"listener\",\"state_age_secs\":",
+        });
+        let age = c.state_age(self.now);
+        match age {
+            Some(d) => secs_json(b, d),
+            None => b.extend_from_slice(b"null"),
+        }
+        own_name(
+            b,
+            "state_age_from",
+            age.and(c.tracking.as_ref()).map(|t| t.source().name()),
+        );
+        let previous = c.tracking.as_ref().map(|t| t.previous());
+        match previous {
+            Some(p) if p.len() > 0 => {
+                b.extend_from_slice(b",\"previous_states\":[");
+                for (i, (s, _)) in p.enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    quoted(b, s.name());
+                }
+                b.push(b']');
+            }
+            _ => b.extend_from_slice(b",\"previous_states\":[]"),
+        }
+        b.extend_from_slice(if c.lab {
+            b",\"lab\":true,\"timer\":"
+        } else {
+            b",\"lab\":false,\"timer\":"
+        });
+        match &c.timer {
+            None => b.extend_from_slice(b"null"),
+            Some(t) => {
+                b.extend_from_slice(b"{\"kind\":");
+                quoted(b, t.kind.name());
+                b.extend_from_slice(b",\"expires_ms\":");
+                push_int(b, t.expires_ms);
+                b.extend_from_slice(b",\"retransmits\":");
+                push_int(b, t.retransmits);
+                b.push(b'}');
+            }
+        }
+        number(b, "recv_q", c.recv_q());
+        number(b, "send_q", c.send_q());
+        b.push(b'}');
+        Ok(())
+    }
+
+    /// The namespace's name as JSON (a string, or null where it has none).
+    fn netns_value(&mut self, b: &mut Vec<u8>, id: crate::model::NetnsId) -> io::Result<()> {
+        if let Some((_, json)) = self.netns_json.iter().find(|(i, _)| *i == id) {
+            b.extend_from_slice(json);
+            return Ok(());
+        }
+        let mut json = Vec::new();
+        crate::sanitize::json_to_writer(&mut json, &self.netns.name(id))
+            .map_err(io::Error::from)?;
+        b.extend_from_slice(&json);
+        self.netns_json.push((id, json));
+        Ok(())
+    }
+}
+
+/// An address as [`addr`] spells it; IPv4 written digit by digit.
+fn push_addr(b: &mut Vec<u8>, sa: &SocketAddr) {
+    b.extend_from_slice(AddrText::of(sa).as_bytes());
+}
+
+fn push_int<N: itoa::Integer>(b: &mut Vec<u8>, n: N) {
+    b.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `d` in seconds, rounded to the millisecond, as serde writes [`secs`]`(d)`: the shortest
+/// decimal that reads back as that float, which for the float nearest `k / 1000` (`k`
+/// whole milliseconds, fewer than 15 digits, so no other decimal of as few digits is nearer
+/// it) is `k / 1000` itself, with at least one digit after the point. Longer ones (over
+/// 3,000 years) go through serde.
+pub(super) fn secs_json(b: &mut Vec<u8>, d: Duration) {
+    let k = (d.as_secs_f64() * 1000.0).round();
+    if !(k < 1e14) {
+        let _ = crate::sanitize::json_to_writer(&mut *b, &secs(d));
+        return;
+    }
+    let k = k as u64;
+    push_int(b, k / 1000);
+    let ms = k % 1000;
+    let digit = |n: u64| b'0' + (n % 10) as u8;
+    let digits = [b'.', digit(ms / 100), digit(ms / 10), digit(ms)];
+    let len = if ms % 100 == 0 {
+        2
+    } else if ms % 10 == 0 {
+        3
+    } else {
+        4
+    };
+    b.extend_from_slice(&digits[..len]);
 }
 
 /// `,"key":`
