@@ -18,7 +18,7 @@ use crate::cli::{self, Format, SnapshotArgs};
 use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
-use crate::model::alerts::{detect_in, port_pressure};
+use crate::model::alerts::{detect_in, port_pressure_top};
 use crate::model::{Alert, Connection, Filter, ProcessInfo, TcpState, Tracker};
 use crate::report;
 use crate::resolve::{Names, Resolver};
@@ -156,7 +156,11 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
             // Worst first, as the rules give them (a stable sort keeps their order within).
             alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
         }
-        let pressure = port_pressure(&snap.connections, snap.port_ranges());
+        let pressure = port_pressure_top(
+            &snap.connections,
+            snap.port_ranges(),
+            report::PRESSURE_LISTED,
+        );
         let names = resolve.then(|| resolve_names(&snap.connections, &alerts, cfg.resolve.timeout));
         let view = report::SnapshotView {
             snapshot: &snap,

@@ -3,11 +3,13 @@
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::{AddrText, AlertFields, SnapshotView, addr, remote_name, timestamp};
+use super::{AddrText, AlertFields, PRESSURE_LISTED, SnapshotView, addr, remote_name, timestamp};
 use crate::model::{
     AgeSource, Alert, Attribution, Connection, NetnsTable, PortRange, Snapshot, StateCounts,
     TcpState,
@@ -16,8 +18,6 @@ use crate::resolve::Names;
 
 /// How many connections each alert lists in JSON (the count is always complete).
 const ALERT_CONNECTIONS_LISTED: usize = 100;
-/// How many port-pressure figures the JSON carries.
-const PRESSURE_LISTED: usize = 10;
 
 #[derive(Serialize)]
 struct JsonSnapshot<'a> {
@@ -375,22 +375,36 @@ fn write_compact_with<W: Write>(
         buf.extend_from_slice(b"]}");
         return out.write_all(&buf);
     };
-    // This thread writes the even chunks; the helper's odd ones arrive in order.
-    let mut buf = Vec::with_capacity(CHUNK * 360);
-    for (i, chunk) in s.connections.chunks(CHUNK).enumerate() {
-        if i % 2 == 0 {
-            buf.clear();
-            rows_compact(s, v.names, chunk, i == 0, &mut buf)?;
-            out.write_all(&buf)?;
-        } else {
-            let theirs = ahead
+    // Both threads take the next chunk not yet taken; this one writes them all out in
+    // order, the helper's as they arrive (it takes its chunks in order too, so they arrive
+    // in order). The helper has taken every chunk before the one this thread takes that
+    // this thread did not write already.
+    let chunks: Vec<&[Connection]> = s.connections.chunks(CHUNK).collect();
+    let mut written = 0;
+    let mut mine = Vec::with_capacity(CHUNK * 360);
+    loop {
+        let i = ahead.next.fetch_add(1, Ordering::Relaxed);
+        if let Some(chunk) = chunks.get(i) {
+            mine.clear();
+            rows_compact(s, v.names, chunk, i == 0, &mut mine)?;
+        }
+        while written < i.min(chunks.len()) {
+            let (at, theirs) = ahead
                 .rows
                 .recv()
-                .map_err(|_| io::Error::other("the JSON writer thread stopped"))??;
+                .map_err(|_| io::Error::other("the JSON writer thread stopped"))?;
+            let theirs = theirs?;
+            debug_assert_eq!(at, written, "the helper's chunks arrive in order");
             out.write_all(&theirs)?;
             // The helper may have finished: then the buffer is simply dropped.
             let _ = ahead.back.try_send(theirs);
+            written += 1;
         }
+        if i >= chunks.len() {
+            break;
+        }
+        out.write_all(&mine)?;
+        written += 1;
     }
     ahead.finish()?;
     out.write_all(b"]}")
@@ -414,13 +428,18 @@ fn rows_compact(
     Ok(())
 }
 
-/// The odd chunks of a large snapshot's compact rows, written by a helper thread into
-/// buffers of their own, which can start as soon as the rows are in their final order:
-/// while the caller still works out the alerts that go before them in the document.
-/// Bounded: at most [`AHEAD`] chunks (about 3 MB each) wait.
+/// A large snapshot's compact rows written on two threads: a helper thread and the caller
+/// each take the next chunk of rows not yet taken, the helper into buffers of its own. The
+/// helper starts as soon as the rows are in their final order, while the caller still works
+/// out the alerts that go before them in the document, so it has written the first chunks
+/// by the time the caller comes to them, and the two share the rest as they go. Bounded:
+/// at most [`AHEAD`] written chunks (about 1.5 MB each) wait.
 pub struct RowsAhead<'scope> {
     snapshot: *const Snapshot,
-    rows: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// The next chunk not yet taken by either thread.
+    next: Arc<AtomicUsize>,
+    /// The helper's chunks, with their places, in order.
+    rows: std::sync::mpsc::Receiver<(usize, io::Result<Vec<u8>>)>,
     /// Written buffers go back to the helper to be filled again: new ones each time would
     /// be mapped, faulted in and unmapped (a TLB shootdown) every chunk.
     back: std::sync::mpsc::SyncSender<Vec<u8>>,
@@ -428,11 +447,11 @@ pub struct RowsAhead<'scope> {
 }
 
 /// Chunks the helper may have written before they are asked for.
-const AHEAD: usize = 3;
+const AHEAD: usize = 6;
 
 impl<'scope> RowsAhead<'scope> {
-    /// Starts writing the odd chunks of `s`'s rows (with `names`, as the document will
-    /// carry them); `None` where there is one chunk or none, which one thread writes.
+    /// Starts writing chunks of `s`'s rows (with `names`, as the document will carry them)
+    /// on a helper thread; `None` where there is one chunk or none, which one thread writes.
     pub fn start<'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         s: &'env Snapshot,
@@ -441,24 +460,31 @@ impl<'scope> RowsAhead<'scope> {
         if s.connections.len() <= CHUNK {
             return None;
         }
-        let (tx, rows) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(AHEAD);
+        let next = Arc::new(AtomicUsize::new(0));
+        let (tx, rows) = std::sync::mpsc::sync_channel::<(usize, io::Result<Vec<u8>>)>(AHEAD);
         let (back, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(AHEAD + 1);
+        let taking = Arc::clone(&next);
         let helper = scope.spawn(move || {
-            for chunk in s.connections.chunks(CHUNK).skip(1).step_by(2) {
+            loop {
+                let i = taking.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = s.connections.chunks(CHUNK).nth(i) else {
+                    return;
+                };
                 let mut buf = returned
                     .try_recv()
                     .unwrap_or_else(|_| Vec::with_capacity(CHUNK * 360));
                 buf.clear();
-                let done = rows_compact(s, names, chunk, false, &mut buf).map(|()| buf);
+                let done = rows_compact(s, names, chunk, i == 0, &mut buf).map(|()| buf);
                 let failed = done.is_err();
                 // The writer gave up (an error, a closed pipe): nothing more to write.
-                if tx.send(done).is_err() || failed {
+                if tx.send((i, done)).is_err() || failed {
                     return;
                 }
             }
         });
         Some(RowsAhead {
             snapshot: s,
+            next,
             rows,
             back,
             helper,
@@ -473,8 +499,9 @@ impl<'scope> RowsAhead<'scope> {
     }
 }
 
-/// Rows a thread writes at a time when a large snapshot's rows are written on two.
-const CHUNK: usize = 8192;
+/// Rows a thread writes at a time when a large snapshot's rows are written on two: small
+/// enough that neither thread waits long for the other at the end.
+const CHUNK: usize = 4096;
 
 /// Writes connections as compact JSON, fields in [`ConnectionJson`]'s order, straight from
 /// the [`Connection`]: numbers, `null`s, addresses and lingertop's own names (states, age
@@ -485,7 +512,8 @@ const CHUNK: usize = 8192;
 /// what serde writes (`compact_json_by_hand_is_the_bytes_serde_writes` and the tests after
 /// it).
 struct RowWriter<'a> {
-    now: SystemTime,
+    /// The snapshot's time, as nanoseconds since the epoch.
+    now: crate::model::connection::Nanos,
     netns: &'a NetnsTable,
     names: Option<&'a Names>,
     /// The JSON value of each namespace's name met so far, by id.
@@ -521,7 +549,7 @@ impl Escaped {
 impl<'a> RowWriter<'a> {
     fn new(s: &'a Snapshot, names: Option<&'a Names>) -> Self {
         RowWriter {
-            now: s.taken_at,
+            now: crate::model::connection::nanos(s.taken_at),
             netns: &s.netns,
             names,
             netns_json: Vec::new(),
@@ -582,7 +610,7 @@ impl<'a> RowWriter<'a> {
             Some(Attribution::LastOwner) => b",\"attribution\":\"last-owner\",\"state_age_secs\":",
             Some(Attribution::Listener) => b",\"attribution\":\"listener\",\"state_age_secs\":",
         });
-        let age = c.state_age(self.now);
+        let age = c.state_age_at(self.now);
         match age {
             Some(d) => secs_json(b, d),
             None => b.extend_from_slice(b"null"),

@@ -29,6 +29,12 @@ use crate::resolve::Names;
 pub use crate::model::duration::{fmt_age, fmt_age_from, state_age_cell};
 pub use json::RowsAhead;
 
+/// How many port-pressure figures a snapshot report carries (JSON and NDJSON; the table and
+/// CSV none), the top ones: a snapshot needs to work out no more ([`port_pressure_top`]).
+///
+/// [`port_pressure_top`]: crate::model::alerts::port_pressure_top
+pub const PRESSURE_LISTED: usize = 10;
+
 /// Output formats of the snapshot (`--format`; the command line's values are [`Format::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
