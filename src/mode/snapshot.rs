@@ -132,11 +132,29 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
     let resolve = args.resolve || cfg.resolve.headless;
     let snap = snap;
     let written = std::thread::scope(|scope| {
-        // The rows are in their final order: a large compact JSON's can be written (half of
-        // them, on a helper thread) while the alerts that go before them are worked out.
-        let ahead = (format == Format::Json && !pretty && !resolve)
-            .then(|| report::RowsAhead::start(scope, &snap, None))
-            .flatten();
+        // The rows are in their final order. Beside the alerts worked out here, another
+        // thread works out the port pressure and then starts on a large compact JSON's rows
+        // (`RowsAhead`, which this thread joins once the document's head is written): rows
+        // written before the head are held in memory, and faulting in that memory cost more
+        // than the pressure, so the pressure goes first.
+        let rows_ahead = format == Format::Json && !pretty && !resolve;
+        let snap_ref = &snap;
+        let pressure_then_rows = move || {
+            let pressure = port_pressure_top(
+                &snap_ref.connections,
+                snap_ref.port_ranges(),
+                report::PRESSURE_LISTED,
+            );
+            let ahead = rows_ahead
+                .then(|| report::RowsAhead::start(scope, snap_ref, None))
+                .flatten();
+            (pressure, ahead)
+        };
+        let beside = std::thread::Builder::new()
+            .name("lingertop-rows".into())
+            .spawn_scoped(scope, pressure_then_rows)
+            // No thread to be had: worked out here, after the alerts.
+            .map_err(|_| pressure_then_rows);
         let mut alerts = detect_in(
             &snap.connections,
             &snap.netns,
@@ -156,11 +174,12 @@ pub fn run(cfg: Config, over: Overrides, args: &SnapshotArgs) -> Result<ExitCode
             // Worst first, as the rules give them (a stable sort keeps their order within).
             alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
         }
-        let pressure = port_pressure_top(
-            &snap.connections,
-            snap.port_ranges(),
-            report::PRESSURE_LISTED,
-        );
+        let (pressure, ahead) = match beside {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(here) => here(),
+        };
         let names = resolve.then(|| resolve_names(&snap.connections, &alerts, cfg.resolve.timeout));
         let view = report::SnapshotView {
             snapshot: &snap,

@@ -348,7 +348,7 @@ fn write_compact<W: Write>(
     let s = v.snapshot;
     // Rows started ahead are used only for the very snapshot they were started on, and
     // only without names (they are written without).
-    let ahead = ahead.filter(|a| std::ptr::eq(a.snapshot, s) && v.names.is_none());
+    let ahead = ahead.filter(|a| a.snapshot == std::ptr::from_ref(s) as usize && v.names.is_none());
     if ahead.is_none() && s.connections.len() > CHUNK {
         return std::thread::scope(|scope| {
             write_compact_with(v, RowsAhead::start(scope, s, v.names), out)
@@ -435,7 +435,9 @@ fn rows_compact(
 /// by the time the caller comes to them, and the two share the rest as they go. Bounded:
 /// at most [`AHEAD`] written chunks (about 1.5 MB each) wait.
 pub struct RowsAhead<'scope> {
-    snapshot: *const Snapshot,
+    /// The address of the snapshot the rows are of (an address only, so that the rows can
+    /// be started on another thread and handed over).
+    snapshot: usize,
     /// The next chunk not yet taken by either thread.
     next: Arc<AtomicUsize>,
     /// The helper's chunks, with their places, in order.
@@ -483,7 +485,7 @@ impl<'scope> RowsAhead<'scope> {
             }
         });
         Some(RowsAhead {
-            snapshot: s,
+            snapshot: std::ptr::from_ref(s) as usize,
             next,
             rows,
             back,
