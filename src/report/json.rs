@@ -433,7 +433,7 @@ fn rows_compact(
 /// helper starts as soon as the rows are in their final order, while the caller still works
 /// out the alerts that go before them in the document, so it has written the first chunks
 /// by the time the caller comes to them, and the two share the rest as they go. Bounded:
-/// at most [`AHEAD`] written chunks (about 1.5 MB each) wait.
+/// at most [`AHEAD`] written chunks (about 370 KB each) wait.
 pub struct RowsAhead<'scope> {
     /// The address of the snapshot the rows are of (an address only, so that the rows can
     /// be started on another thread and handed over).
@@ -449,7 +449,7 @@ pub struct RowsAhead<'scope> {
 }
 
 /// Chunks the helper may have written before they are asked for.
-const AHEAD: usize = 6;
+const AHEAD: usize = 8;
 
 impl<'scope> RowsAhead<'scope> {
     /// Starts writing chunks of `s`'s rows (with `names`, as the document will carry them)
@@ -502,8 +502,9 @@ impl<'scope> RowsAhead<'scope> {
 }
 
 /// Rows a thread writes at a time when a large snapshot's rows are written on two: small
-/// enough that neither thread waits long for the other at the end.
-const CHUNK: usize = 4096;
+/// enough that neither thread waits long for the other at the end, and that the buffers
+/// of the chunks written ahead (every page of them faulted in fresh) stay few megabytes.
+const CHUNK: usize = 1024;
 
 /// Writes connections as compact JSON, fields in [`ConnectionJson`]'s order, straight from
 /// the [`Connection`]: numbers, `null`s, addresses and lingertop's own names (states, age
