@@ -612,12 +612,12 @@ fn measure(
     Ok(())
 }
 
+/// Adds a row to the table: what, median ms, CPU %, peak RSS MiB.
+type AddRow<'a> = dyn FnMut(&str, Option<f64>, Option<f64>, Option<f64>) + 'a;
+
 /// The in-process rows: the kernel's dump (the floor), lingertop's first and steady polls,
 /// a live-loop iteration, the netstat2 backend.
-fn in_process_rows(
-    args: &Args,
-    add: &mut dyn FnMut(&str, Option<f64>, Option<f64>, Option<f64>),
-) -> Result<(), String> {
+fn in_process_rows(args: &Args, add: &mut AddRow<'_>) -> Result<(), String> {
     let in_process = 2 * args.runs + 1;
     // The floor: the kernel's dump of every TCP socket, read and dropped; as lingertop asks
     // (one walk for both families) and as `ss` asks (one request per family).

@@ -332,13 +332,7 @@ mod tests {
 
     /// Rows with few distinct ends, so that many are equal, each told apart by its cookie.
     fn rows(v6: bool) -> Vec<Connection> {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = crate::model::draw::from(0x9e37_79b9_7f4a_7c15);
         (0..2000)
             .map(|i| {
                 let state = TcpState::ALL[next(TcpState::ALL.len() as u64) as usize];

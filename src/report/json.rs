@@ -691,7 +691,7 @@ fn push_int<N: itoa::Integer>(b: &mut Vec<u8>, n: N) {
 /// 3,000 years) go through serde.
 pub(super) fn secs_json(b: &mut Vec<u8>, d: Duration) {
     let k = (d.as_secs_f64() * 1000.0).round();
-    if !(k < 1e14) {
+    if k >= 1e14 {
         let _ = crate::sanitize::json_to_writer(&mut *b, &secs(d));
         return;
     }

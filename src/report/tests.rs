@@ -328,13 +328,7 @@ fn compact_json_rows_of_every_shape_are_the_bytes_serde_writes() {
     // the kernel (to the nanosecond, so every rounding of the milliseconds), observed and
     // first-sight ages (none when the state began at the poll), earlier states, timers,
     // unknown queues, lab sockets, namespaces with odd names and one missing from the table.
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut next = crate::model::draw::from(0x2545_f491_4f6c_dd1d);
     let now = at(1000);
     let names = ["java", "a\u{1b}[2Jb", "q\"uote\\", "naïve≥", "", "\u{85}"];
     let rows: Vec<Connection> = (0..9000)
@@ -462,11 +456,9 @@ fn ages_by_hand_are_the_floats_serde_writes() {
         }
     }
     // Spread over every magnitude, up to and past where the hand-written form gives way.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = crate::model::draw::from(0x9e37_79b9_7f4a_7c15);
     for _ in 0..200_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = next(u64::MAX);
         let d = Duration::from_nanos(x >> (x % 64));
         assert_eq!(by_hand(d), serde(d), "{d:?}");
     }

@@ -500,13 +500,7 @@ fn the_top_of_port_pressure_is_the_first_of_the_whole_list() {
         ),
     ]);
     let ranges = Ranges::new(RANGE, &table);
-    let mut x: u64 = 0x853c_49e6_748f_ea9b;
-    let mut next = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut next = crate::model::draw::from(0x853c_49e6_748f_ea9b);
     for (sockets, destinations) in [(3000, 5), (3000, 40), (20_000, 9000)] {
         let conns: Vec<Connection> = (0..sockets)
             .map(|_| {
