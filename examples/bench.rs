@@ -1,8 +1,10 @@
 //! lingertop's benchmark: one command, one table.
 //!
 //! ```sh
-//! cargo run --release --example bench            # 1k, 10k and 100k sockets (~5 minutes)
+//! cargo run --release --example bench            # 1k, 10k and 100k sockets (~7 minutes)
 //! cargo run --release --example bench -- --sizes 1000 --runs 3    # a quick look
+//! # the one-shot snapshot's target rows only (35k mix, 100k TIME_WAIT), in ~2 minutes:
+//! cargo run --release --example bench -- --one-shot --kinds mixed,time-wait --sizes 100000
 //! ```
 //!
 //! For each population (TIME_WAIT-heavy, ESTABLISHED-with-descriptors-heavy, and a CLOSE_WAIT
@@ -11,11 +13,11 @@
 //! the raw sock_diag dump (the floor; and with tcp_info, what lingertop's first read of each
 //! state asks), lingertop's first poll in a fresh collector, its steady in-process poll with process
 //! attribution (and the whole live-loop iteration: poll, tracking, alerts), the netstat2
-//! backend's poll, a fresh-process `lingertop snapshot`, `ss -tan`, `ss -tanp` and
-//! `netstat -tanp`; each as a median and as a ratio to `ss -tanp`; then the one-shot
-//! commands again (snapshot as JSON, NDJSON and table; `ss -tan`, `ss -tanp`) with their
-//! output into a pipe that is read, alternating run by run, each with its ratio to
-//! `ss -tanp` measured the same way, also on a mixed population (30k TIME_WAIT + 4k
+//! backend's poll; each as a median and as a ratio to `ss -tanp`; then the one-shot
+//! commands in fresh processes (snapshot as JSON into `/dev/null` and into a pipe that is
+//! read, as NDJSON and table into the pipe; `ss -tan` and `ss -tanp` into both;
+//! `netstat -tanp` into `/dev/null`), alternating run by run, each with its ratio to
+//! `ss -tanp` into the same sink, also on a mixed population (30k TIME_WAIT + 4k
 //! ESTABLISHED + 500 CLOSE_WAIT). Then it runs the live
 //! poll loop at 1 Hz in a process of its own and reports its CPU per second and peak RSS:
 //! alone, feeding the dashboard's state and renderer, and feeding them with ESTABLISHED
@@ -59,6 +61,19 @@ struct Args {
     /// Internal: run the live loop with this consumer and print its figures.
     #[arg(long, hide = true)]
     live_child: Option<String>,
+    /// Only the one-shot commands (snapshot, ss, netstat: fresh processes into /dev/null and
+    /// into a read pipe): no in-process or live rows. With `--kinds mixed,time-wait --sizes
+    /// 100000` these are the issue's target rows, in a few minutes.
+    #[arg(long)]
+    one_shot: bool,
+    /// Populations to build, comma separated: established, close-wait, time-wait, mixed
+    /// (30k TIME_WAIT + 4k ESTABLISHED + 500 CLOSE_WAIT, whatever the sizes).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "established,close-wait,time-wait,mixed"
+    )]
+    kinds: Vec<KindArg>,
     /// For profiling (`perf record`): run this many live-loop iterations (poll, track,
     /// alerts) back to back on whatever the table holds, print their median, and exit.
     #[arg(long)]
@@ -80,6 +95,15 @@ const LIVE_ROWS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The populations `--kinds` may name.
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+enum KindArg {
+    Established,
+    CloseWait,
+    TimeWait,
+    Mixed,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
     TimeWait,
@@ -98,27 +122,66 @@ const CLOSE_WAIT_MAX: usize = 10_000;
 /// The label of the mixed population.
 const MIXED: &str = "30k TIME_WAIT + 4k ESTABLISHED + 500 CLOSE_WAIT";
 
-/// The one-shot commands timed with their output into a pipe that is read, alternating
-/// run by run so a noisy moment hits each of them alike; labelled as in the table.
-const PIPED: &[(&str, &str, &[&str])] = &[
+/// Where a one-shot command's output goes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Sink {
+    /// `/dev/null`: the writes cost nothing past the system call.
+    Null,
+    /// A pipe the benchmark reads to the end, as `| jq` or `| grep` would.
+    Pipe,
+}
+
+/// The one-shot commands, each timed start to exit in a fresh process with its output into
+/// `/dev/null` and into a pipe that is read, alternating run by run (every command and sink
+/// once per round) so a noisy moment hits each of them alike; labelled as in the table. The
+/// ratio of a row is to `ss -tanp` into the same sink.
+const ONE_SHOT: &[(&str, &str, &[&str], Sink)] = &[
+    (
+        "lingertop snapshot --format json (fresh, into /dev/null)",
+        "lingertop",
+        &["snapshot", "--format", "json", "-q"],
+        Sink::Null,
+    ),
+    ("ss -tanp (into /dev/null)", "ss", &["-tanp"], Sink::Null),
     (
         "lingertop snapshot --format json (fresh, into a read pipe)",
         "lingertop",
         &["snapshot", "--format", "json", "-q"],
+        Sink::Pipe,
     ),
+    ("ss -tanp (into a read pipe)", "ss", &["-tanp"], Sink::Pipe),
     (
         "lingertop snapshot --format ndjson (fresh, into a read pipe)",
         "lingertop",
         &["snapshot", "--format", "ndjson", "-q"],
+        Sink::Pipe,
     ),
     (
         "lingertop snapshot --format table (fresh, into a read pipe)",
         "lingertop",
         &["snapshot", "--format", "table", "-q"],
+        Sink::Pipe,
     ),
-    ("ss -tan (into a read pipe)", "ss", &["-tan"]),
-    ("ss -tanp (into a read pipe)", "ss", &["-tanp"]),
+    ("ss -tan (into /dev/null)", "ss", &["-tan"], Sink::Null),
+    ("ss -tan (into a read pipe)", "ss", &["-tan"], Sink::Pipe),
+    (
+        "netstat -tanp (into /dev/null)",
+        "netstat",
+        &["-tanp"],
+        Sink::Null,
+    ),
 ];
+
+const BOTH_SINKS: &[Sink] = &[Sink::Null, Sink::Pipe];
+const PIPE_ONLY: &[Sink] = &[Sink::Pipe];
+
+/// The row every one-shot row into `sink` is compared with.
+fn ss_row(sink: Sink) -> &'static str {
+    match sink {
+        Sink::Null => "ss -tanp (into /dev/null)",
+        Sink::Pipe => "ss -tanp (into a read pipe)",
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Population {
@@ -201,12 +264,18 @@ fn run(args: &Args) -> Result<(), String> {
     // lives on for 60 s; each TIME_WAIT population tops up what is still there.
     let mut sizes = args.sizes.clone();
     sizes.sort_unstable();
-    for kind in [Kind::Established, Kind::CloseWait, Kind::TimeWait] {
+    let wanted = |k: KindArg| args.kinds.contains(&k);
+    for (kind, arg) in [
+        (Kind::Established, KindArg::Established),
+        (Kind::CloseWait, KindArg::CloseWait),
+        (Kind::TimeWait, KindArg::TimeWait),
+    ] {
         for &n in &sizes {
             // The mixed population tops up the TIME_WAIT left by the smaller ones to 30k,
             // so it comes before any larger TIME_WAIT population.
             if kind == Kind::TimeWait
                 && n > 30_000
+                && wanted(KindArg::Mixed)
                 && !pops.iter().any(|p: &Population| p.kind == Kind::Mixed)
             {
                 pops.push(Population {
@@ -214,12 +283,12 @@ fn run(args: &Args) -> Result<(), String> {
                     n: 34_500,
                 });
             }
-            if kind != Kind::CloseWait || n <= CLOSE_WAIT_MAX {
+            if wanted(arg) && (kind != Kind::CloseWait || n <= CLOSE_WAIT_MAX) {
                 pops.push(Population { kind, n });
             }
         }
     }
-    if !pops.iter().any(|p| p.kind == Kind::Mixed) {
+    if wanted(KindArg::Mixed) && !pops.iter().any(|p| p.kind == Kind::Mixed) {
         pops.push(Population {
             kind: Kind::Mixed,
             n: 34_500,
@@ -426,71 +495,60 @@ fn timed(runs: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<f64, 
     Ok(median(v))
 }
 
-fn external(runs: usize, program: &Path, args: &[&str]) -> Result<f64, String> {
-    timed(runs, || {
-        let status = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(|e| format!("{}: {e}", program.display()))?;
-        // lingertop exits 2 when an alert fires, which it may on these populations.
-        match status.code() {
-            Some(0) | Some(2) => Ok(()),
-            _ => Err(format!("{} {args:?} failed: {status}", program.display())),
-        }
-    })
-}
-
-/// Runs `program args` with stdout into a pipe this process reads to the end; returns
-/// the bytes read.
-fn piped_once(program: &Path, args: &[&str]) -> Result<usize, String> {
+/// Runs `program args` once with stdout into `sink` (a pipe is read to the end here);
+/// returns the bytes read from a pipe (0 for `/dev/null`).
+fn one_shot_once(program: &Path, args: &[&str], sink: Sink) -> Result<usize, String> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(match sink {
+            Sink::Null => Stdio::null(),
+            Sink::Pipe => Stdio::piped(),
+        })
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("{}: {e}", program.display()))?;
-    let mut out = child.stdout.take().ok_or("no stdout")?;
-    let mut buf = vec![0u8; 1 << 16];
     let mut total = 0;
-    loop {
-        match std::io::Read::read(&mut out, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => total += n,
-            Err(e) => return Err(e.to_string()),
+    if let Some(mut out) = child.stdout.take() {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match std::io::Read::read(&mut out, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => return Err(e.to_string()),
+            }
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
+    // lingertop exits 2 when an alert fires, which it may on these populations.
     match status.code() {
         Some(0) | Some(2) => Ok(total),
         _ => Err(format!("{} {args:?} failed: {status}", program.display())),
     }
 }
 
-/// The [`PIPED`] commands, alternating run by run: (label, median ms, bytes of the last run).
-fn piped_rows(runs: usize, lingertop: &Path) -> Result<Vec<(&'static str, f64, usize)>, String> {
-    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); PIPED.len()];
-    let mut bytes = vec![0usize; PIPED.len()];
+/// The [`ONE_SHOT`] commands, alternating run by run: (label, median ms, bytes of the last
+/// run into a pipe).
+fn one_shot_rows(runs: usize, lingertop: &Path) -> Result<Vec<(&'static str, f64, usize)>, String> {
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); ONE_SHOT.len()];
+    let mut bytes = vec![0usize; ONE_SHOT.len()];
     for _ in 0..runs {
-        for (i, (_, program, args)) in PIPED.iter().enumerate() {
+        for (i, (_, program, args, sink)) in ONE_SHOT.iter().enumerate() {
             let program = if *program == "lingertop" {
                 lingertop
             } else {
                 Path::new(program)
             };
             let t = Instant::now();
-            bytes[i] = piped_once(program, args)?;
+            bytes[i] = one_shot_once(program, args, *sink)?;
             times[i].push(ms(t.elapsed()));
         }
     }
-    Ok(PIPED
+    Ok(ONE_SHOT
         .iter()
         .zip(times)
         .zip(bytes)
-        .map(|(((label, _, _), t), b)| (*label, median(t), b))
+        .map(|(((label, _, _, _), t), b)| (*label, median(t), b))
         .collect())
 }
 
@@ -501,7 +559,6 @@ fn measure(
     sockets: usize,
     rows: &mut Vec<Row>,
 ) -> Result<(), String> {
-    let in_process = 2 * args.runs + 1;
     let mut add = |what: &str, median_ms: Option<f64>, cpu: Option<f64>, rss: Option<f64>| {
         rows.push(Row {
             population: p.label(),
@@ -513,6 +570,55 @@ fn measure(
         });
     };
 
+    if !args.one_shot {
+        in_process_rows(args, &mut add)?;
+    }
+    for (label, median_ms, bytes) in one_shot_rows(args.runs, lingertop)? {
+        add(label, Some(median_ms), None, None);
+        if bytes > 0 {
+            eprintln!("bench: {label}: {bytes} bytes");
+        }
+    }
+    if p.kind == Kind::Mixed || args.one_shot {
+        // The mixed population is there for the one-shot commands only.
+        return Ok(());
+    }
+
+    for (what, consumer) in LIVE_ROWS {
+        let me = std::env::current_exe().map_err(|e| e.to_string())?;
+        let out = Command::new(me)
+            .args(["--live-child", consumer])
+            .args(["--live-secs", &args.live_secs.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| -> Option<f64> {
+            text.split(&format!("\"{name}\":"))
+                .nth(1)?
+                .split([',', '}'])
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        add(
+            what,
+            field("median_poll_ms"),
+            field("cpu_pct"),
+            field("peak_rss_kib").map(|k| k / 1024.0),
+        );
+    }
+    Ok(())
+}
+
+/// Adds a row to the table: what, median ms, CPU %, peak RSS MiB.
+type AddRow<'a> = dyn FnMut(&str, Option<f64>, Option<f64>, Option<f64>) + 'a;
+
+/// The in-process rows: the kernel's dump (the floor), lingertop's first and steady polls,
+/// a live-loop iteration, the netstat2 backend.
+fn in_process_rows(args: &Args, add: &mut AddRow<'_>) -> Result<(), String> {
+    let in_process = 2 * args.runs + 1;
     // The floor: the kernel's dump of every TCP socket, read and dropped; as lingertop asks
     // (one walk for both families) and as `ss` asks (one request per family).
     let mut diag = SockDiag::new();
@@ -608,71 +714,6 @@ fn measure(
         None,
     );
     drop(n2);
-
-    let snap = external(
-        args.runs,
-        lingertop,
-        &["snapshot", "--format", "json", "-q"],
-    )?;
-    add(
-        "lingertop snapshot --format json (fresh process)",
-        Some(snap),
-        None,
-        None,
-    );
-    let ss = Path::new("ss");
-    add(
-        "ss -tan",
-        Some(external(args.runs, ss, &["-tan"])?),
-        None,
-        None,
-    );
-    add(
-        "ss -tanp",
-        Some(external(args.runs, ss, &["-tanp"])?),
-        None,
-        None,
-    );
-    add(
-        "netstat -tanp",
-        Some(external(args.runs, Path::new("netstat"), &["-tanp"])?),
-        None,
-        None,
-    );
-    for (label, median_ms, bytes) in piped_rows(args.runs, lingertop)? {
-        add(label, Some(median_ms), None, None);
-        eprintln!("bench: {label}: {bytes} bytes");
-    }
-    if p.kind == Kind::Mixed {
-        // The mixed population is there for the one-shot commands only.
-        return Ok(());
-    }
-
-    for (what, consumer) in LIVE_ROWS {
-        let me = std::env::current_exe().map_err(|e| e.to_string())?;
-        let out = Command::new(me)
-            .args(["--live-child", consumer])
-            .args(["--live-secs", &args.live_secs.to_string()])
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let field = |name: &str| -> Option<f64> {
-            text.split(&format!("\"{name}\":"))
-                .nth(1)?
-                .split([',', '}'])
-                .next()?
-                .trim()
-                .parse()
-                .ok()
-        };
-        add(
-            what,
-            field("median_poll_ms"),
-            field("cpu_pct"),
-            field("peak_rss_kib").map(|k| k / 1024.0),
-        );
-    }
     Ok(())
 }
 
@@ -821,12 +862,13 @@ fn print_table(rows: &[Row]) {
     );
     println!("|---|---:|---|---:|---:|---:|---:|");
     for r in rows {
-        // Rows into a read pipe compare with ss into a read pipe.
-        let against = if r.what.ends_with("into a read pipe)") {
-            "ss -tanp (into a read pipe)"
+        // Rows into a read pipe compare with ss into a read pipe; the others (in-process
+        // ones too) with ss into /dev/null.
+        let against = ss_row(if r.what.ends_with("into a read pipe)") {
+            Sink::Pipe
         } else {
-            "ss -tanp"
-        };
+            Sink::Null
+        });
         let ss = rows
             .iter()
             .find(|x| x.population == r.population && x.what == against)
@@ -873,7 +915,7 @@ fn print_targets(rows: &[Row]) {
     if let (Some(poll), Some(floor), Some(ss)) = (
         med(tw, "lingertop steady poll (netlink"),
         med(tw, "raw sock_diag"),
-        med(tw, "ss -tanp"),
+        med(tw, ss_row(Sink::Null)),
     ) {
         check(format!("{tw}: steady poll"), poll, 60.0, " ms");
         check(
@@ -892,8 +934,11 @@ fn print_targets(rows: &[Row]) {
     let est = "100k ESTABLISHED, fds in 8 procs";
     if let (Some(poll), Some(snap), Some(ss)) = (
         med(est, "lingertop steady poll (netlink"),
-        med(est, "lingertop snapshot"),
-        med(est, "ss -tanp"),
+        med(
+            est,
+            "lingertop snapshot --format json (fresh, into /dev/null)",
+        ),
+        med(est, ss_row(Sink::Null)),
     ) {
         check(format!("{est}: steady poll"), poll, 110.0, " ms");
         check(
@@ -923,30 +968,39 @@ fn print_targets(rows: &[Row]) {
             }
         }
     }
-    // The one-shot snapshot (issue 16): whole processes, output into a pipe that is read.
-    let piped = |pop: &str, what: &str| med(pop, &format!("{what} (fresh, into a read pipe)"));
-    let ss_piped = |pop: &str| med(pop, "ss -tanp (into a read pipe)");
-    for (pop, what, limit) in [
-        (tw, "lingertop snapshot --format json", 0.5),
-        (tw, "lingertop snapshot --format table", 0.5),
-        (MIXED, "lingertop snapshot --format json", 0.35),
-        ("1k TIME_WAIT", "lingertop snapshot --format json", 1.0),
+    // The one-shot snapshot (issues 16 and 22): whole processes, output into /dev/null and
+    // into a pipe that is read, each against `ss -tanp` into the same.
+    for (pop, what, sinks, limit) in [
+        (tw, "lingertop snapshot --format json", BOTH_SINKS, 0.5),
+        (tw, "lingertop snapshot --format table", PIPE_ONLY, 0.5),
+        (MIXED, "lingertop snapshot --format json", BOTH_SINKS, 0.35),
+        (
+            "1k TIME_WAIT",
+            "lingertop snapshot --format json",
+            PIPE_ONLY,
+            1.0,
+        ),
         (
             "1k ESTABLISHED, fds in 8 procs",
             "lingertop snapshot --format json",
+            PIPE_ONLY,
             1.0,
         ),
     ] {
-        if let (Some(snap), Some(ss)) = (piped(pop, what), ss_piped(pop)) {
-            check(
-                format!(
-                    "{pop}: fresh `{}` / ss -tanp, into a read pipe",
-                    &what[10..]
-                ),
-                snap / ss,
-                limit,
-                "x",
-            );
+        for &sink in sinks {
+            let into = match sink {
+                Sink::Null => "into /dev/null",
+                Sink::Pipe => "into a read pipe",
+            };
+            let snap = med(pop, &format!("{what} (fresh, {into})"));
+            if let (Some(snap), Some(ss)) = (snap, med(pop, ss_row(sink))) {
+                check(
+                    format!("{pop}: fresh `{}` / ss -tanp, {into}", &what[10..]),
+                    snap / ss,
+                    limit,
+                    "x",
+                );
+            }
         }
     }
     if !lines.is_empty() {

@@ -18,7 +18,7 @@ use crate::cli::{self, Format};
 use crate::collector::ReadOptions;
 use crate::config::Config;
 use crate::lab::LabRecogniser;
-use crate::model::alerts::{detect_in, port_pressure};
+use crate::model::alerts::{detect_in, port_pressure_top};
 use crate::model::{Alert, Connection, Filter, ProcessInfo, TcpState, Tracker};
 use crate::report;
 use crate::resolve::{Names, Resolver};
@@ -135,11 +135,29 @@ pub fn run(cfg: Config, args: &Snapshot) -> Result<ExitCode> {
     let (pretty, resolve) = (args.pretty, args.resolve);
     let snap = snap;
     let written = std::thread::scope(|scope| {
-        // The rows are in their final order: a large compact JSON's can be written (half of
-        // them, on a helper thread) while the alerts that go before them are worked out.
-        let ahead = (format == Format::Json && !pretty && !resolve)
-            .then(|| report::RowsAhead::start(scope, &snap, None))
-            .flatten();
+        // The rows are in their final order. Beside the alerts worked out here, another
+        // thread works out the port pressure and then starts on a large compact JSON's rows
+        // (`RowsAhead`, which this thread joins once the document's head is written): rows
+        // written before the head are held in memory, and faulting in that memory cost more
+        // than the pressure, so the pressure goes first.
+        let rows_ahead = format == Format::Json && !pretty && !resolve;
+        let snap_ref = &snap;
+        let pressure_then_rows = move || {
+            let pressure = port_pressure_top(
+                &snap_ref.connections,
+                snap_ref.port_ranges(),
+                report::PRESSURE_LISTED,
+            );
+            let ahead = rows_ahead
+                .then(|| report::RowsAhead::start(scope, snap_ref, None))
+                .flatten();
+            (pressure, ahead)
+        };
+        let beside = std::thread::Builder::new()
+            .name("lingertop-rows".into())
+            .spawn_scoped(scope, pressure_then_rows)
+            // No thread to be had: worked out here, after the alerts.
+            .map_err(|_| pressure_then_rows);
         let mut alerts = detect_in(
             &snap.connections,
             &snap.netns,
@@ -159,7 +177,12 @@ pub fn run(cfg: Config, args: &Snapshot) -> Result<ExitCode> {
             // Worst first, as the rules give them (a stable sort keeps their order within).
             alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
         }
-        let pressure = port_pressure(&snap.connections, snap.port_ranges());
+        let (pressure, ahead) = match beside {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(here) => here(),
+        };
         let names = resolve.then(|| resolve_names(&snap.connections, &alerts, cfg.resolve.timeout));
         let view = report::SnapshotView {
             snapshot: &snap,
@@ -240,20 +263,32 @@ fn widen_pipe(fd: &std::os::fd::OwnedFd) {
 fn widen_pipe(_: &std::os::fd::OwnedFd) {}
 
 /// Sorts the rows by state, then local end, then remote end, equal rows in the read's
-/// order. Where every end is IPv4 (the common case, and always at 100k TIME_WAIT), the
-/// whole key and the row's position pack into one `u128`, so the sort compares integers;
-/// else each row's key is built once (`sort_by_cached_key`). Either way each row is moved
-/// once: the sort was a tenth of a 100k-socket snapshot's time.
+/// order. The whole key and the row's position pack into one `u128`, so the sort compares
+/// integers: an IPv4 end as its address and port, an IPv6 end (which has no room in it) as
+/// its rank among the IPv6 ends of the rows, above every IPv4 one as `SocketAddr` orders
+/// them. One IPv6 socket (a `[::]:22` listener) used to send every row to a sort on the
+/// key itself, four times as slow at 35k rows. Each row is moved once, as
+/// `sort_by_cached_key` does.
 fn sort_rows(rows: &mut [Connection]) {
-    let packed: Option<Vec<u128>> = rows
+    let mut v6: Vec<std::net::SocketAddrV6> = rows
         .iter()
-        .enumerate()
-        .map(|(i, c)| sort_key_v4(c, i))
+        .flat_map(|c| [c.local(), c.remote()])
+        .filter_map(|a| match a {
+            std::net::SocketAddr::V6(a) => Some(a),
+            std::net::SocketAddr::V4(_) => None,
+        })
         .collect();
-    let Some(mut keys) = packed else {
+    v6.sort_unstable();
+    v6.dedup();
+    if rows.len() > POSITION + 1 {
         rows.sort_by_cached_key(|c| (c.state, c.local(), c.remote()));
         return;
-    };
+    }
+    let mut keys: Vec<u128> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, c)| sort_key(c, i, &v6))
+        .collect();
     keys.sort_unstable();
     let mut from: Vec<usize> = keys.iter().map(|k| (*k as usize) & POSITION).collect();
     // In place, as `sort_by_cached_key` does: the row for place `i` is at `from[i]`, or,
@@ -269,26 +304,27 @@ fn sort_rows(rows: &mut [Connection]) {
 }
 
 /// The low bits of a packed key: the row's position.
-const POSITION: usize = (1 << 28) - 1;
+const POSITION: usize = (1 << 26) - 1;
 
-/// State (4 bits), local address and port, remote address and port (48 bits each), then the
-/// position (28 bits): ordered as `(state, local, remote)` then position, for IPv4 ends.
-fn sort_key_v4(c: &Connection, position: usize) -> Option<u128> {
-    let end = |a: std::net::SocketAddr| match a {
-        std::net::SocketAddr::V4(a) => {
-            Some((u128::from(a.ip().to_bits()) << 16) | u128::from(a.port()))
+/// State (4 bits), local end and remote end (49 bits each: [`end_key`]), then the position
+/// (26 bits): ordered as `(state, local, remote)` then position. `v6` holds the rows' IPv6
+/// ends, sorted and without repeats.
+fn sort_key(c: &Connection, position: usize, v6: &[std::net::SocketAddrV6]) -> u128 {
+    ((c.state.index() as u128) << 124)
+        | (end_key(c.local(), v6) << 75)
+        | (end_key(c.remote(), v6) << 26)
+        | position as u128
+}
+
+/// An end as 49 bits ordered as `SocketAddr` orders ends: an IPv4 one as its address and
+/// port, an IPv6 one as bit 48 (after every IPv4 end) and its rank in `v6`.
+fn end_key(a: std::net::SocketAddr, v6: &[std::net::SocketAddrV6]) -> u128 {
+    match a {
+        std::net::SocketAddr::V4(a) => (u128::from(a.ip().to_bits()) << 16) | u128::from(a.port()),
+        std::net::SocketAddr::V6(a) => {
+            (1 << 48) | v6.binary_search(&a).map_or(0, |rank| rank as u128)
         }
-        std::net::SocketAddr::V6(_) => None,
-    };
-    if position > POSITION {
-        return None;
     }
-    Some(
-        ((c.state.index() as u128) << 124)
-            | (end(c.local())? << 76)
-            | (end(c.remote())? << 28)
-            | position as u128,
-    )
 }
 
 #[cfg(test)]
@@ -299,25 +335,27 @@ mod tests {
 
     /// Rows with few distinct ends, so that many are equal, each told apart by its cookie.
     fn rows(v6: bool) -> Vec<Connection> {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = crate::model::draw::from(0x9e37_79b9_7f4a_7c15);
         (0..2000)
             .map(|i| {
                 let state = TcpState::ALL[next(TcpState::ALL.len() as u64) as usize];
-                let ip = |n: u64| -> std::net::IpAddr {
-                    if v6 && n == 3 {
-                        "::1".parse().unwrap()
-                    } else {
-                        std::net::Ipv4Addr::new(10, 0, (n >> 8) as u8, n as u8).into()
+                // With IPv6: a few distinct IPv6 ends (a mapped IPv4 one, scope ids) among
+                // the IPv4 ones.
+                let end = |n: u64, salt: u64, port: u16| -> SocketAddr {
+                    match n {
+                        3 if v6 => format!("[::1]:{port}").parse().unwrap(),
+                        2 if v6 => format!("[fe80::{}%{}]:{port}", salt % 3, salt / 3)
+                            .parse()
+                            .unwrap(),
+                        1 if v6 => format!("[::ffff:10.0.0.1]:{port}").parse().unwrap(),
+                        _ => SocketAddr::new(
+                            std::net::Ipv4Addr::new(10, 0, (n >> 8) as u8, n as u8).into(),
+                            port,
+                        ),
                     }
                 };
-                let local = SocketAddr::new(ip(next(4) * 255), 8080 + next(3) as u16);
-                let remote = SocketAddr::new(ip(next(4)), 40000 + next(5) as u16);
+                let local = end(next(4) * 255 % 4, next(6), 8080 + next(3) as u16);
+                let remote = end(next(4), next(6), 40000 + next(5) as u16);
                 let mut c = Connection::on(Tuple::in_netns(local, remote, 0), state);
                 c.cookie = i;
                 c
@@ -351,24 +389,42 @@ mod tests {
                 state,
             )
         };
-        let keys = [
+        let v6: Vec<std::net::SocketAddrV6> = ["[::]:0", "[::1]:80", "[::1]:81", "[::1%1]:81"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let rows = [
             c(TcpState::Established, "10.0.0.1:80", "10.0.0.9:9"),
             c(TcpState::Established, "10.0.0.1:81", "10.0.0.0:0"),
-            c(TcpState::Established, "10.0.0.2:1", "10.0.0.0:0"),
-            c(TcpState::TimeWait, "0.0.0.0:0", "0.0.0.0:0"),
             c(
-                TcpState::Listen,
-                "255.255.255.255:65535",
+                TcpState::Established,
+                "10.0.0.1:81",
                 "255.255.255.255:65535",
             ),
-        ]
-        .iter()
-        .map(|c| sort_key_v4(c, POSITION).unwrap())
-        .collect::<Vec<_>>();
+            c(TcpState::Established, "10.0.0.1:81", "[::]:0"),
+            c(TcpState::Established, "10.0.0.1:81", "[::1%1]:81"),
+            c(TcpState::Established, "10.0.0.2:1", "10.0.0.0:0"),
+            c(TcpState::Established, "255.255.255.255:65535", "[::1%1]:81"),
+            c(TcpState::Established, "[::]:0", "0.0.0.0:0"),
+            c(TcpState::Established, "[::1]:80", "0.0.0.0:0"),
+            c(TcpState::Established, "[::1]:81", "0.0.0.0:0"),
+            c(TcpState::Established, "[::1%1]:81", "[::1%1]:81"),
+            c(TcpState::TimeWait, "0.0.0.0:0", "0.0.0.0:0"),
+            c(TcpState::Listen, "[::1%1]:81", "[::1%1]:81"),
+        ];
+        // As the key itself orders them.
+        assert!(
+            rows.windows(2)
+                .all(|w| (w[0].state, w[0].local(), w[0].remote())
+                    < (w[1].state, w[1].local(), w[1].remote())),
+            "the fixture is in order"
+        );
+        let keys: Vec<u128> = rows.iter().map(|c| sort_key(c, POSITION, &v6)).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:x?}");
-        let v6 = c(TcpState::Listen, "[::1]:80", "[::]:0");
-        assert_eq!(sort_key_v4(&v6, 0), None);
-        assert_eq!(sort_key_v4(&keys_row(), POSITION + 1), None);
+        // The position breaks ties only.
+        let same = sort_key(&keys_row(), 1, &v6);
+        assert!(sort_key(&keys_row(), 0, &v6) < same);
+        assert!(same < sort_key(&rows[0], 0, &v6));
     }
 
     fn keys_row() -> Connection {

@@ -7,6 +7,8 @@ pub mod alerts;
 pub mod close;
 pub mod close_stats;
 pub mod connection;
+#[cfg(test)]
+pub(crate) mod draw;
 pub mod duration;
 pub mod filter;
 pub mod growth;

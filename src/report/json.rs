@@ -3,20 +3,21 @@
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::{AddrText, AlertFields, SnapshotView, addr, remote_name, timestamp};
+use super::{AddrText, AlertFields, PRESSURE_LISTED, SnapshotView, addr, remote_name, timestamp};
 use crate::model::{
-    AgeSource, Alert, Connection, NetnsTable, PortRange, Snapshot, StateCounts, TcpState,
+    AgeSource, Alert, Attribution, Connection, NetnsTable, PortRange, Snapshot, StateCounts,
+    TcpState,
 };
 use crate::resolve::Names;
 
 /// How many connections each alert lists in JSON (the count is always complete).
 const ALERT_CONNECTIONS_LISTED: usize = 100;
-/// How many port-pressure figures the JSON carries.
-const PRESSURE_LISTED: usize = 10;
 
 #[derive(Serialize)]
 struct JsonSnapshot<'a> {
@@ -347,7 +348,7 @@ fn write_compact<W: Write>(
     let s = v.snapshot;
     // Rows started ahead are used only for the very snapshot they were started on, and
     // only without names (they are written without).
-    let ahead = ahead.filter(|a| std::ptr::eq(a.snapshot, s) && v.names.is_none());
+    let ahead = ahead.filter(|a| a.snapshot == std::ptr::from_ref(s) as usize && v.names.is_none());
     if ahead.is_none() && s.connections.len() > CHUNK {
         return std::thread::scope(|scope| {
             write_compact_with(v, RowsAhead::start(scope, s, v.names), out)
@@ -374,22 +375,36 @@ fn write_compact_with<W: Write>(
         buf.extend_from_slice(b"]}");
         return out.write_all(&buf);
     };
-    // This thread writes the even chunks; the helper's odd ones arrive in order.
-    let mut buf = Vec::with_capacity(CHUNK * 360);
-    for (i, chunk) in s.connections.chunks(CHUNK).enumerate() {
-        if i % 2 == 0 {
-            buf.clear();
-            rows_compact(s, v.names, chunk, i == 0, &mut buf)?;
-            out.write_all(&buf)?;
-        } else {
-            let theirs = ahead
+    // Both threads take the next chunk not yet taken; this one writes them all out in
+    // order, the helper's as they arrive (it takes its chunks in order too, so they arrive
+    // in order). The helper has taken every chunk before the one this thread takes that
+    // this thread did not write already.
+    let chunks: Vec<&[Connection]> = s.connections.chunks(CHUNK).collect();
+    let mut written = 0;
+    let mut mine = Vec::with_capacity(CHUNK * 360);
+    loop {
+        let i = ahead.next.fetch_add(1, Ordering::Relaxed);
+        if let Some(chunk) = chunks.get(i) {
+            mine.clear();
+            rows_compact(s, v.names, chunk, i == 0, &mut mine)?;
+        }
+        while written < i.min(chunks.len()) {
+            let (at, theirs) = ahead
                 .rows
                 .recv()
-                .map_err(|_| io::Error::other("the JSON writer thread stopped"))??;
+                .map_err(|_| io::Error::other("the JSON writer thread stopped"))?;
+            let theirs = theirs?;
+            debug_assert_eq!(at, written, "the helper's chunks arrive in order");
             out.write_all(&theirs)?;
             // The helper may have finished: then the buffer is simply dropped.
             let _ = ahead.back.try_send(theirs);
+            written += 1;
         }
+        if i >= chunks.len() {
+            break;
+        }
+        out.write_all(&mine)?;
+        written += 1;
     }
     ahead.finish()?;
     out.write_all(b"]}")
@@ -403,22 +418,30 @@ fn rows_compact(
     first: bool,
     buf: &mut Vec<u8>,
 ) -> io::Result<()> {
+    let mut w = RowWriter::new(s, names);
     for (i, c) in rows.iter().enumerate() {
         if i > 0 || !first {
             buf.push(b',');
         }
-        connection_compact(buf, &connection_json(c, s.taken_at, &s.netns, names))?;
+        w.row(buf, c)?;
     }
     Ok(())
 }
 
-/// The odd chunks of a large snapshot's compact rows, written by a helper thread into
-/// buffers of their own, which can start as soon as the rows are in their final order:
-/// while the caller still works out the alerts that go before them in the document.
-/// Bounded: at most [`AHEAD`] chunks (about 3 MB each) wait.
+/// A large snapshot's compact rows written on two threads: a helper thread and the caller
+/// each take the next chunk of rows not yet taken, the helper into buffers of its own. The
+/// helper starts as soon as the rows are in their final order, while the caller still works
+/// out the alerts that go before them in the document, so it has written the first chunks
+/// by the time the caller comes to them, and the two share the rest as they go. Bounded:
+/// at most [`AHEAD`] written chunks (about 370 KB each) wait.
 pub struct RowsAhead<'scope> {
-    snapshot: *const Snapshot,
-    rows: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// The address of the snapshot the rows are of (an address only, so that the rows can
+    /// be started on another thread and handed over).
+    snapshot: usize,
+    /// The next chunk not yet taken by either thread.
+    next: Arc<AtomicUsize>,
+    /// The helper's chunks, with their places, in order.
+    rows: std::sync::mpsc::Receiver<(usize, io::Result<Vec<u8>>)>,
     /// Written buffers go back to the helper to be filled again: new ones each time would
     /// be mapped, faulted in and unmapped (a TLB shootdown) every chunk.
     back: std::sync::mpsc::SyncSender<Vec<u8>>,
@@ -426,11 +449,11 @@ pub struct RowsAhead<'scope> {
 }
 
 /// Chunks the helper may have written before they are asked for.
-const AHEAD: usize = 3;
+const AHEAD: usize = 8;
 
 impl<'scope> RowsAhead<'scope> {
-    /// Starts writing the odd chunks of `s`'s rows (with `names`, as the document will
-    /// carry them); `None` where there is one chunk or none, which one thread writes.
+    /// Starts writing chunks of `s`'s rows (with `names`, as the document will carry them)
+    /// on a helper thread; `None` where there is one chunk or none, which one thread writes.
     pub fn start<'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         s: &'env Snapshot,
@@ -439,24 +462,31 @@ impl<'scope> RowsAhead<'scope> {
         if s.connections.len() <= CHUNK {
             return None;
         }
-        let (tx, rows) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(AHEAD);
+        let next = Arc::new(AtomicUsize::new(0));
+        let (tx, rows) = std::sync::mpsc::sync_channel::<(usize, io::Result<Vec<u8>>)>(AHEAD);
         let (back, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(AHEAD + 1);
+        let taking = Arc::clone(&next);
         let helper = scope.spawn(move || {
-            for chunk in s.connections.chunks(CHUNK).skip(1).step_by(2) {
+            loop {
+                let i = taking.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = s.connections.chunks(CHUNK).nth(i) else {
+                    return;
+                };
                 let mut buf = returned
                     .try_recv()
                     .unwrap_or_else(|_| Vec::with_capacity(CHUNK * 360));
                 buf.clear();
-                let done = rows_compact(s, names, chunk, false, &mut buf).map(|()| buf);
+                let done = rows_compact(s, names, chunk, i == 0, &mut buf).map(|()| buf);
                 let failed = done.is_err();
                 // The writer gave up (an error, a closed pipe): nothing more to write.
-                if tx.send(done).is_err() || failed {
+                if tx.send((i, done)).is_err() || failed {
                     return;
                 }
             }
         });
         Some(RowsAhead {
-            snapshot: s,
+            snapshot: std::ptr::from_ref(s) as usize,
+            next,
             rows,
             back,
             helper,
@@ -471,69 +501,215 @@ impl<'scope> RowsAhead<'scope> {
     }
 }
 
-/// Rows a thread writes at a time when a large snapshot's rows are written on two.
-const CHUNK: usize = 8192;
+/// Rows a thread writes at a time when a large snapshot's rows are written on two: small
+/// enough that neither thread waits long for the other at the end, and that the buffers
+/// of the chunks written ahead (every page of them faulted in fresh) stay few megabytes.
+const CHUNK: usize = 1024;
 
-/// One connection as compact JSON, fields in [`ConnectionJson`]'s order. Numbers, `null`s
-/// and lingertop's own names (states, age sources, timer kinds) are written here; text from
-/// outside (namespace, process and user names) and the age, a float, go through serde, so
-/// that every byte is what serde writes (`compact_json_by_hand_is_the_bytes_serde_writes`).
-fn connection_compact(b: &mut Vec<u8>, j: &ConnectionJson<'_>) -> io::Result<()> {
-    // Names and addresses are plain ASCII that JSON writes as it is: no escaping to check.
-    b.extend_from_slice(b"{\"state\":\"");
-    b.extend_from_slice(j.state.name().as_bytes());
-    b.extend_from_slice(b"\",\"local\":\"");
-    b.extend_from_slice(AddrText::of(&j.local.0).as_str().as_bytes());
-    b.extend_from_slice(b"\",\"remote\":\"");
-    b.extend_from_slice(AddrText::of(&j.remote.0).as_str().as_bytes());
-    b.push(b'"');
-    if let Some(name) = &j.remote_name {
-        field(b, "remote_name", name)?;
-    }
-    field(b, "netns", &j.netns)?;
-    number(b, "pid", j.pid);
-    field(b, "process", &j.process)?;
-    key(b, "pids");
-    b.push(b'[');
-    for (i, o) in j.pids.0.iter().enumerate() {
-        if i > 0 {
-            b.push(b',');
+/// Writes connections as compact JSON, fields in [`ConnectionJson`]'s order, straight from
+/// the [`Connection`]: numbers, `null`s, addresses and lingertop's own names (states, age
+/// sources, timer kinds) are written here, and runs of constant keys and `null`s go in as
+/// one piece; text from outside (namespace, process and user names) goes through serde
+/// with lingertop's escaping once per distinct text, its bytes kept for the rows that
+/// repeat it; the age, a float, is written as serde writes it ([`secs_json`]). Every byte is
+/// what serde writes (`compact_json_by_hand_is_the_bytes_serde_writes` and the tests after
+/// it).
+struct RowWriter<'a> {
+    /// The snapshot's time, as nanoseconds since the epoch.
+    now: crate::model::connection::Nanos,
+    netns: &'a NetnsTable,
+    names: Option<&'a Names>,
+    /// The JSON value of each namespace's name met so far, by id.
+    netns_json: Vec<(crate::model::NetnsId, Vec<u8>)>,
+    /// The last process name and user name written, by where their text lives (owners of
+    /// one process share one name), with their JSON values.
+    process_json: Escaped,
+    user_json: Escaped,
+}
+
+/// A text's JSON value, kept for the text at `key` (its address and length).
+#[derive(Default)]
+struct Escaped {
+    key: Option<(usize, usize)>,
+    json: Vec<u8>,
+}
+
+impl Escaped {
+    /// Appends `text`'s JSON value (a string, with lingertop's escaping), escaping it only
+    /// when it is not the text met last.
+    fn put(&mut self, b: &mut Vec<u8>, text: &str) -> io::Result<()> {
+        let key = (text.as_ptr() as usize, text.len());
+        if self.key != Some(key) {
+            self.json.clear();
+            crate::sanitize::json_to_writer(&mut self.json, text).map_err(io::Error::from)?;
+            self.key = Some(key);
         }
-        b.extend_from_slice(itoa::Buffer::new().format(o.pid).as_bytes());
+        b.extend_from_slice(&self.json);
+        Ok(())
     }
-    b.push(b']');
-    field(b, "user", &j.user)?;
-    number(b, "uid", j.uid);
-    number(b, "inode", Some(j.inode));
-    own_name(b, "attribution", j.attribution);
-    field(b, "state_age_secs", &j.state_age_secs)?;
-    own_name(b, "state_age_from", j.state_age_from);
-    key(b, "previous_states");
-    b.push(b'[');
-    for (i, s) in j.previous_states.iter().enumerate() {
-        if i > 0 {
-            b.push(b',');
-        }
-        quoted(b, s.name());
-    }
-    b.push(b']');
-    key(b, "lab");
-    b.extend_from_slice(if j.lab { b"true" } else { b"false" });
-    key(b, "timer");
-    match &j.timer {
-        None => b.extend_from_slice(b"null"),
-        Some(t) => {
-            b.extend_from_slice(b"{\"kind\":");
-            quoted(b, t.kind);
-            number(b, "expires_ms", Some(t.expires_ms));
-            number(b, "retransmits", Some(t.retransmits));
-            b.push(b'}');
+}
+
+impl<'a> RowWriter<'a> {
+    fn new(s: &'a Snapshot, names: Option<&'a Names>) -> Self {
+        RowWriter {
+            now: crate::model::connection::nanos(s.taken_at),
+            netns: &s.netns,
+            names,
+            netns_json: Vec::new(),
+            process_json: Escaped::default(),
+            user_json: Escaped::default(),
         }
     }
-    number(b, "recv_q", j.recv_q);
-    number(b, "send_q", j.send_q);
-    b.push(b'}');
-    Ok(())
+
+    fn row(&mut self, b: &mut Vec<u8>, c: &Connection) -> io::Result<()> {
+        b.extend_from_slice(b"{\"state\":\"");
+        b.extend_from_slice(c.state.name().as_bytes());
+        b.extend_from_slice(b"\",\"local\":\"");
+        push_addr(b, &c.local());
+        b.extend_from_slice(b"\",\"remote\":\"");
+        push_addr(b, &c.remote());
+        b.push(b'"');
+        if let Some(name) = remote_name(self.names, &c.remote()) {
+            field(b, "remote_name", &name)?;
+        }
+        b.extend_from_slice(b",\"netns\":");
+        self.netns_value(b, c.netns())?;
+        match c.owner() {
+            None => b.extend_from_slice(b",\"pid\":null,\"process\":null,\"pids\":["),
+            Some(o) => {
+                b.extend_from_slice(b",\"pid\":");
+                push_int(b, o.pid);
+                b.extend_from_slice(b",\"process\":");
+                match o.name.as_deref() {
+                    Some(name) => self.process_json.put(b, name)?,
+                    None => b.extend_from_slice(b"null"),
+                }
+                b.extend_from_slice(b",\"pids\":[");
+            }
+        }
+        for (i, o) in c.owners.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            push_int(b, o.pid);
+        }
+        match &c.user {
+            None => b.extend_from_slice(b"],\"user\":null,\"uid\":null,\"inode\":"),
+            Some(u) => {
+                b.extend_from_slice(b"],\"user\":");
+                match u.name.as_deref() {
+                    Some(name) => self.user_json.put(b, name)?,
+                    None => b.extend_from_slice(b"null"),
+                }
+                b.extend_from_slice(b",\"uid\":");
+                push_int(b, u.uid);
+                b.extend_from_slice(b",\"inode\":");
+            }
+        }
+        push_int(b, c.inode);
+        b.extend_from_slice(match c.attribution {
+            None => b",\"attribution\":null,\"state_age_secs\":",
+            Some(Attribution::Owner) => b",\"attribution\":\"owner\",\"state_age_secs\":",
+            Some(Attribution::LastOwner) => b",\"attribution\":\"last-owner\",\"state_age_secs\":",
+            Some(Attribution::Listener) => b",\"attribution\":\"listener\",\"state_age_secs\":",
+            Some(Attribution::Event) => b",\"attribution\":\"event\",\"state_age_secs\":",
+            Some(Attribution::Pending) => b",\"attribution\":\"pending\",\"state_age_secs\":",
+        });
+        let age = c.state_age_at(self.now);
+        match age {
+            Some(d) => secs_json(b, d),
+            None => b.extend_from_slice(b"null"),
+        }
+        own_name(
+            b,
+            "state_age_from",
+            age.and(c.tracking.as_ref()).map(|t| t.source().name()),
+        );
+        let previous = c.tracking.as_ref().map(|t| t.previous());
+        match previous {
+            Some(p) if p.len() > 0 => {
+                b.extend_from_slice(b",\"previous_states\":[");
+                for (i, (s, _)) in p.enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    quoted(b, s.name());
+                }
+                b.push(b']');
+            }
+            _ => b.extend_from_slice(b",\"previous_states\":[]"),
+        }
+        b.extend_from_slice(if c.lab {
+            b",\"lab\":true,\"timer\":"
+        } else {
+            b",\"lab\":false,\"timer\":"
+        });
+        match &c.timer {
+            None => b.extend_from_slice(b"null"),
+            Some(t) => {
+                b.extend_from_slice(b"{\"kind\":");
+                quoted(b, t.kind.name());
+                b.extend_from_slice(b",\"expires_ms\":");
+                push_int(b, t.expires_ms);
+                b.extend_from_slice(b",\"retransmits\":");
+                push_int(b, t.retransmits);
+                b.push(b'}');
+            }
+        }
+        number(b, "recv_q", c.recv_q());
+        number(b, "send_q", c.send_q());
+        b.push(b'}');
+        Ok(())
+    }
+
+    /// The namespace's name as JSON (a string, or null where it has none).
+    fn netns_value(&mut self, b: &mut Vec<u8>, id: crate::model::NetnsId) -> io::Result<()> {
+        if let Some((_, json)) = self.netns_json.iter().find(|(i, _)| *i == id) {
+            b.extend_from_slice(json);
+            return Ok(());
+        }
+        let mut json = Vec::new();
+        crate::sanitize::json_to_writer(&mut json, &self.netns.name(id))
+            .map_err(io::Error::from)?;
+        b.extend_from_slice(&json);
+        self.netns_json.push((id, json));
+        Ok(())
+    }
+}
+
+/// An address as [`addr`] spells it; IPv4 written digit by digit.
+fn push_addr(b: &mut Vec<u8>, sa: &SocketAddr) {
+    b.extend_from_slice(AddrText::of(sa).as_bytes());
+}
+
+fn push_int<N: itoa::Integer>(b: &mut Vec<u8>, n: N) {
+    b.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `d` in seconds, rounded to the millisecond, as serde writes [`secs`]`(d)`: the shortest
+/// decimal that reads back as that float, which for the float nearest `k / 1000` (`k`
+/// whole milliseconds, fewer than 15 digits, so no other decimal of as few digits is nearer
+/// it) is `k / 1000` itself, with at least one digit after the point. Longer ones (over
+/// 3,000 years) go through serde.
+pub(super) fn secs_json(b: &mut Vec<u8>, d: Duration) {
+    let k = (d.as_secs_f64() * 1000.0).round();
+    if k >= 1e14 {
+        let _ = crate::sanitize::json_to_writer(&mut *b, &secs(d));
+        return;
+    }
+    let k = k as u64;
+    push_int(b, k / 1000);
+    let ms = k % 1000;
+    let digit = |n: u64| b'0' + (n % 10) as u8;
+    let digits = [b'.', digit(ms / 100), digit(ms / 10), digit(ms)];
+    let len = if ms % 100 == 0 {
+        2
+    } else if ms % 10 == 0 {
+        3
+    } else {
+        4
+    };
+    b.extend_from_slice(&digits[..len]);
 }
 
 /// `,"key":`

@@ -34,6 +34,12 @@ pub use json::RowsAhead;
 /// exposition (`prometheus/`) and its closes part (`closes_metrics.rs`) alike.
 pub const OTHER: &str = "other";
 
+/// How many port-pressure figures a snapshot report carries (JSON and NDJSON; the table and
+/// CSV none), the top ones: a snapshot needs to work out no more ([`port_pressure_top`]).
+///
+/// [`port_pressure_top`]: crate::model::alerts::port_pressure_top
+pub const PRESSURE_LISTED: usize = 10;
+
 /// Output formats of the snapshot (`--format`; the command line's values are [`Format::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -201,15 +207,16 @@ impl AddrText {
             len: 0,
         };
         match sa {
+            // At most 21 bytes (`255.255.255.255:65535`), so every index is in bounds.
             SocketAddr::V4(v4) => {
-                for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-                    if i > 0 {
-                        t.push(b'.');
-                    }
-                    t.decimal(u32::from(octet));
+                for octet in v4.ip().octets() {
+                    t.octet(octet);
+                    t.bytes[t.len] = b'.';
+                    t.len += 1;
                 }
-                t.push(b':');
-                t.decimal(u32::from(v4.port()));
+                // The last octet's `.` becomes the port's `:`.
+                t.bytes[t.len - 1] = b':';
+                t.port(v4.port());
             }
             // The longest, `[` 39 characters `%` a u32 `]:` a port, is 58 bytes.
             SocketAddr::V6(_) => {
@@ -219,33 +226,41 @@ impl AddrText {
         t
     }
 
-    fn push(&mut self, b: u8) {
-        if self.len < self.bytes.len() {
-            self.bytes[self.len] = b;
+    /// An IPv4 octet in decimal.
+    fn octet(&mut self, n: u8) {
+        let at = self.len;
+        if n >= 100 {
+            self.bytes[at] = b'0' + n / 100;
+            self.bytes[at + 1] = b'0' + n / 10 % 10;
+            self.bytes[at + 2] = b'0' + n % 10;
+            self.len += 3;
+        } else if n >= 10 {
+            self.bytes[at] = b'0' + n / 10;
+            self.bytes[at + 1] = b'0' + n % 10;
+            self.len += 2;
+        } else {
+            self.bytes[at] = b'0' + n;
             self.len += 1;
         }
     }
 
-    fn decimal(&mut self, mut n: u32) {
-        let mut digits = [0u8; 10];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for &d in &digits[i..] {
-            self.push(d);
-        }
+    /// A port in decimal.
+    fn port(&mut self, n: u16) {
+        let mut text = itoa::Buffer::new();
+        let digits = text.format(n).as_bytes();
+        self.bytes[self.len..self.len + digits.len()].copy_from_slice(digits);
+        self.len += digits.len();
     }
 
     /// The text.
     pub(crate) fn as_str(&self) -> &str {
         // Only ASCII is ever pushed, and `write_str` copies whole strings.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The text's bytes (ASCII).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 

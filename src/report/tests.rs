@@ -320,6 +320,157 @@ fn compact_json_by_hand_is_the_bytes_serde_writes() {
 }
 
 #[test]
+fn compact_json_rows_of_every_shape_are_the_bytes_serde_writes() {
+    use crate::model::{Netns, NetnsKind, NetnsTable, Tracking, Tuple};
+    // Every value each field can take, drawn pseudo-randomly over a few thousand rows (more
+    // than one thread's chunk): IPv4 and IPv6 ends, none to three owners with and without
+    // names (hostile ones too), users with and without names, every attribution, ages from
+    // the kernel (to the nanosecond, so every rounding of the milliseconds), observed and
+    // first-sight ages (none when the state began at the poll), earlier states, timers,
+    // unknown queues, lab sockets, namespaces with odd names and one missing from the table.
+    let mut next = crate::model::draw::from(0x2545_f491_4f6c_dd1d);
+    let now = at(1000);
+    let names = ["java", "a\u{1b}[2Jb", "q\"uote\\", "naïve≥", "", "\u{85}"];
+    let rows: Vec<Connection> = (0..9000)
+        .map(|i| {
+            let mut end = || -> std::net::SocketAddr {
+                let port = [0, 80, 9999, 65535][next(4) as usize];
+                match next(4) {
+                    0 => format!("[fe80::{:x}%{}]:{port}", next(65536), next(5)),
+                    1 => format!("[::ffff:10.0.0.{}]:{port}", next(256)),
+                    _ => format!(
+                        "{}.{}.{}.{}:{port}",
+                        next(256),
+                        next(256),
+                        next(256),
+                        next(256)
+                    ),
+                }
+                .parse()
+                .unwrap()
+            };
+            let (local, remote) = (end(), end());
+            let state = TcpState::ALL[next(TcpState::ALL.len() as u64) as usize];
+            let mut c = Connection::on(Tuple::in_netns(local, remote, next(3) as u16), state);
+            c.inode = next(1 << 32) as u32;
+            c.cookie = i;
+            c.owners = (0..next(4))
+                .map(|_| Owner {
+                    pid: next(1 << 22) as u32,
+                    name: (next(4) > 0)
+                        .then(|| Arc::from(names[next(names.len() as u64) as usize])),
+                })
+                .collect();
+            c.attribution = [
+                None,
+                Some(Attribution::Owner),
+                Some(Attribution::LastOwner),
+                Some(Attribution::Listener),
+                Some(Attribution::Event),
+                Some(Attribution::Pending),
+            ][next(6) as usize];
+            c.user = match next(3) {
+                0 => None,
+                n => Some(Arc::new(User {
+                    uid: next(70000) as u32,
+                    name: (n == 2).then(|| names[next(names.len() as u64) as usize].into()),
+                })),
+            };
+            let age = Duration::from_nanos(next(400_000_000_000_000));
+            c.tracking = match next(5) {
+                0 => None,
+                1 => Some(Tracking::from_kernel(now, age)),
+                2 => Some(Tracking::new(now - age, now, false)),
+                3 => Some(Tracking::new(now - age, now - age / 2, next(2) == 0)),
+                _ => Some(Tracking::from_kernel(now, age).entering(
+                    TcpState::Established,
+                    crate::model::connection::nanos(now) - next(1_000_000_000),
+                    1 + next(3) as usize,
+                )),
+            };
+            c.timer = (next(2) == 0).then(|| Timer {
+                kind: [
+                    TimerKind::Retransmit,
+                    TimerKind::Keepalive,
+                    TimerKind::TimeWait,
+                    TimerKind::ZeroWindowProbe,
+                ][next(4) as usize],
+                expires_ms: next(1 << 32) as u32,
+                retransmits: next(256) as u8,
+            });
+            let queue = |n: u64| (n > 0).then_some(n as u32 * 1000);
+            c.set_queues(queue(next(3)), queue(next(3)));
+            c.lab = next(5) == 0;
+            c
+        })
+        .collect();
+    let mut s = Snapshot::fixture(now, rows);
+    let ns = |id, name: &str| Netns {
+        id,
+        inode: 4026531840 + u64::from(id),
+        kind: NetnsKind::Host,
+        name: Arc::from(name),
+        pid: None,
+        ports: None,
+    };
+    s.netns = Arc::new(NetnsTable::new(vec![ns(0, "host"), ns(1, "web\"\u{1b}1")]));
+    let v = SnapshotView {
+        snapshot: &s,
+        backend: "netlink",
+        polls: 1,
+        interval: None,
+        total_connections: s.connections.len(),
+        filter: String::new(),
+        alerts: &[],
+        pressure: &[],
+        names: None,
+    };
+    let (by_hand, by_serde) = by_hand_and_by_serde(&v);
+    let (by_hand, by_serde) = (
+        String::from_utf8(by_hand).unwrap(),
+        String::from_utf8(by_serde).unwrap(),
+    );
+    // The first row that differs, rather than two 3 MB strings.
+    let rows = |doc: &str| doc.split("},{").map(str::to_string).collect::<Vec<_>>();
+    let (hand, serde) = (rows(&by_hand), rows(&by_serde));
+    if let Some(i) = (0..hand.len().min(serde.len())).find(|&i| hand[i] != serde[i]) {
+        panic!("row {i} differs:\n{}\n{}", hand[i], serde[i]);
+    }
+    assert!(by_hand == by_serde, "the documents differ");
+}
+
+#[test]
+fn ages_by_hand_are_the_floats_serde_writes() {
+    let serde = |d: Duration| serde_json::to_string(&json::secs(d)).unwrap();
+    let by_hand = |d: Duration| {
+        let mut b = Vec::new();
+        json::secs_json(&mut b, d);
+        String::from_utf8(b).unwrap()
+    };
+    // Every millisecond of the first ten minutes, and each with half a millisecond more
+    // (rounded as the float rounds it).
+    for ms in 0..600_000u64 {
+        for d in [
+            Duration::from_millis(ms),
+            Duration::from_micros(ms * 1000 + 500),
+        ] {
+            assert_eq!(by_hand(d), serde(d), "{d:?}");
+        }
+    }
+    // Spread over every magnitude, up to and past where the hand-written form gives way.
+    let mut next = crate::model::draw::from(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..200_000 {
+        let x = next(u64::MAX);
+        let d = Duration::from_nanos(x >> (x % 64));
+        assert_eq!(by_hand(d), serde(d), "{d:?}");
+    }
+    for secs in [99_999_999_999, 100_000_000_000, u64::MAX / 4, u64::MAX] {
+        let d = Duration::from_secs(secs);
+        assert_eq!(by_hand(d), serde(d), "{d:?}");
+    }
+}
+
+#[test]
 fn addresses_by_hand_are_as_display_writes_them() {
     let addrs = [
         "0.0.0.0:0",
@@ -410,6 +561,8 @@ fn own_names_need_no_escaping() {
             Attribution::Owner,
             Attribution::LastOwner,
             Attribution::Listener,
+            Attribution::Event,
+            Attribution::Pending,
         ]
         .map(Attribution::name),
     );

@@ -34,7 +34,7 @@ use super::tracker::Sample;
 pub use super::duration::human_duration;
 pub use closes::{OverflowWindow, close_alerts, close_alerts_in, time_wait_overflow};
 pub(crate) use pressure::pair_groups;
-pub use pressure::{Pressure, port_pressure, pressure_of};
+pub use pressure::{Pressure, port_pressure, port_pressure_top, pressure_of};
 pub use rules::{CountRule, LingerRule, RateRule, RatioRule, Rules};
 pub(crate) use time_wait::endpoint_key;
 

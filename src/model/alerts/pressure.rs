@@ -39,6 +39,74 @@ pub fn port_pressure(conns: &[Connection], ranges: Ranges<'_>) -> Vec<Pressure> 
     pressure_of(conns, 0..conns.len(), ranges)
 }
 
+/// The first `n` of [`port_pressure`] (what a report lists), the same values, without
+/// grouping every connection by sorting it: while there are few destinations (the usual
+/// case: a few local addresses toward a few services) each is counted in a small map, at a
+/// fraction of the sort's cost, and only the connections of the `n` kept are listed. Past
+/// [`FEW_DESTINATIONS`] the sort groups faster than the map's random accesses, and is used.
+pub fn port_pressure_top(conns: &[Connection], ranges: Ranges<'_>, n: usize) -> Vec<Pressure> {
+    let mut numbered = FxHashMap::default();
+    // Per destination: its connections, those in TIME_WAIT, and its first connection.
+    let mut counts: FxHashMap<u128, (u32, u32, usize)> = FxHashMap::default();
+    for (i, c) in conns.iter().enumerate() {
+        if !holds_ephemeral_port(c, ranges.of(c.netns())) {
+            continue;
+        }
+        let key = destination_key(c, &mut numbered);
+        let (in_use, time_wait, _) = counts.entry(key).or_insert((0, 0, i));
+        *in_use += 1;
+        *time_wait += u32::from(c.state == TcpState::TimeWait);
+        if counts.len() > FEW_DESTINATIONS {
+            let mut all = port_pressure(conns, ranges);
+            all.truncate(n);
+            return all;
+        }
+    }
+    let mut top: Vec<(u128, Pressure)> = counts
+        .into_iter()
+        .map(|(key, (in_use, time_wait, first))| {
+            let c = &conns[first];
+            let range_size = ranges.of(c.netns()).len();
+            let p = Pressure {
+                netns: c.netns(),
+                local_ip: c.local().ip(),
+                remote: c.remote(),
+                in_use,
+                time_wait,
+                ratio: f64::from(in_use) / f64::from(range_size.max(1)),
+                range_size,
+                connections: Vec::with_capacity(in_use as usize),
+            };
+            (key, p)
+        })
+        .collect();
+    if top.len() > n {
+        top.select_nth_unstable_by(n, |a, b| by_use(&a.1, &b.1));
+        top.truncate(n);
+    }
+    top.sort_by(|a, b| by_use(&a.1, &b.1));
+    if !top.is_empty() {
+        for (i, c) in conns.iter().enumerate() {
+            if holds_ephemeral_port(c, ranges.of(c.netns())) {
+                let key = destination_key(c, &mut numbered);
+                if let Some((_, p)) = top.iter_mut().find(|(k, _)| *k == key) {
+                    p.connections.push(i);
+                }
+            }
+        }
+    }
+    top.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Destinations [`port_pressure_top`] counts in a map before it groups by sorting instead.
+const FEW_DESTINATIONS: usize = 4096;
+
+/// A connection's (namespace, local IP -> remote) as one integer: pair keys are below
+/// 2^81, so the namespace id fits above them.
+fn destination_key(c: &Connection, numbered: &mut FxHashMap<(IpAddr, SocketAddr), u32>) -> u128 {
+    (u128::from(c.netns()) << 81) | pair_key(c, numbered)
+}
+
 /// [`port_pressure`] over only the connections at `indices` (indices into `conns`).
 pub fn pressure_of(
     conns: &[Connection],
@@ -199,9 +267,7 @@ impl<'r> Ephemeral<'r> {
     pub(super) fn visit(&mut self, i: usize, c: &Connection) {
         if self.rule.enabled && holds_ephemeral_port(c, self.ranges.of(c.netns())) {
             self.members.push(i);
-            // Pair keys are below 2^81, so the namespace id fits above them.
-            let ns = u128::from(c.netns()) << 81;
-            self.pairs.push(ns | pair_key(c, &mut self.numbered));
+            self.pairs.push(destination_key(c, &mut self.numbered));
         }
     }
 

@@ -466,3 +466,76 @@ fn each_namespace_overflows_on_its_own_over_the_window() {
     w.mark(Duration::from_secs(14), &counts(500, 15), &table, window);
     assert!(w.alerts(&table, &rules).is_empty());
 }
+
+#[test]
+fn the_top_of_port_pressure_is_the_first_of_the_whole_list() {
+    use crate::model::netns::{Netns, NetnsKind};
+    use crate::model::{NetnsId, Tuple};
+    // Namespaces with ranges of their own (one with the default), few and many destinations
+    // (past the point where the top is found by sorting), IPv6 ends, listeners and server
+    // ports, ties in use broken by destination.
+    let ns = |id: NetnsId, ports: Option<PortRange>| Netns {
+        id,
+        inode: u64::from(id),
+        kind: NetnsKind::Host,
+        name: format!("ns{id}").into(),
+        pid: None,
+        ports,
+    };
+    let table = NetnsTable::new(vec![
+        ns(0, None),
+        ns(
+            1,
+            Some(PortRange {
+                low: 40000,
+                high: 40999,
+            }),
+        ),
+        ns(
+            2,
+            Some(PortRange {
+                low: 1024,
+                high: 65535,
+            }),
+        ),
+    ]);
+    let ranges = Ranges::new(RANGE, &table);
+    let mut next = crate::model::draw::from(0x853c_49e6_748f_ea9b);
+    for (sockets, destinations) in [(3000, 5), (3000, 40), (20_000, 9000)] {
+        let conns: Vec<Connection> = (0..sockets)
+            .map(|_| {
+                let local_port = 30000 + next(20000) as u16;
+                let (local, remote) = if next(8) == 0 {
+                    (
+                        format!("[::1]:{local_port}"),
+                        format!("[fe80::{:x}]:443", next(destinations)),
+                    )
+                } else {
+                    let d = next(destinations);
+                    (
+                        format!("10.0.0.{}:{local_port}", d % 3),
+                        format!("10.1.{}.{}:{}", d / 256 % 256, d % 256, 80 + d % 2),
+                    )
+                };
+                let state = TcpState::ALL[next(TcpState::ALL.len() as u64) as usize];
+                Connection::on(
+                    Tuple::in_netns(
+                        local.parse().unwrap(),
+                        remote.parse().unwrap(),
+                        next(4) as NetnsId,
+                    ),
+                    state,
+                )
+            })
+            .collect();
+        let all = port_pressure(&conns, ranges);
+        assert!(all.len() > 3, "{} destinations", all.len());
+        for n in [0, 1, 3, 10, all.len(), all.len() + 5] {
+            let top = port_pressure_top(&conns, ranges, n);
+            assert!(
+                top[..] == all[..n.min(all.len())],
+                "{sockets} sockets toward {destinations} destinations, top {n}"
+            );
+        }
+    }
+}

@@ -496,11 +496,17 @@ impl Connection {
     /// nothing is known of when the state began: no kernel clock, and only lingertop's first
     /// poll has seen it.
     pub fn state_age(&self, now: SystemTime) -> Option<Duration> {
+        self.state_age_at(nanos(now))
+    }
+
+    /// [`Connection::state_age`] at `now` given as nanoseconds since the epoch: the same
+    /// duration, in integer arithmetic (a writer of many rows converts `now` once).
+    pub(crate) fn state_age_at(&self, now: Nanos) -> Option<Duration> {
         let t = self.tracking.as_ref()?;
-        if t.source == AgeSource::FirstSight && t.state_since() >= now {
+        if t.source == AgeSource::FirstSight && t.state_since >= now {
             return None;
         }
-        Some(now.duration_since(t.state_since()).unwrap_or_default())
+        Some(Duration::from_nanos(now.saturating_sub(t.state_since)))
     }
 
     /// Where [`Connection::state_age`] comes from; `None` when there is no age.
