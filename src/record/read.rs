@@ -45,22 +45,8 @@ const POLL_COLUMNS: &str = "id, at_ns, read_established, established, syn_sent, 
 
 fn poll_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PollRow> {
     let mut counts = StateCounts::default();
-    for (i, s) in [
-        TcpState::Established,
-        TcpState::SynSent,
-        TcpState::SynRecv,
-        TcpState::FinWait1,
-        TcpState::FinWait2,
-        TcpState::TimeWait,
-        TcpState::Close,
-        TcpState::CloseWait,
-        TcpState::LastAck,
-        TcpState::Listen,
-        TcpState::Closing,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    // The counts' columns are in the states' kernel order.
+    for (i, s) in TcpState::ALL.into_iter().enumerate() {
         counts.0[s.index()] = r.get::<_, Option<u32>>(3 + i)?.unwrap_or(0);
     }
     Ok(PollRow {

@@ -85,34 +85,16 @@ pub fn run_replay(
             history: None,
         };
         let signals = Shutdown::install().context("cannot install signal handlers")?;
-        install_panic_hook();
-        let mut guard = TerminalGuard::enter()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ev_tx, ev_rx) = mpsc::channel(64);
-        let reader =
-            spawn_event_reader(ev_tx, stop.clone()).context("cannot start the input thread")?;
         // Nothing to control: the recording is read at the cursor.
-        let control = |_| {};
-        let mut stdout = io::stdout();
-        let outcome = run_loop(
+        in_terminal(
             &mut app,
             &mut parts,
-            Io {
-                terminal: guard.terminal(),
-                events: ev_rx,
-                polls: poll_rx,
-                control: &control,
-                clipboard: &mut stdout,
-                in_tmux: std::env::var_os("TMUX").is_some_and(|t| !t.is_empty()),
-                signals: Some(signals),
-                replay: Some(replay),
-            },
+            poll_rx,
+            &|_| {},
+            signals,
+            Some(replay),
         )
-        .await;
-        stop.store(true, Ordering::Relaxed);
-        drop(guard);
-        drop(reader);
-        outcome
+        .await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -179,39 +161,59 @@ async fn run_async(cfg: &Config, collector: Collector, settings: Dashboard) -> R
     .context("cannot start the poll thread")?;
     let signals = Shutdown::install().context("cannot install signal handlers")?;
 
+    let outcome = in_terminal(
+        &mut app,
+        &mut parts,
+        poll_rx,
+        &|c| poller.send(c),
+        signals,
+        None,
+    )
+    .await;
+    // Close every lab socket and stop its threads before leaving.
+    drop(parts);
+    drop(poller);
+    outcome
+}
+
+/// Runs the loop in the real terminal, taken for the time of the call and given back on
+/// every path out (a panic included), with the polls and their control.
+async fn in_terminal(
+    app: &mut App,
+    parts: &mut Parts,
+    polls: mpsc::Receiver<Message>,
+    control: &dyn Fn(Control),
+    signals: Shutdown,
+    replay: Option<replay::Replay>,
+) -> Result<()> {
     install_panic_hook();
     let mut guard = TerminalGuard::enter()?;
     let stop = Arc::new(AtomicBool::new(false));
     let (ev_tx, ev_rx) = mpsc::channel(64);
     let reader =
         spawn_event_reader(ev_tx, stop.clone()).context("cannot start the input thread")?;
-    let control = |c| poller.send(c);
     let mut stdout = io::stdout();
     let outcome = run_loop(
-        &mut app,
-        &mut parts,
+        app,
+        parts,
         Io {
             terminal: guard.terminal(),
             events: ev_rx,
-            polls: poll_rx,
-            control: &control,
+            polls,
+            control,
             clipboard: &mut stdout,
             in_tmux: std::env::var_os("TMUX").is_some_and(|t| !t.is_empty()),
             signals: Some(signals),
-            replay: None,
+            replay,
         },
     )
     .await;
-
     stop.store(true, Ordering::Relaxed);
     drop(guard);
-    // Close every lab socket and stop its threads before leaving.
-    drop(parts);
     // The input thread is not joined: on a terminal that hung up, crossterm can keep
     // re-reading an EOF inside one call and never come back to see `stop`. It holds
     // nothing that needs cleaning up, and it ends with the process.
     drop(reader);
-    drop(poller);
     outcome
 }
 
