@@ -68,3 +68,25 @@ pub fn wait(mut c: Child) {
     let _ = c.kill();
     panic!("child did not finish in 30 s");
 }
+
+/// Accepts N connections and never closes them: once the peers close, N CLOSE_WAIT held
+/// until it is killed. Prints "held" when all N are accepted.
+pub const LEAK_SERVER: &str = r#"
+import socket, sys, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(64)
+print(l.getsockname()[1], flush=True)
+kept = [l.accept()[0] for _ in range(int(sys.argv[1]))]
+print("held", flush=True)
+time.sleep(120)
+"#;
+
+/// Connects N times and keeps the connections ESTABLISHED until told on stdin, then closes.
+pub const HOLD_CLIENT: &str = r#"
+import socket, sys
+cs = [socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20) for _ in range(int(sys.argv[1]))]
+print("open", flush=True)
+sys.stdin.readline()
+for c in cs:
+    c.close()
+print("done", flush=True)
+"#;

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::common::live::{signal, wait_exit};
 use crate::common::netns::{Netns, privileged, wait_until};
-use crate::common::resets::{CLIENT, SERVER, first_line, python, wait};
+use crate::common::resets::{CLIENT, HOLD_CLIENT, LEAK_SERVER, SERVER, first_line, python, wait};
 use crate::common::{lingertop, parse};
 
 /// Accepts N connections and reads each to its end, then closes: the peer closed first, so
@@ -69,28 +69,6 @@ for _ in range(int(sys.argv[1])):
             pass
     except ConnectionResetError:
         pass
-    c.close()
-print("done", flush=True)
-"#;
-
-/// Accepts N connections and never closes them: once the peers close, N CLOSE_WAIT held
-/// until it is killed. Prints "held" when all N are accepted.
-const LEAK_SERVER: &str = r#"
-import socket, sys, time
-l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(64)
-print(l.getsockname()[1], flush=True)
-kept = [l.accept()[0] for _ in range(int(sys.argv[1]))]
-print("held", flush=True)
-time.sleep(120)
-"#;
-
-/// Connects N times and keeps the connections ESTABLISHED until told on stdin, then closes.
-const HOLD_CLIENT: &str = r#"
-import socket, sys
-cs = [socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20) for _ in range(int(sys.argv[1]))]
-print("open", flush=True)
-sys.stdin.readline()
-for c in cs:
     c.close()
 print("done", flush=True)
 "#;

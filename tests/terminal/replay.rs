@@ -13,29 +13,8 @@ use rusqlite::{Connection, OpenFlags};
 use crate::common::lingertop;
 use crate::common::live::{signal, wait_exit};
 use crate::common::netns::{Netns, privileged};
-use crate::common::resets::{first_line, python, wait};
+use crate::common::resets::{HOLD_CLIENT, LEAK_SERVER, first_line, python, wait};
 use crate::common::tmux::Tmux;
-
-/// Accepts N connections and never closes them; prints "held" when all are in.
-const LEAK_SERVER: &str = r#"
-import socket, sys, time
-l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(64)
-print(l.getsockname()[1], flush=True)
-kept = [l.accept()[0] for _ in range(int(sys.argv[1]))]
-print("held", flush=True)
-time.sleep(120)
-"#;
-
-/// Connects N times, then closes every connection when a line comes on stdin.
-const CLIENT: &str = r#"
-import socket, sys
-cs = [socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20) for _ in range(int(sys.argv[1]))]
-print("open", flush=True)
-sys.stdin.readline()
-for c in cs:
-    c.close()
-print("done", flush=True)
-"#;
 
 fn query<T: rusqlite::types::FromSql>(db: &Connection, sql: &str) -> T {
     db.query_row(sql, [], |r| r.get(0))
@@ -84,7 +63,7 @@ fn the_time_cursor_moves_the_header_and_counts_follow_and_the_leaks_alert_is_the
     let port = first_line(&mut leaker);
     let mut client = ns
         .command("python3")
-        .args(["-c", CLIENT, "4", &port])
+        .args(["-c", HOLD_CLIENT, "4", &port])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
